@@ -1,0 +1,134 @@
+//! Plain domain types shared by every room of shipdeck, and the pure logic that belongs to
+//! them. Nothing here performs I/O or knows about terminals: `sources` fill these types from
+//! the outside world, `ops` decides with them, `tui` draws them, `sandbox` simulates them.
+
+mod argo;
+mod build;
+mod status;
+pub mod text;
+mod workload;
+
+pub use argo::*;
+pub use build::*;
+pub use status::*;
+pub use workload::*;
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Where an application lives: the Argo CD instance (an API server or a kubeconfig context
+/// running Argo CD in core mode), the namespace of the Application object, and its name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AppId {
+    pub instance: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl AppId {
+    pub fn new(
+        instance: impl Into<String>,
+        namespace: impl Into<String>,
+        name: impl Into<String>,
+    ) -> Self {
+        Self {
+            instance: instance.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for AppId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.instance, self.namespace, self.name)
+    }
+}
+
+/// A Git revision (commit SHA, branch, or tag) as Argo CD reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Revision(pub String);
+
+impl Revision {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// A commit SHA shortened to 7 characters the way Git prints it; branch and tag names
+    /// are left whole because shortening them would make them wrong.
+    pub fn short(&self) -> &str {
+        let s = self.0.as_str();
+        if s.len() >= 40 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            &s[..7]
+        } else {
+            s
+        }
+    }
+}
+
+impl fmt::Display for Revision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A deployment environment with its rank in promotion order (dev < staging < prod < others).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Environment {
+    pub name: String,
+    pub rank: u32,
+}
+
+impl Environment {
+    pub fn new(name: impl Into<String>, rank: u32) -> Self {
+        Self {
+            name: name.into(),
+            rank,
+        }
+    }
+}
+
+impl PartialOrd for Environment {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Environment {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.rank
+            .cmp(&other.rank)
+            .then_with(|| self.name.cmp(&other.name))
+    }
+}
+
+/// Whether an environment needs an operator's approval before a sync or rollback.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalPolicy {
+    #[default]
+    None,
+    Confirm,
+    Required,
+}
+
+/// A record of an operator approving a change to a gated environment, kept in the audit log
+/// and sent to Argo CD as `info` entries on the operation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalRecord {
+    pub id: String,
+    pub app: AppId,
+    pub environment: String,
+    pub approved_by: String,
+    pub reason: Option<String>,
+    pub from_revision: Option<Revision>,
+    pub to_revision: Option<Revision>,
+    pub diff_digest: Option<String>,
+    pub at: chrono::DateTime<chrono::Utc>,
+}

@@ -1,0 +1,6 @@
+//! Decisions and state: the Estate store, environment classification, why an app is out of
+//! sync, the diff engine, approval policy and guards, actions, and the audit log. Ops calls
+//! sources but performs no I/O of its own beyond the audit log.
+
+pub mod classify;
+pub mod estate;

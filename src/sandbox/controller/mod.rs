@@ -1,0 +1,8 @@
+//! (stub, to be written) The sandbox's controllers.
+
+use super::World;
+use std::sync::Arc;
+
+pub fn spawn_all(_world: Arc<World>) -> Vec<tokio::task::JoinHandle<()>> {
+    Vec::new()
+}
