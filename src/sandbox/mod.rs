@@ -13,12 +13,14 @@ pub mod ci;
 pub mod clock;
 pub mod controller;
 pub mod estate;
+pub mod events;
 pub mod faults;
 pub mod files;
 pub mod github_api;
 pub mod gitrepo;
 pub mod jenkins_api;
 pub mod kube_api;
+pub mod serve;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -233,6 +235,7 @@ pub fn router(world: Arc<World>) -> axum::Router {
         .merge(github_api::router(world.clone()))
         .merge(jenkins_api::router(world.clone()))
         .merge(faults::admin_router(world.clone()))
+        .merge(controller::admin_router(world.clone()))
         .layer(axum::middleware::from_fn_with_state(
             world,
             faults::fault_layer,

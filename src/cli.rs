@@ -1,0 +1,126 @@
+//! Command-line surface: clap definitions and the headless commands (`status`, `diff`,
+//! `history`, `rollout`, `sync`, `rollback`, `build`, `login`), plus `sandbox`, `demo`,
+//! `completions` and `man`. With no subcommand shipdeck opens the console.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "shipdeck",
+    version,
+    about = "A terminal operations console for GitOps (Argo CD, Kubernetes, GitHub Actions, Jenkins)"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub console: ConsoleArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Options shared by the console and the headless commands.
+#[derive(Debug, Clone, Args, Default)]
+pub struct ConsoleArgs {
+    /// Kubeconfig context to use (core mode); repeatable for several clusters.
+    #[arg(long, global = true)]
+    pub context: Vec<String>,
+    /// Use core mode: talk to Kubernetes directly, no Argo CD API server.
+    #[arg(long, global = true)]
+    pub core: bool,
+    /// Argo CD API server (API mode), e.g. argocd.example.com or http://127.0.0.1:8080.
+    #[arg(long, global = true, env = "ARGOCD_SERVER")]
+    pub argocd_server: Option<String>,
+    /// Refuse every mutation (sync, rollback, build).
+    #[arg(long, global = true)]
+    pub read_only: bool,
+    /// Skip TLS verification for the servers given on the command line.
+    #[arg(long, global = true)]
+    pub insecure: bool,
+    /// Colour theme: default, light, high-contrast, colorblind, mono.
+    #[arg(long, global = true)]
+    pub theme: Option<String>,
+    /// Config file (default: the platform config dir's shipdeck/config.toml).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Default, ValueEnum)]
+pub enum OutputFormat {
+    #[default]
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve a simulated GitOps estate on loopback (Kubernetes, Argo CD, GitHub, Jenkins APIs).
+    Sandbox(SandboxArgs),
+    /// Start the sandbox in-process and open the console against it.
+    Demo(SandboxArgs),
+    /// Print shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page.
+    Man,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SandboxArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Where to write kubeconfig, env and the Git repository (default: a new temp dir).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Built-in estate name or path to an estate YAML file.
+    #[arg(long, default_value = "default")]
+    pub estate: String,
+    /// Generate N applications instead (scale tests).
+    #[arg(long)]
+    pub apps: Option<usize>,
+    /// Wall seconds per simulated second (0.1 runs ten times faster).
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// Seed for generated names, tokens and timings.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+impl SandboxArgs {
+    pub fn options(&self) -> crate::sandbox::SandboxOptions {
+        crate::sandbox::SandboxOptions {
+            listen: self.listen,
+            state_dir: self.state_dir.clone(),
+            estate: self.estate.clone(),
+            apps: self.apps,
+            time_scale: self.time_scale,
+            seed: self.seed,
+        }
+    }
+}
+
+/// Run the parsed command line; returns the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        None => crate::tui::run::run(cli.console).await.map(|()| 0),
+        Some(Command::Sandbox(args)) => {
+            crate::sandbox::serve::run(args.options()).await.map(|()| 0)
+        }
+        Some(Command::Demo(args)) => crate::tui::run::demo(cli.console, args.options())
+            .await
+            .map(|()| 0),
+        Some(Command::Completions { shell }) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "shipdeck", &mut std::io::stdout());
+            Ok(0)
+        }
+        Some(Command::Man) => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+            Ok(0)
+        }
+    }
+}
