@@ -132,3 +132,35 @@ pub struct ApprovalRecord {
     pub diff_digest: Option<String>,
     pub at: chrono::DateTime<chrono::Utc>,
 }
+
+/// Connection state of one source (an Argo CD instance, a cluster context, a CI system).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Connection {
+    Connecting,
+    Connected,
+    /// Lost and retrying; `since` is when data was last known fresh (RFC 3339).
+    Reconnecting {
+        reason: String,
+        since: String,
+    },
+    Failed {
+        reason: String,
+    },
+}
+
+/// A change to the estate, sent by sources and actions.
+#[derive(Debug, Clone)]
+pub enum Update {
+    /// An application was added or changed.
+    Upsert(AppId, Box<Application>),
+    Delete(AppId),
+    /// A source relisted: every app of `instance` not in the list is gone.
+    Resync {
+        instance: String,
+        apps: Vec<(AppId, Application)>,
+    },
+    Connection {
+        source: String,
+        state: Connection,
+    },
+}

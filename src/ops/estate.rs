@@ -5,6 +5,7 @@
 
 use super::classify::{Classified, classify};
 use crate::model::{AppId, Application, Environment, Revision, SyncStatus};
+pub use crate::model::{Connection, Update};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Why an application is OutOfSync.
@@ -93,38 +94,6 @@ impl AppEntry {
             cause,
         }
     }
-}
-
-/// Connection state of one source (an Argo CD instance, a cluster context, a CI system).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Connection {
-    Connecting,
-    Connected,
-    /// Lost and retrying; `since` is when data was last known fresh (RFC 3339).
-    Reconnecting {
-        reason: String,
-        since: String,
-    },
-    Failed {
-        reason: String,
-    },
-}
-
-/// A change to the estate, sent by sources and actions.
-#[derive(Debug, Clone)]
-pub enum Update {
-    /// An application was added or changed.
-    Upsert(AppId, Box<Application>),
-    Delete(AppId),
-    /// A source relisted: every app of `instance` not in the list is gone.
-    Resync {
-        instance: String,
-        apps: Vec<(AppId, Application)>,
-    },
-    Connection {
-        source: String,
-        state: Connection,
-    },
 }
 
 #[derive(Debug, Default)]

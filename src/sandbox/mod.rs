@@ -78,6 +78,9 @@ pub struct World {
     pub base_url: String,
     /// Wakes the Argo CD controller at once, as a Git webhook would.
     pub refresh: tokio::sync::Notify,
+    /// Images that fail on demand: image reference -> `ImagePullBackOff` or
+    /// `CrashLoopBackOff` (the Deployment controller reads it for every new pod).
+    pub image_faults: std::sync::Mutex<std::collections::HashMap<String, String>>,
     pub seed: u64,
 }
 
@@ -160,6 +163,7 @@ impl Sandbox {
             ci: ci::Ci::default(),
             base_url: base_url.clone(),
             refresh: tokio::sync::Notify::new(),
+            image_faults: Default::default(),
             seed: opts.seed,
         });
         estate::seed_store(&world).map_err(SandboxError::Estate)?;
@@ -236,6 +240,7 @@ pub fn router(world: Arc<World>) -> axum::Router {
         .merge(jenkins_api::router(world.clone()))
         .merge(faults::admin_router(world.clone()))
         .merge(controller::admin_router(world.clone()))
+        .merge(controller::deploy::admin_router(world.clone()))
         .layer(axum::middleware::from_fn_with_state(
             world,
             faults::fault_layer,

@@ -1,4 +1,201 @@
 //! Connections to the outside world: Kubernetes (kube-rs), the Argo CD API server, Git
 //! (the system `git`), GitHub Actions and Jenkins. Each system has its own file and its own
-//! error type. Sources turn outside data into `model` values; they never import ratatui and
-//! never decide policy.
+//! error type. Sources turn outside data into `model` values and send [`Update`]s; they
+//! never import ratatui and never decide policy (that is `ops`).
+//!
+//! Argo CD is reached two ways behind one trait, [`ArgoSource`]: the API server
+//! (`argocd.rs`, API mode) or the Application CRs through a kubeconfig context (`kube.rs`,
+//! core mode). [`Backend`] holds either.
+
+pub mod argocd;
+pub mod git;
+pub mod github;
+pub mod jenkins;
+pub mod kube;
+
+use crate::model::{Application, InfoEntry, SyncResourceRef, SyncWindow, Update, WorkloadRollout};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::future::Future;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// What went wrong talking to Argo CD (either way), phrased for the operator.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SourceError {
+    #[error("{server}: not authenticated ({detail}); {hint}")]
+    Unauthorized {
+        server: String,
+        detail: String,
+        hint: String,
+    },
+    #[error("permission denied: {0}")]
+    Forbidden(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The server understood and refused (auto-sync on, operation in progress, window).
+    #[error("{0}")]
+    Refused(String),
+    #[error("{server} unreachable: {detail}")]
+    Unreachable { server: String, detail: String },
+    #[error("timed out after {seconds}s: {what}")]
+    Timeout { what: String, seconds: u64 },
+    /// The answer did not have the expected shape.
+    #[error("unexpected answer from {server}: {detail}")]
+    Protocol { server: String, detail: String },
+}
+
+/// How hard to ask Argo CD to look at Git again before answering.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Refresh {
+    #[default]
+    None,
+    Normal,
+    Hard,
+}
+
+/// One managed resource with its desired (Git) and live (cluster) state, for diffs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ManagedResource {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    /// Desired state; None when the resource should not exist (to be pruned).
+    pub target: Option<Value>,
+    /// Live state; None when it does not exist yet.
+    pub live: Option<Value>,
+}
+
+/// A sync request. `initiated_by` and `info` carry the operator and the approval.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyncRequest {
+    pub revision: Option<String>,
+    pub prune: bool,
+    pub dry_run: bool,
+    /// Partial sync; empty means the whole app.
+    pub resources: Vec<SyncResourceRef>,
+    /// `apply` strategy instead of the default `hook`.
+    pub apply_strategy: bool,
+    pub initiated_by: String,
+    pub info: Vec<InfoEntry>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RollbackRequest {
+    /// `status.history[].id` to return to.
+    pub id: i64,
+    pub prune: bool,
+    pub dry_run: bool,
+    pub initiated_by: String,
+    pub info: Vec<InfoEntry>,
+}
+
+/// A Kubernetes Event about an application or one of its resources.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AppEvent {
+    /// `Normal` or `Warning`.
+    pub event_type: String,
+    pub reason: String,
+    pub message: String,
+    /// `Kind/name` of the object the event is about.
+    pub object: String,
+    pub count: u32,
+    pub last_seen: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyncWindowsState {
+    pub can_sync: bool,
+    pub active: Vec<SyncWindow>,
+    pub assigned: Vec<SyncWindow>,
+}
+
+/// Everything shipdeck asks of one Argo CD instance, in either mode.
+pub trait ArgoSource: Send + Sync {
+    /// The instance name every [`crate::model::AppId`] from this source carries.
+    fn instance(&self) -> &str;
+
+    /// Watch applications until `tx` closes: list, then stream changes; reconnect with
+    /// backoff, relist after 410 Gone; report connection state as `Update::Connection`.
+    fn watch_applications(&self, tx: mpsc::Sender<Update>) -> JoinHandle<()>;
+
+    fn list_applications(
+        &self,
+    ) -> impl Future<Output = Result<Vec<Application>, SourceError>> + Send;
+
+    fn get_application(
+        &self,
+        name: &str,
+        refresh: Refresh,
+    ) -> impl Future<Output = Result<Application, SourceError>> + Send;
+
+    /// Desired and live state of every managed resource (API mode: managed-resources; core
+    /// mode: Git manifests at the target revision against live objects).
+    fn managed_resources(
+        &self,
+        app: &Application,
+    ) -> impl Future<Output = Result<Vec<ManagedResource>, SourceError>> + Send;
+
+    /// Deployments of the app with their ReplicaSets and pods, once.
+    fn workloads(
+        &self,
+        app: &Application,
+    ) -> impl Future<Output = Result<Vec<WorkloadRollout>, SourceError>> + Send;
+
+    /// Keep sending the app's workloads as they change until `tx` closes (only while
+    /// someone looks at the app).
+    fn watch_workloads(
+        &self,
+        app: &Application,
+        tx: mpsc::Sender<Result<Vec<WorkloadRollout>, SourceError>>,
+    ) -> JoinHandle<()>;
+
+    fn events(
+        &self,
+        app: &Application,
+    ) -> impl Future<Output = Result<Vec<AppEvent>, SourceError>> + Send;
+
+    fn sync(
+        &self,
+        app: &Application,
+        req: SyncRequest,
+    ) -> impl Future<Output = Result<Application, SourceError>> + Send;
+
+    fn rollback(
+        &self,
+        app: &Application,
+        req: RollbackRequest,
+    ) -> impl Future<Output = Result<Application, SourceError>> + Send;
+
+    /// Turn automated sync on or off (a rollback with auto-sync on needs it off).
+    fn set_auto_sync(
+        &self,
+        app: &Application,
+        enabled: bool,
+    ) -> impl Future<Output = Result<Application, SourceError>> + Send;
+
+    /// May the current user do `action` (`get`, `sync`, `update`, `override`) on the app?
+    fn can_i(
+        &self,
+        action: &str,
+        app: &Application,
+    ) -> impl Future<Output = Result<bool, SourceError>> + Send;
+
+    fn sync_windows(
+        &self,
+        app: &Application,
+    ) -> impl Future<Output = Result<SyncWindowsState, SourceError>> + Send;
+
+    /// The last `tail` lines of a pod's logs (sanitized by the caller before drawing).
+    fn pod_logs(
+        &self,
+        app: &Application,
+        namespace: &str,
+        pod: &str,
+        tail: u32,
+    ) -> impl Future<Output = Result<Vec<String>, SourceError>> + Send;
+}

@@ -1,10 +1,12 @@
 //! (stub, to be written) The sandbox's controllers.
 
+pub mod deploy;
+
 use super::World;
 use std::sync::Arc;
 
-pub fn spawn_all(_world: Arc<World>) -> Vec<tokio::task::JoinHandle<()>> {
-    Vec::new()
+pub fn spawn_all(world: Arc<World>) -> Vec<tokio::task::JoinHandle<()>> {
+    deploy::spawn(world)
 }
 
 /// Controller-owned admin endpoints under `/_sandbox/` (truth, pod failures).
