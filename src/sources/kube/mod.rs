@@ -10,6 +10,10 @@ pub mod kubeconfig;
 mod render;
 mod workloads;
 
+pub use apps::{
+    ANOTHER_OPERATION, ROLLBACK_AUTO_SYNC, auto_sync_patch, rollback_operation, sync_operation,
+};
+
 use super::git::GitMirrors;
 use super::{
     AppEvent, ArgoSource, ManagedResource, Refresh, RollbackRequest, SourceError, SyncRequest,
