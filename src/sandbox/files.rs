@@ -92,7 +92,7 @@ pub fn env_file(world: &World, dir: &Path) -> String {
         ("JENKINS_TOKEN", users.jenkins_token()),
         (
             "SHIPDECK_SANDBOX_REPO",
-            world.repo.path.display().to_string(),
+            world.repo.path().display().to_string(),
         ),
         ("SHIPDECK_SANDBOX_URL", base.clone()),
         ("SHIPDECK_SANDBOX_ADMIN_TOKEN", users.token(Role::Admin)),
