@@ -17,7 +17,7 @@ pub mod rollout;
 pub mod sse;
 pub mod syncwindow;
 
-// pub use backend::{Backend, ConnectOptions};
+pub use backend::{Backend, ConnectOptions};
 
 use crate::model::{Application, InfoEntry, SyncResourceRef, SyncWindow, Update, WorkloadRollout};
 use serde::{Deserialize, Serialize};
