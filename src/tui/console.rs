@@ -169,15 +169,20 @@ impl Console {
                         self.screens.push(v);
                     }
                     Effect::Flash(level, text) => self.flash = Some((level, text)),
-                    Effect::Command(cmd) => self.command(&cmd),
+                    Effect::Command(cmd) => self.run_command(&cmd),
                     Effect::Quit => self.quit = true,
                 }
             }
         }
     }
 
-    /// Run a palette command.
+    /// Run a palette command (as if typed after `:`).
     pub fn command(&mut self, cmd: &str) {
+        self.run_command(cmd);
+        self.settle();
+    }
+
+    fn run_command(&mut self, cmd: &str) {
         let mut words = cmd.split_whitespace();
         let head = words.next().unwrap_or("");
         let arg = words.next();
@@ -309,7 +314,9 @@ impl Console {
                 break;
             }
         }
-        if !claimed {
+        // Only answers to mutations nobody watches (a bulk sync) are worth a flash; a late
+        // answer to a superseded load is dropped silently.
+        if !claimed && self.mutations.contains(&resp.ticket) {
             match &resp.result {
                 Err(e) => self.flash = Some((Level::Error, clean(e).into_owned())),
                 Ok(Payload::Accepted(m)) => self.flash = Some((Level::Info, clean(m).into_owned())),

@@ -398,12 +398,22 @@ impl Keymap {
             .unwrap_or_else(|| "-".into())
     }
 
+    /// Keys bound to an intent, plain letters before modified keys and named keys.
     pub fn keys_for(&self, intent: Intent) -> Vec<String> {
-        self.bindings
+        let mut chords: Vec<&Chord> = self
+            .bindings
             .iter()
             .filter(|(_, i)| **i == intent)
-            .map(|(c, _)| c.label())
-            .collect()
+            .map(|(c, _)| c)
+            .collect();
+        chords.sort_by_key(|c| {
+            (
+                c.ctrl || c.alt,
+                !matches!(c.code, KeyCodeKey::Char(_)),
+                c.label(),
+            )
+        });
+        chords.into_iter().map(Chord::label).collect()
     }
 }
 

@@ -223,6 +223,30 @@ pub fn fit(s: &str, width: usize) -> String {
     out
 }
 
+/// Cut from the left, keeping the end (`…0612-143022`): the tail of a version tag is
+/// what tells two versions apart.
+pub fn fit_tail(s: &str, width: usize) -> String {
+    let total: usize = s.chars().map(|c| c.width().unwrap_or(0)).sum();
+    if total <= width {
+        return s.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut kept: Vec<char> = Vec::new();
+    let mut w = 0;
+    for c in s.chars().rev() {
+        let cw = c.width().unwrap_or(0);
+        if w + cw + 1 > width {
+            break;
+        }
+        kept.push(c);
+        w += cw;
+    }
+    kept.push('…');
+    kept.into_iter().rev().collect()
+}
+
 /// Pad or cut to exactly `width` display columns.
 pub fn pad(s: &str, width: usize) -> String {
     let f = fit(s, width);

@@ -569,6 +569,9 @@ impl View for ApproveView {
     }
 
     fn open(&mut self, ctx: &Ctx, out: &mut Outbox) {
+        if !matches!(self.diffs, Loadable::Idle) {
+            return;
+        }
         let app = self.id.clone();
         self.diffs = Loadable::Loading(out.request(match self.change {
             Change::Sync => Request::Diff { app: app.clone() },

@@ -7,7 +7,7 @@ use crate::ops::estate::AppEntry;
 use crate::tui::keymap::Intent;
 use crate::tui::theme::Role;
 use crate::tui::view::{Ctx, Outbox, View};
-use crate::tui::widgets::{self, Marks, clean, fit, pad};
+use crate::tui::widgets::{self, Marks, clean, pad};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -69,14 +69,19 @@ impl BoardView {
         let sync = entry.app.status.sync.status;
         let health = entry.app.status.health.status;
         let mut spans = match kind {
+            // Narrow: glyph and abbreviation joined, still never colour alone.
             CellWidth::Glyphs => vec![
                 Span::styled(
-                    widgets::sync_glyph(sync),
+                    format!("{}{}", widgets::sync_glyph(sync), widgets::sync_abbr(sync)),
                     theme.style(widgets::sync_role(sync)),
                 ),
                 Span::raw(" "),
                 Span::styled(
-                    widgets::health_glyph(health),
+                    format!(
+                        "{}{}",
+                        widgets::health_glyph(health),
+                        widgets::health_abbr(health)
+                    ),
                     theme.style(widgets::health_role(health)),
                 ),
             ],
@@ -98,7 +103,7 @@ impl BoardView {
         if room >= 3 {
             spans.push(Span::raw(" "));
             spans.push(Span::styled(
-                fit(&widgets::version_of(entry), room),
+                widgets::fit_tail(&widgets::version_of(entry), room),
                 theme.style(Role::Text),
             ));
         }
@@ -132,7 +137,7 @@ impl View for BoardView {
             return;
         }
         let width = area.width as usize;
-        let svc_w = (width / 4).clamp(12, 28);
+        let svc_w = (width / 5).clamp(12, 28);
         let n = envs.len().max(1);
         let cell_w = (width.saturating_sub(svc_w)) / n;
         let mut lines: Vec<Line> = Vec::with_capacity(area.height as usize);

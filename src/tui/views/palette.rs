@@ -41,7 +41,11 @@ impl PaletteView {
     pub fn completions(&self, ctx: &Ctx) -> Vec<String> {
         let mut all: Vec<String> = COMMANDS
             .iter()
-            .map(|(c, _)| c.split(' ').next().unwrap_or(c).to_string())
+            .map(|(c, _)| match c.split_once(' ') {
+                // A command that takes an argument completes with its space.
+                Some((head, _)) => format!("{head} "),
+                None => c.to_string(),
+            })
             .collect();
         all.extend(ctx.estate.environments().map(|e| format!("env {}", e.name)));
         all.extend(crate::tui::theme::built_in_names().map(|t| format!("theme {t}")));

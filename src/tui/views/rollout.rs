@@ -112,13 +112,13 @@ pub fn workload_lines(
     let mut pod_index = 0;
     let bar_w = (width / 4).clamp(6, 30);
     for w in workloads {
-        lines.push(Line::from(vec![
-            Span::styled(
-                format!("Deployment {}/{}  ", clean(&w.namespace), clean(&w.name)),
-                theme.style(Role::Accent),
-            ),
-            verdict_span(theme, &w.verdict()),
-        ]));
+        lines.push(Line::from(Span::styled(
+            format!("Deployment {}/{}", clean(&w.namespace), clean(&w.name)),
+            theme.style(Role::Accent),
+        )));
+        let mut v = verdict_span(theme, &w.verdict());
+        v.content = format!("  {}", fit(&v.content, width.saturating_sub(2))).into();
+        lines.push(Line::from(v));
         for (label, v) in [
             ("updated", w.updated),
             ("ready", w.ready),
