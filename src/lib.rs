@@ -5,8 +5,10 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod cli;
+pub mod config;
 pub mod model;
 pub mod ops;
 pub mod sandbox;
+pub mod secrets;
 pub mod sources;
 pub mod tui;

@@ -106,8 +106,12 @@ async fn default_estate_starts_as_the_demo_needs() {
     let prod = app(&sb, "checkout-prod");
     assert_eq!(prod["status"]["sync"]["status"], "OutOfSync");
     assert!(prod["spec"]["syncPolicy"].get("automated").is_none());
-    let payments = app(&sb, "payments-prod");
-    assert_eq!(payments["status"]["health"]["status"], "Degraded");
+    // The broken prod image: Degraded (the Deployment controller takes its pods to
+    // ImagePullBackOff; the Argo CD controller reads the workload).
+    wait_for("payments-prod to be Degraded", || async {
+        (app(&sb, "payments-prod")["status"]["health"]["status"] == "Degraded").then_some(())
+    })
+    .await;
     let kafka = app(&sb, "kafka-prod");
     assert_eq!(kafka["spec"]["syncPolicy"]["automated"]["prune"], false);
     assert_eq!(kafka["status"]["sync"]["status"], "Synced");
@@ -212,7 +216,10 @@ async fn argo_controller_syncs_rolls_back_drifts_and_honours_windows() {
         (Some("OutOfSync"), Some("pending-change"))
     );
     assert_eq!(t["auto_sync"], false);
-    assert_eq!(truth_of(&sb, "payments-prod").await["health"], "Degraded");
+    wait_for("payments-prod to be Degraded", || async {
+        (truth_of(&sb, "payments-prod").await["health"] == "Degraded").then_some(())
+    })
+    .await;
 
     // catalog-staging had a change waiting at start: auto-sync takes it.
     let head = w.repo.resolve("develop").unwrap();

@@ -1,18 +1,412 @@
-//! (stub, to be written) Fault injection and admin endpoints under `/_sandbox/`.
+//! Faults on demand, for tests and benchmarks: drop every open watch, expire watch
+//! versions (410 Gone), fail or delay requests whose path matches, expire tokens, force
+//! 409 conflicts on writes, and churn (a steady rate of Application status changes).
+//!
+//! Admin surface, served on loopback only and without a token (the sandbox never listens
+//! elsewhere by default; do not expose it):
+//! - `POST /_sandbox/faults` with one JSON fault, tagged by `fault`:
+//!   `{"fault":"drop-watches"}`, `{"fault":"expire-watch-versions"}`,
+//!   `{"fault":"fail","path":"/applications","status":503,"count":3}` (or `"seconds":10`),
+//!   `{"fault":"delay","path":"/pods","ms":500,"seconds":5}`, `{"fault":"expire-tokens"}`,
+//!   `{"fault":"conflict","count":2}`, `{"fault":"churn","per_second":50,"seconds":30}`;
+//! - `DELETE /_sandbox/faults` clears every rule, pending conflict and churn;
+//! - `GET /_sandbox/faults` lists active rules; `GET /_sandbox/health` says the server lives.
+//!
+//! Faults change behaviour only through this room's state; they never edit objects except
+//! churn, which writes annotations and `status.reconciledAt` the way a busy controller would.
 
-use super::World;
+use super::store::APPLICATIONS;
+use super::{ARGOCD_NAMESPACE, IN_CLUSTER, World};
 use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::middleware::Next;
-use axum::response::Response;
-use std::sync::Arc;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-#[derive(Debug, Default)]
-pub struct Faults {}
+/// Upper bounds that keep a fault from taking the machine down.
+const MAX_CHURN_PER_SECOND: u64 = 20_000;
+const MAX_SECONDS: u64 = 3_600;
 
-pub fn admin_router(_world: Arc<World>) -> axum::Router {
-    axum::Router::new()
+/// One fault request (the JSON body of `POST /_sandbox/faults`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "fault", rename_all = "kebab-case")]
+pub enum Fault {
+    DropWatches,
+    ExpireWatchVersions,
+    /// Answer `status` to requests whose path contains `path`, for `count` requests and/or
+    /// `seconds` (with neither: until cleared).
+    Fail {
+        path: String,
+        status: u16,
+        #[serde(default)]
+        count: Option<u64>,
+        #[serde(default)]
+        seconds: Option<f64>,
+    },
+    /// Hold matching requests `ms` milliseconds before serving them.
+    Delay {
+        path: String,
+        ms: u64,
+        #[serde(default)]
+        count: Option<u64>,
+        #[serde(default)]
+        seconds: Option<f64>,
+    },
+    ExpireTokens,
+    /// The next `count` writes answer 409 Conflict.
+    Conflict {
+        count: u64,
+    },
+    /// `per_second` Application status changes per second for `seconds`.
+    Churn {
+        per_second: u64,
+        seconds: f64,
+    },
 }
 
-pub async fn fault_layer(State(_world): State<Arc<World>>, req: Request, next: Next) -> Response {
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Fail(u16),
+    Delay(Duration),
+}
+
+#[derive(Debug)]
+struct Rule {
+    path_contains: String,
+    action: Action,
+    remaining: Option<u64>,
+    until: Option<Instant>,
+}
+
+impl Rule {
+    fn live(&self, now: Instant) -> bool {
+        self.remaining != Some(0) && self.until.is_none_or(|u| now < u)
+    }
+}
+
+#[derive(Debug, Default)]
+struct State_ {
+    rules: Vec<Rule>,
+    churn: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The fault state of one sandbox.
+#[derive(Debug, Default)]
+pub struct Faults {
+    state: Mutex<State_>,
+    conflicts: AtomicU64,
+}
+
+fn bounded_seconds(s: Option<f64>) -> Result<Option<Duration>, String> {
+    match s {
+        None => Ok(None),
+        Some(s) if s.is_finite() && s > 0.0 && s <= MAX_SECONDS as f64 => {
+            Ok(Some(Duration::from_secs_f64(s)))
+        }
+        Some(s) => Err(format!("seconds must be in (0, {MAX_SECONDS}], got {s}")),
+    }
+}
+
+impl Faults {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State_> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// True once per forced conflict: the write that asked answers 409.
+    pub fn take_conflict(&self) -> bool {
+        self.conflicts
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    /// Apply one fault to a running sandbox.
+    pub fn apply(world: &Arc<World>, fault: Fault) -> Result<(), String> {
+        let faults = &world.faults;
+        match fault {
+            Fault::DropWatches => world.store.drop_watches(),
+            Fault::ExpireWatchVersions => world.store.expire_history(),
+            Fault::ExpireTokens => world.users.expire_all(),
+            Fault::Conflict { count } => {
+                faults
+                    .conflicts
+                    .fetch_add(count.min(1_000_000), Ordering::SeqCst);
+            }
+            Fault::Fail {
+                path,
+                status,
+                count,
+                seconds,
+            } => {
+                if !(100..=599).contains(&status) {
+                    return Err(format!("status must be an HTTP status code, got {status}"));
+                }
+                faults.add_rule(path, Action::Fail(status), count, bounded_seconds(seconds)?);
+            }
+            Fault::Delay {
+                path,
+                ms,
+                count,
+                seconds,
+            } => {
+                if ms > MAX_SECONDS * 1000 {
+                    return Err(format!("ms must be at most {}", MAX_SECONDS * 1000));
+                }
+                let action = Action::Delay(Duration::from_millis(ms));
+                faults.add_rule(path, action, count, bounded_seconds(seconds)?);
+            }
+            Fault::Churn {
+                per_second,
+                seconds,
+            } => {
+                if per_second == 0 || per_second > MAX_CHURN_PER_SECOND {
+                    return Err(format!("per_second must be in 1..={MAX_CHURN_PER_SECOND}"));
+                }
+                let duration = bounded_seconds(Some(seconds))?.unwrap_or_default();
+                let task = tokio::spawn(churn(world.clone(), per_second, duration));
+                if let Some(old) = faults.lock().churn.replace(task) {
+                    old.abort();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn add_rule(&self, path: String, action: Action, count: Option<u64>, dur: Option<Duration>) {
+        self.lock().rules.push(Rule {
+            path_contains: path,
+            action,
+            remaining: count,
+            until: dur.map(|d| Instant::now() + d),
+        });
+    }
+
+    /// Clear every rule, pending conflict and churn.
+    pub fn clear(&self) {
+        let mut s = self.lock();
+        s.rules.clear();
+        if let Some(t) = s.churn.take() {
+            t.abort();
+        }
+        self.conflicts.store(0, Ordering::SeqCst);
+    }
+
+    /// What a request to `path` must suffer: a delay, then maybe a failure status.
+    fn check(&self, path: &str) -> (Duration, Option<u16>) {
+        let now = Instant::now();
+        let mut s = self.lock();
+        s.rules.retain(|r| r.live(now));
+        let (mut delay, mut fail) = (Duration::ZERO, None);
+        for r in s
+            .rules
+            .iter_mut()
+            .filter(|r| path.contains(&r.path_contains))
+        {
+            if let Some(n) = r.remaining.as_mut() {
+                *n = n.saturating_sub(1);
+            }
+            match r.action {
+                Action::Delay(d) => delay += d,
+                Action::Fail(code) => fail = fail.or(Some(code)),
+            }
+        }
+        s.rules.retain(|r| r.live(now));
+        (delay, fail)
+    }
+
+    fn describe(&self) -> Value {
+        let now = Instant::now();
+        let s = self.lock();
+        let rules: Vec<Value> = s
+            .rules
+            .iter()
+            .filter(|r| r.live(now))
+            .map(|r| {
+                let (kind, v) = match r.action {
+                    Action::Fail(c) => ("fail", json!(c)),
+                    Action::Delay(d) => ("delay", json!(d.as_millis() as u64)),
+                };
+                json!({"fault": kind, "path": r.path_contains, "value": v,
+                       "remaining": r.remaining,
+                       "seconds_left": r.until.map(|u| u.saturating_duration_since(now).as_secs_f64())})
+            })
+            .collect();
+        json!({
+            "rules": rules,
+            "pending_conflicts": self.conflicts.load(Ordering::SeqCst),
+            "churn": s.churn.as_ref().is_some_and(|t| !t.is_finished()),
+        })
+    }
+}
+
+/// Churn: touch random Applications at a steady rate, bounded in time.
+async fn churn(world: Arc<World>, per_second: u64, duration: Duration) {
+    let started = tokio::time::Instant::now();
+    let tick = Duration::from_millis(20);
+    let mut ticks = tokio::time::interval(tick);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut owed = 0.0f64;
+    let mut counter: u64 = 0;
+    while started.elapsed() < duration {
+        ticks.tick().await;
+        owed += per_second as f64 * tick.as_secs_f64();
+        let apps = world
+            .store
+            .list(IN_CLUSTER, APPLICATIONS, Some(ARGOCD_NAMESPACE))
+            .0;
+        if apps.is_empty() {
+            owed = 0.0;
+            continue;
+        }
+        let picks: Vec<usize> = {
+            use rand::Rng;
+            let mut rng = rand::rng();
+            (0..owed.floor() as u64)
+                .map(|_| rng.random_range(0..apps.len()))
+                .collect()
+        };
+        owed -= picks.len() as f64;
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        for i in picks {
+            counter += 1;
+            let name = apps[i]["metadata"]["name"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            let stamp = counter.to_string();
+            let _ = world.store.mutate(
+                IN_CLUSTER,
+                APPLICATIONS,
+                ARGOCD_NAMESPACE,
+                &name,
+                true,
+                |app| {
+                    if !app["metadata"]["annotations"].is_object() {
+                        app["metadata"]["annotations"] = json!({});
+                    }
+                    app["metadata"]["annotations"]["sandbox.shipdeck.io/churn"] = json!(stamp);
+                    if !app["status"].is_object() {
+                        app["status"] = json!({});
+                    }
+                    app["status"]["reconciledAt"] = json!(now);
+                    Ok(true)
+                },
+            );
+        }
+    }
+}
+
+fn fault_status(code: u16, message: &str) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let reason = match code {
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "NotFound",
+        409 => "Conflict",
+        410 => "Expired",
+        429 => "TooManyRequests",
+        500 => "InternalError",
+        503 => "ServiceUnavailable",
+        504 => "Timeout",
+        _ => "Unknown",
+    };
+    let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                      "message": message, "reason": reason, "code": code});
+    (status, Json(body)).into_response()
+}
+
+/// Middleware over every API: applies the delay and failure rules to matching requests.
+/// `/_sandbox/` itself is exempt so a test can always clear what it set.
+pub async fn fault_layer(State(world): State<Arc<World>>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if path.starts_with("/_sandbox/") {
+        return next.run(req).await;
+    }
+    let (delay, fail) = world.faults.check(path);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    if let Some(code) = fail {
+        return fault_status(
+            code,
+            "injected by the sandbox's fault rules (/_sandbox/faults)",
+        );
+    }
     next.run(req).await
+}
+
+async fn post_fault(State(world): State<Arc<World>>, body: axum::body::Bytes) -> Response {
+    let fault: Fault = match serde_json::from_slice(&body) {
+        Ok(f) => f,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": format!("bad fault: {e}")})),
+            )
+                .into_response();
+        }
+    };
+    match Faults::apply(&world, fault.clone()) {
+        Ok(()) => (StatusCode::OK, Json(json!({"applied": fault}))).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, Json(json!({"error": e}))).into_response(),
+    }
+}
+
+async fn delete_faults(State(world): State<Arc<World>>) -> Response {
+    world.faults.clear();
+    (StatusCode::OK, Json(json!({"cleared": true}))).into_response()
+}
+
+async fn list_faults(State(world): State<Arc<World>>) -> Response {
+    Json(world.faults.describe()).into_response()
+}
+
+async fn health(State(world): State<Arc<World>>) -> Response {
+    Json(json!({"status": "ok", "resourceVersion": world.store.resource_version().to_string()}))
+        .into_response()
+}
+
+pub fn admin_router(world: Arc<World>) -> Router {
+    Router::new()
+        .route(
+            "/_sandbox/faults",
+            get(list_faults).post(post_fault).delete(delete_faults),
+        )
+        .route("/_sandbox/health", get(health))
+        .with_state(world)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_count_down_and_conflicts_are_taken_once() {
+        let f = Faults::default();
+        f.add_rule("/pods".into(), Action::Fail(503), Some(2), None);
+        f.add_rule(
+            "/pods".into(),
+            Action::Delay(Duration::from_millis(5)),
+            None,
+            None,
+        );
+        assert_eq!(
+            f.check("/api/v1/pods"),
+            (Duration::from_millis(5), Some(503))
+        );
+        assert_eq!(f.check("/api/v1/pods").1, Some(503));
+        assert_eq!(f.check("/api/v1/pods").1, None);
+        assert_eq!(f.check("/apis/apps/v1/deployments"), (Duration::ZERO, None));
+        f.conflicts.store(1, Ordering::SeqCst);
+        assert!(f.take_conflict());
+        assert!(!f.take_conflict());
+        let parsed: Fault =
+            serde_json::from_str(r#"{"fault":"fail","path":"/x","status":500,"count":1}"#).unwrap();
+        assert!(matches!(parsed, Fault::Fail { status: 500, .. }));
+    }
 }

@@ -8,10 +8,16 @@
 //! core mode). [`Backend`] holds either.
 
 pub mod argocd;
+mod backend;
 pub mod git;
 pub mod github;
 pub mod jenkins;
 pub mod kube;
+pub mod rollout;
+pub mod sse;
+pub mod syncwindow;
+
+pub use backend::{Backend, ConnectOptions};
 
 use crate::model::{Application, InfoEntry, SyncResourceRef, SyncWindow, Update, WorkloadRollout};
 use serde::{Deserialize, Serialize};
@@ -42,6 +48,9 @@ pub enum SourceError {
     Unreachable { server: String, detail: String },
     #[error("timed out after {seconds}s: {what}")]
     Timeout { what: String, seconds: u64 },
+    /// Local configuration (kubeconfig, argocd CLI config, shipdeck config) is unusable.
+    #[error("{0}")]
+    Config(String),
     /// The answer did not have the expected shape.
     #[error("unexpected answer from {server}: {detail}")]
     Protocol { server: String, detail: String },
@@ -198,4 +207,57 @@ pub trait ArgoSource: Send + Sync {
         pod: &str,
         tail: u32,
     ) -> impl Future<Output = Result<Vec<String>, SourceError>> + Send;
+
+    /// Record a Kubernetes Event on the Application (audit of approvals and mutations).
+    /// Ok(false) when this source cannot (API mode has no Event API; core mode without
+    /// permission to create Events); the audit log has the record either way.
+    fn record_event(
+        &self,
+        app: &Application,
+        event: &AppEvent,
+    ) -> impl Future<Output = Result<bool, SourceError>> + Send {
+        let _ = (app, event);
+        async { Ok(false) }
+    }
+}
+
+/// Info entries a sync or rollback carries: the approval entries, plus the operator as
+/// `initiated-by` when not already there (over the API, Argo CD takes `initiatedBy` from the
+/// session, so the operator's name travels in `info` as well).
+pub fn info_with_operator(info: &[InfoEntry], operator: &str) -> Vec<InfoEntry> {
+    let mut out = info.to_vec();
+    if !operator.is_empty() && !out.iter().any(|i| i.name == "initiated-by") {
+        out.push(InfoEntry {
+            name: "initiated-by".into(),
+            value: operator.to_string(),
+        });
+    }
+    out
+}
+
+/// A Kubernetes Event as the console shows it.
+pub fn app_event(e: &k8s_openapi::api::core::v1::Event) -> AppEvent {
+    let last_seen = e
+        .last_timestamp
+        .as_ref()
+        .map(|t| t.0.to_string())
+        .or_else(|| e.event_time.as_ref().map(|t| t.0.to_string()))
+        .or_else(|| {
+            e.metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.to_string())
+        });
+    AppEvent {
+        event_type: e.type_.clone().unwrap_or_else(|| "Normal".into()),
+        reason: e.reason.clone().unwrap_or_default(),
+        message: e.message.clone().unwrap_or_default(),
+        object: format!(
+            "{}/{}",
+            e.involved_object.kind.as_deref().unwrap_or(""),
+            e.involved_object.name.as_deref().unwrap_or("")
+        ),
+        count: e.count.unwrap_or(1).max(0) as u32,
+        last_seen,
+    }
 }

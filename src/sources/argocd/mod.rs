@@ -1,0 +1,705 @@
+//! API mode: an Argo CD API server over REST and its SSE watch stream (reqwest with rustls).
+//! The server decides what the token may do; this file turns its answers into `model`
+//! values and its errors into [`SourceError`]s with a hint the operator can act on. It
+//! never prints or logs the token.
+
+mod watch;
+mod workloads;
+
+use super::{
+    AppEvent, ArgoSource, ManagedResource, Refresh, RollbackRequest, SourceError, SyncRequest,
+    SyncWindowsState, app_event, info_with_operator,
+};
+use crate::model::{Application, SyncWindow, Update, WorkloadRollout};
+use crate::secrets::Secret;
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+pub const LOGIN_HINT: &str = "run `shipdeck login argocd` or set ARGOCD_AUTH_TOKEN";
+
+/// How to reach one Argo CD API server.
+#[derive(Debug, Clone, Default)]
+pub struct ArgoApiOptions {
+    /// Instance name apps carry; None = the server's host.
+    pub name: Option<String>,
+    /// `argocd.example.com`, `https://argocd.example.com` or `http://127.0.0.1:8080`.
+    pub server: String,
+    pub token: Option<Secret>,
+    /// Skip TLS verification for this server only.
+    pub insecure: bool,
+    /// Namespace Argo CD keeps Applications in (for ids when the server omits it).
+    pub namespace: Option<String>,
+    /// Per-request timeout (streams excepted); None = 30 s.
+    pub timeout: Option<Duration>,
+    /// How often workloads are polled while watched; None = 2 s.
+    pub workload_poll: Option<Duration>,
+    /// Config marks this instance read-only (ops refuses mutations).
+    pub read_only: bool,
+}
+
+/// One Argo CD API server. Cheap to clone.
+#[derive(Clone)]
+pub struct ArgoApi {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    instance: String,
+    base: String,
+    namespace: String,
+    client: reqwest::Client,
+    stream_client: reqwest::Client,
+    token: Option<Secret>,
+    timeout: Duration,
+    workload_poll: Duration,
+    read_only: bool,
+}
+
+impl std::fmt::Debug for ArgoApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArgoApi")
+            .field("instance", &self.inner.instance)
+            .field("server", &self.inner.base)
+            .field("token", &self.inner.token)
+            .finish()
+    }
+}
+
+/// `http://` and `https://` servers are used as given; a bare host gets `https://`.
+pub fn normalize_server(server: &str) -> String {
+    let s = server.trim().trim_end_matches('/');
+    if s.starts_with("http://") || s.starts_with("https://") {
+        s.to_string()
+    } else {
+        format!("https://{s}")
+    }
+}
+
+/// Argo CD's error body (`runtimeError`).
+#[derive(Debug, Default, Deserialize)]
+struct ApiErrorBody {
+    #[serde(default)]
+    code: Option<i64>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+impl ArgoApi {
+    pub fn new(opts: ArgoApiOptions) -> Result<ArgoApi, SourceError> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let base = normalize_server(&opts.server);
+        let instance = opts
+            .name
+            .clone()
+            .unwrap_or_else(|| crate::secrets::host_of(&base));
+        let timeout = opts.timeout.unwrap_or(Duration::from_secs(30));
+        let build = |total: Option<Duration>| {
+            let mut b = reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .tls_danger_accept_invalid_certs(opts.insecure)
+                .user_agent(concat!("shipdeck/", env!("CARGO_PKG_VERSION")));
+            if let Some(t) = total {
+                b = b.timeout(t);
+            }
+            b.build()
+                .map_err(|e| SourceError::Config(format!("HTTP client for {base}: {e}")))
+        };
+        Ok(ArgoApi {
+            inner: Arc::new(Inner {
+                instance,
+                client: build(Some(timeout))?,
+                stream_client: build(None)?,
+                base,
+                namespace: opts.namespace.unwrap_or_else(|| "argocd".into()),
+                token: opts.token.filter(|t| !t.is_empty()),
+                timeout,
+                workload_poll: opts.workload_poll.unwrap_or(Duration::from_secs(2)),
+                read_only: opts.read_only,
+            }),
+        })
+    }
+
+    pub fn server(&self) -> &str {
+        &self.inner.base
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.inner.read_only
+    }
+
+    /// Log in with a username and password (`POST /api/v1/session`); returns the token.
+    pub async fn login(&self, username: &str, password: &str) -> Result<Secret, SourceError> {
+        #[derive(Deserialize)]
+        struct Token {
+            token: String,
+        }
+        let body = json!({"username": username, "password": password});
+        let t: Token = self
+            .inner
+            .send(
+                self.inner
+                    .request(Method::POST, "/api/v1/session")
+                    .json(&body),
+                "login",
+            )
+            .await?;
+        Ok(Secret::new(t.token))
+    }
+
+    /// The server's version (`GET /api/version`), to check a connection.
+    pub async fn version(&self) -> Result<String, SourceError> {
+        let v: Value = self
+            .inner
+            .send(self.inner.request(Method::GET, "/api/version"), "version")
+            .await?;
+        Ok(v.get("Version")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+            .to_string())
+    }
+}
+
+fn enc(s: &str) -> String {
+    // Path segments and query values: percent-encode everything outside unreserved.
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl Inner {
+    pub(crate) fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.request_with(&self.client, method, path)
+    }
+
+    fn request_with(&self, client: &reqwest::Client, method: Method, path: &str) -> RequestBuilder {
+        let rb = client.request(method, format!("{}{}", self.base, path));
+        match &self.token {
+            Some(t) => rb.bearer_auth(t.expose()),
+            None => rb,
+        }
+    }
+
+    fn app_ns<'a>(&'a self, app: &'a Application) -> &'a str {
+        if app.metadata.namespace.is_empty() {
+            &self.namespace
+        } else {
+            &app.metadata.namespace
+        }
+    }
+
+    /// `/api/v1/applications/{name}{suffix}?appNamespace=..` for an app.
+    fn app_path(&self, app: &Application, suffix: &str) -> String {
+        let sep = if suffix.contains('?') { '&' } else { '?' };
+        format!(
+            "/api/v1/applications/{}{suffix}{sep}appNamespace={}",
+            enc(&app.metadata.name),
+            enc(self.app_ns(app))
+        )
+    }
+
+    pub(crate) fn transport_error(&self, what: &str, e: reqwest::Error) -> SourceError {
+        if e.is_timeout() {
+            SourceError::Timeout {
+                what: format!("{what} ({})", self.base),
+                seconds: self.timeout.as_secs(),
+            }
+        } else if e.is_connect() || e.is_request() {
+            SourceError::Unreachable {
+                server: self.base.clone(),
+                detail: format!("{what}: {}", error_chain(&e)),
+            }
+        } else {
+            SourceError::Protocol {
+                server: self.base.clone(),
+                detail: format!("{what}: {}", error_chain(&e)),
+            }
+        }
+    }
+
+    /// Turn a non-success answer into the error the operator should see.
+    pub(crate) fn status_error(&self, what: &str, status: StatusCode, body: &[u8]) -> SourceError {
+        let parsed: ApiErrorBody = serde_json::from_slice(body).unwrap_or_default();
+        let msg = parsed.message.or(parsed.error).unwrap_or_else(|| {
+            String::from_utf8_lossy(&body[..body.len().min(300)])
+                .trim()
+                .to_string()
+        });
+        let msg = crate::model::text::sanitize(&msg).into_owned();
+        let msg = if msg.is_empty() {
+            status.to_string()
+        } else {
+            msg
+        };
+        match status.as_u16() {
+            401 => SourceError::Unauthorized {
+                server: self.base.clone(),
+                detail: msg,
+                hint: LOGIN_HINT.into(),
+            },
+            403 => SourceError::Forbidden(format!("{what}: {msg}")),
+            404 => SourceError::NotFound(format!("{what}: {msg}")),
+            409 => SourceError::Conflict(format!("{what}: {msg}")),
+            // gRPC FailedPrecondition / InvalidArgument arrive as 400 with Argo's reason.
+            400 | 412 | 422 => SourceError::Refused(msg),
+            408 | 504 => SourceError::Timeout {
+                what: format!("{what}: {msg}"),
+                seconds: self.timeout.as_secs(),
+            },
+            _ if parsed.code == Some(9) => SourceError::Refused(msg),
+            s => SourceError::Protocol {
+                server: self.base.clone(),
+                detail: format!("{what}: HTTP {s}: {msg}"),
+            },
+        }
+    }
+
+    pub(crate) async fn send_raw(
+        &self,
+        rb: RequestBuilder,
+        what: &str,
+    ) -> Result<bytes::Bytes, SourceError> {
+        let resp = rb.send().await.map_err(|e| self.transport_error(what, e))?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(what, e))?;
+        if !status.is_success() {
+            return Err(self.status_error(what, status, &body));
+        }
+        Ok(body)
+    }
+
+    pub(crate) async fn send<T: DeserializeOwned>(
+        &self,
+        rb: RequestBuilder,
+        what: &str,
+    ) -> Result<T, SourceError> {
+        let body = self.send_raw(rb, what).await?;
+        serde_json::from_slice(&body).map_err(|e| SourceError::Protocol {
+            server: self.base.clone(),
+            detail: format!("{what}: {e}"),
+        })
+    }
+
+    pub(crate) async fn list(&self) -> Result<(Vec<Application>, Option<String>), SourceError> {
+        #[derive(Deserialize)]
+        struct Meta {
+            #[serde(default, rename = "resourceVersion")]
+            resource_version: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct List {
+            #[serde(default)]
+            items: Option<Vec<Application>>,
+            #[serde(default)]
+            metadata: Option<Meta>,
+        }
+        let l: List = self
+            .send(
+                self.request(Method::GET, "/api/v1/applications"),
+                "list applications",
+            )
+            .await?;
+        Ok((
+            l.items.unwrap_or_default(),
+            l.metadata
+                .and_then(|m| m.resource_version)
+                .filter(|v| !v.is_empty()),
+        ))
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        let t = inner.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = inner.source();
+    }
+    s
+}
+
+/// The JSON body of `POST /api/v1/applications/{name}/sync` (swagger
+/// `applicationApplicationSyncRequest`).
+pub fn sync_body(app: &Application, ns: &str, req: &SyncRequest) -> Value {
+    let strategy = if req.apply_strategy {
+        json!({"apply": {}})
+    } else {
+        json!({"hook": {}})
+    };
+    let mut body = json!({
+        "name": app.metadata.name,
+        "appNamespace": ns,
+        "prune": req.prune,
+        "dryRun": req.dry_run,
+        "strategy": strategy,
+        "infos": info_with_operator(&req.info, &req.initiated_by),
+    });
+    if let Some(r) = &req.revision {
+        body["revision"] = json!(r);
+    }
+    if !req.resources.is_empty() {
+        body["resources"] = json!(req.resources);
+    }
+    body
+}
+
+/// The JSON body of `POST /api/v1/applications/{name}/rollback`.
+pub fn rollback_body(app: &Application, ns: &str, req: &RollbackRequest) -> Value {
+    json!({
+        "name": app.metadata.name,
+        "appNamespace": ns,
+        "id": req.id,
+        "prune": req.prune,
+        "dryRun": req.dry_run,
+    })
+}
+
+fn parse_state(s: Option<&str>) -> Option<Value> {
+    let s = s?.trim();
+    if s.is_empty() || s == "null" {
+        return None;
+    }
+    serde_json::from_str::<Value>(s)
+        .ok()
+        .filter(|v| !v.is_null())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResourceDiff {
+    #[serde(default)]
+    group: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    namespace: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    target_state: Option<String>,
+    #[serde(default)]
+    live_state: Option<String>,
+    #[serde(default)]
+    hook: bool,
+}
+
+impl ArgoSource for ArgoApi {
+    fn instance(&self) -> &str {
+        &self.inner.instance
+    }
+
+    fn watch_applications(&self, tx: mpsc::Sender<Update>) -> JoinHandle<()> {
+        watch::watch(self.inner.clone(), tx)
+    }
+
+    async fn list_applications(&self) -> Result<Vec<Application>, SourceError> {
+        Ok(self.inner.list().await?.0)
+    }
+
+    async fn get_application(
+        &self,
+        name: &str,
+        refresh: Refresh,
+    ) -> Result<Application, SourceError> {
+        let mut path = format!("/api/v1/applications/{}", enc(name));
+        match refresh {
+            Refresh::None => {}
+            Refresh::Normal => path.push_str("?refresh=normal"),
+            Refresh::Hard => path.push_str("?refresh=hard"),
+        }
+        self.inner
+            .send(
+                self.inner.request(Method::GET, &path),
+                &format!("application {name}"),
+            )
+            .await
+    }
+
+    async fn managed_resources(
+        &self,
+        app: &Application,
+    ) -> Result<Vec<ManagedResource>, SourceError> {
+        #[derive(Deserialize)]
+        struct Resp {
+            #[serde(default)]
+            items: Option<Vec<ResourceDiff>>,
+        }
+        let path = self.inner.app_path(app, "/managed-resources");
+        let r: Resp = self
+            .inner
+            .send(self.inner.request(Method::GET, &path), "managed resources")
+            .await?;
+        Ok(r.items
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|d| !d.hook)
+            .map(|d| {
+                let target = parse_state(d.target_state.as_deref());
+                let live = parse_state(d.live_state.as_deref());
+                let api_version = target
+                    .as_ref()
+                    .or(live.as_ref())
+                    .and_then(|v| v.get("apiVersion"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let version = api_version.rsplit('/').next().unwrap_or("").to_string();
+                ManagedResource {
+                    group: d.group,
+                    version,
+                    kind: d.kind,
+                    namespace: d.namespace,
+                    name: d.name,
+                    target,
+                    live,
+                }
+            })
+            .collect())
+    }
+
+    async fn workloads(&self, app: &Application) -> Result<Vec<WorkloadRollout>, SourceError> {
+        workloads::workloads(&self.inner, app).await
+    }
+
+    fn watch_workloads(
+        &self,
+        app: &Application,
+        tx: mpsc::Sender<Result<Vec<WorkloadRollout>, SourceError>>,
+    ) -> JoinHandle<()> {
+        workloads::watch(self.inner.clone(), app.clone(), tx)
+    }
+
+    async fn events(&self, app: &Application) -> Result<Vec<AppEvent>, SourceError> {
+        #[derive(Deserialize)]
+        struct List {
+            #[serde(default)]
+            items: Option<Vec<k8s_openapi::api::core::v1::Event>>,
+        }
+        let path = self.inner.app_path(app, "/events");
+        let l: List = self
+            .inner
+            .send(self.inner.request(Method::GET, &path), "events")
+            .await?;
+        let mut out: Vec<AppEvent> = l.items.unwrap_or_default().iter().map(app_event).collect();
+        out.sort_by(|a, b| a.last_seen.cmp(&b.last_seen));
+        Ok(out)
+    }
+
+    async fn sync(&self, app: &Application, req: SyncRequest) -> Result<Application, SourceError> {
+        let body = sync_body(app, self.inner.app_ns(app), &req);
+        let path = format!("/api/v1/applications/{}/sync", enc(&app.metadata.name));
+        self.inner
+            .send(
+                self.inner.request(Method::POST, &path).json(&body),
+                &format!("sync {}", app.metadata.name),
+            )
+            .await
+    }
+
+    async fn rollback(
+        &self,
+        app: &Application,
+        req: RollbackRequest,
+    ) -> Result<Application, SourceError> {
+        let body = rollback_body(app, self.inner.app_ns(app), &req);
+        let path = format!("/api/v1/applications/{}/rollback", enc(&app.metadata.name));
+        self.inner
+            .send(
+                self.inner.request(Method::POST, &path).json(&body),
+                &format!("rollback {}", app.metadata.name),
+            )
+            .await
+    }
+
+    /// `PATCH /api/v1/applications/{name}` with a merge patch, as `argocd app set` does.
+    /// This endpoint is Argo CD's (ApplicationService.Patch) but is not in the reference
+    /// swagger subset; a server without it answers 404/405 and the operator is told to
+    /// change the policy another way.
+    async fn set_auto_sync(
+        &self,
+        app: &Application,
+        enabled: bool,
+    ) -> Result<Application, SourceError> {
+        let patch = crate::sources::kube::auto_sync_patch(app, enabled);
+        let body = json!({
+            "name": app.metadata.name,
+            "appNamespace": self.inner.app_ns(app),
+            "patch": patch.to_string(),
+            "patchType": "merge",
+        });
+        let path = format!("/api/v1/applications/{}", enc(&app.metadata.name));
+        let what = format!("set auto-sync of {}", app.metadata.name);
+        let rb = self.inner.request(Method::PATCH, &path).json(&body);
+        match self.inner.send(rb, &what).await {
+            Err(SourceError::NotFound(_)) | Err(SourceError::Protocol { .. }) => {
+                Err(SourceError::Refused(format!(
+                    "{} does not accept application patches over its API; change the sync policy with `argocd app set {} --sync-policy {}` or in Git",
+                    self.inner.base,
+                    app.metadata.name,
+                    if enabled { "automated" } else { "none" }
+                )))
+            }
+            other => other,
+        }
+    }
+
+    async fn can_i(&self, action: &str, app: &Application) -> Result<bool, SourceError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            #[serde(default)]
+            value: String,
+        }
+        let project = if app.spec.project.is_empty() {
+            "default"
+        } else {
+            &app.spec.project
+        };
+        let ns = self.inner.app_ns(app);
+        // Apps outside Argo CD's own namespace are named project/namespace/app in RBAC.
+        let object = if ns == self.inner.namespace {
+            format!("{}/{}", enc(project), enc(&app.metadata.name))
+        } else {
+            format!("{}/{}/{}", enc(project), enc(ns), enc(&app.metadata.name))
+        };
+        let path = format!(
+            "/api/v1/account/can-i/applications/{}/{object}",
+            enc(action)
+        );
+        let a: Answer = self
+            .inner
+            .send(self.inner.request(Method::GET, &path), "can-i")
+            .await?;
+        Ok(a.value == "yes")
+    }
+
+    async fn sync_windows(&self, app: &Application) -> Result<SyncWindowsState, SourceError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Resp {
+            #[serde(default)]
+            active_windows: Option<Vec<SyncWindow>>,
+            #[serde(default)]
+            assigned_windows: Option<Vec<SyncWindow>>,
+            #[serde(default)]
+            can_sync: Option<bool>,
+        }
+        let path = self.inner.app_path(app, "/syncwindows");
+        let r: Resp = self
+            .inner
+            .send(self.inner.request(Method::GET, &path), "sync windows")
+            .await?;
+        Ok(SyncWindowsState {
+            can_sync: r.can_sync.unwrap_or(true),
+            active: r.active_windows.unwrap_or_default(),
+            assigned: r.assigned_windows.unwrap_or_default(),
+        })
+    }
+
+    async fn pod_logs(
+        &self,
+        app: &Application,
+        namespace: &str,
+        pod: &str,
+        tail: u32,
+    ) -> Result<Vec<String>, SourceError> {
+        let path = self.inner.app_path(
+            app,
+            &format!(
+                "/pods/{}/logs?namespace={}&tailLines={tail}&follow=false",
+                enc(pod),
+                enc(namespace)
+            ),
+        );
+        let body = self
+            .inner
+            .send_raw(self.inner.request(Method::GET, &path), "pod logs")
+            .await?;
+        Ok(parse_log_lines(&body))
+    }
+}
+
+/// The logs endpoint streams one `{"result":{"content":..}}` JSON object per line.
+fn parse_log_lines(body: &[u8]) -> Vec<String> {
+    #[derive(Deserialize)]
+    struct Entry {
+        #[serde(default)]
+        content: Option<String>,
+        #[serde(default)]
+        last: Option<bool>,
+    }
+    #[derive(Deserialize)]
+    struct Msg {
+        #[serde(default)]
+        result: Option<Entry>,
+    }
+    body.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| serde_json::from_slice::<Msg>(l).ok()?.result)
+        .filter(|e| e.last != Some(true) || e.content.as_deref().is_some_and(|c| !c.is_empty()))
+        .filter_map(|e| e.content)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servers_are_normalized() {
+        assert_eq!(
+            normalize_server("argocd.example.com"),
+            "https://argocd.example.com"
+        );
+        assert_eq!(
+            normalize_server("http://127.0.0.1:8080/"),
+            "http://127.0.0.1:8080"
+        );
+    }
+
+    #[test]
+    fn managed_resource_states_parse() {
+        assert_eq!(parse_state(Some("null")), None);
+        assert_eq!(parse_state(None), None);
+        assert_eq!(parse_state(Some("{\"a\":1}")), Some(json!({"a": 1})));
+    }
+
+    #[test]
+    fn log_lines() {
+        let body = b"{\"result\":{\"content\":\"one\",\"podName\":\"p\"}}\n{\"result\":{\"content\":\"two\"}}\n{\"result\":{\"content\":\"\",\"last\":true}}\n";
+        assert_eq!(parse_log_lines(body), vec!["one", "two"]);
+    }
+
+    #[test]
+    fn sync_body_carries_operator_in_infos() {
+        let mut app = Application::default();
+        app.metadata.name = "shop-prod".into();
+        let req = SyncRequest {
+            initiated_by: "ann".into(),
+            prune: true,
+            ..Default::default()
+        };
+        let b = sync_body(&app, "argocd", &req);
+        assert_eq!(b["infos"][0]["name"], "initiated-by");
+        assert_eq!(b["infos"][0]["value"], "ann");
+        assert_eq!(b["strategy"], json!({"hook": {}}));
+    }
+}

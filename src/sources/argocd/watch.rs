@@ -1,0 +1,247 @@
+//! Watching applications over the API: list (a Resync), then the SSE stream
+//! `/api/v1/stream/applications` from the list's resourceVersion, parsed incrementally.
+//! On any loss (error message, closed stream, silence past the keepalive interval) it
+//! reports Reconnecting, backs off, and starts again with a fresh list.
+
+use super::Inner;
+use crate::model::{AppId, Application, Connection, Update};
+use crate::sources::sse::SseParser;
+use futures::StreamExt;
+use reqwest::Method;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Argo CD sends a keepalive every 15 s; silence this long means the stream is dead.
+const IDLE_LIMIT: Duration = Duration::from_secs(60);
+const BACKOFF_MIN: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+#[derive(Deserialize)]
+struct WatchEvent {
+    #[serde(default, rename = "type")]
+    kind: String,
+    application: Application,
+}
+
+#[derive(Deserialize)]
+struct StreamError {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    http_code: Option<u16>,
+}
+
+#[derive(Deserialize)]
+struct StreamMessage {
+    #[serde(default)]
+    result: Option<WatchEvent>,
+    #[serde(default)]
+    error: Option<StreamError>,
+}
+
+enum Outcome {
+    /// The receiver is gone: stop.
+    Closed,
+    /// Lost the connection; `proved` says whether it had worked (resets the backoff).
+    Lost { reason: String, proved: bool },
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+pub(super) fn watch(inner: Arc<Inner>, tx: mpsc::Sender<Update>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let source = inner.instance.clone();
+        if tx
+            .send(Update::Connection {
+                source: source.clone(),
+                state: Connection::Connecting,
+            })
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let mut backoff = BACKOFF_MIN;
+        let mut since = now();
+        loop {
+            match run_once(&inner, &tx, &mut since).await {
+                Outcome::Closed => return,
+                Outcome::Lost { reason, proved } => {
+                    if proved {
+                        backoff = BACKOFF_MIN;
+                    }
+                    tracing::info!(source = %source, "application stream lost: {reason}");
+                    let state = Connection::Reconnecting {
+                        reason: crate::model::text::sanitize(&reason).into_owned(),
+                        since: since.clone(),
+                    };
+                    if tx
+                        .send(Update::Connection {
+                            source: source.clone(),
+                            state,
+                        })
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    tokio::select! {
+                        _ = tx.closed() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+    })
+}
+
+fn id_of(inner: &Inner, app: &Application) -> AppId {
+    AppId::new(&inner.instance, inner.app_ns(app), &app.metadata.name)
+}
+
+async fn run_once(inner: &Inner, tx: &mpsc::Sender<Update>, since: &mut String) -> Outcome {
+    let (apps, rv) = match inner.list().await {
+        Ok(x) => x,
+        Err(e) => {
+            return Outcome::Lost {
+                reason: e.to_string(),
+                proved: false,
+            };
+        }
+    };
+    let apps: Vec<(AppId, Application)> = apps.into_iter().map(|a| (id_of(inner, &a), a)).collect();
+    let resync = Update::Resync {
+        instance: inner.instance.clone(),
+        apps,
+    };
+    if tx.send(resync).await.is_err() {
+        return Outcome::Closed;
+    }
+    if tx
+        .send(Update::Connection {
+            source: inner.instance.clone(),
+            state: Connection::Connected,
+        })
+        .await
+        .is_err()
+    {
+        return Outcome::Closed;
+    }
+    *since = now();
+    let path = match &rv {
+        Some(rv) => format!(
+            "/api/v1/stream/applications?resourceVersion={}",
+            super::enc(rv)
+        ),
+        None => "/api/v1/stream/applications".to_string(),
+    };
+    let rb = inner
+        .request_with(&inner.stream_client, Method::GET, &path)
+        .header(reqwest::header::ACCEPT, "text/event-stream");
+    let resp = match tokio::time::timeout(inner.timeout, rb.send()).await {
+        Err(_) => {
+            return Outcome::Lost {
+                reason: format!("{}: no answer to the watch request", inner.base),
+                proved: true,
+            };
+        }
+        Ok(Err(e)) => {
+            return Outcome::Lost {
+                reason: inner.transport_error("watch applications", e).to_string(),
+                proved: true,
+            };
+        }
+        Ok(Ok(r)) => r,
+    };
+    let status = resp.status();
+    if !status.is_success() {
+        let body = resp.bytes().await.unwrap_or_default();
+        return Outcome::Lost {
+            reason: inner
+                .status_error("watch applications", status, &body)
+                .to_string(),
+            proved: true,
+        };
+    }
+    let mut stream = Box::pin(resp.bytes_stream());
+    let mut parser = SseParser::new();
+    let mut pending: Vec<Update> = Vec::new();
+    let mut failure: Option<String> = None;
+    let mut last_byte = Instant::now();
+    loop {
+        let chunk = tokio::select! {
+            _ = tx.closed() => return Outcome::Closed,
+            c = tokio::time::timeout(IDLE_LIMIT, stream.next()) => c,
+        };
+        let chunk = match chunk {
+            Err(_) => {
+                return Outcome::Lost {
+                    reason: format!(
+                        "no data or keepalive from {} for {}s",
+                        inner.base,
+                        last_byte.elapsed().as_secs()
+                    ),
+                    proved: true,
+                };
+            }
+            Ok(None) => {
+                return Outcome::Lost {
+                    reason: format!("{} closed the application stream", inner.base),
+                    proved: true,
+                };
+            }
+            Ok(Some(Err(e))) => {
+                return Outcome::Lost {
+                    reason: inner.transport_error("application stream", e).to_string(),
+                    proved: true,
+                };
+            }
+            Ok(Some(Ok(c))) => c,
+        };
+        last_byte = Instant::now();
+        parser.feed(&chunk, |data| {
+            match serde_json::from_slice::<StreamMessage>(data) {
+                Ok(StreamMessage {
+                    result: Some(ev), ..
+                }) => {
+                    let id = id_of(inner, &ev.application);
+                    pending.push(match ev.kind.as_str() {
+                        "DELETED" => Update::Delete(id),
+                        _ => Update::Upsert(id, Box::new(ev.application)),
+                    });
+                }
+                Ok(StreamMessage {
+                    error: Some(err), ..
+                }) => {
+                    failure = Some(format!(
+                        "stream error{}: {}",
+                        err.http_code.map(|c| format!(" {c}")).unwrap_or_default(),
+                        err.message.unwrap_or_default()
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!("application stream: an event does not parse: {e}");
+                }
+            }
+        });
+        for u in pending.drain(..) {
+            if tx.send(u).await.is_err() {
+                return Outcome::Closed;
+            }
+        }
+        if let Some(reason) = failure.take() {
+            return Outcome::Lost {
+                reason,
+                proved: true,
+            };
+        }
+        *since = now();
+    }
+}

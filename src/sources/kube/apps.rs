@@ -1,0 +1,491 @@
+//! Applications and AppProjects as custom resources: list, watch (kube-rs watcher: list,
+//! watch, bookmarks, relist after 410, backoff), get, the `.operation` writes a sync or a
+//! rollback makes (as `argocd --core` does: refuse when one is set, update with retry on
+//! conflict), auto-sync on/off, access reviews and sync windows.
+
+use super::{Inner, kube_err};
+use crate::model::{
+    AppId, AppProject, Application, Connection, InitiatedBy, Operation, SyncOperation, Update,
+};
+use crate::sources::{
+    Refresh, RollbackRequest, SourceError, SyncRequest, SyncWindowsState, syncwindow,
+};
+use futures::StreamExt;
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event, watcher};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+pub const ANOTHER_OPERATION: &str = "another operation is already in progress";
+pub const ROLLBACK_AUTO_SYNC: &str = "rollback cannot be initiated when auto-sync is enabled";
+
+fn app_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application"),
+        "applications",
+    )
+}
+
+fn project_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "AppProject"),
+        "appprojects",
+    )
+}
+
+fn apps_api(inner: &Inner, namespace: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(inner.client.clone(), namespace, &app_resource())
+}
+
+fn app_ns<'a>(inner: &'a Inner, app: &'a Application) -> &'a str {
+    if app.metadata.namespace.is_empty() {
+        &inner.namespace
+    } else {
+        &app.metadata.namespace
+    }
+}
+
+fn convert(inner: &Inner, obj: &DynamicObject) -> Result<Application, SourceError> {
+    serde_json::to_value(obj)
+        .and_then(serde_json::from_value::<Application>)
+        .map_err(|e| SourceError::Protocol {
+            server: inner.context.clone(),
+            detail: format!(
+                "Application {:?} does not parse: {e}",
+                obj.metadata.name.as_deref().unwrap_or("")
+            ),
+        })
+}
+
+fn id_of(inner: &Inner, app: &Application) -> AppId {
+    AppId::new(&inner.instance, app_ns(inner, app), &app.metadata.name)
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+pub(super) async fn list(inner: &Inner) -> Result<Vec<Application>, SourceError> {
+    let list = apps_api(inner, &inner.namespace)
+        .list(&Default::default())
+        .await
+        .map_err(|e| kube_err(&inner.context, "list applications", e))?;
+    Ok(list
+        .items
+        .iter()
+        .filter_map(|o| convert(inner, o).map_err(|e| tracing::warn!("{e}")).ok())
+        .collect())
+}
+
+pub(super) async fn get(inner: &Inner, name: &str) -> Result<Application, SourceError> {
+    let obj = apps_api(inner, &inner.namespace)
+        .get(name)
+        .await
+        .map_err(|e| kube_err(&inner.context, &format!("application {name}"), e))?;
+    convert(inner, &obj)
+}
+
+/// The annotation Argo CD's controller reads to refresh an app (what `argocd app get
+/// --refresh` sets in core mode).
+pub(super) async fn request_refresh(
+    inner: &Inner,
+    name: &str,
+    r: Refresh,
+) -> Result<(), SourceError> {
+    let value = if r == Refresh::Hard { "hard" } else { "normal" };
+    let patch = json!({"metadata": {"annotations": {"argocd.argoproj.io/refresh": value}}});
+    apps_api(inner, &inner.namespace)
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| kube_err(&inner.context, &format!("refresh {name}"), e))?;
+    Ok(())
+}
+
+/// Is this watcher error the watch start answering HTTP 410? kube-rs relists on a 410 watch
+/// ERROR event (what real API servers send) but retries the same resourceVersion forever
+/// when the watch request itself is answered with 410, so that case restarts the watcher.
+fn is_gone_at_start(e: &watcher::Error) -> bool {
+    matches!(e, watcher::Error::WatchStartFailed(kube::Error::Api(s)) if s.code == 410)
+}
+
+fn reason_of(inner: &Inner, e: watcher::Error) -> String {
+    let mapped = match e {
+        watcher::Error::InitialListFailed(k)
+        | watcher::Error::WatchStartFailed(k)
+        | watcher::Error::WatchFailed(k) => {
+            kube_err(&inner.context, "watch applications", k).to_string()
+        }
+        watcher::Error::WatchError(s) => format!("watch applications: {} ({})", s.message, s.code),
+        other => other.to_string(),
+    };
+    crate::model::text::sanitize(&mapped).into_owned()
+}
+
+pub(super) fn watch(inner: Arc<Inner>, tx: mpsc::Sender<Update>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let source = inner.instance.clone();
+        let conn = |state| Update::Connection {
+            source: source.clone(),
+            state,
+        };
+        if tx.send(conn(Connection::Connecting)).await.is_err() {
+            return;
+        }
+        let mut since = now();
+        let mut connected = false;
+        loop {
+            let api = apps_api(&inner, &inner.namespace);
+            let mut stream = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .boxed();
+            let mut buffer: Vec<(AppId, Application)> = Vec::new();
+            let restart = loop {
+                let next = tokio::select! {
+                    _ = tx.closed() => return,
+                    n = stream.next() => n,
+                };
+                let update = match next {
+                    None => break true,
+                    Some(Ok(Event::Init)) => {
+                        buffer.clear();
+                        None
+                    }
+                    Some(Ok(Event::InitApply(o))) => {
+                        if let Ok(app) = convert(&inner, &o).map_err(|e| tracing::warn!("{e}")) {
+                            buffer.push((id_of(&inner, &app), app));
+                        }
+                        None
+                    }
+                    Some(Ok(Event::InitDone)) => Some(Update::Resync {
+                        instance: inner.instance.clone(),
+                        apps: std::mem::take(&mut buffer),
+                    }),
+                    Some(Ok(Event::Apply(o))) => convert(&inner, &o)
+                        .map_err(|e| tracing::warn!("{e}"))
+                        .ok()
+                        .map(|app| Update::Upsert(id_of(&inner, &app), Box::new(app))),
+                    Some(Ok(Event::Delete(o))) => convert(&inner, &o)
+                        .map_err(|e| tracing::warn!("{e}"))
+                        .ok()
+                        .map(|app| Update::Delete(id_of(&inner, &app))),
+                    Some(Err(e)) => {
+                        let gone = is_gone_at_start(&e);
+                        connected = false;
+                        let reason = reason_of(&inner, e);
+                        tracing::info!(source = %inner.instance, "application watch: {reason}");
+                        let state = Connection::Reconnecting {
+                            reason,
+                            since: since.clone(),
+                        };
+                        if tx.send(conn(state)).await.is_err() {
+                            return;
+                        }
+                        if gone {
+                            break true;
+                        }
+                        continue;
+                    }
+                };
+                // A complete list proves the connection, and so does a change after an
+                // error (the watch resumed).
+                let proves = matches!(
+                    update,
+                    Some(Update::Resync { .. } | Update::Upsert(..) | Update::Delete(_))
+                );
+                if let Some(u) = update {
+                    if tx.send(u).await.is_err() {
+                        return;
+                    }
+                    since = now();
+                }
+                if !connected && proves {
+                    connected = true;
+                    if tx.send(conn(Connection::Connected)).await.is_err() {
+                        return;
+                    }
+                }
+            };
+            if restart {
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
+        }
+    })
+}
+
+/// Set `.operation` as Argo CD's `SetAppOperation` does: GET, refuse when an operation is
+/// set, set it, clear `status.operationState`, update; retry on 409.
+async fn set_operation(
+    inner: &Inner,
+    app: &Application,
+    build: impl Fn(&Application) -> Result<Operation, SourceError>,
+) -> Result<Application, SourceError> {
+    let ns = app_ns(inner, app).to_string();
+    let name = app.metadata.name.clone();
+    let api = apps_api(inner, &ns);
+    let what = format!("application {name}");
+    for _ in 0..8 {
+        let obj = api
+            .get(&name)
+            .await
+            .map_err(|e| kube_err(&inner.context, &what, e))?;
+        let mut raw = serde_json::to_value(&obj).map_err(|e| SourceError::Protocol {
+            server: inner.context.clone(),
+            detail: e.to_string(),
+        })?;
+        if raw.get("operation").is_some_and(|v| !v.is_null()) {
+            return Err(SourceError::Refused(ANOTHER_OPERATION.into()));
+        }
+        let current = convert(inner, &obj)?;
+        let op = build(&current)?;
+        raw["operation"] = serde_json::to_value(&op).map_err(|e| SourceError::Protocol {
+            server: inner.context.clone(),
+            detail: e.to_string(),
+        })?;
+        if let Some(status) = raw.get_mut("status").and_then(Value::as_object_mut) {
+            status.remove("operationState");
+        }
+        let updated: DynamicObject =
+            serde_json::from_value(raw).map_err(|e| SourceError::Protocol {
+                server: inner.context.clone(),
+                detail: e.to_string(),
+            })?;
+        match api.replace(&name, &PostParams::default(), &updated).await {
+            Ok(o) => return convert(inner, &o),
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => return Err(kube_err(&inner.context, &what, e)),
+        }
+    }
+    Err(SourceError::Conflict(format!(
+        "{what} kept changing while shipdeck wrote the operation; try again"
+    )))
+}
+
+fn initiated_by(user: &str) -> Option<InitiatedBy> {
+    Some(InitiatedBy {
+        username: Some(if user.is_empty() {
+            "shipdeck".into()
+        } else {
+            user.to_string()
+        }),
+        automated: false,
+    })
+}
+
+/// The `.operation` a sync writes (CONTRACTS.md "Sync", core form).
+pub fn sync_operation(app: &Application, req: &SyncRequest) -> Operation {
+    let policy = app.spec.sync_policy.as_ref();
+    let multi = app.spec.source.is_none() && !app.spec.sources.is_empty();
+    let revision = req
+        .revision
+        .clone()
+        .or_else(|| app.target_revision().map(str::to_string));
+    let strategy = if req.apply_strategy {
+        json!({"apply": {}})
+    } else {
+        json!({"hook": {}})
+    };
+    Operation {
+        initiated_by: initiated_by(&req.initiated_by),
+        info: req.info.clone(),
+        retry: policy.and_then(|p| p.retry.clone()),
+        sync: Some(SyncOperation {
+            revision: if multi { None } else { revision.clone() },
+            revisions: if multi {
+                app.spec
+                    .sources
+                    .iter()
+                    .map(|s| s.target_revision.clone().unwrap_or_else(|| "HEAD".into()))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            source: if multi { None } else { app.spec.source.clone() },
+            sources: if multi {
+                app.spec.sources.clone()
+            } else {
+                Vec::new()
+            },
+            prune: req.prune,
+            dry_run: req.dry_run,
+            sync_strategy: Some(strategy),
+            sync_options: policy.map(|p| p.sync_options.clone()).unwrap_or_default(),
+            resources: req.resources.clone(),
+        }),
+    }
+}
+
+/// The `.operation` a rollback writes (CONTRACTS.md "Rollback"), or the refusal Argo CD gives.
+pub fn rollback_operation(
+    app: &Application,
+    req: &RollbackRequest,
+) -> Result<Operation, SourceError> {
+    if app.auto_sync() {
+        return Err(SourceError::Refused(ROLLBACK_AUTO_SYNC.into()));
+    }
+    let entry = app
+        .status
+        .history
+        .iter()
+        .find(|h| h.id == req.id)
+        .ok_or_else(|| {
+            SourceError::Refused(format!(
+                "application {} does not have deployment with id {}",
+                app.metadata.name, req.id
+            ))
+        })?;
+    Ok(Operation {
+        initiated_by: initiated_by(&req.initiated_by),
+        info: req.info.clone(),
+        retry: None,
+        sync: Some(SyncOperation {
+            revision: entry.revision.clone(),
+            revisions: entry.revisions.clone(),
+            source: entry.source.clone(),
+            sources: entry.sources.clone(),
+            prune: req.prune,
+            dry_run: req.dry_run,
+            sync_strategy: Some(json!({"apply": {}})),
+            sync_options: app
+                .spec
+                .sync_policy
+                .as_ref()
+                .map(|p| p.sync_options.clone())
+                .unwrap_or_default(),
+            resources: Vec::new(),
+        }),
+    })
+}
+
+pub(super) async fn sync(
+    inner: &Inner,
+    app: &Application,
+    req: SyncRequest,
+) -> Result<Application, SourceError> {
+    set_operation(inner, app, |current| Ok(sync_operation(current, &req))).await
+}
+
+pub(super) async fn rollback(
+    inner: &Inner,
+    app: &Application,
+    req: RollbackRequest,
+) -> Result<Application, SourceError> {
+    set_operation(inner, app, |current| rollback_operation(current, &req)).await
+}
+
+/// The merge patch that turns automated sync on (keeping prune/selfHeal) or off.
+pub fn auto_sync_patch(app: &Application, enabled: bool) -> Value {
+    if enabled {
+        let current = app
+            .spec
+            .sync_policy
+            .as_ref()
+            .and_then(|p| p.automated.clone())
+            .unwrap_or_default();
+        json!({"spec": {"syncPolicy": {"automated": {
+            "prune": current.prune, "selfHeal": current.self_heal, "enabled": null
+        }}}})
+    } else {
+        json!({"spec": {"syncPolicy": {"automated": null}}})
+    }
+}
+
+pub(super) async fn set_auto_sync(
+    inner: &Inner,
+    app: &Application,
+    enabled: bool,
+) -> Result<Application, SourceError> {
+    let patch = auto_sync_patch(app, enabled);
+    let name = &app.metadata.name;
+    let obj = apps_api(inner, app_ns(inner, app))
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| kube_err(&inner.context, &format!("application {name}"), e))?;
+    convert(inner, &obj)
+}
+
+/// Argo CD actions map to the Kubernetes verb that performs them in core mode.
+fn verb_for(action: &str) -> &'static str {
+    match action {
+        "get" => "get",
+        "delete" => "delete",
+        "create" => "create",
+        _ => "patch",
+    }
+}
+
+pub(super) async fn can_i(
+    inner: &Inner,
+    action: &str,
+    app: &Application,
+) -> Result<bool, SourceError> {
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                group: Some("argoproj.io".into()),
+                resource: Some("applications".into()),
+                verb: Some(verb_for(action).into()),
+                namespace: Some(app_ns(inner, app).to_string()),
+                name: Some(app.metadata.name.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let api: Api<SelfSubjectAccessReview> = Api::all(inner.client.clone());
+    let answer = api
+        .create(&PostParams::default(), &review)
+        .await
+        .map_err(|e| kube_err(&inner.context, "access review", e))?;
+    Ok(answer.status.is_some_and(|s| s.allowed))
+}
+
+pub(super) async fn sync_windows(
+    inner: &Inner,
+    app: &Application,
+) -> Result<SyncWindowsState, SourceError> {
+    let project = if app.spec.project.is_empty() {
+        "default"
+    } else {
+        &app.spec.project
+    };
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(inner.client.clone(), &inner.namespace, &project_resource());
+    let obj = api
+        .get_opt(project)
+        .await
+        .map_err(|e| kube_err(&inner.context, &format!("project {project}"), e))?;
+    let Some(obj) = obj else {
+        return Ok(SyncWindowsState {
+            can_sync: true,
+            ..Default::default()
+        });
+    };
+    let proj: AppProject = serde_json::to_value(&obj)
+        .and_then(serde_json::from_value)
+        .map_err(|e| SourceError::Protocol {
+            server: inner.context.clone(),
+            detail: format!("AppProject {project}: {e}"),
+        })?;
+    for w in &proj.spec.sync_windows {
+        if let Err(e) = syncwindow::parse_window(w) {
+            tracing::warn!("project {project}: {e}");
+        }
+    }
+    Ok(syncwindow::evaluate(
+        &proj.spec.sync_windows,
+        app,
+        chrono::Utc::now(),
+    ))
+}
