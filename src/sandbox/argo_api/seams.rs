@@ -54,44 +54,21 @@ pub fn take_conflict(_world: &World) -> bool {
     false
 }
 
-/// The store cluster an Application deploys to.
+/// The store cluster an Application deploys to (the Argo CD controller's mapping).
 pub fn cluster_of(world: &World, app: &Application) -> Option<String> {
-    let dest = &app.spec.destination;
-    match dest.server.as_deref() {
-        Some("https://kubernetes.default.svc") => Some(crate::sandbox::IN_CLUSTER.into()),
-        Some(s) => s
-            .strip_prefix(&format!("{}/clusters/", world.base_url))
-            .map(str::to_string)
-            .or_else(|| dest.name.clone()),
-        None => dest.name.clone(),
-    }
+    crate::sandbox::controller::cluster_of(world, app)
 }
 
 pub fn desired_objects(
-    _world: &World,
-    _app: &Application,
-    _revision: Option<&str>,
+    world: &World,
+    app: &Application,
+    revision: Option<&str>,
 ) -> Result<Vec<Value>, String> {
-    Err("manifests cannot be rendered: the Argo CD controller is not built yet".into())
+    crate::sandbox::controller::desired_objects(world, app, revision)
 }
 
 pub fn normalize(obj: &Value) -> Value {
-    let mut v = obj.clone();
-    if let Some(o) = v.as_object_mut() {
-        o.remove("status");
-    }
-    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        for f in [
-            "managedFields",
-            "resourceVersion",
-            "uid",
-            "generation",
-            "creationTimestamp",
-        ] {
-            m.remove(f);
-        }
-    }
-    v
+    crate::sandbox::controller::normalize(obj)
 }
 
 fn repo_path(world: &World) -> std::path::PathBuf {
