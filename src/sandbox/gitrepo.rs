@@ -418,6 +418,9 @@ fn git(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Result<String, String
             "core.hooksPath=/dev/null",
             "-c",
             "gc.auto=0",
+            // Small text blobs: fast compression keeps creating 10,000 apps' history quick.
+            "-c",
+            "core.compression=1",
         ])
         .args(args)
         .env_remove("GIT_DIR")
@@ -491,10 +494,14 @@ fn plan_history(
     let mut heads: BTreeMap<String, Vec<(String, Vec<Value>)>> = BTreeMap::new();
     for app in &estate.apps {
         let first = app.first_build();
-        let mut first_files: Vec<(String, String)> = render::app_files(estate, app, first, url)
-            .into_iter()
-            .map(|(file, objs)| (file, render::to_yaml(&objs)))
+        let first_objects = render::app_files(estate, app, first, url);
+        let mut first_files: Vec<(String, String)> = first_objects
+            .iter()
+            .map(|(file, objs)| (file.clone(), render::to_yaml(objs)))
             .collect();
+        // What each file held at the previous build: later commits carry only the files
+        // a bump changed (and serialize only those).
+        let mut previous: HashMap<String, Vec<Value>> = first_objects.into_iter().collect();
         if let Some(v) = &app.values_file {
             first_files.push((v.clone(), render::values_yaml(estate, app, first)));
         }
@@ -530,10 +537,13 @@ fn plan_history(
             if build == first {
                 continue;
             }
-            let mut texts: Vec<(String, String)> = files
-                .iter()
-                .map(|(f, o)| (f.clone(), render::to_yaml(o)))
-                .collect();
+            let mut texts: Vec<(String, String)> = Vec::new();
+            for (f, o) in files {
+                if previous.get(&f) != Some(&o) {
+                    texts.push((f.clone(), render::to_yaml(&o)));
+                    previous.insert(f, o);
+                }
+            }
             if let Some(v) = &app.values_file {
                 texts.push((v.clone(), render::values_yaml(estate, app, build)));
             }
