@@ -16,7 +16,7 @@ pub const GITHUB_SERVICE: &str = "shipdeck-github";
 pub const JENKINS_SERVICE: &str = "shipdeck-jenkins";
 
 /// A token or password. Debug and Display are redacted.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
 
 impl Secret {
