@@ -4,10 +4,11 @@
 //! swapped for the `ops` engine (policy, diff, guarded actions) without touching screens.
 
 use super::request::{
-    Commit, DiffLine, LineKind, Payload, Pipeline, Provider, Request, ResourceDiff, Response,
+    Commit, DiffLine, LineKind, Payload, Provider, Request, ResourceDiff, Response,
     Ticket,
 };
 use crate::model::{Application, ApprovalPolicy, Environment};
+use crate::sources::git::GitMirrors;
 use crate::sources::{ArgoSource, ManagedResource};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -238,7 +239,128 @@ pub fn diff_all(resources: &[ManagedResource]) -> Vec<ResourceDiff> {
 /// A provider over one or more Argo CD sources of the same kind, keyed by instance.
 pub struct ArgoProvider<A: ArgoSource + 'static> {
     pub sources: HashMap<String, Arc<A>>,
+    /// Git mirrors for commits and diffs between revisions; None when Git is unavailable.
+    pub git: Option<Arc<GitMirrors>>,
     pub label: String,
+}
+
+impl<A: ArgoSource + 'static> ArgoProvider<A> {
+    pub fn new(sources: Vec<A>, git: Option<Arc<GitMirrors>>, label: String) -> Self {
+        ArgoProvider {
+            sources: sources
+                .into_iter()
+                .map(|s| (s.instance().to_string(), Arc::new(s)))
+                .collect(),
+            git,
+            label,
+        }
+    }
+}
+
+/// Classify the lines of `git diff` output.
+pub fn parse_unified(text: &str) -> Vec<DiffLine> {
+    text.lines()
+        .filter(|l| {
+            !(l.starts_with("diff --git")
+                || l.starts_with("index ")
+                || l.starts_with("--- ")
+                || l.starts_with("+++ "))
+        })
+        .map(|l| {
+            let (kind, rest) = if let Some(r) = l.strip_prefix('+') {
+                (LineKind::Added, r)
+            } else if let Some(r) = l.strip_prefix('-') {
+                (LineKind::Removed, r)
+            } else if l.starts_with("@@") {
+                (LineKind::Hunk, l)
+            } else {
+                (LineKind::Context, l.strip_prefix(' ').unwrap_or(l))
+            };
+            DiffLine {
+                kind,
+                text: crate::model::text::sanitize(rest).into_owned(),
+            }
+        })
+        .collect()
+}
+
+async fn git_commits(
+    git: Option<Arc<GitMirrors>>,
+    app: &Application,
+    from: &str,
+    to: &str,
+) -> Result<Vec<Commit>, String> {
+    let git = git.ok_or_else(|| "Git is not available (no mirror directory)".to_string())?;
+    let src = app
+        .spec
+        .primary_source()
+        .ok_or_else(|| "the application has no source".to_string())?;
+    let mirror = git.mirror(&src.repo_url, false).await.map_err(|e| e.to_string())?;
+    let commits = mirror
+        .commits_between(from, to, src.path.as_deref())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(commits
+        .into_iter()
+        .map(|c| Commit {
+            sha: c.sha,
+            author: c.author,
+            when: c.time,
+            subject: c.subject,
+        })
+        .collect())
+}
+
+async fn git_history_diff(
+    git: Option<Arc<GitMirrors>>,
+    app: &Application,
+    id: i64,
+) -> Result<Vec<ResourceDiff>, String> {
+    let git = git.ok_or_else(|| "Git is not available (no mirror directory)".to_string())?;
+    let entry = app
+        .status
+        .history
+        .iter()
+        .find(|h| h.id == id)
+        .ok_or_else(|| format!("no deployment with id {id}"))?;
+    let to = entry
+        .revision
+        .clone()
+        .or_else(|| entry.revisions.first().cloned())
+        .ok_or_else(|| format!("deployment {id} has no revision"))?;
+    let from = crate::ops::estate::deployed_revision(app)
+        .ok_or_else(|| "nothing deployed to compare with".to_string())?;
+    let src = entry
+        .source
+        .as_ref()
+        .or(app.spec.primary_source())
+        .ok_or_else(|| "the application has no source".to_string())?;
+    let path = src.path.clone().unwrap_or_default();
+    let mirror = git.mirror(&src.repo_url, false).await.map_err(|e| e.to_string())?;
+    let text = mirror
+        .diff(from.as_str(), &to, &path)
+        .await
+        .map_err(|e| e.to_string())?;
+    let lines = parse_unified(&text);
+    let changed = lines
+        .iter()
+        .filter(|l| matches!(l.kind, LineKind::Added | LineKind::Removed))
+        .count();
+    Ok(vec![ResourceDiff {
+        kind: "Manifests".into(),
+        namespace: String::new(),
+        name: crate::model::text::sanitize(&path).into_owned(),
+        summary: if changed == 0 {
+            "no difference".into()
+        } else {
+            format!(
+                "{changed} lines change going back from {} to {}",
+                from.short(),
+                crate::model::Revision(to.clone()).short()
+            )
+        },
+        lines,
+    }])
 }
 
 fn not_yet(what: &str) -> String {
@@ -260,6 +382,7 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
         let source = req
             .app()
             .and_then(|id| self.sources.get(&id.instance).cloned());
+        let git = self.git.clone();
         let send = move |tx: &mpsc::Sender<Response>, result: Result<Payload, String>| {
             let tx = tx.clone();
             async move {
@@ -320,9 +443,13 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
                     .await
                     .map(Payload::LogLines)
                     .map_err(|e| e.to_string()),
-                Request::Commits { .. } => Err(not_yet("Git history")),
+                Request::Commits { from, to, .. } => git_commits(git, &app, &from, &to)
+                    .await
+                    .map(Payload::Commits),
                 Request::CiRuns { .. } => Err(not_yet("CI runs")),
-                Request::DiffToHistory { .. } => Err(not_yet("diff to an earlier deployment")),
+                Request::DiffToHistory { id, .. } => git_history_diff(git, &app, id)
+                    .await
+                    .map(Payload::Diff),
                 Request::Sync { .. } | Request::Rollback { .. } => {
                     Err(not_yet("sync and rollback through the guarded actions"))
                 }
@@ -346,16 +473,6 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
     }
 }
 
-/// Placeholder for commit lists until `sources::git` is merged; kept so screens compile
-/// against the final shape.
-pub fn no_commits() -> Vec<Commit> {
-    Vec::new()
-}
-
-/// Placeholder for pipeline lists until `sources::github`/`jenkins` are merged.
-pub fn no_pipelines() -> Vec<Pipeline> {
-    Vec::new()
-}
 
 #[cfg(test)]
 mod tests {
