@@ -3,18 +3,20 @@
 //! its restoration on quit, panic, SIGTERM and SIGHUP), the theme and keymap, then hand
 //! over to the loop. Nothing here draws or decides.
 
+use super::adapt::ArgoProvider;
 use super::app::{Exit, run_loop};
 use super::console::{Console, Settings};
 use super::keymap::Keymap;
 use super::request::Provider;
 use super::theme::{ColorDepth, Theme};
-use super::adapt::ArgoProvider;
 use crate::cli::ConsoleArgs;
+use crate::model::Update;
+use crate::ops::actions::Ops;
+use crate::ops::audit::AuditLog;
+use crate::ops::estate::Estate;
 use crate::sources::ArgoSource;
 use crate::sources::argocd::{ArgoApi, ArgoApiOptions};
 use crate::sources::git::GitMirrors;
-use crate::model::Update;
-use crate::ops::estate::Estate;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -72,6 +74,17 @@ pub fn settings(args: &ConsoleArgs, source_label: String) -> Settings {
         depth,
         themes_dir,
         warnings,
+        policies: Default::default(),
+    }
+}
+
+fn ops_for(settings: &Settings, audit: AuditLog) -> Ops {
+    Ops {
+        operator: settings.operator.clone(),
+        read_only: settings.read_only,
+        policies: settings.policies.clone(),
+        classifier: Default::default(),
+        audit,
     }
 }
 
@@ -113,12 +126,17 @@ pub async fn run(args: ConsoleArgs) -> anyhow::Result<()> {
         insecure: args.insecure,
         ..Default::default()
     })?;
-    let git = GitMirrors::default_root().ok().map(|r| Arc::new(GitMirrors::new(r)));
+    let git = GitMirrors::default_root()
+        .ok()
+        .map(|r| Arc::new(GitMirrors::new(r)));
     let label = api.instance().to_string();
     let (tx, rx) = mpsc::channel(4096);
     let watch = api.watch_applications(tx);
-    let provider: Arc<dyn Provider> = Arc::new(ArgoProvider::new(vec![api], git, label.clone()));
-    let result = open(settings(&args, label), provider, rx).await;
+    let settings = settings(&args, label.clone());
+    let audit = AuditLog::open_default()?;
+    let ops = ops_for(&settings, audit);
+    let provider: Arc<dyn Provider> = Arc::new(ArgoProvider::new(vec![api], ops, git, label));
+    let result = open(settings, provider, rx).await;
     watch.abort();
     result.map(|_| ())
 }
@@ -146,9 +164,11 @@ pub async fn demo(
     let (tx, rx) = mpsc::channel(4096);
     let watch = api.watch_applications(tx);
     let label = format!("sandbox {}", sb.url);
-    let provider: Arc<dyn Provider> = Arc::new(ArgoProvider::new(vec![api], git, label.clone()));
-    let mut settings = settings(&args, label);
+    let mut settings = settings(&args, label.clone());
     settings.operator = "admin".into();
+    // The demo's approvals go to an audit log beside the sandbox, not the operator's own.
+    let ops = ops_for(&settings, AuditLog::in_dir(&sb.state_dir.join("audit")));
+    let provider: Arc<dyn Provider> = Arc::new(ArgoProvider::new(vec![api], ops, git, label));
     let result = open(settings, provider, rx).await;
     watch.abort();
     sb.stop().await;

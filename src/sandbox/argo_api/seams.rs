@@ -95,7 +95,7 @@ pub fn normalize(obj: &Value) -> Value {
 }
 
 fn repo_path(world: &World) -> std::path::PathBuf {
-    world.repo.path.clone()
+    world.repo.path().to_path_buf()
 }
 
 /// A branch, tag or (short) sha of the estate's repository -> full commit sha.
