@@ -66,21 +66,39 @@ fn git(sb: &Sandbox, args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_estate_starts_as_the_demo_needs() {
     let sb = start("default", None).await;
-    let apps = sb.world.store.list(IN_CLUSTER, APPLICATIONS, Some(ARGOCD_NAMESPACE)).0;
+    let apps = sb
+        .world
+        .store
+        .list(IN_CLUSTER, APPLICATIONS, Some(ARGOCD_NAMESPACE))
+        .0;
     assert!(apps.len() >= 18, "apps: {}", apps.len());
     for a in &apps {
         let name = a["metadata"]["name"].as_str().unwrap();
-        assert!(a["metadata"]["labels"]["env"].is_string(), "{name} has env label");
+        assert!(
+            a["metadata"]["labels"]["env"].is_string(),
+            "{name} has env label"
+        );
         let history = a["status"]["history"].as_array().unwrap();
-        assert!((2..=4).contains(&history.len()), "{name}: {} history entries", history.len());
-        assert_eq!(a["status"]["operationState"]["phase"], "Succeeded", "{name}");
+        assert!(
+            (2..=4).contains(&history.len()),
+            "{name}: {} history entries",
+            history.len()
+        );
+        assert_eq!(
+            a["status"]["operationState"]["phase"], "Succeeded",
+            "{name}"
+        );
         assert!(a["status"]["reconciledAt"].is_string());
     }
     let prod = app(&sb, "checkout-prod");
@@ -94,15 +112,31 @@ async fn default_estate_starts_as_the_demo_needs() {
 
     // The repository: branches, workflows, a history that git log can read.
     let branches = git(&sb, &["branch", "--format=%(refname:short)"]);
-    assert!(branches.contains("main") && branches.contains("develop"), "{branches}");
+    assert!(
+        branches.contains("main") && branches.contains("develop"),
+        "{branches}"
+    );
     let wf = git(&sb, &["show", "main:.github/workflows/deploy-service.yml"]);
-    assert!(wf.contains("workflow_dispatch:") && wf.contains("environment:"), "{wf}");
-    let deployed = prod["status"]["history"].as_array().unwrap().last().unwrap()["revision"]
+    assert!(
+        wf.contains("workflow_dispatch:") && wf.contains("environment:"),
+        "{wf}"
+    );
+    let deployed = prod["status"]["history"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()["revision"]
         .as_str()
         .unwrap()
         .to_string();
-    let target = prod["status"]["sync"]["revision"].as_str().unwrap().to_string();
-    let log = git(&sb, &["log", "--format=%an %s", &format!("{deployed}..{target}")]);
+    let target = prod["status"]["sync"]["revision"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let log = git(
+        &sb,
+        &["log", "--format=%an %s", &format!("{deployed}..{target}")],
+    );
     assert!(log.contains("ci: bump checkout to sha-"), "{log}");
     assert!(log.contains("ci-bot"), "{log}");
 }
@@ -110,9 +144,18 @@ async fn default_estate_starts_as_the_demo_needs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_apps_are_generated_and_seeded() {
     let sb = start("default", Some(10_000)).await;
-    let apps = sb.world.store.list(IN_CLUSTER, APPLICATIONS, Some(ARGOCD_NAMESPACE)).0;
+    let apps = sb
+        .world
+        .store
+        .list(IN_CLUSTER, APPLICATIONS, Some(ARGOCD_NAMESPACE))
+        .0;
     assert_eq!(apps.len(), 10_000);
-    assert!(sb.world.store.get(IN_CLUSTER, APPLICATIONS, ARGOCD_NAMESPACE, "svc-0001-dev").is_some());
+    assert!(
+        sb.world
+            .store
+            .get(IN_CLUSTER, APPLICATIONS, ARGOCD_NAMESPACE, "svc-0001-dev")
+            .is_some()
+    );
     let deployments = sb.world.store.list(IN_CLUSTER, DEPLOYMENTS, None).0;
     assert_eq!(deployments.len(), 10_000);
     let projects = sb.world.store.list(IN_CLUSTER, APPPROJECTS, None).0;

@@ -64,8 +64,11 @@ impl Repo {
     pub fn create(path: &Path, estate: &Estate) -> Result<Repo, String> {
         prepare_dir(path)?;
         git(path, &["init", "-q", "-b", "main", "."], None)?;
-        std::fs::write(path.join(".git").join(MARKER), "created by shipdeck sandbox\n")
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(
+            path.join(".git").join(MARKER),
+            "created by shipdeck sandbox\n",
+        )
+        .map_err(|e| format!("{}: {e}", path.display()))?;
         let url = file_url(path);
         let (plans, heads) = plan_history(estate, &url);
         let mut stream = Vec::with_capacity(1 << 20);
@@ -86,7 +89,11 @@ impl Repo {
                 t = p.time
             );
             for (file, content) in &p.files {
-                let _ = write!(stream, "M 100644 inline {file}\ndata {}\n{content}\n", content.len());
+                let _ = write!(
+                    stream,
+                    "M 100644 inline {file}\ndata {}\n{content}\n",
+                    content.len()
+                );
             }
             stream.push(b'\n');
         }
@@ -169,22 +176,32 @@ impl Repo {
             return Err(format!("unable to resolve '{rev}' to a commit SHA"));
         }
         let spec = format!("{rev}^{{commit}}");
-        git(&self.path, &["rev-parse", "--verify", "--quiet", &spec], None)
-            .map(|s| s.trim().to_string())
-            .map_err(|_| format!("unable to resolve '{rev}' to a commit SHA"))
+        git(
+            &self.path,
+            &["rev-parse", "--verify", "--quiet", &spec],
+            None,
+        )
+        .map(|s| s.trim().to_string())
+        .map_err(|_| format!("unable to resolve '{rev}' to a commit SHA"))
     }
 
     fn listing(&self, commit: &str) -> Result<Listing, String> {
         if let Some(l) = lock(&self.listings).get(commit) {
             return Ok(l.clone());
         }
-        let out = git(&self.path, &["ls-tree", "-r", "-z", "--full-tree", commit], None)?;
+        let out = git(
+            &self.path,
+            &["ls-tree", "-r", "-z", "--full-tree", commit],
+            None,
+        )?;
         let mut map = BTreeMap::new();
         for entry in out.split('\0') {
             // "<mode> <type> <sha>\t<path>"
             if let Some((meta, path)) = entry.split_once('\t') {
                 let mut parts = meta.split(' ');
-                if let (Some(_), Some("blob"), Some(sha)) = (parts.next(), parts.next(), parts.next()) {
+                if let (Some(_), Some("blob"), Some(sha)) =
+                    (parts.next(), parts.next(), parts.next())
+                {
                     map.insert(path.to_string(), sha.to_string());
                 }
             }
@@ -226,7 +243,11 @@ impl Repo {
 
     /// The Kubernetes objects of the YAML/JSON files under `dir` at a commit sha, parsed
     /// (cached by blob): (path, objects) per file, sorted by path.
-    pub fn manifests(&self, commit: &str, dir: &str) -> Result<Vec<(String, Arc<Vec<Value>>)>, String> {
+    pub fn manifests(
+        &self,
+        commit: &str,
+        dir: &str,
+    ) -> Result<Vec<(String, Arc<Vec<Value>>)>, String> {
         let listing = self.listing(commit)?;
         let prefix = dir_prefix(dir);
         let mut out = Vec::new();
@@ -287,7 +308,11 @@ impl Repo {
             if path.contains('\n') || path.is_empty() {
                 return Err(format!("invalid file path '{path}'"));
             }
-            let _ = write!(stream, "M 100644 inline {path}\ndata {}\n{content}\n", content.len());
+            let _ = write!(
+                stream,
+                "M 100644 inline {path}\ndata {}\n{content}\n",
+                content.len()
+            );
         }
         stream.push(b'\n');
         git(&self.path, &["fast-import", "--quiet"], Some(&stream))?;
@@ -304,7 +329,11 @@ impl Repo {
     /// `git log` between two revisions: (sha, author, unix time, subject), newest first.
     pub fn log(&self, from: &str, to: &str) -> Result<Vec<(String, String, i64, String)>, String> {
         let range = format!("{from}..{to}");
-        let out = git(&self.path, &["log", "--format=%H%x1f%an%x1f%at%x1f%s", &range], None)?;
+        let out = git(
+            &self.path,
+            &["log", "--format=%H%x1f%an%x1f%at%x1f%s", &range],
+            None,
+        )?;
         Ok(out
             .lines()
             .filter_map(|l| {
@@ -336,7 +365,11 @@ fn split_author(author: &str) -> (String, String) {
         return (name.trim().replace(['<', '>'], ""), email);
     }
     let name = clean.trim().replace(['<', '>'], "");
-    let name = if name.is_empty() { CI_BOT.0.to_string() } else { name };
+    let name = if name.is_empty() {
+        CI_BOT.0.to_string()
+    } else {
+        name
+    };
     let email = format!("{}@users.noreply.github.com", name.replace(' ', "."));
     (name, email)
 }
@@ -390,7 +423,11 @@ fn git(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Result<String, String
         .env("GIT_AUTHOR_EMAIL", CI_BOT.1)
         .env("GIT_COMMITTER_NAME", CI_BOT.0)
         .env("GIT_COMMITTER_EMAIL", CI_BOT.1)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd
@@ -419,7 +456,10 @@ fn git(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Result<String, String
 /// bump (grouped per environment and build on large estates), plus a few human commits.
 /// Also returns, per branch, the final objects of every app file (to prime the cache).
 #[allow(clippy::type_complexity)]
-fn plan_history(estate: &Estate, url: &str) -> (Vec<Plan>, Vec<(String, Vec<(String, Vec<Value>)>)>) {
+fn plan_history(
+    estate: &Estate,
+    url: &str,
+) -> (Vec<Plan>, Vec<(String, Vec<(String, Vec<Value>)>)>) {
     let start = start_of_history().timestamp();
     let grouped = estate.apps.len() > 300;
     let mut initial_files: Vec<(String, String)> = vec![
@@ -427,7 +467,10 @@ fn plan_history(estate: &Estate, url: &str) -> (Vec<Plan>, Vec<(String, Vec<(Str
         (".gitignore".into(), "*.swp\n.DS_Store\n".into()),
     ];
     for w in &estate.github.workflows {
-        initial_files.push((format!(".github/workflows/{}", w.file), workflow_yaml(w, estate)));
+        initial_files.push((
+            format!(".github/workflows/{}", w.file),
+            workflow_yaml(w, estate),
+        ));
     }
     if !estate.jenkins.is_empty() {
         initial_files.push(("Jenkinsfile".into(), jenkinsfile(estate)));
@@ -452,14 +495,16 @@ fn plan_history(estate: &Estate, url: &str) -> (Vec<Plan>, Vec<(String, Vec<(Str
             initial_files.extend(first_files);
             initial_builds.push((app.name.clone(), first));
         } else {
-            let plan = branch_setup.entry(app.branch.clone()).or_insert_with(|| Plan {
-                branch: app.branch.clone(),
-                time: start - 86_400 + 3_600,
-                message: format!("Set up {} for the pre-production environments", app.branch),
-                author: ("platform-team".into(), "platform@acme.dev".into()),
-                files: vec![],
-                builds: vec![],
-            });
+            let plan = branch_setup
+                .entry(app.branch.clone())
+                .or_insert_with(|| Plan {
+                    branch: app.branch.clone(),
+                    time: start - 86_400 + 3_600,
+                    message: format!("Set up {} for the pre-production environments", app.branch),
+                    author: ("platform-team".into(), "platform@acme.dev".into()),
+                    files: vec![],
+                    builds: vec![],
+                });
             plan.files.extend(first_files);
             plan.builds.push((app.name.clone(), first));
         }
@@ -478,8 +523,10 @@ fn plan_history(estate: &Estate, url: &str) -> (Vec<Plan>, Vec<(String, Vec<(Str
             if build == first {
                 continue;
             }
-            let mut texts: Vec<(String, String)> =
-                files.iter().map(|(f, o)| (f.clone(), render::to_yaml(o))).collect();
+            let mut texts: Vec<(String, String)> = files
+                .iter()
+                .map(|(f, o)| (f.clone(), render::to_yaml(o)))
+                .collect();
             if let Some(v) = &app.values_file {
                 texts.push((v.clone(), render::values_yaml(estate, app, build)));
             }
@@ -642,7 +689,11 @@ fn jenkinsfile(estate: &Estate) -> String {
                 s.push_str(&format!(
                     "    choice(name: '{}', choices: [{}], description: '{}')\n",
                     p.name,
-                    p.options.iter().map(|o| format!("'{o}'")).collect::<Vec<_>>().join(", "),
+                    p.options
+                        .iter()
+                        .map(|o| format!("'{o}'"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     p.description
                 ));
             } else {

@@ -154,11 +154,19 @@ pub fn resource_health(obj: &Value, pods: &[Arc<Value>]) -> Option<(String, Opti
                 let statuses = p["status"]["containerStatuses"].as_array();
                 for cs in statuses.into_iter().flatten() {
                     let reason = cs["state"]["waiting"]["reason"].as_str().unwrap_or("");
-                    if matches!(reason, "ImagePullBackOff" | "ErrImagePull" | "CrashLoopBackOff") {
+                    if matches!(
+                        reason,
+                        "ImagePullBackOff" | "ErrImagePull" | "CrashLoopBackOff"
+                    ) {
                         let msg = cs["state"]["waiting"]["message"]
                             .as_str()
                             .map(str::to_string)
-                            .unwrap_or_else(|| format!("container {} is in {reason}", cs["name"].as_str().unwrap_or("")));
+                            .unwrap_or_else(|| {
+                                format!(
+                                    "container {} is in {reason}",
+                                    cs["name"].as_str().unwrap_or("")
+                                )
+                            });
                         return h("Degraded", Some(format!("Pod {}: {msg}", meta(p, "name"))));
                     }
                 }
@@ -171,13 +179,17 @@ pub fn resource_health(obj: &Value, pods: &[Arc<Value>]) -> Option<(String, Opti
                     Some("Waiting for rollout to finish: observed deployment generation less than desired generation".into()),
                 );
             }
-            let deadline = status["conditions"].as_array().into_iter().flatten().any(|c| {
-                c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded"
-            });
+            let deadline = status["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded");
             if deadline {
                 return h(
                     "Degraded",
-                    Some(format!("Deployment \"{name}\" exceeded its progress deadline")),
+                    Some(format!(
+                        "Deployment \"{name}\" exceeded its progress deadline"
+                    )),
                 );
             }
             let want = obj["spec"]["replicas"].as_i64().unwrap_or(1);
@@ -185,13 +197,29 @@ pub fn resource_health(obj: &Value, pods: &[Arc<Value>]) -> Option<(String, Opti
             let total = status["replicas"].as_i64().unwrap_or(0);
             let available = status["availableReplicas"].as_i64().unwrap_or(0);
             if updated < want {
-                return h("Progressing", Some(format!("Waiting for rollout to finish: {updated} out of {want} new replicas have been updated...")));
+                return h(
+                    "Progressing",
+                    Some(format!(
+                        "Waiting for rollout to finish: {updated} out of {want} new replicas have been updated..."
+                    )),
+                );
             }
             if total > updated {
-                return h("Progressing", Some(format!("Waiting for rollout to finish: {} old replicas are pending termination...", total - updated)));
+                return h(
+                    "Progressing",
+                    Some(format!(
+                        "Waiting for rollout to finish: {} old replicas are pending termination...",
+                        total - updated
+                    )),
+                );
             }
             if available < updated {
-                return h("Progressing", Some(format!("Waiting for rollout to finish: {available} of {updated} updated replicas are available...")));
+                return h(
+                    "Progressing",
+                    Some(format!(
+                        "Waiting for rollout to finish: {available} of {updated} updated replicas are available..."
+                    )),
+                );
             }
             h("Healthy", None)
         }
@@ -199,7 +227,12 @@ pub fn resource_health(obj: &Value, pods: &[Arc<Value>]) -> Option<(String, Opti
             let want = obj["spec"]["replicas"].as_i64().unwrap_or(1);
             let available = status["availableReplicas"].as_i64().unwrap_or(0);
             if available < want {
-                h("Progressing", Some(format!("Waiting for rollout to finish: {available} out of {want} new replicas are available...")))
+                h(
+                    "Progressing",
+                    Some(format!(
+                        "Waiting for rollout to finish: {available} out of {want} new replicas are available..."
+                    )),
+                )
             } else {
                 h("Healthy", None)
             }
@@ -356,7 +389,8 @@ mod tests {
         live["metadata"]["resourceVersion"] = json!("12");
         live["metadata"]["annotations"] = json!({LAST_APPLIED: "{}"});
         live["spec"]["progressDeadlineSeconds"] = json!(600);
-        live["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = json!("IfNotPresent");
+        live["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] =
+            json!("IfNotPresent");
         live["status"] = json!({"replicas": 2});
         assert!(in_sync(&desired, &live));
         live["spec"]["replicas"] = json!(3);
@@ -367,17 +401,30 @@ mod tests {
     fn deployment_health_follows_argo() {
         let mut d = json!({"kind": "Deployment", "metadata": {"name": "a", "generation": 2},
             "spec": {"replicas": 2}, "status": {"observedGeneration": 1}});
-        assert_eq!(resource_health(&d, &[]).map(|h| h.0), Some("Progressing".into()));
+        assert_eq!(
+            resource_health(&d, &[]).map(|h| h.0),
+            Some("Progressing".into())
+        );
         d["status"] = json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2});
-        assert_eq!(resource_health(&d, &[]).map(|h| h.0), Some("Healthy".into()));
-        d["status"]["conditions"] = json!([{"type": "Progressing", "reason": "ProgressDeadlineExceeded"}]);
-        assert_eq!(resource_health(&d, &[]).map(|h| h.0), Some("Degraded".into()));
+        assert_eq!(
+            resource_health(&d, &[]).map(|h| h.0),
+            Some("Healthy".into())
+        );
+        d["status"]["conditions"] =
+            json!([{"type": "Progressing", "reason": "ProgressDeadlineExceeded"}]);
+        assert_eq!(
+            resource_health(&d, &[]).map(|h| h.0),
+            Some("Degraded".into())
+        );
     }
 
     #[test]
     fn apply_keeps_live_only_fields() {
         let live = json!({"spec": {"a": 1, "b": [1, 2]}, "status": {"x": 1}});
         let desired = json!({"spec": {"b": [3]}});
-        assert_eq!(merge_apply(&live, &desired), json!({"spec": {"a": 1, "b": [3]}, "status": {"x": 1}}));
+        assert_eq!(
+            merge_apply(&live, &desired),
+            json!({"spec": {"a": 1, "b": [3]}, "status": {"x": 1}})
+        );
     }
 }

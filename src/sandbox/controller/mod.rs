@@ -62,7 +62,11 @@ pub fn prepare_desired(mut obj: Value, namespace: &str, app: &str) -> Value {
 
 /// Rendered manifests of an app at `revision` (default: its target revision), namespace
 /// defaulted and tracking label set.
-pub fn desired_objects(world: &World, app: &Application, revision: Option<&str>) -> Result<Vec<Value>, String> {
+pub fn desired_objects(
+    world: &World,
+    app: &Application,
+    revision: Option<&str>,
+) -> Result<Vec<Value>, String> {
     let source = app
         .spec
         .primary_source()

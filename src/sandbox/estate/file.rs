@@ -323,7 +323,10 @@ pub(super) fn parse(text: &str, seed: u64) -> Result<Estate, String> {
                 with_service: s.workloads.is_empty(),
                 workloads: wl,
                 topics: vec![],
-                values_file: s.values_file.as_deref().map(|v| fill(v, &s.name, &env.name)),
+                values_file: s
+                    .values_file
+                    .as_deref()
+                    .map(|v| fill(v, &s.name, &env.name)),
                 children: vec![],
                 git_build,
                 versions,

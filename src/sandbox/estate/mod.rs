@@ -18,7 +18,10 @@ use std::collections::BTreeMap;
 
 /// The built-in estates, embedded so the binary needs nothing beside it.
 const BUILT_IN: &[(&str, &str)] = &[
-    ("default", include_str!("../../../assets/estates/default.yaml")),
+    (
+        "default",
+        include_str!("../../../assets/estates/default.yaml"),
+    ),
     (
         "three-clusters",
         include_str!("../../../assets/estates/three-clusters.yaml"),
@@ -27,7 +30,10 @@ const BUILT_IN: &[(&str, &str)] = &[
         "event-ingestion",
         include_str!("../../../assets/estates/event-ingestion.yaml"),
     ),
-    ("banking", include_str!("../../../assets/estates/banking.yaml")),
+    (
+        "banking",
+        include_str!("../../../assets/estates/banking.yaml"),
+    ),
 ];
 
 /// Names of the built-in estates.
@@ -368,7 +374,10 @@ pub fn hash(seed: u64, s: &str) -> u64 {
 
 /// The usual CI of an estate: a build workflow, deploy-service.yml, verify-environment.yml
 /// and a Jenkins `GitOps-Pipeline` job.
-pub fn default_ci(services: &[String], environments: &[String]) -> (Vec<WorkflowDef>, Vec<JenkinsJobDef>) {
+pub fn default_ci(
+    services: &[String],
+    environments: &[String],
+) -> (Vec<WorkflowDef>, Vec<JenkinsJobDef>) {
     let choice = |name: &str, description: &str, options: &[String], default: Option<&String>| {
         if options.len() > 50 {
             CiInput {
@@ -390,14 +399,15 @@ pub fn default_ci(services: &[String], environments: &[String]) -> (Vec<Workflow
             }
         }
     };
-    let input = |name: &str, description: &str, kind: &str, default: Option<&str>, required| CiInput {
-        name: name.into(),
-        description: description.into(),
-        kind: kind.into(),
-        options: vec![],
-        default: default.map(str::to_string),
-        required,
-    };
+    let input =
+        |name: &str, description: &str, kind: &str, default: Option<&str>, required| CiInput {
+            name: name.into(),
+            description: description.into(),
+            kind: kind.into(),
+            options: vec![],
+            default: default.map(str::to_string),
+            required,
+        };
     let tests: Vec<String> = ["all", "health", "smoke", "integration"]
         .iter()
         .map(|s| s.to_string())
@@ -409,7 +419,13 @@ pub fn default_ci(services: &[String], environments: &[String]) -> (Vec<Workflow
             action: CiAction::Build,
             inputs: vec![
                 choice("service", "Service to build", services, services.first()),
-                input("skip_tests", "Skip the unit tests", "boolean", Some("false"), false),
+                input(
+                    "skip_tests",
+                    "Skip the unit tests",
+                    "boolean",
+                    Some("false"),
+                    false,
+                ),
             ],
         },
         WorkflowDef {
@@ -418,8 +434,19 @@ pub fn default_ci(services: &[String], environments: &[String]) -> (Vec<Workflow
             action: CiAction::Deploy,
             inputs: vec![
                 choice("service", "Service to deploy", services, services.first()),
-                input("version", "Image tag to deploy (e.g. a previous good one)", "string", None, true),
-                choice("environment", "Target environment", environments, environments.first()),
+                input(
+                    "version",
+                    "Image tag to deploy (e.g. a previous good one)",
+                    "string",
+                    None,
+                    true,
+                ),
+                choice(
+                    "environment",
+                    "Target environment",
+                    environments,
+                    environments.first(),
+                ),
             ],
         },
         WorkflowDef {
@@ -427,7 +454,12 @@ pub fn default_ci(services: &[String], environments: &[String]) -> (Vec<Workflow
             name: "Verify environment".into(),
             action: CiAction::Verify,
             inputs: vec![
-                choice("environment", "Environment to verify", environments, environments.last()),
+                choice(
+                    "environment",
+                    "Environment to verify",
+                    environments,
+                    environments.last(),
+                ),
                 choice("test_type", "Which checks to run", &tests, tests.first()),
             ],
         },
@@ -470,7 +502,11 @@ mod tests {
             assert!(!e.apps.is_empty(), "{name}");
             assert_eq!(e.clusters[0], IN_CLUSTER);
             for a in &e.apps {
-                assert!(a.versions >= 1 && a.git_build + 1 >= a.versions, "{}", a.name);
+                assert!(
+                    a.versions >= 1 && a.git_build + 1 >= a.versions,
+                    "{}",
+                    a.name
+                );
             }
         }
     }
@@ -478,11 +514,18 @@ mod tests {
     #[test]
     fn default_has_the_demo_faults() {
         let e = Estate::load("default", None, 1).unwrap_or_default();
-        assert!(e.apps.iter().any(|a| a.environment == "prod" && a.pending && !a.auto_sync));
+        assert!(
+            e.apps
+                .iter()
+                .any(|a| a.environment == "prod" && a.pending && !a.auto_sync)
+        );
         assert!(e.apps.iter().any(|a| a.fault.is_some()));
         assert!(e.apps.iter().any(|a| a.pending && a.auto_sync));
         assert!(e.apps.iter().any(|a| a.kind == AppKind::Parent));
-        assert!(e.apps.iter().any(|a| a.kind == AppKind::Infra && a.environment == "prod" && a.auto_sync && !a.prune));
+        assert!(e.apps.iter().any(|a| a.kind == AppKind::Infra
+            && a.environment == "prod"
+            && a.auto_sync
+            && !a.prune));
         assert_eq!(e.environments_of("checkout"), ["dev", "staging", "prod"]);
     }
 
@@ -491,7 +534,12 @@ mod tests {
         let a = Estate::load("default", Some(300), 7).unwrap_or_default();
         let b = Estate::load("default", Some(300), 7).unwrap_or_default();
         assert_eq!(a.apps.len(), 300);
-        let names = |e: &Estate| e.apps.iter().map(|a| (a.name.clone(), a.git_build)).collect::<Vec<_>>();
+        let names = |e: &Estate| {
+            e.apps
+                .iter()
+                .map(|a| (a.name.clone(), a.git_build))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(names(&a), names(&b));
         assert!(a.apps.iter().any(|x| x.name == "svc-0001-dev"));
         assert_eq!(a.tag("svc-0001", 3, "main"), b.tag("svc-0001", 3, "main"));

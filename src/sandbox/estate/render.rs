@@ -37,22 +37,34 @@ pub fn commit_time(estate: &Estate, app: &AppDef, build: usize) -> DateTime<Utc>
         .position(|e| e.name == app.environment)
         .unwrap_or(0) as i64;
     let jitter = (super::hash(estate.seed, &format!("{}@{build}", app.name)) % 40) as i64;
-    build_time(estate, &app.service, build)
-        + Duration::minutes(12 + rank * 170 + jitter)
+    build_time(estate, &app.service, build) + Duration::minutes(12 + rank * 170 + jitter)
 }
 
 /// The image reference of a workload at a build.
 pub fn image(estate: &Estate, app: &AppDef, workload: usize, build: usize) -> String {
     let w = &app.workloads[workload];
     match app.kind {
-        AppKind::Infra => format!("{}:3.{}.0", w.image, 6 + usize::from(build > app.first_build())),
-        _ => format!("{}:{}", w.image, estate.tag(&app.service, build, &app.branch)),
+        AppKind::Infra => format!(
+            "{}:3.{}.0",
+            w.image,
+            6 + usize::from(build > app.first_build())
+        ),
+        _ => format!(
+            "{}:{}",
+            w.image,
+            estate.tag(&app.service, build, &app.branch)
+        ),
     }
 }
 
 /// Files of the app's path at a build: (path in repo, objects). Objects carry no namespace
 /// (Argo CD defaults it to the destination) and no tracking label (Argo CD adds it).
-pub fn app_files(estate: &Estate, app: &AppDef, build: usize, repo_url: &str) -> Vec<(String, Vec<Value>)> {
+pub fn app_files(
+    estate: &Estate,
+    app: &AppDef,
+    build: usize,
+    repo_url: &str,
+) -> Vec<(String, Vec<Value>)> {
     let mut files = Vec::new();
     match app.kind {
         AppKind::Service => {
@@ -76,7 +88,10 @@ pub fn app_files(estate: &Estate, app: &AppDef, build: usize, repo_url: &str) ->
             let w = &app.workloads[0];
             files.push((
                 "broker.yaml".into(),
-                vec![deployment(estate, app, 0, build), service(&app.service, w.port)],
+                vec![
+                    deployment(estate, app, 0, build),
+                    service(&app.service, w.port),
+                ],
             ));
             let topics = app
                 .topics
@@ -133,7 +148,9 @@ pub fn values_yaml(estate: &Estate, app: &AppDef, build: usize) -> String {
         let reference = image(estate, app, 0, build);
         let (repo, tag) = split_image(&reference);
         let short = w.name.rsplit('-').next().unwrap_or(&w.name).to_string();
-        out.push_str(&format!("  {short}:\n    repository: {repo}\n    tag: {tag}\n"));
+        out.push_str(&format!(
+            "  {short}:\n    repository: {repo}\n    tag: {tag}\n"
+        ));
     }
     out.push_str(&format!(
         "ingress:\n  host: {}.{}.example.com\nhealthCheck:\n  path: /health\n",

@@ -72,11 +72,19 @@ pub fn seed_store(world: &World) -> Result<(), String> {
         .apps
         .iter()
         .filter(|a| a.kind == AppKind::Parent)
-        .flat_map(|p| p.children.iter().map(move |c| (c.as_str(), p.name.as_str())))
+        .flat_map(|p| {
+            p.children
+                .iter()
+                .map(move |c| (c.as_str(), p.name.as_str()))
+        })
         .collect();
     let now = Utc::now();
     // Children before parents, so a parent's comparison sees its children live.
-    let mut order: Vec<&AppDef> = estate.apps.iter().filter(|a| a.kind != AppKind::Parent).collect();
+    let mut order: Vec<&AppDef> = estate
+        .apps
+        .iter()
+        .filter(|a| a.kind != AppKind::Parent)
+        .collect();
     order.extend(estate.apps.iter().filter(|a| a.kind == AppKind::Parent));
     for app in order {
         let deployed = app.deployed_build();
@@ -89,7 +97,10 @@ pub fn seed_store(world: &World) -> Result<(), String> {
                 let Some(res) = compare::resource_type_of(&obj) else {
                     continue;
                 };
-                let key = (res.kind.to_string(), compare::meta(&obj, "name").to_string());
+                let key = (
+                    res.kind.to_string(),
+                    compare::meta(&obj, "name").to_string(),
+                );
                 let obj = with_live_status(obj, app);
                 let stored = store.create(&app.cluster, res, obj).map_err(err)?;
                 created.insert(key, stored);
@@ -103,13 +114,28 @@ pub fn seed_store(world: &World) -> Result<(), String> {
             }
         } else {
             for d in &desired {
-                live_objects.push(store.get(IN_CLUSTER, APPLICATIONS, ARGOCD_NAMESPACE, compare::meta(d, "name")));
+                live_objects.push(store.get(
+                    IN_CLUSTER,
+                    APPLICATIONS,
+                    ARGOCD_NAMESPACE,
+                    compare::meta(d, "name"),
+                ));
             }
         }
         let cmp = compare::compare(&desired, &live_objects, &[], &|_| Vec::new());
         let target = heads.get(&app.branch).cloned().unwrap_or_default();
-        let application = application_object(world, app, parents.get(app.name.as_str()).copied(), &url, &target, &cmp, now)?;
-        store.create(IN_CLUSTER, APPLICATIONS, application).map_err(err)?;
+        let application = application_object(
+            world,
+            app,
+            parents.get(app.name.as_str()).copied(),
+            &url,
+            &target,
+            &cmp,
+            now,
+        )?;
+        store
+            .create(IN_CLUSTER, APPLICATIONS, application)
+            .map_err(err)?;
     }
     Ok(())
 }
@@ -130,10 +156,15 @@ fn with_live_status(mut obj: Value, app: &AppDef) -> Value {
         Some("Deployment") => {
             let replicas = obj["spec"]["replicas"].as_i64().unwrap_or(1);
             let name = compare::meta(&obj, "name").to_string();
-            let rs = format!("{name}-{:010x}", super::hash(0, &format!("{}{}", app.name, obj["spec"]["template"])) & 0xff_ffff_ffff);
+            let rs = format!(
+                "{name}-{:010x}",
+                super::hash(0, &format!("{}{}", app.name, obj["spec"]["template"]))
+                    & 0xff_ffff_ffff
+            );
             obj["spec"]["progressDeadlineSeconds"] = json!(600);
             obj["metadata"]["annotations"] = json!({"deployment.kubernetes.io/revision": "1"});
-            let broken = obj["spec"]["template"]["metadata"]["annotations"][FAIL_ANNOTATION].is_string();
+            let broken =
+                obj["spec"]["template"]["metadata"]["annotations"][FAIL_ANNOTATION].is_string();
             obj["status"] = if broken {
                 json!({
                     "observedGeneration": 1, "replicas": replicas, "updatedReplicas": replicas,
@@ -161,7 +192,8 @@ fn with_live_status(mut obj: Value, app: &AppDef) -> Value {
         Some("Service") => {
             let h = super::hash(0, &format!("{}/{}", app.name, compare::meta(&obj, "name")));
             obj["spec"]["type"] = json!("ClusterIP");
-            obj["spec"]["clusterIP"] = json!(format!("10.96.{}.{}", (h >> 8) % 250 + 1, h % 250 + 2));
+            obj["spec"]["clusterIP"] =
+                json!(format!("10.96.{}.{}", (h >> 8) % 250 + 1, h % 250 + 2));
             obj["status"] = json!({"loadBalancer": {}});
         }
         _ => {}
@@ -305,14 +337,16 @@ pub fn kubectl_name(r: &Value) -> String {
 /// A bump also drops the sandbox's failure annotation: the new image is the fix.
 pub fn apply_bump(world: &World, bump: &ImageBump, author: &str) -> Result<String, String> {
     let estate = &world.estate;
-    let app = estate.app_of(&bump.service, &bump.environment).ok_or_else(|| {
-        format!(
-            "no application for service {} in environment {} (services: {})",
-            bump.service,
-            bump.environment,
-            estate.services().join(", ")
-        )
-    })?;
+    let app = estate
+        .app_of(&bump.service, &bump.environment)
+        .ok_or_else(|| {
+            format!(
+                "no application for service {} in environment {} (services: {})",
+                bump.service,
+                bump.environment,
+                estate.services().join(", ")
+            )
+        })?;
     let tag = bump.tag.trim();
     if tag.is_empty() || tag.contains(|c: char| c.is_whitespace() || c == ':' || c == '/') {
         return Err(format!("invalid image tag '{}'", bump.tag));
@@ -326,7 +360,8 @@ pub fn apply_bump(world: &World, bump: &ImageBump, author: &str) -> Result<Strin
         let Some(text) = repo.read_file(&app.branch, &path)? else {
             continue;
         };
-        let mut docs: Vec<Value> = serde_saphyr::from_multiple(&text).map_err(|e| format!("{path}: {e}"))?;
+        let mut docs: Vec<Value> =
+            serde_saphyr::from_multiple(&text).map_err(|e| format!("{path}: {e}"))?;
         let mut changed = false;
         for d in docs.iter_mut() {
             if d["kind"] != "Deployment" {
