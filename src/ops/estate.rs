@@ -3,7 +3,8 @@
 //! task (the TUI loop or a headless command) and changed only by applying [`Update`]s, each
 //! in O(1) (amortised); views read it by reference.
 
-use super::classify::{Classified, classify};
+use super::classify::{Classified, Classifier};
+use super::policy::Policies;
 use crate::model::{AppId, Application, Environment, Revision, SyncStatus};
 pub use crate::model::{Connection, Update};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -81,10 +82,15 @@ pub struct AppEntry {
 
 impl AppEntry {
     pub fn new(id: AppId, app: Application) -> Self {
+        Self::classified(id, app, &Classifier::default())
+    }
+
+    /// An entry classified by config rules in front of the defaults.
+    pub fn classified(id: AppId, app: Application, classifier: &Classifier) -> Self {
         let Classified {
             environment,
             service,
-        } = classify(&app);
+        } = classifier.classify(&app);
         let cause = out_of_sync_cause(&app);
         Self {
             id,
@@ -103,6 +109,7 @@ pub struct Estate {
     environments: BTreeMap<Environment, usize>,
     services: BTreeMap<String, usize>,
     pub connections: BTreeMap<String, Connection>,
+    classifier: Classifier,
     /// Bumped on every change; views compare it to decide whether to redraw.
     pub generation: u64,
 }
@@ -110,6 +117,18 @@ pub struct Estate {
 impl Estate {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store that classifies with config rules (see [`Classifier`]).
+    pub fn with_classifier(classifier: Classifier) -> Self {
+        Self {
+            classifier,
+            ..Self::default()
+        }
+    }
+
+    pub fn classifier(&self) -> &Classifier {
+        &self.classifier
     }
 
     pub fn apply(&mut self, update: Update) {
@@ -139,7 +158,7 @@ impl Estate {
     }
 
     fn upsert(&mut self, id: AppId, app: Application) {
-        let entry = AppEntry::new(id.clone(), app);
+        let entry = AppEntry::classified(id.clone(), app, &self.classifier);
         if let Some(old) = self.apps.get(&id)
             && (old.environment != entry.environment || old.service != entry.service)
         {
@@ -221,6 +240,60 @@ impl Estate {
     }
 }
 
+/// What a board cell lags behind: the same service in the environment before it runs
+/// something else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lag {
+    pub previous_environment: String,
+    /// Images (or the deployed revision when images are unknown) here and there.
+    pub here: Vec<String>,
+    pub there: Vec<String>,
+}
+
+/// What an app runs, for comparing environments: its images when Argo CD reports them
+/// (revisions differ between branches even for the same build), else the deployed revision.
+fn running(entry: &AppEntry) -> Vec<String> {
+    let mut images: Vec<String> = entry
+        .app
+        .status
+        .summary
+        .as_ref()
+        .map(|s| s.images.clone())
+        .unwrap_or_default();
+    if images.is_empty() {
+        return deployed_revision(&entry.app)
+            .map(|r| vec![r.0])
+            .unwrap_or_default();
+    }
+    images.sort();
+    images
+}
+
+impl Estate {
+    /// Whether this cell runs something other than the same service in the environment
+    /// before it (None when there is no such environment, or nothing to compare).
+    pub fn lag(&self, entry: &AppEntry) -> Option<Lag> {
+        let prev = self.previous_environment(&entry.environment)?;
+        let there_entry = self.cell(&entry.service, &prev.name).next()?;
+        let (here, there) = (running(entry), running(there_entry));
+        if here.is_empty() || there.is_empty() || here == there {
+            return None;
+        }
+        Some(Lag {
+            previous_environment: prev.name.clone(),
+            here,
+            there,
+        })
+    }
+
+    /// Whether the app waits for an operator: its environment is gated and Git holds a
+    /// change that is not deployed.
+    pub fn waits_for_approval(&self, entry: &AppEntry, policies: &Policies) -> bool {
+        entry.cause == Some(OutOfSyncCause::PendingChange)
+            && policies.for_env(&entry.environment).gated()
+    }
+}
+
 fn decrement<K: Ord>(map: &mut BTreeMap<K, usize>, key: &K) {
     if let Some(n) = map.get_mut(key) {
         *n -= 1;
@@ -290,5 +363,71 @@ mod tests {
         });
         assert!(e.is_empty());
         assert_eq!(e.environments().count(), 0);
+    }
+
+    fn with_images(mut a: Application, images: &[&str]) -> Application {
+        a.status.summary = Some(crate::model::Summary {
+            images: images.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        });
+        a
+    }
+
+    #[test]
+    fn lag_and_waiting_for_approval() {
+        let mut e = Estate::new();
+        let dev = AppId::new("i", "argocd", "event-ingestion-dev");
+        let prod = AppId::new("i", "argocd", "event-ingestion-prod");
+        e.apply(Update::Upsert(
+            dev.clone(),
+            Box::new(with_images(
+                app("event-ingestion-dev", SyncStatus::Synced, "d2", "d2"),
+                &["event-consumer:v20240612-143022"],
+            )),
+        ));
+        e.apply(Update::Upsert(
+            prod.clone(),
+            Box::new(with_images(
+                app("event-ingestion-prod", SyncStatus::OutOfSync, "p1", "p2"),
+                &["event-consumer:v20240611-090000"],
+            )),
+        ));
+        let policies = Policies::default();
+        let p = e.get(&prod).cloned();
+        let d = e.get(&dev).cloned();
+        let (Some(p), Some(d)) = (p, d) else {
+            panic!("entries missing");
+        };
+        let lag = e.lag(&p);
+        assert_eq!(
+            lag.as_ref().map(|l| l.previous_environment.as_str()),
+            Some("dev")
+        );
+        assert_eq!(
+            lag.map(|l| l.there),
+            Some(vec!["event-consumer:v20240612-143022".to_string()])
+        );
+        assert!(e.lag(&d).is_none());
+        assert!(e.waits_for_approval(&p, &policies));
+        assert!(!e.waits_for_approval(&d, &policies));
+    }
+
+    #[test]
+    fn config_rules_classify_in_the_store() {
+        use crate::ops::classify::EnvRule;
+        let rule = EnvRule {
+            namespace: Some("gamemetrics".into()),
+            environment: Some("prod".into()),
+            ..Default::default()
+        };
+        let mut e = Estate::with_classifier(Classifier::new(vec![rule], vec![]));
+        let mut a = app("gamemetrics", SyncStatus::Synced, "a", "a");
+        a.spec.destination.namespace = Some("gamemetrics".into());
+        let mut b = app("gamemetrics", SyncStatus::Synced, "a", "a");
+        b.spec.destination.namespace = Some("gamemetrics-dev".into());
+        e.apply(Update::Upsert(AppId::new("i", "argocd", "gm"), Box::new(a)));
+        e.apply(Update::Upsert(AppId::new("j", "argocd", "gm"), Box::new(b)));
+        assert_eq!(e.cell("gamemetrics", "prod").count(), 1);
+        assert_eq!(e.cell("gamemetrics", "dev").count(), 1);
     }
 }

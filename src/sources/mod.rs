@@ -17,7 +17,7 @@ pub mod rollout;
 pub mod sse;
 pub mod syncwindow;
 
-// pub use backend::{Backend, ConnectOptions};
+pub use backend::{Backend, ConnectOptions};
 
 use crate::model::{Application, InfoEntry, SyncResourceRef, SyncWindow, Update, WorkloadRollout};
 use serde::{Deserialize, Serialize};
@@ -207,6 +207,18 @@ pub trait ArgoSource: Send + Sync {
         pod: &str,
         tail: u32,
     ) -> impl Future<Output = Result<Vec<String>, SourceError>> + Send;
+
+    /// Record a Kubernetes Event on the Application (audit of approvals and mutations).
+    /// Ok(false) when this source cannot (API mode has no Event API; core mode without
+    /// permission to create Events); the audit log has the record either way.
+    fn record_event(
+        &self,
+        app: &Application,
+        event: &AppEvent,
+    ) -> impl Future<Output = Result<bool, SourceError>> + Send {
+        let _ = (app, event);
+        async { Ok(false) }
+    }
 }
 
 /// Info entries a sync or rollback carries: the approval entries, plus the operator as

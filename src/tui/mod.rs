@@ -1,3 +1,15 @@
-//! The console: ratatui views over the Estate store, keys, themes. Draws only; reads the
-//! estate by reference and sends actions as messages.
+//! The console: ratatui views over the Estate store, keys, themes. It draws and reads keys
+//! only: it reads the estate by reference, and everything it wants from the outside world
+//! goes out as a [`request::Request`] and comes back as a tagged [`request::Response`].
+//! It never decides policy (that is `ops`) and never talks to a server itself.
+
+pub mod adapt;
+pub mod app;
+pub mod console;
+pub mod keymap;
+pub mod request;
 pub mod run;
+pub mod theme;
+pub mod view;
+pub mod views;
+pub mod widgets;

@@ -1,15 +1,176 @@
-//! (stub, to be written) The console's entry point.
+//! The console's entry points: `shipdeck` (against the operator's Argo CD) and `shipdeck
+//! demo` (against an in-process sandbox). They set up logging to a file, the terminal (and
+//! its restoration on quit, panic, SIGTERM and SIGHUP), the theme and keymap, then hand
+//! over to the loop. Nothing here draws or decides.
 
+use super::adapt::ArgoProvider;
+use super::app::{Exit, run_loop};
+use super::console::{Console, Settings};
+use super::keymap::Keymap;
+use super::request::Provider;
+use super::theme::{ColorDepth, Theme};
 use crate::cli::ConsoleArgs;
+use crate::model::Update;
+use crate::ops::actions::Ops;
+use crate::ops::audit::AuditLog;
+use crate::ops::estate::Estate;
+use crate::sources::ArgoSource;
+use crate::sources::argocd::{ArgoApi, ArgoApiOptions};
+use crate::sources::git::GitMirrors;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::mpsc;
 
-pub async fn run(_args: ConsoleArgs) -> anyhow::Result<()> {
-    anyhow::bail!("the console is not built yet")
+/// Where shipdeck keeps its data (logs, audit log).
+pub fn data_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "shipdeck").map(|d| d.data_dir().to_path_buf())
+}
+
+fn config_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "shipdeck").map(|d| d.config_dir().to_path_buf())
+}
+
+/// Log to `<data dir>/logs/shipdeck.log`, never to the terminal the console owns. The
+/// guard must live as long as the console so buffered lines are written.
+pub fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    let dir = data_dir()?.join("logs");
+    std::fs::create_dir_all(&dir).ok()?;
+    let appender = tracing_appender::rolling::never(&dir, "shipdeck.log");
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SHIPDECK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ok = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .try_init()
+        .is_ok();
+    ok.then_some(guard)
+}
+
+/// Theme, keymap, read-only and operator from flags and the environment.
+pub fn settings(args: &ConsoleArgs, source_label: String) -> Settings {
+    let depth = ColorDepth::detect();
+    let themes_dir = config_dir().map(|d| d.join("themes"));
+    let mut warnings = Vec::new();
+    let name = args.theme.clone().unwrap_or_else(|| "default".into());
+    let theme = match Theme::load(&name, themes_dir.as_deref(), depth) {
+        Ok(t) => t,
+        Err(e) => {
+            warnings.push(e.to_string());
+            Theme::load("default", None, depth).unwrap_or_else(|_| Theme::built_in("mono"))
+        }
+    };
+    warnings.extend(theme.warnings.iter().cloned());
+    let operator = std::env::var("SHIPDECK_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "operator".into());
+    Settings {
+        theme,
+        keymap: Keymap::default(),
+        read_only: args.read_only,
+        operator: crate::model::text::sanitize(&operator).into_owned(),
+        source_label,
+        depth,
+        themes_dir,
+        warnings,
+        policies: Default::default(),
+    }
+}
+
+fn ops_for(settings: &Settings, audit: AuditLog) -> Ops {
+    Ops {
+        operator: settings.operator.clone(),
+        read_only: settings.read_only,
+        policies: settings.policies.clone(),
+        classifier: Default::default(),
+        audit,
+    }
+}
+
+/// Take over the terminal, run the console, give the terminal back whatever happens.
+pub async fn open(
+    settings: Settings,
+    provider: Arc<dyn Provider>,
+    updates: mpsc::Receiver<Update>,
+) -> anyhow::Result<Exit> {
+    let mut console = Console::new(Estate::new(), settings);
+    let mut terminal = ratatui::try_init()?;
+    let result = run_loop(&mut terminal, &mut console, provider, updates).await;
+    ratatui::restore();
+    Ok(result?)
+}
+
+/// `shipdeck`: the console against the operator's Argo CD (API mode).
+pub async fn run(args: ConsoleArgs) -> anyhow::Result<()> {
+    let _log = init_logging();
+    let Some(server) = args.argocd_server.clone() else {
+        anyhow::bail!(
+            "no Argo CD server: pass --argocd-server or set ARGOCD_SERVER (or try `shipdeck demo`)"
+        );
+    };
+    if args.core {
+        anyhow::bail!("core mode in the console is not wired yet: use API mode (--argocd-server)");
+    }
+    let chain = crate::secrets::CredentialChain::default();
+    let token = chain.argocd_token(&server, None).map(|(t, _)| t);
+    if token.is_none() {
+        anyhow::bail!(
+            "no token for {server}: {}",
+            crate::sources::argocd::LOGIN_HINT
+        );
+    }
+    let api = ArgoApi::new(ArgoApiOptions {
+        server: server.clone(),
+        token,
+        insecure: args.insecure,
+        ..Default::default()
+    })?;
+    let git = GitMirrors::default_root()
+        .ok()
+        .map(|r| Arc::new(GitMirrors::new(r)));
+    let label = api.instance().to_string();
+    let (tx, rx) = mpsc::channel(4096);
+    let watch = api.watch_applications(tx);
+    let settings = settings(&args, label.clone());
+    let audit = AuditLog::open_default()?;
+    let ops = ops_for(&settings, audit);
+    let provider: Arc<dyn Provider> = Arc::new(ArgoProvider::new(vec![api], ops, git, label));
+    let result = open(settings, provider, rx).await;
+    watch.abort();
+    result.map(|_| ())
 }
 
 /// `shipdeck demo`: start the sandbox in-process and open the console against it.
 pub async fn demo(
-    _args: ConsoleArgs,
-    _sandbox: crate::sandbox::SandboxOptions,
+    args: ConsoleArgs,
+    mut sandbox: crate::sandbox::SandboxOptions,
 ) -> anyhow::Result<()> {
-    anyhow::bail!("shipdeck demo: not built yet")
+    let _log = init_logging();
+    // A demo shows rollouts in seconds, not minutes; keep a scale the operator chose.
+    if (sandbox.time_scale - 1.0).abs() < f64::EPSILON {
+        sandbox.time_scale = 0.2;
+    }
+    let sb = crate::sandbox::Sandbox::start(sandbox).await?;
+    let token = sb.world.users.token(crate::sandbox::auth::Role::Admin);
+    let api = ArgoApi::new(ArgoApiOptions {
+        name: Some("sandbox".into()),
+        server: sb.url.clone(),
+        token: Some(crate::secrets::Secret::new(token)),
+        workload_poll: Some(std::time::Duration::from_millis(500)),
+        ..Default::default()
+    })?;
+    let git = Some(Arc::new(GitMirrors::new(sb.state_dir.join("mirrors"))));
+    let (tx, rx) = mpsc::channel(4096);
+    let watch = api.watch_applications(tx);
+    let label = format!("sandbox {}", sb.url);
+    let mut settings = settings(&args, label.clone());
+    settings.operator = "admin".into();
+    // The demo's approvals go to an audit log beside the sandbox, not the operator's own.
+    let ops = ops_for(&settings, AuditLog::in_dir(&sb.state_dir.join("audit")));
+    let provider: Arc<dyn Provider> = Arc::new(ArgoProvider::new(vec![api], ops, git, label));
+    let result = open(settings, provider, rx).await;
+    watch.abort();
+    sb.stop().await;
+    result.map(|_| ())
 }

@@ -39,6 +39,8 @@ pub struct ArgoApiOptions {
     pub timeout: Option<Duration>,
     /// How often workloads are polled while watched; None = 2 s.
     pub workload_poll: Option<Duration>,
+    /// Config marks this instance read-only (ops refuses mutations).
+    pub read_only: bool,
 }
 
 /// One Argo CD API server. Cheap to clone.
@@ -56,6 +58,7 @@ pub(crate) struct Inner {
     token: Option<Secret>,
     timeout: Duration,
     workload_poll: Duration,
+    read_only: bool,
 }
 
 impl std::fmt::Debug for ArgoApi {
@@ -119,12 +122,17 @@ impl ArgoApi {
                 token: opts.token.filter(|t| !t.is_empty()),
                 timeout,
                 workload_poll: opts.workload_poll.unwrap_or(Duration::from_secs(2)),
+                read_only: opts.read_only,
             }),
         })
     }
 
     pub fn server(&self) -> &str {
         &self.inner.base
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.inner.read_only
     }
 
     /// Log in with a username and password (`POST /api/v1/session`); returns the token.

@@ -41,6 +41,8 @@ pub struct CoreOptions {
     pub git: Option<Arc<GitMirrors>>,
     /// A kubeconfig already loaded (tests); None = `KUBECONFIG` / `~/.kube/config`.
     pub kubeconfig: Option<Kubeconfig>,
+    /// Config marks this context read-only (ops refuses mutations).
+    pub read_only: bool,
 }
 
 impl Default for CoreOptions {
@@ -52,6 +54,7 @@ impl Default for CoreOptions {
             clusters: BTreeMap::new(),
             git: None,
             kubeconfig: None,
+            read_only: false,
         }
     }
 }
@@ -71,6 +74,7 @@ pub(crate) struct Inner {
     clusters: BTreeMap<String, String>,
     dest_clients: tokio::sync::Mutex<HashMap<String, kube::Client>>,
     git: Arc<GitMirrors>,
+    read_only: bool,
 }
 
 impl std::fmt::Debug for CoreArgo {
@@ -109,6 +113,7 @@ impl CoreArgo {
                 clusters: opts.clusters,
                 dest_clients: tokio::sync::Mutex::new(HashMap::from([(context, client)])),
                 git,
+                read_only: opts.read_only,
             }),
         })
     }
@@ -119,6 +124,10 @@ impl CoreArgo {
 
     pub fn namespace(&self) -> &str {
         &self.inner.namespace
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.inner.read_only
     }
 
     pub fn git(&self) -> &Arc<GitMirrors> {

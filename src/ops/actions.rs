@@ -1,0 +1,762 @@
+//! Actions: sync, rollback, refresh and build, each as guards -> call the source -> audit
+//! -> result. Nothing reaches a gated environment without an approval record written first,
+//! and read-only mode refuses here, not only in the UI. Actions call sources through
+//! [`ArgoSource`] and [`CiSource`]; they never draw and never print.
+
+use super::approval::{self, Approval};
+use super::audit::{AuditError, AuditLog, AuditRecord};
+use super::classify::Classifier;
+use super::diff::{self, AppDiff};
+use super::estate::{compared_revision, deployed_revision};
+use super::policy::{self, Clearance, GuardInput, Mutation, Policies, Refusal};
+use crate::model::{
+    AppId, Application, ApprovalRecord, BuildRun, BuildSystem, HealthStatus, OperationPhase,
+    Revision, SyncResourceRef, SyncStatus,
+};
+use crate::sources::{AppEvent, ArgoSource, Refresh, RollbackRequest, SourceError, SyncRequest};
+use std::future::Future;
+use std::time::Duration;
+
+/// What every action runs with.
+#[derive(Debug, Clone)]
+pub struct Ops {
+    pub operator: String,
+    pub read_only: bool,
+    pub policies: Policies,
+    pub classifier: Classifier,
+    pub audit: AuditLog,
+}
+
+impl Ops {
+    /// The operator's name: from config, else `$USER`, else `unknown`.
+    pub fn operator_name(configured: Option<&str>) -> String {
+        configured
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_owned)
+            .or_else(|| std::env::var("USER").ok().filter(|s| !s.is_empty()))
+            .unwrap_or_else(|| "unknown".into())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("the approval could not be recorded, so nothing was sent: {0}")]
+    AuditBeforeSend(AuditError),
+    /// The operation ran and did not succeed (failed sync, degraded app, failed build).
+    #[error("{0}")]
+    Failed(String),
+    #[error("gave up waiting after {seconds}s: {what}")]
+    Timeout { what: String, seconds: u64 },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SyncOptions {
+    pub revision: Option<String>,
+    pub prune: bool,
+    pub dry_run: bool,
+    pub resources: Vec<SyncResourceRef>,
+    pub approval: Option<Approval>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RollbackOptions {
+    /// History id; None takes the previous deployment (`history[len-2]`).
+    pub id: Option<i64>,
+    pub prune: bool,
+    pub dry_run: bool,
+    /// Disable auto-sync first when it is on (it then stays disabled).
+    pub disable_auto_sync: bool,
+    pub approval: Option<Approval>,
+}
+
+/// What an action did.
+#[derive(Debug, Clone)]
+pub struct ActionOutcome {
+    pub id: AppId,
+    /// `sync` or `rollback`.
+    pub action: &'static str,
+    pub dry_run: bool,
+    /// The application as the source answered after the request.
+    pub app: Application,
+    pub environment: String,
+    pub from_revision: Option<Revision>,
+    pub to_revision: Option<Revision>,
+    pub diff_digest: Option<String>,
+    pub approval: Option<ApprovalRecord>,
+    /// Things the operator should hear (auto-sync stays disabled, event not recorded).
+    pub notes: Vec<String>,
+    /// `operationState.startedAt` before the request, to tell our operation's end from an
+    /// earlier one's.
+    pub previous_started_at: Option<String>,
+}
+
+/// The diff a sync of `app` would apply, for the approval screen, `shipdeck diff` and the
+/// audit digest.
+pub async fn diff_of<S: ArgoSource>(src: &S, app: &Application) -> Result<AppDiff, SourceError> {
+    let resources = src.managed_resources(app).await?;
+    Ok(diff::diff_app(&resources, &app.spec.ignore_differences))
+}
+
+/// Ask `can_i`; a failure to ask is not a denial (the server still checks), except a lost
+/// session, which the operator must fix first.
+async fn permitted<S: ArgoSource>(
+    src: &S,
+    m: Mutation,
+    app: &Application,
+    notes: &mut Vec<String>,
+) -> Result<Option<bool>, ActionError> {
+    match src.can_i(m.rbac_action(), app).await {
+        Ok(b) => Ok(Some(b)),
+        Err(e @ SourceError::Unauthorized { .. }) => Err(e.into()),
+        Err(e) => {
+            notes.push(format!("could not ask for permission first ({e})"));
+            Ok(None)
+        }
+    }
+}
+
+async fn windows<S: ArgoSource>(
+    src: &S,
+    app: &Application,
+    notes: &mut Vec<String>,
+) -> Result<Option<crate::sources::SyncWindowsState>, ActionError> {
+    match src.sync_windows(app).await {
+        Ok(w) => Ok(Some(w)),
+        Err(e @ SourceError::Unauthorized { .. }) => Err(e.into()),
+        Err(e) => {
+            notes.push(format!(
+                "could not read sync windows ({e}); Argo CD still enforces them"
+            ));
+            Ok(None)
+        }
+    }
+}
+
+struct Prepared {
+    app: Application,
+    id: AppId,
+    environment: String,
+    clearance: Clearance,
+    notes: Vec<String>,
+}
+
+async fn prepare<S: ArgoSource>(
+    src: &S,
+    ops: &Ops,
+    name: &str,
+    m: Mutation,
+    approval: Option<&Approval>,
+    disable_auto_sync: bool,
+    prune: bool,
+) -> Result<Prepared, ActionError> {
+    if ops.read_only {
+        // Refuse before touching the server at all.
+        return Err(Refusal::ReadOnly {
+            action: m.as_str(),
+            app: name.to_string(),
+        }
+        .into());
+    }
+    let app = src.get_application(name, Refresh::None).await?;
+    let environment = ops.classifier.classify(&app).environment.name;
+    let policy = ops.policies.for_env_name(&environment);
+    let mut notes = Vec::new();
+    let permitted = permitted(src, m, &app, &mut notes).await?;
+    let windows = windows(src, &app, &mut notes).await?;
+    let clearance = policy::check(&GuardInput {
+        mutation: m,
+        app: &app,
+        environment: &environment,
+        policy: &policy,
+        read_only: ops.read_only,
+        permitted,
+        windows: windows.as_ref(),
+        approval,
+        disable_auto_sync,
+        prune,
+    })?;
+    notes.extend(clearance.notes.iter().cloned());
+    let id = AppId::new(src.instance(), app.metadata.namespace.clone(), name);
+    Ok(Prepared {
+        app,
+        id,
+        environment,
+        clearance,
+        notes,
+    })
+}
+
+fn record_approval(
+    ops: &Ops,
+    p: &Prepared,
+    approval: Option<&Approval>,
+    from: Option<Revision>,
+    to: Option<Revision>,
+    digest: Option<String>,
+) -> Result<Option<ApprovalRecord>, ActionError> {
+    let Some(a) = approval else {
+        return Ok(None);
+    };
+    let rec = approval::record(a, &p.id, &p.environment, from, to, digest);
+    match ops.audit.append(&AuditRecord::approval(&rec)) {
+        Ok(()) => Ok(Some(rec)),
+        Err(e) if p.clearance.approval_required => Err(ActionError::AuditBeforeSend(e)),
+        // Not needed here, so a lost record does not stop the action.
+        Err(_) => Ok(Some(rec)),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn mutation_record(
+    ops: &Ops,
+    p: &Prepared,
+    action: &str,
+    from: &Option<Revision>,
+    to: &Option<Revision>,
+    digest: &Option<String>,
+    approval: &Option<ApprovalRecord>,
+    dry_run: bool,
+    result: Result<(), String>,
+) -> AuditRecord {
+    AuditRecord {
+        at: chrono::Utc::now(),
+        who: ops.operator.clone(),
+        action: action.into(),
+        instance: p.id.instance.clone(),
+        app: p.id.name.clone(),
+        environment: p.environment.clone(),
+        from_revision: from.clone(),
+        to_revision: to.clone(),
+        diff_digest: digest.clone(),
+        approval_id: approval.as_ref().map(|a| a.id.clone()),
+        reason: approval.as_ref().and_then(|a| a.reason.clone()),
+        outcome: if result.is_ok() { "started" } else { "failed" }.into(),
+        detail: result.err(),
+        dry_run,
+    }
+}
+
+/// Best effort: a Kubernetes Event on the Application; a failure is a note, not an error.
+async fn event<S: ArgoSource>(
+    src: &S,
+    app: &Application,
+    reason: &str,
+    message: String,
+    notes: &mut Vec<String>,
+) {
+    let ev = AppEvent {
+        event_type: "Normal".into(),
+        reason: reason.into(),
+        message,
+        object: format!("Application/{}", app.metadata.name),
+        count: 1,
+        last_seen: None,
+    };
+    match src.record_event(app, &ev).await {
+        Ok(true) => {}
+        Ok(false) => {}
+        Err(e) => notes.push(format!("no Kubernetes Event recorded ({e})")),
+    }
+}
+
+fn audit_or_note(ops: &Ops, rec: &AuditRecord, notes: &mut Vec<String>) {
+    if let Err(e) = ops.audit.append(rec) {
+        notes.push(format!("audit log not written: {e}"));
+    }
+}
+
+/// Sync an application: guards, approval record, `sync`, audit.
+pub async fn sync<S: ArgoSource>(
+    src: &S,
+    ops: &Ops,
+    name: &str,
+    opts: SyncOptions,
+) -> Result<ActionOutcome, ActionError> {
+    let mut p = prepare(
+        src,
+        ops,
+        name,
+        Mutation::Sync,
+        opts.approval.as_ref(),
+        false,
+        opts.prune,
+    )
+    .await?;
+    let from = deployed_revision(&p.app);
+    let to = opts
+        .revision
+        .clone()
+        .map(Revision)
+        .or_else(|| compared_revision(&p.app));
+    let digest = match diff_of(src, &p.app).await {
+        Ok(d) => Some(d.digest()),
+        Err(e) => {
+            p.notes
+                .push(format!("diff not available for the record ({e})"));
+            None
+        }
+    };
+    let approval = record_approval(
+        ops,
+        &p,
+        opts.approval.as_ref(),
+        from.clone(),
+        to.clone(),
+        digest.clone(),
+    )?;
+    let req = SyncRequest {
+        revision: opts.revision.clone(),
+        prune: opts.prune,
+        dry_run: opts.dry_run,
+        resources: opts.resources.clone(),
+        apply_strategy: false,
+        initiated_by: ops.operator.clone(),
+        info: approval
+            .as_ref()
+            .map(approval::info_entries)
+            .unwrap_or_default(),
+    };
+    let previous_started_at = started_at(&p.app);
+    let result = src.sync(&p.app, req).await;
+    let rec = mutation_record(
+        ops,
+        &p,
+        "sync",
+        &from,
+        &to,
+        &digest,
+        &approval,
+        opts.dry_run,
+        result.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+    );
+    audit_or_note(ops, &rec, &mut p.notes);
+    let app = result?;
+    let who = approval
+        .as_ref()
+        .map(|a| format!(", approved by {}", a.approved_by))
+        .unwrap_or_default();
+    event(
+        src,
+        &app,
+        "ShipdeckSync",
+        format!(
+            "{} requested a sync to {}{who}",
+            ops.operator,
+            to.as_ref()
+                .map(|r| r.short())
+                .unwrap_or("the target revision")
+        ),
+        &mut p.notes,
+    )
+    .await;
+    Ok(ActionOutcome {
+        id: p.id,
+        action: "sync",
+        dry_run: opts.dry_run,
+        app,
+        environment: p.environment,
+        from_revision: from,
+        to_revision: to,
+        diff_digest: digest,
+        approval,
+        notes: p.notes,
+        previous_started_at,
+    })
+}
+
+/// Audit how a waited-for operation ended (`succeeded` or `failed` with the reason).
+pub fn audit_finish(
+    ops: &Ops,
+    outcome: &ActionOutcome,
+    result: &Result<Application, ActionError>,
+) -> Result<(), AuditError> {
+    ops.audit.append(&AuditRecord {
+        at: chrono::Utc::now(),
+        who: ops.operator.clone(),
+        action: outcome.action.into(),
+        instance: outcome.id.instance.clone(),
+        app: outcome.id.name.clone(),
+        environment: outcome.environment.clone(),
+        from_revision: outcome.from_revision.clone(),
+        to_revision: outcome.to_revision.clone(),
+        diff_digest: outcome.diff_digest.clone(),
+        approval_id: outcome.approval.as_ref().map(|a| a.id.clone()),
+        reason: outcome.approval.as_ref().and_then(|a| a.reason.clone()),
+        outcome: if result.is_ok() {
+            "succeeded"
+        } else {
+            "failed"
+        }
+        .into(),
+        detail: result.as_ref().err().map(|e| e.to_string()),
+        dry_run: outcome.dry_run,
+    })
+}
+
+fn started_at(app: &Application) -> Option<String> {
+    app.status
+        .operation_state
+        .as_ref()
+        .and_then(|o| o.started_at.clone())
+}
+
+/// The history id a rollback goes to: the one asked for, or the previous deployment.
+pub fn rollback_target(
+    app: &Application,
+    id: Option<i64>,
+) -> Result<(i64, Option<Revision>), ActionError> {
+    let history = &app.status.history;
+    let name = &app.metadata.name;
+    let entry = match id {
+        Some(id) => history.iter().find(|h| h.id == id).ok_or_else(|| {
+            ActionError::NotFound(format!(
+                "application {name} does not have deployment with id {id}; see `shipdeck history {name}`"
+            ))
+        })?,
+        None => {
+            if history.len() < 2 {
+                return Err(ActionError::NotFound(format!(
+                    "application {name} has no previous deployment to roll back to; see `shipdeck history {name}`"
+                )));
+            }
+            &history[history.len() - 2]
+        }
+    };
+    let rev = entry
+        .revision
+        .clone()
+        .or_else(|| entry.revisions.first().cloned())
+        .map(Revision);
+    Ok((entry.id, rev))
+}
+
+/// Roll back to a history entry: guards (auto-sync refused unless asked to disable it),
+/// approval record, optional auto-sync off, `rollback`, audit.
+pub async fn rollback<S: ArgoSource>(
+    src: &S,
+    ops: &Ops,
+    name: &str,
+    opts: RollbackOptions,
+) -> Result<ActionOutcome, ActionError> {
+    let mut p = prepare(
+        src,
+        ops,
+        name,
+        Mutation::Rollback,
+        opts.approval.as_ref(),
+        opts.disable_auto_sync,
+        opts.prune,
+    )
+    .await?;
+    let (id, to) = rollback_target(&p.app, opts.id)?;
+    let from = deployed_revision(&p.app);
+    let approval = record_approval(
+        ops,
+        &p,
+        opts.approval.as_ref(),
+        from.clone(),
+        to.clone(),
+        None,
+    )?;
+    if p.clearance.disable_auto_sync_first {
+        let r = src.set_auto_sync(&p.app, false).await;
+        let rec = mutation_record(
+            ops,
+            &p,
+            "disable-auto-sync",
+            &None,
+            &None,
+            &None,
+            &approval,
+            false,
+            r.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+        );
+        audit_or_note(ops, &rec, &mut p.notes);
+        p.app = r?;
+    }
+    let req = RollbackRequest {
+        id,
+        prune: opts.prune,
+        dry_run: opts.dry_run,
+        initiated_by: ops.operator.clone(),
+        info: approval
+            .as_ref()
+            .map(approval::info_entries)
+            .unwrap_or_default(),
+    };
+    let previous_started_at = started_at(&p.app);
+    let result = src.rollback(&p.app, req).await;
+    let rec = mutation_record(
+        ops,
+        &p,
+        "rollback",
+        &from,
+        &to,
+        &None,
+        &approval,
+        opts.dry_run,
+        result.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+    );
+    audit_or_note(ops, &rec, &mut p.notes);
+    let app = result?;
+    event(
+        src,
+        &app,
+        "ShipdeckRollback",
+        format!("{} requested a rollback to deployment {id}", ops.operator),
+        &mut p.notes,
+    )
+    .await;
+    Ok(ActionOutcome {
+        id: p.id,
+        action: "rollback",
+        dry_run: opts.dry_run,
+        app,
+        environment: p.environment,
+        from_revision: from,
+        to_revision: to,
+        diff_digest: None,
+        approval,
+        notes: p.notes,
+        previous_started_at,
+    })
+}
+
+/// Ask Argo CD to compare with Git again (`hard` also regenerates manifests). Not a
+/// mutation of the estate, so read-only mode allows it.
+pub async fn refresh<S: ArgoSource>(
+    src: &S,
+    name: &str,
+    hard: bool,
+) -> Result<Application, ActionError> {
+    let how = if hard { Refresh::Hard } else { Refresh::Normal };
+    Ok(src.get_application(name, how).await?)
+}
+
+/// Where a wait stands after one look at the app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitState {
+    Running,
+    Done,
+    Failed(String),
+}
+
+/// Judge one look at the app after our operation was sent: done when our operation
+/// finished, Argo CD reconciled after it, and the app is Synced and Healthy.
+pub fn judge(app: &Application, previous_started_at: Option<&str>) -> WaitState {
+    if app.operation.is_some() {
+        return WaitState::Running;
+    }
+    let Some(op) = &app.status.operation_state else {
+        return WaitState::Running;
+    };
+    if op.started_at.as_deref() == previous_started_at || op.finished_at.is_none() {
+        return WaitState::Running;
+    }
+    match op.phase {
+        OperationPhase::Failed | OperationPhase::Error => {
+            let msg = op.message.clone().unwrap_or_default();
+            return WaitState::Failed(format!(
+                "operation {}: {}",
+                op.phase,
+                crate::model::text::sanitize(&msg)
+            ));
+        }
+        OperationPhase::Succeeded => {}
+        _ => return WaitState::Running,
+    }
+    let reconciled = match (&app.status.reconciled_at, &op.finished_at) {
+        (Some(r), Some(f)) => r >= f,
+        _ => true,
+    };
+    if !reconciled {
+        return WaitState::Running;
+    }
+    let dry_run = op.operation.sync.as_ref().is_some_and(|s| s.dry_run);
+    if dry_run {
+        return WaitState::Done;
+    }
+    match (app.status.sync.status, app.status.health.status) {
+        (SyncStatus::Synced, HealthStatus::Healthy) => WaitState::Done,
+        _ => WaitState::Running,
+    }
+}
+
+/// Wait until the operation sent finishes and the app is Synced and Healthy, or it fails,
+/// or `timeout` passes. A source error during the wait is retried until the deadline (a
+/// dropped connection is not a failed sync).
+pub async fn wait_for_operation<S: ArgoSource>(
+    src: &S,
+    name: &str,
+    previous_started_at: Option<&str>,
+    timeout: Duration,
+    poll: Duration,
+) -> Result<Application, ActionError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last_err: Option<SourceError>;
+    let mut last: Option<Application> = None;
+    loop {
+        match src.get_application(name, Refresh::None).await {
+            Ok(app) => {
+                last_err = None;
+                match judge(&app, previous_started_at) {
+                    WaitState::Done => return Ok(app),
+                    WaitState::Failed(m) => {
+                        return Err(ActionError::Failed(format!("{name}: {m}")));
+                    }
+                    WaitState::Running => last = Some(app),
+                }
+            }
+            Err(
+                e @ (SourceError::Unauthorized { .. }
+                | SourceError::Forbidden(_)
+                | SourceError::NotFound(_)),
+            ) => {
+                return Err(e.into());
+            }
+            Err(e) => last_err = Some(e),
+        }
+        if tokio::time::Instant::now() + poll > deadline {
+            let seconds = timeout.as_secs();
+            if let Some(app) = last {
+                let h = app.status.health.status;
+                if h == HealthStatus::Degraded {
+                    return Err(ActionError::Failed(format!(
+                        "{name} is Degraded after the operation: see `shipdeck rollout {name}`"
+                    )));
+                }
+                return Err(ActionError::Timeout {
+                    what: format!("{name} is {} and {}", app.status.sync.status, h),
+                    seconds,
+                });
+            }
+            return Err(match last_err {
+                Some(e) => e.into(),
+                None => ActionError::Timeout {
+                    what: format!("{name} did not answer"),
+                    seconds,
+                },
+            });
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// A build to start: a GitHub workflow with inputs or a Jenkins job with parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildRequest {
+    pub system: BuildSystem,
+    /// Workflow file (`build.yml`) or Jenkins job name.
+    pub pipeline: String,
+    /// Branch or tag to run on (GitHub); None: the repository's default branch.
+    pub git_ref: Option<String>,
+    pub inputs: Vec<(String, String)>,
+    /// The application the build is for, when started from one (audit only).
+    pub app: Option<String>,
+}
+
+/// What `build` needs of a CI system; H4's GitHub and Jenkins clients are adapted to it.
+pub trait CiSource: Send + Sync {
+    fn dispatch(
+        &self,
+        req: &BuildRequest,
+    ) -> impl Future<Output = Result<BuildRun, SourceError>> + Send;
+    fn run(
+        &self,
+        system: BuildSystem,
+        pipeline: &str,
+        id: u64,
+    ) -> impl Future<Output = Result<BuildRun, SourceError>> + Send;
+}
+
+/// Start a build: read-only refuses; the dispatch is audited.
+pub async fn build<C: CiSource>(
+    ci: &C,
+    ops: &Ops,
+    req: &BuildRequest,
+) -> Result<BuildRun, ActionError> {
+    let target = req.app.clone().unwrap_or_else(|| req.pipeline.clone());
+    if ops.read_only {
+        return Err(Refusal::ReadOnly {
+            action: Mutation::Build.as_str(),
+            app: target,
+        }
+        .into());
+    }
+    let result = ci.dispatch(req).await;
+    let rec = AuditRecord {
+        at: chrono::Utc::now(),
+        who: ops.operator.clone(),
+        action: "build".into(),
+        instance: match req.system {
+            BuildSystem::GithubActions => "github".into(),
+            BuildSystem::Jenkins => "jenkins".into(),
+        },
+        app: target,
+        environment: String::new(),
+        from_revision: None,
+        to_revision: None,
+        diff_digest: None,
+        approval_id: None,
+        reason: None,
+        outcome: if result.is_ok() { "started" } else { "failed" }.into(),
+        detail: Some(match &result {
+            Ok(run) => format!("{} run {}", req.pipeline, run.id),
+            Err(e) => e.to_string(),
+        }),
+        dry_run: false,
+    };
+    // A build does not deploy to a gated environment by itself, so a lost line is a note
+    // in the result, not a refusal.
+    let _ = ops.audit.append(&rec);
+    Ok(result?)
+}
+
+/// Follow a run until it completes; a failed or cancelled run is an error.
+pub async fn wait_for_build<C: CiSource>(
+    ci: &C,
+    run: &BuildRun,
+    timeout: Duration,
+    poll: Duration,
+) -> Result<BuildRun, ActionError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = run.clone();
+    loop {
+        match ci.run(run.system, &run.pipeline, run.id).await {
+            Ok(r) if r.state.is_done() => {
+                return if r.state == crate::model::BuildState::Succeeded {
+                    Ok(r)
+                } else {
+                    Err(ActionError::Failed(format!(
+                        "{} run {} ended {:?}",
+                        r.pipeline, r.id, r.state
+                    )))
+                };
+            }
+            Ok(r) => last = r,
+            Err(e @ (SourceError::Unauthorized { .. } | SourceError::Forbidden(_))) => {
+                return Err(e.into());
+            }
+            Err(_) => {}
+        }
+        if tokio::time::Instant::now() + poll > deadline {
+            return Err(ActionError::Timeout {
+                what: format!(
+                    "{} run {} is still {:?}",
+                    last.pipeline, last.id, last.state
+                ),
+                seconds: timeout.as_secs(),
+            });
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+#[cfg(test)]
+mod tests;

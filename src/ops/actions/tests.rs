@@ -1,0 +1,308 @@
+//! Actions against a fake Argo CD: the order guards -> approval record -> send -> audit.
+
+use super::*;
+use crate::model::{AutomatedSync, HistoryEntry, SyncPolicy, Update, WorkloadRollout};
+use crate::sources::{ManagedResource, SyncWindowsState};
+use std::sync::Mutex;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+#[derive(Default)]
+struct Fake {
+    app: Mutex<Application>,
+    denied: bool,
+    synced: Mutex<Vec<SyncRequest>>,
+    rolled: Mutex<Vec<RollbackRequest>>,
+    auto_sync_off: Mutex<bool>,
+}
+
+fn app(name: &str, auto: bool) -> Application {
+    let mut a = Application::default();
+    a.metadata.name = name.into();
+    a.metadata.namespace = "argocd".into();
+    a.status.sync.status = SyncStatus::OutOfSync;
+    a.status.sync.revision = Some("bbb".into());
+    for (id, rev) in [(1, "aaa0"), (2, "aaa")] {
+        a.status.history.push(HistoryEntry {
+            id,
+            revision: Some(rev.into()),
+            ..Default::default()
+        });
+    }
+    if auto {
+        a.spec.sync_policy = Some(SyncPolicy {
+            automated: Some(AutomatedSync::default()),
+            ..Default::default()
+        });
+    }
+    a
+}
+
+impl ArgoSource for Fake {
+    fn instance(&self) -> &str {
+        "fake"
+    }
+    fn watch_applications(&self, _tx: mpsc::Sender<Update>) -> JoinHandle<()> {
+        tokio::spawn(async {})
+    }
+    async fn list_applications(&self) -> Result<Vec<Application>, SourceError> {
+        Ok(vec![self.app.lock().map(|a| a.clone()).unwrap_or_default()])
+    }
+    async fn get_application(&self, name: &str, _r: Refresh) -> Result<Application, SourceError> {
+        let a = self.app.lock().map(|a| a.clone()).unwrap_or_default();
+        if a.metadata.name == name {
+            Ok(a)
+        } else {
+            Err(SourceError::NotFound(name.into()))
+        }
+    }
+    async fn managed_resources(
+        &self,
+        _a: &Application,
+    ) -> Result<Vec<ManagedResource>, SourceError> {
+        Ok(vec![ManagedResource {
+            kind: "ConfigMap".into(),
+            name: "c".into(),
+            target: Some(serde_json::json!({"kind":"ConfigMap","data":{"a":"2"}})),
+            live: Some(serde_json::json!({"kind":"ConfigMap","data":{"a":"1"}})),
+            ..Default::default()
+        }])
+    }
+    async fn workloads(&self, _a: &Application) -> Result<Vec<WorkloadRollout>, SourceError> {
+        Ok(vec![])
+    }
+    fn watch_workloads(
+        &self,
+        _a: &Application,
+        _tx: mpsc::Sender<Result<Vec<WorkloadRollout>, SourceError>>,
+    ) -> JoinHandle<()> {
+        tokio::spawn(async {})
+    }
+    async fn events(&self, _a: &Application) -> Result<Vec<AppEvent>, SourceError> {
+        Ok(vec![])
+    }
+    async fn sync(&self, a: &Application, req: SyncRequest) -> Result<Application, SourceError> {
+        if let Ok(mut s) = self.synced.lock() {
+            s.push(req);
+        }
+        Ok(a.clone())
+    }
+    async fn rollback(
+        &self,
+        a: &Application,
+        req: RollbackRequest,
+    ) -> Result<Application, SourceError> {
+        if a.auto_sync() {
+            return Err(SourceError::Refused(
+                "rollback cannot be initiated when auto-sync is enabled".into(),
+            ));
+        }
+        if let Ok(mut s) = self.rolled.lock() {
+            s.push(req);
+        }
+        Ok(a.clone())
+    }
+    async fn set_auto_sync(
+        &self,
+        a: &Application,
+        enabled: bool,
+    ) -> Result<Application, SourceError> {
+        if let Ok(mut s) = self.auto_sync_off.lock() {
+            *s = !enabled;
+        }
+        let mut a = a.clone();
+        if !enabled {
+            a.spec.sync_policy = None;
+        }
+        Ok(a)
+    }
+    async fn can_i(&self, _action: &str, _a: &Application) -> Result<bool, SourceError> {
+        Ok(!self.denied)
+    }
+    async fn sync_windows(&self, _a: &Application) -> Result<SyncWindowsState, SourceError> {
+        Ok(SyncWindowsState {
+            can_sync: true,
+            ..Default::default()
+        })
+    }
+    async fn pod_logs(
+        &self,
+        _a: &Application,
+        _n: &str,
+        _p: &str,
+        _t: u32,
+    ) -> Result<Vec<String>, SourceError> {
+        Ok(vec![])
+    }
+}
+
+fn ops(dir: &std::path::Path, read_only: bool) -> Ops {
+    Ops {
+        operator: "ana".into(),
+        read_only,
+        policies: Policies::default(),
+        classifier: Classifier::default(),
+        audit: AuditLog::in_dir(dir),
+    }
+}
+
+fn fake(a: Application) -> Fake {
+    Fake {
+        app: Mutex::new(a),
+        ..Default::default()
+    }
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test]
+async fn gated_sync_needs_approval_and_sends_it_as_info() {
+    let dir = tmp();
+    let ops = ops(dir.path(), false);
+    let src = fake(app("shop-prod", false));
+    let err = sync(&src, &ops, "shop-prod", SyncOptions::default())
+        .await
+        .err();
+    assert!(
+        matches!(
+            err,
+            Some(ActionError::Refused(Refusal::NeedsApproval { .. }))
+        ),
+        "{err:?}"
+    );
+    assert!(src.synced.lock().map(|s| s.is_empty()).unwrap_or(false));
+    assert!(ops.audit.read_all().unwrap_or_default().is_empty());
+
+    let opts = SyncOptions {
+        approval: Some(Approval {
+            named_app: "shop-prod".into(),
+            reason: Some("release 42".into()),
+            operator: "ana".into(),
+        }),
+        ..Default::default()
+    };
+    let out = sync(&src, &ops, "shop-prod", opts).await;
+    let out = out.unwrap_or_else(|e| panic!("{e}"));
+    let sent = src.synced.lock().map(|s| s.clone()).unwrap_or_default();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].initiated_by, "ana");
+    let info: Vec<_> = sent[0].info.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(info, ["approved-by", "reason", "approval-id"]);
+    let lines = ops.audit.read_all().unwrap_or_default();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0].action, "approve");
+    assert_eq!(lines[1].action, "sync");
+    assert_eq!(lines[1].approval_id, out.approval.map(|a| a.id));
+    assert_eq!(lines[1].from_revision, Some(Revision::new("aaa")));
+    assert_eq!(lines[1].to_revision, Some(Revision::new("bbb")));
+    assert_eq!(lines[1].diff_digest.as_ref().map(String::len), Some(64));
+}
+
+#[tokio::test]
+async fn read_only_and_denied_refuse_before_sending() {
+    let dir = tmp();
+    let src = fake(app("shop-dev", false));
+    let ro = ops(dir.path(), true);
+    let e = sync(&src, &ro, "shop-dev", SyncOptions::default())
+        .await
+        .err();
+    assert!(matches!(
+        e,
+        Some(ActionError::Refused(Refusal::ReadOnly { .. }))
+    ));
+    let e = rollback(&src, &ro, "shop-dev", RollbackOptions::default())
+        .await
+        .err();
+    assert!(matches!(
+        e,
+        Some(ActionError::Refused(Refusal::ReadOnly { .. }))
+    ));
+    let mut denied = fake(app("shop-dev", false));
+    denied.denied = true;
+    let e = sync(
+        &denied,
+        &ops(dir.path(), false),
+        "shop-dev",
+        SyncOptions::default(),
+    )
+    .await
+    .err();
+    assert!(matches!(e, Some(ActionError::Refused(r)) if r.is_permission()));
+    assert!(src.synced.lock().map(|s| s.is_empty()).unwrap_or(false));
+}
+
+#[tokio::test]
+async fn rollback_defaults_to_previous_and_disables_auto_sync_on_request() {
+    let dir = tmp();
+    let ops = ops(dir.path(), false);
+    let src = fake(app("shop-dev", true));
+    let e = rollback(&src, &ops, "shop-dev", RollbackOptions::default())
+        .await
+        .err();
+    assert!(matches!(
+        e,
+        Some(ActionError::Refused(Refusal::AutoSyncOn { .. }))
+    ));
+    let out = rollback(
+        &src,
+        &ops,
+        "shop-dev",
+        RollbackOptions {
+            disable_auto_sync: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.notes.iter().any(|n| n.contains("stays disabled")));
+    assert!(src.auto_sync_off.lock().map(|b| *b).unwrap_or(false));
+    let sent = src.rolled.lock().map(|s| s.clone()).unwrap_or_default();
+    assert_eq!(sent[0].id, 1);
+    assert_eq!(out.to_revision, Some(Revision::new("aaa0")));
+    let actions: Vec<_> = ops
+        .audit
+        .read_all()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    assert_eq!(actions, ["disable-auto-sync", "rollback"]);
+    let e = rollback_target(
+        &src.app.lock().map(|a| a.clone()).unwrap_or_default(),
+        Some(9),
+    )
+    .err();
+    assert!(
+        e.map(|e| e.to_string())
+            .unwrap_or_default()
+            .contains("does not have deployment with id 9")
+    );
+}
+
+#[test]
+fn judge_waits_for_our_operation_then_sync_and_health() {
+    use crate::model::OperationState;
+    let mut a = app("x", false);
+    a.status.operation_state = Some(OperationState {
+        operation: Default::default(),
+        phase: OperationPhase::Succeeded,
+        message: None,
+        sync_result: None,
+        started_at: Some("t1".into()),
+        finished_at: Some("t2".into()),
+        retry_count: None,
+    });
+    // The old operation's end is not ours.
+    assert_eq!(judge(&a, Some("t1")), WaitState::Running);
+    assert_eq!(judge(&a, None), WaitState::Running); // still OutOfSync
+    a.status.sync.status = SyncStatus::Synced;
+    a.status.health.status = HealthStatus::Healthy;
+    assert_eq!(judge(&a, None), WaitState::Done);
+    if let Some(op) = a.status.operation_state.as_mut() {
+        op.phase = OperationPhase::Failed;
+        op.message = Some("one or more objects failed\u{1b}[31m".into());
+    }
+    assert!(matches!(judge(&a, None), WaitState::Failed(m) if !m.contains('\u{1b}')));
+}

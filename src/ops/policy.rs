@@ -1,0 +1,443 @@
+//! Policy and guards: whether a mutation may go ahead, decided from facts the caller has
+//! already gathered (read-only mode, `can_i`, sync windows, the app's operation and
+//! auto-sync, the environment's approval policy, the operator's approval). Pure: no I/O,
+//! no clock. Every refusal says what to do next.
+
+use super::approval::Approval;
+use crate::model::{Application, ApprovalPolicy, Environment};
+use crate::sources::SyncWindowsState;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// An environment's rules for changes (DESIGN.md "Environments").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnvPolicy {
+    pub approval: ApprovalPolicy,
+    /// How many operators must approve (shipdeck records one approval per action).
+    pub approvers: u32,
+    /// Whether a prune may go ahead without an extra confirmation.
+    pub prune_without_confirmation: bool,
+}
+
+impl Default for EnvPolicy {
+    fn default() -> Self {
+        Self {
+            approval: ApprovalPolicy::None,
+            approvers: 1,
+            prune_without_confirmation: true,
+        }
+    }
+}
+
+impl EnvPolicy {
+    /// The compiled-in default: prod requires approval, everything else does not.
+    pub fn default_for(env: &str) -> Self {
+        if super::classify::canonical(env).is_some_and(|e| e.name == "prod") {
+            Self {
+                approval: ApprovalPolicy::Required,
+                approvers: 1,
+                prune_without_confirmation: false,
+            }
+        } else {
+            Self::default()
+        }
+    }
+
+    pub fn gated(&self) -> bool {
+        self.approval != ApprovalPolicy::None
+    }
+}
+
+/// Per-environment policies from config over the compiled-in defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Policies {
+    configured: BTreeMap<String, EnvPolicy>,
+}
+
+impl Policies {
+    pub fn new(configured: BTreeMap<String, EnvPolicy>) -> Self {
+        Self { configured }
+    }
+
+    pub fn for_env(&self, env: &Environment) -> EnvPolicy {
+        self.for_env_name(&env.name)
+    }
+
+    pub fn for_env_name(&self, env: &str) -> EnvPolicy {
+        self.configured
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(env))
+            .map(|(_, p)| p.clone())
+            .unwrap_or_else(|| EnvPolicy::default_for(env))
+    }
+}
+
+/// The mutations shipdeck guards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mutation {
+    Sync,
+    Rollback,
+    Build,
+    DisableAutoSync,
+}
+
+impl Mutation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mutation::Sync => "sync",
+            Mutation::Rollback => "rollback",
+            Mutation::Build => "build",
+            Mutation::DisableAutoSync => "disable auto-sync of",
+        }
+    }
+
+    /// The Argo CD RBAC action `can_i` is asked about.
+    pub fn rbac_action(self) -> &'static str {
+        match self {
+            Mutation::Sync | Mutation::Rollback => "sync",
+            Mutation::Build => "get",
+            Mutation::DisableAutoSync => "update",
+        }
+    }
+}
+
+/// Why a mutation was refused; each message tells the operator what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("read-only mode: {action} {app} refused; run without --read-only to act")]
+    ReadOnly { action: &'static str, app: String },
+    #[error(
+        "{app} ({environment}) needs approval: rerun with --approve {app} --reason '...' (the approval names the app again)"
+    )]
+    NeedsApproval { app: String, environment: String },
+    #[error(
+        "{app} ({environment}) needs confirmation: rerun with --approve {app} (a --reason is welcome)"
+    )]
+    NeedsConfirmation { app: String, environment: String },
+    #[error("the approval names {named}, not {app}: approve with --approve {app}")]
+    ApprovalNamesOtherApp { named: String, app: String },
+    #[error("{app} ({environment}) needs a reason with its approval: add --reason '...'")]
+    ReasonRequired { app: String, environment: String },
+    #[error(
+        "{app} ({environment}) requires {approvers} approvers; shipdeck records one approval per action: have the others approve in Argo CD, or lower `approvers` for {environment}"
+    )]
+    TooFewApprovers {
+        app: String,
+        environment: String,
+        approvers: u32,
+    },
+    #[error(
+        "permission denied: you may not {action} {app} (Argo CD RBAC `{rbac}`); ask an admin for a role that allows it"
+    )]
+    PermissionDenied {
+        action: &'static str,
+        app: String,
+        rbac: &'static str,
+    },
+    #[error(
+        "cannot sync {app}: blocked by sync window{detail}; wait until the window allows it, or ask the project owner to allow manual syncs"
+    )]
+    SyncWindow { app: String, detail: String },
+    #[error(
+        "{app}: another operation is already in progress; wait for it (shipdeck sync {app} --wait) or terminate it in Argo CD"
+    )]
+    OperationRunning { app: String },
+    #[error(
+        "rollback cannot be initiated when auto-sync is enabled on {app}: rerun with --disable-auto-sync (auto-sync then stays disabled until you enable it again)"
+    )]
+    AutoSyncOn { app: String },
+    #[error(
+        "{app} ({environment}): prune needs an approval in this environment: rerun with --approve {app}"
+    )]
+    PruneNeedsConfirmation { app: String, environment: String },
+}
+
+impl Refusal {
+    /// Permission problems exit 4, every other refusal 3.
+    pub fn is_permission(&self) -> bool {
+        matches!(self, Refusal::PermissionDenied { .. })
+    }
+}
+
+/// The facts a guard decides on.
+#[derive(Debug, Clone)]
+pub struct GuardInput<'a> {
+    pub mutation: Mutation,
+    pub app: &'a Application,
+    pub environment: &'a str,
+    pub policy: &'a EnvPolicy,
+    pub read_only: bool,
+    /// Answer of `can_i` for [`Mutation::rbac_action`]; None when it could not be asked.
+    pub permitted: Option<bool>,
+    pub windows: Option<&'a SyncWindowsState>,
+    pub approval: Option<&'a Approval>,
+    /// The operator asked to disable auto-sync before a rollback.
+    pub disable_auto_sync: bool,
+    pub prune: bool,
+}
+
+/// What the guard allows, and how.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Clearance {
+    /// Turn auto-sync off first (a rollback the operator asked to force).
+    pub disable_auto_sync_first: bool,
+    /// The environment is gated, so the approval must be recorded before anything is sent.
+    pub approval_required: bool,
+    /// Things the operator should hear ("auto-sync stays disabled").
+    pub notes: Vec<String>,
+}
+
+/// Decide. Order matters for the message an operator sees: read-only, then permission
+/// (no point asking for an approval one may not use), then what is in the way (an
+/// operation, a window, auto-sync), then the approval.
+pub fn check(input: &GuardInput<'_>) -> Result<Clearance, Refusal> {
+    let app = input.app.metadata.name.clone();
+    let environment = input.environment.to_string();
+    let mut clearance = Clearance::default();
+    if input.read_only {
+        return Err(Refusal::ReadOnly {
+            action: input.mutation.as_str(),
+            app,
+        });
+    }
+    if input.permitted == Some(false) {
+        return Err(Refusal::PermissionDenied {
+            action: input.mutation.as_str(),
+            app,
+            rbac: input.mutation.rbac_action(),
+        });
+    }
+    let deploys = matches!(input.mutation, Mutation::Sync | Mutation::Rollback);
+    if !deploys {
+        return Ok(clearance);
+    }
+    if input.app.operation_in_progress() {
+        return Err(Refusal::OperationRunning { app });
+    }
+    if let Some(w) = input.windows
+        && !w.can_sync
+    {
+        let names: Vec<String> = w
+            .active
+            .iter()
+            .map(|x| format!("{} {} for {}", x.kind, x.schedule, x.duration))
+            .collect();
+        let detail = if names.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", names.join(", "))
+        };
+        return Err(Refusal::SyncWindow { app, detail });
+    }
+    if input.mutation == Mutation::Rollback && input.app.auto_sync() {
+        if !input.disable_auto_sync {
+            return Err(Refusal::AutoSyncOn { app });
+        }
+        clearance.disable_auto_sync_first = true;
+        clearance.notes.push(format!(
+            "auto-sync of {app} will be disabled before the rollback and stays disabled: enable it again in Argo CD when Git holds the version you want"
+        ));
+    }
+    let policy = input.policy;
+    let prune_gate = input.prune && !policy.prune_without_confirmation;
+    if !policy.gated() && !prune_gate {
+        return Ok(clearance);
+    }
+    clearance.approval_required = true;
+    let Some(approval) = input.approval else {
+        return Err(match policy.approval {
+            ApprovalPolicy::Required => Refusal::NeedsApproval { app, environment },
+            ApprovalPolicy::Confirm => Refusal::NeedsConfirmation { app, environment },
+            ApprovalPolicy::None => Refusal::PruneNeedsConfirmation { app, environment },
+        });
+    };
+    if approval.named_app != app {
+        return Err(Refusal::ApprovalNamesOtherApp {
+            named: approval.named_app.clone(),
+            app,
+        });
+    }
+    if policy.approval == ApprovalPolicy::Required
+        && approval
+            .reason
+            .as_deref()
+            .is_none_or(|r| r.trim().is_empty())
+    {
+        return Err(Refusal::ReasonRequired { app, environment });
+    }
+    if policy.approvers > 1 {
+        return Err(Refusal::TooFewApprovers {
+            app,
+            environment,
+            approvers: policy.approvers,
+        });
+    }
+    Ok(clearance)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AutomatedSync, Operation, SyncPolicy, SyncWindow};
+
+    fn app(name: &str) -> Application {
+        let mut a = Application::default();
+        a.metadata.name = name.into();
+        a
+    }
+
+    fn input<'a>(m: Mutation, app: &'a Application, policy: &'a EnvPolicy) -> GuardInput<'a> {
+        GuardInput {
+            mutation: m,
+            app,
+            environment: "prod",
+            policy,
+            read_only: false,
+            permitted: Some(true),
+            windows: None,
+            approval: None,
+            disable_auto_sync: false,
+            prune: false,
+        }
+    }
+
+    fn approval(app: &str, reason: Option<&str>) -> Approval {
+        Approval {
+            named_app: app.into(),
+            reason: reason.map(Into::into),
+            operator: "ana".into(),
+        }
+    }
+
+    #[test]
+    fn prod_needs_an_approval_that_names_the_app_and_gives_a_reason() {
+        let a = app("shop-prod");
+        let p = Policies::default().for_env_name("prod");
+        let err = check(&input(Mutation::Sync, &a, &p)).err();
+        let msg = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(msg.contains("--approve shop-prod --reason"), "{msg}");
+        let ok = approval("shop-prod", Some("release 42"));
+        let wrong = approval("shop-dev", Some("x"));
+        let bare = approval("shop-prod", None);
+        let mut i = input(Mutation::Sync, &a, &p);
+        i.approval = Some(&wrong);
+        assert!(matches!(
+            check(&i),
+            Err(Refusal::ApprovalNamesOtherApp { .. })
+        ));
+        i.approval = Some(&bare);
+        assert!(matches!(check(&i), Err(Refusal::ReasonRequired { .. })));
+        i.approval = Some(&ok);
+        let c = check(&i);
+        assert!(
+            matches!(
+                c,
+                Ok(Clearance {
+                    approval_required: true,
+                    ..
+                })
+            ),
+            "{c:?}"
+        );
+    }
+
+    #[test]
+    fn dev_needs_nothing_and_confirm_needs_no_reason() {
+        let a = app("shop-dev");
+        let p = Policies::default().for_env_name("dev");
+        assert_eq!(
+            check(&input(Mutation::Sync, &a, &p)),
+            Ok(Clearance::default())
+        );
+        let confirm = EnvPolicy {
+            approval: ApprovalPolicy::Confirm,
+            ..EnvPolicy::default()
+        };
+        let mut i = input(Mutation::Sync, &a, &confirm);
+        assert!(matches!(check(&i), Err(Refusal::NeedsConfirmation { .. })));
+        let ap = approval("shop-dev", None);
+        i.approval = Some(&ap);
+        assert!(check(&i).is_ok());
+    }
+
+    #[test]
+    fn read_only_and_permission_come_first() {
+        let a = app("shop-prod");
+        let p = EnvPolicy::default_for("prod");
+        let mut i = input(Mutation::Build, &a, &p);
+        i.read_only = true;
+        assert!(matches!(check(&i), Err(Refusal::ReadOnly { .. })));
+        let mut i = input(Mutation::Sync, &a, &p);
+        i.permitted = Some(false);
+        let e = check(&i).err();
+        assert!(e.as_ref().is_some_and(Refusal::is_permission), "{e:?}");
+    }
+
+    #[test]
+    fn operation_and_window_block_deploys() {
+        let mut a = app("shop-dev");
+        let p = EnvPolicy::default();
+        a.operation = Some(Operation::default());
+        assert!(matches!(
+            check(&input(Mutation::Sync, &a, &p)),
+            Err(Refusal::OperationRunning { .. })
+        ));
+        a.operation = None;
+        let w = SyncWindowsState {
+            can_sync: false,
+            active: vec![SyncWindow {
+                kind: "deny".into(),
+                schedule: "0 22 * * *".into(),
+                duration: "8h".into(),
+                ..Default::default()
+            }],
+            assigned: vec![],
+        };
+        let mut i = input(Mutation::Rollback, &a, &p);
+        i.windows = Some(&w);
+        let msg = check(&i).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            msg.contains("blocked by sync window (deny 0 22 * * * for 8h)"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn rollback_with_auto_sync_is_refused_unless_asked_to_disable() {
+        let mut a = app("shop-dev");
+        a.spec.sync_policy = Some(SyncPolicy {
+            automated: Some(AutomatedSync::default()),
+            ..Default::default()
+        });
+        let p = EnvPolicy::default();
+        let mut i = input(Mutation::Rollback, &a, &p);
+        assert!(matches!(check(&i), Err(Refusal::AutoSyncOn { .. })));
+        i.disable_auto_sync = true;
+        let c = check(&i).unwrap_or_default();
+        assert!(c.disable_auto_sync_first);
+        assert!(c.notes[0].contains("stays disabled"));
+        // A sync with auto-sync on is fine.
+        assert!(check(&input(Mutation::Sync, &a, &p)).is_ok());
+    }
+
+    #[test]
+    fn configured_policies_override_defaults() {
+        let mut m = BTreeMap::new();
+        m.insert(
+            "staging".to_string(),
+            EnvPolicy {
+                approval: ApprovalPolicy::Confirm,
+                ..EnvPolicy::default()
+            },
+        );
+        let p = Policies::new(m);
+        assert_eq!(p.for_env_name("staging").approval, ApprovalPolicy::Confirm);
+        assert_eq!(
+            p.for_env_name("production").approval,
+            ApprovalPolicy::Required
+        );
+        assert_eq!(p.for_env_name("dev").approval, ApprovalPolicy::None);
+    }
+}

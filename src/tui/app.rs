@@ -1,0 +1,159 @@
+//! The console loop: one `tokio::select!` over terminal input, source updates (drained in
+//! batches with `recv_many`), answers to requests, termination signals, and a spinner tick
+//! that runs only while something is in progress. It draws only when something changed,
+//! inside a synchronized update, so an idle console writes nothing to the terminal.
+
+use super::console::Console;
+use super::request::{Provider, Response, Ticket};
+use crate::model::Update;
+use crossterm::event::{Event, EventStream};
+use futures::StreamExt;
+use ratatui::Terminal;
+use ratatui::backend::Backend;
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How many source updates one frame may absorb before drawing (a burst is coalesced).
+const BATCH: usize = 8_192;
+
+/// Something that can wrap a frame in a synchronized update (real terminals); the test
+/// backend does nothing.
+pub trait FrameSync {
+    fn begin(&mut self) {}
+    fn end(&mut self) {}
+}
+
+impl<W: Write> FrameSync for ratatui::backend::CrosstermBackend<W> {
+    fn begin(&mut self) {
+        let _ = crossterm::execute!(self, crossterm::terminal::BeginSynchronizedUpdate);
+    }
+    fn end(&mut self) {
+        let _ = crossterm::execute!(self, crossterm::terminal::EndSynchronizedUpdate);
+    }
+}
+
+impl FrameSync for ratatui::backend::TestBackend {}
+
+/// Why the loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Quit,
+    Signal,
+    InputClosed,
+}
+
+/// Run the console until the operator quits, the input ends, or a signal arrives.
+pub async fn run_loop<B>(
+    terminal: &mut Terminal<B>,
+    console: &mut Console,
+    provider: Arc<dyn Provider>,
+    mut updates: mpsc::Receiver<Update>,
+) -> std::io::Result<Exit>
+where
+    B: Backend + FrameSync,
+    std::io::Error: From<B::Error>,
+{
+    let (resp_tx, mut resp_rx) = mpsc::channel::<Response>(1024);
+    let mut tasks: HashMap<Ticket, tokio::task::AbortHandle> = HashMap::new();
+    let mut input = EventStream::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(120));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut buf: Vec<Update> = Vec::with_capacity(BATCH);
+    let mut updates_open = true;
+    let mut dirty = true;
+    let mut term = signal(tokio::signal::unix::SignalKind::terminate());
+    let mut hup = signal(tokio::signal::unix::SignalKind::hangup());
+    submit(console, &provider, &resp_tx, &mut tasks);
+    let exit = loop {
+        if dirty {
+            terminal.backend_mut().begin();
+            terminal.draw(|f| console.render(f))?;
+            terminal.backend_mut().end();
+            dirty = false;
+        }
+        if console.quit_requested() {
+            break Ok::<Exit, std::io::Error>(Exit::Quit);
+        }
+        let busy = console.busy();
+        tokio::select! {
+            ev = input.next() => match ev {
+                Some(Ok(Event::Key(k))) => dirty |= console.key(k),
+                Some(Ok(Event::Resize(..))) => {
+                    terminal.autoresize()?;
+                    dirty = true;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    tracing::warn!("terminal input failed: {e}");
+                    break Ok(Exit::InputClosed);
+                }
+                None => break Ok(Exit::InputClosed),
+            },
+            n = updates.recv_many(&mut buf, BATCH), if updates_open => {
+                if n == 0 {
+                    updates_open = false;
+                    tracing::info!("every source stopped sending updates");
+                } else {
+                    console.apply(buf.drain(..));
+                    dirty = true;
+                }
+            }
+            Some(resp) = resp_rx.recv() => {
+                let t = resp.ticket;
+                dirty |= console.respond(resp);
+                // A stream sends many answers; a finished one-shot task cleans itself up.
+                if tasks.get(&t).is_some_and(|h| h.is_finished()) {
+                    tasks.remove(&t);
+                }
+            }
+            _ = tick.tick(), if busy => {
+                console.tick();
+                dirty = true;
+            }
+            _ = recv(&mut term) => break Ok(Exit::Signal),
+            _ = recv(&mut hup) => break Ok(Exit::Signal),
+        }
+        submit(console, &provider, &resp_tx, &mut tasks);
+    };
+    for (_, h) in tasks.drain() {
+        h.abort();
+    }
+    exit
+}
+
+fn signal(kind: tokio::signal::unix::SignalKind) -> Option<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(kind).ok()
+}
+
+async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+    match s {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+/// Start the tasks for queued requests and stop those whose screens went away.
+fn submit(
+    console: &mut Console,
+    provider: &Arc<dyn Provider>,
+    tx: &mpsc::Sender<Response>,
+    tasks: &mut HashMap<Ticket, tokio::task::AbortHandle>,
+) {
+    for t in console.take_cancelled() {
+        if let Some(h) = tasks.remove(&t) {
+            h.abort();
+        }
+    }
+    for out in console.take_requests() {
+        tracing::debug!(ticket = out.ticket.0, request = ?out.request, "request");
+        if let Some(h) = provider.submit(out.ticket, out.request, out.app, tx.clone()) {
+            tasks.insert(out.ticket, h);
+        }
+    }
+    tasks.retain(|_, h| !h.is_finished());
+}

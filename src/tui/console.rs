@@ -1,0 +1,558 @@
+//! The console's state machine, without a terminal: the Estate (domain state) beside the
+//! screen stack and chrome (view state). It turns keys, source updates and answers into
+//! changes and requests, and draws a frame read-only. The async loop (`app.rs`) feeds it;
+//! tests drive it directly with a `TestBackend`.
+
+use super::keymap::{Intent, Keymap};
+use super::request::{Payload, Request, Response, Ticket};
+use super::theme::{ColorDepth, Role, Theme};
+use super::view::{Ctx, Effect, Level, Outbox, View};
+use super::views::{
+    apps::AppsView, board::BoardView, builds::BuildsView, help::HelpView, palette::PaletteView,
+};
+use super::widgets::{self, clean, fit};
+use crate::model::{Application, Connection, Update};
+use crate::ops::estate::Estate;
+use crossterm::event::{KeyEvent, KeyEventKind};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+/// The smallest terminal the layout is made for; below it a message replaces the screens.
+pub const MIN_WIDTH: u16 = 60;
+pub const MIN_HEIGHT: u16 = 16;
+
+/// Settings the console starts with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub theme: Theme,
+    pub keymap: Keymap,
+    pub read_only: bool,
+    pub operator: String,
+    /// What the console is connected to, for the header.
+    pub source_label: String,
+    pub depth: ColorDepth,
+    pub themes_dir: Option<PathBuf>,
+    /// Warnings from config and themes, shown once at start.
+    pub warnings: Vec<String>,
+    pub policies: crate::ops::policy::Policies,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            theme: Theme::built_in("default"),
+            keymap: Keymap::default(),
+            read_only: false,
+            operator: "operator".into(),
+            source_label: String::new(),
+            depth: ColorDepth::TrueColor,
+            themes_dir: None,
+            warnings: Vec::new(),
+            policies: Default::default(),
+        }
+    }
+}
+
+/// A request the loop must run, with the app it is about as the estate holds it now.
+pub struct Outgoing {
+    pub ticket: Ticket,
+    pub request: Request,
+    pub app: Option<Application>,
+}
+
+pub struct Console {
+    pub estate: Estate,
+    screens: Vec<Box<dyn View>>,
+    settings: Settings,
+    flash: Option<(Level, String)>,
+    tick: u64,
+    quit: bool,
+    outbox: Outbox,
+    /// Tickets of mutations: never cancelled when their screen closes.
+    mutations: BTreeSet<Ticket>,
+    /// Tickets whose task should be stopped (their screen went away).
+    cancelled: Vec<Ticket>,
+    now: chrono::DateTime<chrono::Utc>,
+}
+
+impl Console {
+    pub fn new(estate: Estate, settings: Settings) -> Self {
+        let flash = settings.warnings.first().map(|w| {
+            (
+                Level::Warning,
+                format!("{w} ({} warnings)", settings.warnings.len()),
+            )
+        });
+        let mut c = Console {
+            estate,
+            screens: Vec::new(),
+            settings,
+            flash,
+            tick: 0,
+            quit: false,
+            outbox: Outbox::new(),
+            mutations: BTreeSet::new(),
+            cancelled: Vec::new(),
+            now: chrono::Utc::now(),
+        };
+        c.push(Box::new(BoardView::new()));
+        c
+    }
+
+    /// Pin the clock (tests and snapshots).
+    pub fn set_now(&mut self, now: chrono::DateTime<chrono::Utc>) {
+        self.now = now;
+    }
+
+    pub fn quit_requested(&self) -> bool {
+        self.quit
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn screen_titles(&self) -> Vec<String> {
+        let ctx = ctx_of(&self.estate, &self.settings, self.now, self.tick);
+        self.screens.iter().map(|s| s.title(&ctx)).collect()
+    }
+
+    pub fn flash(&self) -> Option<&(Level, String)> {
+        self.flash.as_ref()
+    }
+
+    /// Push a screen (opening it first).
+    pub fn push(&mut self, mut view: Box<dyn View>) {
+        let ctx = ctx_of(&self.estate, &self.settings, self.now, self.tick);
+        view.open(&ctx, &mut self.outbox);
+        self.screens.push(view);
+        self.settle();
+    }
+
+    fn pop(&mut self) {
+        if self.screens.len() > 1
+            && let Some(v) = self.screens.pop()
+        {
+            self.cancelled.extend(
+                v.tickets()
+                    .into_iter()
+                    .filter(|t| !self.mutations.contains(t)),
+            );
+        }
+    }
+
+    /// Apply queued effects until none are left.
+    fn settle(&mut self) {
+        let mut guard = 0;
+        while !self.outbox.effects.is_empty() && guard < 16 {
+            guard += 1;
+            let effects = std::mem::take(&mut self.outbox.effects);
+            for e in effects {
+                match e {
+                    Effect::Push(v) => {
+                        let ctx = ctx_of(&self.estate, &self.settings, self.now, self.tick);
+                        let mut v = v;
+                        v.open(&ctx, &mut self.outbox);
+                        self.screens.push(v);
+                    }
+                    Effect::Pop => self.pop(),
+                    Effect::Home(v) => {
+                        while self.screens.len() > 1 {
+                            self.pop();
+                        }
+                        self.screens.clear();
+                        let ctx = ctx_of(&self.estate, &self.settings, self.now, self.tick);
+                        let mut v = v;
+                        v.open(&ctx, &mut self.outbox);
+                        self.screens.push(v);
+                    }
+                    Effect::Flash(level, text) => self.flash = Some((level, text)),
+                    Effect::Command(cmd) => self.run_command(&cmd),
+                    Effect::Quit => self.quit = true,
+                }
+            }
+        }
+    }
+
+    /// Run a palette command (as if typed after `:`).
+    pub fn command(&mut self, cmd: &str) {
+        self.run_command(cmd);
+        self.settle();
+    }
+
+    fn run_command(&mut self, cmd: &str) {
+        let mut words = cmd.split_whitespace();
+        let head = words.next().unwrap_or("");
+        let arg = words.next();
+        match (head, arg) {
+            ("", _) => {}
+            ("board", _) => self
+                .outbox
+                .effects
+                .push(Effect::Home(Box::new(BoardView::new()))),
+            ("apps", _) => self.outbox.push(Box::new(AppsView::new(None))),
+            ("env", Some(env)) => self
+                .outbox
+                .push(Box::new(AppsView::new(Some(env.to_string())))),
+            ("env", None) => self.flash = Some((Level::Warning, "usage: :env NAME".into())),
+            ("builds", _) => self.outbox.push(Box::new(BuildsView::new(None))),
+            ("ctx", _) => {
+                let states: Vec<String> = self
+                    .estate
+                    .connections
+                    .iter()
+                    .map(|(k, v)| format!("{}: {}", clean(k), connection_words(v)))
+                    .collect();
+                let text = if states.is_empty() {
+                    format!(
+                        "{} (no connection reported yet)",
+                        self.settings.source_label
+                    )
+                } else {
+                    states.join(" · ")
+                };
+                self.flash = Some((Level::Info, text));
+            }
+            ("theme", Some(name)) => {
+                match Theme::load(
+                    name,
+                    self.settings.themes_dir.as_deref(),
+                    self.settings.depth,
+                ) {
+                    Ok(t) => {
+                        self.flash = Some((Level::Info, format!("theme {}", t.name)));
+                        self.settings.theme = t;
+                    }
+                    Err(e) => self.flash = Some((Level::Error, e.to_string())),
+                }
+            }
+            ("theme", None) => {
+                let names: Vec<&str> = super::theme::built_in_names().collect();
+                self.flash = Some((Level::Info, format!("themes: {}", names.join(", "))));
+            }
+            ("refresh" | "refresh!", _) => {
+                self.flash = Some((
+                    Level::Info,
+                    "the estate is watched live; to make Argo CD re-read Git for one app, open it and press Ctrl-r".into(),
+                ));
+            }
+            ("q" | "quit" | "q!", _) => self.quit = true,
+            (other, _) => {
+                self.flash = Some((
+                    Level::Warning,
+                    format!("unknown command `{}` (? lists them)", clean(other)),
+                ))
+            }
+        }
+        // Commands may queue pushes; they are applied by the caller's settle loop.
+    }
+
+    /// Handle one key. Returns true when something may look different.
+    pub fn key(&mut self, key: KeyEvent) -> bool {
+        if key.kind != KeyEventKind::Press {
+            return false;
+        }
+        self.flash = None;
+        let ctx = ctx_of(&self.estate, &self.settings, self.now, self.tick);
+        let depth = self.screens.len();
+        let Some(top) = self.screens.last_mut() else {
+            return false;
+        };
+        let before = top.tickets();
+        let consumed = top.on_key(&key, &ctx, &mut self.outbox);
+        if !consumed && let Some(intent) = self.settings.keymap.intent(&key) {
+            let typing = top.typing();
+            match intent {
+                Intent::Help if !typing => {
+                    let h = HelpView::new(top.title(&ctx), top.keys(&ctx));
+                    self.outbox.push(Box::new(h));
+                }
+                Intent::Palette if !typing => {
+                    let p = PaletteView::new(top.title(&ctx));
+                    self.outbox.push(Box::new(p));
+                }
+                Intent::Quit if depth == 1 => self.quit = true,
+                Intent::Quit if !typing => self.outbox.effects.push(Effect::Pop),
+                Intent::Back if depth == 1 => {}
+                _ => top.on_intent(intent, &ctx, &mut self.outbox),
+            }
+        }
+        if let Some(top) = self.screens.last() {
+            let after = top.tickets();
+            self.cancelled.extend(
+                before
+                    .into_iter()
+                    .filter(|t| !after.contains(t) && !self.mutations.contains(t)),
+            );
+        }
+        self.settle();
+        true
+    }
+
+    /// Apply a batch of source updates, then let screens react once.
+    pub fn apply(&mut self, updates: impl IntoIterator<Item = Update>) {
+        for u in updates {
+            self.estate.apply(u);
+        }
+        let ctx = ctx_of(&self.estate, &self.settings, self.now, self.tick);
+        for s in self.screens.iter_mut() {
+            s.on_estate(&ctx, &mut self.outbox);
+        }
+        self.settle();
+    }
+
+    /// Hand an answer to the screens; unclaimed errors and acknowledgements become the
+    /// flash line (a bulk sync's answers belong to no screen).
+    pub fn respond(&mut self, resp: Response) -> bool {
+        let ctx = ctx_of(&self.estate, &self.settings, self.now, self.tick);
+        let mut claimed = false;
+        for s in self.screens.iter_mut().rev() {
+            if s.on_response(&resp, &ctx, &mut self.outbox) {
+                claimed = true;
+                break;
+            }
+        }
+        // Only answers to mutations nobody watches (a bulk sync) are worth a flash; a late
+        // answer to a superseded load is dropped silently.
+        if !claimed && self.mutations.contains(&resp.ticket) {
+            match &resp.result {
+                Err(e) => self.flash = Some((Level::Error, clean(e).into_owned())),
+                Ok(Payload::Accepted(m)) => self.flash = Some((Level::Info, clean(m).into_owned())),
+                Ok(_) => {}
+            }
+        }
+        if self.mutations.contains(&resp.ticket) {
+            self.mutations.remove(&resp.ticket);
+        }
+        self.settle();
+        true
+    }
+
+    /// Requests queued by screens, with their apps attached; mutations are refused here in
+    /// read-only mode whatever a screen did.
+    pub fn take_requests(&mut self) -> Vec<Outgoing> {
+        let reqs = std::mem::take(&mut self.outbox.requests);
+        let mut out = Vec::with_capacity(reqs.len());
+        for (ticket, request) in reqs {
+            if request.mutates() {
+                if self.settings.read_only {
+                    self.flash = Some((Level::Warning, "read-only mode: change refused".into()));
+                    continue;
+                }
+                self.mutations.insert(ticket);
+            }
+            let app = request
+                .app()
+                .and_then(|id| self.estate.get(id))
+                .map(|e| e.app.clone());
+            out.push(Outgoing {
+                ticket,
+                request,
+                app,
+            });
+        }
+        out
+    }
+
+    /// Tickets whose tasks should stop.
+    pub fn take_cancelled(&mut self) -> Vec<Ticket> {
+        std::mem::take(&mut self.cancelled)
+    }
+
+    /// Whether anything is in progress (spinner ticks run only then).
+    pub fn busy(&self) -> bool {
+        let ctx = ctx_of(&self.estate, &self.settings, self.now, self.tick);
+        self.screens.last().is_some_and(|s| s.busy(&ctx))
+    }
+
+    pub fn tick(&mut self) {
+        self.tick = self.tick.wrapping_add(1);
+        self.now = chrono::Utc::now();
+    }
+
+    /// Draw one frame. Read-only.
+    pub fn render(&self, frame: &mut Frame) {
+        let area = frame.area();
+        let theme = &self.settings.theme;
+        frame.render_widget(Paragraph::new("").style(widgets::base(theme)), area);
+        if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+            let msg = vec![
+                Line::from(widgets::styled(theme, Role::Warning, "terminal too small")),
+                Line::from(widgets::text(
+                    theme,
+                    format!(
+                        "{}x{}: shipdeck needs at least {MIN_WIDTH}x{MIN_HEIGHT}",
+                        area.width, area.height
+                    ),
+                )),
+                Line::from(widgets::muted(theme, "enlarge the window, or q to quit")),
+            ];
+            frame.render_widget(Paragraph::new(msg), area);
+            return;
+        }
+        let ctx = ctx_of(&self.estate, &self.settings, self.now, self.tick);
+        let [header, body, flash, footer] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Min(1),
+            Constraint::Length(1),
+            Constraint::Length(1),
+        ])
+        .areas(area);
+        self.render_header(&ctx, frame, header);
+        if let Some(top) = self.screens.last() {
+            if top.overlay()
+                && self.screens.len() >= 2
+                && let Some(below) = self.screens.get(self.screens.len() - 2)
+            {
+                below.render(&ctx, frame, body);
+            }
+            top.render(&ctx, frame, body);
+        }
+        if let Some((level, text)) = &self.flash {
+            let role = match level {
+                Level::Info => Role::Accent,
+                Level::Warning => Role::Warning,
+                Level::Error => Role::Danger,
+            };
+            frame.render_widget(
+                Paragraph::new(Span::styled(
+                    fit(text, flash.width as usize),
+                    theme.style(role),
+                )),
+                flash,
+            );
+        }
+        self.render_footer(&ctx, frame, footer);
+    }
+
+    fn render_header(&self, ctx: &Ctx, frame: &mut Frame, area: Rect) {
+        let theme = ctx.theme;
+        let mut spans = vec![Span::styled("shipdeck", theme.style(Role::Accent))];
+        let titles: Vec<String> = self
+            .screens
+            .iter()
+            .filter(|s| !s.overlay())
+            .map(|s| s.title(ctx))
+            .collect();
+        let crumbs = titles.join(" › ");
+        spans.push(widgets::muted(
+            theme,
+            format!(" › {}", fit(&crumbs, (area.width as usize / 3).max(10))),
+        ));
+        spans.push(Span::raw("   "));
+        if self.estate.connections.is_empty() {
+            spans.push(widgets::muted(
+                theme,
+                format!("◌ {} connecting…", clean(&self.settings.source_label)),
+            ));
+        }
+        for (name, state) in &self.estate.connections {
+            let (glyph, role) = match state {
+                Connection::Connected => ("●", Role::Healthy),
+                Connection::Connecting => ("◌", Role::Progressing),
+                Connection::Reconnecting { .. } => ("◔", Role::Warning),
+                Connection::Failed { .. } => ("✗", Role::Danger),
+            };
+            spans.push(Span::styled(
+                format!("{glyph} {} {}  ", clean(name), connection_words(state)),
+                theme.style(role),
+            ));
+        }
+        spans.push(widgets::muted(theme, format!("{} apps", self.estate.len())));
+        if self.settings.read_only {
+            spans.push(Span::raw("  "));
+            spans.push(Span::styled(
+                " READ-ONLY ",
+                theme
+                    .style(Role::Warning)
+                    .add_modifier(ratatui::style::Modifier::REVERSED),
+            ));
+        }
+        // Keep READ-ONLY visible: cut the middle if the line is too long.
+        let total = widgets::spans_width(&spans);
+        if total > area.width as usize && self.settings.read_only && spans.len() > 3 {
+            let ro = spans.split_off(spans.len() - 2);
+            let room = (area.width as usize).saturating_sub(widgets::spans_width(&ro));
+            let mut kept = Vec::new();
+            let mut used = 0;
+            for s in spans {
+                let w = s.width();
+                if used + w > room {
+                    kept.push(Span::styled(
+                        fit(&s.content, room.saturating_sub(used)),
+                        s.style,
+                    ));
+                    break;
+                }
+                used += w;
+                kept.push(s);
+            }
+            kept.extend(ro);
+            spans = kept;
+        }
+        frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    }
+
+    fn render_footer(&self, ctx: &Ctx, frame: &mut Frame, area: Rect) {
+        let theme = ctx.theme;
+        let Some(top) = self.screens.last() else {
+            return;
+        };
+        let mut spans = Vec::new();
+        let mut used = 0;
+        let width = area.width as usize;
+        let mut keys = top.keys(ctx);
+        keys.push((Intent::Help, "help"));
+        let n = keys.len();
+        for (i, (intent, label)) in keys.into_iter().enumerate() {
+            let k = self.settings.keymap.key_for(intent);
+            let w = k.chars().count() + label.len() + 3;
+            // Always leave room for "? help" at the end.
+            if i + 1 < n && used + w + 8 > width {
+                continue;
+            }
+            spans.push(Span::styled(k, theme.style(Role::Accent)));
+            spans.push(widgets::muted(theme, format!(" {label}  ")));
+            used += w;
+        }
+        frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    }
+}
+
+fn ctx_of<'a>(
+    estate: &'a Estate,
+    settings: &'a Settings,
+    now: chrono::DateTime<chrono::Utc>,
+    tick: u64,
+) -> Ctx<'a> {
+    Ctx {
+        estate,
+        theme: &settings.theme,
+        keymap: &settings.keymap,
+        read_only: settings.read_only,
+        operator: &settings.operator,
+        now,
+        tick,
+        policies: &settings.policies,
+    }
+}
+
+/// A connection state in words, with its age when stale.
+pub fn connection_words(c: &Connection) -> String {
+    match c {
+        Connection::Connecting => "connecting".into(),
+        Connection::Connected => "connected".into(),
+        Connection::Reconnecting { reason, since } => {
+            format!(
+                "reconnecting since {} ({})",
+                clean(since),
+                fit(&clean(reason), 40)
+            )
+        }
+        Connection::Failed { reason } => format!("failed: {}", fit(&clean(reason), 60)),
+    }
+}

@@ -1,0 +1,470 @@
+//! Keys to intents. The console never matches raw keys in views (except inside text fields);
+//! it asks the keymap which [`Intent`] a key means. Defaults follow DESIGN.md "Screens and
+//! keys" (k9s/argonaut habits); config may rebind any intent with strings like `"ctrl-r"`,
+//! `"shift-g"`, `"pgdn"`, `"x"`.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use std::collections::BTreeMap;
+
+/// What a key asks for, independent of which key it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Intent {
+    Up,
+    Down,
+    Left,
+    Right,
+    Top,
+    Bottom,
+    PageUp,
+    PageDown,
+    Open,
+    Back,
+    Filter,
+    NextMatch,
+    PrevMatch,
+    Palette,
+    Help,
+    Sync,
+    Diff,
+    Rollback,
+    Rollout,
+    Build,
+    Builds,
+    Events,
+    Logs,
+    Mark,
+    Refresh,
+    Sort,
+    NextSection,
+    Quit,
+}
+
+impl Intent {
+    pub const ALL: &'static [Intent] = &[
+        Intent::Up,
+        Intent::Down,
+        Intent::Left,
+        Intent::Right,
+        Intent::Top,
+        Intent::Bottom,
+        Intent::PageUp,
+        Intent::PageDown,
+        Intent::Open,
+        Intent::Back,
+        Intent::Filter,
+        Intent::NextMatch,
+        Intent::PrevMatch,
+        Intent::Palette,
+        Intent::Help,
+        Intent::Sync,
+        Intent::Diff,
+        Intent::Rollback,
+        Intent::Rollout,
+        Intent::Build,
+        Intent::Builds,
+        Intent::Events,
+        Intent::Logs,
+        Intent::Mark,
+        Intent::Refresh,
+        Intent::Sort,
+        Intent::NextSection,
+        Intent::Quit,
+    ];
+
+    /// The name used in config (`[keys] sync = "s"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Intent::Up => "up",
+            Intent::Down => "down",
+            Intent::Left => "left",
+            Intent::Right => "right",
+            Intent::Top => "top",
+            Intent::Bottom => "bottom",
+            Intent::PageUp => "page_up",
+            Intent::PageDown => "page_down",
+            Intent::Open => "open",
+            Intent::Back => "back",
+            Intent::Filter => "filter",
+            Intent::NextMatch => "next_match",
+            Intent::PrevMatch => "prev_match",
+            Intent::Palette => "palette",
+            Intent::Help => "help",
+            Intent::Sync => "sync",
+            Intent::Diff => "diff",
+            Intent::Rollback => "rollback",
+            Intent::Rollout => "rollout",
+            Intent::Build => "build",
+            Intent::Builds => "builds",
+            Intent::Events => "events",
+            Intent::Logs => "logs",
+            Intent::Mark => "mark",
+            Intent::Refresh => "refresh",
+            Intent::Sort => "sort",
+            Intent::NextSection => "next_section",
+            Intent::Quit => "quit",
+        }
+    }
+
+    /// What the intent does, for the help screen.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Intent::Up => "move up",
+            Intent::Down => "move down",
+            Intent::Left => "previous column",
+            Intent::Right => "next column",
+            Intent::Top => "go to top",
+            Intent::Bottom => "go to bottom",
+            Intent::PageUp => "page up",
+            Intent::PageDown => "page down",
+            Intent::Open => "open",
+            Intent::Back => "back",
+            Intent::Filter => "filter",
+            Intent::NextMatch => "next match",
+            Intent::PrevMatch => "previous match",
+            Intent::Palette => "command palette",
+            Intent::Help => "help",
+            Intent::Sync => "sync (approval when gated)",
+            Intent::Diff => "diff",
+            Intent::Rollback => "history and rollback",
+            Intent::Rollout => "rollout",
+            Intent::Build => "trigger a build",
+            Intent::Builds => "builds",
+            Intent::Events => "events",
+            Intent::Logs => "logs of the pod",
+            Intent::Mark => "mark for bulk sync",
+            Intent::Refresh => "refresh",
+            Intent::Sort => "change sort",
+            Intent::NextSection => "next section",
+            Intent::Quit => "quit",
+        }
+    }
+}
+
+/// A key with its modifiers, comparable and printable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Chord {
+    pub code: KeyCodeKey,
+    pub ctrl: bool,
+    pub alt: bool,
+}
+
+/// The subset of key codes a binding can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyCodeKey {
+    Char(char),
+    Up,
+    Down,
+    Left,
+    Right,
+    Home,
+    End,
+    PageUp,
+    PageDown,
+    Enter,
+    Esc,
+    Tab,
+    BackTab,
+    Backspace,
+}
+
+impl Chord {
+    pub fn from_event(ev: &KeyEvent) -> Option<Chord> {
+        let code = match ev.code {
+            KeyCode::Char(c) => KeyCodeKey::Char(c),
+            KeyCode::Up => KeyCodeKey::Up,
+            KeyCode::Down => KeyCodeKey::Down,
+            KeyCode::Left => KeyCodeKey::Left,
+            KeyCode::Right => KeyCodeKey::Right,
+            KeyCode::Home => KeyCodeKey::Home,
+            KeyCode::End => KeyCodeKey::End,
+            KeyCode::PageUp => KeyCodeKey::PageUp,
+            KeyCode::PageDown => KeyCodeKey::PageDown,
+            KeyCode::Enter => KeyCodeKey::Enter,
+            KeyCode::Esc => KeyCodeKey::Esc,
+            KeyCode::Tab => KeyCodeKey::Tab,
+            KeyCode::BackTab => KeyCodeKey::BackTab,
+            KeyCode::Backspace => KeyCodeKey::Backspace,
+            _ => return None,
+        };
+        Some(Chord {
+            code,
+            ctrl: ev.modifiers.contains(KeyModifiers::CONTROL),
+            alt: ev.modifiers.contains(KeyModifiers::ALT),
+        })
+    }
+
+    fn key(code: KeyCodeKey) -> Chord {
+        Chord {
+            code,
+            ctrl: false,
+            alt: false,
+        }
+    }
+
+    fn ch(c: char) -> Chord {
+        Chord::key(KeyCodeKey::Char(c))
+    }
+
+    fn ctrl(c: char) -> Chord {
+        Chord {
+            code: KeyCodeKey::Char(c),
+            ctrl: true,
+            alt: false,
+        }
+    }
+
+    /// Parse a config string: `"s"`, `"G"`, `"shift-g"`, `"ctrl-r"`, `"alt-x"`, `"enter"`,
+    /// `"esc"`, `"space"`, `"up"`, `"pgdn"`, `"tab"`.
+    pub fn parse(s: &str) -> Option<Chord> {
+        let mut ctrl = false;
+        let mut alt = false;
+        let mut shift = false;
+        let mut rest = s.trim();
+        loop {
+            let lower = rest.to_ascii_lowercase();
+            if let Some(r) = lower
+                .strip_prefix("ctrl-")
+                .or_else(|| lower.strip_prefix("c-"))
+            {
+                ctrl = true;
+                rest = &rest[rest.len() - r.len()..];
+            } else if let Some(r) = lower
+                .strip_prefix("alt-")
+                .or_else(|| lower.strip_prefix("m-"))
+            {
+                alt = true;
+                rest = &rest[rest.len() - r.len()..];
+            } else if let Some(r) = lower.strip_prefix("shift-") {
+                shift = true;
+                rest = &rest[rest.len() - r.len()..];
+            } else {
+                break;
+            }
+        }
+        let code = match rest.to_ascii_lowercase().as_str() {
+            "up" => KeyCodeKey::Up,
+            "down" => KeyCodeKey::Down,
+            "left" => KeyCodeKey::Left,
+            "right" => KeyCodeKey::Right,
+            "home" => KeyCodeKey::Home,
+            "end" => KeyCodeKey::End,
+            "pgup" | "pageup" => KeyCodeKey::PageUp,
+            "pgdn" | "pagedown" => KeyCodeKey::PageDown,
+            "enter" | "return" => KeyCodeKey::Enter,
+            "esc" | "escape" => KeyCodeKey::Esc,
+            "tab" => KeyCodeKey::Tab,
+            "backtab" => KeyCodeKey::BackTab,
+            "backspace" => KeyCodeKey::Backspace,
+            "space" => KeyCodeKey::Char(' '),
+            _ => {
+                let mut chars = rest.chars();
+                let c = chars.next()?;
+                if chars.next().is_some() {
+                    return None;
+                }
+                let c = if shift { c.to_ascii_uppercase() } else { c };
+                KeyCodeKey::Char(if ctrl { c.to_ascii_lowercase() } else { c })
+            }
+        };
+        Some(Chord { code, ctrl, alt })
+    }
+
+    pub fn label(&self) -> String {
+        let base = match self.code {
+            KeyCodeKey::Char(' ') => "Space".to_string(),
+            KeyCodeKey::Char(c) => c.to_string(),
+            KeyCodeKey::Up => "↑".into(),
+            KeyCodeKey::Down => "↓".into(),
+            KeyCodeKey::Left => "←".into(),
+            KeyCodeKey::Right => "→".into(),
+            KeyCodeKey::Home => "Home".into(),
+            KeyCodeKey::End => "End".into(),
+            KeyCodeKey::PageUp => "PgUp".into(),
+            KeyCodeKey::PageDown => "PgDn".into(),
+            KeyCodeKey::Enter => "Enter".into(),
+            KeyCodeKey::Esc => "Esc".into(),
+            KeyCodeKey::Tab => "Tab".into(),
+            KeyCodeKey::BackTab => "S-Tab".into(),
+            KeyCodeKey::Backspace => "Bksp".into(),
+        };
+        let mut s = String::new();
+        if self.ctrl {
+            s.push_str("Ctrl-");
+        }
+        if self.alt {
+            s.push_str("Alt-");
+        }
+        s.push_str(&base);
+        s
+    }
+}
+
+/// Which chords mean which intents. Several chords may mean one intent (`j` and `↓`).
+#[derive(Debug, Clone)]
+pub struct Keymap {
+    bindings: BTreeMap<Chord, Intent>,
+}
+
+impl Default for Keymap {
+    fn default() -> Self {
+        use KeyCodeKey as K;
+        let pairs: Vec<(Chord, Intent)> = vec![
+            (Chord::ch('k'), Intent::Up),
+            (Chord::key(K::Up), Intent::Up),
+            (Chord::ch('j'), Intent::Down),
+            (Chord::key(K::Down), Intent::Down),
+            (Chord::ch('h'), Intent::Left),
+            (Chord::key(K::Left), Intent::Left),
+            (Chord::key(K::Right), Intent::Right),
+            (Chord::ch('g'), Intent::Top),
+            (Chord::key(K::Home), Intent::Top),
+            (Chord::ch('G'), Intent::Bottom),
+            (Chord::key(K::End), Intent::Bottom),
+            (Chord::key(K::PageUp), Intent::PageUp),
+            (Chord::ctrl('b'), Intent::PageUp),
+            (Chord::key(K::PageDown), Intent::PageDown),
+            (Chord::ctrl('f'), Intent::PageDown),
+            (Chord::key(K::Enter), Intent::Open),
+            (Chord::key(K::Esc), Intent::Back),
+            (Chord::ch('/'), Intent::Filter),
+            (Chord::ch('n'), Intent::NextMatch),
+            (Chord::ch('N'), Intent::PrevMatch),
+            (Chord::ch(':'), Intent::Palette),
+            (Chord::ch('?'), Intent::Help),
+            (Chord::ch('s'), Intent::Sync),
+            (Chord::ch('d'), Intent::Diff),
+            (Chord::ch('R'), Intent::Rollback),
+            (Chord::ch('o'), Intent::Rollout),
+            (Chord::ch('b'), Intent::Build),
+            (Chord::ch('B'), Intent::Builds),
+            (Chord::ch('e'), Intent::Events),
+            (Chord::ch('l'), Intent::Logs),
+            (Chord::ch(' '), Intent::Mark),
+            (Chord::ctrl('r'), Intent::Refresh),
+            (Chord::ch('S'), Intent::Sort),
+            (Chord::key(K::Tab), Intent::NextSection),
+            (Chord::ch('q'), Intent::Quit),
+            (Chord::ctrl('c'), Intent::Quit),
+        ];
+        Keymap {
+            bindings: pairs.into_iter().collect(),
+        }
+    }
+}
+
+impl Keymap {
+    /// Defaults overridden by config entries `intent name -> key string(s)`. A binding
+    /// replaces every default chord of that intent. Bad entries come back as warnings.
+    pub fn with_overrides(overrides: &BTreeMap<String, Vec<String>>) -> (Keymap, Vec<String>) {
+        let mut map = Keymap::default();
+        let mut warnings = Vec::new();
+        for (name, keys) in overrides {
+            let Some(intent) = Intent::ALL.iter().copied().find(|i| i.name() == name) else {
+                warnings.push(format!("keys: unknown action `{name}`"));
+                continue;
+            };
+            let chords: Vec<Chord> = keys
+                .iter()
+                .filter_map(|k| {
+                    let c = Chord::parse(k);
+                    if c.is_none() {
+                        warnings.push(format!("keys.{name}: cannot read key `{k}`"));
+                    }
+                    c
+                })
+                .collect();
+            if chords.is_empty() {
+                continue;
+            }
+            map.bindings.retain(|_, i| *i != intent);
+            for c in chords {
+                map.bindings.insert(c, intent);
+            }
+        }
+        (map, warnings)
+    }
+
+    pub fn intent(&self, ev: &KeyEvent) -> Option<Intent> {
+        let chord = Chord::from_event(ev)?;
+        // SHIFT is not part of a chord: terminals report `G` with or without it.
+        self.bindings.get(&chord).copied()
+    }
+
+    /// The first key bound to an intent, for footers ("s sync").
+    pub fn key_for(&self, intent: Intent) -> String {
+        self.keys_for(intent)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| "-".into())
+    }
+
+    /// Keys bound to an intent, plain letters before modified keys and named keys.
+    pub fn keys_for(&self, intent: Intent) -> Vec<String> {
+        let mut chords: Vec<&Chord> = self
+            .bindings
+            .iter()
+            .filter(|(_, i)| **i == intent)
+            .map(|(c, _)| c)
+            .collect();
+        chords.sort_by_key(|c| {
+            (
+                c.ctrl || c.alt,
+                !matches!(c.code, KeyCodeKey::Char(_)),
+                c.label(),
+            )
+        });
+        chords.into_iter().map(Chord::label).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(code: KeyCode, m: KeyModifiers) -> KeyEvent {
+        KeyEvent::new(code, m)
+    }
+
+    #[test]
+    fn defaults_follow_design() {
+        let k = Keymap::default();
+        assert_eq!(
+            k.intent(&ev(KeyCode::Char('j'), KeyModifiers::NONE)),
+            Some(Intent::Down)
+        );
+        assert_eq!(
+            k.intent(&ev(KeyCode::Char('G'), KeyModifiers::SHIFT)),
+            Some(Intent::Bottom)
+        );
+        assert_eq!(
+            k.intent(&ev(KeyCode::Char('r'), KeyModifiers::CONTROL)),
+            Some(Intent::Refresh)
+        );
+        assert_eq!(
+            k.intent(&ev(KeyCode::Char('R'), KeyModifiers::SHIFT)),
+            Some(Intent::Rollback)
+        );
+        assert_eq!(k.key_for(Intent::Sync), "s");
+    }
+
+    #[test]
+    fn overrides_replace_and_warn() {
+        let mut o = BTreeMap::new();
+        o.insert("sync".to_string(), vec!["ctrl-s".to_string()]);
+        o.insert("nonsense".to_string(), vec!["x".to_string()]);
+        o.insert("diff".to_string(), vec!["F12x".to_string()]);
+        let (k, w) = Keymap::with_overrides(&o);
+        assert_eq!(
+            k.intent(&ev(KeyCode::Char('s'), KeyModifiers::CONTROL)),
+            Some(Intent::Sync)
+        );
+        assert_eq!(k.intent(&ev(KeyCode::Char('s'), KeyModifiers::NONE)), None);
+        assert_eq!(
+            k.intent(&ev(KeyCode::Char('d'), KeyModifiers::NONE)),
+            Some(Intent::Diff)
+        );
+        assert_eq!(w.len(), 2);
+        assert_eq!(Chord::parse("shift-g"), Chord::parse("G"));
+        assert_eq!(Chord::parse("pgdn").map(|c| c.label()), Some("PgDn".into()));
+    }
+}

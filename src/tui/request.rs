@@ -1,0 +1,273 @@
+//! What screens ask of the outside world, as data, and the answers tagged with the ticket of
+//! the request they answer. A [`Provider`] runs each request in its own task; the console
+//! loop receives the [`Response`]s and hands them to the screens, which keep only answers
+//! to their latest request.
+
+use crate::model::{AppId, Application, BuildRun, BuildSystem, WorkloadRollout};
+use crate::sources::{AppEvent, SyncWindowsState};
+use std::collections::BTreeMap;
+use tokio::sync::mpsc;
+
+/// Identifies one request; answers carry it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ticket(pub u64);
+
+/// An operator's approval of a change to a gated environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Approval {
+    pub approved_by: String,
+    pub reason: Option<String>,
+    /// Digest of the diff the operator saw, for the audit record.
+    pub diff_digest: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// Desired vs live of every managed resource, as per-resource diffs.
+    Diff {
+        app: AppId,
+    },
+    /// Diff between what runs now and an earlier deployment (history id).
+    DiffToHistory {
+        app: AppId,
+        id: i64,
+    },
+    /// Workloads once.
+    Workloads {
+        app: AppId,
+    },
+    /// Workloads as they change, until cancelled.
+    WatchWorkloads {
+        app: AppId,
+    },
+    Events {
+        app: AppId,
+    },
+    /// Git commits between two revisions of the app's repository.
+    Commits {
+        app: AppId,
+        from: String,
+        to: String,
+    },
+    /// CI runs that built `sha`.
+    CiRuns {
+        app: AppId,
+        sha: String,
+    },
+    /// Sync windows and the operator's permission to `action`.
+    Permission {
+        app: AppId,
+        action: String,
+    },
+    SyncWindows {
+        app: AppId,
+    },
+    Logs {
+        app: AppId,
+        namespace: String,
+        pod: String,
+        follow: bool,
+    },
+    Sync {
+        app: AppId,
+        approval: Option<Approval>,
+    },
+    Rollback {
+        app: AppId,
+        id: i64,
+        approval: Option<Approval>,
+    },
+    Refresh {
+        app: Option<AppId>,
+        hard: bool,
+    },
+    /// Workflows and Jenkins jobs that can be triggered, with their inputs.
+    Pipelines,
+    Runs,
+    Trigger {
+        pipeline: Pipeline,
+        inputs: BTreeMap<String, String>,
+    },
+    /// Follow one run until it completes.
+    WatchRun {
+        system: BuildSystem,
+        pipeline: String,
+        id: u64,
+    },
+    Rerun {
+        system: BuildSystem,
+        pipeline: String,
+        id: u64,
+    },
+    Cancel {
+        system: BuildSystem,
+        pipeline: String,
+        id: u64,
+    },
+}
+
+impl Request {
+    /// The application the request is about, if any.
+    pub fn app(&self) -> Option<&AppId> {
+        match self {
+            Request::Diff { app }
+            | Request::DiffToHistory { app, .. }
+            | Request::Workloads { app }
+            | Request::WatchWorkloads { app }
+            | Request::Events { app }
+            | Request::Commits { app, .. }
+            | Request::CiRuns { app, .. }
+            | Request::Permission { app, .. }
+            | Request::SyncWindows { app }
+            | Request::Logs { app, .. }
+            | Request::Sync { app, .. }
+            | Request::Rollback { app, .. } => Some(app),
+            Request::Refresh { app, .. } => app.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Whether this request changes the world (read-only mode refuses these).
+    pub fn mutates(&self) -> bool {
+        matches!(
+            self,
+            Request::Sync { .. }
+                | Request::Rollback { .. }
+                | Request::Trigger { .. }
+                | Request::Rerun { .. }
+                | Request::Cancel { .. }
+        )
+    }
+}
+
+/// A Git commit as the approval screen shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commit {
+    pub sha: String,
+    pub author: String,
+    pub when: String,
+    pub subject: String,
+}
+
+/// A diff line, already classified for colouring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineKind {
+    Context,
+    Added,
+    Removed,
+    /// A run of unchanged lines folded away; the text says how many.
+    Folded,
+    Hunk,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiffLine {
+    pub kind: LineKind,
+    pub text: String,
+}
+
+/// One resource's difference between desired and live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceDiff {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    /// One-line meaning ("image api sha-1 -> sha-2", "replicas 2 -> 3").
+    pub summary: String,
+    pub lines: Vec<DiffLine>,
+}
+
+impl ResourceDiff {
+    pub fn changed(&self) -> bool {
+        self.lines
+            .iter()
+            .any(|l| matches!(l.kind, LineKind::Added | LineKind::Removed))
+    }
+}
+
+/// A triggerable pipeline: a GitHub workflow with `workflow_dispatch` inputs, or a
+/// Jenkins job with parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pipeline {
+    pub system: BuildSystem,
+    /// Workflow file or Jenkins job name.
+    pub name: String,
+    pub title: String,
+    pub git_ref: Option<String>,
+    pub inputs: Vec<PipelineInput>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineInput {
+    pub name: String,
+    pub description: String,
+    /// string | choice | boolean | environment | number
+    pub kind: String,
+    pub options: Vec<String>,
+    pub default: Option<String>,
+    pub required: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Payload {
+    Diff(Vec<ResourceDiff>),
+    Workloads(Vec<WorkloadRollout>),
+    Events(Vec<AppEvent>),
+    Commits(Vec<Commit>),
+    CiRuns(Vec<BuildRun>),
+    Allowed(bool),
+    Windows(SyncWindowsState),
+    /// More log lines (appended to what came before for the same ticket).
+    LogLines(Vec<String>),
+    /// An action was accepted; the text says what happens next.
+    Accepted(String),
+    Pipelines(Vec<Pipeline>),
+    Runs(Vec<BuildRun>),
+    Run(BuildRun),
+}
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub ticket: Ticket,
+    pub result: Result<Payload, String>,
+}
+
+/// Runs requests. Each call starts a task that sends one or more responses on `tx`
+/// (streams send many) and returns a handle to stop it.
+pub trait Provider: Send + Sync + 'static {
+    /// `app` is the application the request is about, as the estate holds it now.
+    fn submit(
+        &self,
+        ticket: Ticket,
+        req: Request,
+        app: Option<Application>,
+        tx: mpsc::Sender<Response>,
+    ) -> Option<tokio::task::AbortHandle>;
+
+    /// One line for the header: what the console is connected to.
+    fn describe(&self) -> String;
+}
+
+/// A provider with nothing behind it: every request fails and says why. Used by render
+/// tests and when no source is configured.
+pub struct Disconnected(pub String);
+
+impl Provider for Disconnected {
+    fn submit(
+        &self,
+        ticket: Ticket,
+        _req: Request,
+        _app: Option<Application>,
+        tx: mpsc::Sender<Response>,
+    ) -> Option<tokio::task::AbortHandle> {
+        let _ = tx.try_send(Response {
+            ticket,
+            result: Err(self.0.clone()),
+        });
+        None
+    }
+
+    fn describe(&self) -> String {
+        "not connected".into()
+    }
+}

@@ -1,0 +1,447 @@
+//! Application: one app's summary (source, destination, target and live revision,
+//! auto-sync, why it is out of sync), its resource tree with per-resource sync and health,
+//! recent events (loaded on open) and deployment history. `Tab` moves between sections.
+
+use crate::model::AppId;
+use crate::ops::estate::{compared_revision, deployed_revision};
+use crate::sources::AppEvent;
+use crate::tui::keymap::Intent;
+use crate::tui::request::{Payload, Request, Response};
+use crate::tui::theme::Role;
+use crate::tui::view::{Ctx, Loadable, Outbox, View};
+use crate::tui::widgets::{self, clean, fit, pad};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Resources,
+    Events,
+    History,
+}
+
+pub struct ApplicationView {
+    id: AppId,
+    section: Section,
+    scroll: [usize; 3],
+    events: Loadable<Vec<AppEvent>>,
+}
+
+impl ApplicationView {
+    pub fn new(id: AppId) -> Self {
+        ApplicationView {
+            id,
+            section: Section::Resources,
+            scroll: [0; 3],
+            events: Loadable::Idle,
+        }
+    }
+
+    pub fn focus_events(mut self) -> Self {
+        self.section = Section::Events;
+        self
+    }
+
+    fn idx(&self) -> usize {
+        self.section as usize
+    }
+
+    fn summary(&self, ctx: &Ctx) -> Vec<Line<'static>> {
+        let theme = ctx.theme;
+        let Some(e) = ctx.app(&self.id) else {
+            return vec![Line::from(widgets::styled(
+                theme,
+                Role::Warning,
+                "This application is gone from its source.",
+            ))];
+        };
+        let app = &e.app;
+        let src = app.spec.primary_source();
+        let repo = src
+            .map(|s| clean(&s.repo_url).into_owned())
+            .unwrap_or_default();
+        let path = src
+            .and_then(|s| s.path.clone().or_else(|| s.chart.clone()))
+            .unwrap_or_default();
+        let dest = &app.spec.destination;
+        let dest_s = format!(
+            "{} / {}",
+            clean(
+                dest.name
+                    .as_deref()
+                    .or(dest.server.as_deref())
+                    .unwrap_or("-")
+            ),
+            clean(dest.namespace.as_deref().unwrap_or("-"))
+        );
+        let target = app.target_revision().unwrap_or("HEAD");
+        let resolved = compared_revision(app)
+            .map(|r| r.short().to_string())
+            .unwrap_or_else(|| "-".into());
+        let live = deployed_revision(app)
+            .map(|r| r.short().to_string())
+            .unwrap_or_else(|| "never deployed".into());
+        let mut lines = vec![
+            Line::from(vec![
+                widgets::sync_span(theme, app.status.sync.status, false),
+                Span::raw("  "),
+                widgets::health_span(theme, app.status.health.status, false),
+                Span::raw("  "),
+                widgets::muted(theme, format!("env {}", clean(&e.environment.name))),
+                Span::raw("  "),
+                widgets::muted(theme, format!("instance {}", clean(&self.id.instance))),
+            ]),
+            widgets::field(
+                theme,
+                "source",
+                vec![widgets::text(theme, format!("{repo} {}", clean(&path)))],
+            ),
+            widgets::field(theme, "destination", vec![widgets::text(theme, dest_s)]),
+            widgets::field(
+                theme,
+                "target",
+                vec![widgets::text(
+                    theme,
+                    format!("{} → {resolved}", clean(target)),
+                )],
+            ),
+            widgets::field(
+                theme,
+                "live",
+                vec![widgets::text(
+                    theme,
+                    format!("{} ({})", clean(&live), widgets::version_of(e)),
+                )],
+            ),
+            widgets::field(
+                theme,
+                "auto-sync",
+                vec![widgets::text(
+                    theme,
+                    if app.auto_sync() {
+                        "on"
+                    } else {
+                        "off (manual sync)"
+                    },
+                )],
+            ),
+        ];
+        if let Some(cause) = e.cause {
+            let why = match cause {
+                crate::ops::estate::OutOfSyncCause::PendingChange => {
+                    "Git moved past what is deployed: a change waits to be synced"
+                }
+                crate::ops::estate::OutOfSyncCause::Drift => {
+                    "drift: live objects changed, Git did not"
+                }
+                crate::ops::estate::OutOfSyncCause::Unknown => "out of sync (never deployed?)",
+            };
+            lines.push(widgets::field(
+                theme,
+                "out of sync",
+                vec![widgets::styled(theme, Role::OutOfSync, why)],
+            ));
+        }
+        if let Some(op) = &app.status.operation_state {
+            let role = match op.phase {
+                crate::model::OperationPhase::Succeeded => Role::Synced,
+                crate::model::OperationPhase::Running => Role::Progressing,
+                _ => Role::Danger,
+            };
+            lines.push(widgets::field(
+                theme,
+                "operation",
+                vec![
+                    widgets::styled(theme, role, op.phase.as_str()),
+                    widgets::muted(
+                        theme,
+                        format!(" {}", clean(op.message.as_deref().unwrap_or(""))),
+                    ),
+                ],
+            ));
+        }
+        if let Some(msg) = app
+            .status
+            .health
+            .message
+            .as_deref()
+            .filter(|m| !m.is_empty())
+        {
+            lines.push(widgets::field(
+                theme,
+                "health",
+                vec![widgets::muted(theme, clean(msg).into_owned())],
+            ));
+        }
+        lines
+    }
+
+    fn resources(&self, ctx: &Ctx, height: usize, width: usize) -> Vec<Line<'static>> {
+        let theme = ctx.theme;
+        let Some(e) = ctx.app(&self.id) else {
+            return Vec::new();
+        };
+        let res = &e.app.status.resources;
+        if res.is_empty() {
+            return vec![Line::from(widgets::muted(
+                theme,
+                "no managed resources reported",
+            ))];
+        }
+        let offset = self.scroll[0].min(res.len().saturating_sub(1));
+        let name_w = width.saturating_sub(14 + 16 + 4).max(10);
+        res.iter()
+            .skip(offset)
+            .take(height)
+            .map(|r| {
+                let h = r.health.as_ref().map(|h| h.status);
+                let mut spans = vec![
+                    Span::styled(
+                        pad(&format!("{}/{}", clean(&r.kind), clean(&r.name)), name_w),
+                        theme.style(Role::Text),
+                    ),
+                    Span::raw(" "),
+                ];
+                let s = widgets::sync_span(theme, r.status, false);
+                spans.push(Span::styled(pad(&s.content, 13), s.style));
+                match h {
+                    Some(h) => spans.push(widgets::health_span(theme, h, false)),
+                    None => spans.push(widgets::muted(theme, "-")),
+                }
+                if r.requires_pruning {
+                    spans.push(widgets::styled(theme, Role::Warning, " prune"));
+                }
+                Line::from(spans)
+            })
+            .collect()
+    }
+
+    fn events_lines(&self, ctx: &Ctx, height: usize, width: usize) -> Vec<Line<'static>> {
+        let theme = ctx.theme;
+        match &self.events {
+            Loadable::Idle => vec![],
+            Loadable::Loading(_) => vec![Line::from(widgets::muted(
+                theme,
+                format!("{} loading events…", ctx.spinner()),
+            ))],
+            Loadable::Failed(e) => vec![Line::from(widgets::styled(
+                theme,
+                Role::Danger,
+                format!("events: {}", clean(e)),
+            ))],
+            Loadable::Ready(evs) if evs.is_empty() => {
+                vec![Line::from(widgets::muted(theme, "no recent events"))]
+            }
+            Loadable::Ready(evs) => evs
+                .iter()
+                .rev()
+                .skip(self.scroll[1])
+                .take(height)
+                .map(|ev| {
+                    let role = if ev.event_type == "Warning" {
+                        Role::Warning
+                    } else {
+                        Role::Muted
+                    };
+                    Line::from(vec![
+                        widgets::muted(
+                            theme,
+                            format!("{:>4} ", widgets::age(ev.last_seen.as_deref(), ctx.now)),
+                        ),
+                        widgets::styled(
+                            theme,
+                            role,
+                            format!("{:<18} ", fit(&clean(&ev.reason), 18)),
+                        ),
+                        widgets::text(theme, fit(&clean(&ev.message), width.saturating_sub(24))),
+                    ])
+                })
+                .collect(),
+        }
+    }
+
+    fn history_lines(&self, ctx: &Ctx, height: usize, width: usize) -> Vec<Line<'static>> {
+        let theme = ctx.theme;
+        let Some(e) = ctx.app(&self.id) else {
+            return Vec::new();
+        };
+        let h = &e.app.status.history;
+        if h.is_empty() {
+            return vec![Line::from(widgets::muted(theme, "no deployments recorded"))];
+        }
+        h.iter()
+            .rev()
+            .skip(self.scroll[2])
+            .take(height)
+            .map(|d| {
+                let rev = d
+                    .revision
+                    .clone()
+                    .or_else(|| d.revisions.first().cloned())
+                    .unwrap_or_default();
+                let who = super::history::who(d);
+                Line::from(vec![
+                    widgets::muted(theme, format!("#{:<4}", d.id)),
+                    widgets::text(
+                        theme,
+                        format!(
+                            "{:<9}",
+                            crate::model::Revision(clean(&rev).into_owned()).short()
+                        ),
+                    ),
+                    widgets::muted(
+                        theme,
+                        format!(
+                            "{:>5} ago  ",
+                            widgets::age(d.deployed_at.as_deref(), ctx.now)
+                        ),
+                    ),
+                    widgets::text(theme, fit(&who, width.saturating_sub(26))),
+                ])
+            })
+            .collect()
+    }
+}
+
+impl View for ApplicationView {
+    fn title(&self, _ctx: &Ctx) -> String {
+        format!("app {}", clean(&self.id.name))
+    }
+
+    fn open(&mut self, _ctx: &Ctx, out: &mut Outbox) {
+        self.events = Loadable::Loading(out.request(Request::Events {
+            app: self.id.clone(),
+        }));
+    }
+
+    fn render(&self, ctx: &Ctx, frame: &mut Frame, area: Rect) {
+        let theme = ctx.theme;
+        let summary = self.summary(ctx);
+        let [top, bottom] = Layout::vertical([
+            Constraint::Length(summary.len() as u16 + 2),
+            Constraint::Min(3),
+        ])
+        .areas(area);
+        frame.render_widget(
+            Paragraph::new(summary).block(widgets::block(theme, clean(&self.id.name).into_owned())),
+            top,
+        );
+        let wide = bottom.width >= 120;
+        let (res_area, ev_area, hist_area) = if wide {
+            let [l, r] =
+                Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
+                    .areas(bottom);
+            let [re, hi] =
+                Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(r);
+            (l, re, hi)
+        } else {
+            let [a, b, c] = Layout::vertical([
+                Constraint::Percentage(45),
+                Constraint::Percentage(30),
+                Constraint::Percentage(25),
+            ])
+            .areas(bottom);
+            (a, b, c)
+        };
+        let title = |s: Section, t: &str| {
+            if s == self.section {
+                format!("▸ {t}")
+            } else {
+                t.to_string()
+            }
+        };
+        let inner_h = |r: Rect| r.height.saturating_sub(2) as usize;
+        let inner_w = |r: Rect| r.width.saturating_sub(2) as usize;
+        frame.render_widget(
+            Paragraph::new(self.resources(ctx, inner_h(res_area), inner_w(res_area))).block(
+                widgets::block(theme, title(Section::Resources, "resources")),
+            ),
+            res_area,
+        );
+        frame.render_widget(
+            Paragraph::new(self.events_lines(ctx, inner_h(ev_area), inner_w(ev_area)))
+                .block(widgets::block(theme, title(Section::Events, "events"))),
+            ev_area,
+        );
+        frame.render_widget(
+            Paragraph::new(self.history_lines(ctx, inner_h(hist_area), inner_w(hist_area)))
+                .block(widgets::block(theme, title(Section::History, "history"))),
+            hist_area,
+        );
+    }
+
+    fn on_intent(&mut self, intent: Intent, ctx: &Ctx, out: &mut Outbox) {
+        let i = self.idx();
+        match intent {
+            Intent::NextSection => {
+                self.section = match self.section {
+                    Section::Resources => Section::Events,
+                    Section::Events => Section::History,
+                    Section::History => Section::Resources,
+                }
+            }
+            Intent::Up => self.scroll[i] = self.scroll[i].saturating_sub(1),
+            Intent::Down => self.scroll[i] += 1,
+            Intent::Top => self.scroll[i] = 0,
+            Intent::PageDown => self.scroll[i] += 10,
+            Intent::PageUp => self.scroll[i] = self.scroll[i].saturating_sub(10),
+            Intent::Events => {
+                self.section = Section::Events;
+                self.events = Loadable::Loading(out.request(Request::Events {
+                    app: self.id.clone(),
+                }));
+            }
+            Intent::Refresh => {
+                out.request(Request::Refresh {
+                    app: Some(self.id.clone()),
+                    hard: false,
+                });
+                self.events = Loadable::Loading(out.request(Request::Events {
+                    app: self.id.clone(),
+                }));
+            }
+            Intent::Open if self.section == Section::History => {
+                out.push(Box::new(super::history::HistoryView::new(self.id.clone())))
+            }
+            Intent::Open => {}
+            Intent::Back => out.pop(),
+            _ => {
+                super::app_intent(intent, Some(&self.id), ctx, out);
+            }
+        }
+    }
+
+    fn on_response(&mut self, resp: &Response, _ctx: &Ctx, _out: &mut Outbox) -> bool {
+        let r = resp.result.clone().and_then(|p| match p {
+            Payload::Events(v) => Ok(v),
+            _ => Err("unexpected answer".into()),
+        });
+        self.events.accept(resp.ticket, r)
+    }
+
+    fn tickets(&self) -> Vec<crate::tui::request::Ticket> {
+        self.events.ticket().into_iter().collect()
+    }
+
+    fn busy(&self, _ctx: &Ctx) -> bool {
+        self.events.is_loading()
+    }
+
+    fn keys(&self, ctx: &Ctx) -> Vec<(Intent, &'static str)> {
+        let mut v = vec![(Intent::NextSection, "section")];
+        if !ctx.read_only {
+            v.push((Intent::Sync, "sync"));
+        }
+        v.extend([
+            (Intent::Diff, "diff"),
+            (Intent::Rollout, "rollout/pods"),
+            (Intent::Rollback, "history"),
+            (Intent::Events, "events"),
+            (Intent::Refresh, "refresh"),
+            (Intent::Back, "back"),
+        ]);
+        v
+    }
+}

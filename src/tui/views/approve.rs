@@ -1,0 +1,830 @@
+//! Approve: the screen between an operator and a gated environment. It shows what changes
+//! (one line per resource; the full diff one key away), why (Git commits between the live
+//! and the target revision), whether it was proven (the CI run of the target commit, the
+//! same image healthy in the environment before), and what stands in the way (read-only,
+//! an operation running, a sync window, missing permission). The operator confirms by
+//! typing the application's name, may give a reason, and then follows the operation and
+//! the rollout to the end on the same screen. Nothing is sent while anything blocks.
+
+use super::rollout::{WorkloadWatch, workload_lines};
+use crate::model::{AppId, BuildRun, BuildState, HealthStatus, OperationPhase, SyncStatus};
+use crate::ops::estate::{compared_revision, deployed_revision};
+use crate::sources::SyncWindowsState;
+use crate::tui::keymap::Intent;
+use crate::tui::request::{
+    Approval, Commit, LineKind, Payload, Request, ResourceDiff, Response, Ticket,
+};
+use crate::tui::theme::Role;
+use crate::tui::view::{Ctx, Level, Loadable, Outbox, View};
+use crate::tui::widgets::{self, clean, fit};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui_textarea::TextArea;
+use sha2::Digest;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Sync,
+    Rollback(i64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
+    Review,
+    /// Sent; waiting for the source to accept. Holds the operation start we saw before,
+    /// so the old operation is not mistaken for the new one.
+    Sent {
+        ticket: Ticket,
+        previous_start: Option<String>,
+    },
+    Following {
+        previous_start: Option<String>,
+    },
+    Done,
+    Failed(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Name,
+    Reason,
+}
+
+pub struct ApproveView {
+    id: AppId,
+    change: Change,
+    diffs: Loadable<Vec<ResourceDiff>>,
+    commits: Loadable<Vec<Commit>>,
+    ci: Loadable<Vec<BuildRun>>,
+    permission: Loadable<bool>,
+    windows: Loadable<SyncWindowsState>,
+    name: TextArea<'static>,
+    reason: TextArea<'static>,
+    field: Field,
+    phase: Phase,
+    watch: WorkloadWatch,
+}
+
+fn input(placeholder: &str) -> TextArea<'static> {
+    let mut t = TextArea::default();
+    t.set_placeholder_text(placeholder);
+    t.set_cursor_line_style(ratatui::style::Style::default());
+    t
+}
+
+impl ApproveView {
+    pub fn sync(id: AppId) -> Self {
+        Self::new(id, Change::Sync)
+    }
+
+    pub fn rollback(id: AppId, history_id: i64) -> Self {
+        Self::new(id, Change::Rollback(history_id))
+    }
+
+    fn new(id: AppId, change: Change) -> Self {
+        ApproveView {
+            id,
+            change,
+            diffs: Loadable::Idle,
+            commits: Loadable::Idle,
+            ci: Loadable::Idle,
+            permission: Loadable::Idle,
+            windows: Loadable::Idle,
+            name: input("type the application's name"),
+            reason: input("optional: why (goes to the audit log)"),
+            field: Field::Name,
+            phase: Phase::Review,
+            watch: WorkloadWatch::default(),
+        }
+    }
+
+    /// Fill the review with answers directly (render tests).
+    pub fn with_review(
+        mut self,
+        diffs: Vec<ResourceDiff>,
+        commits: Vec<Commit>,
+        ci: Vec<BuildRun>,
+        allowed: bool,
+        windows: SyncWindowsState,
+    ) -> Self {
+        self.diffs = Loadable::Ready(diffs);
+        self.commits = Loadable::Ready(commits);
+        self.ci = Loadable::Ready(ci);
+        self.permission = Loadable::Ready(allowed);
+        self.windows = Loadable::Ready(windows);
+        self
+    }
+
+    pub fn type_name(&mut self, s: &str) {
+        self.name.insert_str(s);
+    }
+
+    fn revisions(&self, ctx: &Ctx) -> (Option<String>, Option<String>) {
+        let Some(e) = ctx.app(&self.id) else {
+            return (None, None);
+        };
+        let live = deployed_revision(&e.app).map(|r| r.0);
+        let target = match self.change {
+            Change::Sync => compared_revision(&e.app).map(|r| r.0),
+            Change::Rollback(h) => e
+                .app
+                .status
+                .history
+                .iter()
+                .find(|d| d.id == h)
+                .and_then(|d| d.revision.clone().or_else(|| d.revisions.first().cloned())),
+        };
+        (live, target)
+    }
+
+    /// Reasons nothing may be sent now, in words.
+    fn blockers(&self, ctx: &Ctx) -> Vec<String> {
+        let mut v = Vec::new();
+        if ctx.read_only {
+            v.push("read-only mode: every change is refused".into());
+        }
+        let Some(e) = ctx.app(&self.id) else {
+            v.push("the application is gone".into());
+            return v;
+        };
+        if e.app.operation_in_progress() && self.phase == Phase::Review {
+            v.push("an operation is already running on this app".into());
+        }
+        if let Loadable::Ready(false) = self.permission {
+            v.push(format!(
+                "you may not {} this app (RBAC)",
+                self.action_word()
+            ));
+        }
+        if let Loadable::Ready(w) = &self.windows
+            && !w.can_sync
+        {
+            v.push("a sync window blocks manual syncs now".into());
+        }
+        if let Change::Rollback(_) = self.change
+            && e.app.auto_sync()
+        {
+            v.push("auto-sync is on: Argo CD refuses a rollback until it is turned off".into());
+        }
+        if matches!(self.change, Change::Sync)
+            && e.app.status.sync.status == SyncStatus::Synced
+            && self.phase == Phase::Review
+        {
+            v.push("already Synced: nothing to approve".into());
+        }
+        v
+    }
+
+    fn action_word(&self) -> &'static str {
+        match self.change {
+            Change::Sync => "sync",
+            Change::Rollback(_) => "roll back",
+        }
+    }
+
+    fn digest(&self) -> Option<String> {
+        let diffs = self.diffs.ready()?;
+        let mut h = sha2::Sha256::new();
+        for d in diffs {
+            h.update(format!("{}/{}/{}\n", d.kind, d.namespace, d.name));
+            for l in &d.lines {
+                h.update(&l.text);
+                h.update("\n");
+            }
+        }
+        Some(format!("sha256:{:x}", h.finalize()))
+    }
+
+    fn confirm(&mut self, ctx: &Ctx, out: &mut Outbox) {
+        let typed = self.name.lines().join("");
+        if typed.trim() != self.id.name {
+            out.flash(
+                Level::Warning,
+                format!("type `{}` exactly to approve", self.id.name),
+            );
+            return;
+        }
+        let blockers = self.blockers(ctx);
+        if let Some(b) = blockers.first() {
+            out.flash(Level::Error, format!("cannot approve: {b}"));
+            return;
+        }
+        let reason = self.reason.lines().join(" ");
+        let approval = Approval {
+            approved_by: ctx.operator.to_string(),
+            reason: Some(reason.trim().to_string()).filter(|r| !r.is_empty()),
+            diff_digest: self.digest(),
+        };
+        let req = match self.change {
+            Change::Sync => Request::Sync {
+                app: self.id.clone(),
+                approval: Some(approval),
+            },
+            Change::Rollback(id) => Request::Rollback {
+                app: self.id.clone(),
+                id,
+                approval: Some(approval),
+            },
+        };
+        let previous_start = ctx
+            .app(&self.id)
+            .and_then(|e| e.app.status.operation_state.as_ref())
+            .and_then(|o| o.started_at.clone());
+        let ticket = out.request(req);
+        self.phase = Phase::Sent {
+            ticket,
+            previous_start,
+        };
+    }
+
+    /// Move Following -> Done/Failed from what the estate says.
+    fn advance(&mut self, ctx: &Ctx) -> bool {
+        let Phase::Following { previous_start } = &self.phase else {
+            return false;
+        };
+        let Some(e) = ctx.app(&self.id) else {
+            return false;
+        };
+        let Some(op) = &e.app.status.operation_state else {
+            return false;
+        };
+        if op.started_at == *previous_start || e.app.operation.is_some() {
+            return false;
+        }
+        match op.phase {
+            OperationPhase::Failed | OperationPhase::Error => {
+                self.phase = Phase::Failed(
+                    clean(op.message.as_deref().unwrap_or("operation failed")).into_owned(),
+                );
+                true
+            }
+            OperationPhase::Succeeded
+                if e.app.status.health.status == HealthStatus::Healthy
+                    && self.watch.all_complete() =>
+            {
+                self.phase = Phase::Done;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn review_lines(
+        &self,
+        ctx: &Ctx,
+        width: usize,
+        compact: bool,
+    ) -> (Vec<Line<'static>>, Vec<Line<'static>>) {
+        let theme = ctx.theme;
+        let (live, target) = self.revisions(ctx);
+        let short = |r: &Option<String>| {
+            r.as_deref()
+                .map(|s| {
+                    crate::model::Revision(clean(s).into_owned())
+                        .short()
+                        .to_string()
+                })
+                .unwrap_or_else(|| "-".into())
+        };
+        let mut left = Vec::new();
+        let heading = |t: &str| Line::from(Span::styled(t.to_string(), theme.style(Role::Accent)));
+        left.push(heading(&format!(
+            "What changes  ({} → {})",
+            short(&live),
+            short(&target)
+        )));
+        let loading = |what: &str| {
+            Line::from(widgets::muted(
+                theme,
+                format!("  {} {what}…", ctx.spinner()),
+            ))
+        };
+        let failed = |what: &str, e: &str| {
+            Line::from(widgets::styled(
+                theme,
+                Role::Warning,
+                format!("  {what}: {}", clean(e)),
+            ))
+        };
+        let max_diff = if compact { 4 } else { 12 };
+        match &self.diffs {
+            Loadable::Ready(d) => {
+                let changed: Vec<ResourceDiff> =
+                    d.iter().filter(|x| x.changed()).cloned().collect();
+                if changed.is_empty() {
+                    left.push(Line::from(widgets::muted(theme, "  no resource differs")));
+                }
+                for l in super::diff::summary_lines(theme, &changed, None, width.saturating_sub(2))
+                    .into_iter()
+                    .take(max_diff)
+                {
+                    let mut spans = vec![Span::raw("  ")];
+                    spans.extend(l.spans);
+                    left.push(Line::from(spans));
+                }
+                if changed.len() > max_diff {
+                    left.push(Line::from(widgets::muted(
+                        theme,
+                        format!("  … {} more", changed.len() - max_diff),
+                    )));
+                }
+            }
+            Loadable::Failed(e) => left.push(failed("diff", e)),
+            _ => left.push(loading("computing diff")),
+        }
+        left.push(heading("Why: commits"));
+        let max_commits = if compact { 3 } else { 10 };
+        match &self.commits {
+            Loadable::Ready(c) if c.is_empty() => left.push(Line::from(widgets::muted(
+                theme,
+                "  no commits between these revisions",
+            ))),
+            Loadable::Ready(c) => {
+                for c in c.iter().take(max_commits) {
+                    left.push(Line::from(vec![
+                        widgets::styled(
+                            theme,
+                            Role::Accent,
+                            format!("  {} ", fit(&clean(&c.sha), 7)),
+                        ),
+                        widgets::muted(theme, format!("{} ", fit(&clean(&c.author), 16))),
+                        widgets::text(theme, fit(&clean(&c.subject), width.saturating_sub(28))),
+                    ]));
+                }
+            }
+            Loadable::Failed(e) => left.push(failed("commits", e)),
+            _ => left.push(loading("reading Git")),
+        }
+        let mut right = Vec::new();
+        right.push(heading("Proven"));
+        match &self.ci {
+            Loadable::Ready(runs) => match runs.first() {
+                Some(r) => {
+                    let (glyph, role) = match r.state {
+                        BuildState::Succeeded => ("✓", Role::Healthy),
+                        BuildState::Failed | BuildState::Cancelled => ("✗", Role::Degraded),
+                        _ => ("◔", Role::Progressing),
+                    };
+                    right.push(Line::from(vec![
+                        Span::styled(format!("  {glyph} CI {:?} ", r.state), theme.style(role)),
+                        widgets::muted(
+                            theme,
+                            fit(
+                                &format!("{} #{}", clean(&r.pipeline), r.id),
+                                width.saturating_sub(20),
+                            ),
+                        ),
+                    ]));
+                }
+                None => right.push(Line::from(widgets::styled(
+                    theme,
+                    Role::Warning,
+                    "  ? no CI run found for the target commit",
+                ))),
+            },
+            Loadable::Failed(e) => right.push(failed("CI", e)),
+            _ => right.push(loading("looking for the CI run")),
+        }
+        right.push(self.proven_before(ctx));
+        right.push(heading("In the way"));
+        let blockers = self.blockers(ctx);
+        if blockers.is_empty() {
+            right.push(Line::from(widgets::styled(
+                theme,
+                Role::Healthy,
+                "  ✓ nothing: no window, no running operation, permitted",
+            )));
+        }
+        for b in &blockers {
+            right.push(Line::from(widgets::styled(
+                theme,
+                Role::Danger,
+                format!("  ✗ {b}"),
+            )));
+        }
+        match &self.permission {
+            Loadable::Failed(e) => right.push(failed("permission check", e)),
+            Loadable::Loading(_) | Loadable::Idle => right.push(loading("checking permission")),
+            _ => {}
+        }
+        if let Loadable::Failed(e) = &self.windows {
+            right.push(failed("sync windows", e));
+        }
+        (left, right)
+    }
+
+    /// The same image healthy in the environment before this one.
+    fn proven_before(&self, ctx: &Ctx) -> Line<'static> {
+        let theme = ctx.theme;
+        let Some(e) = ctx.app(&self.id) else {
+            return Line::default();
+        };
+        let Some(prev_env) = ctx.estate.previous_environment(&e.environment) else {
+            return Line::from(widgets::muted(
+                theme,
+                "  first environment: nothing before it",
+            ));
+        };
+        let Some(prev) = ctx.estate.cell(&e.service, &prev_env.name).next() else {
+            return Line::from(widgets::muted(
+                theme,
+                format!("  {} has no {}", clean(&prev_env.name), clean(&e.service)),
+            ));
+        };
+        let new_images: Vec<String> = self
+            .diffs
+            .ready()
+            .into_iter()
+            .flatten()
+            .flat_map(|d| d.lines.iter())
+            .filter(|l| l.kind == LineKind::Added)
+            .filter_map(|l| {
+                l.text
+                    .trim()
+                    .strip_prefix("image:")
+                    .or_else(|| l.text.trim().strip_prefix("- image:"))
+            })
+            .map(|s| s.trim().trim_matches('"').to_string())
+            .collect();
+        let prev_images: Vec<String> = prev
+            .app
+            .status
+            .summary
+            .as_ref()
+            .map(|s| s.images.clone())
+            .unwrap_or_default();
+        let same = !new_images.is_empty() && new_images.iter().all(|i| prev_images.contains(i));
+        let healthy = prev.app.status.health.status == HealthStatus::Healthy;
+        match (same, healthy) {
+            (true, true) => Line::from(widgets::styled(
+                theme,
+                Role::Healthy,
+                format!("  ✓ same image runs Healthy in {}", clean(&prev_env.name)),
+            )),
+            (true, false) => Line::from(widgets::styled(
+                theme,
+                Role::Warning,
+                format!(
+                    "  ! same image runs in {} but it is {}",
+                    clean(&prev_env.name),
+                    prev.app.status.health.status
+                ),
+            )),
+            (false, _) if new_images.is_empty() => Line::from(widgets::muted(
+                theme,
+                format!(
+                    "  {} runs {}",
+                    clean(&prev_env.name),
+                    widgets::version_of(prev)
+                ),
+            )),
+            (false, _) => Line::from(widgets::styled(
+                theme,
+                Role::Warning,
+                format!(
+                    "  ! {} runs {}, not this image",
+                    clean(&prev_env.name),
+                    widgets::version_of(prev)
+                ),
+            )),
+        }
+    }
+
+    fn follow_lines(&self, ctx: &Ctx, width: usize) -> Vec<Line<'static>> {
+        let theme = ctx.theme;
+        let mut lines = Vec::new();
+        let status = match &self.phase {
+            Phase::Sent { .. } => Line::from(widgets::styled(
+                theme,
+                Role::Progressing,
+                format!("{} sending {}…", ctx.spinner(), self.action_word()),
+            )),
+            Phase::Following { .. } => Line::from(widgets::styled(
+                theme,
+                Role::Progressing,
+                format!(
+                    "{} approved; following the operation and the rollout",
+                    ctx.spinner()
+                ),
+            )),
+            Phase::Done => Line::from(widgets::styled(
+                theme,
+                Role::Healthy,
+                "✓ done: Synced and Healthy, rollout complete",
+            )),
+            Phase::Failed(m) => Line::from(widgets::styled(
+                theme,
+                Role::Degraded,
+                format!("✗ failed: {}", clean(m)),
+            )),
+            Phase::Review => Line::default(),
+        };
+        lines.push(status);
+        if let Some(e) = ctx.app(&self.id) {
+            let mut spans = vec![
+                widgets::sync_span(theme, e.app.status.sync.status, false),
+                Span::raw("  "),
+                widgets::health_span(theme, e.app.status.health.status, false),
+                Span::raw("  "),
+            ];
+            if let Some(op) = &e.app.status.operation_state {
+                spans.push(widgets::muted(
+                    theme,
+                    format!(
+                        "operation {} {}",
+                        op.phase,
+                        fit(
+                            &clean(op.message.as_deref().unwrap_or("")),
+                            width.saturating_sub(40)
+                        )
+                    ),
+                ));
+            }
+            lines.push(Line::from(spans));
+        }
+        if let Some(err) = &self.watch.error {
+            lines.push(Line::from(widgets::styled(
+                theme,
+                Role::Warning,
+                format!("workloads: {}", clean(err)),
+            )));
+        }
+        if let Some(w) = &self.watch.workloads {
+            lines.push(Line::default());
+            lines.extend(workload_lines(theme, w, None, width));
+        }
+        lines
+    }
+}
+
+impl View for ApproveView {
+    fn title(&self, _ctx: &Ctx) -> String {
+        match self.change {
+            Change::Sync => format!("approve sync {}", clean(&self.id.name)),
+            Change::Rollback(h) => format!("approve rollback {} → #{h}", clean(&self.id.name)),
+        }
+    }
+
+    fn open(&mut self, ctx: &Ctx, out: &mut Outbox) {
+        if !matches!(self.diffs, Loadable::Idle) {
+            return;
+        }
+        let app = self.id.clone();
+        self.diffs = Loadable::Loading(out.request(match self.change {
+            Change::Sync => Request::Diff { app: app.clone() },
+            Change::Rollback(id) => Request::DiffToHistory {
+                app: app.clone(),
+                id,
+            },
+        }));
+        let (live, target) = self.revisions(ctx);
+        self.commits = match (&live, &target) {
+            (Some(l), Some(t)) => Loadable::Loading(out.request(Request::Commits {
+                app: app.clone(),
+                from: l.clone(),
+                to: t.clone(),
+            })),
+            _ => Loadable::Failed("no deployed revision to compare with".into()),
+        };
+        self.ci = match &target {
+            Some(t) => Loadable::Loading(out.request(Request::CiRuns {
+                app: app.clone(),
+                sha: t.clone(),
+            })),
+            None => Loadable::Failed("no target revision".into()),
+        };
+        self.permission = Loadable::Loading(out.request(Request::Permission {
+            app: app.clone(),
+            action: "sync".into(),
+        }));
+        self.windows = Loadable::Loading(out.request(Request::SyncWindows { app }));
+    }
+
+    fn typing(&self) -> bool {
+        self.phase == Phase::Review
+    }
+
+    fn render(&self, ctx: &Ctx, frame: &mut Frame, area: Rect) {
+        let theme = ctx.theme;
+        let env = ctx
+            .app(&self.id)
+            .map(|e| e.environment.name.clone())
+            .unwrap_or_default();
+        let title = format!(
+            "{} {} in {}",
+            self.action_word(),
+            clean(&self.id.name),
+            clean(&env)
+        );
+        let block = widgets::block(theme, title);
+        let inner = block.inner(area);
+        frame.render_widget(block, area);
+        if self.phase != Phase::Review {
+            let lines = self.follow_lines(ctx, inner.width as usize);
+            let h = inner.height as usize;
+            let skip = lines.len().saturating_sub(h);
+            frame.render_widget(
+                Paragraph::new(lines.into_iter().skip(skip).collect::<Vec<_>>()),
+                inner,
+            );
+            return;
+        }
+        let compact = inner.width < 120;
+        let [body, form] =
+            Layout::vertical([Constraint::Min(4), Constraint::Length(3)]).areas(inner);
+        if compact {
+            let (mut left, right) = self.review_lines(ctx, body.width as usize, true);
+            left.extend(right);
+            frame.render_widget(Paragraph::new(left), body);
+        } else {
+            let [l, r] =
+                Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
+                    .areas(body);
+            let (left, right) = self.review_lines(ctx, l.width as usize, false);
+            frame.render_widget(Paragraph::new(left), l);
+            frame.render_widget(Paragraph::new(right), r);
+        }
+        let [prompt, name_row, reason_row] =
+            Layout::vertical([Constraint::Length(1); 3]).areas(form);
+        frame.render_widget(
+            Paragraph::new(Line::from(vec![
+                widgets::styled(
+                    theme,
+                    Role::Warning,
+                    format!("Type {} to approve", clean(&self.id.name)),
+                ),
+                widgets::muted(
+                    theme,
+                    " · Tab reason · Enter confirm · Ctrl-d full diff · Esc cancel",
+                ),
+            ])),
+            prompt,
+        );
+        for (row, label, ta, f) in [
+            (name_row, "name   ", &self.name, Field::Name),
+            (reason_row, "reason ", &self.reason, Field::Reason),
+        ] {
+            let [lab, field] =
+                Layout::horizontal([Constraint::Length(9), Constraint::Min(5)]).areas(row);
+            let role = if self.field == f {
+                Role::Accent
+            } else {
+                Role::Muted
+            };
+            frame.render_widget(
+                Paragraph::new(widgets::styled(
+                    theme,
+                    role,
+                    format!("{} ", if self.field == f { "▸" } else { " " }) + label,
+                )),
+                lab,
+            );
+            frame.render_widget(ta, field);
+        }
+    }
+
+    fn on_key(&mut self, key: &KeyEvent, ctx: &Ctx, out: &mut Outbox) -> bool {
+        if self.phase != Phase::Review {
+            return false;
+        }
+        match key.code {
+            KeyCode::Esc => out.pop(),
+            KeyCode::Tab | KeyCode::BackTab => {
+                self.field = if self.field == Field::Name {
+                    Field::Reason
+                } else {
+                    Field::Name
+                };
+            }
+            KeyCode::Enter => self.confirm(ctx, out),
+            KeyCode::Char('d') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+                match self.diffs.ready() {
+                    Some(d) => out.push(Box::new(super::diff::DiffView::ready(
+                        self.id.clone(),
+                        d.clone(),
+                    ))),
+                    None => out.flash(Level::Info, "the diff is not ready yet"),
+                }
+            }
+            KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => out.pop(),
+            _ => {
+                let ta = if self.field == Field::Name {
+                    &mut self.name
+                } else {
+                    &mut self.reason
+                };
+                ta.input(*key);
+            }
+        }
+        true
+    }
+
+    fn on_intent(&mut self, intent: Intent, ctx: &Ctx, out: &mut Outbox) {
+        match intent {
+            Intent::Back => out.pop(),
+            Intent::Diff => out.push(Box::new(super::diff::DiffView::new(self.id.clone()))),
+            Intent::Rollout => {
+                out.push(Box::new(super::rollout::RolloutView::new(self.id.clone())))
+            }
+            Intent::Logs => out.push(Box::new(super::rollout::RolloutView::new(self.id.clone()))),
+            _ => {
+                let _ = ctx;
+            }
+        }
+    }
+
+    fn on_response(&mut self, resp: &Response, ctx: &Ctx, out: &mut Outbox) -> bool {
+        let t = resp.ticket;
+        let r = &resp.result;
+        macro_rules! take {
+            ($field:expr, $pat:path) => {
+                if $field.ticket() == Some(t) {
+                    let v = r.clone().and_then(|p| match p {
+                        $pat(x) => Ok(x),
+                        _ => Err("unexpected answer".to_string()),
+                    });
+                    return $field.accept(t, v);
+                }
+            };
+        }
+        take!(self.diffs, Payload::Diff);
+        take!(self.commits, Payload::Commits);
+        take!(self.ci, Payload::CiRuns);
+        take!(self.permission, Payload::Allowed);
+        take!(self.windows, Payload::Windows);
+        if let Phase::Sent {
+            ticket,
+            previous_start,
+        } = &self.phase
+            && *ticket == t
+        {
+            match r {
+                Ok(_) => {
+                    self.phase = Phase::Following {
+                        previous_start: previous_start.clone(),
+                    };
+                    self.watch.start(&self.id, out);
+                    out.flash(
+                        Level::Info,
+                        format!(
+                            "{} of {} approved and sent",
+                            self.action_word(),
+                            self.id.name
+                        ),
+                    );
+                }
+                Err(e) => self.phase = Phase::Failed(e.clone()),
+            }
+            return true;
+        }
+        if self.watch.accept(resp) {
+            self.advance(ctx);
+            return true;
+        }
+        false
+    }
+
+    fn on_estate(&mut self, ctx: &Ctx, _out: &mut Outbox) {
+        self.advance(ctx);
+    }
+
+    fn tickets(&self) -> Vec<Ticket> {
+        let mut v: Vec<Ticket> = [
+            self.diffs.ticket(),
+            self.commits.ticket(),
+            self.ci.ticket(),
+            self.permission.ticket(),
+            self.windows.ticket(),
+            self.watch.ticket,
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if let Phase::Sent { ticket, .. } = &self.phase {
+            v.push(*ticket);
+        }
+        v
+    }
+
+    fn busy(&self, _ctx: &Ctx) -> bool {
+        matches!(self.phase, Phase::Sent { .. } | Phase::Following { .. })
+            || self.diffs.is_loading()
+            || self.commits.is_loading()
+            || self.ci.is_loading()
+    }
+
+    fn keys(&self, _ctx: &Ctx) -> Vec<(Intent, &'static str)> {
+        if self.phase == Phase::Review {
+            vec![(Intent::Back, "cancel")]
+        } else {
+            vec![
+                (Intent::Rollout, "rollout"),
+                (Intent::Diff, "diff"),
+                (Intent::Back, "back"),
+            ]
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! Board, the home screen: rows are services, columns are environments in promotion
+//! order; each cell shows sync and health (glyph + word), the running version, and marks
+//! for approval, drift, lag and running operations. Only visible rows are drawn.
+
+use crate::model::{AppId, Environment};
+use crate::ops::estate::AppEntry;
+use crate::tui::keymap::Intent;
+use crate::tui::theme::Role;
+use crate::tui::view::{Ctx, Outbox, View};
+use crate::tui::widgets::{self, Marks, clean, pad};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+#[derive(Debug, Default)]
+pub struct BoardView {
+    row: usize,
+    col: usize,
+    /// Rows visible in the last layout (for paging); set from the area each frame.
+    page: usize,
+}
+
+/// How much a cell can say at its width.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CellWidth {
+    Full,
+    Short,
+    Glyphs,
+}
+
+impl BoardView {
+    pub fn new() -> Self {
+        Self {
+            page: 10,
+            ..Default::default()
+        }
+    }
+
+    fn envs<'a>(&self, ctx: &'a Ctx) -> Vec<&'a Environment> {
+        ctx.estate.environments().collect()
+    }
+
+    /// The app under the cursor.
+    pub fn selected(&self, ctx: &Ctx) -> Option<AppId> {
+        let service = ctx.estate.services().nth(self.row)?;
+        let env = self.envs(ctx).get(self.col).copied()?;
+        ctx.estate
+            .cell(service, &env.name)
+            .next()
+            .map(|e| e.id.clone())
+    }
+
+    fn cell_spans(ctx: &Ctx, entry: &AppEntry, extra: usize, width: usize) -> Vec<Span<'static>> {
+        let theme = ctx.theme;
+        let kind = if width >= 32 {
+            CellWidth::Full
+        } else if width >= 20 {
+            CellWidth::Short
+        } else {
+            CellWidth::Glyphs
+        };
+        let sync = entry.app.status.sync.status;
+        let health = entry.app.status.health.status;
+        let mut spans = match kind {
+            // Narrow: glyph and abbreviation joined, still never colour alone.
+            CellWidth::Glyphs => vec![
+                Span::styled(
+                    format!("{}{}", widgets::sync_glyph(sync), widgets::sync_abbr(sync)),
+                    theme.style(widgets::sync_role(sync)),
+                ),
+                Span::raw(" "),
+                Span::styled(
+                    format!(
+                        "{}{}",
+                        widgets::health_glyph(health),
+                        widgets::health_abbr(health)
+                    ),
+                    theme.style(widgets::health_role(health)),
+                ),
+            ],
+            _ => vec![
+                widgets::sync_span(theme, sync, kind == CellWidth::Short),
+                Span::raw(" "),
+                widgets::health_span(theme, health, kind == CellWidth::Short),
+            ],
+        };
+        let marks = widgets::marks_of(ctx, entry);
+        let mark_spans = marks.spans(theme);
+        let more = if extra > 0 {
+            format!(" +{extra}")
+        } else {
+            String::new()
+        };
+        let used = widgets::spans_width(&spans) + mark_spans.len() + more.len() + 2;
+        let room = width.saturating_sub(used);
+        if room >= 3 {
+            spans.push(Span::raw(" "));
+            spans.push(Span::styled(
+                widgets::fit_tail(&widgets::version_of(entry), room),
+                theme.style(Role::Text),
+            ));
+        }
+        if !mark_spans.is_empty() {
+            spans.push(Span::raw(" "));
+            spans.extend(mark_spans);
+        }
+        if !more.is_empty() {
+            spans.push(Span::styled(more, theme.style(Role::Muted)));
+        }
+        spans
+    }
+}
+
+impl View for BoardView {
+    fn title(&self, _ctx: &Ctx) -> String {
+        "board".into()
+    }
+
+    fn render(&self, ctx: &Ctx, frame: &mut Frame, area: Rect) {
+        let theme = ctx.theme;
+        let envs = self.envs(ctx);
+        let n_services = ctx.estate.services().count();
+        if n_services == 0 {
+            let msg = if ctx.estate.connections.is_empty() {
+                "Waiting for applications… (no source has answered yet)".to_string()
+            } else {
+                "No applications yet: see the connection state above.".to_string()
+            };
+            frame.render_widget(Paragraph::new(Line::from(widgets::muted(theme, msg))), area);
+            return;
+        }
+        let width = area.width as usize;
+        let svc_w = (width / 5).clamp(12, 28);
+        let n = envs.len().max(1);
+        let cell_w = (width.saturating_sub(svc_w)) / n;
+        let mut lines: Vec<Line> = Vec::with_capacity(area.height as usize);
+        let mut head = vec![Span::styled(
+            pad("SERVICE", svc_w),
+            theme.style(Role::Muted),
+        )];
+        for (i, env) in envs.iter().enumerate() {
+            let style = if i == self.col {
+                theme.style(Role::Accent)
+            } else {
+                theme.style(Role::Muted)
+            };
+            head.push(Span::styled(
+                pad(&clean(&env.name).to_uppercase(), cell_w),
+                style,
+            ));
+        }
+        lines.push(Line::from(head));
+        let body_h = (area.height as usize).saturating_sub(1);
+        let offset = widgets::scroll_offset(self.row, body_h, n_services);
+        for (i, service) in ctx.estate.services().enumerate().skip(offset).take(body_h) {
+            let selected_row = i == self.row;
+            let svc_style = if selected_row {
+                theme.style(Role::Accent)
+            } else {
+                theme.style(Role::Text)
+            };
+            let mut spans = vec![Span::styled(pad(&clean(service), svc_w), svc_style)];
+            for (c, env) in envs.iter().enumerate() {
+                let mut cell = ctx.estate.cell(service, &env.name);
+                let first = cell.next();
+                let extra = cell.count();
+                let inner = cell_w.saturating_sub(1);
+                let mut cell_spans = match first {
+                    Some(entry) => Self::cell_spans(ctx, entry, extra, inner),
+                    None => vec![Span::styled("·", theme.style(Role::Muted))],
+                };
+                let used = widgets::spans_width(&cell_spans);
+                cell_spans.push(Span::raw(" ".repeat(cell_w.saturating_sub(used))));
+                if selected_row && c == self.col {
+                    for s in cell_spans.iter_mut() {
+                        s.style = theme.selected(s.style);
+                    }
+                }
+                spans.extend(cell_spans);
+            }
+            lines.push(Line::from(spans));
+        }
+        frame.render_widget(Paragraph::new(lines).style(widgets::base(theme)), area);
+    }
+
+    fn on_intent(&mut self, intent: Intent, ctx: &Ctx, out: &mut Outbox) {
+        let rows = ctx.estate.services().count();
+        let cols = ctx.estate.environments().count();
+        let last_row = rows.saturating_sub(1);
+        match intent {
+            Intent::Up => self.row = self.row.saturating_sub(1),
+            Intent::Down => self.row = (self.row + 1).min(last_row),
+            Intent::Left => self.col = self.col.saturating_sub(1),
+            Intent::Right => self.col = (self.col + 1).min(cols.saturating_sub(1)),
+            Intent::Top => self.row = 0,
+            Intent::Bottom => self.row = last_row,
+            Intent::PageUp => self.row = self.row.saturating_sub(self.page),
+            Intent::PageDown => self.row = (self.row + self.page).min(last_row),
+            Intent::NextSection => self.col = if cols == 0 { 0 } else { (self.col + 1) % cols },
+            _ => {
+                let id = self.selected(ctx);
+                super::app_intent(intent, id.as_ref(), ctx, out);
+            }
+        }
+    }
+
+    fn on_estate(&mut self, ctx: &Ctx, _out: &mut Outbox) {
+        let rows = ctx.estate.services().count();
+        let cols = ctx.estate.environments().count();
+        self.row = self.row.min(rows.saturating_sub(1));
+        self.col = self.col.min(cols.saturating_sub(1));
+    }
+
+    fn keys(&self, ctx: &Ctx) -> Vec<(Intent, &'static str)> {
+        let mut v = vec![
+            (Intent::Open, "open"),
+            (Intent::Diff, "diff"),
+            (Intent::Rollout, "rollout"),
+            (Intent::Rollback, "history"),
+        ];
+        if !ctx.read_only {
+            v.insert(0, (Intent::Sync, "sync/approve"));
+            v.push((Intent::Build, "build"));
+        }
+        v.extend([
+            (Intent::Left, "env"),
+            (Intent::Events, "events"),
+            (Intent::Builds, "builds"),
+            (Intent::Refresh, "refresh"),
+            (Intent::Palette, "command"),
+            (Intent::Quit, "quit"),
+        ]);
+        v
+    }
+}
+
+/// Where a service's cell sits, for tests and the palette (`:app NAME`).
+pub fn locate(ctx: &Ctx, id: &AppId) -> Option<(usize, usize)> {
+    let entry = ctx.estate.get(id)?;
+    let row = ctx.estate.services().position(|s| s == entry.service)?;
+    let col = ctx
+        .estate
+        .environments()
+        .position(|e| *e == entry.environment)?;
+    Some((row, col))
+}
+
+impl BoardView {
+    /// Put the cursor on an app's cell.
+    pub fn select(&mut self, ctx: &Ctx, id: &AppId) {
+        if let Some((r, c)) = locate(ctx, id) {
+            self.row = r;
+            self.col = c;
+        }
+    }
+
+    pub fn legend() -> &'static [(&'static str, &'static str)] {
+        Marks::LEGEND
+    }
+}

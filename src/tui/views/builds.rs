@@ -1,0 +1,677 @@
+//! Builds: the pipelines that can be triggered (GitHub workflows with `workflow_dispatch`
+//! inputs, Jenkins jobs with parameters) and recent runs. `Enter` on a pipeline opens a
+//! form generated from its inputs (choices as lists, booleans as toggles, defaults filled);
+//! submitting triggers it and follows the run's jobs and steps live; `r` reruns and `c`
+//! cancels the followed run.
+
+use crate::model::{AppId, BuildRun, BuildState};
+use crate::tui::keymap::Intent;
+use crate::tui::request::{Payload, Pipeline, PipelineInput, Request, Response, Ticket};
+use crate::tui::theme::{Role, Theme};
+use crate::tui::view::{Ctx, Level, Loadable, Outbox, View};
+use crate::tui::widgets::{self, clean, fit, pad};
+use crossterm::event::{KeyCode, KeyEvent};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use std::collections::BTreeMap;
+
+/// One form field's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Value {
+    Text(String),
+    Choice { options: Vec<String>, index: usize },
+    Toggle(bool),
+}
+
+impl Value {
+    fn for_input(i: &PipelineInput) -> Value {
+        let default = i.default.clone().unwrap_or_default();
+        match i.kind.as_str() {
+            "boolean" => Value::Toggle(default == "true"),
+            "choice" | "environment" if !i.options.is_empty() => Value::Choice {
+                index: i.options.iter().position(|o| *o == default).unwrap_or(0),
+                options: i.options.clone(),
+            },
+            _ => Value::Text(default),
+        }
+    }
+
+    fn as_string(&self) -> String {
+        match self {
+            Value::Text(s) => s.clone(),
+            Value::Choice { options, index } => options.get(*index).cloned().unwrap_or_default(),
+            Value::Toggle(b) => b.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Form {
+    pipeline: Pipeline,
+    values: Vec<Value>,
+    field: usize,
+}
+
+impl Form {
+    pub fn new(pipeline: Pipeline) -> Self {
+        let values = pipeline.inputs.iter().map(Value::for_input).collect();
+        Form {
+            pipeline,
+            values,
+            field: 0,
+        }
+    }
+
+    fn inputs(&self) -> BTreeMap<String, String> {
+        self.pipeline
+            .inputs
+            .iter()
+            .zip(&self.values)
+            .map(|(i, v)| (i.name.clone(), v.as_string()))
+            .collect()
+    }
+
+    fn missing(&self) -> Option<&str> {
+        self.pipeline
+            .inputs
+            .iter()
+            .zip(&self.values)
+            .find(|(i, v)| i.required && v.as_string().trim().is_empty())
+            .map(|(i, _)| i.name.as_str())
+    }
+}
+
+enum Mode {
+    List,
+    Form(Form),
+    /// Following one run.
+    Run {
+        trigger: Option<Ticket>,
+        watch: Option<Ticket>,
+        run: Option<BuildRun>,
+        error: Option<String>,
+    },
+}
+
+pub struct BuildsView {
+    app: Option<AppId>,
+    pipelines: Loadable<Vec<Pipeline>>,
+    runs: Loadable<Vec<BuildRun>>,
+    selected: usize,
+    mode: Mode,
+}
+
+fn state_span(theme: &Theme, s: BuildState) -> Span<'static> {
+    let (text, role) = match s {
+        BuildState::Queued => ("… queued", Role::Muted),
+        BuildState::InProgress => ("◔ running", Role::Progressing),
+        BuildState::Succeeded => ("✓ success", Role::Healthy),
+        BuildState::Failed => ("✗ failed", Role::Degraded),
+        BuildState::Cancelled => ("⊘ cancelled", Role::Warning),
+    };
+    Span::styled(text, theme.style(role))
+}
+
+impl BuildsView {
+    pub fn new(app: Option<AppId>) -> Self {
+        BuildsView {
+            app,
+            pipelines: Loadable::Idle,
+            runs: Loadable::Idle,
+            selected: 0,
+            mode: Mode::List,
+        }
+    }
+
+    /// A view with lists filled in (render tests).
+    pub fn with_lists(pipelines: Vec<Pipeline>, runs: Vec<BuildRun>) -> Self {
+        BuildsView {
+            pipelines: Loadable::Ready(pipelines),
+            runs: Loadable::Ready(runs),
+            ..BuildsView::new(None)
+        }
+    }
+
+    /// Open the form of the n-th pipeline (render tests).
+    pub fn with_form(mut self, n: usize) -> Self {
+        if let Some(p) = self.pipelines.ready().and_then(|p| p.get(n)).cloned() {
+            self.mode = Mode::Form(Form::new(p));
+        }
+        self
+    }
+
+    pub fn following(run: BuildRun) -> Self {
+        BuildsView {
+            mode: Mode::Run {
+                trigger: None,
+                watch: None,
+                run: Some(run),
+                error: None,
+            },
+            ..BuildsView::new(None)
+        }
+    }
+
+    fn load(&mut self, out: &mut Outbox) {
+        self.pipelines = Loadable::Loading(out.request(Request::Pipelines));
+        self.runs = Loadable::Loading(out.request(Request::Runs));
+    }
+
+    fn n_pipelines(&self) -> usize {
+        self.pipelines.ready().map_or(0, Vec::len)
+    }
+
+    fn n_rows(&self) -> usize {
+        self.n_pipelines() + self.runs.ready().map_or(0, Vec::len)
+    }
+
+    fn render_list(&self, ctx: &Ctx, frame: &mut Frame, area: Rect) {
+        let theme = ctx.theme;
+        let w = area.width.saturating_sub(2) as usize;
+        let [top, bottom] =
+            Layout::vertical([Constraint::Percentage(40), Constraint::Percentage(60)]).areas(area);
+        let mut lines = Vec::new();
+        match &self.pipelines {
+            Loadable::Ready(ps) if ps.is_empty() => lines.push(Line::from(widgets::muted(
+                theme,
+                "no triggerable pipelines",
+            ))),
+            Loadable::Ready(ps) => {
+                for (i, p) in ps.iter().enumerate() {
+                    let sys = match p.system {
+                        crate::model::BuildSystem::GithubActions => "GitHub",
+                        crate::model::BuildSystem::Jenkins => "Jenkins",
+                    };
+                    let mut spans = vec![
+                        widgets::muted(theme, format!("{sys:<8}")),
+                        widgets::text(theme, pad(&clean(&p.name), 28)),
+                        widgets::muted(
+                            theme,
+                            fit(
+                                &format!("{} · {} inputs", clean(&p.title), p.inputs.len()),
+                                w.saturating_sub(38),
+                            ),
+                        ),
+                    ];
+                    if i == self.selected {
+                        spans
+                            .iter_mut()
+                            .for_each(|s| s.style = theme.selected(s.style));
+                    }
+                    lines.push(Line::from(spans));
+                }
+            }
+            Loadable::Failed(e) => lines.push(Line::from(widgets::styled(
+                theme,
+                Role::Danger,
+                format!("pipelines: {}", clean(e)),
+            ))),
+            _ => lines.push(Line::from(widgets::muted(
+                theme,
+                format!("{} loading pipelines…", ctx.spinner()),
+            ))),
+        }
+        frame.render_widget(
+            Paragraph::new(lines).block(widgets::block(theme, "trigger")),
+            top,
+        );
+        let mut lines = Vec::new();
+        let h = bottom.height.saturating_sub(2) as usize;
+        match &self.runs {
+            Loadable::Ready(rs) if rs.is_empty() => {
+                lines.push(Line::from(widgets::muted(theme, "no runs yet")))
+            }
+            Loadable::Ready(rs) => {
+                let np = self.n_pipelines();
+                let off = widgets::scroll_offset(self.selected.saturating_sub(np), h, rs.len());
+                for (i, r) in rs.iter().enumerate().skip(off).take(h) {
+                    let mut spans = vec![
+                        state_span(theme, r.state),
+                        Span::raw(" "),
+                        widgets::text(theme, format!("{} #{} ", clean(&r.pipeline), r.id)),
+                        widgets::muted(
+                            theme,
+                            fit(
+                                &format!(
+                                    "{} {} {}",
+                                    clean(&r.title),
+                                    clean(r.branch.as_deref().unwrap_or("")),
+                                    widgets::age(r.created_at.as_deref(), ctx.now)
+                                ),
+                                w.saturating_sub(40),
+                            ),
+                        ),
+                    ];
+                    if np + i == self.selected {
+                        spans
+                            .iter_mut()
+                            .for_each(|s| s.style = theme.selected(s.style));
+                    }
+                    lines.push(Line::from(spans));
+                }
+            }
+            Loadable::Failed(e) => lines.push(Line::from(widgets::styled(
+                theme,
+                Role::Danger,
+                format!("runs: {}", clean(e)),
+            ))),
+            _ => lines.push(Line::from(widgets::muted(
+                theme,
+                format!("{} loading runs…", ctx.spinner()),
+            ))),
+        }
+        frame.render_widget(
+            Paragraph::new(lines).block(widgets::block(theme, "recent runs")),
+            bottom,
+        );
+    }
+
+    fn render_form(&self, ctx: &Ctx, frame: &mut Frame, area: Rect, form: &Form) {
+        let theme = ctx.theme;
+        let mut lines = vec![
+            Line::from(widgets::muted(
+                theme,
+                format!(
+                    "ref {}",
+                    clean(form.pipeline.git_ref.as_deref().unwrap_or("default branch"))
+                ),
+            )),
+            Line::default(),
+        ];
+        for (i, (input, value)) in form.pipeline.inputs.iter().zip(&form.values).enumerate() {
+            let selected = i == form.field;
+            let label = format!(
+                "{}{} {}",
+                if selected { "▸ " } else { "  " },
+                clean(&input.name),
+                if input.required { "*" } else { "" }
+            );
+            let val: Vec<Span> = match value {
+                Value::Text(s) => vec![widgets::text(
+                    theme,
+                    format!("[{}{}]", clean(s), if selected { "▏" } else { "" }),
+                )],
+                Value::Toggle(b) => vec![widgets::styled(
+                    theme,
+                    Role::Accent,
+                    if *b { "[x] true" } else { "[ ] false" },
+                )],
+                Value::Choice { options, index } => options
+                    .iter()
+                    .enumerate()
+                    .map(|(j, o)| {
+                        if j == *index {
+                            widgets::styled(theme, Role::Accent, format!("‹{}› ", clean(o)))
+                        } else {
+                            widgets::muted(theme, format!(" {} ", clean(o)))
+                        }
+                    })
+                    .collect(),
+            };
+            let mut spans = vec![Span::styled(
+                pad(&label, 26),
+                theme.style(if selected { Role::Accent } else { Role::Text }),
+            )];
+            spans.extend(val);
+            lines.push(Line::from(spans));
+            if !input.description.is_empty() {
+                lines.push(Line::from(widgets::muted(
+                    theme,
+                    format!(
+                        "    {}",
+                        fit(
+                            &clean(&input.description),
+                            area.width.saturating_sub(8) as usize
+                        )
+                    ),
+                )));
+            }
+        }
+        lines.push(Line::default());
+        lines.push(Line::from(widgets::muted(
+            theme,
+            "↑↓ field · ←→ choose · Space toggle · type to edit · Enter trigger · Esc cancel",
+        )));
+        frame.render_widget(
+            Paragraph::new(lines).block(widgets::block(
+                theme,
+                format!("trigger {}", clean(&form.pipeline.name)),
+            )),
+            area,
+        );
+    }
+
+    fn render_run(
+        &self,
+        ctx: &Ctx,
+        frame: &mut Frame,
+        area: Rect,
+        run: Option<&BuildRun>,
+        error: Option<&String>,
+    ) {
+        let theme = ctx.theme;
+        let mut lines = Vec::new();
+        if let Some(e) = error {
+            lines.push(Line::from(widgets::styled(
+                theme,
+                Role::Danger,
+                clean(e).into_owned(),
+            )));
+        }
+        match run {
+            None if error.is_none() => lines.push(Line::from(widgets::muted(
+                theme,
+                format!("{} waiting for the run to start…", ctx.spinner()),
+            ))),
+            None => {}
+            Some(r) => {
+                lines.push(Line::from(vec![
+                    state_span(theme, r.state),
+                    widgets::text(theme, format!("  {} #{}  ", clean(&r.pipeline), r.id)),
+                    widgets::muted(
+                        theme,
+                        format!(
+                            "{} {}",
+                            clean(r.branch.as_deref().unwrap_or("")),
+                            clean(
+                                r.head_sha
+                                    .as_deref()
+                                    .map(|s| s.get(..7).unwrap_or(s))
+                                    .unwrap_or("")
+                            )
+                        ),
+                    ),
+                ]));
+                for j in &r.jobs {
+                    lines.push(Line::from(vec![
+                        Span::raw("  "),
+                        state_span(theme, j.state),
+                        widgets::text(theme, format!(" {}", clean(&j.name))),
+                    ]));
+                    for s in &j.steps {
+                        lines.push(Line::from(vec![
+                            Span::raw("      "),
+                            state_span(theme, s.state),
+                            widgets::muted(theme, format!(" {}. {}", s.number, clean(&s.name))),
+                        ]));
+                    }
+                }
+                if r.state.is_done() {
+                    lines.push(Line::default());
+                    lines.push(Line::from(widgets::muted(theme, "r rerun · Esc back")));
+                } else {
+                    lines.push(Line::from(widgets::muted(
+                        theme,
+                        "c cancel · Esc back (the run continues)",
+                    )));
+                }
+            }
+        }
+        frame.render_widget(
+            Paragraph::new(lines).block(widgets::block(theme, "run")),
+            area,
+        );
+    }
+
+    fn form_key(form: &mut Form, key: &KeyEvent) {
+        let Some(value) = form.values.get_mut(form.field) else {
+            return;
+        };
+        match (key.code, value) {
+            (KeyCode::Left, Value::Choice { options, index }) => {
+                *index = (*index + options.len() - 1) % options.len().max(1)
+            }
+            (KeyCode::Right, Value::Choice { options, index }) => {
+                *index = (*index + 1) % options.len().max(1)
+            }
+            (KeyCode::Char(' ') | KeyCode::Left | KeyCode::Right, Value::Toggle(b)) => *b = !*b,
+            (KeyCode::Backspace, Value::Text(s)) => {
+                s.pop();
+            }
+            (KeyCode::Char(c), Value::Text(s)) if !c.is_control() => s.push(c),
+            _ => {}
+        }
+    }
+}
+
+impl View for BuildsView {
+    fn title(&self, _ctx: &Ctx) -> String {
+        match &self.mode {
+            Mode::Form(f) => format!("builds › {}", clean(&f.pipeline.name)),
+            Mode::Run { .. } => "builds › run".into(),
+            Mode::List => "builds".into(),
+        }
+    }
+
+    fn open(&mut self, _ctx: &Ctx, out: &mut Outbox) {
+        if matches!(self.pipelines, Loadable::Idle) && matches!(self.mode, Mode::List) {
+            self.load(out);
+        }
+        let _ = &self.app;
+    }
+
+    fn typing(&self) -> bool {
+        !matches!(self.mode, Mode::List)
+    }
+
+    fn render(&self, ctx: &Ctx, frame: &mut Frame, area: Rect) {
+        match &self.mode {
+            Mode::List => self.render_list(ctx, frame, area),
+            Mode::Form(f) => self.render_form(ctx, frame, area, f),
+            Mode::Run { run, error, .. } => {
+                self.render_run(ctx, frame, area, run.as_ref(), error.as_ref())
+            }
+        }
+    }
+
+    fn on_key(&mut self, key: &KeyEvent, ctx: &Ctx, out: &mut Outbox) -> bool {
+        match &mut self.mode {
+            Mode::List => false,
+            Mode::Form(form) => {
+                match key.code {
+                    KeyCode::Esc => self.mode = Mode::List,
+                    KeyCode::Up | KeyCode::BackTab => form.field = form.field.saturating_sub(1),
+                    KeyCode::Down | KeyCode::Tab => {
+                        form.field = (form.field + 1).min(form.values.len().saturating_sub(1))
+                    }
+                    KeyCode::Enter => {
+                        if ctx.read_only {
+                            out.flash(Level::Warning, "read-only mode: builds are disabled");
+                        } else if let Some(m) = form.missing() {
+                            out.flash(Level::Warning, format!("input `{m}` is required"));
+                        } else {
+                            let t = out.request(Request::Trigger {
+                                pipeline: form.pipeline.clone(),
+                                inputs: form.inputs(),
+                            });
+                            self.mode = Mode::Run {
+                                trigger: Some(t),
+                                watch: None,
+                                run: None,
+                                error: None,
+                            };
+                        }
+                    }
+                    _ => Self::form_key(form, key),
+                }
+                true
+            }
+            Mode::Run {
+                run, watch, error, ..
+            } => {
+                match key.code {
+                    KeyCode::Esc => {
+                        self.mode = Mode::List;
+                        self.load(out);
+                    }
+                    KeyCode::Char('r')
+                        if run.as_ref().is_some_and(|r| r.state.is_done()) && !ctx.read_only =>
+                    {
+                        if let Some(r) = run {
+                            out.request(Request::Rerun {
+                                system: r.system,
+                                pipeline: r.pipeline.clone(),
+                                id: r.id,
+                            });
+                            *watch = Some(out.request(Request::WatchRun {
+                                system: r.system,
+                                pipeline: r.pipeline.clone(),
+                                id: r.id,
+                            }));
+                            *error = None;
+                        }
+                    }
+                    KeyCode::Char('c')
+                        if run.as_ref().is_some_and(|r| !r.state.is_done()) && !ctx.read_only =>
+                    {
+                        if let Some(r) = run {
+                            out.request(Request::Cancel {
+                                system: r.system,
+                                pipeline: r.pipeline.clone(),
+                                id: r.id,
+                            });
+                            out.flash(
+                                Level::Info,
+                                format!("cancel of {} #{} requested", r.pipeline, r.id),
+                            );
+                        }
+                    }
+                    _ => return false,
+                }
+                true
+            }
+        }
+    }
+
+    fn on_intent(&mut self, intent: Intent, ctx: &Ctx, out: &mut Outbox) {
+        let n = self.n_rows();
+        match intent {
+            Intent::Up => self.selected = self.selected.saturating_sub(1),
+            Intent::Down => self.selected = (self.selected + 1).min(n.saturating_sub(1)),
+            Intent::Top => self.selected = 0,
+            Intent::Bottom => self.selected = n.saturating_sub(1),
+            Intent::Refresh => self.load(out),
+            Intent::Open | Intent::Build => {
+                let np = self.n_pipelines();
+                if self.selected < np {
+                    if ctx.read_only {
+                        out.flash(Level::Warning, "read-only mode: builds are disabled");
+                    } else if let Some(p) = self
+                        .pipelines
+                        .ready()
+                        .and_then(|p| p.get(self.selected))
+                        .cloned()
+                    {
+                        self.mode = Mode::Form(Form::new(p));
+                    }
+                } else if let Some(r) = self
+                    .runs
+                    .ready()
+                    .and_then(|r| r.get(self.selected - np))
+                    .cloned()
+                {
+                    let watch = Some(out.request(Request::WatchRun {
+                        system: r.system,
+                        pipeline: r.pipeline.clone(),
+                        id: r.id,
+                    }));
+                    self.mode = Mode::Run {
+                        trigger: None,
+                        watch,
+                        run: Some(r),
+                        error: None,
+                    };
+                }
+            }
+            Intent::Back => out.pop(),
+            _ => {}
+        }
+    }
+
+    fn on_response(&mut self, resp: &Response, _ctx: &Ctx, out: &mut Outbox) -> bool {
+        let t = resp.ticket;
+        if self.pipelines.ticket() == Some(t) {
+            let v = resp.result.clone().and_then(|p| match p {
+                Payload::Pipelines(v) => Ok(v),
+                _ => Err("unexpected answer".into()),
+            });
+            return self.pipelines.accept(t, v);
+        }
+        if self.runs.ticket() == Some(t) {
+            let v = resp.result.clone().and_then(|p| match p {
+                Payload::Runs(v) => Ok(v),
+                _ => Err("unexpected answer".into()),
+            });
+            return self.runs.accept(t, v);
+        }
+        if let Mode::Run {
+            trigger,
+            watch,
+            run,
+            error,
+        } = &mut self.mode
+        {
+            if *trigger == Some(t) {
+                *trigger = None;
+                match &resp.result {
+                    Ok(Payload::Run(r)) => {
+                        *watch = Some(out.request(Request::WatchRun {
+                            system: r.system,
+                            pipeline: r.pipeline.clone(),
+                            id: r.id,
+                        }));
+                        *run = Some(r.clone());
+                    }
+                    Ok(_) => *error = Some("unexpected answer".into()),
+                    Err(e) => *error = Some(format!("trigger failed: {e}")),
+                }
+                return true;
+            }
+            if *watch == Some(t) {
+                match &resp.result {
+                    Ok(Payload::Run(r)) => *run = Some(r.clone()),
+                    Ok(_) => {}
+                    Err(e) => *error = Some(e.clone()),
+                }
+                return true;
+            }
+        }
+        false
+    }
+
+    fn tickets(&self) -> Vec<Ticket> {
+        let mut v: Vec<Ticket> = [self.pipelines.ticket(), self.runs.ticket()]
+            .into_iter()
+            .flatten()
+            .collect();
+        if let Mode::Run { trigger, watch, .. } = &self.mode {
+            v.extend(trigger.iter().chain(watch.iter()));
+        }
+        v
+    }
+
+    fn busy(&self, _ctx: &Ctx) -> bool {
+        match &self.mode {
+            Mode::Run { run, error, .. } => {
+                error.is_none() && run.as_ref().is_none_or(|r| !r.state.is_done())
+            }
+            _ => self.pipelines.is_loading() || self.runs.is_loading(),
+        }
+    }
+
+    fn keys(&self, ctx: &Ctx) -> Vec<(Intent, &'static str)> {
+        match self.mode {
+            Mode::List => {
+                let mut v = vec![(Intent::Down, "select")];
+                if !ctx.read_only {
+                    v.push((Intent::Open, "trigger/follow"));
+                }
+                v.extend([(Intent::Refresh, "reload"), (Intent::Back, "back")]);
+                v
+            }
+            _ => vec![(Intent::Back, "back")],
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Help: every binding of the screen it was opened from, the marks legend, and the
+//! palette commands. Built from the keymap, so rebound keys show as rebound.
+
+use crate::tui::keymap::Intent;
+use crate::tui::theme::Role;
+use crate::tui::view::{Ctx, Outbox, View};
+use crate::tui::widgets::{self, Marks, pad};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+pub struct HelpView {
+    screen: String,
+    bindings: Vec<(Intent, &'static str)>,
+    scroll: usize,
+}
+
+impl HelpView {
+    pub fn new(screen: String, bindings: Vec<(Intent, &'static str)>) -> Self {
+        HelpView {
+            screen,
+            bindings,
+            scroll: 0,
+        }
+    }
+}
+
+const ALWAYS: &[(Intent, &str)] = &[
+    (Intent::Up, "move up"),
+    (Intent::Down, "move down"),
+    (Intent::Top, "top"),
+    (Intent::Bottom, "bottom"),
+    (Intent::PageUp, "page up"),
+    (Intent::PageDown, "page down"),
+    (Intent::Back, "back"),
+    (Intent::Palette, "command palette"),
+    (Intent::Help, "this help"),
+    (Intent::Refresh, "refresh"),
+];
+
+impl View for HelpView {
+    fn title(&self, _ctx: &Ctx) -> String {
+        format!("help · {}", self.screen)
+    }
+
+    fn render(&self, ctx: &Ctx, frame: &mut Frame, area: Rect) {
+        let theme = ctx.theme;
+        let mut lines = vec![Line::from(Span::styled(
+            format!("Keys on {}", self.screen),
+            theme.style(Role::Accent),
+        ))];
+        let mut seen = Vec::new();
+        for (intent, what) in self.bindings.iter().chain(ALWAYS.iter()) {
+            if seen.contains(intent) {
+                continue;
+            }
+            seen.push(*intent);
+            let keys = ctx.keymap.keys_for(*intent).join(" ");
+            lines.push(Line::from(vec![
+                widgets::styled(theme, Role::Accent, format!("  {}", pad(&keys, 18))),
+                widgets::text(theme, (*what).to_string()),
+            ]));
+        }
+        lines.push(Line::default());
+        lines.push(Line::from(Span::styled(
+            "Status",
+            theme.style(Role::Accent),
+        )));
+        lines.push(Line::from(vec![
+            Span::raw("  "),
+            widgets::sync_span(theme, crate::model::SyncStatus::Synced, false),
+            Span::raw("  "),
+            widgets::sync_span(theme, crate::model::SyncStatus::OutOfSync, false),
+            Span::raw("  "),
+            widgets::health_span(theme, crate::model::HealthStatus::Healthy, false),
+            Span::raw("  "),
+            widgets::health_span(theme, crate::model::HealthStatus::Progressing, false),
+            Span::raw("  "),
+            widgets::health_span(theme, crate::model::HealthStatus::Degraded, false),
+            Span::raw("  "),
+            widgets::health_span(theme, crate::model::HealthStatus::Missing, false),
+            Span::raw("  "),
+            widgets::health_span(theme, crate::model::HealthStatus::Suspended, false),
+        ]));
+        for (glyph, meaning) in Marks::LEGEND {
+            lines.push(Line::from(vec![
+                widgets::styled(theme, Role::Warning, format!("  {glyph}  ")),
+                widgets::text(theme, (*meaning).to_string()),
+            ]));
+        }
+        lines.push(Line::default());
+        lines.push(Line::from(Span::styled(
+            "Commands (:)",
+            theme.style(Role::Accent),
+        )));
+        for (cmd, what) in super::palette::COMMANDS {
+            lines.push(Line::from(vec![
+                widgets::styled(theme, Role::Accent, format!("  {}", pad(cmd, 18))),
+                widgets::text(theme, (*what).to_string()),
+            ]));
+        }
+        let visible: Vec<Line> = lines.into_iter().skip(self.scroll).collect();
+        frame.render_widget(
+            Paragraph::new(visible).block(widgets::block(theme, "help")),
+            area,
+        );
+    }
+
+    fn on_intent(&mut self, intent: Intent, _ctx: &Ctx, out: &mut Outbox) {
+        match intent {
+            Intent::Down => self.scroll += 1,
+            Intent::Up => self.scroll = self.scroll.saturating_sub(1),
+            Intent::Top => self.scroll = 0,
+            Intent::PageDown => self.scroll += 10,
+            Intent::PageUp => self.scroll = self.scroll.saturating_sub(10),
+            Intent::Back | Intent::Help | Intent::Quit => out.pop(),
+            _ => {}
+        }
+    }
+
+    fn keys(&self, _ctx: &Ctx) -> Vec<(Intent, &'static str)> {
+        vec![(Intent::Down, "scroll"), (Intent::Back, "close")]
+    }
+}

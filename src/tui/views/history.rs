@@ -1,0 +1,225 @@
+//! History and rollback: the app's deployments newest first, with id, revision, when, who
+//! (automated or a user) and image tags where known. `d` shows the diff to the selected
+//! deployment; `Enter`/`R` rolls back to it through the same guards as a sync (approval
+//! for gated environments, a typed confirmation otherwise).
+
+use crate::model::{AppId, ApprovalPolicy, HistoryEntry, Revision};
+use crate::tui::keymap::Intent;
+use crate::tui::request::Request;
+use crate::tui::theme::Role;
+use crate::tui::view::{Ctx, Level, Outbox, View};
+use crate::tui::widgets::{self, clean, fit};
+use crossterm::event::{KeyCode, KeyEvent};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+/// Who started a deployment, as an operator reads it.
+pub fn who(d: &HistoryEntry) -> String {
+    match &d.initiated_by {
+        Some(i) if i.automated => "automated".into(),
+        Some(i) => clean(i.username.as_deref().unwrap_or("unknown user")).into_owned(),
+        None => "unknown".into(),
+    }
+}
+
+fn images_of(d: &HistoryEntry) -> String {
+    let imgs = d
+        .source
+        .as_ref()
+        .and_then(|s| s.extra.get("kustomize"))
+        .and_then(|k| k.get("images"))
+        .and_then(|i| i.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str())
+                .map(|s| s.rsplit(':').next().unwrap_or(s).to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    clean(&imgs).into_owned()
+}
+
+pub struct HistoryView {
+    id: AppId,
+    selected: usize,
+    /// Waiting for `y` to roll back to this history id (non-gated environments).
+    confirm: Option<i64>,
+}
+
+impl HistoryView {
+    pub fn new(id: AppId) -> Self {
+        HistoryView {
+            id,
+            selected: 0,
+            confirm: None,
+        }
+    }
+
+    fn entries<'a>(&self, ctx: &'a Ctx) -> Vec<&'a HistoryEntry> {
+        ctx.app(&self.id)
+            .map(|e| e.app.status.history.iter().rev().collect())
+            .unwrap_or_default()
+    }
+
+    fn rollback(&mut self, ctx: &Ctx, out: &mut Outbox) {
+        if ctx.read_only {
+            out.flash(Level::Warning, "read-only mode: rollback is disabled");
+            return;
+        }
+        let Some(e) = ctx.app(&self.id) else { return };
+        let entries = self.entries(ctx);
+        let Some(target) = entries.get(self.selected) else {
+            out.flash(Level::Info, "no deployment selected");
+            return;
+        };
+        if self.selected == 0 {
+            out.flash(Level::Info, "that deployment is the one running now");
+            return;
+        }
+        match ctx.policy(&e.environment) {
+            ApprovalPolicy::None => self.confirm = Some(target.id),
+            _ => out.push(Box::new(super::approve::ApproveView::rollback(
+                self.id.clone(),
+                target.id,
+            ))),
+        }
+    }
+}
+
+impl View for HistoryView {
+    fn title(&self, _ctx: &Ctx) -> String {
+        format!("history {}", clean(&self.id.name))
+    }
+
+    fn typing(&self) -> bool {
+        self.confirm.is_some()
+    }
+
+    fn render(&self, ctx: &Ctx, frame: &mut Frame, area: Rect) {
+        let theme = ctx.theme;
+        let entries = self.entries(ctx);
+        let w = area.width.saturating_sub(2) as usize;
+        let mut lines = vec![Line::from(widgets::muted(
+            theme,
+            format!(
+                "{:<6}{:<10}{:<10}{:<18}{}",
+                "ID", "REVISION", "WHEN", "BY", "IMAGES"
+            ),
+        ))];
+        if entries.is_empty() {
+            lines.push(Line::from(widgets::muted(theme, "no deployments recorded")));
+        }
+        let h = area.height.saturating_sub(4) as usize;
+        let offset = widgets::scroll_offset(self.selected, h, entries.len());
+        for (i, d) in entries.iter().enumerate().skip(offset).take(h) {
+            let rev = d
+                .revision
+                .clone()
+                .or_else(|| d.revisions.first().cloned())
+                .unwrap_or_default();
+            let mut spans = vec![
+                widgets::text(theme, format!("#{:<5}", d.id)),
+                widgets::text(
+                    theme,
+                    format!("{:<10}", Revision(clean(&rev).into_owned()).short()),
+                ),
+                widgets::muted(
+                    theme,
+                    format!(
+                        "{:<10}",
+                        format!("{} ago", widgets::age(d.deployed_at.as_deref(), ctx.now))
+                    ),
+                ),
+                widgets::text(theme, format!("{:<18}", fit(&who(d), 17))),
+                widgets::muted(theme, fit(&images_of(d), w.saturating_sub(44))),
+            ];
+            if i == 0 {
+                spans.push(widgets::styled(theme, Role::Synced, "  ← running"));
+            }
+            if i == self.selected {
+                for s in spans.iter_mut() {
+                    s.style = theme.selected(s.style);
+                }
+            }
+            lines.push(Line::from(spans));
+        }
+        if let Some(id) = self.confirm {
+            lines.push(Line::default());
+            lines.push(Line::from(vec![
+                Span::styled(
+                    format!("Roll back {} to deployment #{id}? ", clean(&self.id.name)),
+                    theme.style(Role::Warning),
+                ),
+                widgets::text(theme, "y to confirm, any other key cancels"),
+            ]));
+        }
+        frame.render_widget(
+            Paragraph::new(lines).block(widgets::block(
+                theme,
+                format!("history {}", clean(&self.id.name)),
+            )),
+            area,
+        );
+    }
+
+    fn on_key(&mut self, key: &KeyEvent, ctx: &Ctx, out: &mut Outbox) -> bool {
+        let Some(id) = self.confirm.take() else {
+            return false;
+        };
+        if key.code == KeyCode::Char('y') {
+            if ctx
+                .app(&self.id)
+                .is_some_and(|e| e.app.operation_in_progress())
+            {
+                out.flash(Level::Warning, "an operation is already running");
+            } else {
+                out.request(Request::Rollback {
+                    app: self.id.clone(),
+                    id,
+                    approval: None,
+                });
+                out.flash(
+                    Level::Info,
+                    format!("rollback of {} to #{id} requested", self.id.name),
+                );
+                out.push(Box::new(super::rollout::RolloutView::new(self.id.clone())));
+            }
+        } else {
+            out.flash(Level::Info, "rollback cancelled");
+        }
+        true
+    }
+
+    fn on_intent(&mut self, intent: Intent, ctx: &Ctx, out: &mut Outbox) {
+        let n = self.entries(ctx).len();
+        match intent {
+            Intent::Up => self.selected = self.selected.saturating_sub(1),
+            Intent::Down => self.selected = (self.selected + 1).min(n.saturating_sub(1)),
+            Intent::Top => self.selected = 0,
+            Intent::Bottom => self.selected = n.saturating_sub(1),
+            Intent::Diff => {
+                if let Some(d) = self.entries(ctx).get(self.selected) {
+                    out.push(Box::new(super::diff::DiffView::to_history(
+                        self.id.clone(),
+                        d.id,
+                    )));
+                }
+            }
+            Intent::Open | Intent::Rollback => self.rollback(ctx, out),
+            Intent::Back => out.pop(),
+            _ => {}
+        }
+    }
+
+    fn keys(&self, ctx: &Ctx) -> Vec<(Intent, &'static str)> {
+        let mut v = vec![(Intent::Down, "select"), (Intent::Diff, "diff to it")];
+        if !ctx.read_only {
+            v.push((Intent::Rollback, "roll back"));
+        }
+        v.push((Intent::Back, "back"));
+        v
+    }
+}

@@ -1,0 +1,340 @@
+//! Small drawing pieces shared by screens: status as glyph + word + colour, the marks of a
+//! board cell, truncation by display width, scroll windows, and bordered blocks. Every
+//! helper here takes text that is already sanitized or sanitizes it itself ([`clean`]).
+
+use super::theme::{Role, Theme};
+use crate::model::text::sanitize;
+use crate::model::{HealthStatus, SyncStatus};
+use crate::ops::estate::{AppEntry, OutOfSyncCause};
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Borders};
+use std::borrow::Cow;
+use unicode_width::UnicodeWidthChar;
+
+/// Sanitize outside text for drawing.
+pub fn clean(s: &str) -> Cow<'_, str> {
+    sanitize(s)
+}
+
+pub fn sync_glyph(s: SyncStatus) -> &'static str {
+    match s {
+        SyncStatus::Synced => "✓",
+        SyncStatus::OutOfSync => "≠",
+        SyncStatus::Unknown => "?",
+    }
+}
+
+pub fn sync_short(s: SyncStatus) -> &'static str {
+    match s {
+        SyncStatus::Synced => "Synced",
+        SyncStatus::OutOfSync => "OutOfSync",
+        SyncStatus::Unknown => "Unknown",
+    }
+}
+
+pub fn sync_abbr(s: SyncStatus) -> &'static str {
+    match s {
+        SyncStatus::Synced => "Syn",
+        SyncStatus::OutOfSync => "OOS",
+        SyncStatus::Unknown => "Unk",
+    }
+}
+
+pub fn sync_role(s: SyncStatus) -> Role {
+    match s {
+        SyncStatus::Synced => Role::Synced,
+        SyncStatus::OutOfSync => Role::OutOfSync,
+        SyncStatus::Unknown => Role::Unknown,
+    }
+}
+
+pub fn health_glyph(h: HealthStatus) -> &'static str {
+    match h {
+        HealthStatus::Healthy => "♥",
+        HealthStatus::Progressing => "◔",
+        HealthStatus::Degraded => "✗",
+        HealthStatus::Missing => "∅",
+        HealthStatus::Suspended => "‖",
+        HealthStatus::Unknown => "?",
+    }
+}
+
+pub fn health_abbr(h: HealthStatus) -> &'static str {
+    match h {
+        HealthStatus::Healthy => "Hlth",
+        HealthStatus::Progressing => "Prog",
+        HealthStatus::Degraded => "Degr",
+        HealthStatus::Missing => "Miss",
+        HealthStatus::Suspended => "Susp",
+        HealthStatus::Unknown => "Unk",
+    }
+}
+
+pub fn health_role(h: HealthStatus) -> Role {
+    match h {
+        HealthStatus::Healthy => Role::Healthy,
+        HealthStatus::Progressing => Role::Progressing,
+        HealthStatus::Degraded => Role::Degraded,
+        HealthStatus::Missing => Role::Missing,
+        HealthStatus::Suspended => Role::Suspended,
+        HealthStatus::Unknown => Role::Unknown,
+    }
+}
+
+/// `✓ Synced` in the sync colour.
+pub fn sync_span(theme: &Theme, s: SyncStatus, abbreviated: bool) -> Span<'static> {
+    let word = if abbreviated {
+        sync_abbr(s)
+    } else {
+        sync_short(s)
+    };
+    Span::styled(
+        format!("{} {}", sync_glyph(s), word),
+        theme.style(sync_role(s)),
+    )
+}
+
+pub fn health_span(theme: &Theme, h: HealthStatus, abbreviated: bool) -> Span<'static> {
+    let word = if abbreviated {
+        health_abbr(h)
+    } else {
+        h.as_str()
+    };
+    Span::styled(
+        format!("{} {}", health_glyph(h), word),
+        theme.style(health_role(h)),
+    )
+}
+
+/// Marks on a board cell or an application row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Marks {
+    pub awaits_approval: bool,
+    pub drift: bool,
+    pub lags: bool,
+    pub operation: bool,
+}
+
+impl Marks {
+    pub const LEGEND: &'static [(&'static str, &'static str)] = &[
+        ("⚑", "waits for approval"),
+        ("≈", "drift: live differs from Git"),
+        ("«", "lags the environment before it"),
+        ("⟳", "operation running"),
+    ];
+
+    pub fn spans(&self, theme: &Theme) -> Vec<Span<'static>> {
+        let mut v = Vec::new();
+        if self.awaits_approval {
+            v.push(Span::styled("⚑", theme.style(Role::Warning)));
+        }
+        if self.drift {
+            v.push(Span::styled("≈", theme.style(Role::Danger)));
+        }
+        if self.lags {
+            v.push(Span::styled("«", theme.style(Role::Muted)));
+        }
+        if self.operation {
+            v.push(Span::styled("⟳", theme.style(Role::Progressing)));
+        }
+        v
+    }
+
+    pub fn words(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.awaits_approval {
+            v.push("needs approval");
+        }
+        if self.drift {
+            v.push("drift");
+        }
+        if self.lags {
+            v.push("lags");
+        }
+        if self.operation {
+            v.push("syncing");
+        }
+        v
+    }
+}
+
+/// The image tag of an app's first image, else its deployed revision shortened.
+pub fn version_of(entry: &AppEntry) -> String {
+    if let Some(img) = entry
+        .app
+        .status
+        .summary
+        .as_ref()
+        .and_then(|s| s.images.first())
+    {
+        let last = img.rsplit('/').next().unwrap_or(img);
+        if let Some((_, tag)) = last.rsplit_once(':') {
+            return clean(tag).into_owned();
+        }
+        if let Some((_, digest)) = last.split_once('@') {
+            return clean(digest.get(..14).unwrap_or(digest)).into_owned();
+        }
+    }
+    crate::ops::estate::deployed_revision(&entry.app)
+        .map(|r| clean(r.short()).into_owned())
+        .unwrap_or_else(|| "-".into())
+}
+
+/// Compute an app's marks from the estate's own judgements (approval, lag) and its state.
+pub fn marks_of(ctx: &super::view::Ctx, entry: &AppEntry) -> Marks {
+    Marks {
+        awaits_approval: ctx.estate.waits_for_approval(entry, ctx.policies),
+        drift: entry.cause == Some(OutOfSyncCause::Drift),
+        lags: ctx.estate.lag(entry).is_some(),
+        operation: entry.app.operation_in_progress(),
+    }
+}
+
+/// Cut a string to a display width, with `…` when cut.
+pub fn fit(s: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut w = 0;
+    let total: usize = s.chars().map(|c| c.width().unwrap_or(0)).sum();
+    if total <= width {
+        return s.to_string();
+    }
+    if width == 0 {
+        return out;
+    }
+    for c in s.chars() {
+        let cw = c.width().unwrap_or(0);
+        if w + cw + 1 > width {
+            break;
+        }
+        out.push(c);
+        w += cw;
+    }
+    out.push('…');
+    out
+}
+
+/// Cut from the left, keeping the end (`…0612-143022`): the tail of a version tag is
+/// what tells two versions apart.
+pub fn fit_tail(s: &str, width: usize) -> String {
+    let total: usize = s.chars().map(|c| c.width().unwrap_or(0)).sum();
+    if total <= width {
+        return s.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut kept: Vec<char> = Vec::new();
+    let mut w = 0;
+    for c in s.chars().rev() {
+        let cw = c.width().unwrap_or(0);
+        if w + cw + 1 > width {
+            break;
+        }
+        kept.push(c);
+        w += cw;
+    }
+    kept.push('…');
+    kept.into_iter().rev().collect()
+}
+
+/// Pad or cut to exactly `width` display columns.
+pub fn pad(s: &str, width: usize) -> String {
+    let f = fit(s, width);
+    let w: usize = f.chars().map(|c| c.width().unwrap_or(0)).sum();
+    format!("{f}{}", " ".repeat(width.saturating_sub(w)))
+}
+
+pub fn spans_width(spans: &[Span]) -> usize {
+    spans.iter().map(|s| s.width()).sum()
+}
+
+/// The first visible row so that `selected` stays in a window of `height` rows, keeping
+/// the previous offset when possible (no jumping while moving inside the window).
+pub fn scroll_offset(selected: usize, height: usize, len: usize) -> usize {
+    if height == 0 || len <= height {
+        return 0;
+    }
+    let half = height / 2;
+    selected.saturating_sub(half).min(len - height)
+}
+
+/// A bordered block with a title in the accent style.
+pub fn block<'a>(theme: &Theme, title: impl Into<String>) -> Block<'a> {
+    Block::default()
+        .borders(Borders::ALL)
+        .border_type(BorderType::Rounded)
+        .border_style(theme.style(Role::Border))
+        .title(Span::styled(
+            format!(" {} ", title.into()),
+            theme.style(Role::Accent),
+        ))
+}
+
+/// A styled one-line label/value pair: `label: value`.
+pub fn field<'a>(theme: &Theme, label: &str, value: Vec<Span<'a>>) -> Line<'a> {
+    let mut spans = vec![Span::styled(
+        format!("{label:<14}"),
+        theme.style(Role::Muted),
+    )];
+    spans.extend(value);
+    Line::from(spans)
+}
+
+pub fn text<'a>(theme: &Theme, s: impl Into<String>) -> Span<'a> {
+    Span::styled(s.into(), theme.style(Role::Text))
+}
+
+pub fn muted<'a>(theme: &Theme, s: impl Into<String>) -> Span<'a> {
+    Span::styled(s.into(), theme.style(Role::Muted))
+}
+
+pub fn styled<'a>(theme: &Theme, role: Role, s: impl Into<String>) -> Span<'a> {
+    Span::styled(s.into(), theme.style(role))
+}
+
+/// Center a rectangle of `w`x`h` in `area` (for popups).
+pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+/// A text bar for gauges: `███████░░░ 3/4`.
+pub fn bar(value: u32, max: u32, width: usize) -> String {
+    if width == 0 {
+        return String::new();
+    }
+    let filled = if max == 0 {
+        0
+    } else {
+        ((value.min(max) as usize) * width)
+            .div_ceil(max as usize)
+            .min(width)
+    };
+    format!("{}{}", "█".repeat(filled), "░".repeat(width - filled))
+}
+
+/// A time stamp (RFC 3339) as an age: `42s`, `5m`, `3h`, `2d`.
+pub fn age(ts: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> String {
+    let Some(t) = ts.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) else {
+        return "-".into();
+    };
+    let secs = (now - t.with_timezone(&chrono::Utc)).num_seconds().max(0);
+    match secs {
+        0..=59 => format!("{secs}s"),
+        60..=3599 => format!("{}m", secs / 60),
+        3600..=86_399 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86_400),
+    }
+}
+
+pub fn base(theme: &Theme) -> Style {
+    theme.style(Role::Text)
+}
