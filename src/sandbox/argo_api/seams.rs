@@ -31,7 +31,7 @@ pub fn take_conflict(world: &World) -> bool {
     world.faults.take_conflict()
 }
 
-/// The store cluster an Application deploys to.
+/// The store cluster an Application deploys to (the Argo CD controller's mapping).
 pub fn cluster_of(world: &World, app: &Application) -> Option<String> {
     crate::sandbox::controller::cluster_of(world, app)
 }
