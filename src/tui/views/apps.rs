@@ -321,11 +321,7 @@ impl View for AppsView {
                         ));
                     }
                     if show_cause {
-                        let prev = ctx
-                            .estate
-                            .previous_environment(&e.environment)
-                            .and_then(|pe| ctx.estate.cell(&e.service, &pe.name).next());
-                        let marks = widgets::marks_of(e, ctx.policy(&e.environment), prev);
+                        let marks = widgets::marks_of(ctx, e);
                         let mut words = marks.words();
                         if let Some(c) = e.cause
                             && !marks.drift
