@@ -80,6 +80,10 @@ impl World {
     }
 
     async fn run(&self, mode: Mode, args: &[&str]) -> Out {
+        self.run_with(mode, args, &[]).await
+    }
+
+    async fn run_with(&self, mode: Mode, args: &[&str], extra: &[(&str, String)]) -> Out {
         // SHIPDECK_E2E_BIN: a binary copied aside, for machines where several checkouts
         // share one target dir and the uplifted binary may be another checkout's.
         let bin = std::env::var_os("SHIPDECK_E2E_BIN")
@@ -107,6 +111,9 @@ impl World {
                 cmd.env("ARGOCD_SERVER", self.var("ARGOCD_SERVER"))
                     .env("ARGOCD_AUTH_TOKEN", self.var("ARGOCD_AUTH_TOKEN"));
             }
+        }
+        for (k, v) in extra {
+            cmd.env(k, v);
         }
         cmd.args(&all);
         let out = tokio::time::timeout(Duration::from_secs(90), cmd.output())
@@ -141,7 +148,11 @@ impl World {
             .send()
             .await
             .expect("fault request");
-        assert!(r.status().is_success(), "fault {body} refused: {}", r.status());
+        assert!(
+            r.status().is_success(),
+            "fault {body} refused: {}",
+            r.status()
+        );
     }
 }
 
@@ -193,7 +204,6 @@ async fn status_is_the_same_in_core_and_api_mode() {
     let w = start().await;
     // Controllers may be mid-change on a loaded machine: the two listings must agree once
     // nothing moves between them.
-    let mut last = (Vec::new(), Vec::new());
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
         let core = comparable(&w.status(Mode::Core).await);
@@ -216,12 +226,9 @@ async fn status_is_the_same_in_core_and_api_mode() {
             }
             break;
         }
-        last = (core, api);
         assert!(
             tokio::time::Instant::now() < deadline,
-            "core and API mode disagree:\ncore {:#?}\napi {:#?}",
-            last.0,
-            last.1
+            "core and API mode disagree:\ncore {core:#?}\napi {api:#?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -279,13 +286,19 @@ async fn gated_sync_is_refused_then_approved_and_waited_for() {
     let w = start().await;
     let app = pending_prod(&w).await;
     let diff = w.run(Mode::Core, &["diff", &app]).await;
-    assert_eq!(diff.code, 1, "diff of a pending change exits 1: {}", diff.stderr);
+    assert_eq!(
+        diff.code, 1,
+        "diff of a pending change exits 1: {}",
+        diff.stderr
+    );
     assert!(diff.stdout.contains("image "), "{}", diff.stdout);
 
     let refused = w.run(Mode::Core, &["sync", &app]).await;
     assert_eq!(refused.code, 3, "{}", refused.stderr);
     assert!(
-        refused.stderr.contains(&format!("--approve {app} --reason")),
+        refused
+            .stderr
+            .contains(&format!("--approve {app} --reason")),
         "{}",
         refused.stderr
     );
@@ -298,7 +311,14 @@ async fn gated_sync_is_refused_then_approved_and_waited_for() {
         .run(
             Mode::Core,
             &[
-                "sync", &app, "--approve", &app, "--reason", "release 42", "--wait", "--timeout",
+                "sync",
+                &app,
+                "--approve",
+                &app,
+                "--reason",
+                "release 42",
+                "--wait",
+                "--timeout",
                 "60",
             ],
         )
@@ -307,18 +327,30 @@ async fn gated_sync_is_refused_then_approved_and_waited_for() {
     let audit = w.audit();
     let actions: Vec<(&str, &str)> = audit
         .iter()
-        .map(|r| (r["action"].as_str().unwrap_or(""), r["outcome"].as_str().unwrap_or("")))
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap_or(""),
+                r["outcome"].as_str().unwrap_or(""),
+            )
+        })
         .collect();
     assert_eq!(
         actions,
-        [("approve", "approved"), ("sync", "started"), ("sync", "succeeded")]
+        [
+            ("approve", "approved"),
+            ("sync", "started"),
+            ("sync", "succeeded")
+        ]
     );
     assert_eq!(audit[0]["who"], "e2e-operator");
     assert_eq!(audit[0]["reason"], "release 42");
     assert_eq!(audit[2]["approval_id"], audit[0]["approval_id"]);
     assert_eq!(audit[0]["diff_digest"].as_str().map(str::len), Some(64));
     let row = w.app(Mode::Core, &app).await;
-    assert_eq!((row["sync"].as_str(), row["health"].as_str()), (Some("Synced"), Some("Healthy")));
+    assert_eq!(
+        (row["sync"].as_str(), row["health"].as_str()),
+        (Some("Synced"), Some("Healthy"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -334,27 +366,47 @@ async fn rollback_with_auto_sync_is_refused_until_asked_to_disable_it() {
     let history = w.run(Mode::Core, &["history", &app, "-o", "json"]).await;
     assert_eq!(history.code, 0, "{}", history.stderr);
     let entries: Vec<Value> = serde_json::from_str(&history.stdout).expect("history JSON");
-    assert!(entries.len() >= 2, "{app} needs a previous deployment: {entries:?}");
+    assert!(
+        entries.len() >= 2,
+        "{app} needs a previous deployment: {entries:?}"
+    );
 
     let refused = w.run(Mode::Core, &["rollback", &app]).await;
     assert_eq!(refused.code, 3, "{}", refused.stderr);
-    assert!(refused.stderr.contains("--disable-auto-sync"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("--disable-auto-sync"),
+        "{}",
+        refused.stderr
+    );
 
     let unknown = w
-        .run(Mode::Core, &["rollback", &app, "--id", "9999", "--disable-auto-sync"])
+        .run(
+            Mode::Core,
+            &["rollback", &app, "--id", "9999", "--disable-auto-sync"],
+        )
         .await;
     assert_eq!(unknown.code, 5, "{}", unknown.stderr);
 
     let done = w
         .run(
             Mode::Core,
-            &["rollback", &app, "--disable-auto-sync", "--wait", "--timeout", "60"],
+            &[
+                "rollback",
+                &app,
+                "--disable-auto-sync",
+                "--wait",
+                "--timeout",
+                "60",
+            ],
         )
         .await;
     assert!(done.stderr.contains("stays disabled"), "{}", done.stderr);
     assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
     let row = w.app(Mode::Core, &app).await;
-    assert_eq!(row["auto_sync"], false, "auto-sync stays disabled after the rollback");
+    assert_eq!(
+        row["auto_sync"], false,
+        "auto-sync stays disabled after the rollback"
+    );
     let actions: Vec<String> = w
         .audit()
         .iter()
@@ -368,7 +420,14 @@ async fn read_only_refuses_every_mutation() {
     let w = start().await;
     let app = pending_prod(&w).await;
     for args in [
-        vec!["sync", app.as_str(), "--approve", app.as_str(), "--reason", "x"],
+        vec![
+            "sync",
+            app.as_str(),
+            "--approve",
+            app.as_str(),
+            "--reason",
+            "x",
+        ],
         vec!["rollback", app.as_str(), "--disable-auto-sync"],
         vec!["build", "--workflow", "build.yml"],
     ] {
@@ -404,7 +463,11 @@ async fn expired_token_says_how_to_log_in() {
     w.fault(serde_json::json!({"fault": "expire-tokens"})).await;
     let out = w.run(Mode::Api, &["status"]).await;
     assert_eq!(out.code, 4, "{}", out.stderr);
-    assert!(out.stderr.contains("shipdeck login argocd"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("shipdeck login argocd"),
+        "{}",
+        out.stderr
+    );
     let out = w.run(Mode::Core, &["status"]).await;
     assert_eq!(out.code, 4, "core mode too: {}", out.stderr);
 }
@@ -419,7 +482,8 @@ async fn conflicts_are_retried_in_core_mode() {
         .and_then(|r| r["name"].as_str())
         .map(str::to_owned)
         .expect("a dev app");
-    w.fault(serde_json::json!({"fault": "conflict", "count": 2})).await;
+    w.fault(serde_json::json!({"fault": "conflict", "count": 2}))
+        .await;
     let out = w.run(Mode::Core, &["sync", &app]).await;
     assert_eq!(out.code, 0, "a conflict is retried: {}", out.stderr);
 }
@@ -428,8 +492,10 @@ async fn conflicts_are_retried_in_core_mode() {
 async fn a_slow_or_failing_server_ends_in_a_message_not_a_hang() {
     let w = start().await;
     // Slow but within the client's patience: the answer still comes.
-    w.fault(serde_json::json!({"fault": "delay", "path": "/applications", "ms": 300, "seconds": 20}))
-        .await;
+    w.fault(
+        serde_json::json!({"fault": "delay", "path": "/applications", "ms": 300, "seconds": 20}),
+    )
+    .await;
     let out = w.run(Mode::Api, &["status", "-o", "json"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     // Failing: a clear message and the unreachable/failed code, never a panic.
@@ -473,7 +539,10 @@ async fn drift_is_told_from_a_pending_change() {
         d["metadata"]["name"].as_str().expect("name"),
     );
     let r = client
-        .patch(format!("{}/apis/apps/v1/namespaces/{ns}/deployments/{dn}", w.sandbox.url))
+        .patch(format!(
+            "{}/apis/apps/v1/namespaces/{ns}/deployments/{dn}",
+            w.sandbox.url
+        ))
         .bearer_auth(&token)
         .header("Content-Type", "application/merge-patch+json")
         .body(r#"{"spec":{"replicas":7}}"#)
@@ -492,4 +561,120 @@ async fn drift_is_told_from_a_pending_change() {
     let diff = w.run(Mode::Api, &["diff", &name]).await;
     assert_eq!(diff.code, 1, "{}", diff.stderr);
     assert!(diff.stdout.contains("-> "), "{}", diff.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_then_prod_waits_then_approved_sync() {
+    let w = start().await;
+    let est = &w.sandbox.world.estate;
+    let wf = est
+        .github
+        .workflows
+        .iter()
+        .find(|x| matches!(x.action, shipdeck::sandbox::estate::CiAction::Build))
+        .expect("a build workflow")
+        .file
+        .clone();
+    let repo = format!("{}/{}", est.github.owner, est.github.repo);
+    // A prod app that is in sync now: after the build it must wait for an operator.
+    let rows = w.status(Mode::Core).await;
+    let prod = rows
+        .iter()
+        .find(|r| {
+            r["environment"] == "prod"
+                && r["sync"] == "Synced"
+                && r["auto_sync"] == false
+                && !est.fails_builds(r["service"].as_str().unwrap_or(""))
+        })
+        .cloned()
+        .expect("a synced manual prod app");
+    let name = prod["name"].as_str().expect("name").to_string();
+    let service = prod["service"].as_str().expect("service").to_string();
+
+    let mut cmd_vars = w
+        .run(
+            Mode::Core,
+            &[
+                "build",
+                "--workflow",
+                &wf,
+                "--repo",
+                &repo,
+                "--input",
+                &format!("service={service}"),
+                "--wait",
+                "--timeout",
+                "120",
+                "--read-only",
+            ],
+        )
+        .await;
+    assert_eq!(
+        cmd_vars.code, 3,
+        "read-only refuses a build: {}",
+        cmd_vars.stderr
+    );
+    cmd_vars = w
+        .run_with(
+            Mode::Core,
+            &[
+                "build",
+                "--workflow",
+                &wf,
+                "--repo",
+                &repo,
+                "--input",
+                &format!("service={service}"),
+                "--wait",
+                "--timeout",
+                "120",
+            ],
+            &[
+                ("GITHUB_API_URL", w.var("GITHUB_API_URL")),
+                ("GITHUB_TOKEN", w.var("GITHUB_TOKEN")),
+            ],
+        )
+        .await;
+    assert_eq!(
+        cmd_vars.code, 0,
+        "build: {}\n{}",
+        cmd_vars.stdout, cmd_vars.stderr
+    );
+
+    let _ = reqwest::Client::new()
+        .post(format!("{}/_sandbox/refresh", w.sandbox.url))
+        .send()
+        .await;
+    eventually("prod waits for an operator", || async {
+        w.app(Mode::Core, &name).await["out_of_sync"] == "pending-change"
+    })
+    .await;
+    let refused = w.run(Mode::Core, &["sync", &name]).await;
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
+    let ok = w
+        .run(
+            Mode::Api,
+            &[
+                "sync",
+                &name,
+                "--approve",
+                &name,
+                "--reason",
+                "ship it",
+                "--wait",
+                "--timeout",
+                "120",
+            ],
+        )
+        .await;
+    assert_eq!(ok.code, 0, "{}\n{}", ok.stdout, ok.stderr);
+    let audit = w.audit();
+    assert!(
+        audit
+            .iter()
+            .any(|r| r["action"] == "build" && r["outcome"] == "started")
+    );
+    assert!(audit.iter().any(|r| r["action"] == "sync"
+        && r["outcome"] == "succeeded"
+        && r["app"] == name.as_str()));
 }
