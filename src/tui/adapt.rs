@@ -297,9 +297,15 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
                         .map(|o| Payload::Accepted(outcome_words("sync", &app, &o)))
                         .map_err(|e| e.to_string())
                 }
-                Request::Rollback { id, approval, .. } => {
+                Request::Rollback {
+                    id,
+                    approval,
+                    disable_auto_sync,
+                    ..
+                } => {
                     let opts = RollbackOptions {
                         id: Some(id),
+                        disable_auto_sync,
                         approval: approval.map(|a| ops_approval(a, &app)),
                         ..Default::default()
                     };
