@@ -790,3 +790,108 @@ async fn state_files_are_private_and_complete() {
     }
     assert!(env.contains(&sb.world.users.token(Role::Admin)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_delay_and_token_faults_over_http() {
+    let sb = start().await;
+    let h = http();
+    let token = sb.world.users.token(Role::Admin);
+    let apps_url = format!(
+        "{}/apis/argoproj.io/v1alpha1/namespaces/argocd/applications",
+        sb.url
+    );
+    let mut target = serde_json::to_value(app("churn-target", "dev")).unwrap();
+    target["metadata"]["namespace"] = json!("argocd");
+    assert_eq!(
+        h.post(&apps_url)
+            .bearer_auth(&token)
+            .json(&target)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+
+    let faults = format!("{}/_sandbox/faults", sb.url);
+    let churn = json!({"fault": "churn", "per_second": 500, "seconds": 20});
+    assert_eq!(
+        h.post(&faults).json(&churn).send().await.unwrap().status(),
+        200
+    );
+    let churned = || {
+        sb.world
+            .store
+            .list(
+                "in-cluster",
+                shipdeck::sandbox::store::APPLICATIONS,
+                Some("argocd"),
+            )
+            .0
+            .iter()
+            .any(|a| {
+                a["metadata"]["annotations"]["sandbox.shipdeck.io/churn"].is_string()
+                    && a["status"]["reconciledAt"].is_string()
+            })
+    };
+    wait_for(churned).await;
+    let state: Value = h.get(&faults).send().await.unwrap().json().await.unwrap();
+    assert_eq!(state["churn"], true);
+    assert_eq!(h.delete(&faults).send().await.unwrap().status(), 200);
+    let state: Value = h.get(&faults).send().await.unwrap().json().await.unwrap();
+    assert_eq!(state["churn"], false);
+    assert!(
+        h.post(&faults)
+            .json(&json!({"fault": "churn", "per_second": 0, "seconds": 1}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_client_error()
+    );
+
+    // A delay rule holds requests but still serves them.
+    let delay =
+        json!({"fault": "delay", "path": "/namespaces/argocd/applications", "ms": 20, "count": 1});
+    assert_eq!(
+        h.post(&faults).json(&delay).send().await.unwrap().status(),
+        200
+    );
+    let state: Value = h.get(&faults).send().await.unwrap().json().await.unwrap();
+    assert_eq!(state["rules"][0]["fault"], "delay");
+    assert_eq!(
+        h.get(&apps_url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let state: Value = h.get(&faults).send().await.unwrap().json().await.unwrap();
+    assert_eq!(state["rules"].as_array().map(Vec::len), Some(0));
+
+    // Expired tokens over HTTP; the state files can be rewritten with the new ones.
+    assert_eq!(
+        h.post(&faults)
+            .json(&json!({"fault": "expire-tokens"}))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        h.get(&apps_url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    shipdeck::sandbox::files::write_state_files(&sb.world, &sb.state_dir).unwrap();
+    let c = client(&sb, "in-cluster").await;
+    let apps: Api<DynamicObject> = Api::namespaced_with(c, "argocd", &apps_resource());
+    assert!(apps.get("churn-target").await.is_ok());
+}

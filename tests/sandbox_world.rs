@@ -3,11 +3,13 @@
 //! over HTTP (`/_sandbox/truth`) and from the store.
 
 use serde_json::{Value, json};
-use shipdeck::sandbox::store::{APPLICATIONS, APPPROJECTS, DEPLOYMENTS};
+use shipdeck::sandbox::estate::{ImageBump, apply_bump};
+use shipdeck::sandbox::store::{APPLICATIONS, APPPROJECTS, DEPLOYMENTS, EVENTS};
 use shipdeck::sandbox::{ARGOCD_NAMESPACE, IN_CLUSTER, Sandbox, SandboxOptions};
 use std::time::{Duration, Instant};
 
 async fn start(estate: &str, apps: Option<usize>) -> Sandbox {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     Sandbox::start(SandboxOptions {
         estate: estate.into(),
         apps,
@@ -160,5 +162,241 @@ async fn ten_thousand_apps_are_generated_and_seeded() {
     assert_eq!(deployments.len(), 10_000);
     let projects = sb.world.store.list(IN_CLUSTER, APPPROJECTS, None).0;
     assert!(projects.len() >= 2);
-    let _ = json!(null);
+}
+
+fn history(a: &Value) -> Vec<Value> {
+    a["status"]["history"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn set_operation(sb: &Sandbox, name: &str, op: Value) {
+    sb.world
+        .store
+        .mutate(
+            IN_CLUSTER,
+            APPLICATIONS,
+            ARGOCD_NAMESPACE,
+            name,
+            false,
+            |o| {
+                o["operation"] = op.clone();
+                Ok(true)
+            },
+        )
+        .expect("operation set");
+}
+
+/// Wait until the app's operation is done (phase final and `.operation` cleared).
+async fn finished_operation(sb: &Sandbox, name: &str) -> Value {
+    wait_for(&format!("operation of {name} to finish"), || async {
+        let a = app(sb, name);
+        let phase = a["status"]["operationState"]["phase"]
+            .as_str()
+            .unwrap_or("");
+        (a.get("operation").is_none() && matches!(phase, "Succeeded" | "Failed" | "Error"))
+            .then_some(a)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn argo_controller_syncs_rolls_back_drifts_and_honours_windows() {
+    let sb = start("default", None).await;
+    let w = &sb.world;
+
+    let t = truth_of(&sb, "checkout-prod").await;
+    assert_eq!(
+        (t["sync"].as_str(), t["cause"].as_str()),
+        (Some("OutOfSync"), Some("pending-change"))
+    );
+    assert_eq!(t["auto_sync"], false);
+    assert_eq!(truth_of(&sb, "payments-prod").await["health"], "Degraded");
+
+    // catalog-staging had a change waiting at start: auto-sync takes it.
+    let head = w.repo.resolve("develop").unwrap();
+    wait_for("catalog-staging to auto-sync", || async {
+        let a = app(&sb, "catalog-staging");
+        (a["status"]["sync"]["status"] == "Synced"
+            && history(&a).last().map(|h| h["revision"] == head.as_str()) == Some(true))
+        .then_some(())
+    })
+    .await;
+
+    // CI bumps dev: Argo CD notices at once and auto-syncs.
+    let before = history(&app(&sb, "checkout-dev")).len();
+    let sha = apply_bump(
+        w,
+        &ImageBump {
+            service: "checkout".into(),
+            environment: "dev".into(),
+            tag: "sha-feedbee".into(),
+        },
+        "ci-bot",
+    )
+    .unwrap();
+    let a = wait_for("checkout-dev to sync the bump", || async {
+        let a = app(&sb, "checkout-dev");
+        (a["status"]["sync"]["status"] == "Synced"
+            && history(&a).last().map(|h| h["revision"] == sha.as_str()) == Some(true))
+        .then_some(a)
+    })
+    .await;
+    assert_eq!(history(&a).len(), before + 1);
+    assert_eq!(
+        history(&a).last().unwrap()["initiatedBy"]["automated"],
+        true
+    );
+    let live = w
+        .store
+        .get(IN_CLUSTER, DEPLOYMENTS, "shop-dev", "checkout")
+        .unwrap();
+    assert!(
+        live["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap()
+            .ends_with(":sha-feedbee")
+    );
+    assert_eq!(
+        live["metadata"]["labels"]["app.kubernetes.io/instance"],
+        "checkout-dev"
+    );
+
+    // A manual prod sync written as .operation (what core mode and kubectl patch do).
+    let before = history(&app(&sb, "checkout-prod")).len();
+    set_operation(
+        &sb,
+        "checkout-prod",
+        json!({
+            "initiatedBy": {"username": "alice"},
+            "info": [{"name": "reason", "value": "release 42"}],
+            "sync": {"revision": "main", "syncStrategy": {"hook": {}}},
+        }),
+    );
+    let a = finished_operation(&sb, "checkout-prod").await;
+    let state = &a["status"]["operationState"];
+    assert_eq!(state["phase"], "Succeeded", "{state}");
+    assert_eq!(state["operation"]["info"][0]["value"], "release 42");
+    assert!(state["finishedAt"].is_string() && state["startedAt"].is_string());
+    assert!(
+        state["syncResult"]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["kind"] == "Deployment" && r["status"] == "Synced")
+    );
+    let h = history(&a);
+    assert_eq!(h.len(), before + 1);
+    let main = w.repo.resolve("main").unwrap();
+    assert_eq!(h.last().unwrap()["revision"], main.as_str());
+    assert_eq!(h.last().unwrap()["initiatedBy"]["username"], "alice");
+    let t = truth_of(&sb, "checkout-prod").await;
+    assert_eq!(
+        (t["sync"].as_str(), t["cause"].as_str()),
+        (Some("Synced"), Some("none"))
+    );
+    let events = w.store.list(IN_CLUSTER, EVENTS, Some(ARGOCD_NAMESPACE)).0;
+    assert!(
+        events
+            .iter()
+            .any(|e| e["involvedObject"]["name"] == "checkout-prod"
+                && e["reason"] == "OperationCompleted"
+                && e["message"].as_str().unwrap().contains("succeeded"))
+    );
+
+    // Drift: someone scales the live Deployment by hand.
+    w.store
+        .mutate(IN_CLUSTER, DEPLOYMENTS, "shop", "checkout", false, |d| {
+            d["spec"]["replicas"] = json!(7);
+            Ok(true)
+        })
+        .unwrap();
+    wait_for("checkout-prod to drift", || async {
+        let t = truth_of(&sb, "checkout-prod").await;
+        (t["sync"] == "OutOfSync" && t["cause"] == "drift").then_some(())
+    })
+    .await;
+
+    // Rollback: a sync to the previous history revision with the apply strategy.
+    let previous = h[h.len() - 2]["revision"].as_str().unwrap().to_string();
+    set_operation(
+        &sb,
+        "checkout-prod",
+        json!({
+            "initiatedBy": {"username": "alice"},
+            "sync": {"revision": previous, "syncStrategy": {"apply": {}}},
+        }),
+    );
+    let a = finished_operation(&sb, "checkout-prod").await;
+    assert_eq!(a["status"]["operationState"]["phase"], "Succeeded");
+    assert_eq!(history(&a).last().unwrap()["revision"], previous.as_str());
+    let t = truth_of(&sb, "checkout-prod").await;
+    assert_eq!(
+        (t["sync"].as_str(), t["cause"].as_str()),
+        (Some("OutOfSync"), Some("pending-change"))
+    );
+    let live = w
+        .store
+        .get(IN_CLUSTER, DEPLOYMENTS, "shop", "checkout")
+        .unwrap();
+    assert_ne!(
+        live["spec"]["replicas"], 7,
+        "rollback re-applied the manifest"
+    );
+
+    // A deny window blocks syncs, manual ones included.
+    w.store.mutate(IN_CLUSTER, APPPROJECTS, ARGOCD_NAMESPACE, "prod", false, |p| {
+        p["spec"]["syncWindows"].as_array_mut().unwrap().push(json!({
+            "kind": "deny", "schedule": "* * * * *", "duration": "1h", "applications": ["*-prod"]}));
+        Ok(true)
+    }).unwrap();
+    let before = history(&app(&sb, "cart-prod")).len();
+    set_operation(
+        &sb,
+        "cart-prod",
+        json!({"initiatedBy": {"username": "alice"}, "sync": {"revision": "main"}}),
+    );
+    let a = finished_operation(&sb, "cart-prod").await;
+    assert_eq!(a["status"]["operationState"]["phase"], "Failed");
+    assert!(
+        a["status"]["operationState"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("blocked by sync window")
+    );
+    assert_eq!(history(&a).len(), before);
+    assert_eq!(truth_of(&sb, "cart-prod").await["sync"], "OutOfSync");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_heal_reverts_drift() {
+    let sb = start("banking", None).await;
+    let w = &sb.world;
+    assert_eq!(
+        truth_of(&sb, "transaction-service-prod").await["health"],
+        "Degraded"
+    );
+    w.store
+        .mutate(
+            IN_CLUSTER,
+            DEPLOYMENTS,
+            "banking",
+            "user-service",
+            false,
+            |d| {
+                d["spec"]["replicas"] = json!(9);
+                Ok(true)
+            },
+        )
+        .unwrap();
+    wait_for("self-heal to revert the drift", || async {
+        let d = w
+            .store
+            .get(IN_CLUSTER, DEPLOYMENTS, "banking", "user-service")
+            .unwrap();
+        let a = app(&sb, "user-service-prod");
+        (d["spec"]["replicas"] == 2 && a["status"]["sync"]["status"] == "Synced").then_some(())
+    })
+    .await;
 }

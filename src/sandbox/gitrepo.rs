@@ -30,6 +30,8 @@ pub struct BuildCommit {
 }
 
 type Listing = Arc<BTreeMap<String, String>>;
+/// The objects of one manifest file.
+pub type Manifests = Arc<Vec<Value>>;
 
 pub struct Repo {
     path: PathBuf,
@@ -243,11 +245,7 @@ impl Repo {
 
     /// The Kubernetes objects of the YAML/JSON files under `dir` at a commit sha, parsed
     /// (cached by blob): (path, objects) per file, sorted by path.
-    pub fn manifests(
-        &self,
-        commit: &str,
-        dir: &str,
-    ) -> Result<Vec<(String, Arc<Vec<Value>>)>, String> {
+    pub fn manifests(&self, commit: &str, dir: &str) -> Result<Vec<(String, Manifests)>, String> {
         let listing = self.listing(commit)?;
         let prefix = dir_prefix(dir);
         let mut out = Vec::new();
@@ -324,6 +322,15 @@ impl Repo {
             git(&self.path, &["reset", "-q", "--hard"], None)?;
         }
         Ok(sha)
+    }
+
+    /// Commit time of a revision, Unix seconds.
+    pub fn commit_time(&self, rev: &str) -> Result<i64, String> {
+        let spec = format!("{rev}^{{commit}}");
+        git(&self.path, &["show", "-s", "--format=%ct", &spec], None)?
+            .trim()
+            .parse()
+            .map_err(|e| format!("commit time of {rev}: {e}"))
     }
 
     /// `git log` between two revisions: (sha, author, unix time, subject), newest first.

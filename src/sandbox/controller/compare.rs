@@ -350,7 +350,7 @@ pub fn compare(
         collect_images(l, &mut images);
         resources.push(entry);
     }
-    resources.sort_by(|a, b| key(a).cmp(&key(b)));
+    resources.sort_by_key(key);
     images.sort();
     images.dedup();
     Comparison {

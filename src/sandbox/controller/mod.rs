@@ -5,8 +5,11 @@
 //! Controllers only change the world through the store and the Git repository, as the real
 //! ones do through the API server and Git; nothing here serves HTTP except the admin routes.
 
+mod argo;
 pub mod compare;
 pub mod deploy;
+mod sync;
+pub mod windows;
 
 use super::World;
 use super::estate::render::INSTANCE_LABEL;
@@ -17,12 +20,35 @@ use std::sync::Arc;
 pub use compare::normalize;
 
 pub fn spawn_all(world: Arc<World>) -> Vec<tokio::task::JoinHandle<()>> {
-    deploy::spawn(world)
+    let mut tasks = argo::spawn(world.clone());
+    tasks.extend(deploy::spawn(world));
+    tasks
 }
 
-/// Controller-owned admin endpoints under `/_sandbox/` (truth, refresh).
-pub fn admin_router(_world: Arc<World>) -> axum::Router {
+/// Controller-owned admin endpoints under `/_sandbox/`: `GET truth` (what Argo CD believes
+/// about every app) and `POST refresh` (a Git webhook: look at Git now).
+pub fn admin_router(world: Arc<World>) -> axum::Router {
+    use axum::routing::{get, post};
     axum::Router::new()
+        .route(
+            "/_sandbox/truth",
+            get(
+                |axum::extract::State(w): axum::extract::State<Arc<World>>| async move {
+                    axum::Json(truth(&w))
+                },
+            ),
+        )
+        .route(
+            "/_sandbox/refresh",
+            post(
+                |axum::extract::State(w): axum::extract::State<Arc<World>>| async move {
+                    w.refresh.notify_waiters();
+                    w.refresh.notify_one();
+                    axum::Json(json!({"refreshed": true}))
+                },
+            ),
+        )
+        .with_state(world)
 }
 
 /// The in-cluster server URL Argo CD uses for its own cluster.
@@ -76,18 +102,66 @@ pub fn desired_objects(
         .filter(|r| !r.is_empty())
         .unwrap_or("HEAD");
     let sha = world.repo.resolve(rev)?;
-    let path = source.path.as_deref().unwrap_or(".");
+    desired_at_sha(world, app, &sha, source.path.as_deref())
+}
+
+/// Rendered manifests of an app at a resolved commit, from `path` (default: the app's).
+pub(crate) fn desired_at_sha(
+    world: &World,
+    app: &Application,
+    sha: &str,
+    path: Option<&str>,
+) -> Result<Vec<Value>, String> {
+    let path = path
+        .or(app.spec.primary_source().and_then(|s| s.path.as_deref()))
+        .unwrap_or(".");
     let ns = app.spec.destination.namespace.as_deref().unwrap_or("");
     Ok(world
         .repo
-        .manifests(&sha, path)?
+        .manifests(sha, path)?
         .into_iter()
         .flat_map(|(_, objs)| objs.iter().cloned().collect::<Vec<_>>())
         .map(|o| prepare_desired(o, ns, &app.metadata.name))
         .collect())
 }
 
-/// GET `/_sandbox/truth`: every app with what Argo CD believes about it.
-pub fn truth(_world: &World) -> Value {
-    json!([])
+/// GET `/_sandbox/truth`: every app with what Argo CD believes about it: sync, health,
+/// target and deployed revisions, and why it is OutOfSync (as shipdeck's
+/// `ops::estate::out_of_sync_cause` defines it), sorted by name.
+pub fn truth(world: &World) -> Value {
+    use crate::ops::estate::{OutOfSyncCause, deployed_revision, out_of_sync_cause};
+    let (apps, _) = world.store.list(
+        super::IN_CLUSTER,
+        super::store::APPLICATIONS,
+        Some(super::ARGOCD_NAMESPACE),
+    );
+    let mut out: Vec<Value> = apps
+        .iter()
+        .filter_map(|obj| {
+            let app: Application = serde_json::from_value((**obj).clone()).ok()?;
+            let name = app.metadata.name.clone();
+            let def = world.estate.app(&name);
+            let cause = match out_of_sync_cause(&app) {
+                None => "none",
+                Some(OutOfSyncCause::PendingChange) => "pending-change",
+                Some(OutOfSyncCause::Drift) => "drift",
+                Some(OutOfSyncCause::Unknown) => "unknown",
+            };
+            Some(json!({
+                "name": name,
+                "environment": app.metadata.labels.get("env").cloned().unwrap_or_default(),
+                "service": def.map(|d| d.service.clone()).unwrap_or_else(|| crate::ops::classify::classify(&app).service),
+                "sync": app.status.sync.status.as_str(),
+                "health": app.status.health.status.as_str(),
+                "revision": app.status.sync.revision,
+                "deployed_revision": deployed_revision(&app).map(|r| r.0),
+                "cause": cause,
+                "auto_sync": app.auto_sync(),
+                "operation": app.status.operation_state.as_ref().map(|o| o.phase.as_str()),
+                "images": app.status.summary.as_ref().map(|s| s.images.clone()).unwrap_or_default(),
+            }))
+        })
+        .collect();
+    out.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    Value::Array(out)
 }

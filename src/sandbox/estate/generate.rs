@@ -51,9 +51,9 @@ pub(super) fn generate(n: usize, seed: u64) -> Estate {
             let name = format!("{service}-{}", env.name);
             let h = hash(seed, &name);
             let prod = env.sync == SyncMode::Manual;
-            let pending = prod && h % 20 == 0;
+            let pending = prod && h.is_multiple_of(20);
             let fault = (prod && h % 200 == 7).then(|| {
-                if h % 2 == 0 {
+                if h.is_multiple_of(2) {
                     "ImagePullBackOff".to_string()
                 } else {
                     "CrashLoopBackOff".to_string()

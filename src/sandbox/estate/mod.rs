@@ -9,7 +9,7 @@
 mod file;
 mod generate;
 pub mod render;
-mod seed;
+pub mod seed;
 
 pub use seed::{apply_bump, seed_store};
 

@@ -64,9 +64,11 @@ pub fn seed_store(world: &World) -> Result<(), String> {
             .map_err(err)?;
     }
 
-    let mut heads: HashMap<String, String> = HashMap::new();
+    let mut heads: HashMap<String, (String, i64)> = HashMap::new();
     for b in estate.branches() {
-        heads.insert(b.clone(), world.repo.resolve(&b)?);
+        let sha = world.repo.resolve(&b)?;
+        let time = world.repo.commit_time(&sha)?;
+        heads.insert(b.clone(), (sha, time));
     }
     let parents: HashMap<&str, &str> = estate
         .apps
@@ -123,13 +125,13 @@ pub fn seed_store(world: &World) -> Result<(), String> {
             }
         }
         let cmp = compare::compare(&desired, &live_objects, &[], &|_| Vec::new());
-        let target = heads.get(&app.branch).cloned().unwrap_or_default();
+        let head = heads.get(&app.branch).cloned().unwrap_or_default();
         let application = application_object(
             world,
             app,
             parents.get(app.name.as_str()).copied(),
             &url,
-            &target,
+            &head,
             &cmp,
             now,
         )?;
@@ -207,7 +209,7 @@ fn application_object(
     app: &AppDef,
     parent: Option<&str>,
     url: &str,
-    target: &str,
+    head: &(String, i64),
     cmp: &compare::Comparison,
     now: DateTime<Utc>,
 ) -> Result<Value, String> {
@@ -232,17 +234,28 @@ fn application_object(
     let mut history = Vec::new();
     let deployed = app.deployed_build();
     let mut last_deploy: Option<(String, DateTime<Utc>, DateTime<Utc>, Value)> = None;
+    let target = head.0.as_str();
     for (i, build) in (app.first_build()..=deployed).enumerate() {
-        let commit = world
+        let mut commit = world
             .repo
             .build_commit(&app.name, build)
+            .cloned()
             .ok_or_else(|| format!("no commit recorded for {} build {build}", app.name))?;
+        // An operator syncs a manual app at the branch's head of the day: when nothing of
+        // it changed since, the last deployment is of the head commit.
+        if build == deployed && !app.auto_sync && !app.pending {
+            commit = crate::sandbox::gitrepo::BuildCommit {
+                sha: head.0.clone(),
+                time: head.1,
+            };
+        }
         let committed = DateTime::<Utc>::from_timestamp(commit.time, 0).unwrap_or(now);
         let jitter = (super::hash(estate.seed, &format!("{}:{build}", app.name)) % 170) as i64;
         let started = if app.auto_sync {
             committed + Duration::seconds(20 + jitter)
         } else {
-            committed + Duration::hours(3) + Duration::minutes(jitter)
+            (committed + Duration::hours(3) + Duration::minutes(jitter))
+                .min(now - Duration::minutes(30 + jitter))
         };
         let finished = started + Duration::seconds(4 + jitter % 30);
         let initiated = if app.auto_sync {
@@ -389,10 +402,10 @@ pub fn apply_bump(world: &World, bump: &ImageBump, author: &str) -> Result<Strin
                 && a.remove(FAIL_ANNOTATION).is_some()
             {
                 changed = true;
-                if a.is_empty() {
-                    if let Some(m) = d["spec"]["template"]["metadata"].as_object_mut() {
-                        m.remove("annotations");
-                    }
+                if a.is_empty()
+                    && let Some(m) = d["spec"]["template"]["metadata"].as_object_mut()
+                {
+                    m.remove("annotations");
                 }
             }
         }

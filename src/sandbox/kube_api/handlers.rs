@@ -43,14 +43,10 @@ pub fn list(ctx: &Ctx, res: ResourceType, ns: Option<&str>) -> Result<Response, 
     let keep = |o: &Arc<Value>| labels.matches(o) && fields.matches(o);
     let rv = rv.to_string();
     if let Some(include) = table_mode(ctx) {
-        let now = chrono::Utc::now();
-        let rows: Vec<Value> = items
-            .iter()
-            .filter(|o| keep(o))
-            .map(|o| table::row(res, o, include, now))
-            .collect();
-        let t = table::table(res, rows, &rv, true);
-        return Ok(json_value(StatusCode::OK, &t));
+        let objects = items.iter().filter(|o| keep(o)).map(|o| &**o);
+        let bytes = table::write_table(res, objects, &rv, include)
+            .map_err(|_| ApiError::new(500, "InternalError", "cannot encode a table"))?;
+        return Ok(json_response(StatusCode::OK, bytes));
     }
     // Written by hand so a 10,000-item list is one pass with no intermediate tree.
     let mut buf = Vec::with_capacity(256 + items.len() * 1024);

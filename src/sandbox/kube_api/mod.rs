@@ -131,7 +131,11 @@ pub(crate) fn json_value(code: StatusCode, v: &Value) -> Response {
     json_response(code, serde_json::to_vec(v).unwrap_or_default())
 }
 
+/// Past this, an oversized body is no longer drained before the 413 goes out.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
 async fn read_body(req: Request) -> Result<Bytes, ApiError> {
+    use futures::StreamExt;
     let ct = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -141,23 +145,29 @@ async fn read_body(req: Request) -> Result<Bytes, ApiError> {
     if ct.contains("cbor") {
         return Err(ApiError::unsupported_media(ct));
     }
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > BODY_LIMIT) {
+    // Read everything the client sends (discarding past the limit) before answering 413,
+    // so the client sees the Status rather than a connection torn down mid-upload.
+    let mut body = req.into_body().into_data_stream();
+    let mut buf = Vec::new();
+    let mut seen = 0usize;
+    while let Some(data) = body.next().await {
+        let data = data.map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?;
+        seen += data.len();
+        if seen <= BODY_LIMIT {
+            buf.extend_from_slice(&data);
+        } else if seen > DRAIN_LIMIT {
+            break;
+        }
+    }
+    if seen > BODY_LIMIT {
         return Err(ApiError::too_large());
     }
-    let body = axum::body::to_bytes(req.into_body(), BODY_LIMIT)
-        .await
-        .map_err(|_| ApiError::too_large())?;
     if protobuf {
-        let obj = proto::decode(&body)
+        let obj = proto::decode(&buf)
             .ok_or_else(|| ApiError::unsupported_media("application/vnd.kubernetes.protobuf"))?;
         return Ok(Bytes::from(serde_json::to_vec(&obj).unwrap_or_default()));
     }
-    Ok(body)
+    Ok(Bytes::from(buf))
 }
 
 fn is_dns_label(s: &str) -> bool {
