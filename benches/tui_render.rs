@@ -15,12 +15,12 @@ fn app(i: usize, env: &str) -> (AppId, Application) {
     let mut a = Application::default();
     a.metadata.name = name.clone();
     a.metadata.labels.insert("env".into(), env.into());
-    a.status.sync.status = if i % 17 == 0 {
+    a.status.sync.status = if i.is_multiple_of(17) {
         SyncStatus::OutOfSync
     } else {
         SyncStatus::Synced
     };
-    a.status.health.status = if i % 23 == 0 {
+    a.status.health.status = if i.is_multiple_of(23) {
         HealthStatus::Degraded
     } else {
         HealthStatus::Healthy
