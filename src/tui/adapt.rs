@@ -290,6 +290,7 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
         if req.app().is_none() {
             return Some(ci_task(self.ci.clone(), ops, ticket, req, tx).abort_handle());
         }
+        let ci = self.ci.clone();
         let send = move |tx: &mpsc::Sender<Response>, result: Result<Payload, String>| {
             let tx = tx.clone();
             async move {
@@ -377,7 +378,18 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
                 Request::Commits { from, to, .. } => git_commits(git, &app, &from, &to)
                     .await
                     .map(Payload::Commits),
-                Request::CiRuns { .. } => Err(not_yet("CI runs")),
+                Request::CiRuns { sha, .. } => match ci {
+                    // The run that built the target commit, newest first.
+                    Some(ci) => ci.runs().await.map(|p| match p {
+                        Payload::Runs(runs) => Payload::CiRuns(
+                            runs.into_iter()
+                                .filter(|r| r.head_sha.as_deref() == Some(sha.as_str()))
+                                .collect(),
+                        ),
+                        other => other,
+                    }),
+                    None => Err("no CI configured (GitHub Actions or Jenkins)".into()),
+                },
                 Request::DiffToHistory { id, .. } => {
                     git_history_diff(git, &app, id).await.map(Payload::Diff)
                 }
