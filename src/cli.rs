@@ -1,8 +1,17 @@
 //! Command-line surface: clap definitions and the headless commands (`status`, `diff`,
 //! `history`, `rollout`, `sync`, `rollback`, `build`, `login`), plus `sandbox`, `demo`,
-//! `completions` and `man`. With no subcommand shipdeck opens the console.
+//! `completions` and `man`. With no subcommand shipdeck opens the console. The headless
+//! commands live in `cli/`: they connect (`connect`), call `ops`, and print (`output`);
+//! every failure ends in a documented exit code (`exit`).
+
+mod build;
+mod commands;
+pub mod connect;
+pub mod exit;
+mod output;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+pub use commands::{BuildArgs, RollbackArgs, SyncArgs, WaitArgs};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -10,7 +19,8 @@ use std::path::PathBuf;
 #[command(
     name = "shipdeck",
     version,
-    about = "A terminal operations console for GitOps (Argo CD, Kubernetes, GitHub Actions, Jenkins)"
+    about = "A terminal operations console for GitOps (Argo CD, Kubernetes, GitHub Actions, Jenkins)",
+    after_help = exit::EXIT_CODES_HELP
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -45,15 +55,69 @@ pub struct ConsoleArgs {
     pub config: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, Default, ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     #[default]
     Table,
     Json,
 }
 
+/// Options of every headless command.
+#[derive(Debug, Clone, Args, Default)]
+pub struct OutputArgs {
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// List applications with environment, service, sync, health, revisions and why each
+    /// OutOfSync app is so.
+    #[command(after_help = exit::EXIT_CODES_HELP)]
+    Status(OutputArgs),
+    /// Show what a sync of APP would change (exits 1 when there are differences).
+    #[command(after_help = exit::EXIT_CODES_HELP)]
+    Diff {
+        app: String,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Deployment history of APP (the ids `rollback --id` takes).
+    #[command(after_help = exit::EXIT_CODES_HELP)]
+    History {
+        app: String,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Rollout of APP's Deployments: replicas, ReplicaSets, pods.
+    #[command(after_help = exit::EXIT_CODES_HELP)]
+    Rollout {
+        app: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Sync APP to its target revision (gated environments need --approve APP --reason).
+    #[command(after_help = exit::EXIT_CODES_HELP)]
+    Sync(SyncArgs),
+    /// Roll APP back to a deployment in its history (default: the previous one).
+    #[command(after_help = exit::EXIT_CODES_HELP)]
+    Rollback(RollbackArgs),
+    /// Start a build: APP's pipeline, a GitHub workflow, or a Jenkins job.
+    #[command(after_help = exit::EXIT_CODES_HELP)]
+    Build(BuildArgs),
+    /// Store a credential in the OS keyring. Reads the token (Jenkins: `user:api-token`;
+    /// Argo CD with --username: the password) from standard input.
+    #[command(after_help = exit::EXIT_CODES_HELP)]
+    Login {
+        #[arg(value_enum)]
+        system: LoginSystem,
+        /// Argo CD: log in with this user's password (read from stdin) instead of a token.
+        #[arg(long)]
+        username: Option<String>,
+    },
     /// Serve a simulated GitOps estate on loopback (Kubernetes, Argo CD, GitHub, Jenkins APIs).
     Sandbox(SandboxArgs),
     /// Start the sandbox in-process and open the console against it.
@@ -65,6 +129,13 @@ pub enum Command {
     },
     /// Print the man page.
     Man,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LoginSystem {
+    Argocd,
+    Github,
+    Jenkins,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -105,6 +176,18 @@ impl SandboxArgs {
 /// Run the parsed command line; returns the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
+        Some(Command::Login { system, username }) => {
+            Ok(commands::login(&cli.console, system, username).await)
+        }
+        Some(
+            cmd @ (Command::Status(_)
+            | Command::Diff { .. }
+            | Command::History { .. }
+            | Command::Rollout { .. }
+            | Command::Sync(_)
+            | Command::Rollback(_)
+            | Command::Build(_)),
+        ) => Ok(commands::run_headless(&cli.console, cmd).await),
         None => crate::tui::run::run(cli.console).await.map(|()| 0),
         Some(Command::Sandbox(args)) => {
             crate::sandbox::serve::run(args.options()).await.map(|()| 0)

@@ -16,7 +16,7 @@ pub const GITHUB_SERVICE: &str = "shipdeck-github";
 pub const JENKINS_SERVICE: &str = "shipdeck-jenkins";
 
 /// A token or password. Debug and Display are redacted.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
 
 impl Secret {
@@ -97,9 +97,12 @@ pub enum SecretError {
     BadFile { path: PathBuf, detail: String },
 }
 
+/// Reads an environment variable (tests pass a map instead of the process environment).
+pub type EnvLookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// Where to look; tests replace the environment and the CLI config paths.
 pub struct CredentialChain {
-    pub env: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    pub env: EnvLookup,
     pub use_keyring: bool,
     pub argocd_config: Option<PathBuf>,
     pub gh_config: Option<PathBuf>,

@@ -79,8 +79,12 @@ fn http() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-async fn wait_for<F: FnMut() -> bool>(mut f: F) {
-    let end = tokio::time::Instant::now() + DEADLINE;
+async fn wait_for<F: FnMut() -> bool>(f: F) {
+    wait_within(DEADLINE, f).await
+}
+
+async fn wait_within<F: FnMut() -> bool>(deadline: Duration, mut f: F) {
+    let end = tokio::time::Instant::now() + deadline;
     while !f() {
         assert!(
             tokio::time::Instant::now() < end,
@@ -218,6 +222,28 @@ async fn selectors_filter_lists() {
         .await
         .unwrap_err();
     assert_eq!(api_code(bad).0, 400);
+
+    // A watch with a label selector sees an object leave it as DELETED.
+    let token = sb.world.users.token(Role::Admin);
+    let resp = http()
+        .get(format!(
+            "{}/api/v1/namespaces/sel/configmaps?watch=1&labelSelector=tier%3Dweb",
+            sb.url
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    cms.patch(
+        "a",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"tier": "db"}}})),
+    )
+    .await
+    .unwrap();
+    let lines = read_lines_until(resp, |v| v["type"] == "DELETED").await;
+    assert_eq!(lines.last().unwrap()["object"]["metadata"]["name"], "a");
+    assert!(lines.iter().all(|l| l["object"]["metadata"]["name"] != "b"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,11 +276,13 @@ async fn watcher_recovers_from_410_and_dropped_watches() {
     sb.world.store.expire_history();
     sb.world.store.drop_watches();
     cms.create(&pp, &cm("after-410", json!({}))).await.unwrap();
-    wait_for(|| has("after-410")).await;
+    // kube-rs backs off exponentially (0.8 s doubling, reset only after 120 s quiet) on
+    // every watch error, so on a loaded machine the relist may come late.
+    wait_within(Duration::from_secs(90), || has("after-410")).await;
 
     sb.world.store.drop_watches();
     cms.create(&pp, &cm("after-drop", json!({}))).await.unwrap();
-    wait_for(|| has("after-drop")).await;
+    wait_within(Duration::from_secs(90), || has("after-drop")).await;
     task.abort();
 }
 
@@ -327,8 +355,11 @@ async fn raw_watch_bookmarks_gone_and_tables() {
         let c = create("second");
         async move { c.await.unwrap().status() }
     });
+    let (mut second, mut bookmark) = (false, false);
     let lines = read_lines_until(resp, |v| {
-        v["type"] == "ADDED" && v["object"]["metadata"]["name"] == "second"
+        second |= v["type"] == "ADDED" && v["object"]["metadata"]["name"] == "second";
+        bookmark |= v["type"] == "BOOKMARK";
+        second && bookmark
     })
     .await;
     assert_eq!(creator.await.unwrap(), 201);
@@ -789,4 +820,109 @@ async fn state_files_are_private_and_complete() {
         assert!(env.contains(&format!("export {var}=")), "{var}");
     }
     assert!(env.contains(&sb.world.users.token(Role::Admin)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_delay_and_token_faults_over_http() {
+    let sb = start().await;
+    let h = http();
+    let token = sb.world.users.token(Role::Admin);
+    let apps_url = format!(
+        "{}/apis/argoproj.io/v1alpha1/namespaces/argocd/applications",
+        sb.url
+    );
+    let mut target = serde_json::to_value(app("churn-target", "dev")).unwrap();
+    target["metadata"]["namespace"] = json!("argocd");
+    assert_eq!(
+        h.post(&apps_url)
+            .bearer_auth(&token)
+            .json(&target)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+
+    let faults = format!("{}/_sandbox/faults", sb.url);
+    let churn = json!({"fault": "churn", "per_second": 500, "seconds": 20});
+    assert_eq!(
+        h.post(&faults).json(&churn).send().await.unwrap().status(),
+        200
+    );
+    let churned = || {
+        sb.world
+            .store
+            .list(
+                "in-cluster",
+                shipdeck::sandbox::store::APPLICATIONS,
+                Some("argocd"),
+            )
+            .0
+            .iter()
+            .any(|a| {
+                a["metadata"]["annotations"]["sandbox.shipdeck.io/churn"].is_string()
+                    && a["status"]["reconciledAt"].is_string()
+            })
+    };
+    wait_for(churned).await;
+    let state: Value = h.get(&faults).send().await.unwrap().json().await.unwrap();
+    assert_eq!(state["churn"], true);
+    assert_eq!(h.delete(&faults).send().await.unwrap().status(), 200);
+    let state: Value = h.get(&faults).send().await.unwrap().json().await.unwrap();
+    assert_eq!(state["churn"], false);
+    assert!(
+        h.post(&faults)
+            .json(&json!({"fault": "churn", "per_second": 0, "seconds": 1}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_client_error()
+    );
+
+    // A delay rule holds requests but still serves them.
+    let delay =
+        json!({"fault": "delay", "path": "/namespaces/argocd/applications", "ms": 20, "count": 1});
+    assert_eq!(
+        h.post(&faults).json(&delay).send().await.unwrap().status(),
+        200
+    );
+    let state: Value = h.get(&faults).send().await.unwrap().json().await.unwrap();
+    assert_eq!(state["rules"][0]["fault"], "delay");
+    assert_eq!(
+        h.get(&apps_url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let state: Value = h.get(&faults).send().await.unwrap().json().await.unwrap();
+    assert_eq!(state["rules"].as_array().map(Vec::len), Some(0));
+
+    // Expired tokens over HTTP; the state files can be rewritten with the new ones.
+    assert_eq!(
+        h.post(&faults)
+            .json(&json!({"fault": "expire-tokens"}))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        h.get(&apps_url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    shipdeck::sandbox::files::write_state_files(&sb.world, &sb.state_dir).unwrap();
+    let c = client(&sb, "in-cluster").await;
+    let apps: Api<DynamicObject> = Api::namespaced_with(c, "argocd", &apps_resource());
+    assert!(apps.get("churn-target").await.is_ok());
 }

@@ -78,6 +78,10 @@ pub struct RollbackOptions {
 /// What an action did.
 #[derive(Debug, Clone)]
 pub struct ActionOutcome {
+    pub id: AppId,
+    /// `sync` or `rollback`.
+    pub action: &'static str,
+    pub dry_run: bool,
     /// The application as the source answered after the request.
     pub app: Application,
     pub environment: String,
@@ -352,6 +356,9 @@ pub async fn sync<S: ArgoSource>(
     )
     .await;
     Ok(ActionOutcome {
+        id: p.id,
+        action: "sync",
+        dry_run: opts.dry_run,
         app,
         environment: p.environment,
         from_revision: from,
@@ -360,6 +367,35 @@ pub async fn sync<S: ArgoSource>(
         approval,
         notes: p.notes,
         previous_started_at,
+    })
+}
+
+/// Audit how a waited-for operation ended (`succeeded` or `failed` with the reason).
+pub fn audit_finish(
+    ops: &Ops,
+    outcome: &ActionOutcome,
+    result: &Result<Application, ActionError>,
+) -> Result<(), AuditError> {
+    ops.audit.append(&AuditRecord {
+        at: chrono::Utc::now(),
+        who: ops.operator.clone(),
+        action: outcome.action.into(),
+        instance: outcome.id.instance.clone(),
+        app: outcome.id.name.clone(),
+        environment: outcome.environment.clone(),
+        from_revision: outcome.from_revision.clone(),
+        to_revision: outcome.to_revision.clone(),
+        diff_digest: outcome.diff_digest.clone(),
+        approval_id: outcome.approval.as_ref().map(|a| a.id.clone()),
+        reason: outcome.approval.as_ref().and_then(|a| a.reason.clone()),
+        outcome: if result.is_ok() {
+            "succeeded"
+        } else {
+            "failed"
+        }
+        .into(),
+        detail: result.as_ref().err().map(|e| e.to_string()),
+        dry_run: outcome.dry_run,
     })
 }
 
@@ -478,6 +514,9 @@ pub async fn rollback<S: ArgoSource>(
     )
     .await;
     Ok(ActionOutcome {
+        id: p.id,
+        action: "rollback",
+        dry_run: opts.dry_run,
         app,
         environment: p.environment,
         from_revision: from,

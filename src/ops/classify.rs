@@ -149,14 +149,17 @@ impl Classifier {
     /// The environment called `name`, ranked by the configured order, else the vocabulary.
     pub fn environment(&self, name: &str) -> Environment {
         let lower = name.to_ascii_lowercase();
-        if let Some(i) = self
-            .order
-            .iter()
-            .position(|o| o.eq_ignore_ascii_case(&lower))
-        {
-            return Environment::new(lower, i as u32);
-        }
         let env = from_label(&lower);
+        // `stg` is `staging`: look up the spelling, then its canonical name.
+        for candidate in [&lower, &env.name] {
+            if let Some(i) = self
+                .order
+                .iter()
+                .position(|o| o.eq_ignore_ascii_case(candidate))
+            {
+                return Environment::new(candidate.clone(), i as u32);
+            }
+        }
         if self.order.is_empty() {
             env
         } else {
@@ -358,6 +361,8 @@ mod tests {
         assert_eq!(got.environment.name, "prod");
         assert!(got.environment.rank > 2);
         assert_eq!(c.environment("DEV").rank, 0);
+        assert_eq!(c.environment("stg").name, "staging");
+        assert_eq!(c.environment("stg").rank, 1);
     }
 
     #[test]

@@ -11,7 +11,13 @@ use std::path::Path;
 /// Every simulated cluster, in-cluster first.
 pub fn cluster_names(world: &World) -> Vec<String> {
     let mut out = vec![IN_CLUSTER.to_string()];
-    for c in world.store.clusters() {
+    for c in world
+        .estate
+        .clusters
+        .iter()
+        .cloned()
+        .chain(world.store.clusters())
+    {
         if !out.contains(&c) {
             out.push(c);
         }

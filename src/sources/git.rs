@@ -343,7 +343,8 @@ mod tests {
 
     #[test]
     fn parses_log_records() {
-        let out = "abc\0Ann\0ann@x\02026-01-01T00:00:00Z\0bump api\0line1\nline2\n\u{1e}\ndef\0Bob\0b@x\02026-01-02T00:00:00Z\0fix\0\u{1e}\n";
+        let out =
+            "abc\0Ann\0ann@x\0T1\0bump api\0line1\nline2\n\u{1e}\ndef\0Bob\0b@x\0T2\0fix\0\u{1e}\n";
         let c = parse_log(out);
         assert_eq!(c.len(), 2);
         assert_eq!(c[0].body, "line1\nline2");

@@ -4,233 +4,40 @@
 //! swapped for the `ops` engine (policy, diff, guarded actions) without touching screens.
 
 use super::request::{
-    Commit, DiffLine, LineKind, Payload, Pipeline, Provider, Request, ResourceDiff, Response,
-    Ticket,
+    Commit, DiffLine, LineKind, Payload, Provider, Request, ResourceDiff, Response, Ticket,
 };
-use crate::model::{Application, ApprovalPolicy, Environment};
-use crate::sources::{ArgoSource, ManagedResource};
-use serde_json::Value;
+use crate::model::Application;
+use crate::ops::actions::{ActionOutcome, Ops, RollbackOptions, SyncOptions};
+use crate::sources::ArgoSource;
+use crate::sources::git::GitMirrors;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// DESIGN.md default: prod requires approval, other environments none.
-pub fn approval_policy(env: &Environment) -> ApprovalPolicy {
-    if env.name == "prod" {
-        ApprovalPolicy::Required
-    } else {
-        ApprovalPolicy::None
-    }
-}
-
-/// Drop what Argo CD ignores when comparing (CONTRACTS.md "Diff").
-fn normalize(v: &Value) -> Value {
-    let mut v = v.clone();
-    if let Some(obj) = v.as_object_mut() {
-        obj.remove("status");
-        if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-            for k in [
-                "managedFields",
-                "resourceVersion",
-                "uid",
-                "generation",
-                "creationTimestamp",
-            ] {
-                meta.remove(k);
+/// The ops diff engine's answer in the shape screens draw: one entry per resource, changed
+/// ones first, with the unified diff split into classified lines.
+pub fn from_app_diff(d: &crate::ops::diff::AppDiff) -> Vec<ResourceDiff> {
+    use crate::ops::diff::Change;
+    let mut v: Vec<ResourceDiff> = d
+        .resources
+        .iter()
+        .map(|r| {
+            let summary = match r.change {
+                Change::Create => format!("{} {} will be created", r.key.kind, r.key.name),
+                Change::Prune => format!("{} {} will be pruned", r.key.kind, r.key.name),
+                Change::Unchanged => "no difference".into(),
+                Change::Modify if r.summary.is_empty() => "changed".into(),
+                Change::Modify => r.summary.join("; "),
+            };
+            ResourceDiff {
+                kind: crate::model::text::sanitize(&r.key.kind).into_owned(),
+                namespace: crate::model::text::sanitize(&r.key.namespace).into_owned(),
+                name: crate::model::text::sanitize(&r.key.name).into_owned(),
+                summary: crate::model::text::sanitize(&summary).into_owned(),
+                lines: parse_unified(&r.unified),
             }
-            if let Some(ann) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
-                ann.remove("kubectl.kubernetes.io/last-applied-configuration");
-                ann.remove("deployment.kubernetes.io/revision");
-                if ann.is_empty() {
-                    meta.remove("annotations");
-                }
-            }
-        }
-    }
-    v
-}
-
-fn to_yaml(v: Option<&Value>) -> String {
-    match v {
-        None | Some(Value::Null) => String::new(),
-        Some(v) => serde_saphyr::to_string(&normalize(v)).unwrap_or_else(|e| format!("# {e}\n")),
-    }
-}
-
-fn images(v: Option<&Value>) -> Vec<(String, String)> {
-    let containers = v
-        .and_then(|v| v.pointer("/spec/template/spec/containers"))
-        .and_then(Value::as_array);
-    containers
-        .into_iter()
-        .flatten()
-        .filter_map(|c| {
-            Some((
-                c.get("name")?.as_str()?.to_string(),
-                c.get("image")?.as_str()?.to_string(),
-            ))
         })
-        .collect()
-}
-
-fn short_image(img: &str) -> &str {
-    img.rsplit('/').next().unwrap_or(img)
-}
-
-/// One line saying what a change means.
-pub fn summarize(r: &ManagedResource, added: usize, removed: usize) -> String {
-    match (&r.target, &r.live) {
-        (Some(_), None) => return format!("{} {} will be created", r.kind, r.name),
-        (None, Some(_)) => return format!("{} {} will be pruned", r.kind, r.name),
-        (None, None) => return "nothing to compare".into(),
-        _ => {}
-    }
-    let mut parts = Vec::new();
-    let (t, l) = (images(r.target.as_ref()), images(r.live.as_ref()));
-    for (name, timg) in &t {
-        if let Some((_, limg)) = l.iter().find(|(n, _)| n == name)
-            && limg != timg
-        {
-            let lt = short_image(limg)
-                .rsplit_once(':')
-                .map_or(limg.as_str(), |x| x.1);
-            let tt = short_image(timg)
-                .rsplit_once(':')
-                .map_or(timg.as_str(), |x| x.1);
-            parts.push(format!("image {name} {lt} -> {tt}"));
-        }
-    }
-    let rep = |v: &Option<Value>| {
-        v.as_ref()
-            .and_then(|v| v.pointer("/spec/replicas"))
-            .cloned()
-    };
-    if let (Some(a), Some(b)) = (rep(&r.live), rep(&r.target))
-        && a != b
-    {
-        parts.push(format!("replicas {a} -> {b}"));
-    }
-    let data = |v: &Option<Value>| {
-        v.as_ref()
-            .and_then(|v| v.get("data"))
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default()
-    };
-    let (td, ld) = (data(&r.target), data(&r.live));
-    for k in td.keys().filter(|k| !ld.contains_key(*k)) {
-        parts.push(format!("key {k} added"));
-    }
-    for k in ld.keys().filter(|k| !td.contains_key(*k)) {
-        parts.push(format!("key {k} removed"));
-    }
-    for k in td
-        .keys()
-        .filter(|k| ld.get(*k).is_some_and(|v| Some(v) != td.get(*k)))
-    {
-        parts.push(format!("key {k} changed"));
-    }
-    if parts.is_empty() {
-        if added + removed == 0 {
-            return "no difference".into();
-        }
-        return format!("{added} lines added, {removed} removed");
-    }
-    parts.join("; ")
-}
-
-/// Unified diff of one resource with unchanged runs folded (3 lines of context).
-pub fn diff_resource(r: &ManagedResource) -> ResourceDiff {
-    let live = to_yaml(r.live.as_ref());
-    let target = to_yaml(r.target.as_ref());
-    let diff = similar::TextDiff::from_lines(&live, &target);
-    let mut lines = Vec::new();
-    let (mut added, mut removed) = (0, 0);
-    for group in diff.grouped_ops(3) {
-        let (Some(first), Some(last)) = (group.first(), group.last()) else {
-            continue;
-        };
-        let (o, n) = (first.old_range(), first.new_range());
-        let (oe, ne) = (last.old_range().end, last.new_range().end);
-        lines.push(DiffLine {
-            kind: LineKind::Hunk,
-            text: format!(
-                "@@ -{},{} +{},{} @@",
-                o.start + 1,
-                oe - o.start,
-                n.start + 1,
-                ne - n.start
-            ),
-        });
-        for op in &group {
-            for change in diff.iter_changes(op) {
-                let kind = match change.tag() {
-                    similar::ChangeTag::Equal => LineKind::Context,
-                    similar::ChangeTag::Insert => {
-                        added += 1;
-                        LineKind::Added
-                    }
-                    similar::ChangeTag::Delete => {
-                        removed += 1;
-                        LineKind::Removed
-                    }
-                };
-                let text = change.value().trim_end_matches('\n');
-                lines.push(DiffLine {
-                    kind,
-                    text: crate::model::text::sanitize(text).into_owned(),
-                });
-            }
-        }
-    }
-    // Fold markers between hunks say how much is hidden.
-    let total_old = live.lines().count();
-    let mut with_folds = Vec::with_capacity(lines.len());
-    let mut shown_until = 0usize;
-    for l in lines {
-        if l.kind == LineKind::Hunk
-            && let Some(start) = hunk_old_start(&l.text)
-        {
-            if start > shown_until + 1 {
-                with_folds.push(DiffLine {
-                    kind: LineKind::Folded,
-                    text: format!("⋯ {} unchanged lines", start - 1 - shown_until),
-                });
-            }
-            shown_until = start - 1 + hunk_old_len(&l.text);
-        }
-        with_folds.push(l);
-    }
-    if total_old > shown_until && !with_folds.is_empty() {
-        with_folds.push(DiffLine {
-            kind: LineKind::Folded,
-            text: format!("⋯ {} unchanged lines", total_old - shown_until),
-        });
-    }
-    ResourceDiff {
-        kind: crate::model::text::sanitize(&r.kind).into_owned(),
-        namespace: crate::model::text::sanitize(&r.namespace).into_owned(),
-        name: crate::model::text::sanitize(&r.name).into_owned(),
-        summary: crate::model::text::sanitize(&summarize(r, added, removed)).into_owned(),
-        lines: with_folds,
-    }
-}
-
-fn hunk_old_start(h: &str) -> Option<usize> {
-    h.strip_prefix("@@ -")?.split(',').next()?.parse().ok()
-}
-
-fn hunk_old_len(h: &str) -> usize {
-    h.strip_prefix("@@ -")
-        .and_then(|r| r.split(',').nth(1))
-        .and_then(|r| r.split(' ').next())
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Diffs for every resource, changed ones first.
-pub fn diff_all(resources: &[ManagedResource]) -> Vec<ResourceDiff> {
-    let mut v: Vec<ResourceDiff> = resources.iter().map(diff_resource).collect();
+        .collect();
     v.sort_by_key(|d| !d.changed());
     v
 }
@@ -238,7 +45,225 @@ pub fn diff_all(resources: &[ManagedResource]) -> Vec<ResourceDiff> {
 /// A provider over one or more Argo CD sources of the same kind, keyed by instance.
 pub struct ArgoProvider<A: ArgoSource + 'static> {
     pub sources: HashMap<String, Arc<A>>,
+    /// Guards, approvals and audit: every mutation goes through these actions.
+    pub ops: Arc<Ops>,
+    /// Git mirrors for commits and diffs between revisions; None when Git is unavailable.
+    pub git: Option<Arc<GitMirrors>>,
+    /// GitHub Actions and Jenkins; None when neither is configured.
+    pub ci: Option<Arc<super::ci::Ci>>,
     pub label: String,
+}
+
+impl<A: ArgoSource + 'static> ArgoProvider<A> {
+    pub fn new(sources: Vec<A>, ops: Ops, git: Option<Arc<GitMirrors>>, label: String) -> Self {
+        ArgoProvider {
+            ops: Arc::new(ops),
+            sources: sources
+                .into_iter()
+                .map(|s| (s.instance().to_string(), Arc::new(s)))
+                .collect(),
+            git,
+            ci: None,
+            label,
+        }
+    }
+
+    pub fn with_ci(mut self, ci: super::ci::Ci) -> Self {
+        self.ci = Some(Arc::new(ci));
+        self
+    }
+}
+
+/// Classify the lines of `git diff` output.
+pub fn parse_unified(text: &str) -> Vec<DiffLine> {
+    text.lines()
+        .filter(|l| {
+            !(l.starts_with("diff --git")
+                || l.starts_with("index ")
+                || l.starts_with("--- ")
+                || l.starts_with("+++ "))
+        })
+        .map(|l| {
+            let (kind, rest) = if let Some(r) = l.strip_prefix('+') {
+                (LineKind::Added, r)
+            } else if let Some(r) = l.strip_prefix('-') {
+                (LineKind::Removed, r)
+            } else if l.starts_with("@@") {
+                (LineKind::Hunk, l)
+            } else {
+                (LineKind::Context, l.strip_prefix(' ').unwrap_or(l))
+            };
+            DiffLine {
+                kind,
+                text: crate::model::text::sanitize(rest).into_owned(),
+            }
+        })
+        .collect()
+}
+
+async fn git_commits(
+    git: Option<Arc<GitMirrors>>,
+    app: &Application,
+    from: &str,
+    to: &str,
+) -> Result<Vec<Commit>, String> {
+    let git = git.ok_or_else(|| "Git is not available (no mirror directory)".to_string())?;
+    let src = app
+        .spec
+        .primary_source()
+        .ok_or_else(|| "the application has no source".to_string())?;
+    let mirror = git
+        .mirror(&src.repo_url, false)
+        .await
+        .map_err(|e| e.to_string())?;
+    let commits = mirror
+        .commits_between(from, to, src.path.as_deref())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(commits
+        .into_iter()
+        .map(|c| Commit {
+            sha: c.sha,
+            author: c.author,
+            when: c.time,
+            subject: c.subject,
+        })
+        .collect())
+}
+
+async fn git_history_diff(
+    git: Option<Arc<GitMirrors>>,
+    app: &Application,
+    id: i64,
+) -> Result<Vec<ResourceDiff>, String> {
+    let git = git.ok_or_else(|| "Git is not available (no mirror directory)".to_string())?;
+    let entry = app
+        .status
+        .history
+        .iter()
+        .find(|h| h.id == id)
+        .ok_or_else(|| format!("no deployment with id {id}"))?;
+    let to = entry
+        .revision
+        .clone()
+        .or_else(|| entry.revisions.first().cloned())
+        .ok_or_else(|| format!("deployment {id} has no revision"))?;
+    let from = crate::ops::estate::deployed_revision(app)
+        .ok_or_else(|| "nothing deployed to compare with".to_string())?;
+    let src = entry
+        .source
+        .as_ref()
+        .or(app.spec.primary_source())
+        .ok_or_else(|| "the application has no source".to_string())?;
+    let path = src.path.clone().unwrap_or_default();
+    let mirror = git
+        .mirror(&src.repo_url, false)
+        .await
+        .map_err(|e| e.to_string())?;
+    let text = mirror
+        .diff(from.as_str(), &to, &path)
+        .await
+        .map_err(|e| e.to_string())?;
+    let lines = parse_unified(&text);
+    let changed = lines
+        .iter()
+        .filter(|l| matches!(l.kind, LineKind::Added | LineKind::Removed))
+        .count();
+    Ok(vec![ResourceDiff {
+        kind: "Manifests".into(),
+        namespace: String::new(),
+        name: crate::model::text::sanitize(&path).into_owned(),
+        summary: if changed == 0 {
+            "no difference".into()
+        } else {
+            format!(
+                "{changed} lines change going back from {} to {}",
+                from.short(),
+                crate::model::Revision(to.clone()).short()
+            )
+        },
+        lines,
+    }])
+}
+
+/// Requests about CI, in a task: one answer, or many while following a run.
+fn ci_task(
+    ci: Option<Arc<super::ci::Ci>>,
+    ops: Arc<Ops>,
+    ticket: Ticket,
+    req: Request,
+    tx: mpsc::Sender<Response>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let send = |result: Result<Payload, String>| {
+            let tx = tx.clone();
+            async move { tx.send(Response { ticket, result }).await.is_ok() }
+        };
+        let Some(ci) = ci else {
+            send(Err("no CI configured (GitHub Actions or Jenkins)".into())).await;
+            return;
+        };
+        let result = match req {
+            Request::Pipelines => ci.pipelines().await,
+            Request::Runs => ci.runs().await,
+            Request::Trigger { pipeline, inputs } => ci.trigger(&ops, &pipeline, inputs).await,
+            Request::Rerun { system, id, .. } => ci.rerun(system, id).await,
+            Request::Cancel { system, id, .. } => ci.cancel(system, id).await,
+            Request::WatchRun {
+                system,
+                pipeline,
+                id,
+            } => {
+                use crate::ops::actions::CiSource;
+                let mut last: Option<crate::model::BuildRun> = None;
+                loop {
+                    match ci.run(system, &pipeline, id).await {
+                        Ok(run) => {
+                            let done = run.state.is_done();
+                            if last.as_ref() != Some(&run) {
+                                last = Some(run.clone());
+                                if !send(Ok(Payload::Run(run))).await {
+                                    return;
+                                }
+                            }
+                            if done {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            send(Err(e.to_string())).await;
+                            return;
+                        }
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+                }
+            }
+            _ => Err("this request needs an application".into()),
+        };
+        send(result).await;
+    })
+}
+
+/// The console's approval as ops takes it: the name the operator typed is the app's name
+/// (the approval screen refuses anything else).
+fn ops_approval(a: super::request::Approval, app: &Application) -> crate::ops::approval::Approval {
+    crate::ops::approval::Approval {
+        named_app: app.metadata.name.clone(),
+        reason: a.reason,
+        operator: a.approved_by,
+    }
+}
+
+fn outcome_words(what: &str, app: &Application, o: &ActionOutcome) -> String {
+    let mut s = format!("{what} of {} sent", app.metadata.name);
+    if let Some(a) = &o.approval {
+        s.push_str(&format!(" (approval {})", a.id));
+    }
+    for n in &o.notes {
+        s.push_str("; ");
+        s.push_str(n);
+    }
+    s
 }
 
 fn not_yet(what: &str) -> String {
@@ -260,6 +285,12 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
         let source = req
             .app()
             .and_then(|id| self.sources.get(&id.instance).cloned());
+        let git = self.git.clone();
+        let ops = self.ops.clone();
+        if req.app().is_none() {
+            return Some(ci_task(self.ci.clone(), ops, ticket, req, tx).abort_handle());
+        }
+        let ci = self.ci.clone();
         let send = move |tx: &mpsc::Sender<Response>, result: Result<Payload, String>| {
             let tx = tx.clone();
             async move {
@@ -267,12 +298,7 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
             }
         };
         let (Some(source), Some(app)) = (source, app) else {
-            let what = match &req {
-                Request::Pipelines | Request::Runs | Request::Trigger { .. } => {
-                    not_yet("CI (GitHub Actions, Jenkins)")
-                }
-                _ => "application not found (gone from its source?)".into(),
-            };
+            let what = "application not found (gone from its source?)".to_string();
             let _ = tx.try_send(Response {
                 ticket,
                 result: Err(what),
@@ -281,10 +307,9 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
         };
         let task = tokio::spawn(async move {
             let r = match req {
-                Request::Diff { .. } => source
-                    .managed_resources(&app)
+                Request::Diff { .. } => crate::ops::actions::diff_of(&*source, &app)
                     .await
-                    .map(|rs| Payload::Diff(diff_all(&rs)))
+                    .map(|d| Payload::Diff(from_app_diff(&d)))
                     .map_err(|e| e.to_string()),
                 Request::Workloads { .. } => source
                     .workloads(&app)
@@ -315,16 +340,85 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
                     .await
                     .map(Payload::Windows)
                     .map_err(|e| e.to_string()),
-                Request::Logs { namespace, pod, .. } => source
-                    .pod_logs(&app, &namespace, &pod, 500)
+                Request::Logs {
+                    namespace,
+                    pod,
+                    follow,
+                    ..
+                } => {
+                    // Follow by asking for the tail again and sending only what is new
+                    // after the last line seen; stops when the screen closes (abort).
+                    let mut seen: Option<String> = None;
+                    loop {
+                        let r = source.pod_logs(&app, &namespace, &pod, 500).await;
+                        let lines = match r {
+                            Ok(l) => l,
+                            Err(e) => {
+                                send(&tx, Err(e.to_string())).await;
+                                return;
+                            }
+                        };
+                        let start = seen
+                            .as_ref()
+                            .and_then(|s| lines.iter().rposition(|l| l == s))
+                            .map_or(0, |i| i + 1);
+                        let fresh: Vec<String> = lines[start..].to_vec();
+                        if let Some(last) = lines.last() {
+                            seen = Some(last.clone());
+                        }
+                        if !fresh.is_empty() || !follow {
+                            send(&tx, Ok(Payload::LogLines(fresh))).await;
+                        }
+                        if !follow {
+                            return;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    }
+                }
+                Request::Commits { from, to, .. } => git_commits(git, &app, &from, &to)
                     .await
-                    .map(Payload::LogLines)
-                    .map_err(|e| e.to_string()),
-                Request::Commits { .. } => Err(not_yet("Git history")),
-                Request::CiRuns { .. } => Err(not_yet("CI runs")),
-                Request::DiffToHistory { .. } => Err(not_yet("diff to an earlier deployment")),
-                Request::Sync { .. } | Request::Rollback { .. } => {
-                    Err(not_yet("sync and rollback through the guarded actions"))
+                    .map(Payload::Commits),
+                Request::CiRuns { sha, .. } => match ci {
+                    // The run that built the target commit, newest first.
+                    Some(ci) => ci.runs().await.map(|p| match p {
+                        Payload::Runs(runs) => Payload::CiRuns(
+                            runs.into_iter()
+                                .filter(|r| r.head_sha.as_deref() == Some(sha.as_str()))
+                                .collect(),
+                        ),
+                        other => other,
+                    }),
+                    None => Err("no CI configured (GitHub Actions or Jenkins)".into()),
+                },
+                Request::DiffToHistory { id, .. } => {
+                    git_history_diff(git, &app, id).await.map(Payload::Diff)
+                }
+                Request::Sync { approval, .. } => {
+                    let opts = SyncOptions {
+                        approval: approval.map(|a| ops_approval(a, &app)),
+                        ..Default::default()
+                    };
+                    crate::ops::actions::sync(&*source, &ops, &app.metadata.name, opts)
+                        .await
+                        .map(|o| Payload::Accepted(outcome_words("sync", &app, &o)))
+                        .map_err(|e| e.to_string())
+                }
+                Request::Rollback {
+                    id,
+                    approval,
+                    disable_auto_sync,
+                    ..
+                } => {
+                    let opts = RollbackOptions {
+                        id: Some(id),
+                        disable_auto_sync,
+                        approval: approval.map(|a| ops_approval(a, &app)),
+                        ..Default::default()
+                    };
+                    crate::ops::actions::rollback(&*source, &ops, &app.metadata.name, opts)
+                        .await
+                        .map(|o| Payload::Accepted(outcome_words("rollback", &app, &o)))
+                        .map_err(|e| e.to_string())
                 }
                 Request::Refresh { hard, .. } => source
                     .get_application(
@@ -346,56 +440,24 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
     }
 }
 
-/// Placeholder for commit lists until `sources::git` is merged; kept so screens compile
-/// against the final shape.
-pub fn no_commits() -> Vec<Commit> {
-    Vec::new()
-}
-
-/// Placeholder for pipeline lists until `sources::github`/`jenkins` are merged.
-pub fn no_pipelines() -> Vec<Pipeline> {
-    Vec::new()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn deploy(image: &str, replicas: u32) -> Value {
-        json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"api","namespace":"shop","resourceVersion":"7"},
-               "spec":{"replicas":replicas,"template":{"spec":{"containers":[{"name":"api","image":image}]}}},
-               "status":{"replicas":2}})
-    }
 
     #[test]
-    fn summary_names_image_and_replicas() {
-        let r = ManagedResource {
-            kind: "Deployment".into(),
-            name: "api".into(),
-            target: Some(deploy("reg/api:sha-2", 3)),
-            live: Some(deploy("reg/api:sha-1", 2)),
-            ..Default::default()
-        };
-        let d = diff_resource(&r);
-        assert_eq!(d.summary, "image api sha-1 -> sha-2; replicas 2 -> 3");
-        assert!(d.changed());
-        assert!(
-            d.lines
-                .iter()
-                .any(|l| l.kind == LineKind::Added && l.text.contains("sha-2"))
+    fn unified_lines_are_classified_and_headers_dropped() {
+        let text = "diff --git a/x b/x\nindex 1..2\n--- a/x\n+++ b/x\n@@ -1,2 +1,2 @@\n kind: A\n-image: a:1\n+image: a:2\n";
+        let l = parse_unified(text);
+        let kinds: Vec<LineKind> = l.iter().map(|l| l.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                LineKind::Hunk,
+                LineKind::Context,
+                LineKind::Removed,
+                LineKind::Added
+            ]
         );
-        assert!(!d.lines.iter().any(|l| l.text.contains("resourceVersion")));
-    }
-
-    #[test]
-    fn create_and_prune_are_said() {
-        let r = ManagedResource {
-            kind: "ConfigMap".into(),
-            name: "cfg".into(),
-            target: Some(json!({"data":{"a":"1"}})),
-            ..Default::default()
-        };
-        assert_eq!(diff_resource(&r).summary, "ConfigMap cfg will be created");
+        assert_eq!(l[3].text, "image: a:2");
     }
 }

@@ -38,6 +38,7 @@ pub struct Settings {
     pub themes_dir: Option<PathBuf>,
     /// Warnings from config and themes, shown once at start.
     pub warnings: Vec<String>,
+    pub policies: crate::ops::policy::Policies,
 }
 
 impl Default for Settings {
@@ -51,6 +52,7 @@ impl Default for Settings {
             depth: ColorDepth::TrueColor,
             themes_dir: None,
             warnings: Vec::new(),
+            policies: Default::default(),
         }
     }
 }
@@ -193,6 +195,7 @@ impl Console {
                 .effects
                 .push(Effect::Home(Box::new(BoardView::new()))),
             ("apps", _) => self.outbox.push(Box::new(AppsView::new(None))),
+            ("pending", _) => self.outbox.push(Box::new(AppsView::waiting())),
             ("env", Some(env)) => self
                 .outbox
                 .push(Box::new(AppsView::new(Some(env.to_string())))),
@@ -535,6 +538,7 @@ fn ctx_of<'a>(
         operator: &settings.operator,
         now,
         tick,
+        policies: &settings.policies,
     }
 }
 

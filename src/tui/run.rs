@@ -3,14 +3,23 @@
 //! its restoration on quit, panic, SIGTERM and SIGHUP), the theme and keymap, then hand
 //! over to the loop. Nothing here draws or decides.
 
+use super::adapt::ArgoProvider;
 use super::app::{Exit, run_loop};
+use super::ci::{Ci, GithubRepo, JenkinsJobs};
 use super::console::{Console, Settings};
 use super::keymap::Keymap;
 use super::request::Provider;
 use super::theme::{ColorDepth, Theme};
 use crate::cli::ConsoleArgs;
 use crate::model::Update;
+use crate::ops::actions::Ops;
+use crate::ops::audit::AuditLog;
 use crate::ops::estate::Estate;
+use crate::sources::ArgoSource;
+use crate::sources::argocd::{ArgoApi, ArgoApiOptions};
+use crate::sources::git::GitMirrors;
+use crate::sources::github::{GithubClient, GithubOptions};
+use crate::sources::jenkins::{JenkinsClient, JenkinsOptions};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -68,6 +77,54 @@ pub fn settings(args: &ConsoleArgs, source_label: String) -> Settings {
         depth,
         themes_dir,
         warnings,
+        policies: Default::default(),
+    }
+}
+
+/// GitHub Actions and Jenkins of the sandbox, with its own credentials.
+fn sandbox_ci(sb: &crate::sandbox::Sandbox, git: Option<Arc<GitMirrors>>) -> Ci {
+    let users = &sb.world.users;
+    let github = GithubClient::new(GithubOptions {
+        api_url: Some(format!("{}/github", sb.url)),
+        token: Some(crate::secrets::Secret::new(users.github_token())),
+        timeout: None,
+        git,
+    })
+    .ok()
+    .map(|client| GithubRepo {
+        client,
+        owner: sb.world.estate.github.owner.clone(),
+        repo: sb.world.estate.github.repo.clone(),
+        git_ref: "main".into(),
+        repo_url: Some(sb.world.repo.url()),
+    });
+    let jenkins = JenkinsClient::new(JenkinsOptions {
+        url: Some(format!("{}/jenkins", sb.url)),
+        user: users.jenkins_user(),
+        token: crate::secrets::Secret::new(users.jenkins_token()),
+        timeout: None,
+    })
+    .ok()
+    .map(|client| JenkinsJobs {
+        client,
+        jobs: sb
+            .world
+            .estate
+            .jenkins
+            .iter()
+            .map(|j| j.name.clone())
+            .collect(),
+    });
+    Ci { github, jenkins }
+}
+
+fn ops_for(settings: &Settings, audit: AuditLog) -> Ops {
+    Ops {
+        operator: settings.operator.clone(),
+        read_only: settings.read_only,
+        policies: settings.policies.clone(),
+        classifier: Default::default(),
+        audit,
     }
 }
 
@@ -84,18 +141,78 @@ pub async fn open(
     Ok(result?)
 }
 
-pub async fn run(_args: ConsoleArgs) -> anyhow::Result<()> {
-    anyhow::bail!(
-        "connecting the console to Argo CD needs the sources (sources::Backend), not merged into this build yet"
-    )
+/// `shipdeck`: the console against the operator's Argo CD (API mode).
+pub async fn run(args: ConsoleArgs) -> anyhow::Result<()> {
+    let _log = init_logging();
+    let Some(server) = args.argocd_server.clone() else {
+        anyhow::bail!(
+            "no Argo CD server: pass --argocd-server or set ARGOCD_SERVER (or try `shipdeck demo`)"
+        );
+    };
+    if args.core {
+        anyhow::bail!("core mode in the console is not wired yet: use API mode (--argocd-server)");
+    }
+    let chain = crate::secrets::CredentialChain::default();
+    let token = chain.argocd_token(&server, None).map(|(t, _)| t);
+    if token.is_none() {
+        anyhow::bail!(
+            "no token for {server}: {}",
+            crate::sources::argocd::LOGIN_HINT
+        );
+    }
+    let api = ArgoApi::new(ArgoApiOptions {
+        server: server.clone(),
+        token,
+        insecure: args.insecure,
+        ..Default::default()
+    })?;
+    let git = GitMirrors::default_root()
+        .ok()
+        .map(|r| Arc::new(GitMirrors::new(r)));
+    let label = api.instance().to_string();
+    let (tx, rx) = mpsc::channel(4096);
+    let watch = api.watch_applications(tx);
+    let settings = settings(&args, label.clone());
+    let audit = AuditLog::open_default()?;
+    let ops = ops_for(&settings, audit);
+    let provider: Arc<dyn Provider> = Arc::new(ArgoProvider::new(vec![api], ops, git, label));
+    let result = open(settings, provider, rx).await;
+    watch.abort();
+    result.map(|_| ())
 }
 
 /// `shipdeck demo`: start the sandbox in-process and open the console against it.
 pub async fn demo(
-    _args: ConsoleArgs,
-    _sandbox: crate::sandbox::SandboxOptions,
+    args: ConsoleArgs,
+    mut sandbox: crate::sandbox::SandboxOptions,
 ) -> anyhow::Result<()> {
-    anyhow::bail!(
-        "shipdeck demo needs the Argo CD API client (sources::argocd), not merged into this build yet"
-    )
+    let _log = init_logging();
+    // A demo shows rollouts in seconds, not minutes; keep a scale the operator chose.
+    if (sandbox.time_scale - 1.0).abs() < f64::EPSILON {
+        sandbox.time_scale = 0.2;
+    }
+    let sb = crate::sandbox::Sandbox::start(sandbox).await?;
+    let token = sb.world.users.token(crate::sandbox::auth::Role::Admin);
+    let api = ArgoApi::new(ArgoApiOptions {
+        name: Some("sandbox".into()),
+        server: sb.url.clone(),
+        token: Some(crate::secrets::Secret::new(token)),
+        workload_poll: Some(std::time::Duration::from_millis(500)),
+        ..Default::default()
+    })?;
+    let git = Some(Arc::new(GitMirrors::new(sb.state_dir.join("mirrors"))));
+    let (tx, rx) = mpsc::channel(4096);
+    let watch = api.watch_applications(tx);
+    let label = format!("sandbox {}", sb.url);
+    let mut settings = settings(&args, label.clone());
+    settings.operator = "admin".into();
+    // The demo's approvals go to an audit log beside the sandbox, not the operator's own.
+    let ops = ops_for(&settings, AuditLog::in_dir(&sb.state_dir.join("audit")));
+    let ci = sandbox_ci(&sb, git.clone());
+    let provider: Arc<dyn Provider> =
+        Arc::new(ArgoProvider::new(vec![api], ops, git, label).with_ci(ci));
+    let result = open(settings, provider, rx).await;
+    watch.abort();
+    sb.stop().await;
+    result.map(|_| ())
 }

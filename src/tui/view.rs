@@ -22,6 +22,7 @@ pub struct Ctx<'a> {
     pub now: chrono::DateTime<chrono::Utc>,
     /// Advances while something is in progress; screens use it for spinners.
     pub tick: u64,
+    pub policies: &'a crate::ops::policy::Policies,
 }
 
 impl Ctx<'_> {
@@ -29,10 +30,9 @@ impl Ctx<'_> {
         self.estate.get(id)
     }
 
-    /// The environment's approval policy. DESIGN.md default: prod requires approval, every
-    /// other environment needs none.
+    /// The environment's approval policy (config over the default: prod requires one).
     pub fn policy(&self, env: &Environment) -> ApprovalPolicy {
-        super::adapt::approval_policy(env)
+        self.policies.for_env(env).approval
     }
 
     pub fn spinner(&self) -> &'static str {

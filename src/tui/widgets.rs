@@ -182,20 +182,12 @@ pub fn version_of(entry: &AppEntry) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-/// Compute an app's marks. `previous` is the same service in the environment before.
-pub fn marks_of(
-    entry: &AppEntry,
-    policy: crate::model::ApprovalPolicy,
-    previous: Option<&AppEntry>,
-) -> Marks {
-    let pending = entry.cause == Some(OutOfSyncCause::PendingChange)
-        || entry.cause == Some(OutOfSyncCause::Unknown);
+/// Compute an app's marks from the estate's own judgements (approval, lag) and its state.
+pub fn marks_of(ctx: &super::view::Ctx, entry: &AppEntry) -> Marks {
     Marks {
-        awaits_approval: pending
-            && !entry.app.auto_sync()
-            && policy == crate::model::ApprovalPolicy::Required,
+        awaits_approval: ctx.estate.waits_for_approval(entry, ctx.policies),
         drift: entry.cause == Some(OutOfSyncCause::Drift),
-        lags: previous.is_some_and(|p| version_of(p) != version_of(entry)),
+        lags: ctx.estate.lag(entry).is_some(),
         operation: entry.app.operation_in_progress(),
     }
 }

@@ -2,56 +2,33 @@
 //! other parts of the sandbox provide: users and tokens, forced faults, the Argo CD
 //! controller's rendering and normalization, destination clusters. Every call goes through
 //! here so the seams are visible in one file.
-//!
-//! Until the users (auth.rs) and the Argo CD controller are merged, this file holds
-//! stand-ins with the contract's signatures; they refuse rather than pretend.
 
 use crate::model::Application;
 use crate::sandbox::World;
 use serde_json::Value;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Admin,
-    Viewer,
-    Deployer,
+pub use crate::sandbox::auth::{AuthError, Role, User};
+
+pub fn authenticate(world: &World, authorization: Option<&str>) -> Result<User, AuthError> {
+    world.users.authenticate(authorization)
 }
 
-#[derive(Debug, Clone)]
-pub struct User {
-    pub name: String,
-    pub role: Role,
+pub fn login(world: &World, username: &str, password: &str) -> Option<String> {
+    world.users.login(username, password)
 }
 
-#[allow(dead_code)] // stand-in until auth.rs is merged
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthError {
-    Missing,
-    Invalid,
-    Expired,
+pub fn allowed(world: &World, user: &User, verb: &str, obj: Option<&Value>) -> bool {
+    world
+        .users
+        .allowed(user, verb, &crate::sandbox::store::APPLICATIONS, obj)
 }
 
-pub fn authenticate(_world: &World, authorization: Option<&str>) -> Result<User, AuthError> {
-    match authorization {
-        None => Err(AuthError::Missing),
-        Some(_) => Err(AuthError::Invalid),
-    }
+pub fn may_sync(world: &World, user: &User, app: &Value) -> bool {
+    world.users.may_sync(user, app)
 }
 
-pub fn login(_world: &World, _username: &str, _password: &str) -> Option<String> {
-    None
-}
-
-pub fn allowed(_world: &World, user: &User, verb: &str, _obj: Option<&Value>) -> bool {
-    user.role == Role::Admin || matches!(verb, "get" | "list" | "watch")
-}
-
-pub fn may_sync(_world: &World, user: &User, _app: &Value) -> bool {
-    user.role == Role::Admin
-}
-
-pub fn take_conflict(_world: &World) -> bool {
-    false
+pub fn take_conflict(world: &World) -> bool {
+    world.faults.take_conflict()
 }
 
 /// The store cluster an Application deploys to (the Argo CD controller's mapping).
@@ -71,8 +48,8 @@ pub fn normalize(obj: &Value) -> Value {
     crate::sandbox::controller::normalize(obj)
 }
 
-fn repo_path(world: &World) -> std::path::PathBuf {
-    world.repo.path().to_path_buf()
+fn repo_path(world: &World) -> &std::path::Path {
+    world.repo.path()
 }
 
 /// A branch, tag or (short) sha of the estate's repository -> full commit sha.

@@ -37,6 +37,8 @@ pub const BODY_LIMIT: usize = 3 * 1024 * 1024;
 pub fn router(world: Arc<World>) -> Router {
     const SHAPES: &[&str] = &[
         "/version",
+        "/openapi/v3",
+        "/openapi/v3/{*doc}",
         "/api",
         "/apis",
         "/api/v1",
@@ -131,7 +133,11 @@ pub(crate) fn json_value(code: StatusCode, v: &Value) -> Response {
     json_response(code, serde_json::to_vec(v).unwrap_or_default())
 }
 
+/// Past this, an oversized body is no longer drained before the 413 goes out.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
 async fn read_body(req: Request) -> Result<Bytes, ApiError> {
+    use futures::StreamExt;
     let ct = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -141,23 +147,29 @@ async fn read_body(req: Request) -> Result<Bytes, ApiError> {
     if ct.contains("cbor") {
         return Err(ApiError::unsupported_media(ct));
     }
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > BODY_LIMIT) {
+    // Read everything the client sends (discarding past the limit) before answering 413,
+    // so the client sees the Status rather than a connection torn down mid-upload.
+    let mut body = req.into_body().into_data_stream();
+    let mut buf = Vec::new();
+    let mut seen = 0usize;
+    while let Some(data) = body.next().await {
+        let data = data.map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?;
+        seen += data.len();
+        if seen <= BODY_LIMIT {
+            buf.extend_from_slice(&data);
+        } else if seen > DRAIN_LIMIT {
+            break;
+        }
+    }
+    if seen > BODY_LIMIT {
         return Err(ApiError::too_large());
     }
-    let body = axum::body::to_bytes(req.into_body(), BODY_LIMIT)
-        .await
-        .map_err(|_| ApiError::too_large())?;
     if protobuf {
-        let obj = proto::decode(&body)
+        let obj = proto::decode(&buf)
             .ok_or_else(|| ApiError::unsupported_media("application/vnd.kubernetes.protobuf"))?;
         return Ok(Bytes::from(serde_json::to_vec(&obj).unwrap_or_default()));
     }
-    Ok(body)
+    Ok(Bytes::from(buf))
 }
 
 fn is_dns_label(s: &str) -> bool {
@@ -206,6 +218,10 @@ async fn handle(world: Arc<World>, req: Request) -> Result<Response, ApiError> {
     };
     match rest.as_slice() {
         ["version"] => get_only(discovery::version()),
+        ["openapi", "v3"] => get_only(discovery::openapi_v3_root()),
+        ["openapi", "v3", doc @ ..] => get_only(
+            discovery::openapi_v3_doc(&doc.join("/")).ok_or_else(ApiError::not_found_path)?,
+        ),
         ["api"] => get_only(discovery::api_versions(&host)),
         ["apis"] => get_only(discovery::api_group_list()),
         ["api", v] => {
@@ -363,6 +379,19 @@ async fn resource(
                 }
                 m => Err(ApiError::method_not_allowed(m.as_str())),
             }
+        }
+        (Some(name), Some("log")) if res.kind == "Pod" && method == Method::GET => {
+            handlers::pod_log(&ctx, ns, name)
+        }
+        (Some(name), Some("scale")) if matches!(res.kind, "Deployment" | "ReplicaSet") => {
+            let name = name.to_string();
+            let ct = ctx.header(header::CONTENT_TYPE).to_string();
+            let body = if method == Method::GET {
+                Bytes::new()
+            } else {
+                read_body(req).await?
+            };
+            handlers::scale(&ctx, res, ns, &name, &method, &ct, &body)
         }
         _ => Err(ApiError::not_found_path()),
     }

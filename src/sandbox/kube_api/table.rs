@@ -368,6 +368,49 @@ pub fn row(
     r
 }
 
+/// Write a whole Table of `objects` straight into bytes: rows are encoded one by one from
+/// the stored objects, with no per-row copy of their metadata (10,000 Applications).
+pub fn write_table<'a>(
+    res: ResourceType,
+    objects: impl Iterator<Item = &'a Value>,
+    rv: &str,
+    include: IncludeObject,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let now = chrono::Utc::now();
+    let mut buf = Vec::with_capacity(64 * 1024);
+    buf.extend_from_slice(
+        br#"{"kind":"Table","apiVersion":"meta.k8s.io/v1","metadata":{"resourceVersion":"#,
+    );
+    serde_json::to_writer(&mut buf, rv)?;
+    buf.extend_from_slice(br#"},"columnDefinitions":"#);
+    serde_json::to_writer(&mut buf, &columns(res))?;
+    buf.extend_from_slice(br#","rows":["#);
+    for (i, obj) in objects.enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        buf.extend_from_slice(br#"{"cells":"#);
+        serde_json::to_writer(&mut buf, &cells(res, obj, now))?;
+        match include {
+            IncludeObject::None => {}
+            IncludeObject::Metadata => {
+                buf.extend_from_slice(
+                    br#","object":{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":"#,
+                );
+                serde_json::to_writer(&mut buf, &obj["metadata"])?;
+                buf.push(b'}');
+            }
+            IncludeObject::Object => {
+                buf.extend_from_slice(br#","object":"#);
+                serde_json::to_writer(&mut buf, obj)?;
+            }
+        }
+        buf.push(b'}');
+    }
+    buf.extend_from_slice(b"]}");
+    Ok(buf)
+}
+
 /// A Table of the given rows (`with_columns` false for watch events after the first).
 pub fn table(res: ResourceType, rows: Vec<Value>, rv: &str, with_columns: bool) -> Value {
     let columns = if with_columns {
@@ -409,6 +452,17 @@ mod tests {
         );
         assert_eq!(columns(APPLICATIONS).len(), c.len());
         assert_eq!(human_age(200), "3m20s");
+        let bytes = write_table(
+            APPLICATIONS,
+            [&app, &app].into_iter(),
+            "7",
+            IncludeObject::Metadata,
+        )
+        .unwrap();
+        let t: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(t["rows"][1]["cells"][1], "OutOfSync");
+        assert_eq!(t["rows"][0]["object"]["metadata"]["name"], "web");
+        assert_eq!(t["metadata"]["resourceVersion"], "7");
         assert_eq!(human_age(30 * 3600), "30h");
     }
 }

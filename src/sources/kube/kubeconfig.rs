@@ -27,10 +27,14 @@ pub fn kubeconfig_paths() -> Vec<PathBuf> {
 /// Read and merge every kubeconfig file; a file that is missing from a list of several is
 /// skipped as kubectl does, a malformed one is an error naming it.
 pub fn load_kubeconfig() -> Result<Kubeconfig, SourceError> {
-    let paths = kubeconfig_paths();
+    load_from(&kubeconfig_paths())
+}
+
+/// [`load_kubeconfig`] over given paths.
+pub fn load_from(paths: &[PathBuf]) -> Result<Kubeconfig, SourceError> {
     let several = paths.len() > 1;
     let mut merged: Option<Kubeconfig> = None;
-    for path in &paths {
+    for path in paths {
         if several && !path.exists() {
             continue;
         }

@@ -142,7 +142,10 @@ pub(super) fn watch(
         let mut last: Option<Result<Vec<WorkloadRollout>, String>> = None;
         loop {
             let now = workloads(&inner, &app).await;
-            let key = now.as_ref().map(Clone::clone).map_err(ToString::to_string);
+            let key = match &now {
+                Ok(v) => Ok(v.clone()),
+                Err(e) => Err(e.to_string()),
+            };
             if last.as_ref() != Some(&key) {
                 last = Some(key);
                 if tx.send(now).await.is_err() {

@@ -51,13 +51,7 @@ impl BoardView {
             .map(|e| e.id.clone())
     }
 
-    fn cell_spans(
-        ctx: &Ctx,
-        entry: &AppEntry,
-        extra: usize,
-        previous: Option<&AppEntry>,
-        width: usize,
-    ) -> Vec<Span<'static>> {
+    fn cell_spans(ctx: &Ctx, entry: &AppEntry, extra: usize, width: usize) -> Vec<Span<'static>> {
         let theme = ctx.theme;
         let kind = if width >= 32 {
             CellWidth::Full
@@ -91,7 +85,7 @@ impl BoardView {
                 widgets::health_span(theme, health, kind == CellWidth::Short),
             ],
         };
-        let marks = widgets::marks_of(entry, ctx.policy(&entry.environment), previous);
+        let marks = widgets::marks_of(ctx, entry);
         let mark_spans = marks.spans(theme);
         let more = if extra > 0 {
             format!(" +{extra}")
@@ -167,14 +161,13 @@ impl View for BoardView {
                 theme.style(Role::Text)
             };
             let mut spans = vec![Span::styled(pad(&clean(service), svc_w), svc_style)];
-            let mut previous: Option<&AppEntry> = None;
             for (c, env) in envs.iter().enumerate() {
                 let mut cell = ctx.estate.cell(service, &env.name);
                 let first = cell.next();
                 let extra = cell.count();
                 let inner = cell_w.saturating_sub(1);
                 let mut cell_spans = match first {
-                    Some(entry) => Self::cell_spans(ctx, entry, extra, previous, inner),
+                    Some(entry) => Self::cell_spans(ctx, entry, extra, inner),
                     None => vec![Span::styled("·", theme.style(Role::Muted))],
                 };
                 let used = widgets::spans_width(&cell_spans);
@@ -185,9 +178,6 @@ impl View for BoardView {
                     }
                 }
                 spans.extend(cell_spans);
-                if first.is_some() {
-                    previous = first;
-                }
             }
             lines.push(Line::from(spans));
         }

@@ -1,0 +1,274 @@
+//! What the headless commands print: aligned tables for people and JSON for scripts. Every
+//! string from outside passes through `sanitize` here before it is printed; JSON escapes
+//! control characters by itself, and its strings are sanitized too so a script that prints
+//! a field cannot be tricked either.
+
+use crate::model::text::sanitize;
+use crate::model::{Application, HistoryEntry, RolloutVerdict, WorkloadRollout};
+use crate::ops::estate::{AppEntry, Estate, compared_revision, deployed_revision};
+use serde::Serialize;
+use unicode_width::UnicodeWidthStr;
+
+pub fn clean(s: &str) -> String {
+    sanitize(s).into_owned()
+}
+
+/// One application in `shipdeck status --output json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct StatusRow {
+    pub instance: String,
+    pub name: String,
+    pub environment: String,
+    pub service: String,
+    pub sync: String,
+    pub health: String,
+    /// The revision Argo CD compares against (the resolved target).
+    pub revision: Option<String>,
+    /// The revision last deployed (newest history entry).
+    pub deployed_revision: Option<String>,
+    /// `pending-change`, `drift` or `unknown` when OutOfSync.
+    pub out_of_sync: Option<String>,
+    pub auto_sync: bool,
+    /// Phase of the operation in progress, if any.
+    pub operation: Option<String>,
+}
+
+impl StatusRow {
+    pub fn new(e: &AppEntry) -> Self {
+        let a = &e.app;
+        Self {
+            instance: clean(&e.id.instance),
+            name: clean(&e.id.name),
+            environment: clean(&e.environment.name),
+            service: clean(&e.service),
+            sync: a.status.sync.status.to_string(),
+            health: a.status.health.status.to_string(),
+            revision: compared_revision(a).map(|r| clean(r.as_str())),
+            deployed_revision: deployed_revision(a).map(|r| clean(r.as_str())),
+            out_of_sync: e.cause.map(|c| c.as_str().to_string()),
+            auto_sync: a.auto_sync(),
+            operation: operation_phase(a),
+        }
+    }
+}
+
+fn operation_phase(a: &Application) -> Option<String> {
+    if !a.operation_in_progress() {
+        return None;
+    }
+    Some(
+        a.status
+            .operation_state
+            .as_ref()
+            .map(|o| o.phase.to_string())
+            .unwrap_or_else(|| "Requested".to_string()),
+    )
+}
+
+/// Rows in board order: environment (promotion order), service, name.
+pub fn status_rows(estate: &Estate) -> Vec<StatusRow> {
+    let mut entries: Vec<&AppEntry> = estate.apps().collect();
+    entries.sort_by(|a, b| {
+        (&a.environment, &a.service, &a.id).cmp(&(&b.environment, &b.service, &b.id))
+    });
+    entries.into_iter().map(StatusRow::new).collect()
+}
+
+pub fn status_table(rows: &[StatusRow]) -> String {
+    let short = |r: &Option<String>| {
+        r.as_deref()
+            .map(|s| crate::model::Revision::new(s).short().to_string())
+            .unwrap_or_else(|| "-".into())
+    };
+    table(
+        &[
+            "NAME",
+            "ENV",
+            "SERVICE",
+            "SYNC",
+            "HEALTH",
+            "REVISION",
+            "DEPLOYED",
+            "WHY",
+            "AUTO",
+            "OPERATION",
+        ],
+        rows.iter()
+            .map(|r| {
+                vec![
+                    r.name.clone(),
+                    r.environment.clone(),
+                    r.service.clone(),
+                    r.sync.clone(),
+                    r.health.clone(),
+                    short(&r.revision),
+                    short(&r.deployed_revision),
+                    r.out_of_sync.clone().unwrap_or_else(|| "-".into()),
+                    if r.auto_sync { "auto" } else { "manual" }.into(),
+                    r.operation.clone().unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect(),
+    )
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryRow {
+    pub id: i64,
+    pub revision: Option<String>,
+    pub deployed_at: Option<String>,
+    pub initiated_by: Option<String>,
+    pub automated: bool,
+}
+
+pub fn history_rows(a: &Application) -> Vec<HistoryRow> {
+    a.status
+        .history
+        .iter()
+        .rev()
+        .map(|h: &HistoryEntry| HistoryRow {
+            id: h.id,
+            revision: h
+                .revision
+                .clone()
+                .or_else(|| h.revisions.first().cloned())
+                .map(|r| clean(&r)),
+            deployed_at: h.deployed_at.as_deref().map(clean),
+            initiated_by: h
+                .initiated_by
+                .as_ref()
+                .and_then(|i| i.username.as_deref())
+                .map(clean),
+            automated: h.initiated_by.as_ref().is_some_and(|i| i.automated),
+        })
+        .collect()
+}
+
+pub fn history_table(rows: &[HistoryRow]) -> String {
+    table(
+        &["ID", "REVISION", "DEPLOYED AT", "BY"],
+        rows.iter()
+            .map(|r| {
+                vec![
+                    r.id.to_string(),
+                    r.revision.clone().unwrap_or_else(|| "-".into()),
+                    r.deployed_at.clone().unwrap_or_else(|| "-".into()),
+                    if r.automated {
+                        "automated".to_string()
+                    } else {
+                        r.initiated_by.clone().unwrap_or_else(|| "-".into())
+                    },
+                ]
+            })
+            .collect(),
+    )
+}
+
+pub fn verdict_word(v: &RolloutVerdict) -> (&'static str, String) {
+    match v {
+        RolloutVerdict::Complete => ("complete", String::new()),
+        RolloutVerdict::InProgress(m) => ("in progress", clean(m)),
+        RolloutVerdict::Failed(m) => ("failed", clean(m)),
+    }
+}
+
+pub fn rollout_text(workloads: &[WorkloadRollout]) -> String {
+    let mut out = table(
+        &[
+            "DEPLOYMENT",
+            "DESIRED",
+            "UPDATED",
+            "READY",
+            "AVAILABLE",
+            "STATUS",
+        ],
+        workloads
+            .iter()
+            .map(|w| {
+                vec![
+                    format!("{}/{}", clean(&w.namespace), clean(&w.name)),
+                    w.desired.to_string(),
+                    w.updated.to_string(),
+                    w.ready.to_string(),
+                    w.available.to_string(),
+                    verdict_word(&w.verdict()).0.to_string(),
+                ]
+            })
+            .collect(),
+    );
+    for w in workloads {
+        let (_, msg) = verdict_word(&w.verdict());
+        if !msg.is_empty() {
+            out.push_str(&format!("{}: {msg}\n", clean(&w.name)));
+        }
+        if !w.pods.is_empty() {
+            out.push('\n');
+            out.push_str(&table(
+                &["POD", "PHASE", "READY", "RESTARTS", "WAITING"],
+                w.pods
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            clean(&p.name),
+                            clean(&p.phase),
+                            if p.ready { "yes" } else { "no" }.into(),
+                            p.restarts.to_string(),
+                            p.waiting_reason
+                                .as_deref()
+                                .map(clean)
+                                .unwrap_or_else(|| "-".into()),
+                        ]
+                    })
+                    .collect(),
+            ));
+        }
+    }
+    out
+}
+
+/// Columns padded to the widest cell (by display width), two spaces apart.
+pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.width()).collect();
+    for row in &rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.width());
+            }
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            l.push_str(c);
+            if i + 1 < cells.len() {
+                let pad = widths
+                    .get(i)
+                    .copied()
+                    .unwrap_or(0)
+                    .saturating_sub(c.width())
+                    + 2;
+                l.push_str(&" ".repeat(pad));
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(headers.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_and_clean() {
+        let t = table(&["A", "BB"], vec![vec!["xyz".into(), "1".into()]]);
+        assert_eq!(t, "A    BB\nxyz  1\n");
+        assert_eq!(clean("a\u{1b}[2Jb"), "ab");
+    }
+}
