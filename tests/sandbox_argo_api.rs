@@ -403,6 +403,13 @@ async fn managed_resources_and_resource_tree() {
         .any(|n| n["kind"] == "Pod" && n["health"]["status"] == "Degraded");
     assert!(degraded, "payments-prod pods are failing: {tree}");
 
+    // ImagePullBackOff pods make the app Degraded.
+    wait_for("payments-prod Degraded", || async {
+        let (_, app) = admin.get("/api/v1/applications/payments-prod").await;
+        (app["status"]["health"]["status"] == "Degraded").then_some(())
+    })
+    .await;
+
     // Logs of a running pod stream as JSON lines ending with `last`.
     let pod_name = pod["name"].as_str().unwrap();
     let text = admin
@@ -453,9 +460,8 @@ async fn managed_resources_and_resource_tree() {
     sb.stop().await;
 }
 
-/// Needs the Argo CD application controller to run the operation.
+/// The Argo CD application controller runs the operation the API wrote.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the Argo CD application controller"]
 async fn prod_sync_runs_to_succeeded() {
     let sb = sandbox().await;
     let admin = Api::new(&sb, Role::Admin);

@@ -210,9 +210,17 @@ async fn build_dispatch_runs_and_commits_the_new_tag() {
             .contains("rel=\"next\"")
     );
 
-    // The prod app notices the new commit and waits for an operator (needs the Argo CD
-    // controller to compare; with it, catalog-prod turns OutOfSync on its own).
-    let _ = prod_before;
+    // The prod app notices the new commit and waits for an operator: OutOfSync, not synced.
+    assert_eq!(prod_before["spec"]["syncPolicy"]["automated"], Value::Null);
+    wait_for("catalog-prod OutOfSync", || async {
+        let app = sb
+            .world
+            .store
+            .get(IN_CLUSTER, APPLICATIONS, ARGOCD_NAMESPACE, "catalog-prod")
+            .unwrap();
+        (app["status"]["sync"]["status"] == "OutOfSync").then_some(())
+    })
+    .await;
     sb.stop().await;
 }
 

@@ -134,11 +134,17 @@ async fn rolling_update_respects_surge_and_unavailable_at_every_step() {
     let mut max_total = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let ev = tokio::time::timeout_at(deadline, rx.recv())
+        let ev = match tokio::time::timeout_at(deadline, rx.recv())
             .await
             .expect("rollout finishes in time")
-            .expect("watch open");
-        if ev.resource != PODS || ev.object["metadata"]["namespace"] != NS {
+        {
+            Ok(ev) => ev,
+            // Fell behind the store's other traffic: the check below reads the store anyway.
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(e) => panic!("watch closed: {e}"),
+        };
+        let relevant = ev.resource == PODS || ev.resource == DEPLOYMENTS;
+        if !relevant || ev.object["metadata"]["namespace"] != NS {
             continue;
         }
         steps += 1;
