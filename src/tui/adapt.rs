@@ -49,6 +49,8 @@ pub struct ArgoProvider<A: ArgoSource + 'static> {
     pub ops: Arc<Ops>,
     /// Git mirrors for commits and diffs between revisions; None when Git is unavailable.
     pub git: Option<Arc<GitMirrors>>,
+    /// GitHub Actions and Jenkins; None when neither is configured.
+    pub ci: Option<Arc<super::ci::Ci>>,
     pub label: String,
 }
 
@@ -61,8 +63,14 @@ impl<A: ArgoSource + 'static> ArgoProvider<A> {
                 .map(|s| (s.instance().to_string(), Arc::new(s)))
                 .collect(),
             git,
+            ci: None,
             label,
         }
+    }
+
+    pub fn with_ci(mut self, ci: super::ci::Ci) -> Self {
+        self.ci = Some(Arc::new(ci));
+        self
     }
 }
 
@@ -178,6 +186,64 @@ async fn git_history_diff(
     }])
 }
 
+/// Requests about CI, in a task: one answer, or many while following a run.
+fn ci_task(
+    ci: Option<Arc<super::ci::Ci>>,
+    ops: Arc<Ops>,
+    ticket: Ticket,
+    req: Request,
+    tx: mpsc::Sender<Response>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let send = |result: Result<Payload, String>| {
+            let tx = tx.clone();
+            async move { tx.send(Response { ticket, result }).await.is_ok() }
+        };
+        let Some(ci) = ci else {
+            send(Err("no CI configured (GitHub Actions or Jenkins)".into())).await;
+            return;
+        };
+        let result = match req {
+            Request::Pipelines => ci.pipelines().await,
+            Request::Runs => ci.runs().await,
+            Request::Trigger { pipeline, inputs } => ci.trigger(&ops, &pipeline, inputs).await,
+            Request::Rerun { system, id, .. } => ci.rerun(system, id).await,
+            Request::Cancel { system, id, .. } => ci.cancel(system, id).await,
+            Request::WatchRun {
+                system,
+                pipeline,
+                id,
+            } => {
+                use crate::ops::actions::CiSource;
+                let mut last: Option<crate::model::BuildRun> = None;
+                loop {
+                    match ci.run(system, &pipeline, id).await {
+                        Ok(run) => {
+                            let done = run.state.is_done();
+                            if last.as_ref() != Some(&run) {
+                                last = Some(run.clone());
+                                if !send(Ok(Payload::Run(run))).await {
+                                    return;
+                                }
+                            }
+                            if done {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            send(Err(e.to_string())).await;
+                            return;
+                        }
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+                }
+            }
+            _ => Err("this request needs an application".into()),
+        };
+        send(result).await;
+    })
+}
+
 /// The console's approval as ops takes it: the name the operator typed is the app's name
 /// (the approval screen refuses anything else).
 fn ops_approval(a: super::request::Approval, app: &Application) -> crate::ops::approval::Approval {
@@ -221,6 +287,10 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
             .and_then(|id| self.sources.get(&id.instance).cloned());
         let git = self.git.clone();
         let ops = self.ops.clone();
+        if req.app().is_none() {
+            return Some(ci_task(self.ci.clone(), ops, ticket, req, tx).abort_handle());
+        }
+        let ci = self.ci.clone();
         let send = move |tx: &mpsc::Sender<Response>, result: Result<Payload, String>| {
             let tx = tx.clone();
             async move {
@@ -228,12 +298,7 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
             }
         };
         let (Some(source), Some(app)) = (source, app) else {
-            let what = match &req {
-                Request::Pipelines | Request::Runs | Request::Trigger { .. } => {
-                    not_yet("CI (GitHub Actions, Jenkins)")
-                }
-                _ => "application not found (gone from its source?)".into(),
-            };
+            let what = "application not found (gone from its source?)".to_string();
             let _ = tx.try_send(Response {
                 ticket,
                 result: Err(what),
@@ -275,15 +340,56 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
                     .await
                     .map(Payload::Windows)
                     .map_err(|e| e.to_string()),
-                Request::Logs { namespace, pod, .. } => source
-                    .pod_logs(&app, &namespace, &pod, 500)
-                    .await
-                    .map(Payload::LogLines)
-                    .map_err(|e| e.to_string()),
+                Request::Logs {
+                    namespace,
+                    pod,
+                    follow,
+                    ..
+                } => {
+                    // Follow by asking for the tail again and sending only what is new
+                    // after the last line seen; stops when the screen closes (abort).
+                    let mut seen: Option<String> = None;
+                    loop {
+                        let r = source.pod_logs(&app, &namespace, &pod, 500).await;
+                        let lines = match r {
+                            Ok(l) => l,
+                            Err(e) => {
+                                send(&tx, Err(e.to_string())).await;
+                                return;
+                            }
+                        };
+                        let start = seen
+                            .as_ref()
+                            .and_then(|s| lines.iter().rposition(|l| l == s))
+                            .map_or(0, |i| i + 1);
+                        let fresh: Vec<String> = lines[start..].to_vec();
+                        if let Some(last) = lines.last() {
+                            seen = Some(last.clone());
+                        }
+                        if !fresh.is_empty() || !follow {
+                            send(&tx, Ok(Payload::LogLines(fresh))).await;
+                        }
+                        if !follow {
+                            return;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    }
+                }
                 Request::Commits { from, to, .. } => git_commits(git, &app, &from, &to)
                     .await
                     .map(Payload::Commits),
-                Request::CiRuns { .. } => Err(not_yet("CI runs")),
+                Request::CiRuns { sha, .. } => match ci {
+                    // The run that built the target commit, newest first.
+                    Some(ci) => ci.runs().await.map(|p| match p {
+                        Payload::Runs(runs) => Payload::CiRuns(
+                            runs.into_iter()
+                                .filter(|r| r.head_sha.as_deref() == Some(sha.as_str()))
+                                .collect(),
+                        ),
+                        other => other,
+                    }),
+                    None => Err("no CI configured (GitHub Actions or Jenkins)".into()),
+                },
                 Request::DiffToHistory { id, .. } => {
                     git_history_diff(git, &app, id).await.map(Payload::Diff)
                 }
@@ -297,9 +403,15 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
                         .map(|o| Payload::Accepted(outcome_words("sync", &app, &o)))
                         .map_err(|e| e.to_string())
                 }
-                Request::Rollback { id, approval, .. } => {
+                Request::Rollback {
+                    id,
+                    approval,
+                    disable_auto_sync,
+                    ..
+                } => {
                     let opts = RollbackOptions {
                         id: Some(id),
+                        disable_auto_sync,
                         approval: approval.map(|a| ops_approval(a, &app)),
                         ..Default::default()
                     };

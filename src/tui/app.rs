@@ -157,3 +157,114 @@ fn submit(
     }
     tasks.retain(|_, h| !h.is_finished());
 }
+
+/// The console without a terminal: the same state machine and provider, pumped by the
+/// caller. Key-driven flow tests and the render benchmark use it; it never draws unless
+/// asked.
+pub struct Headless {
+    pub console: Console,
+    provider: Arc<dyn Provider>,
+    updates: mpsc::Receiver<Update>,
+    resp_tx: mpsc::Sender<Response>,
+    resp_rx: mpsc::Receiver<Response>,
+    tasks: HashMap<Ticket, tokio::task::AbortHandle>,
+}
+
+impl Headless {
+    pub fn new(
+        console: Console,
+        provider: Arc<dyn Provider>,
+        updates: mpsc::Receiver<Update>,
+    ) -> Self {
+        let (resp_tx, resp_rx) = mpsc::channel(1024);
+        let mut h = Headless {
+            console,
+            provider,
+            updates,
+            resp_tx,
+            resp_rx,
+            tasks: HashMap::new(),
+        };
+        h.submit();
+        h
+    }
+
+    fn submit(&mut self) {
+        submit(
+            &mut self.console,
+            &self.provider,
+            &self.resp_tx,
+            &mut self.tasks,
+        );
+    }
+
+    pub fn key(&mut self, key: crossterm::event::KeyEvent) {
+        self.console.key(key);
+        self.submit();
+    }
+
+    /// Type characters one key at a time.
+    pub fn type_str(&mut self, s: &str) {
+        for c in s.chars() {
+            self.key(crossterm::event::KeyEvent::new(
+                crossterm::event::KeyCode::Char(c),
+                crossterm::event::KeyModifiers::NONE,
+            ));
+        }
+    }
+
+    /// Take whatever arrives (updates, answers) for at most `wait`.
+    pub async fn step(&mut self, wait: Duration) {
+        let mut buf = Vec::new();
+        tokio::select! {
+            n = self.updates.recv_many(&mut buf, BATCH) => {
+                if n > 0 {
+                    self.console.apply(buf.drain(..));
+                }
+            }
+            Some(r) = self.resp_rx.recv() => { self.console.respond(r); }
+            _ = tokio::time::sleep(wait) => {}
+        }
+        self.console.tick();
+        self.submit();
+    }
+
+    /// Pump until `cond` holds or the deadline passes; returns whether it held.
+    pub async fn until(&mut self, deadline: Duration, cond: impl Fn(&Console) -> bool) -> bool {
+        let end = tokio::time::Instant::now() + deadline;
+        while tokio::time::Instant::now() < end {
+            if cond(&self.console) {
+                return true;
+            }
+            self.step(Duration::from_millis(30)).await;
+        }
+        cond(&self.console)
+    }
+
+    /// Draw into a fresh test buffer and return its text, one line per row.
+    pub fn screen(&self, width: u16, height: u16) -> String {
+        let Ok(mut t) = Terminal::new(ratatui::backend::TestBackend::new(width, height));
+        if t.draw(|f| self.console.render(f)).is_err() {
+            return String::new();
+        }
+        let buf = t.backend().buffer();
+        let mut out = String::new();
+        for y in 0..buf.area.height {
+            let mut line = String::new();
+            for x in 0..buf.area.width {
+                line.push_str(buf[(x, y)].symbol());
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+impl Drop for Headless {
+    fn drop(&mut self) {
+        for (_, h) in self.tasks.drain() {
+            h.abort();
+        }
+    }
+}

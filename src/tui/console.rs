@@ -195,6 +195,7 @@ impl Console {
                 .effects
                 .push(Effect::Home(Box::new(BoardView::new()))),
             ("apps", _) => self.outbox.push(Box::new(AppsView::new(None))),
+            ("pending", _) => self.outbox.push(Box::new(AppsView::waiting())),
             ("env", Some(env)) => self
                 .outbox
                 .push(Box::new(AppsView::new(Some(env.to_string())))),

@@ -5,6 +5,7 @@
 
 pub mod adapt;
 pub mod app;
+pub mod ci;
 pub mod console;
 pub mod keymap;
 pub mod request;

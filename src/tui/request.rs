@@ -72,10 +72,13 @@ pub enum Request {
         app: AppId,
         approval: Option<Approval>,
     },
+    /// `disable_auto_sync`: turn automated sync off first (Argo CD refuses a rollback
+    /// while it is on); the operator was told.
     Rollback {
         app: AppId,
         id: i64,
         approval: Option<Approval>,
+        disable_auto_sync: bool,
     },
     Refresh {
         app: Option<AppId>,

@@ -5,6 +5,7 @@
 
 use super::adapt::ArgoProvider;
 use super::app::{Exit, run_loop};
+use super::ci::{Ci, GithubRepo, JenkinsJobs};
 use super::console::{Console, Settings};
 use super::keymap::Keymap;
 use super::request::Provider;
@@ -17,6 +18,8 @@ use crate::ops::estate::Estate;
 use crate::sources::ArgoSource;
 use crate::sources::argocd::{ArgoApi, ArgoApiOptions};
 use crate::sources::git::GitMirrors;
+use crate::sources::github::{GithubClient, GithubOptions};
+use crate::sources::jenkins::{JenkinsClient, JenkinsOptions};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -76,6 +79,43 @@ pub fn settings(args: &ConsoleArgs, source_label: String) -> Settings {
         warnings,
         policies: Default::default(),
     }
+}
+
+/// GitHub Actions and Jenkins of the sandbox, with its own credentials.
+fn sandbox_ci(sb: &crate::sandbox::Sandbox, git: Option<Arc<GitMirrors>>) -> Ci {
+    let users = &sb.world.users;
+    let github = GithubClient::new(GithubOptions {
+        api_url: Some(format!("{}/github", sb.url)),
+        token: Some(crate::secrets::Secret::new(users.github_token())),
+        timeout: None,
+        git,
+    })
+    .ok()
+    .map(|client| GithubRepo {
+        client,
+        owner: sb.world.estate.github.owner.clone(),
+        repo: sb.world.estate.github.repo.clone(),
+        git_ref: "main".into(),
+        repo_url: Some(sb.world.repo.url()),
+    });
+    let jenkins = JenkinsClient::new(JenkinsOptions {
+        url: Some(format!("{}/jenkins", sb.url)),
+        user: users.jenkins_user(),
+        token: crate::secrets::Secret::new(users.jenkins_token()),
+        timeout: None,
+    })
+    .ok()
+    .map(|client| JenkinsJobs {
+        client,
+        jobs: sb
+            .world
+            .estate
+            .jenkins
+            .iter()
+            .map(|j| j.name.clone())
+            .collect(),
+    });
+    Ci { github, jenkins }
 }
 
 fn ops_for(settings: &Settings, audit: AuditLog) -> Ops {
@@ -168,7 +208,9 @@ pub async fn demo(
     settings.operator = "admin".into();
     // The demo's approvals go to an audit log beside the sandbox, not the operator's own.
     let ops = ops_for(&settings, AuditLog::in_dir(&sb.state_dir.join("audit")));
-    let provider: Arc<dyn Provider> = Arc::new(ArgoProvider::new(vec![api], ops, git, label));
+    let ci = sandbox_ci(&sb, git.clone());
+    let provider: Arc<dyn Provider> =
+        Arc::new(ArgoProvider::new(vec![api], ops, git, label).with_ci(ci));
     let result = open(settings, provider, rx).await;
     watch.abort();
     sb.stop().await;

@@ -164,11 +164,6 @@ impl ApproveView {
         {
             v.push("a sync window blocks manual syncs now".into());
         }
-        if let Change::Rollback(_) = self.change
-            && e.app.auto_sync()
-        {
-            v.push("auto-sync is on: Argo CD refuses a rollback until it is turned off".into());
-        }
         if matches!(self.change, Change::Sync)
             && e.app.status.sync.status == SyncStatus::Synced
             && self.phase == Phase::Review
@@ -227,6 +222,7 @@ impl ApproveView {
                 app: self.id.clone(),
                 id,
                 approval: Some(approval),
+                disable_auto_sync: ctx.app(&self.id).is_some_and(|e| e.app.auto_sync()),
             },
         };
         let previous_start = ctx

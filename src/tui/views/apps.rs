@@ -56,6 +56,8 @@ pub struct AppsView {
     filter: String,
     typing: bool,
     only_env: Option<String>,
+    /// Only apps that wait for an operator's approval (`:pending`).
+    only_waiting: bool,
     marks: BTreeSet<AppId>,
     generation: u64,
 }
@@ -69,12 +71,24 @@ impl AppsView {
             filter: String::new(),
             typing: false,
             only_env,
+            only_waiting: false,
             marks: BTreeSet::new(),
             generation: u64::MAX,
         }
     }
 
-    fn matches(&self, e: &AppEntry) -> bool {
+    /// Apps waiting for approval, across environments.
+    pub fn waiting() -> Self {
+        AppsView {
+            only_waiting: true,
+            ..AppsView::new(None)
+        }
+    }
+
+    fn matches(&self, ctx: &Ctx, e: &AppEntry) -> bool {
+        if self.only_waiting && !ctx.estate.waits_for_approval(e, ctx.policies) {
+            return false;
+        }
         if let Some(env) = &self.only_env
             && &e.environment.name != env
         {
@@ -92,7 +106,8 @@ impl AppsView {
 
     fn rebuild(&mut self, ctx: &Ctx) {
         let keep = self.selected_id();
-        let mut entries: Vec<&AppEntry> = ctx.estate.apps().filter(|e| self.matches(e)).collect();
+        let mut entries: Vec<&AppEntry> =
+            ctx.estate.apps().filter(|e| self.matches(ctx, e)).collect();
         let health_rank = |e: &AppEntry| {
             std::cmp::Reverse(
                 crate::model::HealthStatus::Healthy.worst(e.app.status.health.status) as u8,
@@ -220,6 +235,9 @@ impl AppsView {
 
 impl View for AppsView {
     fn title(&self, _ctx: &Ctx) -> String {
+        if self.only_waiting {
+            return "waiting for approval".into();
+        }
         match &self.only_env {
             Some(env) => format!("apps {}", clean(env)),
             None => "apps".into(),

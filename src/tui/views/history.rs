@@ -148,6 +148,13 @@ impl View for HistoryView {
         }
         if let Some(id) = self.confirm {
             lines.push(Line::default());
+            if ctx.app(&self.id).is_some_and(|e| e.app.auto_sync()) {
+                lines.push(Line::from(widgets::styled(
+                    theme,
+                    Role::Warning,
+                    "auto-sync is on: rolling back turns it off for this app (turn it on again when fixed)",
+                )));
+            }
             lines.push(Line::from(vec![
                 Span::styled(
                     format!("Roll back {} to deployment #{id}? ", clean(&self.id.name)),
@@ -176,10 +183,12 @@ impl View for HistoryView {
             {
                 out.flash(Level::Warning, "an operation is already running");
             } else {
+                let auto = ctx.app(&self.id).is_some_and(|e| e.app.auto_sync());
                 out.request(Request::Rollback {
                     app: self.id.clone(),
                     id,
                     approval: None,
+                    disable_auto_sync: auto,
                 });
                 out.flash(
                     Level::Info,

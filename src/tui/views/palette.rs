@@ -14,6 +14,7 @@ use ratatui::widgets::{Clear, Paragraph};
 pub const COMMANDS: &[(&str, &str)] = &[
     ("board", "the board (home)"),
     ("apps", "all applications"),
+    ("pending", "applications waiting for approval"),
     ("builds", "pipelines and runs"),
     ("ctx", "contexts and their connection state"),
     ("env NAME", "applications of one environment"),

@@ -1,0 +1,241 @@
+//! The console driven by keys against the in-process sandbox, through the real Argo CD API
+//! client and the ops actions: approve a prod change, roll back a staging app. Each test
+//! asserts what the sandbox holds afterwards, read back through its API.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use shipdeck::model::SyncStatus;
+use shipdeck::ops::actions::Ops;
+use shipdeck::ops::audit::AuditLog;
+use shipdeck::ops::estate::Estate;
+use shipdeck::ops::policy::Policies;
+use shipdeck::sandbox::{Sandbox, SandboxOptions, auth::Role};
+use shipdeck::secrets::Secret;
+use shipdeck::sources::ArgoSource;
+use shipdeck::sources::argocd::{ArgoApi, ArgoApiOptions};
+use shipdeck::sources::git::GitMirrors;
+use shipdeck::tui::adapt::ArgoProvider;
+use shipdeck::tui::app::Headless;
+use shipdeck::tui::console::{Console, Settings};
+use shipdeck::tui::request::Provider;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Rig {
+    h: Headless,
+    api: ArgoApi,
+    audit: AuditLog,
+    _sb: Sandbox,
+    _dir: tempfile::TempDir,
+    _watch: tokio::task::JoinHandle<()>,
+}
+
+async fn rig() -> Rig {
+    let sb = Sandbox::start(SandboxOptions {
+        time_scale: 0.02,
+        ..Default::default()
+    })
+    .await
+    .expect("sandbox starts");
+    let dir = tempfile::tempdir().unwrap();
+    let api = ArgoApi::new(ArgoApiOptions {
+        name: Some("sandbox".into()),
+        server: sb.url.clone(),
+        token: Some(Secret::new(sb.world.users.token(Role::Admin))),
+        workload_poll: Some(Duration::from_millis(100)),
+        ..Default::default()
+    })
+    .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(4096);
+    let watch = api.watch_applications(tx);
+    let audit = AuditLog::in_dir(&dir.path().join("audit"));
+    let ops = Ops {
+        operator: "admin".into(),
+        read_only: false,
+        policies: Policies::default(),
+        classifier: Default::default(),
+        audit: audit.clone(),
+    };
+    let git = Some(Arc::new(GitMirrors::new(dir.path().join("mirrors"))));
+    let provider: Arc<dyn Provider> = Arc::new(ArgoProvider::new(
+        vec![api.clone()],
+        ops,
+        git,
+        "sandbox".into(),
+    ));
+    let console = Console::new(
+        Estate::new(),
+        Settings {
+            operator: "admin".into(),
+            source_label: "sandbox".into(),
+            ..Settings::default()
+        },
+    );
+    Rig {
+        h: Headless::new(console, provider, rx),
+        api,
+        audit,
+        _sb: sb,
+        _dir: dir,
+        _watch: watch,
+    }
+}
+
+fn press(h: &mut Headless, code: KeyCode) {
+    h.key(KeyEvent::new(code, KeyModifiers::NONE));
+}
+
+fn command(h: &mut Headless, cmd: &str) {
+    press(h, KeyCode::Char(':'));
+    h.type_str(cmd);
+    press(h, KeyCode::Enter);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approve_a_prod_change_by_keys() {
+    let mut r = rig().await;
+    let policies = Policies::default();
+    assert!(
+        r.h.until(Duration::from_secs(30), |c| c
+            .estate
+            .apps()
+            .any(|e| c.estate.waits_for_approval(e, &policies)))
+            .await,
+        "no app waits for approval:\n{}",
+        r.h.screen(160, 48)
+    );
+    let name = {
+        let c = &r.h.console;
+        let mut waiting: Vec<String> = c
+            .estate
+            .apps()
+            .filter(|e| c.estate.waits_for_approval(e, &policies))
+            .map(|e| e.id.name.clone())
+            .collect();
+        waiting.sort();
+        waiting[0].clone()
+    };
+    command(&mut r.h, "pending");
+    let screen = r.h.screen(160, 48);
+    assert!(screen.contains(&name), "{screen}");
+    press(&mut r.h, KeyCode::Char('s'));
+    let title = format!("sync {name} in prod");
+    assert!(
+        r.h.until(Duration::from_secs(30), |c| c
+            .screen_titles()
+            .last()
+            .is_some_and(|t| t.starts_with("approve sync")))
+            .await
+    );
+    // Wait for the review to load (diff, commits, permission) before approving.
+    let mut reviewed = false;
+    for _ in 0..300 {
+        let s = r.h.screen(160, 48);
+        if s.contains(&title) && !s.contains("computing diff") && !s.contains("checking permission")
+        {
+            reviewed = true;
+            break;
+        }
+        r.h.step(Duration::from_millis(50)).await;
+    }
+    assert!(reviewed, "{}", r.h.screen(160, 48));
+    r.h.type_str(&name);
+    press(&mut r.h, KeyCode::Tab);
+    r.h.type_str("tested in staging");
+    press(&mut r.h, KeyCode::Enter);
+    let mut done = false;
+    for _ in 0..1200 {
+        let s = r.h.screen(160, 48);
+        if s.contains("done: Synced and Healthy") {
+            done = true;
+            break;
+        }
+        assert!(!s.contains("✗ failed"), "{s}");
+        r.h.step(Duration::from_millis(50)).await;
+    }
+    assert!(done, "{}", r.h.screen(160, 48));
+    // What the sandbox holds now, through its API.
+    let app = r
+        .api
+        .get_application(&name, Default::default())
+        .await
+        .unwrap();
+    assert_eq!(app.status.sync.status, SyncStatus::Synced);
+    let last = app.status.history.last().expect("a deployment recorded");
+    assert_eq!(
+        last.initiated_by
+            .as_ref()
+            .and_then(|i| i.username.as_deref()),
+        Some("admin")
+    );
+    let info = &app
+        .status
+        .operation_state
+        .as_ref()
+        .expect("operation state")
+        .operation
+        .info;
+    assert!(
+        info.iter()
+            .any(|i| i.name == "approved-by" && i.value == "admin"),
+        "{info:?}"
+    );
+    let records = r.audit.read_all().unwrap();
+    assert!(!records.is_empty(), "an approval is in the audit log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roll_back_a_staging_app_by_keys() {
+    let mut r = rig().await;
+    assert!(
+        r.h.until(Duration::from_secs(30), |c| c.estate.apps().any(|e| {
+            e.environment.name == "staging" && e.app.status.history.len() >= 2
+        }))
+        .await,
+        "no staging app with two deployments:\n{}",
+        r.h.screen(160, 48)
+    );
+    let (name, target) = {
+        let c = &r.h.console;
+        let mut apps: Vec<_> = c
+            .estate
+            .apps()
+            .filter(|e| e.environment.name == "staging" && e.app.status.history.len() >= 2)
+            .collect();
+        apps.sort_by(|a, b| a.id.name.cmp(&b.id.name));
+        let e = apps[0];
+        let h = &e.app.status.history;
+        (e.id.name.clone(), h[h.len() - 2].clone())
+    };
+    command(&mut r.h, "env staging");
+    press(&mut r.h, KeyCode::Char('/'));
+    r.h.type_str(&name);
+    press(&mut r.h, KeyCode::Enter);
+    press(&mut r.h, KeyCode::Char('R'));
+    let s = r.h.screen(160, 48);
+    assert!(s.contains(&format!("history {name}")), "{s}");
+    press(&mut r.h, KeyCode::Char('j'));
+    press(&mut r.h, KeyCode::Char('R'));
+    let s = r.h.screen(160, 48);
+    assert!(
+        s.contains(&format!("Roll back {name} to deployment #{}", target.id)),
+        "{s}"
+    );
+    press(&mut r.h, KeyCode::Char('y'));
+    let want = target.revision.clone();
+    let mut rolled = false;
+    for _ in 0..1200 {
+        let app = r
+            .api
+            .get_application(&name, Default::default())
+            .await
+            .unwrap();
+        let last = app.status.history.last().and_then(|h| h.revision.clone());
+        if app.status.history.len() > 2 && last == want && !app.operation_in_progress() {
+            rolled = true;
+            assert!(!app.auto_sync(), "rollback turned auto-sync off");
+            break;
+        }
+        r.h.step(Duration::from_millis(50)).await;
+    }
+    assert!(rolled, "{}", r.h.screen(160, 48));
+}
