@@ -199,7 +199,6 @@ async fn pending_prod(w: &World) -> String {
         .expect("the estate has a prod app waiting for a sync")
 }
 
-#[ignore = "needs the sandbox Argo CD API auth seam (src/sandbox/argo_api/seams.rs is a stub in main)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_is_the_same_in_core_and_api_mode() {
     let w = start().await;
@@ -581,7 +580,6 @@ async fn drift_is_told_from_a_pending_change() {
     assert!(diff.stdout.contains("-> "), "{}", diff.stdout);
 }
 
-#[ignore = "needs the sandbox GitHub Actions API (src/sandbox/github_api.rs is a stub in main)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn build_then_prod_waits_then_approved_sync() {
     let w = start().await;
