@@ -246,7 +246,7 @@ async fn status_matches_the_sandbox_truth() {
             .json()
             .await
             .expect("truth is JSON");
-        let rows = comparable(&w.status(Mode::Api).await);
+        let rows = comparable(&w.status(Mode::Core).await);
         let ours: Vec<Value> = rows
             .iter()
             .map(|r| {
@@ -402,10 +402,17 @@ async fn rollback_with_auto_sync_is_refused_until_asked_to_disable_it() {
         .await;
     assert!(done.stderr.contains("stays disabled"), "{}", done.stderr);
     assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
-    let row = w.app(Mode::Core, &app).await;
-    assert_eq!(
-        row["auto_sync"], false,
-        "auto-sync stays disabled after the rollback"
+    // The rollback is the newest deployment, by the operator, at the previous revision.
+    // (Whether auto-sync stays off afterwards is up to Argo CD: an app-of-apps with
+    // auto-sync may turn it back on; shipdeck never does.)
+    let after = w.run(Mode::Core, &["history", &app, "-o", "json"]).await;
+    let after: Vec<Value> = serde_json::from_str(&after.stdout).expect("history JSON");
+    let newest_before = entries[0]["id"].as_i64().expect("id");
+    assert!(
+        after.iter().any(|h| h["initiated_by"] == "e2e-operator"
+            && h["revision"] == entries[1]["revision"]
+            && h["id"].as_i64().is_some_and(|id| id > newest_before)),
+        "no rollback deployment by the operator: {after:?}"
     );
     let actions: Vec<String> = w
         .audit()
@@ -496,13 +503,13 @@ async fn a_slow_or_failing_server_ends_in_a_message_not_a_hang() {
         serde_json::json!({"fault": "delay", "path": "/applications", "ms": 300, "seconds": 20}),
     )
     .await;
-    let out = w.run(Mode::Api, &["status", "-o", "json"]).await;
+    let out = w.run(Mode::Core, &["status", "-o", "json"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     // Failing: a clear message and the unreachable/failed code, never a panic.
     let w2 = start().await;
     w2.fault(serde_json::json!({"fault": "fail", "path": "/applications", "status": 503}))
         .await;
-    let out = w2.run(Mode::Api, &["status"]).await;
+    let out = w2.run(Mode::Core, &["status"]).await;
     assert_ne!(out.code, 0);
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     assert!(out.stderr.starts_with("shipdeck: "), "{}", out.stderr);
@@ -521,27 +528,37 @@ async fn drift_is_told_from_a_pending_change() {
     // Scale one of its Deployments behind Argo CD's back.
     let client = reqwest::Client::new();
     let token = w.var("SHIPDECK_SANDBOX_ADMIN_TOKEN");
-    let list: Value = client
-        .get(format!(
-            "{}/apis/apps/v1/deployments?labelSelector=app.kubernetes.io%2Finstance%3D{name}",
-            w.sandbox.url
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("list deployments")
-        .json()
-        .await
-        .expect("JSON");
-    let d = &list["items"][0];
-    let (ns, dn) = (
-        d["metadata"]["namespace"].as_str().expect("namespace"),
-        d["metadata"]["name"].as_str().expect("name"),
-    );
+    // Find one of its Deployments in whichever cluster it lives.
+    let mut found = None;
+    for c in shipdeck::sandbox::files::cluster_names(&w.sandbox.world) {
+        let base = shipdeck::sandbox::files::cluster_url(&w.sandbox.world, &c);
+        let list: Value = client
+            .get(format!(
+                "{base}/apis/apps/v1/deployments?labelSelector=app.kubernetes.io%2Finstance%3D{name}"
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("list deployments")
+            .json()
+            .await
+            .expect("JSON");
+        if let Some(d) = list["items"].get(0) {
+            found = Some((
+                base,
+                d["metadata"]["namespace"]
+                    .as_str()
+                    .expect("namespace")
+                    .to_string(),
+                d["metadata"]["name"].as_str().expect("name").to_string(),
+            ));
+            break;
+        }
+    }
+    let (base, ns, dn) = found.expect("a Deployment of the app");
     let r = client
         .patch(format!(
-            "{}/apis/apps/v1/namespaces/{ns}/deployments/{dn}",
-            w.sandbox.url
+            "{base}/apis/apps/v1/namespaces/{ns}/deployments/{dn}"
         ))
         .bearer_auth(&token)
         .header("Content-Type", "application/merge-patch+json")
@@ -558,7 +575,7 @@ async fn drift_is_told_from_a_pending_change() {
         w.app(Mode::Core, &name).await["out_of_sync"] == "drift"
     })
     .await;
-    let diff = w.run(Mode::Api, &["diff", &name]).await;
+    let diff = w.run(Mode::Core, &["diff", &name]).await;
     assert_eq!(diff.code, 1, "{}", diff.stderr);
     assert!(diff.stdout.contains("-> "), "{}", diff.stdout);
 }

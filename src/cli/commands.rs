@@ -107,6 +107,24 @@ pub struct BuildArgs {
 /// How often a wait looks again.
 const POLL: Duration = Duration::from_millis(250);
 
+/// The longest a headless command waits for one answer (sources retry on their own; a
+/// script must not hang behind a server that keeps failing).
+const ANSWER_DEADLINE: Duration = Duration::from_secs(30);
+
+async fn bounded<T>(
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, crate::sources::SourceError>>,
+) -> anyhow::Result<T> {
+    match tokio::time::timeout(ANSWER_DEADLINE, fut).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(ActionError::Timeout {
+            what: format!("{what} (the server keeps failing or is too slow)"),
+            seconds: ANSWER_DEADLINE.as_secs(),
+        }
+        .into()),
+    }
+}
+
 /// Run one headless command; prints and returns the exit code.
 pub async fn run_headless(args: &ConsoleArgs, cmd: Command) -> i32 {
     let (config, warnings) = Config::load(args.config.as_deref());
@@ -118,7 +136,21 @@ pub async fn run_headless(args: &ConsoleArgs, cmd: Command) -> i32 {
         match cmd {
             Command::Build(b) => super::build::build(args, &config, &ops, b).await,
             other => {
-                let backends = super::connect::argo(args, &config).await?;
+                let backends = match tokio::time::timeout(
+                    ANSWER_DEADLINE,
+                    super::connect::argo(args, &config),
+                )
+                .await
+                {
+                    Ok(b) => b?,
+                    Err(_) => {
+                        return Err(ActionError::Timeout {
+                            what: "connecting to Argo CD".into(),
+                            seconds: ANSWER_DEADLINE.as_secs(),
+                        }
+                        .into());
+                    }
+                };
                 for b in &backends {
                     super::connect::read_only(&mut ops, b);
                 }
@@ -148,7 +180,7 @@ async fn find<'a, S: ArgoSource>(backends: &'a [S], name: &str) -> anyhow::Resul
     }
     let mut found = Vec::new();
     for b in backends {
-        if b.list_applications()
+        if bounded("list applications", b.list_applications())
             .await?
             .iter()
             .any(|a| a.metadata.name == name)
@@ -187,7 +219,7 @@ async fn argo_command<S: ArgoSource>(
 async fn status<S: ArgoSource>(backends: &[S], ops: &Ops, out: &OutputArgs) -> anyhow::Result<i32> {
     let mut estate = Estate::with_classifier(ops.classifier.clone());
     for b in backends {
-        let apps = b.list_applications().await?;
+        let apps = bounded("list applications", b.list_applications()).await?;
         estate.apply(Update::Resync {
             instance: b.instance().to_string(),
             apps: apps
@@ -212,8 +244,8 @@ async fn status<S: ArgoSource>(backends: &[S], ops: &Ops, out: &OutputArgs) -> a
 }
 
 async fn diff<S: ArgoSource>(src: &S, name: &str, out: &OutputArgs) -> anyhow::Result<i32> {
-    let app = src.get_application(name, Refresh::Normal).await?;
-    let d = actions::diff_of(src, &app).await?;
+    let app = bounded(name, src.get_application(name, Refresh::Normal)).await?;
+    let d = bounded(name, actions::diff_of(src, &app)).await?;
     match out.output {
         OutputFormat::Json => print_json(&serde_json::json!({
             "app": clean(name),
@@ -247,7 +279,7 @@ async fn diff<S: ArgoSource>(src: &S, name: &str, out: &OutputArgs) -> anyhow::R
 }
 
 async fn history<S: ArgoSource>(src: &S, name: &str, out: &OutputArgs) -> anyhow::Result<i32> {
-    let app = src.get_application(name, Refresh::None).await?;
+    let app = bounded(name, src.get_application(name, Refresh::None)).await?;
     let rows = output::history_rows(&app);
     match out.output {
         OutputFormat::Json => print_json(&rows)?,
@@ -262,10 +294,10 @@ async fn rollout<S: ArgoSource>(
     wait: &WaitArgs,
     out: &OutputArgs,
 ) -> anyhow::Result<i32> {
-    let app = src.get_application(name, Refresh::None).await?;
+    let app = bounded(name, src.get_application(name, Refresh::None)).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait.timeout);
     let workloads = loop {
-        let w = src.workloads(&app).await?;
+        let w = bounded(name, src.workloads(&app)).await?;
         let failed = w
             .iter()
             .any(|x| matches!(x.verdict(), RolloutVerdict::Failed(_)));
@@ -335,7 +367,7 @@ async fn sync<S: ArgoSource>(src: &S, ops: &Ops, a: SyncArgs) -> anyhow::Result<
         .iter()
         .map(|r| parse_resource(r))
         .collect::<Result<Vec<_>, _>>()?;
-    let outcome = actions::sync(
+    let outcome = bounded_action(actions::sync(
         src,
         ops,
         &a.app,
@@ -346,13 +378,13 @@ async fn sync<S: ArgoSource>(src: &S, ops: &Ops, a: SyncArgs) -> anyhow::Result<
             resources,
             approval: approval(ops, a.approve.clone(), a.reason.clone()),
         },
-    )
+    ))
     .await?;
     finish(src, ops, outcome, &a.wait, &a.out).await
 }
 
 async fn rollback<S: ArgoSource>(src: &S, ops: &Ops, a: RollbackArgs) -> anyhow::Result<i32> {
-    let outcome = actions::rollback(
+    let outcome = bounded_action(actions::rollback(
         src,
         ops,
         &a.app,
@@ -363,9 +395,23 @@ async fn rollback<S: ArgoSource>(src: &S, ops: &Ops, a: RollbackArgs) -> anyhow:
             disable_auto_sync: a.disable_auto_sync,
             approval: approval(ops, a.approve.clone(), a.reason.clone()),
         },
-    )
+    ))
     .await?;
     finish(src, ops, outcome, &a.wait, &a.out).await
+}
+
+/// An action's requests, bounded like [`bounded`] (a few requests, so twice the time).
+async fn bounded_action<T>(
+    fut: impl std::future::Future<Output = Result<T, ActionError>>,
+) -> anyhow::Result<T> {
+    match tokio::time::timeout(ANSWER_DEADLINE * 2, fut).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(ActionError::Timeout {
+            what: "the server did not answer the action's requests".into(),
+            seconds: (ANSWER_DEADLINE * 2).as_secs(),
+        }
+        .into()),
+    }
 }
 
 /// Report what was sent, then (with --wait) how it ended.
