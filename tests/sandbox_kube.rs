@@ -3,7 +3,7 @@
 //! the Table format, size limits, faults, and a second cluster under `/clusters/C`.
 //! Objects live in namespaces of their own, so estates seeded by the sandbox do not matter.
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
@@ -260,7 +260,8 @@ async fn watcher_recovers_from_410_and_dropped_watches() {
         .applied_objects();
     let task = tokio::spawn(async move {
         let mut s = std::pin::pin!(stream);
-        while let Ok(Some(o)) = s.try_next().await {
+        while let Some(item) = s.next().await {
+            let Ok(o) = item else { continue };
             seen2
                 .lock()
                 .unwrap()
@@ -379,7 +380,16 @@ async fn raw_watch_bookmarks_gone_and_tables() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let lines = read_lines_until(resp, |v| v["type"] == "ERROR").await;
+    // The stream ends right after the ERROR event.
+    let text = tokio::time::timeout(DEADLINE, resp.text())
+        .await
+        .expect("watch ends after ERROR")
+        .unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
     let status = &lines.last().unwrap()["object"];
     assert_eq!(
         (status["code"].as_u64(), status["reason"].as_str()),

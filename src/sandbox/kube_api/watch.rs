@@ -193,6 +193,9 @@ pub fn start(ctx: &Ctx, res: ResourceType, ns: Option<&str>) -> Result<Response,
     epoch.borrow_and_update();
     // Subscribe before answering so nothing written right after the request is missed.
     let opened = ctx.world.store.watch(&ctx.cluster, res, from);
+    // The synthetic ADDED events describe the store as of this request, not as of whenever
+    // the streaming task first runs.
+    let listed = (from == 0 && opened.is_ok()).then(|| ctx.world.store.list(&ctx.cluster, res, ns));
     tokio::spawn(async move {
         let (initial, mut rx): (Vec<(&str, Arc<Value>)>, _) = match opened {
             Err(StoreError::Gone { requested, oldest }) => {
@@ -208,11 +211,7 @@ pub fn start(ctx: &Ctx, res: ResourceType, ns: Option<&str>) -> Result<Response,
             }
             Ok((backlog, rx)) if from == 0 => {
                 drop(backlog);
-                let (items, list_rv) =
-                    stream
-                        .world
-                        .store
-                        .list(&stream.cluster, res, stream.ns.as_deref());
+                let (items, list_rv) = listed.unwrap_or_default();
                 stream.last_rv = list_rv;
                 (items.into_iter().map(|o| ("ADDED", o)).collect(), rx)
             }
