@@ -31,10 +31,20 @@ pub enum AuthError {
     Expired,
 }
 
-pub fn authenticate(_world: &World, authorization: Option<&str>) -> Result<User, AuthError> {
-    match authorization {
-        None => Err(AuthError::Missing),
-        Some(_) => Err(AuthError::Invalid),
+pub fn authenticate(world: &World, authorization: Option<&str>) -> Result<User, AuthError> {
+    use crate::sandbox::auth as a;
+    match world.users.authenticate(authorization) {
+        Ok(u) => Ok(User {
+            name: u.name,
+            role: match u.role {
+                a::Role::Admin => Role::Admin,
+                a::Role::Viewer => Role::Viewer,
+                a::Role::Deployer => Role::Deployer,
+            },
+        }),
+        Err(a::AuthError::Missing) => Err(AuthError::Missing),
+        Err(a::AuthError::Expired) => Err(AuthError::Expired),
+        Err(_) => Err(AuthError::Invalid),
     }
 }
 
@@ -68,11 +78,11 @@ pub fn cluster_of(world: &World, app: &Application) -> Option<String> {
 }
 
 pub fn desired_objects(
-    _world: &World,
-    _app: &Application,
-    _revision: Option<&str>,
+    world: &World,
+    app: &Application,
+    revision: Option<&str>,
 ) -> Result<Vec<Value>, String> {
-    Err("manifests cannot be rendered: the Argo CD controller is not built yet".into())
+    crate::sandbox::controller::desired_objects(world, app, revision)
 }
 
 pub fn normalize(obj: &Value) -> Value {
