@@ -4,6 +4,7 @@
 //! commands live in `cli/`: they connect (`connect`), call `ops`, and print (`output`);
 //! every failure ends in a documented exit code (`exit`).
 
+mod build;
 mod commands;
 pub mod connect;
 pub mod exit;

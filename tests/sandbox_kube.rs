@@ -79,8 +79,12 @@ fn http() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-async fn wait_for<F: FnMut() -> bool>(mut f: F) {
-    let end = tokio::time::Instant::now() + DEADLINE;
+async fn wait_for<F: FnMut() -> bool>(f: F) {
+    wait_within(DEADLINE, f).await
+}
+
+async fn wait_within<F: FnMut() -> bool>(deadline: Duration, mut f: F) {
+    let end = tokio::time::Instant::now() + deadline;
     while !f() {
         assert!(
             tokio::time::Instant::now() < end,
@@ -218,6 +222,28 @@ async fn selectors_filter_lists() {
         .await
         .unwrap_err();
     assert_eq!(api_code(bad).0, 400);
+
+    // A watch with a label selector sees an object leave it as DELETED.
+    let token = sb.world.users.token(Role::Admin);
+    let resp = http()
+        .get(format!(
+            "{}/api/v1/namespaces/sel/configmaps?watch=1&labelSelector=tier%3Dweb",
+            sb.url
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    cms.patch(
+        "a",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"tier": "db"}}})),
+    )
+    .await
+    .unwrap();
+    let lines = read_lines_until(resp, |v| v["type"] == "DELETED").await;
+    assert_eq!(lines.last().unwrap()["object"]["metadata"]["name"], "a");
+    assert!(lines.iter().all(|l| l["object"]["metadata"]["name"] != "b"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,11 +276,13 @@ async fn watcher_recovers_from_410_and_dropped_watches() {
     sb.world.store.expire_history();
     sb.world.store.drop_watches();
     cms.create(&pp, &cm("after-410", json!({}))).await.unwrap();
-    wait_for(|| has("after-410")).await;
+    // kube-rs backs off exponentially (0.8 s doubling, reset only after 120 s quiet) on
+    // every watch error, so on a loaded machine the relist may come late.
+    wait_within(Duration::from_secs(90), || has("after-410")).await;
 
     sb.world.store.drop_watches();
     cms.create(&pp, &cm("after-drop", json!({}))).await.unwrap();
-    wait_for(|| has("after-drop")).await;
+    wait_within(Duration::from_secs(90), || has("after-drop")).await;
     task.abort();
 }
 
@@ -327,8 +355,11 @@ async fn raw_watch_bookmarks_gone_and_tables() {
         let c = create("second");
         async move { c.await.unwrap().status() }
     });
+    let (mut second, mut bookmark) = (false, false);
     let lines = read_lines_until(resp, |v| {
-        v["type"] == "ADDED" && v["object"]["metadata"]["name"] == "second"
+        second |= v["type"] == "ADDED" && v["object"]["metadata"]["name"] == "second";
+        bookmark |= v["type"] == "BOOKMARK";
+        second && bookmark
     })
     .await;
     assert_eq!(creator.await.unwrap(), 201);

@@ -106,8 +106,12 @@ async fn default_estate_starts_as_the_demo_needs() {
     let prod = app(&sb, "checkout-prod");
     assert_eq!(prod["status"]["sync"]["status"], "OutOfSync");
     assert!(prod["spec"]["syncPolicy"].get("automated").is_none());
-    let payments = app(&sb, "payments-prod");
-    assert_eq!(payments["status"]["health"]["status"], "Degraded");
+    // The broken prod image: Degraded (the Deployment controller takes its pods to
+    // ImagePullBackOff; the Argo CD controller reads the workload).
+    wait_for("payments-prod to be Degraded", || async {
+        (app(&sb, "payments-prod")["status"]["health"]["status"] == "Degraded").then_some(())
+    })
+    .await;
     let kafka = app(&sb, "kafka-prod");
     assert_eq!(kafka["spec"]["syncPolicy"]["automated"]["prune"], false);
     assert_eq!(kafka["status"]["sync"]["status"], "Synced");
@@ -212,7 +216,10 @@ async fn argo_controller_syncs_rolls_back_drifts_and_honours_windows() {
         (Some("OutOfSync"), Some("pending-change"))
     );
     assert_eq!(t["auto_sync"], false);
-    assert_eq!(truth_of(&sb, "payments-prod").await["health"], "Degraded");
+    wait_for("payments-prod to be Degraded", || async {
+        (truth_of(&sb, "payments-prod").await["health"] == "Degraded").then_some(())
+    })
+    .await;
 
     // catalog-staging had a change waiting at start: auto-sync takes it.
     let head = w.repo.resolve("develop").unwrap();
@@ -373,10 +380,10 @@ async fn argo_controller_syncs_rolls_back_drifts_and_honours_windows() {
 async fn self_heal_reverts_drift() {
     let sb = start("banking", None).await;
     let w = &sb.world;
-    assert_eq!(
-        truth_of(&sb, "transaction-service-prod").await["health"],
-        "Degraded"
-    );
+    wait_for("transaction-service-prod to be Degraded", || async {
+        (truth_of(&sb, "transaction-service-prod").await["health"] == "Degraded").then_some(())
+    })
+    .await;
     w.store
         .mutate(
             IN_CLUSTER,
@@ -399,4 +406,115 @@ async fn self_heal_reverts_drift() {
         (d["spec"]["replicas"] == 2 && a["status"]["sync"]["status"] == "Synced").then_some(())
     })
     .await;
+}
+
+/// Seeding and the controller agree on every built-in estate: after the controller has
+/// looked (a webhook-style refresh), auto-sync apps are Synced, manual ones are Synced or
+/// wait on a pending change, and nothing shows drift that nobody made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_built_in_estate_is_consistent_at_start() {
+    for estate in ["default", "three-clusters", "event-ingestion", "banking"] {
+        let sb = start(estate, None).await;
+        let r = reqwest::Client::new()
+            .post(format!("{}/_sandbox/refresh", sb.url))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        let apps = wait_for(&format!("{estate}: auto-sync apps to settle"), || async {
+            let t = truth(&sb).await;
+            t.iter()
+                .all(|a| a["auto_sync"] == false || a["sync"] == "Synced")
+                .then_some(t)
+        })
+        .await;
+        for a in &apps {
+            let name = a["name"].as_str().unwrap();
+            assert!(
+                a["environment"].as_str().is_some_and(|e| !e.is_empty()),
+                "{estate}/{name}"
+            );
+            match a["sync"].as_str().unwrap() {
+                "Synced" => assert_eq!(a["cause"], "none", "{estate}/{name}"),
+                "OutOfSync" => assert_eq!(a["cause"], "pending-change", "{estate}/{name}: {a}"),
+                other => panic!("{estate}/{name}: sync {other}"),
+            }
+        }
+        if apps.iter().any(|a| a["auto_sync"] == false) {
+            assert!(
+                apps.iter().any(|a| a["cause"] == "pending-change"),
+                "{estate} has a change waiting for approval"
+            );
+        }
+        sb.stop().await;
+    }
+}
+
+/// With kube-rs over the sandbox's Kubernetes API: a prod sync requested by patching
+/// `.operation` (what `argocd --core` and `kubectl patch` do) deploys to another cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_patch_of_operation_syncs_to_the_production_cluster() {
+    use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+    let sb = start("three-clusters", None).await;
+    let kc = Kubeconfig::read_from(sb.kubeconfig_path()).expect("kubeconfig");
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig loads");
+    let client = kube::Client::try_from(cfg).expect("client");
+    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "argoproj.io",
+        "v1alpha1",
+        "Application",
+    ));
+    let apps: Api<DynamicObject> = Api::namespaced_with(client, ARGOCD_NAMESPACE, &ar);
+    let list = apps
+        .list(&Default::default())
+        .await
+        .expect("list applications");
+    assert_eq!(list.items.len(), 3);
+    let prod = apps.get("vmshift-production").await.expect("get");
+    assert_eq!(prod.data["status"]["sync"]["status"], "OutOfSync");
+    assert_eq!(prod.data["spec"]["destination"]["name"], "production");
+    let before = history(&prod.data).len();
+    let patch = json!({"operation": {
+        "initiatedBy": {"username": "admin"},
+        "sync": {"revision": "main", "syncStrategy": {"hook": {}}},
+    }});
+    apps.patch(
+        "vmshift-production",
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .expect("patch .operation");
+    let a = finished_operation(&sb, "vmshift-production").await;
+    assert_eq!(
+        a["status"]["operationState"]["phase"], "Succeeded",
+        "{}",
+        a["status"]["operationState"]
+    );
+    assert_eq!(history(&a).len(), before + 1);
+    assert_eq!(a["status"]["sync"]["status"], "Synced");
+    let want = sb
+        .world
+        .repo
+        .read_file("main", "helm/vmshift/rendered/production/api.yaml")
+        .unwrap()
+        .unwrap();
+    let live = sb
+        .world
+        .store
+        .get(
+            "production",
+            DEPLOYMENTS,
+            "vmshift-production",
+            "vmshift-api",
+        )
+        .unwrap();
+    let image = live["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap();
+    assert!(want.contains(image), "{image} is what main says");
+    assert!(image.contains(":main-"), "{image}");
 }

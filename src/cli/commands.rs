@@ -86,9 +86,12 @@ pub struct BuildArgs {
     /// Workflow input KEY=VALUE (repeatable).
     #[arg(long = "input", value_name = "KEY=VALUE")]
     pub inputs: Vec<String>,
-    /// Git ref to run the workflow on (default: the repository's default branch).
+    /// Git ref to run the workflow on (default: main).
     #[arg(long = "ref")]
     pub git_ref: Option<String>,
+    /// GitHub repository OWNER/REPO of --workflow (default: GITHUB_REPOSITORY).
+    #[arg(long)]
+    pub repo: Option<String>,
     /// Jenkins job to build.
     #[arg(long, conflicts_with = "workflow")]
     pub jenkins_job: Option<String>,
@@ -113,7 +116,7 @@ pub async fn run_headless(args: &ConsoleArgs, cmd: Command) -> i32 {
     let result = async {
         let mut ops = super::connect::ops(args, &config)?;
         match cmd {
-            Command::Build(b) => super::connect::build(args, &config, &ops, b).await,
+            Command::Build(b) => super::build::build(args, &config, &ops, b).await,
             other => {
                 let backends = super::connect::argo(args, &config).await?;
                 for b in &backends {

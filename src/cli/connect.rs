@@ -4,7 +4,7 @@
 //! `sources::Backend::connect_all`; this file only translates the command line.
 
 use super::exit::UsageError;
-use super::{BuildArgs, ConsoleArgs, LoginSystem};
+use super::{ConsoleArgs, LoginSystem};
 use crate::config::{self, Config};
 use crate::ops::actions::Ops;
 use crate::ops::audit::AuditLog;
@@ -94,30 +94,6 @@ pub fn read_only(ops: &mut Ops, backend: &Backend) {
     if backend.read_only() {
         ops.read_only = true;
     }
-}
-
-/// `shipdeck build`: needs the GitHub / Jenkins sources.
-pub async fn build(
-    _args: &ConsoleArgs,
-    _config: &Config,
-    ops: &Ops,
-    b: BuildArgs,
-) -> anyhow::Result<i32> {
-    if ops.read_only {
-        return Err(crate::ops::policy::Refusal::ReadOnly {
-            action: "build",
-            app: b
-                .app
-                .or(b.workflow)
-                .or(b.jenkins_job)
-                .unwrap_or_else(|| "a pipeline".into()),
-        }
-        .into());
-    }
-    Err(UsageError(
-        "shipdeck build: the GitHub Actions and Jenkins clients are not in this build yet; use `gh workflow run` or Jenkins meanwhile".into(),
-    )
-    .into())
 }
 
 fn read_stdin_line(what: &str) -> anyhow::Result<String> {

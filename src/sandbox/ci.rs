@@ -1,11 +1,798 @@
-//! (stub, to be written) Simulated CI runs shared by the GitHub and Jenkins APIs.
+//! Simulated CI shared by the GitHub Actions and Jenkins APIs: one run engine where a run goes
+//! queued -> in_progress (jobs and steps advancing on the sandbox clock) -> completed, and a
+//! successful build commits its new image tag into the estate's manifests through
+//! `estate::apply_bump`, as CI bots do. The APIs only create, read, cancel and rerun runs;
+//! this file decides how they unfold. It never talks HTTP.
 
 use super::World;
-use std::sync::Arc;
+use super::estate::{CiAction, ImageBump};
+use super::store::APPLICATIONS;
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-#[derive(Debug, Default)]
-pub struct Ci {}
+/// Which system a run belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A GitHub Actions workflow run (workflow id and file).
+    Github { workflow_id: u64, file: String },
+    /// A Jenkins build of a job.
+    Jenkins { job: String },
+}
 
-pub fn spawn(_world: Arc<World>) -> Vec<tokio::task::JoinHandle<()>> {
-    Vec::new()
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Queued,
+    InProgress,
+    Completed,
+}
+
+impl Status {
+    pub fn github(self) -> &'static str {
+        match self {
+            Status::Queued => "queued",
+            Status::InProgress => "in_progress",
+            Status::Completed => "completed",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub number: u32,
+    pub name: String,
+    pub status: Status,
+    pub conclusion: Option<&'static str>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Simulated seconds this step takes.
+    pub seconds: f64,
+    /// The step that commits the result (the run's side effect happens here).
+    pub effect: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: u64,
+    pub name: String,
+    pub status: Status,
+    pub conclusion: Option<&'static str>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// Unique across both systems (GitHub run id).
+    pub id: u64,
+    pub origin: Origin,
+    /// Workflow or job name.
+    pub name: String,
+    /// run_number (GitHub) or build number (Jenkins), per workflow/job.
+    pub number: u64,
+    pub attempt: u32,
+    pub action: Option<CiAction>,
+    pub inputs: BTreeMap<String, String>,
+    pub branch: String,
+    pub head_sha: String,
+    pub head_message: String,
+    pub event: String,
+    pub actor: String,
+    pub status: Status,
+    pub conclusion: Option<&'static str>,
+    pub jobs: Vec<Job>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    /// Image tag a build produced, commits it made.
+    pub tag: Option<String>,
+    pub commits: Vec<String>,
+    pub log: Vec<String>,
+    /// Whether the run must fail, and at which step (job index, step index).
+    fail_at: Option<(usize, usize)>,
+    /// Wall time the current queue/step phase ends.
+    next_at: Option<tokio::time::Instant>,
+}
+
+/// A Jenkins queue item: the build it became, once it left the queue.
+#[derive(Debug, Clone)]
+pub struct QueueItem {
+    pub id: u64,
+    pub job: String,
+    pub run_id: u64,
+    pub cancelled: bool,
+    pub in_queue_since: DateTime<Utc>,
+}
+
+#[derive(Default)]
+struct State {
+    runs: Vec<Run>,
+    queue: Vec<QueueItem>,
+    numbers: BTreeMap<String, u64>,
+    next_run: u64,
+    next_job: u64,
+    next_queue: u64,
+}
+
+/// All CI runs of the sandbox. Lives in `World`.
+#[derive(Default)]
+pub struct Ci {
+    state: Mutex<State>,
+    wake: tokio::sync::Notify,
+    /// GitHub API calls answered, for the rate-limit headers.
+    pub api_calls: AtomicU64,
+    /// Jenkins CSRF crumbs issued: (session, crumb), newest last.
+    crumbs: Mutex<Vec<(String, String)>>,
+    tokens: AtomicU64,
+}
+
+impl std::fmt::Debug for Ci {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ci").finish_non_exhaustive()
+    }
+}
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub origin: Origin,
+    pub name: String,
+    pub action: Option<CiAction>,
+    pub inputs: BTreeMap<String, String>,
+    pub branch: String,
+    pub head_sha: String,
+    pub head_message: String,
+    pub actor: String,
+    /// Jobs and their step names; empty: the default jobs of the action.
+    pub jobs: Vec<(String, Vec<String>)>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CiError {
+    #[error("run {0} not found")]
+    NotFound(u64),
+    #[error("Cannot cancel a workflow run that is completed.")]
+    AlreadyCompleted,
+    #[error("This workflow run is not completed yet, so it cannot be re-run.")]
+    NotCompleted,
+}
+
+fn truthy(v: Option<&String>) -> bool {
+    v.is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+}
+
+/// The default jobs of an action, as the estate's workflow files describe them.
+fn default_jobs(action: Option<CiAction>) -> Vec<(String, Vec<String>)> {
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    match action {
+        Some(CiAction::Build) => vec![
+            (
+                "test".into(),
+                s(&["Run actions/checkout@v4", "Run unit tests"]),
+            ),
+            (
+                "build".into(),
+                s(&[
+                    "Run actions/checkout@v4",
+                    "Build and push image",
+                    "Scan image",
+                ]),
+            ),
+            (
+                "bump".into(),
+                s(&[
+                    "Run actions/checkout@v4",
+                    "Bump image tag in manifests",
+                    "Commit and push",
+                ]),
+            ),
+        ],
+        Some(CiAction::Deploy) => vec![(
+            "deploy".into(),
+            s(&[
+                "Run actions/checkout@v4",
+                "Set image tag",
+                "Commit and push",
+                "Notify Argo CD",
+            ]),
+        )],
+        Some(CiAction::Verify) | None => vec![(
+            "verify".into(),
+            s(&["Run actions/checkout@v4", "Health checks", "Smoke tests"]),
+        )],
+    }
+}
+
+impl Ci {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A fresh opaque token (Jenkins sessions, crumbs).
+    pub fn new_token(&self, kind: &str) -> String {
+        use sha2::Digest;
+        let n = self.tokens.fetch_add(1, Ordering::Relaxed);
+        let now = Utc::now().timestamp_nanos_opt().unwrap_or(0);
+        let digest = sha2::Sha256::digest(format!("{kind}/{n}/{now}").as_bytes());
+        digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Issue a CSRF crumb for a Jenkins session (the last 1,000 stay valid).
+    pub fn issue_crumb(&self, session: &str) -> String {
+        let crumb = self.new_token("crumb");
+        let mut crumbs = self.crumbs.lock().unwrap_or_else(|p| p.into_inner());
+        crumbs.push((session.to_string(), crumb.clone()));
+        let excess = crumbs.len().saturating_sub(1000);
+        crumbs.drain(..excess);
+        crumb
+    }
+
+    pub fn crumbs(&self) -> Vec<(String, String)> {
+        self.crumbs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The number the next run of a workflow (`gh:FILE`) or job (`jenkins:NAME`) gets.
+    pub fn next_number(&self, key: &str) -> u64 {
+        self.lock().numbers.get(key).copied().unwrap_or(0) + 1
+    }
+
+    /// Queue a new run; returns it. The engine task picks it up at once.
+    pub fn start(&self, world: &World, new: NewRun) -> Run {
+        let mut st = self.lock();
+        st.next_run += 1;
+        let id = 9_000_000_000 + st.next_run;
+        let key = match &new.origin {
+            Origin::Github { file, .. } => format!("gh:{file}"),
+            Origin::Jenkins { job } => format!("jenkins:{job}"),
+        };
+        let number = {
+            let n = st.numbers.entry(key).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let job_specs = if new.jobs.is_empty() {
+            default_jobs(new.action)
+        } else {
+            new.jobs.clone()
+        };
+        let jobs = job_specs
+            .into_iter()
+            .map(|(name, steps)| {
+                st.next_job += 1;
+                build_job(20_000_000_000 + st.next_job, name, steps)
+            })
+            .collect::<Vec<_>>();
+        let now = Utc::now();
+        let mut run = Run {
+            id,
+            origin: new.origin,
+            name: new.name,
+            number,
+            attempt: 1,
+            action: new.action,
+            inputs: new.inputs,
+            branch: new.branch,
+            head_sha: new.head_sha,
+            head_message: new.head_message,
+            event: "workflow_dispatch".into(),
+            actor: new.actor,
+            status: Status::Queued,
+            conclusion: None,
+            jobs,
+            created_at: now,
+            updated_at: now,
+            started_at: None,
+            tag: None,
+            commits: Vec::new(),
+            log: Vec::new(),
+            fail_at: None,
+            next_at: None,
+        };
+        plan(world, &mut run);
+        st.runs.push(run.clone());
+        drop(st);
+        self.wake.notify_one();
+        run
+    }
+
+    /// A Jenkins trigger: a queue item for a new build.
+    pub fn enqueue_jenkins(&self, world: &World, new: NewRun) -> QueueItem {
+        let job = match &new.origin {
+            Origin::Jenkins { job } => job.clone(),
+            Origin::Github { file, .. } => file.clone(),
+        };
+        let run = self.start(world, new);
+        let mut st = self.lock();
+        st.next_queue += 1;
+        let item = QueueItem {
+            id: st.next_queue,
+            job,
+            run_id: run.id,
+            cancelled: false,
+            in_queue_since: run.created_at,
+        };
+        st.queue.push(item.clone());
+        item
+    }
+
+    pub fn queue_item(&self, id: u64) -> Option<(QueueItem, Run)> {
+        let st = self.lock();
+        let item = st.queue.iter().find(|q| q.id == id)?.clone();
+        let run = st.runs.iter().find(|r| r.id == item.run_id)?.clone();
+        Some((item, run))
+    }
+
+    pub fn run(&self, id: u64) -> Option<Run> {
+        self.lock().runs.iter().find(|r| r.id == id).cloned()
+    }
+
+    /// A Jenkins build by job and number.
+    pub fn build(&self, job: &str, number: u64) -> Option<Run> {
+        self.lock()
+            .runs
+            .iter()
+            .find(|r| {
+                r.number == number && matches!(&r.origin, Origin::Jenkins { job: j } if j == job)
+            })
+            .cloned()
+    }
+
+    /// Every run, newest first.
+    pub fn runs(&self) -> Vec<Run> {
+        let mut v = self.lock().runs.clone();
+        v.reverse();
+        v
+    }
+
+    pub fn cancel(&self, id: u64) -> Result<Run, CiError> {
+        let mut st = self.lock();
+        let run = st
+            .runs
+            .iter_mut()
+            .find(|r| r.id == id)
+            .ok_or(CiError::NotFound(id))?;
+        if run.status == Status::Completed {
+            return Err(CiError::AlreadyCompleted);
+        }
+        let now = Utc::now();
+        for job in &mut run.jobs {
+            for step in &mut job.steps {
+                if step.status != Status::Completed {
+                    step.conclusion = Some(if step.status == Status::InProgress {
+                        "cancelled"
+                    } else {
+                        "skipped"
+                    });
+                    step.status = Status::Completed;
+                    step.completed_at = step.started_at.map(|_| now);
+                }
+            }
+            if job.status != Status::Completed {
+                job.conclusion = Some("cancelled");
+                job.status = Status::Completed;
+                job.completed_at = Some(now);
+            }
+        }
+        run.status = Status::Completed;
+        run.conclusion = Some("cancelled");
+        run.updated_at = now;
+        run.next_at = None;
+        run.log.push("The run was canceled by @admin.".into());
+        for q in st.queue.iter_mut().filter(|q| q.run_id == id) {
+            q.cancelled = true;
+        }
+        st.runs
+            .iter()
+            .find(|r| r.id == id)
+            .cloned()
+            .ok_or(CiError::NotFound(id))
+    }
+
+    /// Re-run a completed run (all jobs, or only the failed ones and those after them).
+    pub fn rerun(&self, world: &World, id: u64, failed_only: bool) -> Result<Run, CiError> {
+        let mut st = self.lock();
+        let run = st
+            .runs
+            .iter_mut()
+            .find(|r| r.id == id)
+            .ok_or(CiError::NotFound(id))?;
+        if run.status != Status::Completed {
+            return Err(CiError::NotCompleted);
+        }
+        let first = if failed_only {
+            run.jobs
+                .iter()
+                .position(|j| j.conclusion != Some("success"))
+                .unwrap_or(run.jobs.len())
+        } else {
+            0
+        };
+        for job in run.jobs.iter_mut().skip(first) {
+            let steps = job.steps.iter().map(|s| s.name.clone()).collect();
+            *job = build_job(job.id, job.name.clone(), steps);
+        }
+        run.attempt += 1;
+        run.status = Status::Queued;
+        run.conclusion = None;
+        run.updated_at = Utc::now();
+        run.log.clear();
+        plan(world, run);
+        let run = run.clone();
+        drop(st);
+        self.wake.notify_one();
+        Ok(run)
+    }
+}
+
+fn build_job(id: u64, name: String, steps: Vec<String>) -> Job {
+    let mut names = vec!["Set up job".to_string()];
+    names.extend(steps);
+    names.push("Complete job".into());
+    let count = names.len();
+    let steps = names
+        .into_iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let effect = matches!(name.as_str(), "Commit and push" | "Health checks");
+            let seconds = match i {
+                0 => 1.0,
+                _ if i == count - 1 => 0.5,
+                _ if effect => 1.5,
+                _ => 2.0 + (i % 3) as f64,
+            };
+            Step {
+                number: i as u32 + 1,
+                name,
+                status: Status::Queued,
+                conclusion: None,
+                started_at: None,
+                completed_at: None,
+                seconds,
+                effect,
+            }
+        })
+        .collect();
+    Job {
+        id,
+        name,
+        status: Status::Queued,
+        conclusion: None,
+        started_at: None,
+        completed_at: None,
+        steps,
+    }
+}
+
+/// Decide up front whether (and where) the run fails: a `simulate_failure`/`fail` input, or
+/// an estate whose builds of this service fail (at the tests).
+fn plan(world: &World, run: &mut Run) {
+    let forced = truthy(run.inputs.get("simulate_failure")) || truthy(run.inputs.get("fail"));
+    let service = run.inputs.get("service").cloned().unwrap_or_default();
+    let estate_fails = run.action == Some(CiAction::Build)
+        && !service.is_empty()
+        && world.estate.fails_builds(&service);
+    run.fail_at = if forced || estate_fails {
+        // The first step that does real work (after "Set up job" and checkout).
+        run.jobs
+            .iter()
+            .position(|j| j.status != Status::Completed)
+            .map(|j| (j, run.jobs[j].steps.len().saturating_sub(2).clamp(1, 2)))
+    } else {
+        None
+    };
+    run.next_at = Some(tokio::time::Instant::now() + world.clock.wall(Duration::from_secs(1)));
+}
+
+/// The CI engine: advances every active run when its current phase is due.
+pub fn spawn(world: Arc<World>) -> Vec<tokio::task::JoinHandle<()>> {
+    vec![tokio::spawn(async move {
+        loop {
+            let next = advance(&world);
+            match next {
+                Some(t) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(t) => {}
+                        _ = world.ci.wake.notified() => {}
+                    }
+                }
+                None => world.ci.wake.notified().await,
+            }
+        }
+    })]
+}
+
+/// Advance all due runs; returns when the next one is due. Side effects (Git commits) run
+/// outside the lock.
+fn advance(world: &World) -> Option<tokio::time::Instant> {
+    let now = tokio::time::Instant::now();
+    let mut effects: Vec<(u64, Run)> = Vec::new();
+    {
+        let mut st = world.ci.lock();
+        for run in st.runs.iter_mut() {
+            while run.status != Status::Completed && run.next_at.is_some_and(|t| t <= now) {
+                if let Some(effect_run) = step_run(world, run, now) {
+                    effects.push((run.id, effect_run));
+                    break;
+                }
+            }
+        }
+    }
+    for (id, snapshot) in effects {
+        let outcome = perform(world, &snapshot);
+        let mut st = world.ci.lock();
+        if let Some(run) = st.runs.iter_mut().find(|r| r.id == id) {
+            finish_effect(world, run, outcome);
+        }
+    }
+    let st = world.ci.lock();
+    st.runs
+        .iter()
+        .filter(|r| r.status != Status::Completed)
+        .filter_map(|r| r.next_at)
+        .min()
+}
+
+/// Move a run one phase on. Returns a snapshot when the phase that just started needs its
+/// side effect performed (the run then waits for `finish_effect`).
+fn step_run(world: &World, run: &mut Run, now: tokio::time::Instant) -> Option<Run> {
+    let ts = Utc::now();
+    let clock = world.clock;
+    run.updated_at = ts;
+    if run.status == Status::Queued {
+        run.status = Status::InProgress;
+        run.started_at = Some(ts);
+    }
+    // The current job and step.
+    let Some(ji) = run.jobs.iter().position(|j| j.status != Status::Completed) else {
+        complete(run, ts);
+        return None;
+    };
+    let fail_at = run.fail_at;
+    let job = &mut run.jobs[ji];
+    if job.status == Status::Queued {
+        job.status = Status::InProgress;
+        job.started_at = Some(ts);
+    }
+    let Some(si) = job.steps.iter().position(|s| s.status != Status::Completed) else {
+        job.status = Status::Completed;
+        job.completed_at = Some(ts);
+        job.conclusion = Some("success");
+        run.next_at = Some(now);
+        return None;
+    };
+    let step = &mut job.steps[si];
+    match step.status {
+        Status::Queued => {
+            step.status = Status::InProgress;
+            step.started_at = Some(ts);
+            let secs = step.seconds;
+            run.log.push(format!("##[group]{}", step.name));
+            run.next_at = Some(now + clock.wall(Duration::from_secs_f64(secs)));
+            None
+        }
+        _ => {
+            if fail_at == Some((ji, si)) {
+                step.status = Status::Completed;
+                step.completed_at = Some(ts);
+                step.conclusion = Some("failure");
+                let name = step.name.clone();
+                run.log.push(format!(
+                    "##[error]{name}: Process completed with exit code 1."
+                ));
+                fail_from(run, ji, ts);
+                return None;
+            }
+            if step.effect {
+                return Some(run.clone());
+            }
+            step.status = Status::Completed;
+            step.completed_at = Some(ts);
+            step.conclusion = Some("success");
+            run.next_at = Some(now);
+            None
+        }
+    }
+}
+
+fn fail_from(run: &mut Run, ji: usize, ts: DateTime<Utc>) {
+    for (i, job) in run.jobs.iter_mut().enumerate().skip(ji) {
+        for step in job
+            .steps
+            .iter_mut()
+            .filter(|s| s.status != Status::Completed)
+        {
+            step.status = Status::Completed;
+            step.conclusion = Some("skipped");
+        }
+        job.status = Status::Completed;
+        job.completed_at = Some(ts);
+        job.conclusion = Some(if i == ji { "failure" } else { "skipped" });
+        if i == ji && job.started_at.is_none() {
+            job.started_at = Some(ts);
+        }
+    }
+    run.status = Status::Completed;
+    run.conclusion = Some("failure");
+    run.next_at = None;
+}
+
+fn complete(run: &mut Run, ts: DateTime<Utc>) {
+    run.status = Status::Completed;
+    run.conclusion = Some("success");
+    run.updated_at = ts;
+    run.next_at = None;
+}
+
+/// What a run's effect step produced.
+struct Outcome {
+    ok: bool,
+    lines: Vec<String>,
+    tag: Option<String>,
+    commits: Vec<String>,
+}
+
+/// The side effect of a run: commit image bumps (build, deploy) or check health (verify).
+fn perform(world: &World, run: &Run) -> Outcome {
+    let mut out = Outcome {
+        ok: true,
+        lines: Vec::new(),
+        tag: None,
+        commits: Vec::new(),
+    };
+    let input = |k: &str| {
+        run.inputs
+            .get(k)
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let mut bumps: Vec<ImageBump> = Vec::new();
+    match run.action {
+        Some(CiAction::Build) => {
+            let service = input("service");
+            let build = 1000 + (run.id % 1_000_000) as usize;
+            let tag = world.estate.tag(&service, build, &run.branch);
+            out.tag = Some(tag.clone());
+            for environment in world.estate.environments_of(&service) {
+                bumps.push(ImageBump {
+                    service: service.clone(),
+                    environment,
+                    tag: tag.clone(),
+                });
+            }
+            if bumps.is_empty() {
+                out.ok = false;
+                out.lines
+                    .push(format!("no environment deploys service '{service}'"));
+            }
+        }
+        Some(CiAction::Deploy) => {
+            let environment = match input("environment") {
+                e if e.is_empty() => input("ENVIRONMENT"),
+                e => e,
+            };
+            let service = input("service");
+            let version = input("version");
+            if !service.is_empty() {
+                bumps.push(ImageBump {
+                    service,
+                    environment: environment.clone(),
+                    tag: version,
+                });
+            }
+            // Jenkins GitOps-Pipeline: one `<SERVICE>_DOCKER_TAG` parameter per service.
+            for s in world.estate.services() {
+                let p = format!("{}_DOCKER_TAG", s.to_ascii_uppercase().replace('-', "_"));
+                let tag = input(&p);
+                if !tag.is_empty() {
+                    bumps.push(ImageBump {
+                        service: s,
+                        environment: environment.clone(),
+                        tag,
+                    });
+                }
+            }
+            if bumps.is_empty() {
+                out.lines
+                    .push("nothing to deploy: no service tag given".into());
+            }
+        }
+        Some(CiAction::Verify) => {
+            let env = input("environment");
+            let env = if env == "production" {
+                "prod".to_string()
+            } else {
+                env
+            };
+            let (apps, _) = world.store.list(
+                super::IN_CLUSTER,
+                APPLICATIONS,
+                Some(super::ARGOCD_NAMESPACE),
+            );
+            let mut checked = 0;
+            for a in apps
+                .iter()
+                .filter(|a| a["metadata"]["labels"]["env"].as_str() == Some(env.as_str()))
+            {
+                checked += 1;
+                let health = a["status"]["health"]["status"]
+                    .as_str()
+                    .unwrap_or("Unknown");
+                let name = a["metadata"]["name"].as_str().unwrap_or("");
+                out.lines.push(format!("{name}: {health}"));
+                if health != "Healthy" {
+                    out.ok = false;
+                }
+            }
+            if checked == 0 {
+                out.ok = false;
+                out.lines
+                    .push(format!("no applications in environment '{env}'"));
+            }
+        }
+        None => {}
+    }
+    for bump in bumps {
+        match super::estate::apply_bump(world, &bump, "ci-bot") {
+            Ok(sha) => {
+                out.lines.push(format!(
+                    "bumped {} in {} to {} ({})",
+                    bump.service,
+                    bump.environment,
+                    bump.tag,
+                    &sha[..sha.len().min(7)]
+                ));
+                out.commits.push(sha);
+            }
+            Err(e) => {
+                out.ok = false;
+                out.lines.push(format!("error: {e}"));
+            }
+        }
+    }
+    out
+}
+
+fn finish_effect(world: &World, run: &mut Run, outcome: Outcome) {
+    let ts = Utc::now();
+    run.log.extend(outcome.lines);
+    if outcome.tag.is_some() {
+        run.tag = outcome.tag;
+    }
+    run.commits.extend(outcome.commits);
+    if run.status == Status::Completed {
+        return; // cancelled meanwhile
+    }
+    let Some(ji) = run.jobs.iter().position(|j| j.status != Status::Completed) else {
+        return;
+    };
+    let Some(si) = run.jobs[ji]
+        .steps
+        .iter()
+        .position(|s| s.status != Status::Completed)
+    else {
+        return;
+    };
+    let step = &mut run.jobs[ji].steps[si];
+    step.status = Status::Completed;
+    step.completed_at = Some(ts);
+    if outcome.ok {
+        step.conclusion = Some("success");
+        run.next_at = Some(tokio::time::Instant::now());
+    } else {
+        step.conclusion = Some("failure");
+        fail_from(run, ji, ts);
+    }
+    let _ = world;
+    run.updated_at = ts;
+}
+
+/// Counter of GitHub API calls answered (rate-limit headers).
+pub fn count_api_call(world: &World) -> u64 {
+    world.ci.api_calls.fetch_add(1, Ordering::Relaxed) + 1
 }

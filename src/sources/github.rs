@@ -124,7 +124,12 @@ impl std::fmt::Debug for GithubClient {
 
 /// The YAML of a workflow file -> its dispatch inputs, or None without `workflow_dispatch`.
 pub fn parse_dispatch_inputs(yaml: &str) -> Result<Option<Vec<WorkflowInput>>, String> {
-    let doc: Value = serde_saphyr::from_str(yaml).map_err(|e| e.to_string())?;
+    let doc: Value = match serde_saphyr::from_str(yaml) {
+        Ok(d) => d,
+        // A mistake elsewhere in the file (a step's shell line) should not hide the
+        // inputs: read the top-level `on:` block alone.
+        Err(e) => serde_saphyr::from_str(&on_block(yaml)).map_err(|_| e.to_string())?,
+    };
     // YAML 1.1 readers turn the key `on` into `true`; accept both.
     let on = doc.get("on").or_else(|| doc.get("true"));
     let dispatch = match on {
@@ -169,6 +174,24 @@ pub fn parse_dispatch_inputs(yaml: &str) -> Result<Option<Vec<WorkflowInput>>, S
             })
             .collect(),
     ))
+}
+
+/// The top-level `on:` block of a workflow file, as text.
+fn on_block(yaml: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for line in yaml.lines() {
+        let top = !line.starts_with([' ', '\t', '#']) && !line.trim().is_empty();
+        if top {
+            inside =
+                line.starts_with("on:") || line.starts_with("\"on\":") || line.starts_with("'on':");
+        }
+        if inside {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 #[derive(Deserialize)]
@@ -768,6 +791,8 @@ jobs: {}
         assert_eq!(by("dry_run").default.as_deref(), Some("false"));
         assert_eq!(by("version").kind, "string");
         assert_eq!(parse_dispatch_inputs("on: push\n").unwrap(), None);
+        let broken = "on:\n  workflow_dispatch:\n    inputs:\n      a: {type: string}\njobs:\n  b:\n    steps:\n      - run: git commit -m \"x: y\" && true\n";
+        assert_eq!(parse_dispatch_inputs(broken).unwrap().unwrap()[0].name, "a");
         assert_eq!(
             parse_dispatch_inputs("on: [push, workflow_dispatch]\n").unwrap(),
             Some(vec![])

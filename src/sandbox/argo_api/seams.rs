@@ -2,79 +2,38 @@
 //! other parts of the sandbox provide: users and tokens, forced faults, the Argo CD
 //! controller's rendering and normalization, destination clusters. Every call goes through
 //! here so the seams are visible in one file.
-//!
-//! Until the users (auth.rs) and the Argo CD controller are merged, this file holds
-//! stand-ins with the contract's signatures; they refuse rather than pretend.
 
 use crate::model::Application;
 use crate::sandbox::World;
 use serde_json::Value;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Admin,
-    Viewer,
-    Deployer,
-}
-
-#[derive(Debug, Clone)]
-pub struct User {
-    pub name: String,
-    pub role: Role,
-}
-
-#[allow(dead_code)] // stand-in until auth.rs is merged
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthError {
-    Missing,
-    Invalid,
-    Expired,
-}
+pub use crate::sandbox::auth::{AuthError, Role, User};
 
 pub fn authenticate(world: &World, authorization: Option<&str>) -> Result<User, AuthError> {
-    use crate::sandbox::auth as a;
-    match world.users.authenticate(authorization) {
-        Ok(u) => Ok(User {
-            name: u.name,
-            role: match u.role {
-                a::Role::Admin => Role::Admin,
-                a::Role::Viewer => Role::Viewer,
-                a::Role::Deployer => Role::Deployer,
-            },
-        }),
-        Err(a::AuthError::Missing) => Err(AuthError::Missing),
-        Err(a::AuthError::Expired) => Err(AuthError::Expired),
-        Err(_) => Err(AuthError::Invalid),
-    }
+    world.users.authenticate(authorization)
 }
 
-pub fn login(_world: &World, _username: &str, _password: &str) -> Option<String> {
-    None
+pub fn login(world: &World, username: &str, password: &str) -> Option<String> {
+    world.users.login(username, password)
 }
 
-pub fn allowed(_world: &World, user: &User, verb: &str, _obj: Option<&Value>) -> bool {
-    user.role == Role::Admin || matches!(verb, "get" | "list" | "watch")
+pub fn allowed(world: &World, user: &User, verb: &str, obj: Option<&Value>) -> bool {
+    world
+        .users
+        .allowed(user, verb, &crate::sandbox::store::APPLICATIONS, obj)
 }
 
-pub fn may_sync(_world: &World, user: &User, _app: &Value) -> bool {
-    user.role == Role::Admin
+pub fn may_sync(world: &World, user: &User, app: &Value) -> bool {
+    world.users.may_sync(user, app)
 }
 
-pub fn take_conflict(_world: &World) -> bool {
-    false
+pub fn take_conflict(world: &World) -> bool {
+    world.faults.take_conflict()
 }
 
-/// The store cluster an Application deploys to.
+/// The store cluster an Application deploys to (the Argo CD controller's mapping).
 pub fn cluster_of(world: &World, app: &Application) -> Option<String> {
-    let dest = &app.spec.destination;
-    match dest.server.as_deref() {
-        Some("https://kubernetes.default.svc") => Some(crate::sandbox::IN_CLUSTER.into()),
-        Some(s) => s
-            .strip_prefix(&format!("{}/clusters/", world.base_url))
-            .map(str::to_string)
-            .or_else(|| dest.name.clone()),
-        None => dest.name.clone(),
-    }
+    crate::sandbox::controller::cluster_of(world, app)
 }
 
 pub fn desired_objects(
@@ -86,26 +45,11 @@ pub fn desired_objects(
 }
 
 pub fn normalize(obj: &Value) -> Value {
-    let mut v = obj.clone();
-    if let Some(o) = v.as_object_mut() {
-        o.remove("status");
-    }
-    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        for f in [
-            "managedFields",
-            "resourceVersion",
-            "uid",
-            "generation",
-            "creationTimestamp",
-        ] {
-            m.remove(f);
-        }
-    }
-    v
+    crate::sandbox::controller::normalize(obj)
 }
 
-fn repo_path(world: &World) -> std::path::PathBuf {
-    world.repo.path().to_path_buf()
+fn repo_path(world: &World) -> &std::path::Path {
+    world.repo.path()
 }
 
 /// A branch, tag or (short) sha of the estate's repository -> full commit sha.

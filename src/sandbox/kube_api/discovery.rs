@@ -109,6 +109,13 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
             entry["categories"] = json!(["argoproj"]);
         }
         resources.push(entry);
+        if r.kind == "Pod" {
+            resources.push(json!({"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"]}));
+        }
+        if matches!(r.kind, "Deployment" | "ReplicaSet") {
+            resources.push(json!({"name": format!("{}/scale", r.plural), "singularName": "", "namespaced": true,
+                "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}));
+        }
         if has_status_subresource(*r) {
             resources.push(json!({
                 "name": format!("{}/status", r.plural),
@@ -125,4 +132,75 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     Some(
         json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
     )
+}
+
+/// `/openapi/v3`: the group versions with a document each. kubectl reads it to learn that
+/// the server validates fields itself (`fieldValidation`), so it needs no client-side schema.
+pub fn openapi_v3_root() -> Value {
+    let mut paths = serde_json::Map::new();
+    let mut gvs = vec![("".to_string(), "v1".to_string())];
+    gvs.extend(GROUPS.iter().map(|(g, v)| (g.to_string(), v.to_string())));
+    for (g, v) in gvs {
+        let key = if g.is_empty() {
+            format!("api/{v}")
+        } else {
+            format!("apis/{g}/{v}")
+        };
+        paths.insert(
+            key.clone(),
+            json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash=sandbox")}),
+        );
+    }
+    json!({"paths": paths})
+}
+
+/// A minimal OpenAPI v3 document of one group version: an object path per type whose PATCH
+/// names its kind and accepts `fieldValidation`. There are no schemas: validation is the
+/// server's business, and the sandbox accepts any fields.
+pub fn openapi_v3_doc(key: &str) -> Option<Value> {
+    let (group, version) = match key.split('/').collect::<Vec<_>>().as_slice() {
+        ["api", v] => (String::new(), v.to_string()),
+        ["apis", g, v] => (g.to_string(), v.to_string()),
+        _ => return None,
+    };
+    let mut paths = serde_json::Map::new();
+    let params = json!([
+        {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
+        {"name": "fieldManager", "in": "query", "schema": {"type": "string"}},
+        {"name": "dryRun", "in": "query", "schema": {"type": "string"}}
+    ]);
+    let prefix = if group.is_empty() {
+        format!("/api/{version}")
+    } else {
+        format!("/apis/{group}/{version}")
+    };
+    for r in RESOURCE_TYPES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+    {
+        let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
+        let op = json!({
+            "x-kubernetes-group-version-kind": gvk,
+            "parameters": params,
+            "responses": {"200": {"description": "OK"}}
+        });
+        let path = if r.namespaced {
+            format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
+        } else {
+            format!("{prefix}/{}/{{name}}", r.plural)
+        };
+        paths.insert(
+            path,
+            json!({"get": op, "put": op, "patch": op, "delete": op}),
+        );
+    }
+    if paths.is_empty() && !(group == "authorization.k8s.io" && version == "v1") {
+        return None;
+    }
+    Some(json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes (shipdeck sandbox)", "version": "v1.32.0"},
+        "paths": paths,
+        "components": {"schemas": {}}
+    }))
 }

@@ -12,7 +12,7 @@ use crate::sandbox::store::{
     DEPLOYMENTS, PODS, REPLICASETS, RESOURCE_TYPES, ResourceType, StoreError, resource_type,
 };
 use axum::http::{StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -417,4 +417,112 @@ pub fn access_review(ctx: &Ctx, body: &[u8]) -> Result<Response, ApiError> {
         json!({"allowed": false, "reason": format!("sandbox RBAC: {} may not", ctx.user.name)})
     };
     Ok(json_value(StatusCode::CREATED, &review))
+}
+
+/// `GET .../pods/{name}/log`: the lines the Deployment controller derives for the pod.
+pub fn pod_log(ctx: &Ctx, ns: Option<&str>, name: &str) -> Result<Response, ApiError> {
+    ctx.authorize("get", PODS, ns, Some(name), None)?;
+    let ns = ns.unwrap_or("");
+    current(ctx, PODS, Some(ns), name)?;
+    let mut lines =
+        crate::sandbox::controller::deploy::pod_log_lines(&ctx.world, &ctx.cluster, ns, name);
+    if let Some(n) = ctx.q("tailLines").and_then(|n| n.parse::<usize>().ok()) {
+        let skip = lines.len().saturating_sub(n);
+        lines.drain(..skip);
+    }
+    let mut text = lines.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    let mut resp = (StatusCode::OK, text).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/plain"),
+    );
+    Ok(resp)
+}
+
+fn scale_of(obj: &Value) -> Value {
+    let selector = obj["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let meta = &obj["metadata"];
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+                     "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"]},
+        "spec": {"replicas": obj["spec"]["replicas"].as_i64().unwrap_or(1)},
+        "status": {"replicas": obj["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector},
+    })
+}
+
+/// The `scale` subresource of Deployments and ReplicaSets (`kubectl scale`).
+pub fn scale(
+    ctx: &Ctx,
+    res: ResourceType,
+    ns: Option<&str>,
+    name: &str,
+    method: &axum::http::Method,
+    content_type: &str,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let cur = current(ctx, res, ns, name)?;
+    if method == axum::http::Method::GET {
+        ctx.authorize("get", res, ns, Some(name), Some(&cur))?;
+        return Ok(json_value(StatusCode::OK, &scale_of(&cur)));
+    }
+    let verb = if method == axum::http::Method::PUT {
+        "update"
+    } else {
+        "patch"
+    };
+    ctx.authorize(verb, res, ns, Some(name), Some(&cur))?;
+    if ctx.world.faults.take_conflict() {
+        return Err(ApiError::conflict(res, name));
+    }
+    let wanted = if method == axum::http::Method::PUT {
+        parse_scale(body)?
+    } else {
+        let kind = PatchKind::from_content_type(content_type)
+            .ok_or_else(|| ApiError::unsupported_media(content_type))?;
+        let patched = patch::apply(kind, &scale_of(&cur), body).map_err(|e| match e {
+            PatchError::Malformed(m) => ApiError::bad_request(m),
+            PatchError::Failed(m) => ApiError::invalid(res, name, m),
+        })?;
+        patched["spec"]["replicas"]
+            .as_i64()
+            .ok_or_else(|| ApiError::invalid(res, name, "spec.replicas: Required value"))?
+    };
+    if wanted < 0 {
+        return Err(ApiError::invalid(
+            res,
+            name,
+            "spec.replicas: must be greater than or equal to 0",
+        ));
+    }
+    let saved = ctx
+        .world
+        .store
+        .mutate(&ctx.cluster, res, ns.unwrap_or(""), name, false, |o| {
+            o["spec"]["replicas"] = json!(wanted);
+            Ok(true)
+        })
+        .map_err(|e| ApiError::from_store(res, e))?;
+    Ok(json_value(StatusCode::OK, &scale_of(&saved)))
+}
+
+fn parse_scale(body: &[u8]) -> Result<i64, ApiError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+    })?;
+    v["spec"]["replicas"]
+        .as_i64()
+        .ok_or_else(|| ApiError::bad_request("spec.replicas: Required value"))
 }

@@ -37,6 +37,8 @@ pub const BODY_LIMIT: usize = 3 * 1024 * 1024;
 pub fn router(world: Arc<World>) -> Router {
     const SHAPES: &[&str] = &[
         "/version",
+        "/openapi/v3",
+        "/openapi/v3/{*doc}",
         "/api",
         "/apis",
         "/api/v1",
@@ -216,6 +218,10 @@ async fn handle(world: Arc<World>, req: Request) -> Result<Response, ApiError> {
     };
     match rest.as_slice() {
         ["version"] => get_only(discovery::version()),
+        ["openapi", "v3"] => get_only(discovery::openapi_v3_root()),
+        ["openapi", "v3", doc @ ..] => get_only(
+            discovery::openapi_v3_doc(&doc.join("/")).ok_or_else(ApiError::not_found_path)?,
+        ),
         ["api"] => get_only(discovery::api_versions(&host)),
         ["apis"] => get_only(discovery::api_group_list()),
         ["api", v] => {
@@ -373,6 +379,19 @@ async fn resource(
                 }
                 m => Err(ApiError::method_not_allowed(m.as_str())),
             }
+        }
+        (Some(name), Some("log")) if res.kind == "Pod" && method == Method::GET => {
+            handlers::pod_log(&ctx, ns, name)
+        }
+        (Some(name), Some("scale")) if matches!(res.kind, "Deployment" | "ReplicaSet") => {
+            let name = name.to_string();
+            let ct = ctx.header(header::CONTENT_TYPE).to_string();
+            let body = if method == Method::GET {
+                Bytes::new()
+            } else {
+                read_body(req).await?
+            };
+            handlers::scale(&ctx, res, ns, &name, &method, &ct, &body)
         }
         _ => Err(ApiError::not_found_path()),
     }

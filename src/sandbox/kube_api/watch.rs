@@ -37,17 +37,22 @@ struct Stream {
     /// Column definitions go with the first Table event only.
     first_table: bool,
     last_rv: u64,
+    /// Objects this watch has shown under a label selector, so one whose labels stop
+    /// matching is sent as DELETED (and one that starts matching as ADDED), as the API
+    /// server does. Only kept when there is a label selector.
+    shown: Option<std::collections::HashSet<(String, String)>>,
     tx: mpsc::Sender<Result<Bytes, Infallible>>,
 }
 
 impl Stream {
+    fn ns_ok(&self, obj: &Value) -> bool {
+        self.ns
+            .as_ref()
+            .is_none_or(|ns| obj["metadata"]["namespace"].as_str() == Some(ns.as_str()))
+    }
+
     fn wanted(&self, obj: &Value) -> bool {
-        if let Some(ns) = &self.ns
-            && obj["metadata"]["namespace"].as_str() != Some(ns.as_str())
-        {
-            return false;
-        }
-        self.labels.matches(obj) && self.fields.matches(obj)
+        self.ns_ok(obj) && self.labels.matches(obj) && self.fields.matches(obj)
     }
 
     fn encode(&mut self, kind: &str, obj: &Value) -> Bytes {
@@ -78,7 +83,7 @@ impl Stream {
             return true;
         }
         self.last_rv = ev.rv;
-        if ev.cluster != self.cluster || ev.resource != self.res || !self.wanted(&ev.object) {
+        if ev.cluster != self.cluster || ev.resource != self.res || !self.ns_ok(&ev.object) {
             return true;
         }
         let kind = match ev.event_type {
@@ -86,7 +91,43 @@ impl Stream {
             crate::sandbox::store::EventType::Modified => "MODIFIED",
             crate::sandbox::store::EventType::Deleted => "DELETED",
         };
-        self.send(kind, &ev.object).await
+        self.send_tracked(kind, &ev.object).await
+    }
+
+    /// Send, turning label-selector transitions into ADDED/DELETED.
+    async fn send_tracked(&mut self, kind: &str, obj: &Value) -> bool {
+        let matches = self.wanted(obj);
+        let Some(shown) = self.shown.as_mut() else {
+            return !matches || self.send(kind, obj).await;
+        };
+        let key = (
+            obj["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+            obj["metadata"]["name"].as_str().unwrap_or("").to_string(),
+        );
+        let was = shown.contains(&key);
+        let kind = if kind == "DELETED" {
+            if !was {
+                return true;
+            }
+            shown.remove(&key);
+            "DELETED"
+        } else if matches {
+            shown.insert(key);
+            if was || kind == "ADDED" {
+                kind
+            } else {
+                "MODIFIED"
+            }
+        } else if was {
+            shown.remove(&key);
+            "DELETED"
+        } else {
+            return true;
+        };
+        self.send(kind, obj).await
     }
 
     /// A bookmark must not claim a version whose events this watch has not yet passed on:
@@ -134,6 +175,7 @@ pub fn start(ctx: &Ctx, res: ResourceType, ns: Option<&str>) -> Result<Response,
         .filter(|t| *t > 0)
         .map(Duration::from_secs);
     let (tx, body_rx) = mpsc::channel::<Result<Bytes, Infallible>>(256);
+    let track = !labels.is_empty();
     let mut stream = Stream {
         world: ctx.world.clone(),
         cluster: ctx.cluster.clone(),
@@ -144,6 +186,7 @@ pub fn start(ctx: &Ctx, res: ResourceType, ns: Option<&str>) -> Result<Response,
         table: table_mode(ctx),
         first_table: true,
         last_rv: from,
+        shown: track.then(Default::default),
         tx,
     };
     let mut epoch = ctx.world.store.watch_epoch();
@@ -186,12 +229,18 @@ pub fn start(ctx: &Ctx, res: ResourceType, ns: Option<&str>) -> Result<Response,
             }
         };
         for (kind, obj) in initial {
-            if stream.wanted(&obj) && !stream.send(kind, &obj).await {
+            if !stream.send_tracked(kind, &obj).await {
                 return;
             }
         }
+        // The first BOOKMARK goes out before any live event, so a client learns a version
+        // to resume from at once.
+        if bookmarks && !stream.bookmark(&mut rx).await {
+            return;
+        }
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
-        let mut ticks = tokio::time::interval(BOOKMARK_EVERY);
+        let mut ticks =
+            tokio::time::interval_at(tokio::time::Instant::now() + BOOKMARK_EVERY, BOOKMARK_EVERY);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             let tx = stream.tx.clone();

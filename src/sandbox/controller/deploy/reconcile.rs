@@ -464,6 +464,18 @@ pub fn reconcile(
         now,
         clock.wall(spec.deadline),
     );
+    if settle && counts.available < spec.replicas && !spec.paused {
+        // Failing since before the sandbox started: long past its deadline already.
+        if let Some(name) = state.sets.last().map(|r| r.name.clone()) {
+            set_progressing(
+                state,
+                "False",
+                "ProgressDeadlineExceeded",
+                format!("ReplicaSet \"{name}\" has timed out progressing."),
+                now,
+            );
+        }
+    }
     write_status(world, key, dep, state, counts);
     state.generation = int(&dep["metadata"]["generation"]);
     state.last = counts;
