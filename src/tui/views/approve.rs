@@ -85,6 +85,10 @@ impl ApproveView {
     }
 
     fn new(id: AppId, change: Change) -> Self {
+        let reason = match change {
+            Change::Sync => "optional: why (goes to the audit log)",
+            Change::Rollback(_) => "required for a rollback: why (goes to the audit log)",
+        };
         ApproveView {
             id,
             change,
@@ -94,7 +98,7 @@ impl ApproveView {
             permission: Loadable::Idle,
             windows: Loadable::Idle,
             name: input("type the application's name"),
-            reason: input("optional: why (goes to the audit log)"),
+            reason: input(reason),
             field: Field::Name,
             phase: Phase::Review,
             watch: WorkloadWatch::default(),
