@@ -493,3 +493,65 @@ async fn prod_sync_runs_to_succeeded() {
     );
     sb.stop().await;
 }
+
+/// API mode can turn auto-sync off before a rollback (`PATCH /api/v1/applications/{name}`,
+/// as `argocd app patch` sends it), through shipdeck's real client; a viewer may not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patch_turns_auto_sync_off_so_a_rollback_is_accepted() {
+    use shipdeck::sources::argocd::{ArgoApi, ArgoApiOptions};
+    use shipdeck::sources::{ArgoSource, Refresh, RollbackRequest, SourceError};
+    let sb = sandbox().await;
+    let client = |role| {
+        ArgoApi::new(ArgoApiOptions {
+            server: sb.url.clone(),
+            token: Some(shipdeck::secrets::Secret::new(sb.world.users.token(role))),
+            ..Default::default()
+        })
+        .expect("client")
+    };
+    let admin = client(Role::Admin);
+    let app = admin
+        .get_application("cart-dev", Refresh::None)
+        .await
+        .expect("cart-dev");
+    assert!(app.auto_sync(), "cart-dev starts with auto-sync");
+    let id = app.status.history.first().map(|h| h.id).expect("history");
+    let refused = admin
+        .rollback(
+            &app,
+            RollbackRequest {
+                id,
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(
+        matches!(&refused, Err(SourceError::Refused(m)) if m.contains("auto-sync")),
+        "{refused:?}"
+    );
+
+    let viewer = client(Role::Viewer).set_auto_sync(&app, false).await;
+    assert!(matches!(viewer, Err(SourceError::Forbidden(_))), "{viewer:?}");
+
+    let off = admin.set_auto_sync(&app, false).await.expect("patch");
+    assert!(!off.auto_sync(), "auto-sync is off after the patch");
+    let stored: shipdeck::model::Application = serde_json::from_value(
+        (*sb.world
+            .store
+            .get(IN_CLUSTER, APPLICATIONS, ARGOCD_NAMESPACE, "cart-dev")
+            .expect("stored"))
+        .clone(),
+    )
+    .expect("typed");
+    assert!(!stored.auto_sync());
+    admin
+        .rollback(
+            &off,
+            RollbackRequest {
+                id,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("rollback accepted once auto-sync is off");
+}

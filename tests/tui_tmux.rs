@@ -49,7 +49,12 @@ fn wait_for(s: &Session, what: &str, secs: u64, pred: impl Fn(&str) -> bool) -> 
     panic!("timed out waiting for {what}; screen:\n{last}");
 }
 
+/// With `SHIPDECK_SAVE_SCREENSHOTS=1` the captures become the README's screenshots; a
+/// plain test run leaves the source tree alone.
 fn save(name: &str, text: &str) {
+    if std::env::var_os("SHIPDECK_SAVE_SCREENSHOTS").is_none() {
+        return;
+    }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/screenshots");
     let _ = std::fs::create_dir_all(&dir);
     let _ = std::fs::write(dir.join(name), text);

@@ -41,7 +41,10 @@ pub fn router(world: Arc<World>) -> axum::Router {
             get(can_i),
         )
         .route("/api/v1/applications", get(apps::list))
-        .route("/api/v1/applications/{name}", get(apps::get_app))
+        .route(
+            "/api/v1/applications/{name}",
+            get(apps::get_app).patch(apps::patch),
+        )
         .route("/api/v1/applications/{name}/sync", post(apps::sync))
         .route("/api/v1/applications/{name}/rollback", post(apps::rollback))
         .route(

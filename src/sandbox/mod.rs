@@ -206,7 +206,19 @@ impl Sandbox {
     /// Stop serving and end the controllers.
     pub async fn stop(mut self) {
         self.shutdown_now();
-        for t in self.tasks.drain(..) {
+        // Graceful shutdown waits for open connections, and watches and SSE streams never
+        // end on their own: give clients a moment, then cut them.
+        let mut tasks = self.tasks.drain(..);
+        if let Some(server) = tasks.next() {
+            let abort = server.abort_handle();
+            if tokio::time::timeout(std::time::Duration::from_secs(2), server)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+        for t in tasks {
             let _ = t.await;
         }
     }

@@ -142,42 +142,49 @@ pub async fn open(
 }
 
 /// `shipdeck`: the console against the operator's Argo CD (API mode).
-pub async fn run(args: ConsoleArgs) -> anyhow::Result<()> {
+pub async fn run(mut args: ConsoleArgs) -> anyhow::Result<()> {
     let _log = init_logging();
-    let Some(server) = args.argocd_server.clone() else {
-        anyhow::bail!(
-            "no Argo CD server: pass --argocd-server or set ARGOCD_SERVER (or try `shipdeck demo`)"
-        );
-    };
-    if args.core {
-        anyhow::bail!("core mode in the console is not wired yet: use API mode (--argocd-server)");
+    let (config, warnings) = crate::config::Config::load(args.config.as_deref());
+    if args.theme.is_none() && !config.theme.is_empty() {
+        args.theme = Some(config.theme.clone());
     }
-    let chain = crate::secrets::CredentialChain::default();
-    let token = chain.argocd_token(&server, None).map(|(t, _)| t);
-    if token.is_none() {
-        anyhow::bail!(
-            "no token for {server}: {}",
-            crate::sources::argocd::LOGIN_HINT
-        );
+    // Every Argo CD the flags, env and config name: API servers and core-mode contexts alike.
+    let backends = crate::cli::connect::argo(&args, &config).await?;
+    let mut ops = crate::cli::connect::ops(&args, &config)?;
+    for b in &backends {
+        crate::cli::connect::read_only(&mut ops, b);
     }
-    let api = ArgoApi::new(ArgoApiOptions {
-        server: server.clone(),
-        token,
-        insecure: args.insecure,
-        ..Default::default()
-    })?;
     let git = GitMirrors::default_root()
         .ok()
         .map(|r| Arc::new(GitMirrors::new(r)));
-    let label = api.instance().to_string();
+    let label = crate::cli::connect::describe(&backends);
     let (tx, rx) = mpsc::channel(4096);
-    let watch = api.watch_applications(tx);
-    let settings = settings(&args, label.clone());
-    let audit = AuditLog::open_default()?;
-    let ops = ops_for(&settings, audit);
-    let provider: Arc<dyn Provider> = Arc::new(ArgoProvider::new(vec![api], ops, git, label));
+    let watches: Vec<_> = backends
+        .iter()
+        .map(|b| b.watch_applications(tx.clone()))
+        .collect();
+    drop(tx);
+    let mut settings = settings(&args, label.clone());
+    settings
+        .warnings
+        .extend(warnings.iter().map(|w| format!("config: {w}")));
+    // Config `[keys]` entries: an action name -> one key or several, comma-separated.
+    let overrides: std::collections::BTreeMap<String, Vec<String>> = config
+        .keys
+        .iter()
+        .map(|(k, v)| (k.clone(), v.split(',').map(|x| x.trim().to_string()).collect()))
+        .collect();
+    let (keymap, key_warnings) = Keymap::with_overrides(&overrides);
+    settings.keymap = keymap;
+    settings.warnings.extend(key_warnings);
+    settings.read_only = ops.read_only;
+    settings.operator = ops.operator.clone();
+    settings.policies = ops.policies.clone();
+    let provider: Arc<dyn Provider> = Arc::new(ArgoProvider::new(backends, ops, git, label));
     let result = open(settings, provider, rx).await;
-    watch.abort();
+    for w in watches {
+        w.abort();
+    }
     result.map(|_| ())
 }
 

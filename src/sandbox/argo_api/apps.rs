@@ -504,3 +504,56 @@ mod tests {
         assert!(ok(""));
     }
 }
+
+/// `PATCH /api/v1/applications/{name}` (Argo CD's `ApplicationPatchRequest`): a merge or
+/// JSON patch, sent as a string, applied to the Application as `argocd app patch` does.
+/// Clients use it to turn automated sync off before a rollback.
+pub async fn patch(
+    axum::extract::State(world): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    let user = caller(&world, &headers)?;
+    let app = readable(&world, &user, &name)?;
+    if !seams::allowed(&world, &user, "patch", Some(&app)) {
+        return Err(denied(&user, "update", &app));
+    }
+    let req = body_json(&body)?;
+    let text = req["patch"]
+        .as_str()
+        .ok_or_else(|| ApiError::invalid("patch: a JSON document as a string is required"))?;
+    let patch: Value = serde_json::from_str(text)
+        .map_err(|e| ApiError::invalid(format!("patch is not JSON: {e}")))?;
+    let kind = req["patchType"].as_str().unwrap_or("json");
+    let mut doc = (*app).clone();
+    match kind {
+        "merge" => json_patch::merge(&mut doc, &patch),
+        "json" => {
+            let ops: json_patch::Patch = serde_json::from_value(patch)
+                .map_err(|e| ApiError::invalid(format!("invalid JSON patch: {e}")))?;
+            json_patch::patch(&mut doc, &ops)
+                .map_err(|e| ApiError::invalid(format!("JSON patch failed: {e}")))?;
+        }
+        other => {
+            return Err(ApiError::invalid(format!(
+                "patchType {other:?} is not supported: use merge or json"
+            )));
+        }
+    }
+    if seams::take_conflict(&world) {
+        return Err(ApiError::conflict(format!(
+            "Operation cannot be fulfilled on applications.argoproj.io \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+        )));
+    }
+    let updated = world
+        .store
+        .replace(IN_CLUSTER, APPLICATIONS, doc, false)
+        .map_err(|e| match e {
+            StoreError::Conflict { .. } => ApiError::conflict(e.to_string()),
+            StoreError::NotFound { .. } => not_found(&name),
+            other => ApiError::invalid(other.to_string()),
+        })?;
+    world.refresh.notify_waiters();
+    Ok(Json((*updated).clone()))
+}
