@@ -488,23 +488,6 @@ impl Selector {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn selectors() {
-        let labels = json!({"env": "prod", "team": "shop"});
-        let ok = |s: &str| Selector::parse(s).unwrap().matches(&labels);
-        assert!(ok("env=prod"));
-        assert!(ok("env==prod,team"));
-        assert!(!ok("env!=prod"));
-        assert!(ok("env in (dev, prod),team notin (infra)"));
-        assert!(!ok("!team"));
-        assert!(ok(""));
-    }
-}
-
 /// `PATCH /api/v1/applications/{name}` (Argo CD's `ApplicationPatchRequest`): a merge or
 /// JSON patch, sent as a string, applied to the Application as `argocd app patch` does.
 /// Clients use it to turn automated sync off before a rollback.
@@ -556,4 +539,21 @@ pub async fn patch(
         })?;
     world.refresh.notify_waiters();
     Ok(Json((*updated).clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors() {
+        let labels = json!({"env": "prod", "team": "shop"});
+        let ok = |s: &str| Selector::parse(s).unwrap().matches(&labels);
+        assert!(ok("env=prod"));
+        assert!(ok("env==prod,team"));
+        assert!(!ok("env!=prod"));
+        assert!(ok("env in (dev, prod),team notin (infra)"));
+        assert!(!ok("!team"));
+        assert!(ok(""));
+    }
 }
