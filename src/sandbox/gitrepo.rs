@@ -686,10 +686,10 @@ pub fn workflow_yaml(w: &crate::sandbox::estate::WorkflowDef, estate: &Estate) -
     let registry = &estate.registry;
     match w.action {
         CiAction::Build => s.push_str(&format!(
-            "  test:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n      - name: Run unit tests\n        run: make test SERVICE=${{{{ inputs.service }}}}\n  build:\n    needs: test\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n      - name: Build and push image\n        run: docker build -t {registry}/${{{{ inputs.service }}}}:sha-${{GITHUB_SHA::7}} . && docker push {registry}/${{{{ inputs.service }}}}:sha-${{GITHUB_SHA::7}}\n      - name: Scan image\n        run: trivy image --exit-code 1 --severity CRITICAL {registry}/${{{{ inputs.service }}}}:sha-${{GITHUB_SHA::7}}\n  bump:\n    needs: build\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n        with:\n          ref: develop\n      - name: Bump image tag in manifests\n        run: ./scripts/bump.sh ${{{{ inputs.service }}}} sha-${{GITHUB_SHA::7}}\n      - name: Commit and push\n        run: git commit -am \"ci: bump ${{{{ inputs.service }}}}\" && git push\n"
+            "  test:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n      - name: Run unit tests\n        run: make test SERVICE=${{{{ inputs.service }}}}\n  build:\n    needs: test\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n      - name: Build and push image\n        run: docker build -t {registry}/${{{{ inputs.service }}}}:sha-${{GITHUB_SHA::7}} . && docker push {registry}/${{{{ inputs.service }}}}:sha-${{GITHUB_SHA::7}}\n      - name: Scan image\n        run: trivy image --exit-code 1 --severity CRITICAL {registry}/${{{{ inputs.service }}}}:sha-${{GITHUB_SHA::7}}\n  bump:\n    needs: build\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n        with:\n          ref: develop\n      - name: Bump image tag in manifests\n        run: ./scripts/bump.sh ${{{{ inputs.service }}}} sha-${{GITHUB_SHA::7}}\n      - name: Commit and push\n        run: 'git commit -am \"ci: bump ${{{{ inputs.service }}}}\" && git push'\n"
         )),
         CiAction::Deploy => s.push_str(
-            "  deploy:\n    runs-on: ubuntu-latest\n    environment: ${{ inputs.environment }}\n    steps:\n      - uses: actions/checkout@v4\n      - name: Set image tag\n        run: ./scripts/bump.sh ${{ inputs.service }} ${{ inputs.version }} ${{ inputs.environment }}\n      - name: Commit and push\n        run: git commit -am \"deploy: ${{ inputs.service }} ${{ inputs.version }} to ${{ inputs.environment }}\" && git push\n      - name: Notify Argo CD\n        run: curl -fsS -X POST \"$ARGOCD_WEBHOOK\"\n",
+            "  deploy:\n    runs-on: ubuntu-latest\n    environment: ${{ inputs.environment }}\n    steps:\n      - uses: actions/checkout@v4\n      - name: Set image tag\n        run: ./scripts/bump.sh ${{ inputs.service }} ${{ inputs.version }} ${{ inputs.environment }}\n      - name: Commit and push\n        run: 'git commit -am \"deploy: ${{ inputs.service }} ${{ inputs.version }} to ${{ inputs.environment }}\" && git push'\n      - name: Notify Argo CD\n        run: curl -fsS -X POST \"$ARGOCD_WEBHOOK\"\n",
         ),
         CiAction::Verify => s.push_str(
             "  verify:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n      - name: Health checks\n        run: ./scripts/health-check.sh --environment ${{ inputs.environment }} --format json\n      - name: Smoke tests\n        if: inputs.test_type != 'health'\n        run: ./scripts/smoke.sh ${{ inputs.environment }} ${{ inputs.test_type }}\n",
@@ -725,4 +725,29 @@ fn jenkinsfile(estate: &Estate) -> String {
     }
     s.push_str("  }\n  stages {\n    stage('Update manifests') { steps { sh './scripts/bump-all.sh' } }\n    stage('Push') { steps { sh 'git push origin HEAD' } }\n  }\n  post {\n    success { mail to: 'team@acme.dev', subject: 'GitOps-Pipeline succeeded', body: env.BUILD_URL }\n    failure { mail to: 'team@acme.dev', subject: 'GitOps-Pipeline failed', body: env.BUILD_URL }\n  }\n}\n");
     s
+}
+
+#[cfg(test)]
+mod workflow_tests {
+    use super::*;
+
+    /// GitHub reads these files: they must be YAML, with the dispatch inputs where a client
+    /// (the console's build form) looks for them.
+    #[test]
+    fn generated_workflows_are_valid_yaml_with_dispatch_inputs() {
+        for name in crate::sandbox::estate::built_in_names() {
+            let estate = Estate::load(name, None, 1).unwrap();
+            for w in &estate.github.workflows {
+                let text = workflow_yaml(w, &estate);
+                let doc: serde_json::Value = serde_saphyr::from_str(&text)
+                    .unwrap_or_else(|e| panic!("{name}/{}: {e}\n{text}", w.file));
+                assert!(
+                    doc["on"]["workflow_dispatch"]["inputs"].is_object(),
+                    "{name}/{}: no dispatch inputs",
+                    w.file
+                );
+                assert!(doc["jobs"].is_object(), "{name}/{}: no jobs", w.file);
+            }
+        }
+    }
 }
