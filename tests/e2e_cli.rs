@@ -402,9 +402,12 @@ async fn rollback_with_auto_sync_is_refused_until_asked_to_disable_it() {
         .await;
     assert!(done.stderr.contains("stays disabled"), "{}", done.stderr);
     assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
-    // The rollback is the newest deployment, by the operator, at the previous revision.
-    // (Whether auto-sync stays off afterwards is up to Argo CD: an app-of-apps with
-    // auto-sync may turn it back on; shipdeck never does.)
+    // The rollback is the newest deployment, by the operator, at the previous revision,
+    // and auto-sync stays off (the sandbox's app-of-apps syncs by hand, so nothing
+    // re-applies the child's sync policy from Git).
+    let row = w.app(Mode::Core, &app).await;
+    assert_eq!(row["auto_sync"], false, "auto-sync stays disabled: {row}");
+    assert_eq!(row["deployed_revision"], entries[1]["revision"], "{row}");
     let after = w.run(Mode::Core, &["history", &app, "-o", "json"]).await;
     let after: Vec<Value> = serde_json::from_str(&after.stdout).expect("history JSON");
     let newest_before = entries[0]["id"].as_i64().expect("id");

@@ -273,3 +273,150 @@ async fn kubectl_works_against_the_sandbox() {
     assert!(Path::new(&sb.kubeconfig_path()).exists());
     sb.stop().await;
 }
+
+/// The issue's proof with the real kubectl on the default estate: printer columns on the
+/// estate's Applications, then `.operation` patched by hand (as Argo CD's docs show) runs to
+/// `Succeeded`, and `kubectl rollout status` follows the resulting rollout to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_patches_an_operation_and_follows_the_rollout() {
+    if !kubectl_available() {
+        println!("SKIP kubectl_conformance: kubectl is not on PATH");
+        return;
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sb = Sandbox::start(SandboxOptions {
+        time_scale: 0.05,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let k = Kubectl {
+        kubeconfig: sb.kubeconfig_path(),
+        cache: tempfile::tempdir().unwrap(),
+    };
+    let table = k.ok(&["get", "applications", "-A"]).await;
+    let header = table.lines().next().unwrap_or_default();
+    assert!(
+        header.contains("SYNC STATUS") && header.contains("HEALTH STATUS"),
+        "{table}"
+    );
+    let pending = table
+        .lines()
+        .find(|l| l.contains("cart-prod"))
+        .unwrap_or_else(|| panic!("cart-prod listed: {table}"));
+    assert!(pending.contains("OutOfSync"), "cart-prod waits: {pending}");
+
+    let before = k
+        .ok(&[
+            "get",
+            "deployment",
+            "cart",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}",
+        ])
+        .await;
+    k.ok(&[
+        "patch",
+        "application",
+        "cart-prod",
+        "-n",
+        "argocd",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"operation":{"initiatedBy":{"username":"kubectl-user"},"sync":{"syncStrategy":{"hook":{}}}}}"#,
+    ])
+    .await;
+    // Wait until the sync has applied the new template, so rollout status has a real
+    // rollout to follow (not the finished one from before).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = k
+            .ok(&[
+                "get",
+                "deployment",
+                "cart",
+                "-n",
+                "shop",
+                "-o",
+                "jsonpath={.spec.template.spec.containers[0].image}",
+            ])
+            .await;
+        if now != before {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sync never changed the Deployment ({before})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // rollout status waits for the new ReplicaSet to become available, re-watching as
+    // kubectl does; it must end by itself with success.
+    let rollout = k
+        .ok(&[
+            "rollout",
+            "status",
+            "deployment/cart",
+            "-n",
+            "shop",
+            "--timeout=120s",
+        ])
+        .await;
+    println!("kubectl rollout status:\n{rollout}");
+    assert!(rollout.contains("successfully rolled out"), "{rollout}");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let phase = k
+            .ok(&[
+                "get",
+                "application",
+                "cart-prod",
+                "-n",
+                "argocd",
+                "-o",
+                "jsonpath={.status.operationState.phase} {.status.sync.status} {.status.history[-1:].initiatedBy.username}",
+            ])
+            .await;
+        if phase.trim() == "Succeeded Synced kubectl-user" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "operation did not finish: {phase}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let images = k
+        .ok(&[
+            "get",
+            "deployment",
+            "cart",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}",
+        ])
+        .await;
+    let target = sb
+        .world
+        .store
+        .get(
+            shipdeck::sandbox::IN_CLUSTER,
+            shipdeck::sandbox::store::APPLICATIONS,
+            "argocd",
+            "cart-prod",
+        )
+        .unwrap();
+    assert!(
+        target["status"]["summary"]["images"]
+            .as_array()
+            .is_some_and(|i| i.iter().any(|x| x.as_str() == Some(images.trim()))),
+        "live image {images} is the synced one: {}",
+        target["status"]["summary"]
+    );
+    sb.stop().await;
+}

@@ -531,7 +531,10 @@ async fn patch_turns_auto_sync_off_so_a_rollback_is_accepted() {
     );
 
     let viewer = client(Role::Viewer).set_auto_sync(&app, false).await;
-    assert!(matches!(viewer, Err(SourceError::Forbidden(_))), "{viewer:?}");
+    assert!(
+        matches!(viewer, Err(SourceError::Forbidden(_))),
+        "{viewer:?}"
+    );
 
     let off = admin.set_auto_sync(&app, false).await.expect("patch");
     assert!(!off.auto_sync(), "auto-sync is off after the patch");

@@ -172,7 +172,12 @@ pub async fn run(mut args: ConsoleArgs) -> anyhow::Result<()> {
     let overrides: std::collections::BTreeMap<String, Vec<String>> = config
         .keys
         .iter()
-        .map(|(k, v)| (k.clone(), v.split(',').map(|x| x.trim().to_string()).collect()))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.split(',').map(|x| x.trim().to_string()).collect(),
+            )
+        })
         .collect();
     let (keymap, key_warnings) = Keymap::with_overrides(&overrides);
     settings.keymap = keymap;

@@ -393,7 +393,10 @@ pub(super) fn parse(text: &str, seed: u64) -> Result<Estate, String> {
             branch: "main".into(),
             path: p.path.clone(),
             project: "default".into(),
-            auto_sync: true,
+            // The root app syncs by hand, as many teams run it: an auto-syncing parent
+            // would restore a child's auto-sync right after an operator turned it off to
+            // roll back (Argo CD re-applies the child's spec from Git).
+            auto_sync: false,
             self_heal: false,
             prune: false,
             workloads: vec![],
