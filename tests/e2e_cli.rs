@@ -351,6 +351,20 @@ async fn gated_sync_is_refused_then_approved_and_waited_for() {
         (row["sync"].as_str(), row["health"].as_str()),
         (Some("Synced"), Some("Healthy"))
     );
+    // Core mode also leaves a Kubernetes Event on the Application, for other consoles.
+    let (events, _) = w.sandbox.world.store.list(
+        shipdeck::sandbox::IN_CLUSTER,
+        shipdeck::sandbox::store::EVENTS,
+        Some("argocd"),
+    );
+    assert!(
+        events.iter().any(|e| e["reason"] == "ShipdeckSync"
+            && e["involvedObject"]["name"] == app.as_str()
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("e2e-operator"))),
+        "no ShipdeckSync event on {app}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -302,4 +302,8 @@ impl ArgoSource for Backend {
     ) -> Result<Vec<String>, SourceError> {
         dispatch!(self, b => b.pod_logs(app, namespace, pod, tail).await)
     }
+
+    async fn record_event(&self, app: &Application, event: &AppEvent) -> Result<bool, SourceError> {
+        dispatch!(self, b => b.record_event(app, event).await)
+    }
 }

@@ -272,6 +272,10 @@ impl ArgoSource for CoreArgo {
         apps::set_auto_sync(&self.inner, app, enabled).await
     }
 
+    async fn record_event(&self, app: &Application, event: &AppEvent) -> Result<bool, SourceError> {
+        record_event(&self.inner, app, event).await
+    }
+
     async fn can_i(&self, action: &str, app: &Application) -> Result<bool, SourceError> {
         apps::can_i(&self.inner, action, app).await
     }
@@ -288,5 +292,57 @@ impl ArgoSource for CoreArgo {
         tail: u32,
     ) -> Result<Vec<String>, SourceError> {
         workloads::pod_logs(&self.inner, app, namespace, pod, tail).await
+    }
+}
+
+/// A Kubernetes Event on the Application, as Argo CD's own controller writes them, so
+/// `kubectl describe application` and other consoles see who approved and synced. Without
+/// permission to create Events this is not an error: the audit log has the record.
+async fn record_event(
+    inner: &Inner,
+    app: &Application,
+    ev: &AppEvent,
+) -> Result<bool, SourceError> {
+    use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+    let namespace = if app.metadata.namespace.is_empty() {
+        inner.namespace.clone()
+    } else {
+        app.metadata.namespace.clone()
+    };
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let event = Event {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{}.", app.metadata.name)),
+            namespace: Some(namespace.clone()),
+            ..Default::default()
+        },
+        involved_object: ObjectReference {
+            api_version: Some("argoproj.io/v1alpha1".into()),
+            kind: Some("Application".into()),
+            name: Some(app.metadata.name.clone()),
+            namespace: Some(namespace.clone()),
+            uid: app.metadata.uid.clone(),
+            resource_version: app.metadata.resource_version.clone(),
+            ..Default::default()
+        },
+        reason: Some(ev.reason.clone()),
+        message: Some(ev.message.clone()),
+        type_: Some(ev.event_type.clone()),
+        source: Some(EventSource {
+            component: Some("shipdeck".into()),
+            ..Default::default()
+        }),
+        reporting_component: Some("shipdeck".into()),
+        first_timestamp: Some(now.clone()),
+        last_timestamp: Some(now),
+        count: Some(1),
+        ..Default::default()
+    };
+    let api: kube::Api<Event> = kube::Api::namespaced(inner.client.clone(), &namespace);
+    match api.create(&kube::api::PostParams::default(), &event).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 403 => Ok(false),
+        Err(e) => Err(kube_err(&inner.context, "record an Event", e)),
     }
 }
