@@ -145,7 +145,7 @@ async fn approve_a_prod_change_by_keys() {
     let mut done = false;
     for _ in 0..1200 {
         let s = r.h.screen(160, 48);
-        if s.contains("done: Synced and Healthy") {
+        if s.contains("done: operation Succeeded, Healthy") {
             done = true;
             break;
         }

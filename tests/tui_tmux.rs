@@ -124,7 +124,7 @@ fn demo_approval_flow_in_tmux() {
     keys(&s, &["Enter"]);
     let done = wait_for(&s, "Synced and Healthy", 120, |t| {
         assert!(!t.contains("✗ failed"), "the sync failed:\n{t}");
-        t.contains("done: Synced and Healthy")
+        t.contains("done: operation Succeeded, Healthy")
     });
     save("approve-done.txt", &done);
     assert!(

@@ -547,7 +547,8 @@ pub enum WaitState {
 }
 
 /// Judge one look at the app after our operation was sent: done when our operation
-/// finished, Argo CD reconciled after it, and the app is Synced and Healthy.
+/// finished, Argo CD reconciled after it, and the app is Healthy and Synced (or, after a
+/// rollback or a sync to another revision than Git's, Healthy at the revision sent).
 pub fn judge(app: &Application, previous_started_at: Option<&str>) -> WaitState {
     if app.operation.is_some() {
         return WaitState::Running;
@@ -581,13 +582,18 @@ pub fn judge(app: &Application, previous_started_at: Option<&str>) -> WaitState 
     if dry_run {
         return WaitState::Done;
     }
+    // A rollback, or a sync to a revision other than Git's target, ends OutOfSync by
+    // design (Git holds something else): then healthy at the revision we sent is done.
+    let synced_rev = op.sync_result.as_ref().and_then(|r| r.revision.as_deref());
+    let git_elsewhere = synced_rev.is_some() && synced_rev != app.status.sync.revision.as_deref();
     match (app.status.sync.status, app.status.health.status) {
         (SyncStatus::Synced, HealthStatus::Healthy) => WaitState::Done,
+        (SyncStatus::OutOfSync, HealthStatus::Healthy) if git_elsewhere => WaitState::Done,
         _ => WaitState::Running,
     }
 }
 
-/// Wait until the operation sent finishes and the app is Synced and Healthy, or it fails,
+/// Wait until the operation sent finishes and the app is settled (see [`judge`]), or it fails,
 /// or `timeout` passes. A source error during the wait is retried until the deadline (a
 /// dropped connection is not a failed sync).
 pub async fn wait_for_operation<S: ArgoSource>(

@@ -306,3 +306,30 @@ fn judge_waits_for_our_operation_then_sync_and_health() {
     }
     assert!(matches!(judge(&a, None), WaitState::Failed(m) if !m.contains('\u{1b}')));
 }
+
+#[test]
+fn judge_accepts_out_of_sync_after_a_rollback_but_not_after_a_plain_sync() {
+    use crate::model::{OperationState, SyncResult};
+    let mut a = app("x", false);
+    a.status.health.status = HealthStatus::Healthy;
+    a.status.sync.status = SyncStatus::OutOfSync;
+    a.status.sync.revision = Some("head".into());
+    let state = |rev: &str| OperationState {
+        operation: Default::default(),
+        phase: OperationPhase::Succeeded,
+        message: None,
+        sync_result: Some(SyncResult {
+            revision: Some(rev.into()),
+            ..Default::default()
+        }),
+        started_at: Some("t1".into()),
+        finished_at: Some("t2".into()),
+        retry_count: None,
+    };
+    // Rolled back to an older revision while Git holds `head`: OutOfSync is the end state.
+    a.status.operation_state = Some(state("older"));
+    assert_eq!(judge(&a, None), WaitState::Done);
+    // Synced to `head` but still OutOfSync: something is not applied yet; keep waiting.
+    a.status.operation_state = Some(state("head"));
+    assert_eq!(judge(&a, None), WaitState::Running);
+}

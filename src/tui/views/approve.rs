@@ -513,7 +513,7 @@ impl ApproveView {
             Phase::Done => Line::from(widgets::styled(
                 theme,
                 Role::Healthy,
-                "✓ done: Synced and Healthy, rollout complete",
+                "✓ done: operation Succeeded, Healthy, rollout complete",
             )),
             Phase::Failed(m) => Line::from(widgets::styled(
                 theme,
