@@ -82,7 +82,8 @@ pub fn settings(args: &ConsoleArgs, source_label: String) -> Settings {
 }
 
 /// GitHub Actions and Jenkins of the sandbox, with its own credentials.
-fn sandbox_ci(sb: &crate::sandbox::Sandbox, git: Option<Arc<GitMirrors>>) -> Ci {
+/// GitHub and Jenkins clients for the sandbox's CI, as `shipdeck demo` connects them.
+pub fn sandbox_ci(sb: &crate::sandbox::Sandbox, git: Option<Arc<GitMirrors>>) -> Ci {
     let users = &sb.world.users;
     let github = GithubClient::new(GithubOptions {
         api_url: Some(format!("{}/github", sb.url)),
