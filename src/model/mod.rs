@@ -1,16 +1,14 @@
 //! Plain domain types shared by every room of shipdeck, and the pure logic that belongs to
 //! them. Nothing here performs I/O or knows about terminals: `sources` fill these types from
-//! the outside world, `ops` decides with them, `tui` draws them, `sandbox` simulates them.
+//! the outside world, `ops` decides with them, `tui` draws them. The Argo CD wire shapes come from `shipdeck-wire`, which the sandbox
+//! shares; nothing else here is shared with it.
 
-mod argo;
 mod build;
-mod status;
 pub mod text;
 mod workload;
 
-pub use argo::*;
 pub use build::*;
-pub use status::*;
+pub use shipdeck_wire::*;
 pub use workload::*;
 
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,424 @@
+//! Running one Application `.operation` (a sync, or a rollback written as a sync to a
+//! history revision): Running -> Succeeded/Failed with per-resource results, objects
+//! applied into the destination cluster, pruning, dry runs, selected resources, sync
+//! windows, history, events, and `.operation` cleared at the end, as Argo CD does.
+
+use super::argo::{COMPONENT, Ctx, compare_live, now, write_comparison};
+use super::{cluster_of, compare, windows};
+use crate::estate::seed::kubectl_name;
+use crate::store::{APPLICATIONS, APPPROJECTS, NAMESPACES, PODS, REPLICASETS};
+use crate::{ARGOCD_NAMESPACE, IN_CLUSTER, events};
+use serde_json::{Value, json};
+use shipdeck_wire::Application;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(super) async fn run(ctx: Arc<Ctx>, name: String) {
+    execute(&ctx, &name).await;
+    ctx.running
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&name);
+    let _ = ctx.done.send(name);
+}
+
+struct Outcome {
+    sha: String,
+    results: Vec<Value>,
+    source: Value,
+}
+
+async fn execute(ctx: &Ctx, name: &str) {
+    let world = &ctx.world;
+    let store = &world.store;
+    let Some(obj) = store.get(IN_CLUSTER, APPLICATIONS, ARGOCD_NAMESPACE, name) else {
+        return;
+    };
+    let Some(op) = obj.get("operation").filter(|o| !o.is_null()).cloned() else {
+        return;
+    };
+    let started = now();
+    let automated = op["initiatedBy"]["automated"] == json!(true);
+    let user = op["initiatedBy"]["username"]
+        .as_str()
+        .unwrap_or("admin")
+        .to_string();
+    let requested = op["sync"]["revision"].as_str().unwrap_or("").to_string();
+    let running = store.mutate(
+        IN_CLUSTER,
+        APPLICATIONS,
+        ARGOCD_NAMESPACE,
+        name,
+        true,
+        |o| {
+            if !o["status"].is_object() {
+                o["status"] = json!({});
+            }
+            o["status"]["operationState"] = json!({
+                "operation": op,
+                "phase": "Running",
+                "message": "one or more tasks are running",
+                "startedAt": started,
+            });
+            Ok(true)
+        },
+    );
+    let Ok(running) = running else {
+        return;
+    };
+    let shown = if requested.is_empty() {
+        "HEAD".to_string()
+    } else {
+        requested.clone()
+    };
+    let message = if automated {
+        format!("Initiated automated sync to '{shown}'")
+    } else {
+        format!("{user} initiated sync to {shown}")
+    };
+    events::emit(
+        store,
+        IN_CLUSTER,
+        &running,
+        "Normal",
+        "OperationStarted",
+        &message,
+        COMPONENT,
+    );
+    // Argo CD takes a moment to apply; let watchers see the Running phase.
+    world.clock.sleep(Duration::from_secs(1)).await;
+
+    let app: Result<Application, String> =
+        serde_json::from_value((*running).clone()).map_err(|e| format!("invalid application: {e}"));
+    let dry_run = op["sync"]["dryRun"] == json!(true);
+    let selected: Vec<Value> = op["sync"]["resources"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let outcome = app.and_then(|app| sync_once(ctx, &app, &op, automated, dry_run, &selected));
+    let finished = now();
+    let (phase, message, sync_result) = match &outcome {
+        Ok(o) => {
+            let failed: Vec<&Value> = o
+                .results
+                .iter()
+                .filter(|r| r["status"] == "SyncFailed")
+                .collect();
+            let sr = json!({"resources": o.results, "revision": o.sha, "source": o.source});
+            if let Some(f) = failed.first() {
+                (
+                    "Failed",
+                    format!(
+                        "one or more objects failed to apply, reason: {}",
+                        f["message"].as_str().unwrap_or("")
+                    ),
+                    Some(sr),
+                )
+            } else {
+                (
+                    "Succeeded",
+                    "successfully synced (all tasks run)".to_string(),
+                    Some(sr),
+                )
+            }
+        }
+        Err(e) => ("Failed", e.clone(), None),
+    };
+    let whole_app = selected.is_empty();
+    let mut heads = HashMap::new();
+    let done = store.mutate(
+        IN_CLUSTER,
+        APPLICATIONS,
+        ARGOCD_NAMESPACE,
+        name,
+        true,
+        |o| {
+            let mut state = json!({
+                "operation": op,
+                "phase": phase,
+                "message": message,
+                "startedAt": started,
+                "finishedAt": finished,
+            });
+            if let Some(sr) = &sync_result {
+                state["syncResult"] = sr.clone();
+            }
+            if !o["status"].is_object() {
+                o["status"] = json!({});
+            }
+            if phase == "Succeeded"
+                && !dry_run
+                && whole_app
+                && let Ok(out) = &outcome
+            {
+                let history = o["status"]["history"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                let id = history
+                    .last()
+                    .and_then(|h| h["id"].as_i64())
+                    .map_or(0, |i| i + 1);
+                let mut history = history;
+                history.push(json!({
+                    "id": id,
+                    "revision": out.sha,
+                    "source": out.source,
+                    "deployStartedAt": started,
+                    "deployedAt": finished,
+                    "initiatedBy": op["initiatedBy"],
+                }));
+                let limit = o["spec"]["revisionHistoryLimit"]
+                    .as_i64()
+                    .unwrap_or(10)
+                    .max(1) as usize;
+                if history.len() > limit {
+                    history.drain(..history.len() - limit);
+                }
+                o["status"]["history"] = json!(history);
+            }
+            o["status"]["operationState"] = state;
+            if let Some(m) = o.as_object_mut() {
+                m.remove("operation");
+            }
+            // Compare again so that `argocd app wait` (reconciledAt >= finishedAt) reads a
+            // status that includes this sync.
+            if let Ok(app) = serde_json::from_value::<Application>(o.clone()) {
+                let computed = super::argo::compute(ctx, &app, &mut heads);
+                write_comparison(&mut o["status"], &app, &computed);
+            }
+            o["status"]["reconciledAt"] = json!(finished);
+            Ok(true)
+        },
+    );
+    if let Ok(done) = done {
+        let sha = outcome.as_ref().map(|o| o.sha.clone()).unwrap_or(shown);
+        let (kind, text) = if phase == "Succeeded" {
+            ("Normal", format!("Sync operation to {sha} succeeded"))
+        } else {
+            (
+                "Warning",
+                format!("Sync operation to {sha} failed: {message}"),
+            )
+        };
+        events::emit(
+            store,
+            IN_CLUSTER,
+            &done,
+            kind,
+            "OperationCompleted",
+            &text,
+            COMPONENT,
+        );
+    }
+}
+
+fn selected_match(selected: &[Value], obj: &Value) -> bool {
+    if selected.is_empty() {
+        return true;
+    }
+    let (group, _) = compare::group_version(obj);
+    selected.iter().any(|s| {
+        s["kind"].as_str() == obj["kind"].as_str()
+            && s["name"].as_str() == Some(compare::meta(obj, "name"))
+            && s["group"].as_str().unwrap_or("") == group
+            && s["namespace"]
+                .as_str()
+                .is_none_or(|n| n.is_empty() || n == compare::meta(obj, "namespace"))
+    })
+}
+
+fn sync_once(
+    ctx: &Ctx,
+    app: &Application,
+    op: &Value,
+    automated: bool,
+    dry_run: bool,
+    selected: &[Value],
+) -> Result<Outcome, String> {
+    let world = &ctx.world;
+    let store = &world.store;
+    let name = app.metadata.name.as_str();
+    let cluster = cluster_of(world, app).ok_or_else(|| {
+        "ComparisonError: the destination cluster has not been configured".to_string()
+    })?;
+    let namespace = app.spec.destination.namespace.clone().unwrap_or_default();
+    if let Some(project) = store.get(IN_CLUSTER, APPPROJECTS, ARGOCD_NAMESPACE, &app.spec.project) {
+        let windows_list = project["spec"]["syncWindows"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if !windows::can_sync(
+            &windows_list,
+            name,
+            &namespace,
+            &cluster,
+            !automated,
+            chrono::Utc::now(),
+        ) {
+            return Err("Sync operation blocked by sync window".into());
+        }
+    }
+    let spec_source = serde_json::to_value(app.spec.primary_source()).unwrap_or(Value::Null);
+    let source = if op["sync"]["source"].is_object() {
+        op["sync"]["source"].clone()
+    } else {
+        spec_source
+    };
+    let rev = op["sync"]["revision"]
+        .as_str()
+        .filter(|r| !r.is_empty())
+        .or(source["targetRevision"].as_str())
+        .unwrap_or("HEAD")
+        .to_string();
+    let sha = world
+        .repo
+        .resolve(&rev)
+        .map_err(|e| format!("ComparisonError: {e}"))?;
+    let path = source["path"].as_str().map(str::to_string);
+    let desired = super::desired_at_sha(world, app, &sha, path.as_deref())
+        .map_err(|e| format!("ComparisonError: {e}"))?;
+    let options: Vec<String> = op["sync"]["syncOptions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .chain(
+            app.spec
+                .sync_policy
+                .iter()
+                .flat_map(|p| p.sync_options.clone()),
+        )
+        .collect();
+    let create_ns = options.iter().any(|o| o == "CreateNamespace=true");
+    let suffix = if dry_run { " (dry run)" } else { "" };
+    let mut results = Vec::new();
+    for d in desired.iter().filter(|d| selected_match(selected, d)) {
+        let (group, version) = compare::group_version(d);
+        let mut result = json!({
+            "group": group, "version": version, "kind": d["kind"],
+            "namespace": compare::meta(d, "namespace"), "name": compare::meta(d, "name"),
+            "hookPhase": "Running", "syncPhase": "Sync",
+        });
+        match apply(ctx, &cluster, d, create_ns, dry_run) {
+            Ok(verb) => {
+                result["status"] = json!("Synced");
+                result["message"] = json!(format!("{} {verb}{suffix}", kubectl_name(&result)));
+            }
+            Err(e) => {
+                result["status"] = json!("SyncFailed");
+                result["hookPhase"] = json!("Failed");
+                result["message"] = json!(e);
+            }
+        }
+        results.push(result);
+    }
+    // Live objects with the app's label that Git no longer has.
+    let prune = op["sync"]["prune"] == json!(true);
+    let wanted: Vec<(String, String, String)> = desired
+        .iter()
+        .map(|d| {
+            (
+                d["kind"].as_str().unwrap_or("").to_string(),
+                compare::meta(d, "namespace").to_string(),
+                compare::meta(d, "name").to_string(),
+            )
+        })
+        .collect();
+    let refs = ctx.index().of(name);
+    for r in refs {
+        if r.cluster != cluster || r.res == PODS || r.res == REPLICASETS {
+            continue;
+        }
+        let Some(live) = store.get(&r.cluster, r.res, &r.namespace, &r.name) else {
+            continue;
+        };
+        if live["metadata"]["ownerReferences"]
+            .as_array()
+            .is_some_and(|o| !o.is_empty())
+            || wanted.contains(&(r.res.kind.to_string(), r.namespace.clone(), r.name.clone()))
+            || !selected_match(selected, &live)
+        {
+            continue;
+        }
+        let (group, version) = compare::group_version(&live);
+        let mut result = json!({
+            "group": group, "version": version, "kind": r.res.kind,
+            "namespace": r.namespace, "name": r.name, "syncPhase": "Sync",
+        });
+        if prune {
+            if !dry_run {
+                let _ = store.delete(&r.cluster, r.res, &r.namespace, &r.name);
+            }
+            result["status"] = json!("Pruned");
+            result["message"] = json!(format!("pruned{suffix}"));
+        } else {
+            result["status"] = json!("PruneSkipped");
+            result["message"] = json!("ignored (requires pruning)");
+        }
+        results.push(result);
+    }
+    let _ = compare_live;
+    Ok(Outcome {
+        sha,
+        results,
+        source,
+    })
+}
+
+/// Apply one desired object like `kubectl apply`: create it, or write its fields over the
+/// live object (keeping status and fields only live has). Returns the kubectl verb.
+fn apply(
+    ctx: &Ctx,
+    cluster: &str,
+    desired: &Value,
+    create_ns: bool,
+    dry_run: bool,
+) -> Result<&'static str, String> {
+    let store = &ctx.world.store;
+    let res = compare::resource_type_of(desired).ok_or_else(|| {
+        format!(
+            "the server could not find the requested resource ({} {})",
+            desired["apiVersion"].as_str().unwrap_or(""),
+            desired["kind"].as_str().unwrap_or("")
+        )
+    })?;
+    let ns = compare::meta(desired, "namespace");
+    let name = compare::meta(desired, "name");
+    if res.namespaced && store.get(cluster, NAMESPACES, "", ns).is_none() {
+        if !create_ns {
+            return Err(format!("namespaces \"{ns}\" not found"));
+        }
+        if !dry_run {
+            let _ = store.create(
+                cluster,
+                NAMESPACES,
+                json!({"metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}}, "status": {"phase": "Active"}}),
+            );
+        }
+    }
+    match store.get(cluster, res, ns, name) {
+        None => {
+            if !dry_run {
+                store
+                    .create(cluster, res, desired.clone())
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok("created")
+        }
+        Some(live) => {
+            let merged = compare::merge_apply(&live, desired);
+            if compare::normalize(&merged) == compare::normalize(&live) {
+                return Ok("unchanged");
+            }
+            if !dry_run {
+                store
+                    .replace(cluster, res, merged, false)
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok("configured")
+        }
+    }
+}

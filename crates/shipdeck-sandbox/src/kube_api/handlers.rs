@@ -1,0 +1,527 @@
+//! The verbs on a resource: list, get, create, update, patch, delete (and the access review
+//! kubectl's `auth can-i` posts). Each checks RBAC, honours the forced-conflict fault, and
+//! reads or writes `world.store`; none holds the store's lock across an await.
+
+use super::discovery::has_status_subresource;
+use super::patch::{self, PatchError, PatchKind};
+use super::selectors::{FieldSelector, LabelSelector};
+use super::status::ApiError;
+use super::table::{self, IncludeObject};
+use super::{Ctx, json_response, json_value};
+use crate::store::{
+    DEPLOYMENTS, PODS, REPLICASETS, RESOURCE_TYPES, ResourceType, StoreError, resource_type,
+};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+pub(super) fn selectors(ctx: &Ctx) -> Result<(LabelSelector, FieldSelector), ApiError> {
+    let labels = LabelSelector::parse(ctx.q("labelSelector").unwrap_or(""))
+        .map_err(ApiError::bad_request)?;
+    let fields = FieldSelector::parse(ctx.q("fieldSelector").unwrap_or(""))
+        .map_err(ApiError::bad_request)?;
+    Ok((labels, fields))
+}
+
+/// The Table options of the request, if it asked for a Table.
+pub(super) fn table_mode(ctx: &Ctx) -> Option<IncludeObject> {
+    table::wants_table(ctx.header(header::ACCEPT))
+        .then(|| IncludeObject::parse(ctx.q("includeObject")))
+}
+
+pub fn list(ctx: &Ctx, res: ResourceType, ns: Option<&str>) -> Result<Response, ApiError> {
+    ctx.authorize("list", res, ns, None, None)?;
+    if ctx.q("continue").is_some_and(|c| !c.is_empty()) {
+        // The sandbox never hands out continue tokens, so any is from another life.
+        return Err(ApiError::gone(
+            "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+        ));
+    }
+    let (labels, fields) = selectors(ctx)?;
+    let (items, rv) = ctx.world.store.list(&ctx.cluster, res, ns);
+    let keep = |o: &Arc<Value>| labels.matches(o) && fields.matches(o);
+    let rv = rv.to_string();
+    if let Some(include) = table_mode(ctx) {
+        let objects = items.iter().filter(|o| keep(o)).map(|o| &**o);
+        let bytes = table::write_table(res, objects, &rv, include)
+            .map_err(|_| ApiError::new(500, "InternalError", "cannot encode a table"))?;
+        return Ok(json_response(StatusCode::OK, bytes));
+    }
+    // Written by hand so a 10,000-item list is one pass with no intermediate tree.
+    let mut buf = Vec::with_capacity(256 + items.len() * 1024);
+    buf.extend_from_slice(b"{\"kind\":\"");
+    buf.extend_from_slice(res.kind.as_bytes());
+    buf.extend_from_slice(b"List\",\"apiVersion\":\"");
+    buf.extend_from_slice(res.api_version().as_bytes());
+    buf.extend_from_slice(b"\",\"metadata\":{\"resourceVersion\":\"");
+    buf.extend_from_slice(rv.as_bytes());
+    buf.extend_from_slice(b"\"},\"items\":[");
+    let mut first = true;
+    for item in items.iter().filter(|o| keep(o)) {
+        if !first {
+            buf.push(b',');
+        }
+        first = false;
+        if serde_json::to_writer(&mut buf, &**item).is_err() {
+            return Err(ApiError::new(
+                500,
+                "InternalError",
+                "cannot encode an object",
+            ));
+        }
+    }
+    buf.extend_from_slice(b"]}");
+    Ok(json_response(StatusCode::OK, buf))
+}
+
+pub fn watch(ctx: &Ctx, res: ResourceType, ns: Option<&str>) -> Result<Response, ApiError> {
+    ctx.authorize("watch", res, ns, None, None)?;
+    super::watch::start(ctx, res, ns)
+}
+
+fn not_found(res: ResourceType, name: &str) -> ApiError {
+    ApiError::from_store(
+        res,
+        StoreError::NotFound {
+            kind: res.plural.into(),
+            group: res.group.into(),
+            name: name.into(),
+        },
+    )
+}
+
+fn object_response(ctx: &Ctx, res: ResourceType, code: StatusCode, obj: &Value) -> Response {
+    if let Some(include) = table_mode(ctx) {
+        let rv = obj["metadata"]["resourceVersion"].as_str().unwrap_or("");
+        let row = table::row(res, obj, include, chrono::Utc::now());
+        return json_value(code, &table::table(res, vec![row], rv, true));
+    }
+    json_value(code, obj)
+}
+
+pub fn get(
+    ctx: &Ctx,
+    res: ResourceType,
+    ns: Option<&str>,
+    name: &str,
+) -> Result<Response, ApiError> {
+    ctx.authorize("get", res, ns, Some(name), None)?;
+    let obj = ctx
+        .world
+        .store
+        .get(&ctx.cluster, res, ns.unwrap_or(""), name)
+        .ok_or_else(|| not_found(res, name))?;
+    Ok(object_response(ctx, res, StatusCode::OK, &obj))
+}
+
+fn parse_object(res: ResourceType, body: &[u8]) -> Result<Value, ApiError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+    })?;
+    if !v.is_object() {
+        return Err(ApiError::bad_request(
+            "the body of the request must be a JSON object",
+        ));
+    }
+    if let Some(kind) = v.get("kind").and_then(Value::as_str)
+        && kind != res.kind
+    {
+        return Err(ApiError::bad_request(format!(
+            "the kind of the object ({kind}) does not match the resource ({})",
+            res.plural
+        )));
+    }
+    Ok(v)
+}
+
+/// Put the URL's namespace into the object; a different one in the body is a 400.
+fn settle_namespace(res: ResourceType, obj: &mut Value, ns: Option<&str>) -> Result<(), ApiError> {
+    if !res.namespaced {
+        return Ok(());
+    }
+    let url_ns = ns.unwrap_or("");
+    let body_ns = obj["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    if !body_ns.is_empty() && body_ns != url_ns {
+        return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
+    }
+    if !obj["metadata"].is_object() {
+        obj["metadata"] = json!({});
+    }
+    obj["metadata"]["namespace"] = json!(url_ns);
+    Ok(())
+}
+
+fn dry_run(ctx: &Ctx) -> bool {
+    ctx.q("dryRun").is_some_and(|v| v == "All")
+}
+
+pub fn create(
+    ctx: &Ctx,
+    res: ResourceType,
+    ns: Option<&str>,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let mut obj = parse_object(res, body)?;
+    settle_namespace(res, &mut obj, ns)?;
+    let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+    ctx.authorize("create", res, ns, None, Some(&obj))?;
+    if ctx.world.faults.take_conflict() {
+        return Err(ApiError::conflict(res, &name));
+    }
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+        m.remove("uid");
+    }
+    if dry_run(ctx) {
+        return Ok(object_response(ctx, res, StatusCode::CREATED, &obj));
+    }
+    let created = ctx
+        .world
+        .store
+        .create(&ctx.cluster, res, obj)
+        .map_err(|e| ApiError::from_store(res, e))?;
+    Ok(object_response(ctx, res, StatusCode::CREATED, &created))
+}
+
+fn current(
+    ctx: &Ctx,
+    res: ResourceType,
+    ns: Option<&str>,
+    name: &str,
+) -> Result<Arc<Value>, ApiError> {
+    ctx.world
+        .store
+        .get(&ctx.cluster, res, ns.unwrap_or(""), name)
+        .ok_or_else(|| not_found(res, name))
+}
+
+/// Keep only `status` of `incoming` on top of `current` (writes to `/status`).
+fn status_only(current: &Value, incoming: &Value, rv: Value) -> Value {
+    let mut next = current.clone();
+    match incoming.get("status") {
+        Some(s) => next["status"] = s.clone(),
+        None => {
+            if let Some(o) = next.as_object_mut() {
+                o.remove("status");
+            }
+        }
+    }
+    next["metadata"]["resourceVersion"] = rv;
+    next
+}
+
+pub fn update(
+    ctx: &Ctx,
+    res: ResourceType,
+    ns: Option<&str>,
+    name: &str,
+    body: &[u8],
+    to_status: bool,
+) -> Result<Response, ApiError> {
+    let mut obj = parse_object(res, body)?;
+    settle_namespace(res, &mut obj, ns)?;
+    let body_name = obj["metadata"]["name"].as_str().unwrap_or("");
+    if body_name != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({name})"
+        )));
+    }
+    let cur = current(ctx, res, ns, name)?;
+    ctx.authorize("update", res, ns, Some(name), Some(&cur))?;
+    ctx.authorize("update", res, ns, Some(name), Some(&obj))?;
+    if ctx.world.faults.take_conflict() {
+        return Err(ApiError::conflict(res, name));
+    }
+    let next = if to_status {
+        let rv = obj["metadata"]["resourceVersion"].clone();
+        status_only(&cur, &obj, rv)
+    } else {
+        obj
+    };
+    if dry_run(ctx) {
+        return Ok(object_response(ctx, res, StatusCode::OK, &next));
+    }
+    let write_status = to_status || !has_status_subresource(res);
+    let saved = ctx
+        .world
+        .store
+        .replace(&ctx.cluster, res, next, write_status)
+        .map_err(|e| ApiError::from_store(res, e))?;
+    Ok(object_response(ctx, res, StatusCode::OK, &saved))
+}
+
+pub fn patch(
+    ctx: &Ctx,
+    res: ResourceType,
+    ns: Option<&str>,
+    name: &str,
+    content_type: &str,
+    body: &[u8],
+    to_status: bool,
+) -> Result<Response, ApiError> {
+    let Some(kind) = PatchKind::from_content_type(content_type) else {
+        return Err(ApiError::unsupported_media(content_type));
+    };
+    let mut conflict_checked = false;
+    // Retry when another writer slips in between reading and writing, as the API server
+    // does for patches (they carry no resourceVersion unless the client put one in).
+    for _ in 0..5 {
+        let cur = current(ctx, res, ns, name)?;
+        ctx.authorize("patch", res, ns, Some(name), Some(&cur))?;
+        let patched = patch::apply(kind, &cur, body).map_err(|e| match e {
+            PatchError::Malformed(m) => ApiError::bad_request(m),
+            PatchError::Failed(m) => ApiError::invalid(res, name, m),
+        })?;
+        ctx.authorize("patch", res, ns, Some(name), Some(&patched))?;
+        if !conflict_checked {
+            conflict_checked = true;
+            if ctx.world.faults.take_conflict() {
+                return Err(ApiError::conflict(res, name));
+            }
+        }
+        let cur_rv = cur["metadata"]["resourceVersion"].clone();
+        if patched["metadata"]["resourceVersion"] != cur_rv {
+            // The patch named a resourceVersion: a precondition that no longer holds.
+            return Err(ApiError::conflict(res, name));
+        }
+        let mut next = if to_status {
+            status_only(&cur, &patched, cur_rv)
+        } else {
+            patched
+        };
+        // Identity is not patchable.
+        for field in ["name", "namespace", "uid"] {
+            if let Some(v) = cur["metadata"].get(field) {
+                next["metadata"][field] = v.clone();
+            }
+        }
+        if dry_run(ctx) {
+            return Ok(object_response(ctx, res, StatusCode::OK, &next));
+        }
+        let write_status = to_status || !has_status_subresource(res);
+        match ctx
+            .world
+            .store
+            .replace(&ctx.cluster, res, next, write_status)
+        {
+            Ok(saved) => return Ok(object_response(ctx, res, StatusCode::OK, &saved)),
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(ApiError::from_store(res, e)),
+        }
+    }
+    Err(ApiError::conflict(res, name))
+}
+
+pub fn delete(
+    ctx: &Ctx,
+    res: ResourceType,
+    ns: Option<&str>,
+    name: &str,
+) -> Result<Response, ApiError> {
+    let cur = current(ctx, res, ns, name)?;
+    ctx.authorize("delete", res, ns, Some(name), Some(&cur))?;
+    if ctx.world.faults.take_conflict() {
+        return Err(ApiError::conflict(res, name));
+    }
+    if dry_run(ctx) {
+        return Ok(object_response(ctx, res, StatusCode::OK, &cur));
+    }
+    let gone = ctx
+        .world
+        .store
+        .delete(&ctx.cluster, res, ns.unwrap_or(""), name)
+        .map_err(|e| ApiError::from_store(res, e))?;
+    collect_garbage(ctx, res, &gone);
+    Ok(object_response(ctx, res, StatusCode::OK, &gone))
+}
+
+/// Background cascading deletion, as Kubernetes' garbage collector does: a namespace takes
+/// its objects with it; a Deployment its ReplicaSets, a ReplicaSet its Pods.
+fn collect_garbage(ctx: &Ctx, res: ResourceType, gone: &Value) {
+    let store = &ctx.world.store;
+    let name = gone["metadata"]["name"].as_str().unwrap_or("");
+    if res.kind == "Namespace" {
+        for r in RESOURCE_TYPES.iter().filter(|r| r.namespaced) {
+            for o in store.list(&ctx.cluster, *r, Some(name)).0 {
+                let n = o["metadata"]["name"].as_str().unwrap_or("");
+                let _ = store.delete(&ctx.cluster, *r, name, n);
+            }
+        }
+        return;
+    }
+    let children = match res {
+        r if r == DEPLOYMENTS => REPLICASETS,
+        r if r == REPLICASETS => PODS,
+        _ => return,
+    };
+    let uid = gone["metadata"]["uid"].as_str().unwrap_or("");
+    let ns = gone["metadata"]["namespace"].as_str().unwrap_or("");
+    for o in store.list(&ctx.cluster, children, Some(ns)).0 {
+        let owned = o["metadata"]["ownerReferences"]
+            .as_array()
+            .is_some_and(|refs| refs.iter().any(|r| r["uid"].as_str() == Some(uid)));
+        if owned {
+            let n = o["metadata"]["name"].as_str().unwrap_or("").to_string();
+            if let Ok(child) = store.delete(&ctx.cluster, children, ns, &n) {
+                collect_garbage(ctx, children, &child);
+            }
+        }
+    }
+}
+
+/// `POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews` (`kubectl auth can-i`).
+pub fn access_review(ctx: &Ctx, body: &[u8]) -> Result<Response, ApiError> {
+    let mut review: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+    })?;
+    let users = &ctx.world.users;
+    let spec = &review["spec"];
+    let allowed = if let Some(ra) = spec.get("resourceAttributes") {
+        let s = |k: &str| ra[k].as_str().unwrap_or("").to_string();
+        let (verb, group, resource, ns, name) = (
+            s("verb"),
+            s("group"),
+            s("resource"),
+            s("namespace"),
+            s("name"),
+        );
+        match resource_type(&group, &resource) {
+            Some(res) => {
+                let obj = (!name.is_empty())
+                    .then(|| ctx.world.store.get(&ctx.cluster, res, &ns, &name))
+                    .flatten();
+                users.allowed(&ctx.user, &verb, &res, obj.as_deref())
+            }
+            // A type the sandbox does not serve: only what any reader may do.
+            None => {
+                ctx.user.role == crate::auth::Role::Admin
+                    || matches!(verb.as_str(), "get" | "list" | "watch")
+            }
+        }
+    } else {
+        let verb = spec["nonResourceAttributes"]["verb"].as_str().unwrap_or("");
+        ctx.user.role == crate::auth::Role::Admin || verb == "get"
+    };
+    review["apiVersion"] = json!("authorization.k8s.io/v1");
+    review["kind"] = json!("SelfSubjectAccessReview");
+    review["metadata"] = json!({"creationTimestamp": null});
+    review["status"] = if allowed {
+        json!({"allowed": true, "reason": format!("sandbox RBAC: {} may", ctx.user.name)})
+    } else {
+        json!({"allowed": false, "reason": format!("sandbox RBAC: {} may not", ctx.user.name)})
+    };
+    Ok(json_value(StatusCode::CREATED, &review))
+}
+
+/// `GET .../pods/{name}/log`: the lines the Deployment controller derives for the pod.
+pub fn pod_log(ctx: &Ctx, ns: Option<&str>, name: &str) -> Result<Response, ApiError> {
+    ctx.authorize("get", PODS, ns, Some(name), None)?;
+    let ns = ns.unwrap_or("");
+    current(ctx, PODS, Some(ns), name)?;
+    let mut lines = crate::controller::deploy::pod_log_lines(&ctx.world, &ctx.cluster, ns, name);
+    if let Some(n) = ctx.q("tailLines").and_then(|n| n.parse::<usize>().ok()) {
+        let skip = lines.len().saturating_sub(n);
+        lines.drain(..skip);
+    }
+    let mut text = lines.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    let mut resp = (StatusCode::OK, text).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/plain"),
+    );
+    Ok(resp)
+}
+
+fn scale_of(obj: &Value) -> Value {
+    let selector = obj["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let meta = &obj["metadata"];
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+                     "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"]},
+        "spec": {"replicas": obj["spec"]["replicas"].as_i64().unwrap_or(1)},
+        "status": {"replicas": obj["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector},
+    })
+}
+
+/// The `scale` subresource of Deployments and ReplicaSets (`kubectl scale`).
+pub fn scale(
+    ctx: &Ctx,
+    res: ResourceType,
+    ns: Option<&str>,
+    name: &str,
+    method: &axum::http::Method,
+    content_type: &str,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let cur = current(ctx, res, ns, name)?;
+    if method == axum::http::Method::GET {
+        ctx.authorize("get", res, ns, Some(name), Some(&cur))?;
+        return Ok(json_value(StatusCode::OK, &scale_of(&cur)));
+    }
+    let verb = if method == axum::http::Method::PUT {
+        "update"
+    } else {
+        "patch"
+    };
+    ctx.authorize(verb, res, ns, Some(name), Some(&cur))?;
+    if ctx.world.faults.take_conflict() {
+        return Err(ApiError::conflict(res, name));
+    }
+    let wanted = if method == axum::http::Method::PUT {
+        parse_scale(body)?
+    } else {
+        let kind = PatchKind::from_content_type(content_type)
+            .ok_or_else(|| ApiError::unsupported_media(content_type))?;
+        let patched = patch::apply(kind, &scale_of(&cur), body).map_err(|e| match e {
+            PatchError::Malformed(m) => ApiError::bad_request(m),
+            PatchError::Failed(m) => ApiError::invalid(res, name, m),
+        })?;
+        patched["spec"]["replicas"]
+            .as_i64()
+            .ok_or_else(|| ApiError::invalid(res, name, "spec.replicas: Required value"))?
+    };
+    if wanted < 0 {
+        return Err(ApiError::invalid(
+            res,
+            name,
+            "spec.replicas: must be greater than or equal to 0",
+        ));
+    }
+    let saved = ctx
+        .world
+        .store
+        .mutate(&ctx.cluster, res, ns.unwrap_or(""), name, false, |o| {
+            o["spec"]["replicas"] = json!(wanted);
+            Ok(true)
+        })
+        .map_err(|e| ApiError::from_store(res, e))?;
+    Ok(json_value(StatusCode::OK, &scale_of(&saved)))
+}
+
+fn parse_scale(body: &[u8]) -> Result<i64, ApiError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+    })?;
+    v["spec"]["replicas"]
+        .as_i64()
+        .ok_or_else(|| ApiError::bad_request("spec.replicas: Required value"))
+}
