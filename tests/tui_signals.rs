@@ -6,6 +6,7 @@
 //!   `icanon` and `echo`, not raw) and the exit status is 130, 131, 143, 129;
 //! - SIGTSTP gives the shell its prompt back, `fg` redraws the board and keys work again
 //!   without Enter (`?` opens the help, `q` quits); a bare SIGSTOP + `fg` likewise;
+//!   without job control (no shell to `fg` it) SIGTSTP does not leave it stopped;
 //! - with no terminal, `shipdeck demo` and `shipdeck` refuse with a message that says a
 //!   terminal is needed and points at `shipdeck sandbox`.
 //!
@@ -391,6 +392,38 @@ fn console_stop_and_continue() {
     }
     let sb = SandboxProcess::start();
     stop_and_continue(Target::Console(&sb.state_dir()));
+}
+
+/// Without job control (`sh -c` in the pane: an orphaned process group, no shell to `fg`
+/// it) the kernel drops a default-action SIGTSTP; the console must not stop itself for
+/// good but carry on with its terminal: `q` still quits.
+#[test]
+fn demo_stop_without_job_control_carries_on() {
+    if !have_tmux() {
+        return;
+    }
+    let home = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = Target::Demo(dir.path()).command(home.path(), "orphan");
+    let p = Pane::start(
+        "orphan",
+        &format!("sh -c '{run}; echo EXIT=$?; exec sleep 600'"),
+    );
+    p.wait("the board", 90, board_up);
+    let pid = p.shipdeck_pid();
+    kill(pid, libc::SIGTSTP);
+    p.keys(&["?"]);
+    p.wait("the help after SIGTSTP", 30, |p, s| {
+        p.alternate_on() && s.contains("this help")
+    });
+    assert!(!stopped(pid), "shipdeck stopped with no one to continue it");
+    p.keys(&["Escape"]);
+    p.wait("the board again", 30, board_up);
+    p.keys(&["q"]);
+    let screen = p.wait("the exit status after q", 60, |p, s| {
+        !p.alternate_on() && s.contains("EXIT=")
+    });
+    assert!(screen.contains("EXIT=0"), "{screen}");
 }
 
 /// Without a terminal (stdout a pipe): exit 2, say a terminal is needed and what to use
