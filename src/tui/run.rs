@@ -138,8 +138,8 @@ pub async fn open(
 ) -> anyhow::Result<Exit> {
     let mut console = Console::new(Estate::new(), settings);
     let signals = Signals::new();
-    let mut terminal = terminal::enter()?;
-    let result = run_loop(&mut terminal, &mut console, provider, updates, signals).await;
+    let mut tui = terminal::enter()?;
+    let result = run_loop(&mut tui, &mut console, provider, updates, signals).await;
     terminal::leave();
     terminal::default_signals();
     if let Ok(Exit::Signal(n)) = result {
