@@ -33,9 +33,11 @@ fn have_tmux() -> bool {
     ok
 }
 
-/// One tmux server with one 160x48 pane running `cmd`; killed on drop.
+/// One tmux server with one 160x48 pane running `cmd`; killed (and its socket file
+/// removed) on drop.
 struct Pane {
     socket: String,
+    socket_path: String,
 }
 
 impl Pane {
@@ -43,13 +45,17 @@ impl Pane {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let socket = format!("shipdeck-sig-{}-{n}-{tag}", std::process::id());
-        let pane = Pane { socket };
+        let mut pane = Pane {
+            socket,
+            socket_path: String::new(),
+        };
         let status = Command::new("tmux")
             .args(["-L", &pane.socket, "-f", "/dev/null"])
             .args(["new-session", "-d", "-s", "t", "-x", "160", "-y", "48", cmd])
             .status()
             .expect("tmux starts");
         assert!(status.success(), "tmux new-session failed");
+        pane.socket_path = pane.format("#{socket_path}");
         pane
     }
 
@@ -122,6 +128,9 @@ impl Drop for Pane {
         let _ = Command::new("tmux")
             .args(["-L", &self.socket, "kill-server"])
             .status();
+        if !self.socket_path.is_empty() {
+            let _ = std::fs::remove_file(&self.socket_path);
+        }
     }
 }
 
