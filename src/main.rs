@@ -20,5 +20,6 @@ fn main() {
             2
         }
     };
-    std::process::exit(code);
+    // A console ended by a signal exits 128 + its number, like a program the signal killed.
+    std::process::exit(shipdeck::tui::terminal::exit_status(code));
 }

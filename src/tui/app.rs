@@ -1,7 +1,12 @@
 //! The console loop: one `tokio::select!` over terminal input, source updates (drained in
-//! batches with `recv_many`), answers to requests, termination signals, and a spinner tick
-//! that runs only while something is in progress. It draws only when something changed,
-//! inside a synchronized update, so an idle console writes nothing to the terminal.
+//! batches with `recv_many`), answers to requests, signals, and a spinner tick that runs
+//! only while something is in progress. It draws only when something changed, inside a
+//! synchronized update, so an idle console writes nothing to the terminal.
+//!
+//! Signals: SIGINT, SIGQUIT, SIGTERM and SIGHUP end the loop with [`Exit::Signal`] (the
+//! caller gives the terminal back and exits 128 + the number). In raw mode Ctrl-C and
+//! Ctrl-Z are keys, so these come from outside (`kill`). SIGTSTP hands the terminal to the
+//! shell and stops; SIGCONT takes it back and redraws everything.
 
 use super::console::Console;
 use super::request::{Provider, Response, Ticket};
@@ -14,6 +19,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::signal::unix::{Signal, SignalKind};
 use tokio::sync::mpsc;
 
 /// How many source updates one frame may absorb before drawing (a burst is coalesced).
@@ -37,11 +43,67 @@ impl<W: Write> FrameSync for ratatui::backend::CrosstermBackend<W> {
 
 impl FrameSync for ratatui::backend::TestBackend {}
 
+/// Something that can hand the terminal over for a job-control stop and take it back; the
+/// test backend does nothing.
+pub trait JobControl {
+    /// SIGTSTP: give the terminal back, stop, and return once continued with it taken back.
+    fn suspend(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+    /// SIGCONT: take the terminal back (the shell may have reset its modes meanwhile).
+    fn resume(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl JobControl for ratatui::backend::CrosstermBackend<std::io::Stdout> {
+    fn suspend(&mut self) -> std::io::Result<()> {
+        super::terminal::suspend()
+    }
+    fn resume(&mut self) -> std::io::Result<()> {
+        super::terminal::resume()
+    }
+}
+
+impl JobControl for ratatui::backend::TestBackend {}
+
+/// The signals the loop handles. Create them before taking over the terminal, so that no
+/// signal in between finds the default action (which would leave the terminal raw).
+pub struct Signals {
+    int: Option<Signal>,
+    quit: Option<Signal>,
+    term: Option<Signal>,
+    hup: Option<Signal>,
+    tstp: Option<Signal>,
+    cont: Option<Signal>,
+}
+
+impl Signals {
+    pub fn new() -> Self {
+        let s = |n: i32| tokio::signal::unix::signal(SignalKind::from_raw(n)).ok();
+        Signals {
+            int: s(libc::SIGINT),
+            quit: s(libc::SIGQUIT),
+            term: s(libc::SIGTERM),
+            hup: s(libc::SIGHUP),
+            tstp: s(libc::SIGTSTP),
+            cont: s(libc::SIGCONT),
+        }
+    }
+}
+
+impl Default for Signals {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Why the loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     Quit,
-    Signal,
+    /// Ended by this signal number (SIGINT, SIGQUIT, SIGTERM or SIGHUP).
+    Signal(i32),
     InputClosed,
 }
 
@@ -51,9 +113,10 @@ pub async fn run_loop<B>(
     console: &mut Console,
     provider: Arc<dyn Provider>,
     mut updates: mpsc::Receiver<Update>,
+    mut signals: Signals,
 ) -> std::io::Result<Exit>
 where
-    B: Backend + FrameSync,
+    B: Backend + FrameSync + JobControl,
     std::io::Error: From<B::Error>,
 {
     let (resp_tx, mut resp_rx) = mpsc::channel::<Response>(1024);
@@ -64,8 +127,6 @@ where
     let mut buf: Vec<Update> = Vec::with_capacity(BATCH);
     let mut updates_open = true;
     let mut dirty = true;
-    let mut term = signal(tokio::signal::unix::SignalKind::terminate());
-    let mut hup = signal(tokio::signal::unix::SignalKind::hangup());
     submit(console, &provider, &resp_tx, &mut tasks);
     let exit = loop {
         if dirty {
@@ -113,8 +174,21 @@ where
                 console.tick();
                 dirty = true;
             }
-            _ = recv(&mut term) => break Ok(Exit::Signal),
-            _ = recv(&mut hup) => break Ok(Exit::Signal),
+            _ = recv(&mut signals.int) => break Ok(Exit::Signal(libc::SIGINT)),
+            _ = recv(&mut signals.quit) => break Ok(Exit::Signal(libc::SIGQUIT)),
+            _ = recv(&mut signals.term) => break Ok(Exit::Signal(libc::SIGTERM)),
+            _ = recv(&mut signals.hup) => break Ok(Exit::Signal(libc::SIGHUP)),
+            _ = recv(&mut signals.tstp) => {
+                terminal.backend_mut().suspend()?;
+                redraw_all(terminal)?;
+                dirty = true;
+            }
+            // Also after our own stop above: taking the terminal back twice is harmless.
+            _ = recv(&mut signals.cont) => {
+                terminal.backend_mut().resume()?;
+                redraw_all(terminal)?;
+                dirty = true;
+            }
         }
         submit(console, &provider, &resp_tx, &mut tasks);
     };
@@ -124,11 +198,19 @@ where
     exit
 }
 
-fn signal(kind: tokio::signal::unix::SignalKind) -> Option<tokio::signal::unix::Signal> {
-    tokio::signal::unix::signal(kind).ok()
+/// Clear the screen and forget what is on it, so the next draw paints every cell. Not
+/// `Terminal::clear`: that asks the terminal for the cursor position, a reply the input
+/// thread of the `EventStream` may read first.
+fn redraw_all<B: Backend>(terminal: &mut Terminal<B>) -> std::io::Result<()>
+where
+    std::io::Error: From<B::Error>,
+{
+    let size = terminal.size()?;
+    terminal.resize(ratatui::layout::Rect::new(0, 0, size.width, size.height))?;
+    Ok(())
 }
 
-async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+async fn recv(s: &mut Option<Signal>) {
     match s {
         Some(s) => {
             s.recv().await;

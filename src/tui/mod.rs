@@ -10,6 +10,7 @@ pub mod console;
 pub mod keymap;
 pub mod request;
 pub mod run;
+pub mod terminal;
 pub mod theme;
 pub mod view;
 pub mod views;

@@ -1,14 +1,15 @@
 //! The console's entry points: `shipdeck` (against the operator's Argo CD) and `shipdeck
-//! demo` (against an in-process sandbox). They set up logging to a file, the terminal (and
-//! its restoration on quit, panic, SIGTERM and SIGHUP), the theme and keymap, then hand
-//! over to the loop. Nothing here draws or decides.
+//! demo` (against an in-process sandbox). They set up logging to a file, the terminal (see
+//! `terminal`: refused without one, given back on quit, panic and signals), the theme and
+//! keymap, then hand over to the loop. Nothing here draws or decides.
 
 use super::adapt::ArgoProvider;
-use super::app::{Exit, run_loop};
+use super::app::{Exit, Signals, run_loop};
 use super::ci::{Ci, GithubRepo, JenkinsJobs};
 use super::console::{Console, Settings};
 use super::keymap::Keymap;
 use super::request::Provider;
+use super::terminal;
 use super::theme::{ColorDepth, Theme};
 use crate::cli::ConsoleArgs;
 use crate::model::Update;
@@ -136,14 +137,20 @@ pub async fn open(
     updates: mpsc::Receiver<Update>,
 ) -> anyhow::Result<Exit> {
     let mut console = Console::new(Estate::new(), settings);
-    let mut terminal = ratatui::try_init()?;
-    let result = run_loop(&mut terminal, &mut console, provider, updates).await;
-    ratatui::restore();
+    let signals = Signals::new();
+    let mut tui = terminal::enter()?;
+    let result = run_loop(&mut tui, &mut console, provider, updates, signals).await;
+    terminal::leave();
+    terminal::default_signals();
+    if let Ok(Exit::Signal(n)) = result {
+        terminal::ended_by(n);
+    }
     Ok(result?)
 }
 
 /// `shipdeck`: the console against the operator's Argo CD (API mode).
 pub async fn run(mut args: ConsoleArgs) -> anyhow::Result<()> {
+    terminal::require("`shipdeck` (the console)")?;
     let _log = init_logging();
     let (config, warnings) = crate::config::Config::load(args.config.as_deref());
     if args.theme.is_none() && !config.theme.is_empty() {
@@ -199,6 +206,7 @@ pub async fn demo(
     args: ConsoleArgs,
     mut sandbox: crate::sandbox::SandboxOptions,
 ) -> anyhow::Result<()> {
+    terminal::require("`shipdeck demo`")?;
     let _log = init_logging();
     // A demo shows rollouts in seconds, not minutes; keep a scale the operator chose.
     if (sandbox.time_scale - 1.0).abs() < f64::EPSILON {
