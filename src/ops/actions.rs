@@ -762,8 +762,8 @@ pub async fn wait_for_operation<S: ArgoSource>(
 
 mod build;
 pub use build::{
-    BuildRequest, CiSource, Pipeline, PipelineInput, RunRef, audit_build_finish, build, cancel,
-    final_outcome, follow_build, refuse_read_only, rerun, wait_for_build,
+    BuildRequest, CiSource, Pipeline, PipelineInput, RunRef, build, cancel, final_outcome,
+    follow_build, follow_run, refuse_read_only, rerun, wait_for_build,
 };
 
 #[cfg(test)]

@@ -70,7 +70,7 @@ pub fn task(
                 };
                 match actions::build(&*ci, &ops, &req).await {
                     Ok(run) => {
-                        follow_in_background(ci.clone(), ops.clone(), run.clone());
+                        follow_in_background(ci.clone(), ops.clone(), "build", RunRef::of(&run));
                         Ok(Payload::Run(run))
                     }
                     Err(e) => Err(e.to_string()),
@@ -80,34 +80,38 @@ pub fn task(
                 system,
                 pipeline,
                 id,
-            } => actions::rerun(
-                &*ci,
-                &ops,
-                &RunRef {
+            } => {
+                let run = RunRef {
                     system,
                     pipeline,
                     id,
-                },
-            )
-            .await
-            .map(|()| Payload::Accepted(format!("rerun of run {id} requested")))
-            .map_err(|e| e.to_string()),
+                };
+                match actions::rerun(&*ci, &ops, &run).await {
+                    Ok(()) => {
+                        follow_in_background(ci.clone(), ops.clone(), "rerun", run);
+                        Ok(Payload::Accepted(format!("rerun of run {id} requested")))
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
+            }
             Request::Cancel {
                 system,
                 pipeline,
                 id,
-            } => actions::cancel(
-                &*ci,
-                &ops,
-                &RunRef {
+            } => {
+                let run = RunRef {
                     system,
                     pipeline,
                     id,
-                },
-            )
-            .await
-            .map(|()| Payload::Accepted(format!("cancel of run {id} requested")))
-            .map_err(|e| e.to_string()),
+                };
+                match actions::cancel(&*ci, &ops, &run).await {
+                    Ok(()) => {
+                        follow_in_background(ci.clone(), ops.clone(), "cancel", run);
+                        Ok(Payload::Accepted(format!("cancel of run {id} requested")))
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
+            }
             Request::WatchRun {
                 system,
                 pipeline,
@@ -142,9 +146,11 @@ pub fn task(
     })
 }
 
-/// Follow a triggered run to its end and record the outcome, whatever the screens do.
-fn follow_in_background(ci: Arc<Ci>, ops: Arc<Ops>, run: BuildRun) {
+/// Follow a run after a build, rerun or cancel to its end and record the outcome, whatever
+/// the screens do.
+fn follow_in_background(ci: Arc<Ci>, ops: Arc<Ops>, action: &'static str, run: RunRef) {
     tokio::spawn(async move {
-        let _ = actions::follow_build(&*ci, &ops, None, &run, FOLLOW_LIMIT, FOLLOW_POLL).await;
+        let _ =
+            actions::follow_run(&*ci, &ops, action, None, &run, FOLLOW_LIMIT, FOLLOW_POLL).await;
     });
 }

@@ -241,26 +241,45 @@ async fn run_action<C: CiSource>(
     Ok(result?)
 }
 
-/// Record how a started build ended (`succeeded`, `failed`, `timed-out`).
-pub fn audit_build_finish(
-    ops: &Ops,
-    req_app: Option<&str>,
-    run: &BuildRun,
-    result: &Result<BuildRun, ActionError>,
-) -> Result<(), crate::ops::audit::AuditError> {
-    let target = req_app.map_or_else(|| run.pipeline.clone(), str::to_string);
-    let detail = match result {
-        Ok(r) => format!("{} run {}: {:?}", r.pipeline, r.id, r.state),
-        Err(e) => format!("{} run {}: {e}", run.pipeline, run.id),
-    };
-    ops.audit.append(&ci_record(
-        ops,
-        "build",
-        run.system,
-        &target,
-        final_outcome(result),
-        Some(detail),
-    ))
+impl RunRef {
+    pub fn of(run: &BuildRun) -> RunRef {
+        RunRef {
+            system: run.system,
+            pipeline: run.pipeline.clone(),
+            id: run.id,
+        }
+    }
+}
+
+/// Look at a run until it is done (in whatever state), or `timeout` passes. A lost session
+/// or a refusal ends the wait at once; other errors are retried until the deadline.
+async fn wait_done<C: CiSource>(
+    ci: &C,
+    run: &RunRef,
+    timeout: Duration,
+    poll: Duration,
+) -> Result<BuildRun, ActionError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last: Option<BuildRun> = None;
+    loop {
+        match ci.run(run.system, &run.pipeline, run.id).await {
+            Ok(r) if r.state.is_done() => return Ok(r),
+            Ok(r) => last = Some(r),
+            Err(e @ (SourceError::Unauthorized { .. } | SourceError::Forbidden(_))) => {
+                return Err(e.into());
+            }
+            Err(_) => {}
+        }
+        if tokio::time::Instant::now() + poll > deadline {
+            let state =
+                last.map_or_else(|| "not answering".to_string(), |l| format!("{:?}", l.state));
+            return Err(ActionError::Timeout {
+                what: format!("{} run {} is still {state}", run.pipeline, run.id),
+                seconds: timeout.as_secs(),
+            });
+        }
+        tokio::time::sleep(poll).await;
+    }
 }
 
 /// Follow a run until it completes; a failed or cancelled run is an error.
@@ -270,41 +289,67 @@ pub async fn wait_for_build<C: CiSource>(
     timeout: Duration,
     poll: Duration,
 ) -> Result<BuildRun, ActionError> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut last = run.clone();
-    loop {
-        match ci.run(run.system, &run.pipeline, run.id).await {
-            Ok(r) if r.state.is_done() => {
-                return if r.state == crate::model::BuildState::Succeeded {
-                    Ok(r)
-                } else {
-                    Err(ActionError::Failed(format!(
-                        "{} run {} ended {:?}",
-                        r.pipeline, r.id, r.state
-                    )))
-                };
-            }
-            Ok(r) => last = r,
-            Err(e @ (SourceError::Unauthorized { .. } | SourceError::Forbidden(_))) => {
-                return Err(e.into());
-            }
-            Err(_) => {}
-        }
-        if tokio::time::Instant::now() + poll > deadline {
-            return Err(ActionError::Timeout {
-                what: format!(
-                    "{} run {} is still {:?}",
-                    last.pipeline, last.id, last.state
-                ),
-                seconds: timeout.as_secs(),
-            });
-        }
-        tokio::time::sleep(poll).await;
+    let r = wait_done(ci, &RunRef::of(run), timeout, poll).await?;
+    if r.state == crate::model::BuildState::Succeeded {
+        Ok(r)
+    } else {
+        Err(ActionError::Failed(format!(
+            "{} run {} ended {:?}",
+            r.pipeline, r.id, r.state
+        )))
     }
 }
 
-/// Follow a started build to its end and record the outcome: what a front end runs after
-/// `build` so the audit log never stops at `started`.
+/// Follow a run after a `build` or `rerun` (done when it succeeds) or a `cancel` (done
+/// when it ends cancelled), and record the final outcome (`succeeded`, `failed`,
+/// `timed-out`) so the audit log never stops at `started`. `target` is what the starting
+/// record named (the app, else the pipeline).
+pub async fn follow_run<C: CiSource>(
+    ci: &C,
+    ops: &Ops,
+    action: &str,
+    target: Option<&str>,
+    run: &RunRef,
+    timeout: Duration,
+    poll: Duration,
+) -> Result<BuildRun, ActionError> {
+    let wanted = if action == "cancel" {
+        crate::model::BuildState::Cancelled
+    } else {
+        crate::model::BuildState::Succeeded
+    };
+    let result = match wait_done(ci, run, timeout, poll).await {
+        Ok(r) if r.state == wanted => Ok(r),
+        Ok(r) => Err(ActionError::Failed(format!(
+            "{} run {} ended {:?}",
+            r.pipeline, r.id, r.state
+        ))),
+        Err(e) => Err(e),
+    };
+    let default_target = if action == "build" {
+        run.pipeline.clone()
+    } else {
+        format!("{} run {}", run.pipeline, run.id)
+    };
+    let detail = match &result {
+        Ok(r) => format!("{} run {}: {:?}", r.pipeline, r.id, r.state),
+        Err(e) => format!("{} run {}: {e}", run.pipeline, run.id),
+    };
+    let rec = ci_record(
+        ops,
+        action,
+        run.system,
+        target.unwrap_or(&default_target),
+        final_outcome(&result),
+        Some(detail),
+    );
+    if let Err(e) = ops.audit.append(&rec) {
+        tracing::warn!("audit log not written: {e}");
+    }
+    result
+}
+
+/// [`follow_run`] of a build just started.
 pub async fn follow_build<C: CiSource>(
     ci: &C,
     ops: &Ops,
@@ -313,9 +358,5 @@ pub async fn follow_build<C: CiSource>(
     timeout: Duration,
     poll: Duration,
 ) -> Result<BuildRun, ActionError> {
-    let result = wait_for_build(ci, run, timeout, poll).await;
-    if let Err(e) = audit_build_finish(ops, req_app, run, &result) {
-        tracing::warn!("audit log not written: {e}");
-    }
-    result
+    follow_run(ci, ops, "build", req_app, &RunRef::of(run), timeout, poll).await
 }
