@@ -135,23 +135,20 @@ fn missing(program: &str) -> bool {
     Command::new(program).arg("--help").output().is_err()
 }
 
-/// The console in tmux: `source D/env`, then shipdeck with `extra` flags and `config`.
-/// `token_var` replaces ARGOCD_AUTH_TOKEN with another of the env file's tokens.
+/// The console in tmux: `source D/env`, then the shell lines `then` (an operator's own
+/// changes to the environment), then shipdeck with `extra` flags and `config`.
 fn console(
     name: &str,
     sb: &Sandbox,
     root: &Path,
     config: &Path,
     extra: &str,
-    token_var: Option<&str>,
+    then: &str,
 ) -> Session {
     let home = root.join("home");
     std::fs::create_dir_all(&home).expect("home");
-    let token = token_var
-        .map(|v| format!("export ARGOCD_AUTH_TOKEN=\"${v}\"; "))
-        .unwrap_or_default();
     let script = format!(
-        "source {env}; {token}exec env -u XDG_CONFIG_HOME -u XDG_DATA_HOME -u XDG_CACHE_HOME TERM=xterm-256color HOME={home} USER=tester SHIPDECK_NO_KEYRING=1 SHIPDECK_DATA_DIR={data} {bin} {extra} --config {config}",
+        "source {env}; {then} exec env -u XDG_CONFIG_HOME -u XDG_DATA_HOME -u XDG_CACHE_HOME TERM=xterm-256color HOME={home} USER=tester SHIPDECK_NO_KEYRING=1 SHIPDECK_DATA_DIR={data} {bin} {extra} --config {config}",
         env = sb.dir.join("env").display(),
         home = home.display(),
         data = root.join("data").display(),
@@ -416,7 +413,7 @@ fn console_api_mode_builds_syncs_and_honours_environment_rules() {
         root.path(),
         &config,
         "",
-        None,
+        "",
     );
     let board = wait_for(&s, "the board", 60, |t| {
         t.contains("SERVICE") && t.contains("connected") && t.contains("cart")
@@ -485,7 +482,7 @@ fn console_core_mode_builds_and_audits_a_refusal() {
         root.path(),
         &config,
         "--core",
-        None,
+        "",
     );
     let board = wait_for(&s, "the board", 60, |t| {
         t.contains("SERVICE") && t.contains("in-cluster connected") && t.contains("cart")
@@ -509,7 +506,7 @@ fn console_core_mode_builds_and_audits_a_refusal() {
         root.path(),
         &config,
         "",
-        Some("SHIPDECK_SANDBOX_VIEWER_TOKEN"),
+        "export ARGOCD_AUTH_TOKEN=\"$SHIPDECK_SANDBOX_VIEWER_TOKEN\";",
     );
     wait_for(&s, "the board", 60, |t| {
         t.contains("SERVICE") && t.contains("connected") && t.contains("cart")
@@ -537,5 +534,50 @@ fn console_core_mode_builds_and_audits_a_refusal() {
         before["status"]["operationState"], after["status"]["operationState"],
         "no operation was sent"
     );
+    keys(&s, &["q"]);
+}
+
+#[test]
+fn ci_errors_reach_the_screen_typed_with_what_to_do() {
+    if missing("tmux") {
+        println!("SKIP: tmux is not installed");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let sb = sandbox(root.path());
+    let config = root.path().join("config.toml");
+    std::fs::write(&config, PIPELINES).unwrap();
+    // An expired GitHub token and no Jenkins credentials.
+    let s = console(
+        &format!("shipdeck-real-errors-{}", std::process::id()),
+        &sb,
+        root.path(),
+        &config,
+        "",
+        "export GITHUB_TOKEN=expired; unset GH_TOKEN JENKINS_USER JENKINS_TOKEN;",
+    );
+    wait_for(&s, "the board", 60, |t| {
+        t.contains("SERVICE") && t.contains("connected")
+    });
+    keys(&s, &["B"]);
+    let screen = wait_for(&s, "the GitHub error", 60, |t| {
+        t.contains("not authenticated") && !t.contains("loading")
+    });
+    assert!(screen.contains("shipdeck login github"), "{screen}");
+    // The oracle: the sandbox's GitHub API does refuse that token.
+    let gh = Github {
+        token: "expired".into(),
+        ..Github::new(&sb)
+    };
+    let status = gh.rt.block_on(async {
+        gh.client
+            .get(format!("{}/runs", gh.api))
+            .bearer_auth(&gh.token)
+            .send()
+            .await
+            .expect("GitHub API answers")
+            .status()
+    });
+    assert_eq!(status.as_u16(), 401);
     keys(&s, &["q"]);
 }

@@ -14,7 +14,7 @@ use crate::sources::git::GitMirrors;
 use crate::sources::github::{DEFAULT_API_URL, GithubClient, GithubError, GithubOptions};
 use crate::sources::jenkins::{JenkinsClient, JenkinsError, JenkinsOptions};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 const GITHUB_HINT: &str = "set GH_TOKEN or GITHUB_TOKEN, or run `shipdeck login github`";
@@ -94,16 +94,45 @@ impl GithubRepo {
     }
 }
 
-/// GitHub Actions: one client (one API, one token) and the repositories to offer.
+/// GitHub Actions: one client (one API, one token) and the repositories to offer (more
+/// are learnt from the apps after the console opened).
 pub struct GithubCi {
     pub client: GithubClient,
-    pub repos: Vec<GithubRepo>,
+    repos: RwLock<Vec<GithubRepo>>,
+}
+
+impl GithubCi {
+    pub fn new(client: GithubClient, repos: Vec<GithubRepo>) -> GithubCi {
+        GithubCi {
+            client,
+            repos: RwLock::new(repos),
+        }
+    }
+
+    /// The repositories offered now.
+    pub fn repos(&self) -> Vec<GithubRepo> {
+        self.repos.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 /// Jenkins: the client, or why there is none (no credentials), and the jobs to offer.
 pub struct JenkinsCi {
     pub client: Result<JenkinsClient, SourceError>,
-    pub jobs: Vec<String>,
+    jobs: RwLock<Vec<String>>,
+}
+
+impl JenkinsCi {
+    pub fn new(client: Result<JenkinsClient, SourceError>, jobs: Vec<String>) -> JenkinsCi {
+        JenkinsCi {
+            client,
+            jobs: RwLock::new(jobs),
+        }
+    }
+
+    /// The jobs offered now.
+    pub fn jobs(&self) -> Vec<String> {
+        self.jobs.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 /// GitHub Actions and Jenkins, as configured; either may be absent.
@@ -165,10 +194,7 @@ impl Ci {
         })
         .map_err(|e| tracing::warn!("GitHub client: {e}"))
         .ok()
-        .map(|client| GithubCi {
-            client,
-            repos: Vec::new(),
-        });
+        .map(|client| GithubCi::new(client, Vec::new()));
         let jenkins = config
             .jenkins
             .url
@@ -187,12 +213,9 @@ impl Ci {
                         "no Jenkins credentials for {url}: {JENKINS_HINT}"
                     ))),
                 };
-                JenkinsCi {
-                    client,
-                    jobs: Vec::new(),
-                }
+                JenkinsCi::new(client, Vec::new())
             });
-        let mut ci = Ci::new(github, jenkins);
+        let ci = Ci::new(github, jenkins);
         if let Some((owner, repo)) = (chain.env)("GITHUB_REPOSITORY")
             .as_deref()
             .and_then(split_repo)
@@ -220,47 +243,48 @@ impl Ci {
             git,
         })
         .ok()
-        .map(|client| GithubCi {
-            client,
-            repos: vec![GithubRepo {
-                owner: sb.world.estate.github.owner.clone(),
-                repo: sb.world.estate.github.repo.clone(),
-                git_ref: "main".into(),
-                repo_url: Some(sb.world.repo.url()),
-            }],
+        .map(|client| {
+            GithubCi::new(
+                client,
+                vec![GithubRepo {
+                    owner: sb.world.estate.github.owner.clone(),
+                    repo: sb.world.estate.github.repo.clone(),
+                    git_ref: "main".into(),
+                    repo_url: Some(sb.world.repo.url()),
+                }],
+            )
         });
-        let jenkins = Some(JenkinsCi {
-            client: JenkinsClient::new(JenkinsOptions {
+        let jenkins = Some(JenkinsCi::new(
+            JenkinsClient::new(JenkinsOptions {
                 url: Some(format!("{}/jenkins", sb.url)),
                 user: users.jenkins_user(),
                 token: Secret::new(users.jenkins_token()),
                 timeout: None,
             })
             .map_err(from_jenkins),
-            jobs: sb
-                .world
+            sb.world
                 .estate
                 .jenkins
                 .iter()
                 .map(|j| j.name.clone())
                 .collect(),
-        });
+        ));
         Ci::new(github, jenkins)
     }
 
     /// Offer a repository's workflows (once; a later mention fills in what was missing).
     pub fn add_repo(
-        &mut self,
+        &self,
         owner: &str,
         repo: &str,
         git_ref: Option<String>,
         repo_url: Option<String>,
     ) {
-        let Some(g) = &mut self.github else {
+        let Some(g) = &self.github else {
             return;
         };
-        if let Some(r) = g
-            .repos
+        let mut repos = g.repos.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = repos
             .iter_mut()
             .find(|r| r.owner == owner && r.repo == repo)
         {
@@ -270,7 +294,7 @@ impl Ci {
             return;
         }
         let repo_url = repo_url.or_else(|| default_repo_url(g.client.api_url(), owner, repo));
-        g.repos.push(GithubRepo {
+        repos.push(GithubRepo {
             owner: owner.to_string(),
             repo: repo.to_string(),
             git_ref: git_ref.unwrap_or_else(|| "main".into()),
@@ -279,18 +303,19 @@ impl Ci {
     }
 
     /// Offer a Jenkins job (when Jenkins is configured at all).
-    pub fn add_job(&mut self, job: &str) {
-        if let Some(j) = &mut self.jenkins
-            && !j.jobs.iter().any(|x| x == job)
-        {
-            j.jobs.push(job.to_string());
+    pub fn add_job(&self, job: &str) {
+        if let Some(j) = &self.jenkins {
+            let mut jobs = j.jobs.write().unwrap_or_else(|e| e.into_inner());
+            if !jobs.iter().any(|x| x == job) {
+                jobs.push(job.to_string());
+            }
         }
     }
 
     /// The pipelines the apps name (annotations, then `[[pipelines]]` rules); a GitHub
     /// repository named for an app reads its workflow files from the app's own Git source
     /// when nothing better is known.
-    pub fn learn_from_apps(&mut self, apps: &[Application], config: &Config) {
+    pub fn learn_from_apps(&self, apps: &[Application], config: &Config) {
         for app in apps {
             match config::pipeline_for(app, &config.pipelines) {
                 Some(config::Pipeline::Github {
@@ -310,8 +335,8 @@ impl Ci {
 
     /// Whether there is anything to offer.
     pub fn is_empty(&self) -> bool {
-        self.github.as_ref().is_none_or(|g| g.repos.is_empty())
-            && self.jenkins.as_ref().is_none_or(|j| j.jobs.is_empty())
+        self.github.as_ref().is_none_or(|g| g.repos().is_empty())
+            && self.jenkins.as_ref().is_none_or(|j| j.jobs().is_empty())
     }
 
     /// Why there is nothing to offer, and what to do about it.
@@ -348,13 +373,13 @@ impl Ci {
             let (owner, repo) = split_repo(n)
                 .ok_or_else(|| SourceError::Config(format!("{n:?}: expected OWNER/REPO")))?;
             let git_ref = g
-                .repos
-                .iter()
+                .repos()
+                .into_iter()
                 .find(|r| r.owner == owner && r.repo == repo)
                 .map_or_else(|| "main".to_string(), |r| r.git_ref.clone());
             return Ok((owner, repo, git_ref));
         }
-        match g.repos.as_slice() {
+        match g.repos().as_slice() {
             [one] => Ok((one.owner.clone(), one.repo.clone(), one.git_ref.clone())),
             [] => Err(SourceError::Config(
                 "which GitHub repository? pass --repo OWNER/REPO, set GITHUB_REPOSITORY, or add a [[pipelines]] rule".into(),
@@ -392,8 +417,9 @@ impl Ci {
     pub async fn pipelines(&self) -> Result<Vec<Pipeline>, SourceError> {
         let mut out = Vec::new();
         if let Some(g) = &self.github {
-            let several = g.repos.len() > 1;
-            for r in &g.repos {
+            let repos = g.repos();
+            let several = repos.len() > 1;
+            for r in &repos {
                 let wfs = g
                     .client
                     .workflows(&r.owner, &r.repo, &r.git_ref, r.repo_url.as_deref())
@@ -418,11 +444,14 @@ impl Ci {
                 }
             }
         }
-        if let Some(j) = &self.jenkins
-            && !j.jobs.is_empty()
-        {
+        let jobs = self
+            .jenkins
+            .as_ref()
+            .map(JenkinsCi::jobs)
+            .unwrap_or_default();
+        if !jobs.is_empty() {
             let (client, _) = self.jenkins()?;
-            for job in &j.jobs {
+            for job in &jobs {
                 let params = client.parameters(job).await.map_err(from_jenkins)?;
                 out.push(Pipeline {
                     system: BuildSystem::Jenkins,
@@ -441,7 +470,7 @@ impl Ci {
     pub async fn runs(&self) -> Result<Vec<BuildRun>, SourceError> {
         let mut runs = Vec::new();
         if let Some(g) = &self.github {
-            for r in &g.repos {
+            for r in &g.repos() {
                 let list = g
                     .client
                     .runs(&r.owner, &r.repo, None, None)
@@ -582,19 +611,20 @@ mod tests {
             None,
         );
         let g = ci.github.as_ref().unwrap();
-        let names: Vec<String> = g.repos.iter().map(GithubRepo::full_name).collect();
+        let repos = g.repos();
+        let names: Vec<String> = repos.iter().map(GithubRepo::full_name).collect();
         assert_eq!(names, ["acme/other", "acme/shop"]);
-        assert_eq!(g.repos[1].git_ref, "develop");
+        assert_eq!(repos[1].git_ref, "develop");
         let j = ci.jenkins.as_ref().unwrap();
         assert!(j.client.is_ok());
-        assert_eq!(j.jobs, ["GitOps-Pipeline"]);
+        assert_eq!(j.jobs(), ["GitOps-Pipeline"]);
         assert!(!ci.is_empty());
     }
 
     #[test]
     fn jenkins_without_credentials_says_what_to_do() {
         let config = Config::defaults();
-        let mut ci = Ci::from_config(
+        let ci = Ci::from_config(
             &config,
             &chain(&[("JENKINS_URL", "http://127.0.0.1:9/jenkins")]),
             None,

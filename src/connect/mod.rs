@@ -174,9 +174,9 @@ pub fn load_config(args: &ConsoleArgs) -> (Config, Vec<String>) {
     (config, warnings.iter().map(ToString::to_string).collect())
 }
 
-/// The longest the console waits for the first application list that tells it which
-/// pipelines the apps' annotations name (the console still opens without it).
-const PIPELINE_SCAN: Duration = Duration::from_secs(10);
+/// The longest the background look at the apps (which pipelines their annotations name)
+/// waits for an answer.
+const PIPELINE_SCAN: Duration = Duration::from_secs(30);
 
 /// Flags, config and the ops context; connects the rest on request.
 pub struct Room {
@@ -193,7 +193,8 @@ pub struct Wired {
     pub warnings: Vec<String>,
     pub backends: Vec<Backend>,
     pub ops: Ops,
-    pub ci: Ci,
+    /// Shared: pipelines named by the apps are added once their list arrives.
+    pub ci: Arc<Ci>,
     pub git: Option<Arc<GitMirrors>>,
     /// What the console is connected to, for the header.
     pub label: String,
@@ -226,33 +227,38 @@ impl Room {
         Ci::from_config(&self.config, &CredentialChain::default(), git)
     }
 
-    /// Everything the console needs: backends, ops, CI (including the pipelines the apps'
-    /// annotations and `[[pipelines]]` rules name) and Git mirrors.
+    /// Everything the console needs: backends, ops, CI (the pipelines `[[pipelines]]` rules
+    /// and the environment name at once, the apps' annotations soon after) and Git mirrors.
     pub async fn wire(mut self) -> anyhow::Result<Wired> {
         let backends = self.argo().await?;
         let git = git(&self.config);
-        let mut ci = tokio::task::spawn_blocking({
+        let ci = tokio::task::spawn_blocking({
             let config = self.config.clone();
             let git = git.clone();
             move || Ci::from_config(&config, &CredentialChain::default(), git)
         })
         .await
         .context("credential lookup")?;
-        let mut warnings = self.warnings;
+        let ci = Arc::new(ci);
+        // The apps' annotations name more pipelines; learn them without holding up the
+        // console (an unreachable instance must not delay it).
         for b in &backends {
-            match tokio::time::timeout(PIPELINE_SCAN, b.list_applications()).await {
-                Ok(Ok(apps)) => ci.learn_from_apps(&apps, &self.config),
-                Ok(Err(e)) => warnings.push(format!(
-                    "{}: pipelines of the apps not read ({e})",
-                    b.instance()
-                )),
-                Err(_) => warnings.push(format!(
-                    "{}: pipelines of the apps not read (no answer in {}s)",
-                    b.instance(),
-                    PIPELINE_SCAN.as_secs()
-                )),
-            }
+            let (b, ci, config) = (b.clone(), ci.clone(), self.config.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(PIPELINE_SCAN, b.list_applications()).await {
+                    Ok(Ok(apps)) => ci.learn_from_apps(&apps, &config),
+                    Ok(Err(e)) => {
+                        tracing::warn!("{}: pipelines of the apps not read ({e})", b.instance())
+                    }
+                    Err(_) => tracing::warn!(
+                        "{}: pipelines of the apps not read (no answer in {}s)",
+                        b.instance(),
+                        PIPELINE_SCAN.as_secs()
+                    ),
+                }
+            });
         }
+        let warnings = self.warnings;
         let label = describe(&backends);
         Ok(Wired {
             config: self.config,
@@ -290,7 +296,7 @@ impl Wired {
             audit: AuditLog::in_dir(&sb.state_dir.join("audit")),
         };
         Ok(Wired {
-            ci: Ci::sandbox(sb, git.clone()),
+            ci: Arc::new(Ci::sandbox(sb, git.clone())),
             label: format!("sandbox {}", sb.url),
             config,
             warnings,

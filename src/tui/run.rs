@@ -139,8 +139,9 @@ pub async fn run(mut args: ConsoleArgs) -> anyhow::Result<()> {
     settings.operator = ops.operator.clone();
     settings.policies = ops.policies.clone();
     let classifier = ops.classifier.clone();
-    let provider: Arc<dyn Provider> =
-        Arc::new(ArgoProvider::new(wired.backends, ops, wired.git, wired.label).with_ci(wired.ci));
+    let mut provider = ArgoProvider::new(wired.backends, ops, wired.git, wired.label);
+    provider.ci = Some(wired.ci);
+    let provider: Arc<dyn Provider> = Arc::new(provider);
     let result = open(settings, classifier, provider, rx).await;
     for w in watches {
         w.abort();
@@ -182,8 +183,9 @@ pub async fn demo(
     settings.operator = ops.operator.clone();
     settings.policies = ops.policies.clone();
     let classifier = ops.classifier.clone();
-    let provider: Arc<dyn Provider> =
-        Arc::new(ArgoProvider::new(wired.backends, ops, wired.git, wired.label).with_ci(wired.ci));
+    let mut provider = ArgoProvider::new(wired.backends, ops, wired.git, wired.label);
+    provider.ci = Some(wired.ci);
+    let provider: Arc<dyn Provider> = Arc::new(provider);
     let result = open(settings, classifier, provider, rx).await;
     for w in watches {
         w.abort();
