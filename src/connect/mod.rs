@@ -20,7 +20,6 @@ pub mod ci;
 pub use ci::{Ci, GithubCi, GithubRepo, JenkinsCi};
 
 use crate::config::{self, Config};
-use crate::model::Application;
 use crate::ops::actions::Ops;
 use crate::ops::audit::AuditLog;
 use crate::ops::classify::{Classifier, EnvRule};
@@ -305,11 +304,6 @@ impl Wired {
             git,
         })
     }
-}
-
-/// The applications' pipelines as the CLI's `build APP` resolves them.
-pub fn pipeline_of(app: &Application, config: &Config) -> Option<config::Pipeline> {
-    config::pipeline_for(app, &config.pipelines)
 }
 
 fn read_stdin_line(what: &str) -> anyhow::Result<String> {
