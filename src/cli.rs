@@ -1,15 +1,16 @@
 //! Command-line surface: clap definitions and the headless commands (`status`, `diff`,
-//! `history`, `rollout`, `sync`, `rollback`, `build`, `login`), plus `sandbox`, `demo`,
-//! `completions` and `man`. With no subcommand shipdeck opens the console. The headless
-//! commands live in `cli/`: they connect (`connect`), call `ops`, and print (`output`);
-//! every failure ends in a documented exit code (`exit`).
+//! `history`, `rollout`, `sync`, `rollback`, `build`, `login`), plus `sandbox`,
+//! `completions` and `man`. With no subcommand (and with `demo`) `main` opens the console
+//! instead; this front end never imports the other. The headless commands live in `cli/`:
+//! they start from the composition room (`crate::connect`), call `ops`, and print
+//! (`output`); every failure ends in a documented exit code (`exit`).
 
 mod build;
 mod commands;
-pub mod connect;
 pub mod exit;
 mod output;
 
+pub use crate::connect::{ConsoleArgs, LoginSystem};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 pub use commands::{BuildArgs, RollbackArgs, SyncArgs, WaitArgs};
 use std::net::SocketAddr;
@@ -27,32 +28,6 @@ pub struct Cli {
     pub console: ConsoleArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
-}
-
-/// Options shared by the console and the headless commands.
-#[derive(Debug, Clone, Args, Default)]
-pub struct ConsoleArgs {
-    /// Kubeconfig context to use (core mode); repeatable for several clusters.
-    #[arg(long, global = true)]
-    pub context: Vec<String>,
-    /// Use core mode: talk to Kubernetes directly, no Argo CD API server.
-    #[arg(long, global = true)]
-    pub core: bool,
-    /// Argo CD API server (API mode), e.g. argocd.example.com or http://127.0.0.1:8080.
-    #[arg(long, global = true, env = "ARGOCD_SERVER")]
-    pub argocd_server: Option<String>,
-    /// Refuse every mutation (sync, rollback, build).
-    #[arg(long, global = true)]
-    pub read_only: bool,
-    /// Skip TLS verification for the servers given on the command line.
-    #[arg(long, global = true)]
-    pub insecure: bool,
-    /// Colour theme: default, light, high-contrast, colorblind, mono.
-    #[arg(long, global = true)]
-    pub theme: Option<String>,
-    /// Config file (default: the platform config dir's shipdeck/config.toml).
-    #[arg(long, global = true)]
-    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
@@ -131,13 +106,6 @@ pub enum Command {
     Man,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LoginSystem {
-    Argocd,
-    Github,
-    Jenkins,
-}
-
 #[derive(Debug, Clone, Args)]
 pub struct SandboxArgs {
     /// Address to listen on (port 0 picks a free port).
@@ -173,34 +141,28 @@ impl SandboxArgs {
     }
 }
 
-/// Run the parsed command line; returns the process exit code.
-pub async fn run(cli: Cli) -> anyhow::Result<i32> {
-    match cli.command {
-        Some(Command::Login { system, username }) => {
-            Ok(commands::login(&cli.console, system, username).await)
-        }
-        Some(
-            cmd @ (Command::Status(_)
-            | Command::Diff { .. }
-            | Command::History { .. }
-            | Command::Rollout { .. }
-            | Command::Sync(_)
-            | Command::Rollback(_)
-            | Command::Build(_)),
-        ) => Ok(commands::run_headless(&cli.console, cmd).await),
-        None => crate::tui::run::run(cli.console).await.map(|()| 0),
-        Some(Command::Sandbox(args)) => {
-            crate::sandbox::serve::run(args.options()).await.map(|()| 0)
-        }
-        Some(Command::Demo(args)) => crate::tui::run::demo(cli.console, args.options())
-            .await
-            .map(|()| 0),
-        Some(Command::Completions { shell }) => {
+/// Run a parsed subcommand other than the console's (`demo` and no subcommand are
+/// `main`'s, which opens the console); returns the process exit code.
+pub async fn run(console: &ConsoleArgs, command: Command) -> anyhow::Result<i32> {
+    match command {
+        Command::Login { system, username } => Ok(commands::login(console, system, username).await),
+        cmd @ (Command::Status(_)
+        | Command::Diff { .. }
+        | Command::History { .. }
+        | Command::Rollout { .. }
+        | Command::Sync(_)
+        | Command::Rollback(_)
+        | Command::Build(_)) => Ok(commands::run_headless(console, cmd).await),
+        Command::Sandbox(args) => crate::sandbox::serve::run(args.options()).await.map(|()| 0),
+        Command::Demo(_) => Err(anyhow::anyhow!(
+            "`demo` opens the console: run it from the shipdeck binary"
+        )),
+        Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "shipdeck", &mut std::io::stdout());
             Ok(0)
         }
-        Some(Command::Man) => {
+        Command::Man => {
             let cmd = <Cli as clap::CommandFactory>::command();
             clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
             Ok(0)

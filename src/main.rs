@@ -13,7 +13,18 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let code = match runtime.block_on(shipdeck::cli::run(cli)) {
+    use shipdeck::cli::Command;
+    // The two front ends side by side: the console (no subcommand, `demo`) or the CLI.
+    let work = async move {
+        match cli.command {
+            None => shipdeck::tui::run::run(cli.console).await.map(|()| 0),
+            Some(Command::Demo(args)) => shipdeck::tui::run::demo(cli.console, args.options())
+                .await
+                .map(|()| 0),
+            Some(cmd) => shipdeck::cli::run(&cli.console, cmd).await,
+        }
+    };
+    let code = match runtime.block_on(work) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("shipdeck: {e:#}");

@@ -302,7 +302,23 @@ async fn gated_sync_is_refused_then_approved_and_waited_for() {
         "{}",
         refused.stderr
     );
-    assert!(w.audit().is_empty(), "a refusal sends and records nothing");
+    // A refusal sends nothing, and the attempt is recorded with the reason.
+    let refusals = w.audit();
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert_eq!(
+        (
+            refusals[0]["action"].as_str(),
+            refusals[0]["outcome"].as_str()
+        ),
+        (Some("sync"), Some("refused"))
+    );
+    assert!(
+        refusals[0]["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&format!("--approve {app} --reason")),
+        "{refusals:?}"
+    );
 
     let reason_missing = w.run(Mode::Core, &["sync", &app, "--approve", &app]).await;
     assert_eq!(reason_missing.code, 3, "{}", reason_missing.stderr);
@@ -324,7 +340,8 @@ async fn gated_sync_is_refused_then_approved_and_waited_for() {
         )
         .await;
     assert_eq!(ok.code, 0, "approved sync: {}\n{}", ok.stdout, ok.stderr);
-    let audit = w.audit();
+    // After the two refused attempts (no approval, no reason).
+    let audit = w.audit().split_off(2);
     let actions: Vec<(&str, &str)> = audit
         .iter()
         .map(|r| {
@@ -434,9 +451,23 @@ async fn rollback_with_auto_sync_is_refused_until_asked_to_disable_it() {
     let actions: Vec<String> = w
         .audit()
         .iter()
-        .map(|r| r["action"].as_str().unwrap_or("").to_string())
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["action"].as_str().unwrap_or(""),
+                r["outcome"].as_str().unwrap_or("")
+            )
+        })
         .collect();
-    assert_eq!(actions, ["disable-auto-sync", "rollback", "rollback"]);
+    assert_eq!(
+        actions,
+        [
+            "rollback refused",
+            "disable-auto-sync started",
+            "rollback started",
+            "rollback succeeded"
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -461,7 +492,31 @@ async fn read_only_refuses_every_mutation() {
         assert_eq!(out.code, 3, "{a:?}: {}", out.stderr);
         assert!(out.stderr.contains("read-only"), "{}", out.stderr);
     }
-    assert!(w.audit().is_empty());
+    // Nothing was sent; each attempt is recorded as refused, with the reason.
+    let audit = w.audit();
+    let outcomes: Vec<(&str, &str)> = audit
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap_or(""),
+                r["outcome"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("sync", "refused"),
+            ("rollback", "refused"),
+            ("build", "refused")
+        ]
+    );
+    assert!(
+        audit
+            .iter()
+            .all(|r| r["detail"].as_str().unwrap_or("").contains("read-only")),
+        "{audit:?}"
+    );
     // Reading still works.
     assert_eq!(w.run(Mode::Core, &["status", "--read-only"]).await.code, 0);
 }

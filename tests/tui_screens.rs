@@ -447,6 +447,7 @@ fn pipelines() -> Vec<Pipeline> {
             name: "build.yml".into(),
             title: "Build and bump".into(),
             git_ref: Some("develop".into()),
+            repo: None,
             inputs: vec![
                 PipelineInput {
                     name: "service".into(),
@@ -483,6 +484,7 @@ fn pipelines() -> Vec<Pipeline> {
             name: "GitOps-Pipeline".into(),
             title: "Bump tags".into(),
             git_ref: None,
+            repo: None,
             inputs: vec![],
         },
     ]

@@ -1,107 +1,17 @@
 //! `shipdeck build`: which pipeline (an app's, from its annotations or config; or the
-//! workflow / Jenkins job named on the command line), the CI clients behind
-//! `ops::actions::CiSource`, and following the run with `--wait`.
+//! workflow / Jenkins job named on the command line), started through the composition
+//! room's CI (`connect::Ci`, the same adapter the console uses) and `ops::actions::build`,
+//! and followed with `--wait` to an audited final outcome.
 
 use super::exit::UsageError;
 use super::output::clean;
-use super::{BuildArgs, ConsoleArgs, OutputFormat};
+use super::{BuildArgs, OutputFormat};
 use crate::config::{self, Config, Pipeline};
-use crate::model::{BuildRun, BuildSystem};
-use crate::ops::actions::{self, BuildRequest, CiSource, Ops};
-use crate::secrets::CredentialChain;
-use crate::sources::github::{GithubClient, GithubError, GithubOptions};
-use crate::sources::jenkins::{JenkinsClient, JenkinsError, JenkinsOptions};
+use crate::connect::Room;
+use crate::model::BuildSystem;
+use crate::ops::actions::{self, BuildRequest};
 use crate::sources::{ArgoSource, Refresh, SourceError};
-use std::collections::BTreeMap;
 use std::time::Duration;
-
-fn from_github(e: GithubError) -> SourceError {
-    match e {
-        GithubError::Unauthorized { server, detail } => SourceError::Unauthorized {
-            server,
-            detail,
-            hint: "set GH_TOKEN or run `shipdeck login github`".into(),
-        },
-        GithubError::Forbidden(m) => SourceError::Forbidden(m),
-        GithubError::NotFound(m) => SourceError::NotFound(m),
-        GithubError::Unreachable { server, detail } => SourceError::Unreachable { server, detail },
-        GithubError::Timeout(m) => SourceError::Timeout {
-            what: m,
-            seconds: 0,
-        },
-        other => SourceError::Refused(other.to_string()),
-    }
-}
-
-fn from_jenkins(e: JenkinsError) -> SourceError {
-    match e {
-        JenkinsError::Forbidden(m) => SourceError::Forbidden(m),
-        JenkinsError::NotFound(m) => SourceError::NotFound(m),
-        JenkinsError::Unreachable { server, detail } => SourceError::Unreachable { server, detail },
-        JenkinsError::Timeout(m) => SourceError::Timeout {
-            what: m,
-            seconds: 0,
-        },
-        other => SourceError::Refused(other.to_string()),
-    }
-}
-
-/// GitHub Actions for one repository, or Jenkins.
-pub enum Ci {
-    Github {
-        client: GithubClient,
-        owner: String,
-        repo: String,
-    },
-    Jenkins(JenkinsClient),
-}
-
-impl CiSource for Ci {
-    async fn dispatch(&self, req: &BuildRequest) -> Result<BuildRun, SourceError> {
-        let inputs: BTreeMap<String, String> = req.inputs.iter().cloned().collect();
-        match self {
-            Ci::Github {
-                client,
-                owner,
-                repo,
-            } => {
-                let git_ref = req.git_ref.clone().unwrap_or_else(|| "main".into());
-                let d = client
-                    .dispatch(owner, repo, &req.pipeline, &git_ref, &inputs)
-                    .await
-                    .map_err(from_github)?;
-                client.run(owner, repo, d.run_id).await.map_err(from_github)
-            }
-            Ci::Jenkins(j) => {
-                let item = j
-                    .trigger(&req.pipeline, &inputs)
-                    .await
-                    .map_err(from_jenkins)?;
-                let number = j
-                    .wait_queue(item, Duration::from_millis(250), Duration::from_secs(120))
-                    .await
-                    .map_err(from_jenkins)?;
-                j.build(&req.pipeline, number).await.map_err(from_jenkins)
-            }
-        }
-    }
-
-    async fn run(
-        &self,
-        _system: BuildSystem,
-        pipeline: &str,
-        id: u64,
-    ) -> Result<BuildRun, SourceError> {
-        match self {
-            Ci::Github {
-                client,
-                owner,
-                repo,
-            } => client.run(owner, repo, id).await.map_err(from_github),
-            Ci::Jenkins(j) => j.build(pipeline, id).await.map_err(from_jenkins),
-        }
-    }
-}
 
 fn pairs(list: &[String], flag: &str) -> Result<Vec<(String, String)>, UsageError> {
     list.iter()
@@ -114,13 +24,13 @@ fn pairs(list: &[String], flag: &str) -> Result<Vec<(String, String)>, UsageErro
 }
 
 /// The pipeline to run: flags first, else the app's (annotations, then config rules).
-async fn pipeline(args: &ConsoleArgs, config: &Config, b: &BuildArgs) -> anyhow::Result<Pipeline> {
+async fn pipeline(room: &mut Room, b: &BuildArgs) -> anyhow::Result<Pipeline> {
     if let Some(job) = &b.jenkins_job {
         return Ok(Pipeline::Jenkins { job: job.clone() });
     }
     let from_app = match &b.app {
         Some(name) => {
-            let backends = super::connect::argo(args, config).await?;
+            let backends = room.argo().await?;
             let mut found = None;
             for be in &backends {
                 if let Ok(app) = be.get_application(name, Refresh::None).await {
@@ -129,7 +39,7 @@ async fn pipeline(args: &ConsoleArgs, config: &Config, b: &BuildArgs) -> anyhow:
                 }
             }
             let app = found.ok_or_else(|| SourceError::NotFound(format!("application {name}")))?;
-            config::pipeline_for(&app, &config.pipelines)
+            config::pipeline_for(&app, &room.config.pipelines)
         }
         None => None,
     };
@@ -168,27 +78,16 @@ async fn pipeline(args: &ConsoleArgs, config: &Config, b: &BuildArgs) -> anyhow:
     }
 }
 
-pub async fn build(
-    args: &ConsoleArgs,
-    config: &Config,
-    ops: &Ops,
-    b: BuildArgs,
-) -> anyhow::Result<i32> {
+pub async fn build(room: &mut Room, b: BuildArgs) -> anyhow::Result<i32> {
     let target = b
         .app
         .clone()
         .or(b.workflow.clone())
         .or(b.jenkins_job.clone())
         .unwrap_or_else(|| "a pipeline".into());
-    if ops.read_only {
-        return Err(crate::ops::policy::Refusal::ReadOnly {
-            action: "build",
-            app: target,
-        }
-        .into());
-    }
-    let chain = CredentialChain::default();
-    let (ci, req) = match pipeline(args, config, &b).await? {
+    // Refused (and audited) by ops before anything is looked up.
+    actions::refuse_read_only(&room.ops, "build", BuildSystem::GithubActions, &target)?;
+    let req = match pipeline(room, &b).await? {
         Pipeline::Github {
             owner,
             repo,
@@ -200,64 +99,37 @@ pub async fn build(
                     "{owner}/{repo}: which workflow? pass --workflow FILE"
                 ))
             })?;
-            let api = config
-                .github
-                .api_url
-                .clone()
-                .or_else(|| std::env::var("GITHUB_API_URL").ok())
-                .unwrap_or_else(|| crate::sources::github::DEFAULT_API_URL.into());
-            let token = chain.github_token(&api, None).map(|(t, _)| t);
-            let client = GithubClient::new(GithubOptions {
-                api_url: Some(api),
-                token,
-                ..Default::default()
-            })
-            .map_err(from_github)?;
-            let req = BuildRequest {
+            BuildRequest {
                 system: BuildSystem::GithubActions,
                 pipeline: workflow,
+                repo: Some(format!("{owner}/{repo}")),
                 git_ref,
                 inputs: pairs(&b.inputs, "--input")?,
                 app: b.app.clone(),
-            };
-            (
-                Ci::Github {
-                    client,
-                    owner,
-                    repo,
-                },
-                req,
-            )
+            }
         }
-        Pipeline::Jenkins { job } => {
-            let url = config
-                .jenkins
-                .url
-                .clone()
-                .or_else(|| std::env::var("JENKINS_URL").ok())
-                .ok_or_else(|| UsageError("which Jenkins? set JENKINS_URL".into()))?;
-            let (user, token, _) = chain
-                .jenkins(&url, config.jenkins.user.as_deref(), None)
-                .ok_or_else(|| {
-                    UsageError("no Jenkins credentials: set JENKINS_USER and JENKINS_TOKEN, or run `shipdeck login jenkins`".into())
-                })?;
-            let client = JenkinsClient::new(JenkinsOptions {
-                url: Some(url),
-                user,
-                token,
-                timeout: None,
-            })
-            .map_err(from_jenkins)?;
-            let req = BuildRequest {
-                system: BuildSystem::Jenkins,
-                pipeline: job,
-                git_ref: None,
-                inputs: pairs(&b.params, "--param")?,
-                app: b.app.clone(),
-            };
-            (Ci::Jenkins(client), req)
-        }
+        Pipeline::Jenkins { job } => BuildRequest {
+            system: BuildSystem::Jenkins,
+            pipeline: job,
+            repo: None,
+            git_ref: None,
+            inputs: pairs(&b.params, "--param")?,
+            app: b.app.clone(),
+        },
     };
+    let ci = {
+        let config: Config = room.config.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::connect::Ci::from_config(
+                &config,
+                &crate::secrets::CredentialChain::default(),
+                None,
+            )
+        })
+        .await
+        .map_err(|e| SourceError::Config(format!("credential lookup failed: {e}")))?
+    };
+    let ops = &room.ops;
     let run = actions::build(&ci, ops, &req).await?;
     if b.out.output == OutputFormat::Table {
         eprintln!(
@@ -271,8 +143,10 @@ pub async fn build(
         );
     }
     let (run, code, error) = if b.wait.wait {
-        match actions::wait_for_build(
+        match actions::follow_build(
             &ci,
+            ops,
+            req.app.as_deref(),
             &run,
             Duration::from_secs(b.wait.timeout),
             Duration::from_millis(250),

@@ -6,7 +6,6 @@
 use super::exit::{self, UsageError};
 use super::output::{self, clean};
 use super::{Command, ConsoleArgs, LoginSystem, OutputArgs, OutputFormat};
-use crate::config::Config;
 use crate::model::{RolloutVerdict, SyncResourceRef};
 use crate::ops::actions::{self, ActionError, ActionOutcome, Ops, RollbackOptions, SyncOptions};
 use crate::ops::approval::Approval;
@@ -125,23 +124,18 @@ async fn bounded<T>(
     }
 }
 
-/// Run one headless command; prints and returns the exit code.
+/// Run one headless command; prints and returns the exit code. Every command starts from
+/// the composition room: config, ops, then Argo CD or CI as the command needs.
 pub async fn run_headless(args: &ConsoleArgs, cmd: Command) -> i32 {
-    let (config, warnings) = Config::load(args.config.as_deref());
-    for w in warnings {
-        eprintln!("shipdeck: warning: {}", clean(&w.to_string()));
-    }
     let result = async {
-        let mut ops = super::connect::ops(args, &config)?;
+        let mut room = crate::connect::Room::open(args)?;
+        for w in &room.warnings {
+            eprintln!("shipdeck: warning: {}", clean(w));
+        }
         match cmd {
-            Command::Build(b) => super::build::build(args, &config, &ops, b).await,
+            Command::Build(b) => super::build::build(&mut room, b).await,
             other => {
-                let backends = match tokio::time::timeout(
-                    ANSWER_DEADLINE,
-                    super::connect::argo(args, &config),
-                )
-                .await
-                {
+                let backends = match tokio::time::timeout(ANSWER_DEADLINE, room.argo()).await {
                     Ok(b) => b?,
                     Err(_) => {
                         return Err(ActionError::Timeout {
@@ -151,10 +145,7 @@ pub async fn run_headless(args: &ConsoleArgs, cmd: Command) -> i32 {
                         .into());
                     }
                 };
-                for b in &backends {
-                    super::connect::read_only(&mut ops, b);
-                }
-                argo_command(&backends, &ops, other).await
+                argo_command(&backends, &room.ops, other).await
             }
         }
     }
@@ -504,7 +495,7 @@ async fn finish<S: ArgoSource>(
 
 /// `shipdeck login argocd|github|jenkins`.
 pub async fn login(args: &ConsoleArgs, system: LoginSystem, username: Option<String>) -> i32 {
-    match super::connect::login(args, system, username).await {
+    match crate::connect::login(args, system, username).await {
         Ok(msg) => {
             println!("{}", clean(&msg));
             exit::OK

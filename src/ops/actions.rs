@@ -156,11 +156,12 @@ async fn prepare<S: ArgoSource>(
 ) -> Result<Prepared, ActionError> {
     if ops.read_only {
         // Refuse before touching the server at all.
-        return Err(Refusal::ReadOnly {
+        let r = Refusal::ReadOnly {
             action: m.as_str(),
             app: name.to_string(),
-        }
-        .into());
+        };
+        audit_refusal(ops, src.instance(), name, "", m, &r);
+        return Err(r.into());
     }
     let app = src.get_application(name, Refresh::None).await?;
     let environment = ops.classifier.classify(&app).environment.name;
@@ -168,7 +169,7 @@ async fn prepare<S: ArgoSource>(
     let mut notes = Vec::new();
     let permitted = permitted(src, m, &app, &mut notes).await?;
     let windows = windows(src, &app, &mut notes).await?;
-    let clearance = policy::check(&GuardInput {
+    let checked = policy::check(&GuardInput {
         mutation: m,
         app: &app,
         environment: &environment,
@@ -179,7 +180,14 @@ async fn prepare<S: ArgoSource>(
         approval,
         disable_auto_sync,
         prune,
-    })?;
+    });
+    let clearance = match checked {
+        Ok(c) => c,
+        Err(r) => {
+            audit_refusal(ops, src.instance(), name, &environment, m, &r);
+            return Err(r.into());
+        }
+    };
     notes.extend(clearance.notes.iter().cloned());
     let id = AppId::new(src.instance(), app.metadata.namespace.clone(), name);
     Ok(Prepared {
@@ -189,6 +197,46 @@ async fn prepare<S: ArgoSource>(
         clearance,
         notes,
     })
+}
+
+/// A refused attempt is recorded too: who tried what, and why it was refused.
+fn audit_refusal(
+    ops: &Ops,
+    instance: &str,
+    app: &str,
+    environment: &str,
+    m: Mutation,
+    r: &Refusal,
+) {
+    let rec = AuditRecord {
+        at: chrono::Utc::now(),
+        who: ops.operator.clone(),
+        action: action_word(m).into(),
+        instance: instance.to_string(),
+        app: app.to_string(),
+        environment: environment.to_string(),
+        from_revision: None,
+        to_revision: None,
+        diff_digest: None,
+        approval_id: None,
+        reason: None,
+        outcome: "refused".into(),
+        detail: Some(r.to_string()),
+        dry_run: false,
+    };
+    if let Err(e) = ops.audit.append(&rec) {
+        tracing::warn!("audit log not written: {e}");
+    }
+}
+
+/// The audit log's word for a mutation.
+fn action_word(m: Mutation) -> &'static str {
+    match m {
+        Mutation::Sync => "sync",
+        Mutation::Rollback => "rollback",
+        Mutation::Build => "build",
+        Mutation::DisableAutoSync => "disable-auto-sync",
+    }
 }
 
 fn record_approval(
@@ -387,15 +435,74 @@ pub fn audit_finish(
         diff_digest: outcome.diff_digest.clone(),
         approval_id: outcome.approval.as_ref().map(|a| a.id.clone()),
         reason: outcome.approval.as_ref().and_then(|a| a.reason.clone()),
-        outcome: if result.is_ok() {
-            "succeeded"
-        } else {
-            "failed"
-        }
-        .into(),
+        outcome: build::final_outcome(result).into(),
         detail: result.as_ref().err().map(|e| e.to_string()),
         dry_run: outcome.dry_run,
     })
+}
+
+/// Wait for a started sync or rollback to end and record how it ended (`succeeded`,
+/// `failed`, `timed-out`): what a front end runs after the action so the audit log never
+/// stops at `started`.
+pub async fn follow_operation<S: ArgoSource>(
+    src: &S,
+    ops: &Ops,
+    outcome: &ActionOutcome,
+    timeout: Duration,
+    poll: Duration,
+) -> Result<Application, ActionError> {
+    let r = wait_for_operation(
+        src,
+        &outcome.id.name,
+        outcome.previous_started_at.as_deref(),
+        timeout,
+        poll,
+    )
+    .await;
+    if let Err(e) = audit_finish(ops, outcome, &r) {
+        tracing::warn!("audit log not written: {e}");
+    }
+    r
+}
+
+/// Turn automated sync on or off: read-only and policy first (turning it off is what a
+/// rollback needs; turning it on lets Argo CD deploy Git on its own, so it is guarded like
+/// a sync), then audit.
+pub async fn set_auto_sync<S: ArgoSource>(
+    src: &S,
+    ops: &Ops,
+    name: &str,
+    enabled: bool,
+) -> Result<Application, ActionError> {
+    let m = if enabled {
+        Mutation::Sync
+    } else {
+        Mutation::DisableAutoSync
+    };
+    let mut p = prepare(src, ops, name, m, None, !enabled, false).await?;
+    let r = src.set_auto_sync(&p.app, enabled).await;
+    let action = if enabled {
+        "enable-auto-sync"
+    } else {
+        "disable-auto-sync"
+    };
+    let mut rec = mutation_record(
+        ops,
+        &p,
+        action,
+        &None,
+        &None,
+        &None,
+        &None,
+        false,
+        r.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+    );
+    // Setting a flag is done when the server accepted it.
+    if r.is_ok() {
+        rec.outcome = "succeeded".into();
+    }
+    audit_or_note(ops, &rec, &mut p.notes);
+    Ok(r?)
 }
 
 fn started_at(app: &Application) -> Option<String> {
@@ -654,7 +761,10 @@ pub async fn wait_for_operation<S: ArgoSource>(
 }
 
 mod build;
-pub use build::{BuildRequest, CiSource, build, wait_for_build};
+pub use build::{
+    BuildRequest, CiSource, Pipeline, PipelineInput, RunRef, build, cancel, final_outcome,
+    follow_build, follow_run, refuse_read_only, rerun, wait_for_build,
+};
 
 #[cfg(test)]
 mod tests;

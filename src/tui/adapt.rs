@@ -50,7 +50,7 @@ pub struct ArgoProvider<A: ArgoSource + 'static> {
     /// Git mirrors for commits and diffs between revisions; None when Git is unavailable.
     pub git: Option<Arc<GitMirrors>>,
     /// GitHub Actions and Jenkins; None when neither is configured.
-    pub ci: Option<Arc<super::ci::Ci>>,
+    pub ci: Option<Arc<crate::connect::Ci>>,
     pub label: String,
 }
 
@@ -68,7 +68,7 @@ impl<A: ArgoSource + 'static> ArgoProvider<A> {
         }
     }
 
-    pub fn with_ci(mut self, ci: super::ci::Ci) -> Self {
+    pub fn with_ci(mut self, ci: crate::connect::Ci) -> Self {
         self.ci = Some(Arc::new(ci));
         self
     }
@@ -186,64 +186,6 @@ async fn git_history_diff(
     }])
 }
 
-/// Requests about CI, in a task: one answer, or many while following a run.
-fn ci_task(
-    ci: Option<Arc<super::ci::Ci>>,
-    ops: Arc<Ops>,
-    ticket: Ticket,
-    req: Request,
-    tx: mpsc::Sender<Response>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let send = |result: Result<Payload, String>| {
-            let tx = tx.clone();
-            async move { tx.send(Response { ticket, result }).await.is_ok() }
-        };
-        let Some(ci) = ci else {
-            send(Err("no CI configured (GitHub Actions or Jenkins)".into())).await;
-            return;
-        };
-        let result = match req {
-            Request::Pipelines => ci.pipelines().await,
-            Request::Runs => ci.runs().await,
-            Request::Trigger { pipeline, inputs } => ci.trigger(&ops, &pipeline, inputs).await,
-            Request::Rerun { system, id, .. } => ci.rerun(system, id).await,
-            Request::Cancel { system, id, .. } => ci.cancel(system, id).await,
-            Request::WatchRun {
-                system,
-                pipeline,
-                id,
-            } => {
-                use crate::ops::actions::CiSource;
-                let mut last: Option<crate::model::BuildRun> = None;
-                loop {
-                    match ci.run(system, &pipeline, id).await {
-                        Ok(run) => {
-                            let done = run.state.is_done();
-                            if last.as_ref() != Some(&run) {
-                                last = Some(run.clone());
-                                if !send(Ok(Payload::Run(run))).await {
-                                    return;
-                                }
-                            }
-                            if done {
-                                return;
-                            }
-                        }
-                        Err(e) => {
-                            send(Err(e.to_string())).await;
-                            return;
-                        }
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
-                }
-            }
-            _ => Err("this request needs an application".into()),
-        };
-        send(result).await;
-    })
-}
-
 /// The console's approval as ops takes it: the name the operator typed is the app's name
 /// (the approval screen refuses anything else).
 fn ops_approval(a: super::request::Approval, app: &Application) -> crate::ops::approval::Approval {
@@ -264,6 +206,21 @@ fn outcome_words(what: &str, app: &Application, o: &ActionOutcome) -> String {
         s.push_str(n);
     }
     s
+}
+
+/// Follow a started sync or rollback to its end in the background and record the final
+/// outcome in the audit log (screens may close; the record still ends).
+fn follow_to_end<A: ArgoSource + 'static>(source: Arc<A>, ops: Arc<Ops>, outcome: ActionOutcome) {
+    tokio::spawn(async move {
+        let _ = crate::ops::actions::follow_operation(
+            &*source,
+            &ops,
+            &outcome,
+            std::time::Duration::from_secs(30 * 60),
+            std::time::Duration::from_secs(1),
+        )
+        .await;
+    });
 }
 
 fn not_yet(what: &str) -> String {
@@ -288,7 +245,7 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
         let git = self.git.clone();
         let ops = self.ops.clone();
         if req.app().is_none() {
-            return Some(ci_task(self.ci.clone(), ops, ticket, req, tx).abort_handle());
+            return Some(super::ci::task(self.ci.clone(), ops, ticket, req, tx).abort_handle());
         }
         let ci = self.ci.clone();
         let send = move |tx: &mpsc::Sender<Response>, result: Result<Payload, String>| {
@@ -378,18 +335,7 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
                 Request::Commits { from, to, .. } => git_commits(git, &app, &from, &to)
                     .await
                     .map(Payload::Commits),
-                Request::CiRuns { sha, .. } => match ci {
-                    // The run that built the target commit, newest first.
-                    Some(ci) => ci.runs().await.map(|p| match p {
-                        Payload::Runs(runs) => Payload::CiRuns(
-                            runs.into_iter()
-                                .filter(|r| r.head_sha.as_deref() == Some(sha.as_str()))
-                                .collect(),
-                        ),
-                        other => other,
-                    }),
-                    None => Err("no CI configured (GitHub Actions or Jenkins)".into()),
-                },
+                Request::CiRuns { sha, .. } => super::ci::runs_for_sha(ci, &sha).await,
                 Request::DiffToHistory { id, .. } => {
                     git_history_diff(git, &app, id).await.map(Payload::Diff)
                 }
@@ -400,7 +346,10 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
                     };
                     crate::ops::actions::sync(&*source, &ops, &app.metadata.name, opts)
                         .await
-                        .map(|o| Payload::Accepted(outcome_words("sync", &app, &o)))
+                        .map(|o| {
+                            follow_to_end(source.clone(), ops.clone(), o.clone());
+                            Payload::Accepted(outcome_words("sync", &app, &o))
+                        })
                         .map_err(|e| e.to_string())
                 }
                 Request::Rollback {
@@ -417,7 +366,10 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
                     };
                     crate::ops::actions::rollback(&*source, &ops, &app.metadata.name, opts)
                         .await
-                        .map(|o| Payload::Accepted(outcome_words("rollback", &app, &o)))
+                        .map(|o| {
+                            follow_to_end(source.clone(), ops.clone(), o.clone());
+                            Payload::Accepted(outcome_words("rollback", &app, &o))
+                        })
                         .map_err(|e| e.to_string())
                 }
                 Request::Refresh { hard, .. } => source

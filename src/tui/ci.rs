@@ -1,236 +1,156 @@
-//! CI for the console: one GitHub repository's workflows and a set of Jenkins jobs, behind
-//! the `ops::actions::CiSource` seam so a trigger is audited like every other change. It
-//! answers the Builds screen's requests (pipelines, runs, trigger, follow, rerun, cancel);
-//! it never draws and never decides.
+//! The console's CI requests (pipelines, runs, trigger, follow, rerun, cancel) answered
+//! over the composition room's [`Ci`], the same adapter the CLI uses. Every mutation goes
+//! through `ops::actions` (read-only, audit), and a triggered run is followed to its end in
+//! the background so its audit entry gets a final outcome. Errors reach the screen in the
+//! words the typed error carries (what went wrong and what to do). Never draws or decides.
 
-use super::request::{Payload, Pipeline, PipelineInput};
-use crate::model::{BuildRun, BuildSystem};
-use crate::ops::actions::{BuildRequest, CiSource, Ops};
-use crate::sources::SourceError;
-use crate::sources::github::GithubClient;
-use crate::sources::jenkins::JenkinsClient;
-use std::collections::BTreeMap;
+use super::request::{Payload, Request, Response, Ticket};
+use crate::connect::Ci;
+use crate::model::BuildRun;
+use crate::ops::actions::{self, BuildRequest, CiSource, Ops, RunRef};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
 
-pub struct Ci {
-    pub github: Option<GithubRepo>,
-    pub jenkins: Option<JenkinsJobs>,
+/// How often a followed run is looked at again.
+const FOLLOW_POLL: Duration = Duration::from_millis(700);
+/// How long a triggered run is followed for its audit entry before it counts as timed out.
+const FOLLOW_LIMIT: Duration = Duration::from_secs(3 * 3600);
+
+/// Runs that built `sha` (the approval screen's "did it build?").
+pub async fn runs_for_sha(ci: Option<Arc<Ci>>, sha: &str) -> Result<Payload, String> {
+    let ci = ci.ok_or_else(|| Ci::nothing_configured().to_string())?;
+    let runs = ci.runs().await.map_err(|e| e.to_string())?;
+    Ok(Payload::CiRuns(
+        runs.into_iter()
+            .filter(|r| r.head_sha.as_deref() == Some(sha))
+            .collect(),
+    ))
 }
 
-pub struct GithubRepo {
-    pub client: GithubClient,
-    pub owner: String,
-    pub repo: String,
-    /// Branch workflows are read from and dispatched on.
-    pub git_ref: String,
-    /// Git URL to read workflow files from when the contents API is not served.
-    pub repo_url: Option<String>,
-}
-
-pub struct JenkinsJobs {
-    pub client: JenkinsClient,
-    pub jobs: Vec<String>,
-}
-
-fn err(system: &str, e: impl std::fmt::Display) -> SourceError {
-    SourceError::Refused(format!("{system}: {e}"))
-}
-
-impl CiSource for Ci {
-    async fn dispatch(&self, req: &BuildRequest) -> Result<BuildRun, SourceError> {
-        let inputs: BTreeMap<String, String> = req.inputs.iter().cloned().collect();
-        match req.system {
-            BuildSystem::GithubActions => {
-                let g = self
-                    .github
-                    .as_ref()
-                    .ok_or_else(|| err("GitHub", "not configured"))?;
-                let git_ref = req.git_ref.clone().unwrap_or_else(|| g.git_ref.clone());
-                let d = g
-                    .client
-                    .dispatch(&g.owner, &g.repo, &req.pipeline, &git_ref, &inputs)
-                    .await
-                    .map_err(|e| err("GitHub", e))?;
-                g.client
-                    .run(&g.owner, &g.repo, d.run_id)
-                    .await
-                    .map_err(|e| err("GitHub", e))
-            }
-            BuildSystem::Jenkins => {
-                let j = self
-                    .jenkins
-                    .as_ref()
-                    .ok_or_else(|| err("Jenkins", "not configured"))?;
-                let item = j
-                    .client
-                    .trigger(&req.pipeline, &inputs)
-                    .await
-                    .map_err(|e| err("Jenkins", e))?;
-                let number = j
-                    .client
-                    .wait_queue(item, Duration::from_millis(300), Duration::from_secs(120))
-                    .await
-                    .map_err(|e| err("Jenkins", e))?;
-                j.client
-                    .build(&req.pipeline, number)
-                    .await
-                    .map_err(|e| err("Jenkins", e))
-            }
-        }
-    }
-
-    async fn run(
-        &self,
-        system: BuildSystem,
-        pipeline: &str,
-        id: u64,
-    ) -> Result<BuildRun, SourceError> {
-        match system {
-            BuildSystem::GithubActions => {
-                let g = self
-                    .github
-                    .as_ref()
-                    .ok_or_else(|| err("GitHub", "not configured"))?;
-                let mut run = g
-                    .client
-                    .run(&g.owner, &g.repo, id)
-                    .await
-                    .map_err(|e| err("GitHub", e))?;
-                if let Ok(jobs) = g.client.jobs(&g.owner, &g.repo, id).await {
-                    run.jobs = jobs;
-                }
-                Ok(run)
-            }
-            BuildSystem::Jenkins => {
-                let j = self
-                    .jenkins
-                    .as_ref()
-                    .ok_or_else(|| err("Jenkins", "not configured"))?;
-                j.client
-                    .build(pipeline, id)
-                    .await
-                    .map_err(|e| err("Jenkins", e))
-            }
-        }
-    }
-}
-
-impl Ci {
-    pub async fn pipelines(&self) -> Result<Payload, String> {
-        let mut out = Vec::new();
-        if let Some(g) = &self.github {
-            let wfs = g
-                .client
-                .workflows(&g.owner, &g.repo, &g.git_ref, g.repo_url.as_deref())
-                .await
-                .map_err(|e| format!("GitHub: {e}"))?;
-            for w in wfs {
-                let Some(inputs) = w.inputs.clone() else {
-                    continue;
-                };
-                out.push(Pipeline {
-                    system: BuildSystem::GithubActions,
-                    name: w.file().to_string(),
-                    title: w.name.clone(),
-                    git_ref: Some(g.git_ref.clone()),
-                    inputs: inputs
-                        .into_iter()
-                        .map(|i| PipelineInput {
-                            name: i.name,
-                            description: i.description,
-                            kind: i.kind,
-                            options: i.options,
-                            default: i.default,
-                            required: i.required,
-                        })
-                        .collect(),
-                });
-            }
-        }
-        if let Some(j) = &self.jenkins {
-            for job in &j.jobs {
-                let params = j
-                    .client
-                    .parameters(job)
-                    .await
-                    .map_err(|e| format!("Jenkins: {e}"))?;
-                out.push(Pipeline {
-                    system: BuildSystem::Jenkins,
-                    name: job.clone(),
-                    title: "Jenkins job".into(),
-                    git_ref: None,
-                    inputs: params
-                        .into_iter()
-                        .map(|p| PipelineInput {
-                            name: p.name,
-                            description: p.description,
-                            kind: match p.kind.as_str() {
-                                "text" | "password" => "string".into(),
-                                k => k.to_string(),
-                            },
-                            options: p.choices,
-                            default: p.default,
-                            required: false,
-                        })
-                        .collect(),
-                });
-            }
-        }
-        Ok(Payload::Pipelines(out))
-    }
-
-    pub async fn runs(&self) -> Result<Payload, String> {
-        let mut runs = Vec::new();
-        if let Some(g) = &self.github {
-            runs = g
-                .client
-                .runs(&g.owner, &g.repo, None, None)
-                .await
-                .map_err(|e| format!("GitHub: {e}"))?;
-        }
-        Ok(Payload::Runs(runs))
-    }
-
-    pub async fn trigger(
-        &self,
-        ops: &Ops,
-        pipeline: &Pipeline,
-        inputs: BTreeMap<String, String>,
-    ) -> Result<Payload, String> {
-        let req = BuildRequest {
-            system: pipeline.system,
-            pipeline: pipeline.name.clone(),
-            git_ref: pipeline.git_ref.clone(),
-            inputs: inputs.into_iter().collect(),
-            app: None,
+/// Answer one CI request in a task: one answer, or many while following a run.
+pub fn task(
+    ci: Option<Arc<Ci>>,
+    ops: Arc<Ops>,
+    ticket: Ticket,
+    req: Request,
+    tx: mpsc::Sender<Response>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let send = |result: Result<Payload, String>| {
+            let tx = tx.clone();
+            async move { tx.send(Response { ticket, result }).await.is_ok() }
         };
-        crate::ops::actions::build(self, ops, &req)
-            .await
-            .map(Payload::Run)
-            .map_err(|e| e.to_string())
-    }
-
-    pub async fn rerun(&self, system: BuildSystem, id: u64) -> Result<Payload, String> {
-        match (system, &self.github) {
-            (BuildSystem::GithubActions, Some(g)) => g
-                .client
-                .rerun(&g.owner, &g.repo, id, false)
+        let ci = match ci {
+            Some(ci) if !ci.is_empty() => ci,
+            _ => {
+                send(Err(Ci::nothing_configured().to_string())).await;
+                return;
+            }
+        };
+        let result = match req {
+            Request::Pipelines => ci
+                .pipelines()
                 .await
-                .map(|()| Payload::Accepted(format!("rerun of run {id} requested")))
-                .map_err(|e| format!("GitHub: {e}")),
-            _ => Err("rerun is offered for GitHub runs only".into()),
-        }
-    }
-
-    pub async fn cancel(&self, system: BuildSystem, id: u64) -> Result<Payload, String> {
-        match (system, &self.github) {
-            (BuildSystem::GithubActions, Some(g)) => g
-                .client
-                .cancel(&g.owner, &g.repo, id)
+                .map(Payload::Pipelines)
+                .map_err(|e| e.to_string()),
+            Request::Runs => ci
+                .runs()
                 .await
-                .map(|()| Payload::Accepted(format!("cancel of run {id} requested")))
-                .map_err(|e| format!("GitHub: {e}")),
-            _ => Err("cancel is offered for GitHub runs only".into()),
-        }
-    }
+                .map(Payload::Runs)
+                .map_err(|e| e.to_string()),
+            Request::Trigger { pipeline, inputs } => {
+                let req = BuildRequest {
+                    system: pipeline.system,
+                    pipeline: pipeline.name.clone(),
+                    repo: pipeline.repo.clone(),
+                    git_ref: pipeline.git_ref.clone(),
+                    inputs: inputs.into_iter().collect(),
+                    app: None,
+                };
+                match actions::build(&*ci, &ops, &req).await {
+                    Ok(run) => {
+                        follow_in_background(ci.clone(), ops.clone(), "build", RunRef::of(&run));
+                        Ok(Payload::Run(run))
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            Request::Rerun {
+                system,
+                pipeline,
+                id,
+            } => {
+                let run = RunRef {
+                    system,
+                    pipeline,
+                    id,
+                };
+                match actions::rerun(&*ci, &ops, &run).await {
+                    Ok(()) => {
+                        follow_in_background(ci.clone(), ops.clone(), "rerun", run);
+                        Ok(Payload::Accepted(format!("rerun of run {id} requested")))
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            Request::Cancel {
+                system,
+                pipeline,
+                id,
+            } => {
+                let run = RunRef {
+                    system,
+                    pipeline,
+                    id,
+                };
+                match actions::cancel(&*ci, &ops, &run).await {
+                    Ok(()) => {
+                        follow_in_background(ci.clone(), ops.clone(), "cancel", run);
+                        Ok(Payload::Accepted(format!("cancel of run {id} requested")))
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            Request::WatchRun {
+                system,
+                pipeline,
+                id,
+            } => {
+                let mut last: Option<BuildRun> = None;
+                loop {
+                    match ci.run(system, &pipeline, id).await {
+                        Ok(run) => {
+                            let done = run.state.is_done();
+                            if last.as_ref() != Some(&run) {
+                                last = Some(run.clone());
+                                if !send(Ok(Payload::Run(run))).await {
+                                    return;
+                                }
+                            }
+                            if done {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            send(Err(e.to_string())).await;
+                            return;
+                        }
+                    }
+                    tokio::time::sleep(FOLLOW_POLL).await;
+                }
+            }
+            _ => Err("this request needs an application".into()),
+        };
+        send(result).await;
+    })
+}
+
+/// Follow a run after a build, rerun or cancel to its end and record the outcome, whatever
+/// the screens do.
+fn follow_in_background(ci: Arc<Ci>, ops: Arc<Ops>, action: &'static str, run: RunRef) {
+    tokio::spawn(async move {
+        let _ =
+            actions::follow_run(&*ci, &ops, action, None, &run, FOLLOW_LIMIT, FOLLOW_POLL).await;
+    });
 }

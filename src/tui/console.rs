@@ -206,7 +206,7 @@ impl Console {
                     .estate
                     .connections
                     .iter()
-                    .map(|(k, v)| format!("{}: {}", clean(k), connection_words(v)))
+                    .map(|(k, v)| format!("{}: {}", clean(k), connection_words_full(v)))
                     .collect();
                 let text = if states.is_empty() {
                     format!(
@@ -539,6 +539,18 @@ fn ctx_of<'a>(
         now,
         tick,
         policies: &settings.policies,
+    }
+}
+
+/// A connection state with the whole reason (it carries what to do, e.g. which login to
+/// run), for `:ctx`.
+pub fn connection_words_full(c: &Connection) -> String {
+    match c {
+        Connection::Reconnecting { reason, since } => {
+            format!("reconnecting since {} ({})", clean(since), clean(reason))
+        }
+        Connection::Failed { reason } => format!("failed: {}", clean(reason)),
+        other => connection_words(other),
     }
 }
 

@@ -188,28 +188,9 @@ impl ResourceDiff {
     }
 }
 
-/// A triggerable pipeline: a GitHub workflow with `workflow_dispatch` inputs, or a
-/// Jenkins job with parameters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pipeline {
-    pub system: BuildSystem,
-    /// Workflow file or Jenkins job name.
-    pub name: String,
-    pub title: String,
-    pub git_ref: Option<String>,
-    pub inputs: Vec<PipelineInput>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PipelineInput {
-    pub name: String,
-    pub description: String,
-    /// string | choice | boolean | environment | number
-    pub kind: String,
-    pub options: Vec<String>,
-    pub default: Option<String>,
-    pub required: bool,
-}
+/// The one shape of a triggerable pipeline and its inputs (ops owns it; both front ends
+/// use it).
+pub use crate::ops::actions::{Pipeline, PipelineInput};
 
 #[derive(Debug, Clone)]
 pub enum Payload {

@@ -1,26 +1,23 @@
 //! The console's entry points: `shipdeck` (against the operator's Argo CD) and `shipdeck
-//! demo` (against an in-process sandbox). They set up logging to a file, the terminal (see
-//! `terminal`: refused without one, given back on quit, panic and signals), the theme and
-//! keymap, then hand over to the loop. Nothing here draws or decides.
+//! demo` (against an in-process sandbox). Both start from the composition room
+//! (`crate::connect`): backends, ops (with the config's environment rules and policies), CI
+//! and Git mirrors come from there, as for the CLI. This file sets up logging to a file,
+//! the terminal (see `terminal`: refused without one, given back on quit, panic and
+//! signals), the theme and keymap, then hands over to the loop. Nothing here draws or decides.
 
 use super::adapt::ArgoProvider;
 use super::app::{Exit, Signals, run_loop};
-use super::ci::{Ci, GithubRepo, JenkinsJobs};
 use super::console::{Console, Settings};
 use super::keymap::Keymap;
 use super::request::Provider;
 use super::terminal;
 use super::theme::{ColorDepth, Theme};
-use crate::cli::ConsoleArgs;
+use crate::connect::{Ci, ConsoleArgs};
 use crate::model::Update;
-use crate::ops::actions::Ops;
-use crate::ops::audit::AuditLog;
+use crate::ops::classify::Classifier;
 use crate::ops::estate::Estate;
 use crate::sources::ArgoSource;
-use crate::sources::argocd::{ArgoApi, ArgoApiOptions};
 use crate::sources::git::GitMirrors;
-use crate::sources::github::{GithubClient, GithubOptions};
-use crate::sources::jenkins::{JenkinsClient, JenkinsOptions};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -82,61 +79,21 @@ pub fn settings(args: &ConsoleArgs, source_label: String) -> Settings {
     }
 }
 
-/// GitHub Actions and Jenkins of the sandbox, with its own credentials.
-/// GitHub and Jenkins clients for the sandbox's CI, as `shipdeck demo` connects them.
+/// GitHub Actions and Jenkins of the sandbox, with its own credentials, as `shipdeck demo`
+/// connects them (the room's [`Ci::sandbox`]).
 pub fn sandbox_ci(sb: &crate::sandbox::Sandbox, git: Option<Arc<GitMirrors>>) -> Ci {
-    let users = &sb.world.users;
-    let github = GithubClient::new(GithubOptions {
-        api_url: Some(format!("{}/github", sb.url)),
-        token: Some(crate::secrets::Secret::new(users.github_token())),
-        timeout: None,
-        git,
-    })
-    .ok()
-    .map(|client| GithubRepo {
-        client,
-        owner: sb.world.estate.github.owner.clone(),
-        repo: sb.world.estate.github.repo.clone(),
-        git_ref: "main".into(),
-        repo_url: Some(sb.world.repo.url()),
-    });
-    let jenkins = JenkinsClient::new(JenkinsOptions {
-        url: Some(format!("{}/jenkins", sb.url)),
-        user: users.jenkins_user(),
-        token: crate::secrets::Secret::new(users.jenkins_token()),
-        timeout: None,
-    })
-    .ok()
-    .map(|client| JenkinsJobs {
-        client,
-        jobs: sb
-            .world
-            .estate
-            .jenkins
-            .iter()
-            .map(|j| j.name.clone())
-            .collect(),
-    });
-    Ci { github, jenkins }
+    Ci::sandbox(sb, git)
 }
 
-fn ops_for(settings: &Settings, audit: AuditLog) -> Ops {
-    Ops {
-        operator: settings.operator.clone(),
-        read_only: settings.read_only,
-        policies: settings.policies.clone(),
-        classifier: Default::default(),
-        audit,
-    }
-}
-
-/// Take over the terminal, run the console, give the terminal back whatever happens.
+/// Take over the terminal, run the console, give the terminal back whatever happens. The
+/// estate classifies apps with `classifier` (the config's environment rules).
 pub async fn open(
     settings: Settings,
+    classifier: Classifier,
     provider: Arc<dyn Provider>,
     updates: mpsc::Receiver<Update>,
 ) -> anyhow::Result<Exit> {
-    let mut console = Console::new(Estate::new(), settings);
+    let mut console = Console::new(Estate::with_classifier(classifier), settings);
     let signals = Signals::new();
     let mut tui = terminal::enter()?;
     let result = run_loop(&mut tui, &mut console, provider, updates, signals).await;
@@ -148,36 +105,30 @@ pub async fn open(
     Ok(result?)
 }
 
-/// `shipdeck`: the console against the operator's Argo CD (API mode).
+/// `shipdeck`: the console against the operator's Argo CD (API or core mode, one or several
+/// instances), with CI, all wired by the composition room.
 pub async fn run(mut args: ConsoleArgs) -> anyhow::Result<()> {
     terminal::require("`shipdeck` (the console)")?;
     let _log = init_logging();
-    let (config, warnings) = crate::config::Config::load(args.config.as_deref());
-    if args.theme.is_none() && !config.theme.is_empty() {
-        args.theme = Some(config.theme.clone());
+    let room = crate::connect::Room::open(&args)?;
+    if args.theme.is_none() && !room.config.theme.is_empty() {
+        args.theme = Some(room.config.theme.clone());
     }
-    // Every Argo CD the flags, env and config name: API servers and core-mode contexts alike.
-    let backends = crate::cli::connect::argo(&args, &config).await?;
-    let mut ops = crate::cli::connect::ops(&args, &config)?;
-    for b in &backends {
-        crate::cli::connect::read_only(&mut ops, b);
-    }
-    let git = GitMirrors::default_root()
-        .ok()
-        .map(|r| Arc::new(GitMirrors::new(r)));
-    let label = crate::cli::connect::describe(&backends);
+    let wired = room.wire().await?;
     let (tx, rx) = mpsc::channel(4096);
-    let watches: Vec<_> = backends
+    let watches: Vec<_> = wired
+        .backends
         .iter()
         .map(|b| b.watch_applications(tx.clone()))
         .collect();
     drop(tx);
-    let mut settings = settings(&args, label.clone());
+    let mut settings = settings(&args, wired.label.clone());
     settings
         .warnings
-        .extend(warnings.iter().map(|w| format!("config: {w}")));
+        .extend(wired.warnings.iter().map(|w| format!("config: {w}")));
     // Config `[keys]` entries: an action name -> one key or several, comma-separated.
-    let overrides: std::collections::BTreeMap<String, Vec<String>> = config
+    let overrides: std::collections::BTreeMap<String, Vec<String>> = wired
+        .config
         .keys
         .iter()
         .map(|(k, v)| {
@@ -190,11 +141,15 @@ pub async fn run(mut args: ConsoleArgs) -> anyhow::Result<()> {
     let (keymap, key_warnings) = Keymap::with_overrides(&overrides);
     settings.keymap = keymap;
     settings.warnings.extend(key_warnings);
+    let ops = wired.ops;
     settings.read_only = ops.read_only;
     settings.operator = ops.operator.clone();
     settings.policies = ops.policies.clone();
-    let provider: Arc<dyn Provider> = Arc::new(ArgoProvider::new(backends, ops, git, label));
-    let result = open(settings, provider, rx).await;
+    let classifier = ops.classifier.clone();
+    let mut provider = ArgoProvider::new(wired.backends, ops, wired.git, wired.label);
+    provider.ci = Some(wired.ci);
+    let provider: Arc<dyn Provider> = Arc::new(provider);
+    let result = open(settings, classifier, provider, rx).await;
     for w in watches {
         w.abort();
     }
@@ -213,27 +168,36 @@ pub async fn demo(
         sandbox.time_scale = 0.2;
     }
     let sb = crate::sandbox::Sandbox::start(sandbox).await?;
-    let token = sb.world.users.token(crate::sandbox::auth::Role::Admin);
-    let api = ArgoApi::new(ArgoApiOptions {
-        name: Some("sandbox".into()),
-        server: sb.url.clone(),
-        token: Some(crate::secrets::Secret::new(token)),
-        workload_poll: Some(std::time::Duration::from_millis(500)),
-        ..Default::default()
-    })?;
-    let git = Some(Arc::new(GitMirrors::new(sb.state_dir.join("mirrors"))));
+    let wired = match crate::connect::Wired::sandbox(&args, &sb) {
+        Ok(w) => w,
+        Err(e) => {
+            sb.stop().await;
+            return Err(e);
+        }
+    };
     let (tx, rx) = mpsc::channel(4096);
-    let watch = api.watch_applications(tx);
-    let label = format!("sandbox {}", sb.url);
-    let mut settings = settings(&args, label.clone());
-    settings.operator = "admin".into();
-    // The demo's approvals go to an audit log beside the sandbox, not the operator's own.
-    let ops = ops_for(&settings, AuditLog::in_dir(&sb.state_dir.join("audit")));
-    let ci = sandbox_ci(&sb, git.clone());
-    let provider: Arc<dyn Provider> =
-        Arc::new(ArgoProvider::new(vec![api], ops, git, label).with_ci(ci));
-    let result = open(settings, provider, rx).await;
-    watch.abort();
+    let watches: Vec<_> = wired
+        .backends
+        .iter()
+        .map(|b| b.watch_applications(tx.clone()))
+        .collect();
+    drop(tx);
+    let mut settings = settings(&args, wired.label.clone());
+    settings
+        .warnings
+        .extend(wired.warnings.iter().map(|w| format!("config: {w}")));
+    let ops = wired.ops;
+    settings.read_only = ops.read_only;
+    settings.operator = ops.operator.clone();
+    settings.policies = ops.policies.clone();
+    let classifier = ops.classifier.clone();
+    let mut provider = ArgoProvider::new(wired.backends, ops, wired.git, wired.label);
+    provider.ci = Some(wired.ci);
+    let provider: Arc<dyn Provider> = Arc::new(provider);
+    let result = open(settings, classifier, provider, rx).await;
+    for w in watches {
+        w.abort();
+    }
     sb.stop().await;
     result.map(|_| ())
 }

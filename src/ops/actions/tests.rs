@@ -173,7 +173,23 @@ async fn gated_sync_needs_approval_and_sends_it_as_info() {
         "{err:?}"
     );
     assert!(src.synced.lock().map(|s| s.is_empty()).unwrap_or(false));
-    assert!(ops.audit.read_all().unwrap_or_default().is_empty());
+    // The refused attempt is recorded, with the reason.
+    let refused = ops.audit.read_all().unwrap_or_default();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(
+        (refused[0].action.as_str(), refused[0].outcome.as_str()),
+        ("sync", "refused")
+    );
+    assert_eq!(refused[0].environment, "prod");
+    assert!(
+        refused[0]
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("needs approval"),
+        "{:?}",
+        refused[0].detail
+    );
 
     let opts = SyncOptions {
         approval: Some(Approval {
@@ -191,9 +207,11 @@ async fn gated_sync_needs_approval_and_sends_it_as_info() {
     let info: Vec<_> = sent[0].info.iter().map(|i| i.name.as_str()).collect();
     assert_eq!(info, ["approved-by", "reason", "approval-id"]);
     let lines = ops.audit.read_all().unwrap_or_default();
+    let lines = &lines[1..];
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0].action, "approve");
     assert_eq!(lines[1].action, "sync");
+    assert_eq!(lines[1].outcome, "started");
     assert_eq!(lines[1].approval_id, out.approval.map(|a| a.id));
     assert_eq!(lines[1].from_revision, Some(Revision::new("aaa")));
     assert_eq!(lines[1].to_revision, Some(Revision::new("bbb")));
@@ -266,9 +284,16 @@ async fn rollback_defaults_to_previous_and_disables_auto_sync_on_request() {
         .read_all()
         .unwrap_or_default()
         .into_iter()
-        .map(|r| r.action)
+        .map(|r| format!("{} {}", r.action, r.outcome))
         .collect();
-    assert_eq!(actions, ["disable-auto-sync", "rollback"]);
+    assert_eq!(
+        actions,
+        [
+            "rollback refused",
+            "disable-auto-sync started",
+            "rollback started"
+        ]
+    );
     let e = rollback_target(
         &src.app.lock().map(|a| a.clone()).unwrap_or_default(),
         Some(9),
@@ -332,4 +357,168 @@ fn judge_accepts_out_of_sync_after_a_rollback_but_not_after_a_plain_sync() {
     // Synced to `head` but still OutOfSync: something is not applied yet; keep waiting.
     a.status.operation_state = Some(state("head"));
     assert_eq!(judge(&a, None), WaitState::Running);
+}
+
+/// A CI that records what it was asked and answers runs in a fixed state.
+#[derive(Default)]
+struct FakeCi {
+    dispatched: Mutex<Vec<BuildRequest>>,
+    reruns: Mutex<Vec<u64>>,
+    state: Option<crate::model::BuildState>,
+}
+
+fn run_of(id: u64, state: crate::model::BuildState) -> crate::model::BuildRun {
+    crate::model::BuildRun {
+        system: crate::model::BuildSystem::GithubActions,
+        id,
+        pipeline: "build.yml".into(),
+        title: String::new(),
+        branch: None,
+        head_sha: None,
+        state,
+        url: None,
+        created_at: None,
+        jobs: Vec::new(),
+    }
+}
+
+impl CiSource for FakeCi {
+    async fn dispatch(&self, req: &BuildRequest) -> Result<crate::model::BuildRun, SourceError> {
+        if let Ok(mut d) = self.dispatched.lock() {
+            d.push(req.clone());
+        }
+        Ok(run_of(7, crate::model::BuildState::Queued))
+    }
+
+    async fn run(
+        &self,
+        _system: crate::model::BuildSystem,
+        _pipeline: &str,
+        id: u64,
+    ) -> Result<crate::model::BuildRun, SourceError> {
+        Ok(run_of(
+            id,
+            self.state.unwrap_or(crate::model::BuildState::InProgress),
+        ))
+    }
+
+    async fn rerun(&self, run: &RunRef) -> Result<(), SourceError> {
+        if let Ok(mut r) = self.reruns.lock() {
+            r.push(run.id);
+        }
+        Ok(())
+    }
+}
+
+fn build_req() -> BuildRequest {
+    BuildRequest {
+        system: crate::model::BuildSystem::GithubActions,
+        pipeline: "build.yml".into(),
+        repo: Some("acme/shop".into()),
+        git_ref: None,
+        inputs: vec![("service".into(), "checkout".into())],
+        app: None,
+    }
+}
+
+fn outcomes(ops: &Ops) -> Vec<String> {
+    ops.audit
+        .read_all()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| format!("{} {}", r.action, r.outcome))
+        .collect()
+}
+
+#[tokio::test]
+async fn read_only_refusals_are_audited_and_nothing_is_sent() {
+    let dir = tmp();
+    let ro = ops(dir.path(), true);
+    let src = fake(app("shop-dev", false));
+    let ci = FakeCi::default();
+    let _ = sync(&src, &ro, "shop-dev", SyncOptions::default()).await;
+    let e = build(&ci, &ro, &build_req()).await.err();
+    assert!(matches!(
+        e,
+        Some(ActionError::Refused(Refusal::ReadOnly { .. }))
+    ));
+    let run = RunRef {
+        system: crate::model::BuildSystem::GithubActions,
+        pipeline: "build.yml".into(),
+        id: 3,
+    };
+    assert!(rerun(&ci, &ro, &run).await.is_err());
+    assert!(cancel(&ci, &ro, &run).await.is_err());
+    assert!(ci.dispatched.lock().map(|d| d.is_empty()).unwrap_or(false));
+    assert!(ci.reruns.lock().map(|d| d.is_empty()).unwrap_or(false));
+    assert_eq!(
+        outcomes(&ro),
+        [
+            "sync refused",
+            "build refused",
+            "rerun refused",
+            "cancel refused"
+        ]
+    );
+    let detail = ro.audit.read_all().unwrap_or_default()[0]
+        .detail
+        .clone()
+        .unwrap_or_default();
+    assert!(detail.contains("read-only"), "{detail}");
+}
+
+#[tokio::test]
+async fn rerun_goes_through_ops_and_a_followed_build_ends_with_its_outcome() {
+    let dir = tmp();
+    let ops = ops(dir.path(), false);
+    let run = RunRef {
+        system: crate::model::BuildSystem::GithubActions,
+        pipeline: "build.yml".into(),
+        id: 3,
+    };
+    let ci = FakeCi {
+        state: Some(crate::model::BuildState::Failed),
+        ..Default::default()
+    };
+    rerun(&ci, &ops, &run)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ci.reruns.lock().map(|r| r.clone()).unwrap_or_default(), [3]);
+    // The CI's own default refuses what it does not offer, and that is recorded as failed.
+    assert!(cancel(&ci, &ops, &run).await.is_err());
+    let started = build(&ci, &ops, &build_req())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = follow_build(
+        &ci,
+        &ops,
+        None,
+        &started,
+        Duration::from_secs(5),
+        Duration::from_millis(1),
+    )
+    .await;
+    assert!(matches!(r, Err(ActionError::Failed(_))), "{r:?}");
+    // Still running when the deadline passes: timed-out.
+    let slow = FakeCi::default();
+    let r = follow_build(
+        &slow,
+        &ops,
+        None,
+        &started,
+        Duration::from_millis(5),
+        Duration::from_millis(1),
+    )
+    .await;
+    assert!(matches!(r, Err(ActionError::Timeout { .. })), "{r:?}");
+    assert_eq!(
+        outcomes(&ops),
+        [
+            "rerun started",
+            "cancel failed",
+            "build started",
+            "build failed",
+            "build timed-out"
+        ]
+    );
 }
