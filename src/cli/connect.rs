@@ -34,6 +34,7 @@ pub fn classifier(config: &Config) -> Classifier {
         config.environments.rules.iter().map(env_rule).collect(),
         config.environments.order.clone(),
     )
+    .with_policies(policies(config))
 }
 
 pub fn policies(config: &Config) -> Policies {
