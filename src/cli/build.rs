@@ -16,34 +16,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 fn from_github(e: GithubError) -> SourceError {
-    match e {
-        GithubError::Unauthorized { server, detail } => SourceError::Unauthorized {
-            server,
-            detail,
-            hint: "set GH_TOKEN or run `shipdeck login github`".into(),
-        },
-        GithubError::Forbidden(m) => SourceError::Forbidden(m),
-        GithubError::NotFound(m) => SourceError::NotFound(m),
-        GithubError::Unreachable { server, detail } => SourceError::Unreachable { server, detail },
-        GithubError::Timeout(m) => SourceError::Timeout {
-            what: m,
-            seconds: 0,
-        },
-        other => SourceError::Refused(other.to_string()),
-    }
+    e.into()
 }
 
 fn from_jenkins(e: JenkinsError) -> SourceError {
-    match e {
-        JenkinsError::Forbidden(m) => SourceError::Forbidden(m),
-        JenkinsError::NotFound(m) => SourceError::NotFound(m),
-        JenkinsError::Unreachable { server, detail } => SourceError::Unreachable { server, detail },
-        JenkinsError::Timeout(m) => SourceError::Timeout {
-            what: m,
-            seconds: 0,
-        },
-        other => SourceError::Refused(other.to_string()),
-    }
+    e.into()
 }
 
 /// GitHub Actions for one repository, or Jenkins.
@@ -161,6 +138,12 @@ async fn pipeline(args: &ConsoleArgs, config: &Config, b: &BuildArgs) -> anyhow:
                 git_ref: b.git_ref.clone(),
             })
         }
+        // An app without a pipeline: nothing found to build (5); no app at all: usage (2).
+        (None, None) if b.app.is_some() => Err(SourceError::NotFound(format!(
+            "no pipeline for {}: configure one (config `pipelines` or its shipdeck.io/* annotations), or pass --workflow / --jenkins-job",
+            b.app.as_deref().unwrap_or_default()
+        ))
+        .into()),
         (None, None) => Err(UsageError(
             "no pipeline: name an app with a pipeline (config `pipelines` or its shipdeck.io/* annotations), or pass --workflow / --jenkins-job".into(),
         )

@@ -127,7 +127,9 @@ async fn bounded<T>(
 
 /// Run one headless command; prints and returns the exit code.
 pub async fn run_headless(args: &ConsoleArgs, cmd: Command) -> i32 {
-    let (config, warnings) = Config::load(args.config.as_deref());
+    let Ok((config, warnings)) = Config::load(args.config.as_deref()).map_err(exit::report) else {
+        return exit::USAGE;
+    };
     for w in warnings {
         eprintln!("shipdeck: warning: {}", clean(&w.to_string()));
     }

@@ -23,6 +23,9 @@ pub enum JenkinsError {
     NotFound(String),
     #[error("Jenkins: {0}")]
     Refused(String),
+    /// The request is wrong (an illegal parameter value): fix the command line.
+    #[error("Jenkins: {0}")]
+    Invalid(String),
     #[error("Jenkins {server} unreachable: {detail}")]
     Unreachable { server: String, detail: String },
     #[error("Jenkins: timed out: {0}")]
@@ -32,6 +35,35 @@ pub enum JenkinsError {
 }
 
 type Result<T, E = JenkinsError> = std::result::Result<T, E>;
+
+/// Jenkins' errors in the terms every command maps to exit codes: a wrong token is "not
+/// authenticated" (4), not a refusal.
+impl From<JenkinsError> for crate::sources::SourceError {
+    fn from(e: JenkinsError) -> Self {
+        use crate::sources::SourceError;
+        let message = e.to_string();
+        match e {
+            JenkinsError::Unauthorized { server, detail } => SourceError::Unauthorized {
+                server,
+                detail,
+                hint: "set JENKINS_USER and JENKINS_API_TOKEN or run `shipdeck login jenkins`"
+                    .into(),
+            },
+            JenkinsError::Forbidden(m) => SourceError::Forbidden(m),
+            JenkinsError::NotFound(m) => SourceError::NotFound(m),
+            JenkinsError::Refused(_) => SourceError::Refused(message),
+            JenkinsError::Invalid(_) => SourceError::Invalid(message),
+            JenkinsError::Unreachable { server, detail } => {
+                SourceError::Unreachable { server, detail }
+            }
+            JenkinsError::Timeout(m) => SourceError::Timeout {
+                what: m,
+                seconds: 0,
+            },
+            JenkinsError::Protocol { server, detail } => SourceError::Protocol { server, detail },
+        }
+    }
+}
 
 /// One build parameter of a job.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -217,7 +249,12 @@ impl JenkinsClient {
             },
             403 => JenkinsError::Forbidden(format!("{what}: {text}")),
             404 => JenkinsError::NotFound(what.to_string()),
-            400 | 409 => JenkinsError::Refused(format!("{what}: {text}")),
+            400 => JenkinsError::Invalid(format!("{what}: {text}")),
+            409 => JenkinsError::Refused(format!("{what}: {text}")),
+            502..=504 => JenkinsError::Unreachable {
+                server: self.base.clone(),
+                detail: format!("{what}: HTTP {}: {text}", status.as_u16()),
+            },
             s => JenkinsError::Protocol {
                 server: self.base.clone(),
                 detail: format!("{what}: HTTP {s}: {text}"),

@@ -145,7 +145,7 @@ pub async fn open(
 /// `shipdeck`: the console against the operator's Argo CD (API mode).
 pub async fn run(mut args: ConsoleArgs) -> anyhow::Result<()> {
     let _log = init_logging();
-    let (config, warnings) = crate::config::Config::load(args.config.as_deref());
+    let (config, warnings) = crate::config::Config::load(args.config.as_deref())?;
     if args.theme.is_none() && !config.theme.is_empty() {
         args.theme = Some(config.theme.clone());
     }

@@ -43,6 +43,10 @@ pub enum GithubError {
     RateLimited { reset: String },
     #[error("GitHub: {0}")]
     Refused(String),
+    /// The request is wrong (an input the workflow does not declare, a ref that does not
+    /// exist): fix the command line.
+    #[error("GitHub: {0}")]
+    Invalid(String),
     #[error("GitHub {server} unreachable: {detail}")]
     Unreachable { server: String, detail: String },
     #[error("GitHub: timed out: {0}")]
@@ -54,6 +58,41 @@ pub enum GithubError {
 }
 
 type Result<T, E = GithubError> = std::result::Result<T, E>;
+
+/// GitHub's errors in the terms every command maps to exit codes: an unknown workflow input
+/// is a usage error (2), not a refusal.
+impl From<GithubError> for crate::sources::SourceError {
+    fn from(e: GithubError) -> Self {
+        use crate::sources::SourceError;
+        let message = e.to_string();
+        match e {
+            GithubError::Unauthorized { server, detail } => SourceError::Unauthorized {
+                server,
+                detail,
+                hint: "set GH_TOKEN or run `shipdeck login github`".into(),
+            },
+            GithubError::Forbidden(m) => SourceError::Forbidden(m),
+            GithubError::NotFound(m) => SourceError::NotFound(m),
+            GithubError::RateLimited { .. } | GithubError::Refused(_) => {
+                SourceError::Refused(message)
+            }
+            GithubError::Invalid(_) => SourceError::Invalid(message),
+            // The workflow file could not be read or parsed: the answer was not usable.
+            GithubError::Workflow { path, detail } => SourceError::Protocol {
+                server: format!("workflow {path}"),
+                detail,
+            },
+            GithubError::Unreachable { server, detail } => {
+                SourceError::Unreachable { server, detail }
+            }
+            GithubError::Timeout(m) => SourceError::Timeout {
+                what: m,
+                seconds: 0,
+            },
+            GithubError::Protocol { server, detail } => SourceError::Protocol { server, detail },
+        }
+    }
+}
 
 /// What a dispatch started.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -350,7 +389,12 @@ impl GithubClient {
             }
             403 => GithubError::Forbidden(format!("{what}: {msg}")),
             404 => GithubError::NotFound(format!("{what}: {msg}")),
-            409 | 422 => GithubError::Refused(format!("{what}: {msg}")),
+            409 => GithubError::Refused(format!("{what}: {msg}")),
+            400 | 422 => GithubError::Invalid(format!("{what}: {msg}")),
+            502..=504 => GithubError::Unreachable {
+                server: self.base.clone(),
+                detail: format!("{what}: HTTP {}: {msg}", status.as_u16()),
+            },
             s => GithubError::Protocol {
                 server: self.base.clone(),
                 detail: format!("{what}: HTTP {s}: {msg}"),
@@ -498,7 +542,7 @@ impl GithubClient {
         inputs: &BTreeMap<String, String>,
     ) -> Result<Dispatched> {
         if inputs.len() > 25 {
-            return Err(GithubError::Refused(format!(
+            return Err(GithubError::Invalid(format!(
                 "{} inputs given; GitHub accepts at most 25",
                 inputs.len()
             )));
