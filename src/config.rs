@@ -133,7 +133,6 @@ fn yes() -> bool {
     true
 }
 
-
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EnvironmentsConfig {
     pub order: Vec<String>,
@@ -470,7 +469,12 @@ impl Reader<'_> {
         });
     }
 
-    fn error(&self, key: &str, reason: impl Into<String>, allowed: impl Into<String>) -> ConfigError {
+    fn error(
+        &self,
+        key: &str,
+        reason: impl Into<String>,
+        allowed: impl Into<String>,
+    ) -> ConfigError {
         ConfigError {
             file: self.file.to_path_buf(),
             line: self.line_of(key),
@@ -631,9 +635,13 @@ impl Reader<'_> {
 
     /// Deserialize a checked value; a failure here is still the file's fault.
     fn value<T: DeserializeOwned>(&self, v: &toml::Value, key: &str) -> Result<T, ConfigError> {
-        v.clone()
-            .try_into::<T>()
-            .map_err(|e| self.error(key, e.message().to_string(), "see assets/config.example.toml"))
+        v.clone().try_into::<T>().map_err(|e| {
+            self.error(
+                key,
+                e.message().to_string(),
+                "see assets/config.example.toml",
+            )
+        })
     }
 
     fn list<T: DeserializeOwned>(
@@ -892,9 +900,20 @@ pub fn pipeline_for(app: &Application, rules: &[PipelineRule]) -> Option<Pipelin
 mod tests {
     use super::*;
 
+    fn parse(text: &str) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
+        Config::parse(text, Path::new("/home/ann/.config/shipdeck/config.toml"))
+    }
+
+    fn error(text: &str) -> ConfigError {
+        match parse(text) {
+            Err(e) => e,
+            Ok((c, w)) => panic!("accepted: {c:?} {w:?}"),
+        }
+    }
+
     #[test]
     fn defaults_parse_without_warnings() {
-        let (c, w) = Config::parse("", Path::new("x.toml"));
+        let (c, w) = parse("").unwrap();
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(c.theme, "default");
         assert_eq!(c.environments.order, vec!["dev", "staging", "prod"]);
@@ -902,29 +921,28 @@ mod tests {
             c.environments.policy_for("prod").approval,
             ApprovalPolicy::Required
         );
+        // Unknown environments are never `none`.
         assert_eq!(
-            c.environments.policy_for("qa").approval,
-            ApprovalPolicy::None
+            c.environments.policy_for("build").approval,
+            ApprovalPolicy::Confirm
+        );
+        assert_eq!(
+            c.environments.policy_for("live").approval,
+            ApprovalPolicy::Required
         );
         assert_eq!(c.poll.workloads_api_seconds, 2);
     }
 
     #[test]
-    fn overrides_apply_and_bad_values_warn() {
+    fn overrides_apply_and_unknown_keys_warn_at_their_line() {
         let text = r#"
 theme = "light"
 bogus = 1
-read_only = "yes"
 
 [[instances]]
 server = "argocd.example.com"
 insecure = true
-
-[[instances]]
-name = 3
-
-[environments.policy.staging]
-approval = "sometimes"
+colour = "red"
 
 [environments.policy.prod]
 approvers = 2
@@ -934,36 +952,118 @@ apps = "shop-*"
 github = "acme/shop"
 workflow = "build.yml"
 "#;
-        let (c, w) = Config::parse(text, Path::new("/home/ann/.config/shipdeck/config.toml"));
+        let (c, w) = parse(text).unwrap();
         assert_eq!(c.theme, "light");
         assert_eq!(c.instances.len(), 1);
         assert!(c.instances[0].insecure);
-        assert!(!c.read_only);
-        // The staging override is bad: the default stays.
-        assert_eq!(
-            c.environments.policy_for("staging").approval,
-            ApprovalPolicy::None
-        );
+        // Leaving `approval` out keeps the environment's default, not `none`.
         assert_eq!(c.environments.policy_for("prod").approvers, 2);
-        let keys: Vec<&str> = w.iter().map(|w| w.key.as_str()).collect();
-        assert!(keys.contains(&"bogus"), "{keys:?}");
-        assert!(keys.contains(&"read_only"), "{keys:?}");
-        assert!(keys.contains(&"instances[1]"), "{keys:?}");
-        assert!(keys.contains(&"environments.policy.staging"), "{keys:?}");
-        let ro = w.iter().find(|w| w.key == "read_only").unwrap();
-        assert_eq!(ro.line, Some(4));
+        assert_eq!(
+            c.environments.policy_for("prod").approval,
+            ApprovalPolicy::Required
+        );
+        let got: Vec<(String, Option<usize>)> = w.iter().map(|w| (w.key.clone(), w.line)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("bogus".into(), Some(3)),
+                ("instances[0].colour".into(), Some(8))
+            ]
+        );
         assert!(
-            ro.to_string()
-                .starts_with("/home/ann/.config/shipdeck/config.toml:4: read_only:")
+            w[1].to_string().starts_with(
+                "/home/ann/.config/shipdeck/config.toml:8: instances[0].colour: unknown key"
+            ),
+            "{}",
+            w[1]
         );
     }
 
     #[test]
-    fn syntax_error_is_a_warning_with_a_line() {
-        let (c, w) = Config::parse("theme = \"light\"\n[[instances]\n", Path::new("c.toml"));
-        assert_eq!(c.theme, "default");
-        assert_eq!(w.len(), 1);
-        assert_eq!(w[0].line, Some(2));
+    fn wrong_types_and_ranges_stop_with_file_line_key_and_what_is_allowed() {
+        for (text, key, line, allowed) in [
+            ("read_only = \"yes\"\n", "read_only", 1, "true or false"),
+            (
+                "theme = \"x\"\nread_only = \"true\"\n",
+                "read_only",
+                2,
+                "true or false",
+            ),
+            (
+                "[[instances]]\nserver = \"a\"\n\n[[instances]]\nserver = \"b\"\nread_only = 1\n",
+                "instances[1].read_only",
+                6,
+                "true or false",
+            ),
+            (
+                "[environments.policy.staging]\napprovers = 1\napproval = \"sometimes\"\n",
+                "environments.policy.staging.approval",
+                3,
+                "\"none\", \"confirm\", \"required\"",
+            ),
+            (
+                "[poll]\njenkins_seconds = 0\n",
+                "poll.jenkins_seconds",
+                2,
+                "from 1 to 3600",
+            ),
+            (
+                "[[instances]]\nname = \"x\"\n",
+                "instances[0].server",
+                1,
+                "quoted string",
+            ),
+            (
+                "[[pipelines]]\napps = \"[shop\"\njenkins = \"j\"\n",
+                "pipelines[0].apps",
+                2,
+                "glob",
+            ),
+            (
+                "[[pipelines]]\napps = \"shop-*\"\ngithub = \"acme\"\n",
+                "pipelines[0].github",
+                3,
+                "owner/repo",
+            ),
+        ] {
+            let e = error(text);
+            assert_eq!((e.key.as_str(), e.line), (key, Some(line)), "{text}: {e}");
+            assert!(e.allowed.contains(allowed), "{text}: {e}");
+            let shown = e.to_string();
+            assert!(
+                shown.starts_with(&format!(
+                    "config /home/ann/.config/shipdeck/config.toml:{line}: {key}: "
+                )),
+                "{shown}"
+            );
+        }
+        let e = error("read_only = \"yes\"\n");
+        assert_eq!(
+            e.to_string(),
+            "config /home/ann/.config/shipdeck/config.toml:1: read_only: wrong type: the string \"yes\"; allowed: true or false (without quotes)"
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_anywhere_stops_with_its_line() {
+        let e = error("theme = \"light\"\nread_only = true\n[[instances]\n");
+        assert_eq!((e.key.as_str(), e.line), ("(syntax)", Some(3)));
+        let e = error("read_only = true\n\n\nx = = 2\n");
+        assert_eq!(e.line, Some(4));
+    }
+
+    #[test]
+    fn a_missing_explicit_file_is_an_error_and_a_missing_default_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.toml");
+        let e = Config::load(Some(&missing)).unwrap_err();
+        assert_eq!(e.key, "--config");
+        assert!(e.to_string().contains("no such file"), "{e}");
+        let ok = dir.path().join("c.toml");
+        std::fs::write(&ok, "read_only = true\n").unwrap();
+        let (c, w) = Config::load(Some(&ok)).unwrap();
+        assert!(c.read_only && w.is_empty());
+        assert_eq!(c.path.as_deref(), Some(ok.as_path()));
     }
 
     #[test]

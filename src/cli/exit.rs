@@ -59,7 +59,10 @@ pub fn code(kind: Kind) -> i32 {
 /// Every documented code with its meaning, in the order of `--help` and the README.
 pub const CODES: &[(i32, &str)] = &[
     (OK, "ok"),
-    (DIFFERENCES, "diff: there are differences (as `argocd app diff`)"),
+    (
+        DIFFERENCES,
+        "diff: there are differences (as `argocd app diff`)",
+    ),
     (
         USAGE,
         "usage or configuration error: a bad flag or value, an unknown theme or workflow input, a config file that does not parse or has a wrong value, a missing `--config`",
@@ -161,10 +164,7 @@ pub fn for_error(e: &anyhow::Error) -> i32 {
 
 /// Print a config error (sanitized) and give its exit code, 2.
 pub fn report(e: ConfigError) -> i32 {
-    eprintln!(
-        "shipdeck: {}",
-        crate::model::text::sanitize(&e.to_string())
-    );
+    eprintln!("shipdeck: {}", crate::model::text::sanitize(&e.to_string()));
     code(Kind::Usage)
 }
 
