@@ -173,8 +173,42 @@ impl SandboxArgs {
     }
 }
 
+/// `--theme NAME` must name a theme (built in, or a file in the config dir's `themes/`):
+/// a typo is a usage error with the list, not a silent fallback.
+fn check_theme(name: &str) -> Result<(), exit::UsageError> {
+    use crate::tui::theme::{ColorDepth, Theme, built_in_names};
+    let dir = directories::ProjectDirs::from("", "", "shipdeck")
+        .map(|d| d.config_dir().join("themes"));
+    Theme::load(name, dir.as_deref(), ColorDepth::TrueColor)
+        .map(|_| ())
+        .map_err(|e| {
+            let mut names: Vec<String> = built_in_names().map(str::to_string).collect();
+            if let Some(Ok(entries)) = dir.as_deref().map(std::fs::read_dir) {
+                names.extend(entries.flatten().filter_map(|e| {
+                    let p = e.path();
+                    let stem = p.file_stem()?.to_string_lossy().into_owned();
+                    (p.extension()? == "toml").then_some(stem)
+                }));
+            }
+            let why = match e {
+                crate::tui::theme::ThemeError::Unknown(_) => "no such theme".to_string(),
+                other => other.to_string(),
+            };
+            exit::UsageError(format!(
+                "--theme {name}: {why}; available: {}",
+                names.join(", ")
+            ))
+        })
+}
+
 /// Run the parsed command line; returns the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    if let Some(name) = cli.console.theme.as_deref()
+        && let Err(e) = check_theme(name)
+    {
+        eprintln!("shipdeck: {}", crate::model::text::sanitize(&e.to_string()));
+        return Ok(exit::USAGE);
+    }
     match cli.command {
         Some(Command::Login { system, username }) => {
             Ok(commands::login(&cli.console, system, username).await)

@@ -39,6 +39,8 @@ pub struct Settings {
     /// Warnings from config and themes, shown once at start.
     pub warnings: Vec<String>,
     pub policies: crate::ops::policy::Policies,
+    /// Config rules in front of the defaults: the board classifies as the guards do.
+    pub classifier: crate::ops::classify::Classifier,
 }
 
 impl Default for Settings {
@@ -53,6 +55,7 @@ impl Default for Settings {
             themes_dir: None,
             warnings: Vec::new(),
             policies: Default::default(),
+            classifier: Default::default(),
         }
     }
 }

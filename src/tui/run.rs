@@ -78,6 +78,7 @@ pub fn settings(args: &ConsoleArgs, source_label: String) -> Settings {
         themes_dir,
         warnings,
         policies: Default::default(),
+        classifier: Default::default(),
     }
 }
 
@@ -124,9 +125,39 @@ fn ops_for(settings: &Settings, audit: AuditLog) -> Ops {
         operator: settings.operator.clone(),
         read_only: settings.read_only,
         policies: settings.policies.clone(),
-        classifier: Default::default(),
+        classifier: settings.classifier.clone(),
         audit,
     }
+}
+
+/// What the config file says about the console: its warnings (every one, listed on
+/// `:warnings`), `[keys]` overrides, environment policies and classification rules, and
+/// read-only.
+fn apply_config(
+    settings: &mut Settings,
+    config: &crate::config::Config,
+    warnings: &[crate::config::ConfigWarning],
+) {
+    settings
+        .warnings
+        .extend(warnings.iter().map(|w| format!("config: {w}")));
+    // Config `[keys]` entries: an action name -> one key or several, comma-separated.
+    let overrides: std::collections::BTreeMap<String, Vec<String>> = config
+        .keys
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.split(',').map(|x| x.trim().to_string()).collect(),
+            )
+        })
+        .collect();
+    let (keymap, key_warnings) = Keymap::with_overrides(&overrides);
+    settings.keymap = keymap;
+    settings.warnings.extend(key_warnings);
+    settings.read_only |= config.read_only;
+    settings.policies = crate::cli::connect::policies(config);
+    settings.classifier = crate::cli::connect::classifier(config);
 }
 
 /// Take over the terminal, run the console, give the terminal back whatever happens.
@@ -135,7 +166,8 @@ pub async fn open(
     provider: Arc<dyn Provider>,
     updates: mpsc::Receiver<Update>,
 ) -> anyhow::Result<Exit> {
-    let mut console = Console::new(Estate::new(), settings);
+    let estate = Estate::with_classifier(settings.classifier.clone());
+    let mut console = Console::new(estate, settings);
     let mut terminal = ratatui::try_init()?;
     let result = run_loop(&mut terminal, &mut console, provider, updates).await;
     ratatui::restore();
@@ -166,23 +198,7 @@ pub async fn run(mut args: ConsoleArgs) -> anyhow::Result<()> {
         .collect();
     drop(tx);
     let mut settings = settings(&args, label.clone());
-    settings
-        .warnings
-        .extend(warnings.iter().map(|w| format!("config: {w}")));
-    // Config `[keys]` entries: an action name -> one key or several, comma-separated.
-    let overrides: std::collections::BTreeMap<String, Vec<String>> = config
-        .keys
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                v.split(',').map(|x| x.trim().to_string()).collect(),
-            )
-        })
-        .collect();
-    let (keymap, key_warnings) = Keymap::with_overrides(&overrides);
-    settings.keymap = keymap;
-    settings.warnings.extend(key_warnings);
+    apply_config(&mut settings, &config, &warnings);
     settings.read_only = ops.read_only;
     settings.operator = ops.operator.clone();
     settings.policies = ops.policies.clone();
@@ -196,10 +212,15 @@ pub async fn run(mut args: ConsoleArgs) -> anyhow::Result<()> {
 
 /// `shipdeck demo`: start the sandbox in-process and open the console against it.
 pub async fn demo(
-    args: ConsoleArgs,
+    mut args: ConsoleArgs,
     mut sandbox: crate::sandbox::SandboxOptions,
 ) -> anyhow::Result<()> {
     let _log = init_logging();
+    // `--config` counts here too: a bad file stops the demo before the sandbox starts.
+    let (config, warnings) = crate::config::Config::load(args.config.as_deref())?;
+    if args.theme.is_none() && !config.theme.is_empty() {
+        args.theme = Some(config.theme.clone());
+    }
     // A demo shows rollouts in seconds, not minutes; keep a scale the operator chose.
     if (sandbox.time_scale - 1.0).abs() < f64::EPSILON {
         sandbox.time_scale = 0.2;
@@ -218,6 +239,7 @@ pub async fn demo(
     let watch = api.watch_applications(tx);
     let label = format!("sandbox {}", sb.url);
     let mut settings = settings(&args, label.clone());
+    apply_config(&mut settings, &config, &warnings);
     settings.operator = "admin".into();
     // The demo's approvals go to an audit log beside the sandbox, not the operator's own.
     let ops = ops_for(&settings, AuditLog::in_dir(&sb.state_dir.join("audit")));
