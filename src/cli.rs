@@ -177,8 +177,8 @@ impl SandboxArgs {
 /// a typo is a usage error with the list, not a silent fallback.
 fn check_theme(name: &str) -> Result<(), exit::UsageError> {
     use crate::tui::theme::{ColorDepth, Theme, built_in_names};
-    let dir = directories::ProjectDirs::from("", "", "shipdeck")
-        .map(|d| d.config_dir().join("themes"));
+    let dir =
+        directories::ProjectDirs::from("", "", "shipdeck").map(|d| d.config_dir().join("themes"));
     Theme::load(name, dir.as_deref(), ColorDepth::TrueColor)
         .map(|_| ())
         .map_err(|e| {

@@ -16,7 +16,10 @@ fn main() {
     let code = match runtime.block_on(shipdeck::cli::run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("shipdeck: {e:#}");
+            eprintln!(
+                "shipdeck: {}",
+                shipdeck::model::text::sanitize(&format!("{e:#}"))
+            );
             2
         }
     };

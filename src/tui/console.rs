@@ -87,7 +87,10 @@ impl Console {
         let flash = settings.warnings.first().map(|w| {
             (
                 Level::Warning,
-                format!("{w} ({} warnings: :warnings lists them)", settings.warnings.len()),
+                format!(
+                    "{w} ({} warnings: :warnings lists them)",
+                    settings.warnings.len()
+                ),
             )
         });
         let mut c = Console {
@@ -204,9 +207,12 @@ impl Console {
                 .push(Box::new(AppsView::new(Some(env.to_string())))),
             ("env", None) => self.flash = Some((Level::Warning, "usage: :env NAME".into())),
             ("builds", _) => self.outbox.push(Box::new(BuildsView::new(None))),
-            ("warnings", _) => self.outbox.push(Box::new(
-                super::views::warnings::WarningsView::new(self.settings.warnings.clone()),
-            )),
+            ("warnings", _) => {
+                self.outbox
+                    .push(Box::new(super::views::warnings::WarningsView::new(
+                        self.settings.warnings.clone(),
+                    )))
+            }
             ("ctx", _) => {
                 let states: Vec<String> = self
                     .estate

@@ -33,22 +33,11 @@ fn config_dir() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "shipdeck").map(|d| d.config_dir().to_path_buf())
 }
 
-/// Log to `<data dir>/logs/shipdeck.log`, never to the terminal the console owns. The
-/// guard must live as long as the console so buffered lines are written.
+/// Log to `<data dir>/logs/shipdeck.log` (0600, credentials hidden), never to the terminal
+/// the console owns. The guard must live as long as the console so buffered lines are
+/// written.
 pub fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
-    let dir = data_dir()?.join("logs");
-    std::fs::create_dir_all(&dir).ok()?;
-    let appender = tracing_appender::rolling::never(&dir, "shipdeck.log");
-    let (writer, guard) = tracing_appender::non_blocking(appender);
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SHIPDECK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ok = tracing_subscriber::fmt()
-        .with_writer(writer)
-        .with_ansi(false)
-        .with_env_filter(filter)
-        .try_init()
-        .is_ok();
-    ok.then_some(guard)
+    crate::logging::init()
 }
 
 /// Theme, keymap, read-only and operator from flags and the environment.
