@@ -46,12 +46,47 @@ type Case = (
 const GATED: &[Case] = &[
     // Classified `other` before: the region follows the environment. Its dev label and
     // dev namespace disagree with the name: the stricter wins.
-    ("ledger-prod-eu", &[("env", "dev")], None, "prod", "required", "needs approval"),
-    ("ledger2", &[("env", "prod-eu")], None, "prod-eu", "required", "needs approval"),
-    ("ledger3", &[("env", "live")], None, "live", "required", "needs approval"),
-    ("ledger4-prod", &[("stage", "build")], None, "prod", "required", "needs approval"),
+    (
+        "ledger-prod-eu",
+        &[("env", "dev")],
+        None,
+        "prod",
+        "required",
+        "needs approval",
+    ),
+    (
+        "ledger2",
+        &[("env", "prod-eu")],
+        None,
+        "prod-eu",
+        "required",
+        "needs approval",
+    ),
+    (
+        "ledger3",
+        &[("env", "live")],
+        None,
+        "live",
+        "required",
+        "needs approval",
+    ),
+    (
+        "ledger4-prod",
+        &[("stage", "build")],
+        None,
+        "prod",
+        "required",
+        "needs approval",
+    ),
     // No hint at all: an unknown environment needs at least a typed confirmation.
-    ("ledger5", &[], Some("ledger"), "other", "confirm", "needs confirmation"),
+    (
+        "ledger5",
+        &[],
+        Some("ledger"),
+        "other",
+        "confirm",
+        "needs confirmation",
+    ),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,9 +101,7 @@ async fn production_however_spelled_is_refused_without_approval_in_both_modes() 
     for mode in MODES {
         eventually(&format!("{mode:?} lists the copies"), || async {
             let rows = w.status(mode).await;
-            GATED
-                .iter()
-                .all(|c| rows.iter().any(|r| r["name"] == c.0))
+            GATED.iter().all(|c| rows.iter().any(|r| r["name"] == c.0))
         })
         .await;
         let rows = w.status(mode).await;
@@ -88,11 +121,18 @@ async fn production_however_spelled_is_refused_without_approval_in_both_modes() 
             .lines()
             .find(|l| l.starts_with("ledger3 "))
             .expect("ledger3 in the table");
-        assert!(line.contains(" live ") && line.contains(" required "), "{line}");
+        assert!(
+            line.contains(" live ") && line.contains(" required "),
+            "{line}"
+        );
 
         for (name, _, _, _, _, words) in GATED {
             let out = w.run(mode, &["sync", name]).await;
-            assert_eq!(out.code, 3, "{mode:?} sync {name}: {}{}", out.stdout, out.stderr);
+            assert_eq!(
+                out.code, 3,
+                "{mode:?} sync {name}: {}{}",
+                out.stdout, out.stderr
+            );
             assert!(
                 out.stderr.contains(words) && out.stderr.contains(&format!("--approve {name}")),
                 "{mode:?} {name}: {}",
@@ -108,7 +148,8 @@ async fn production_however_spelled_is_refused_without_approval_in_both_modes() 
     assert!(
         !w.audit()
             .iter()
-            .any(|r| r["action"] == "sync" && r["app"].as_str().is_some_and(|a| a.starts_with("ledger"))),
+            .any(|r| r["action"] == "sync"
+                && r["app"].as_str().is_some_and(|a| a.starts_with("ledger"))),
         "refusals are decided before anything is recorded or sent: {:?}",
         w.audit()
     );
@@ -119,7 +160,14 @@ async fn production_however_spelled_is_refused_without_approval_in_both_modes() 
     let ok = w
         .run(
             Mode::Core,
-            &["sync", "ledger3", "--approve", "ledger3", "--reason", "fail-closed test"],
+            &[
+                "sync",
+                "ledger3",
+                "--approve",
+                "ledger3",
+                "--reason",
+                "fail-closed test",
+            ],
         )
         .await;
     assert_eq!(ok.code, 0, "approved: {}", ok.stderr);
@@ -136,33 +184,65 @@ async fn production_however_spelled_is_refused_without_approval_in_both_modes() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_config_that_cannot_be_trusted_stops_before_connecting() {
     let w = start().await;
-    let syntax = w.config("syntax.toml", "theme = \"light\"\n[[instances]\nserver = \"x\"\n");
+    let syntax = w.config(
+        "syntax.toml",
+        "theme = \"light\"\n[[instances]\nserver = \"x\"\n",
+    );
     let quoted = w.config("quoted.toml", "# ops laptop\nread_only = \"true\"\n");
-    let yes = w.config("yes.toml", "[poll]\njenkins_seconds = 3\n\n[[contexts]]\nname = \"in-cluster\"\nread_only = \"yes\"\n");
+    let yes = w.config(
+        "yes.toml",
+        "[poll]\njenkins_seconds = 3\n\n[[contexts]]\nname = \"in-cluster\"\nread_only = \"yes\"\n",
+    );
     let range = w.config("range.toml", "[poll]\njenkins_seconds = 0\n");
     let missing = w.home.path().join("nope.toml").display().to_string();
     let before = operation_fingerprint(&w, "cart-prod").await;
     let cases: &[(&str, &str)] = &[
         (&syntax, ":2: (syntax):"),
-        (&quoted, ":2: read_only: wrong type: the string \"true\"; allowed: true or false"),
-        (&yes, ":6: contexts[0].read_only: wrong type: the string \"yes\""),
-        (&range, ":2: poll.jenkins_seconds: 0 is out of range; allowed: an integer from 1 to 3600"),
+        (
+            &quoted,
+            ":2: read_only: wrong type: the string \"true\"; allowed: true or false",
+        ),
+        (
+            &yes,
+            ":6: contexts[0].read_only: wrong type: the string \"yes\"",
+        ),
+        (
+            &range,
+            ":2: poll.jenkins_seconds: 0 is out of range; allowed: an integer from 1 to 3600",
+        ),
         (&missing, ": --config: no such file"),
     ];
     for mode in MODES {
         for (file, says) in cases {
             for args in [
                 vec!["--config", file, "status"],
-                vec!["--config", file, "sync", "cart-prod", "--approve", "cart-prod", "--reason", "x"],
+                vec![
+                    "--config",
+                    file,
+                    "sync",
+                    "cart-prod",
+                    "--approve",
+                    "cart-prod",
+                    "--reason",
+                    "x",
+                ],
             ] {
                 let out = w.run(mode, &args).await;
-                assert_eq!(out.code, 2, "{mode:?} {args:?}: {}{}", out.stdout, out.stderr);
+                assert_eq!(
+                    out.code, 2,
+                    "{mode:?} {args:?}: {}{}",
+                    out.stdout, out.stderr
+                );
                 assert!(
                     out.stderr.contains(&format!("{file}{says}")),
                     "{mode:?} {args:?}: {}",
                     out.stderr
                 );
-                assert!(out.stdout.is_empty(), "stopped before listing: {}", out.stdout);
+                assert!(
+                    out.stdout.is_empty(),
+                    "stopped before listing: {}",
+                    out.stdout
+                );
             }
         }
         assert_eq!(
@@ -175,7 +255,9 @@ async fn a_config_that_cannot_be_trusted_stops_before_connecting() {
         assert_eq!(out.code, 2, "{}", out.stderr);
         assert!(
             out.stderr.contains("--theme nosuch")
-                && out.stderr.contains("default, light, high-contrast, colorblind, mono"),
+                && out
+                    .stderr
+                    .contains("default, light, high-contrast, colorblind, mono"),
             "{}",
             out.stderr
         );
@@ -183,18 +265,25 @@ async fn a_config_that_cannot_be_trusted_stops_before_connecting() {
     // The same files, read right, do apply: read_only = true refuses (3), unknown keys
     // only warn at their line.
     let ro = w.config("ro.toml", "read_only = true\nread-only = false\n");
-    let out = w.run(Mode::Core, &["--config", &ro, "sync", "cart-dev"]).await;
+    let out = w
+        .run(Mode::Core, &["--config", &ro, "sync", "cart-dev"])
+        .await;
     assert_eq!(out.code, 3, "{}", out.stderr);
     assert!(out.stderr.contains("read-only mode"), "{}", out.stderr);
     assert!(
-        out.stderr.contains(&format!("warning: {ro}:2: read-only: unknown key")),
+        out.stderr
+            .contains(&format!("warning: {ro}:2: read-only: unknown key")),
         "{}",
         out.stderr
     );
     // `demo` honours --config too, before it starts anything.
     let out = w.run(Mode::Core, &["demo", "--config", &missing]).await;
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains(": --config: no such file"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(": --config: no such file"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,7 +310,9 @@ async fn credentials_in_a_server_url_are_never_echoed_and_the_log_is_private() {
         );
         assert!(out.stderr.contains("***@"), "{}", out.stderr);
     }
-    let jenkins = w.var("JENKINS_URL").replace("http://", "http://bob:hunter2@");
+    let jenkins = w
+        .var("JENKINS_URL")
+        .replace("http://", "http://bob:hunter2@");
     let out = w
         .run_with(
             Mode::Core,
