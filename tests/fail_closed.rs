@@ -349,3 +349,48 @@ async fn credentials_in_a_server_url_are_never_echoed_and_the_log_is_private() {
         assert_eq!(mode & 0o777, 0o600);
     }
 }
+
+/// Every warning is on `:warnings`, each at its key's line, not only the first one flashed.
+#[test]
+fn every_config_warning_is_listed_on_the_warnings_screen() {
+    use ratatui::{Terminal, backend::TestBackend};
+    use shipdeck::tui::console::{Console, Settings};
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("config.toml");
+    std::fs::write(
+        &file,
+        "colour = \"red\"\n\n[poll]\njenkins_seconds = 3\njenkns_seconds = 4\n\n[[instances]]\nserver = \"a\"\nreadonly = true\n",
+    )
+    .expect("write");
+    let (_, warnings) = shipdeck::config::Config::load(Some(&file)).expect("only warnings");
+    let shown: Vec<String> = warnings.iter().map(|w| format!("config: {w}")).collect();
+    assert_eq!(shown.len(), 3, "{shown:?}");
+    let mut c = Console::new(
+        shipdeck::ops::estate::Estate::new(),
+        Settings {
+            warnings: shown,
+            ..Settings::default()
+        },
+    );
+    c.command("warnings");
+    let mut t = Terminal::new(TestBackend::new(140, 20)).expect("terminal");
+    t.draw(|f| c.render(f)).expect("draw");
+    let buf = t.backend().buffer().clone();
+    let screen: String = (0..buf.area.height)
+        .map(|y| {
+            (0..buf.area.width)
+                .map(|x| buf[(x, y)].symbol().to_string())
+                .collect::<String>()
+                + "\n"
+        })
+        .collect();
+    let f = file.display().to_string();
+    for want in [
+        format!("{f}:1: colour: unknown key"),
+        format!("{f}:5: poll.jenkns_seconds: unknown key"),
+        format!("{f}:9: instances[0].readonly: unknown key"),
+    ] {
+        assert!(screen.contains(&want), "{want} not on\n{screen}");
+    }
+    assert!(screen.contains("3 warnings"), "{screen}");
+}
