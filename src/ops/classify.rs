@@ -87,6 +87,23 @@ fn from_name(name: &str) -> Option<Environment> {
         .or_else(|| reads_as_production(name).then(|| Environment::new("prod", PROD_RANK)))
 }
 
+/// The name before its first production token (`ledger-prod-eu` -> `ledger`), when there
+/// is something before it.
+fn production_stem(name: &str) -> Option<String> {
+    let mut start = 0;
+    for (i, c) in name.char_indices().chain([(name.len(), '-')]) {
+        if matches!(c, '-' | '_' | '.') {
+            let token = name[start..i].to_ascii_lowercase();
+            if production_token(&token) {
+                let stem = name[..start].trim_end_matches(['-', '_', '.']);
+                return (!stem.is_empty()).then(|| stem.to_string());
+            }
+            start = i + 1;
+        }
+    }
+    None
+}
+
 /// The host of a server URL (`https://prod-eu.k8s.example:6443` -> `prod-eu.k8s.example`).
 fn host_of(server: &str) -> &str {
     let rest = server.split_once("://").map_or(server, |(_, r)| r);
@@ -344,7 +361,9 @@ pub fn classify_with(app: &Application, policies: &Policies) -> Classified {
     let environment = strictest
         .map(|(_, e)| e)
         .unwrap_or_else(|| Environment::new("other", OTHER_RANK + 1));
-    let service = service.unwrap_or_else(|| name.to_string());
+    let service = service
+        .or_else(|| production_stem(name))
+        .unwrap_or_else(|| name.to_string());
     Classified {
         environment,
         service,
@@ -494,7 +513,14 @@ mod tests {
     fn the_apps_that_synced_without_approval_are_prod() {
         // Named with a region after the environment.
         let c = classify(&app("ledger-prod-eu", "ledger", &[]));
-        assert_eq!(c.environment.name, "prod");
+        assert_eq!(
+            (c.environment.name.as_str(), c.service.as_str()),
+            ("prod", "ledger")
+        );
+        assert_eq!(
+            classify(&app("prod-ledger", "x", &[])).service,
+            "prod-ledger"
+        );
         // Labels that read as production keep their name, rank with prod, and are gated.
         let c = classify(&app("ledger2", "ledger", &[("env", "prod-eu")]));
         assert_eq!(
