@@ -1,8 +1,11 @@
 //! shipdeck's config file: TOML in the platform config dir, every key optional, read as
-//! overrides on the compiled-in defaults (`assets/config.example.toml`). A bad value never
-//! stops the program: it becomes a [`ConfigWarning`] naming the file, line, key and reason,
-//! and the default is used. Also here: which CI pipeline belongs to an app (config rules and
-//! Application annotations), as a pure function.
+//! overrides on the compiled-in defaults (`assets/config.example.toml`). It fails closed: a
+//! file that does not parse, a value of the wrong type (`read_only = "yes"`) or out of
+//! range, a missing explicit `--config` is a [`ConfigError`] (file:line, key, reason, what
+//! is allowed) and shipdeck stops before it connects (exit 2); a typo must never turn
+//! read-only off. Unknown keys are [`ConfigWarning`]s pointing at the key's own line. Also
+//! here: which CI pipeline belongs to an app (config rules and Application annotations), as
+//! a pure function.
 
 use crate::model::{Application, ApprovalPolicy};
 use serde::Deserialize;
@@ -13,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 pub const DEFAULTS: &str = include_str!("../assets/config.example.toml");
 
-/// One problem in a config file; the rest of the file still applies.
+/// Something in a config file that is ignored (an unknown key); the rest applies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigWarning {
     pub file: PathBuf,
@@ -28,7 +31,33 @@ impl fmt::Display for ConfigWarning {
         if let Some(l) = self.line {
             write!(f, ":{l}")?;
         }
-        write!(f, ": {}: {} (using the default)", self.key, self.reason)
+        write!(f, ": {}: {}", self.key, self.reason)
+    }
+}
+
+/// A config file shipdeck will not run with: it does not parse, a value has the wrong type
+/// or is out of range, or an explicit `--config` is missing. The caller exits 2.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub key: String,
+    pub reason: String,
+    /// What the key accepts.
+    pub allowed: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "config {}", self.file.display())?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+        }
+        write!(
+            f,
+            ": {}: {}; allowed: {}",
+            self.key, self.reason, self.allowed
+        )
     }
 }
 
@@ -104,16 +133,6 @@ fn yes() -> bool {
     true
 }
 
-impl Default for EnvPolicy {
-    fn default() -> Self {
-        Self {
-            approval: ApprovalPolicy::None,
-            approvers: 1,
-            prune_needs_confirm: true,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EnvironmentsConfig {
     pub order: Vec<String>,
@@ -122,20 +141,17 @@ pub struct EnvironmentsConfig {
 }
 
 impl EnvironmentsConfig {
-    /// The policy of an environment: configured, else `required` for prod-like names and
-    /// `none` for the rest (DESIGN.md "Environments").
+    /// The policy of an environment: configured, else the compiled-in default (production
+    /// readings `required`, dev and staging `none`, anything unknown `confirm`).
     pub fn policy_for(&self, env: &str) -> EnvPolicy {
         if let Some(p) = self.policy.get(env) {
             return p.clone();
         }
-        let prod = matches!(env, "prod" | "prd" | "production");
+        let d = crate::ops::policy::EnvPolicy::default_for(env);
         EnvPolicy {
-            approval: if prod {
-                ApprovalPolicy::Required
-            } else {
-                ApprovalPolicy::None
-            },
-            ..EnvPolicy::default()
+            approval: d.approval,
+            approvers: d.approvers,
+            prune_needs_confirm: true,
         }
     }
 }
@@ -225,21 +241,6 @@ pub struct Config {
     pub path: Option<PathBuf>,
 }
 
-const KNOWN: &[&str] = &[
-    "theme",
-    "read_only",
-    "operator",
-    "instances",
-    "contexts",
-    "clusters",
-    "environments",
-    "pipelines",
-    "github",
-    "jenkins",
-    "keys",
-    "poll",
-];
-
 /// `~/.config/shipdeck/config.toml` on Linux.
 pub fn default_path() -> Option<PathBuf> {
     directories::ProjectDirs::from("dev", "shipdeck", "shipdeck")
@@ -252,23 +253,210 @@ pub fn data_dir() -> Option<PathBuf> {
         .map(|d| d.data_dir().to_path_buf())
 }
 
+/// What a value must be, for validation before anything is deserialized.
+enum Ty {
+    Bool,
+    Str,
+    /// An integer in this inclusive range.
+    Int(i64, i64),
+    StrList,
+    /// A table of strings (any keys).
+    StrMap,
+    OneOf(&'static [&'static str]),
+    Glob,
+    OwnerRepo,
+    Table(&'static [Field]),
+    /// `[[name]]`: a list of tables.
+    Tables(&'static [Field]),
+    /// A table of tables by name (`[environments.policy.NAME]`).
+    MapOf(&'static [Field]),
+}
+
+struct Field {
+    name: &'static str,
+    ty: Ty,
+    required: bool,
+}
+
+const fn f(name: &'static str, ty: Ty) -> Field {
+    Field {
+        name,
+        ty,
+        required: false,
+    }
+}
+
+const fn req(name: &'static str, ty: Ty) -> Field {
+    Field {
+        name,
+        ty,
+        required: true,
+    }
+}
+
+const INSTANCE: &[Field] = &[
+    f("name", Ty::Str),
+    req("server", Ty::Str),
+    f("insecure", Ty::Bool),
+    f("read_only", Ty::Bool),
+    f("namespace", Ty::Str),
+];
+const CONTEXT: &[Field] = &[
+    req("name", Ty::Str),
+    f("argocd_namespace", Ty::Str),
+    f("read_only", Ty::Bool),
+];
+const RULE: &[Field] = &[
+    req(
+        "match",
+        Ty::OneOf(&["label", "name-glob", "namespace-glob", "cluster"]),
+    ),
+    f("key", Ty::Str),
+    f("glob", Ty::Glob),
+    f("environment", Ty::Str),
+];
+const POLICY: &[Field] = &[
+    f("approval", Ty::OneOf(&["none", "confirm", "required"])),
+    f("approvers", Ty::Int(1, 10)),
+    f("prune_needs_confirm", Ty::Bool),
+];
+const ENVIRONMENTS: &[Field] = &[
+    f("order", Ty::StrList),
+    f("rules", Ty::Tables(RULE)),
+    f("policy", Ty::MapOf(POLICY)),
+];
+const PIPELINE: &[Field] = &[
+    req("apps", Ty::Glob),
+    f("github", Ty::OwnerRepo),
+    f("workflow", Ty::Str),
+    f("ref", Ty::Str),
+    f("jenkins", Ty::Str),
+];
+const GITHUB: &[Field] = &[f("api_url", Ty::Str)];
+const JENKINS: &[Field] = &[f("url", Ty::Str), f("user", Ty::Str)];
+const POLL: &[Field] = &[
+    f("workloads_api_seconds", Ty::Int(1, 3600)),
+    f("github_runs_seconds", Ty::Int(1, 3600)),
+    f("jenkins_seconds", Ty::Int(1, 3600)),
+    f("git_fetch_min_seconds", Ty::Int(1, 86400)),
+];
+const TOP: &[Field] = &[
+    f("theme", Ty::Str),
+    f("read_only", Ty::Bool),
+    f("operator", Ty::Str),
+    f("instances", Ty::Tables(INSTANCE)),
+    f("contexts", Ty::Tables(CONTEXT)),
+    f("clusters", Ty::StrMap),
+    f("environments", Ty::Table(ENVIRONMENTS)),
+    f("pipelines", Ty::Tables(PIPELINE)),
+    f("github", Ty::Table(GITHUB)),
+    f("jenkins", Ty::Table(JENKINS)),
+    f("keys", Ty::StrMap),
+    f("poll", Ty::Table(POLL)),
+];
+
+/// What a value is, for "found ..." in messages (strings quoted: `"yes"` is not `true`).
+fn found(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => format!("the string {s:?}"),
+        toml::Value::Integer(i) => format!("the integer {i}"),
+        toml::Value::Float(x) => format!("the float {x}"),
+        toml::Value::Boolean(b) => format!("the boolean {b}"),
+        toml::Value::Datetime(d) => format!("the datetime {d}"),
+        toml::Value::Array(_) => "a list".into(),
+        toml::Value::Table(_) => "a table".into(),
+    }
+}
+
+fn allowed(ty: &Ty) -> String {
+    match ty {
+        Ty::Bool => "true or false (without quotes)".into(),
+        Ty::Str => "a quoted string".into(),
+        Ty::Int(lo, hi) => format!("an integer from {lo} to {hi} (without quotes)"),
+        Ty::StrList => "a list of quoted strings, e.g. [\"dev\", \"prod\"]".into(),
+        Ty::StrMap => "a table of quoted strings".into(),
+        Ty::OneOf(opts) => opts
+            .iter()
+            .map(|o| format!("\"{o}\""))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Ty::Glob => "a glob: * any run, ? one character, [abc], {a,b}".into(),
+        Ty::OwnerRepo => "\"owner/repo\"".into(),
+        Ty::Table(fields) | Ty::Tables(fields) | Ty::MapOf(fields) => format!(
+            "{} with the keys {}",
+            match ty {
+                Ty::Tables(_) => "a list of tables ([[...]])",
+                Ty::MapOf(_) => "a table of named tables",
+                _ => "a table",
+            },
+            fields.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// The 1-based line of a byte offset.
+fn line_at(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The line of every key path in the file (`instances[1].read_only`, `environments.policy.prod`),
+/// from the parser's spans: messages point at the key, not the table header.
+fn key_lines(text: &str) -> BTreeMap<String, usize> {
+    use toml::de::{DeTable, DeValue};
+    fn walk(text: &str, t: &DeTable<'_>, path: &str, out: &mut BTreeMap<String, usize>) {
+        for (k, v) in t {
+            let p = join(path, k.get_ref());
+            out.entry(p.clone())
+                .or_insert_with(|| line_at(text, k.span().start));
+            walk_value(text, v.get_ref(), &p, out);
+        }
+    }
+    fn walk_value(text: &str, v: &DeValue<'_>, path: &str, out: &mut BTreeMap<String, usize>) {
+        match v {
+            DeValue::Table(t) => walk(text, t, path, out),
+            DeValue::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let p = format!("{path}[{i}]");
+                    out.entry(p.clone())
+                        .or_insert_with(|| line_at(text, item.span().start));
+                    walk_value(text, item.get_ref(), &p, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = BTreeMap::new();
+    if let Ok(doc) = DeTable::parse(text) {
+        walk(text, doc.get_ref(), "", &mut out);
+    }
+    out
+}
+
 struct Reader<'a> {
     file: &'a Path,
-    text: &'a str,
+    lines: BTreeMap<String, usize>,
     warnings: Vec<ConfigWarning>,
 }
 
 impl Reader<'_> {
+    /// The key's own line, else its closest enclosing table's.
     fn line_of(&self, key: &str) -> Option<usize> {
-        let last = key.rsplit('.').next().unwrap_or(key);
-        self.text
-            .lines()
-            .position(|l| {
-                let t = l.trim_start();
-                (t.starts_with(last) && t[last.len()..].trim_start().starts_with('='))
-                    || (t.starts_with('[') && t.contains(last))
-            })
-            .map(|i| i + 1)
+        let mut k = key;
+        loop {
+            if let Some(l) = self.lines.get(k) {
+                return Some(*l);
+            }
+            let cut = k.rfind(['.', '['])?;
+            k = &k[..cut];
+        }
     }
 
     fn warn(&mut self, key: &str, reason: impl Into<String>) {
@@ -281,29 +469,198 @@ impl Reader<'_> {
         });
     }
 
-    fn value<T: DeserializeOwned>(&mut self, v: &toml::Value, key: &str) -> Option<T> {
-        match v.clone().try_into::<T>() {
-            Ok(t) => Some(t),
-            Err(e) => {
-                let reason = e.message().to_string();
-                self.warn(key, reason);
-                None
-            }
+    fn error(
+        &self,
+        key: &str,
+        reason: impl Into<String>,
+        allowed: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError {
+            file: self.file.to_path_buf(),
+            line: self.line_of(key),
+            key: key.to_string(),
+            reason: reason.into(),
+            allowed: allowed.into(),
         }
     }
 
-    fn list<T: DeserializeOwned>(&mut self, v: Option<&toml::Value>, key: &str) -> Vec<T> {
+    /// Check a table against its fields: unknown keys are warned about and dropped, a
+    /// value of the wrong type or out of range is an error, a missing required key too.
+    fn check_table(
+        &mut self,
+        table: &mut toml::Table,
+        fields: &[Field],
+        path: &str,
+    ) -> Result<(), ConfigError> {
+        let keys: Vec<String> = table.keys().cloned().collect();
+        for k in keys {
+            let key = join(path, &k);
+            match fields.iter().find(|f| f.name == k) {
+                None => {
+                    let known = fields.iter().map(|f| f.name).collect::<Vec<_>>().join(", ");
+                    self.warn(&key, format!("unknown key, ignored (known here: {known})"));
+                    table.remove(&k);
+                }
+                Some(field) => {
+                    if let Some(v) = table.get_mut(&k) {
+                        self.check_value(v, &field.ty, &key)?;
+                    }
+                }
+            }
+        }
+        for field in fields.iter().filter(|f| f.required) {
+            if !table.contains_key(field.name) {
+                let key = join(path, field.name);
+                return Err(self.error(
+                    &key,
+                    format!("missing `{}`", field.name),
+                    allowed(&field.ty),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_value(&mut self, v: &mut toml::Value, ty: &Ty, key: &str) -> Result<(), ConfigError> {
+        let bad = |r: &Self, v: &toml::Value| {
+            Err(r.error(key, format!("wrong type: {}", found(v)), allowed(ty)))
+        };
+        match ty {
+            Ty::Bool if !v.is_bool() => bad(self, v),
+            Ty::Str | Ty::Glob | Ty::OwnerRepo | Ty::OneOf(_) if !v.is_str() => bad(self, v),
+            Ty::Int(..) if !v.is_integer() => bad(self, v),
+            Ty::Int(lo, hi) => {
+                let n = v.as_integer().unwrap_or_default();
+                if n < *lo || n > *hi {
+                    return Err(self.error(key, format!("{n} is out of range"), allowed(ty)));
+                }
+                Ok(())
+            }
+            Ty::OneOf(opts) => {
+                let s = v.as_str().unwrap_or_default();
+                if opts.contains(&s) {
+                    Ok(())
+                } else {
+                    Err(self.error(key, format!("{s:?} is not one of them"), allowed(ty)))
+                }
+            }
+            Ty::Glob => {
+                let s = v.as_str().unwrap_or_default();
+                crate::ops::classify::compile_glob(s)
+                    .map(|_| ())
+                    .map_err(|e| self.error(key, format!("{s:?} is not a glob: {e}"), allowed(ty)))
+            }
+            Ty::OwnerRepo => {
+                let s = v.as_str().unwrap_or_default();
+                match s.split_once('/') {
+                    Some((o, r)) if !o.is_empty() && !r.is_empty() && !r.contains('/') => Ok(()),
+                    _ => Err(self.error(key, format!("{s:?} is not owner/repo"), allowed(ty))),
+                }
+            }
+            Ty::StrList => match v.as_array() {
+                Some(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        if !item.is_str() {
+                            return Err(self.error(
+                                &format!("{key}[{i}]"),
+                                format!("wrong type: {}", found(item)),
+                                allowed(ty),
+                            ));
+                        }
+                    }
+                    Ok(())
+                }
+                None => bad(self, v),
+            },
+            Ty::StrMap => match v.as_table() {
+                Some(t) => {
+                    for (k, item) in t {
+                        if !item.is_str() {
+                            return Err(self.error(
+                                &join(key, k),
+                                format!("wrong type: {}", found(item)),
+                                allowed(&Ty::Str),
+                            ));
+                        }
+                    }
+                    Ok(())
+                }
+                None => bad(self, v),
+            },
+            Ty::Table(fields) => match v {
+                toml::Value::Table(t) => self.check_table(t, fields, key),
+                other => bad(self, other),
+            },
+            Ty::MapOf(fields) => match v {
+                toml::Value::Table(t) => {
+                    for (name, item) in t.iter_mut() {
+                        let k = join(key, name);
+                        match item {
+                            toml::Value::Table(inner) => self.check_table(inner, fields, &k)?,
+                            other => {
+                                return Err(self.error(
+                                    &k,
+                                    format!("wrong type: {}", found(other)),
+                                    allowed(&Ty::Table(fields)),
+                                ));
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+                other => bad(self, other),
+            },
+            Ty::Tables(fields) => match v {
+                toml::Value::Array(items) => {
+                    for (i, item) in items.iter_mut().enumerate() {
+                        let k = format!("{key}[{i}]");
+                        match item {
+                            toml::Value::Table(inner) => self.check_table(inner, fields, &k)?,
+                            other => {
+                                return Err(self.error(
+                                    &k,
+                                    format!("wrong type: {}", found(other)),
+                                    allowed(ty),
+                                ));
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+                other => bad(self, other),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    /// Deserialize a checked value; a failure here is still the file's fault.
+    fn value<T: DeserializeOwned>(&self, v: &toml::Value, key: &str) -> Result<T, ConfigError> {
+        v.clone().try_into::<T>().map_err(|e| {
+            self.error(
+                key,
+                e.message().to_string(),
+                "see assets/config.example.toml",
+            )
+        })
+    }
+
+    fn list<T: DeserializeOwned>(
+        &self,
+        v: Option<&toml::Value>,
+        key: &str,
+    ) -> Result<Vec<T>, ConfigError> {
         match v {
-            None => Vec::new(),
+            None => Ok(Vec::new()),
             Some(toml::Value::Array(items)) => items
                 .iter()
                 .enumerate()
-                .filter_map(|(i, item)| self.value(item, &format!("{key}[{i}]")))
+                .map(|(i, item)| self.value(item, &format!("{key}[{i}]")))
                 .collect(),
-            Some(_) => {
-                self.warn(key, "expected a list ([[...]] tables)");
-                Vec::new()
-            }
+            Some(other) => Err(self.error(
+                key,
+                format!("wrong type: {}", found(other)),
+                "a list of tables ([[...]])",
+            )),
         }
     }
 }
@@ -322,152 +679,151 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
 impl Config {
     /// The compiled-in defaults alone.
     pub fn defaults() -> Config {
-        Config::parse("", Path::new("<defaults>")).0
+        Config::parse("", Path::new("<defaults>"))
+            .map(|(c, _)| c)
+            .unwrap_or_else(|_| Config {
+                theme: "default".into(),
+                ..Default::default()
+            })
     }
 
-    /// Load from `path` (or the default location). A missing default file is not a
-    /// warning; a missing explicit file is.
-    pub fn load(path: Option<&Path>) -> (Config, Vec<ConfigWarning>) {
+    /// Load from `path` (or the default location). A missing default file means the
+    /// defaults; a missing explicit `--config`, an unreadable file, a syntax error or a bad
+    /// value is a [`ConfigError`]: shipdeck stops before it connects (exit 2). Unknown keys
+    /// come back as warnings.
+    pub fn load(path: Option<&Path>) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
         let (p, explicit) = match path {
             Some(p) => (p.to_path_buf(), true),
             None => match default_path() {
                 Some(p) => (p, false),
-                None => return (Config::defaults(), Vec::new()),
+                None => return Ok((Config::defaults(), Vec::new())),
             },
         };
         match std::fs::read_to_string(&p) {
             Ok(text) => {
-                let (mut c, w) = Config::parse(&text, &p);
+                let (mut c, w) = Config::parse(&text, &p)?;
                 c.path = Some(p);
-                (c, w)
+                Ok((c, w))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
-                (Config::defaults(), Vec::new())
+                Ok((Config::defaults(), Vec::new()))
             }
-            Err(e) => (
-                Config::defaults(),
-                vec![ConfigWarning {
-                    file: p,
-                    line: None,
-                    key: "(file)".into(),
-                    reason: e.to_string(),
-                }],
-            ),
+            Err(e) => Err(ConfigError {
+                file: p,
+                line: None,
+                key: "--config".into(),
+                reason: if e.kind() == std::io::ErrorKind::NotFound {
+                    "no such file".into()
+                } else {
+                    format!("cannot read it: {e}")
+                },
+                allowed: "a readable TOML file (or no --config: the default location, or none)"
+                    .into(),
+            }),
         }
     }
 
     /// Parse `text` as overrides on the defaults.
-    pub fn parse(text: &str, file: &Path) -> (Config, Vec<ConfigWarning>) {
+    pub fn parse(text: &str, file: &Path) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
         let mut r = Reader {
             file,
-            text,
+            lines: BTreeMap::new(),
             warnings: Vec::new(),
         };
-        let mut table: toml::Table = toml::from_str(DEFAULTS).unwrap_or_default();
-        match toml::from_str::<toml::Table>(text) {
-            Ok(user) => {
-                for k in user.keys() {
-                    if !KNOWN.contains(&k.as_str()) {
-                        r.warn(k, format!("unknown key (known: {})", KNOWN.join(", ")));
-                    }
-                }
-                merge(&mut table, user);
-            }
+        let mut user = match toml::from_str::<toml::Table>(text) {
+            Ok(t) => t,
             Err(e) => {
-                let line = e
-                    .span()
-                    .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-                r.warnings.push(ConfigWarning {
+                return Err(ConfigError {
                     file: file.to_path_buf(),
-                    line,
+                    line: e.span().map(|s| line_at(text, s.start)),
                     key: "(syntax)".into(),
-                    reason: format!("{}; the whole file is ignored", e.message()),
+                    reason: e.message().trim().to_string(),
+                    allowed: "TOML: key = value lines and [table] headers".into(),
                 });
             }
-        }
+        };
+        r.lines = key_lines(text);
+        r.check_table(&mut user, TOP, "")?;
+        let mut table: toml::Table = toml::from_str(DEFAULTS).unwrap_or_default();
+        merge(&mut table, user);
         let mut c = Config {
             theme: "default".into(),
             ..Default::default()
         };
         if let Some(v) = table.get("theme") {
-            c.theme = r.value(v, "theme").unwrap_or(c.theme);
+            c.theme = r.value(v, "theme")?;
         }
         if let Some(v) = table.get("read_only") {
-            c.read_only = r.value(v, "read_only").unwrap_or(false);
+            c.read_only = r.value(v, "read_only")?;
         }
         if let Some(v) = table.get("operator") {
-            c.operator = r
-                .value::<String>(v, "operator")
-                .filter(|s| !s.trim().is_empty());
+            c.operator = Some(r.value::<String>(v, "operator")?).filter(|s| !s.trim().is_empty());
         }
-        c.instances = r.list(table.get("instances"), "instances");
-        c.contexts = r.list(table.get("contexts"), "contexts");
+        c.instances = r.list(table.get("instances"), "instances")?;
+        c.contexts = r.list(table.get("contexts"), "contexts")?;
         if let Some(v) = table.get("clusters") {
-            c.clusters = r.value(v, "clusters").unwrap_or_default();
+            c.clusters = r.value(v, "clusters")?;
         }
         if let Some(toml::Value::Table(env)) = table.get("environments") {
             if let Some(v) = env.get("order") {
-                c.environments.order = r.value(v, "environments.order").unwrap_or_default();
+                c.environments.order = r.value(v, "environments.order")?;
             }
-            c.environments.rules = r.list(env.get("rules"), "environments.rules");
-            for rule in &c.environments.rules.clone() {
+            c.environments.rules = r.list(env.get("rules"), "environments.rules")?;
+            for (i, rule) in c.environments.rules.iter().enumerate() {
+                let key = format!("environments.rules[{i}]");
                 if rule.kind == EnvMatch::Label && rule.key.is_none() {
-                    r.warn("environments.rules", "a label rule needs `key`");
+                    return Err(r.error(&key, "a label rule needs `key`", "key = \"LABEL\""));
                 }
                 if rule.kind != EnvMatch::Label
                     && (rule.glob.is_none() || rule.environment.is_none())
                 {
-                    r.warn(
-                        "environments.rules",
+                    return Err(r.error(
+                        &key,
                         "a glob rule needs `glob` and `environment`",
-                    );
+                        "glob = \"*-prd\" and environment = \"prod\"",
+                    ));
                 }
             }
             if let Some(toml::Value::Table(policies)) = env.get("policy") {
                 for (name, v) in policies {
                     let key = format!("environments.policy.{name}");
-                    if let Some(p) = r.value::<EnvPolicy>(v, &key) {
-                        c.environments.policy.insert(name.clone(), p);
+                    let mut v = v.clone();
+                    // An approval left out is the environment's default, never `none`.
+                    if let toml::Value::Table(t) = &mut v
+                        && !t.contains_key("approval")
+                    {
+                        let d = crate::ops::policy::EnvPolicy::default_for(name);
+                        t.insert("approval".into(), d.label().into());
                     }
+                    let p = r.value::<EnvPolicy>(&v, &key)?;
+                    c.environments.policy.insert(name.clone(), p);
                 }
             }
         }
-        c.pipelines = r.list(table.get("pipelines"), "pipelines");
-        for p in &c.pipelines.clone() {
+        c.pipelines = r.list(table.get("pipelines"), "pipelines")?;
+        for (i, p) in c.pipelines.iter().enumerate() {
             if p.github.is_none() && p.jenkins.is_none() {
-                r.warn(
-                    "pipelines",
+                return Err(r.error(
+                    &format!("pipelines[{i}]"),
                     format!("pipeline for {:?} names neither github nor jenkins", p.apps),
-                );
-            }
-            if p.github
-                .as_deref()
-                .is_some_and(|g| g.split('/').count() != 2)
-            {
-                r.warn(
-                    "pipelines",
-                    format!(
-                        "github = {:?} is not owner/repo",
-                        p.github.as_deref().unwrap_or("")
-                    ),
-                );
+                    "github = \"owner/repo\" or jenkins = \"JOB\"",
+                ));
             }
         }
         if let Some(v) = table.get("github") {
-            c.github = r.value(v, "github").unwrap_or_default();
+            c.github = r.value(v, "github")?;
         }
         if let Some(v) = table.get("jenkins") {
-            c.jenkins = r.value(v, "jenkins").unwrap_or_default();
+            c.jenkins = r.value(v, "jenkins")?;
         }
         if let Some(v) = table.get("keys") {
-            c.keys = r.value(v, "keys").unwrap_or_default();
+            c.keys = r.value(v, "keys")?;
         }
         if let Some(v) = table.get("poll") {
-            c.poll = r.value(v, "poll").unwrap_or_default();
+            c.poll = r.value(v, "poll")?;
         }
-        (c, r.warnings)
+        Ok((c, r.warnings))
     }
-
     /// The operator's name for `initiatedBy`: config, else the login name.
     pub fn operator_name(&self) -> String {
         self.operator
@@ -478,17 +834,10 @@ impl Config {
     }
 }
 
-/// A shell-style glob: `*` any run, `?` one character.
+/// Whether an app name matches a pipeline's `apps` glob (the product's one glob dialect,
+/// [`crate::ops::classify::glob`]).
 pub fn glob_match(pattern: &str, s: &str) -> bool {
-    fn rec(p: &[u8], s: &[u8]) -> bool {
-        match p.first() {
-            None => s.is_empty(),
-            Some(b'*') => (0..=s.len()).any(|i| rec(&p[1..], &s[i..])),
-            Some(b'?') => !s.is_empty() && rec(&p[1..], &s[1..]),
-            Some(c) => s.first() == Some(c) && rec(&p[1..], &s[1..]),
-        }
-    }
-    rec(pattern.as_bytes(), s.as_bytes())
+    crate::ops::classify::glob(pattern, s)
 }
 
 /// The CI pipeline that builds an app.
@@ -551,9 +900,20 @@ pub fn pipeline_for(app: &Application, rules: &[PipelineRule]) -> Option<Pipelin
 mod tests {
     use super::*;
 
+    fn parse(text: &str) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
+        Config::parse(text, Path::new("/home/ann/.config/shipdeck/config.toml"))
+    }
+
+    fn error(text: &str) -> ConfigError {
+        match parse(text) {
+            Err(e) => e,
+            Ok((c, w)) => panic!("accepted: {c:?} {w:?}"),
+        }
+    }
+
     #[test]
     fn defaults_parse_without_warnings() {
-        let (c, w) = Config::parse("", Path::new("x.toml"));
+        let (c, w) = parse("").unwrap();
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(c.theme, "default");
         assert_eq!(c.environments.order, vec!["dev", "staging", "prod"]);
@@ -561,29 +921,28 @@ mod tests {
             c.environments.policy_for("prod").approval,
             ApprovalPolicy::Required
         );
+        // Unknown environments are never `none`.
         assert_eq!(
-            c.environments.policy_for("qa").approval,
-            ApprovalPolicy::None
+            c.environments.policy_for("build").approval,
+            ApprovalPolicy::Confirm
+        );
+        assert_eq!(
+            c.environments.policy_for("live").approval,
+            ApprovalPolicy::Required
         );
         assert_eq!(c.poll.workloads_api_seconds, 2);
     }
 
     #[test]
-    fn overrides_apply_and_bad_values_warn() {
+    fn overrides_apply_and_unknown_keys_warn_at_their_line() {
         let text = r#"
 theme = "light"
 bogus = 1
-read_only = "yes"
 
 [[instances]]
 server = "argocd.example.com"
 insecure = true
-
-[[instances]]
-name = 3
-
-[environments.policy.staging]
-approval = "sometimes"
+colour = "red"
 
 [environments.policy.prod]
 approvers = 2
@@ -593,36 +952,118 @@ apps = "shop-*"
 github = "acme/shop"
 workflow = "build.yml"
 "#;
-        let (c, w) = Config::parse(text, Path::new("/home/ann/.config/shipdeck/config.toml"));
+        let (c, w) = parse(text).unwrap();
         assert_eq!(c.theme, "light");
         assert_eq!(c.instances.len(), 1);
         assert!(c.instances[0].insecure);
-        assert!(!c.read_only);
-        // The staging override is bad: the default stays.
-        assert_eq!(
-            c.environments.policy_for("staging").approval,
-            ApprovalPolicy::None
-        );
+        // Leaving `approval` out keeps the environment's default, not `none`.
         assert_eq!(c.environments.policy_for("prod").approvers, 2);
-        let keys: Vec<&str> = w.iter().map(|w| w.key.as_str()).collect();
-        assert!(keys.contains(&"bogus"), "{keys:?}");
-        assert!(keys.contains(&"read_only"), "{keys:?}");
-        assert!(keys.contains(&"instances[1]"), "{keys:?}");
-        assert!(keys.contains(&"environments.policy.staging"), "{keys:?}");
-        let ro = w.iter().find(|w| w.key == "read_only").unwrap();
-        assert_eq!(ro.line, Some(4));
+        assert_eq!(
+            c.environments.policy_for("prod").approval,
+            ApprovalPolicy::Required
+        );
+        let got: Vec<(String, Option<usize>)> = w.iter().map(|w| (w.key.clone(), w.line)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("bogus".into(), Some(3)),
+                ("instances[0].colour".into(), Some(8))
+            ]
+        );
         assert!(
-            ro.to_string()
-                .starts_with("/home/ann/.config/shipdeck/config.toml:4: read_only:")
+            w[1].to_string().starts_with(
+                "/home/ann/.config/shipdeck/config.toml:8: instances[0].colour: unknown key"
+            ),
+            "{}",
+            w[1]
         );
     }
 
     #[test]
-    fn syntax_error_is_a_warning_with_a_line() {
-        let (c, w) = Config::parse("theme = \"light\"\n[[instances]\n", Path::new("c.toml"));
-        assert_eq!(c.theme, "default");
-        assert_eq!(w.len(), 1);
-        assert_eq!(w[0].line, Some(2));
+    fn wrong_types_and_ranges_stop_with_file_line_key_and_what_is_allowed() {
+        for (text, key, line, allowed) in [
+            ("read_only = \"yes\"\n", "read_only", 1, "true or false"),
+            (
+                "theme = \"x\"\nread_only = \"true\"\n",
+                "read_only",
+                2,
+                "true or false",
+            ),
+            (
+                "[[instances]]\nserver = \"a\"\n\n[[instances]]\nserver = \"b\"\nread_only = 1\n",
+                "instances[1].read_only",
+                6,
+                "true or false",
+            ),
+            (
+                "[environments.policy.staging]\napprovers = 1\napproval = \"sometimes\"\n",
+                "environments.policy.staging.approval",
+                3,
+                "\"none\", \"confirm\", \"required\"",
+            ),
+            (
+                "[poll]\njenkins_seconds = 0\n",
+                "poll.jenkins_seconds",
+                2,
+                "from 1 to 3600",
+            ),
+            (
+                "[[instances]]\nname = \"x\"\n",
+                "instances[0].server",
+                1,
+                "quoted string",
+            ),
+            (
+                "[[pipelines]]\napps = \"[shop\"\njenkins = \"j\"\n",
+                "pipelines[0].apps",
+                2,
+                "glob",
+            ),
+            (
+                "[[pipelines]]\napps = \"shop-*\"\ngithub = \"acme\"\n",
+                "pipelines[0].github",
+                3,
+                "owner/repo",
+            ),
+        ] {
+            let e = error(text);
+            assert_eq!((e.key.as_str(), e.line), (key, Some(line)), "{text}: {e}");
+            assert!(e.allowed.contains(allowed), "{text}: {e}");
+            let shown = e.to_string();
+            assert!(
+                shown.starts_with(&format!(
+                    "config /home/ann/.config/shipdeck/config.toml:{line}: {key}: "
+                )),
+                "{shown}"
+            );
+        }
+        let e = error("read_only = \"yes\"\n");
+        assert_eq!(
+            e.to_string(),
+            "config /home/ann/.config/shipdeck/config.toml:1: read_only: wrong type: the string \"yes\"; allowed: true or false (without quotes)"
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_anywhere_stops_with_its_line() {
+        let e = error("theme = \"light\"\nread_only = true\n[[instances]\n");
+        assert_eq!((e.key.as_str(), e.line), ("(syntax)", Some(3)));
+        let e = error("read_only = true\n\n\nx = = 2\n");
+        assert_eq!(e.line, Some(4));
+    }
+
+    #[test]
+    fn a_missing_explicit_file_is_an_error_and_a_missing_default_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.toml");
+        let e = Config::load(Some(&missing)).unwrap_err();
+        assert_eq!(e.key, "--config");
+        assert!(e.to_string().contains("no such file"), "{e}");
+        let ok = dir.path().join("c.toml");
+        std::fs::write(&ok, "read_only = true\n").unwrap();
+        let (c, w) = Config::load(Some(&ok)).unwrap();
+        assert!(c.read_only && w.is_empty());
+        assert_eq!(c.path.as_deref(), Some(ok.as_path()));
     }
 
     #[test]

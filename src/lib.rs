@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod connect;
+pub mod logging;
 pub mod model;
 pub mod ops;
 pub use shipdeck_sandbox as sandbox;

@@ -14,6 +14,13 @@ fn main() {
         }
     };
     use shipdeck::cli::Command;
+    // A theme that does not exist is a usage error for every command, with the list.
+    if let Some(name) = cli.console.theme.as_deref()
+        && let Err(e) = shipdeck::tui::theme::check_theme(name)
+    {
+        eprintln!("shipdeck: {}", shipdeck::model::text::sanitize(&e));
+        std::process::exit(shipdeck::cli::exit::USAGE);
+    }
     // The two front ends side by side: the console (no subcommand, `demo`) or the CLI.
     let work = async move {
         match cli.command {
@@ -27,7 +34,10 @@ fn main() {
     let code = match runtime.block_on(work) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("shipdeck: {e:#}");
+            eprintln!(
+                "shipdeck: {}",
+                shipdeck::model::text::sanitize(&format!("{e:#}"))
+            );
             2
         }
     };

@@ -71,6 +71,12 @@ async fn pipeline(room: &mut Room, b: &BuildArgs) -> anyhow::Result<Pipeline> {
                 git_ref: b.git_ref.clone(),
             })
         }
+        // An app without a pipeline: nothing found to build (5); no app at all: usage (2).
+        (None, None) if b.app.is_some() => Err(SourceError::NotFound(format!(
+            "no pipeline for {}: configure one (config `pipelines` or its shipdeck.io/* annotations), or pass --workflow / --jenkins-job",
+            b.app.as_deref().unwrap_or_default()
+        ))
+        .into()),
         (None, None) => Err(UsageError(
             "no pipeline: name an app with a pipeline (config `pipelines` or its shipdeck.io/* annotations), or pass --workflow / --jenkins-job".into(),
         )

@@ -226,7 +226,7 @@ async fn status<S: ArgoSource>(backends: &[S], ops: &Ops, out: &OutputArgs) -> a
                 .collect(),
         });
     }
-    let rows = output::status_rows(&estate);
+    let rows = output::status_rows(&estate, &ops.policies);
     match out.output {
         OutputFormat::Json => print_json(&rows)?,
         OutputFormat::Table => print!("{}", output::status_table(&rows)),

@@ -19,6 +19,8 @@ pub struct StatusRow {
     pub instance: String,
     pub name: String,
     pub environment: String,
+    /// The environment's approval policy: `none`, `confirm` or `required`.
+    pub policy: String,
     pub service: String,
     pub sync: String,
     pub health: String,
@@ -34,12 +36,13 @@ pub struct StatusRow {
 }
 
 impl StatusRow {
-    pub fn new(e: &AppEntry) -> Self {
+    pub fn new(e: &AppEntry, policies: &crate::ops::policy::Policies) -> Self {
         let a = &e.app;
         Self {
             instance: clean(&e.id.instance),
             name: clean(&e.id.name),
             environment: clean(&e.environment.name),
+            policy: policies.for_env(&e.environment).label().to_string(),
             service: clean(&e.service),
             sync: a.status.sync.status.to_string(),
             health: a.status.health.status.to_string(),
@@ -66,12 +69,15 @@ fn operation_phase(a: &Application) -> Option<String> {
 }
 
 /// Rows in board order: environment (promotion order), service, name.
-pub fn status_rows(estate: &Estate) -> Vec<StatusRow> {
+pub fn status_rows(estate: &Estate, policies: &crate::ops::policy::Policies) -> Vec<StatusRow> {
     let mut entries: Vec<&AppEntry> = estate.apps().collect();
     entries.sort_by(|a, b| {
         (&a.environment, &a.service, &a.id).cmp(&(&b.environment, &b.service, &b.id))
     });
-    entries.into_iter().map(StatusRow::new).collect()
+    entries
+        .into_iter()
+        .map(|e| StatusRow::new(e, policies))
+        .collect()
 }
 
 pub fn status_table(rows: &[StatusRow]) -> String {
@@ -84,6 +90,7 @@ pub fn status_table(rows: &[StatusRow]) -> String {
         &[
             "NAME",
             "ENV",
+            "POLICY",
             "SERVICE",
             "SYNC",
             "HEALTH",
@@ -98,6 +105,7 @@ pub fn status_table(rows: &[StatusRow]) -> String {
                 vec![
                     r.name.clone(),
                     r.environment.clone(),
+                    r.policy.clone(),
                     r.service.clone(),
                     r.sync.clone(),
                     r.health.clone(),

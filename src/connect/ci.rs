@@ -45,6 +45,8 @@ pub fn from_github(e: GithubError) -> SourceError {
             server: format!("GitHub {server}"),
             detail,
         },
+        // A dispatch GitHub refused as invalid (an input the workflow does not declare): usage.
+        other @ GithubError::Invalid(_) => SourceError::Invalid(other.to_string()),
         other @ (GithubError::RateLimited { .. }
         | GithubError::Refused(_)
         | GithubError::Workflow { .. }) => SourceError::Refused(other.to_string()),
@@ -74,6 +76,7 @@ pub fn from_jenkins(e: JenkinsError) -> SourceError {
             detail,
         },
         JenkinsError::Refused(m) => SourceError::Refused(format!("Jenkins: {m}")),
+        JenkinsError::Invalid(m) => SourceError::Invalid(format!("Jenkins: {m}")),
     }
 }
 
@@ -597,7 +600,8 @@ mod tests {
         let (config, w) = Config::parse(
             "[[pipelines]]\napps = \"shop-*\"\ngithub = \"acme/shop\"\nref = \"develop\"\n\n[[pipelines]]\napps = \"wanderlust\"\njenkins = \"GitOps-Pipeline\"\n",
             std::path::Path::new("c.toml"),
-        );
+        )
+        .expect("the test config parses");
         assert!(w.is_empty(), "{w:?}");
         let ci = Ci::from_config(
             &config,

@@ -87,6 +87,7 @@ pub fn classifier(config: &Config) -> Classifier {
         config.environments.rules.iter().map(env_rule).collect(),
         config.environments.order.clone(),
     )
+    .with_policies(policies(config))
 }
 
 pub fn policies(config: &Config) -> Policies {
@@ -168,9 +169,13 @@ pub fn git(config: &Config) -> Option<Arc<GitMirrors>> {
 }
 
 /// The config file and its warnings (as lines to show), or defaults.
-pub fn load_config(args: &ConsoleArgs) -> (Config, Vec<String>) {
-    let (config, warnings) = Config::load(args.config.as_deref());
-    (config, warnings.iter().map(ToString::to_string).collect())
+/// A config that does not parse, or holds a wrong-typed or out-of-range value, is an error
+/// (exit 2 with file:line, key and what is allowed): shipdeck stops before it connects.
+pub fn load_config(
+    args: &ConsoleArgs,
+) -> Result<(Config, Vec<String>), crate::config::ConfigError> {
+    let (config, warnings) = Config::load(args.config.as_deref())?;
+    Ok((config, warnings.iter().map(ToString::to_string).collect()))
 }
 
 /// The longest the background look at the apps (which pipelines their annotations name)
@@ -202,7 +207,7 @@ pub struct Wired {
 impl Room {
     /// Read the config and open the audit log; nothing is contacted yet.
     pub fn open(args: &ConsoleArgs) -> anyhow::Result<Room> {
-        let (config, warnings) = load_config(args);
+        let (config, warnings) = load_config(args)?;
         let ops = ops(args, &config)?;
         Ok(Room {
             args: args.clone(),
@@ -276,7 +281,7 @@ impl Wired {
     /// audit log beside it (not the operator's); the config's environment rules and
     /// policies still apply.
     pub fn sandbox(args: &ConsoleArgs, sb: &crate::sandbox::Sandbox) -> anyhow::Result<Wired> {
-        let (config, warnings) = load_config(args);
+        let (config, warnings) = load_config(args)?;
         let api = crate::sources::argocd::ArgoApi::new(crate::sources::argocd::ArgoApiOptions {
             name: Some("sandbox".into()),
             server: sb.url.clone(),

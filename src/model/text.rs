@@ -5,9 +5,54 @@
 
 use std::borrow::Cow;
 
+/// Hide credentials inside URLs (`http://user:pass@host` -> `http://***@host`): a server
+/// given with them must never have them echoed in a message, on screen or in the log.
+pub fn redact_credentials(s: &str) -> Cow<'_, str> {
+    if !s.contains("://") || !s.contains('@') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    let mut changed = false;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        // The authority ends at the path, the query, whitespace or a quote.
+        let end = tail
+            .find(|c: char| {
+                matches!(c, '/' | '?' | '#' | '"' | '\'' | '<' | '>') || c.is_whitespace()
+            })
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(at) => {
+                changed = true;
+                out.push_str("***");
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    if changed {
+        Cow::Owned(out)
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
 /// Remove ANSI/VT escape sequences and control characters (keeping none), replacing a tab
-/// with a space. Returns the input unchanged (borrowed) when it is already clean.
+/// with a space, and hide credentials in URLs ([`redact_credentials`]). Returns the input
+/// unchanged (borrowed) when it is already clean.
 pub fn sanitize(s: &str) -> Cow<'_, str> {
+    match redact_credentials(s) {
+        Cow::Owned(redacted) => Cow::Owned(strip_unsafe(&redacted).into_owned()),
+        Cow::Borrowed(s) => strip_unsafe(s),
+    }
+}
+
+fn strip_unsafe(s: &str) -> Cow<'_, str> {
     if !s.chars().any(is_unsafe) {
         return Cow::Borrowed(s);
     }
@@ -117,5 +162,22 @@ mod tests {
     #[test]
     fn multiline_keeps_lines() {
         assert_eq!(sanitize_multiline("a\u{1b}[1m\r\nb"), "a\nb");
+    }
+
+    #[test]
+    fn credentials_in_urls_are_hidden() {
+        assert_eq!(
+            sanitize(
+                "http://alice:s3cret@127.0.0.1:1 unreachable: GET http://alice:s3cret@127.0.0.1:1/api/v1"
+            ),
+            "http://***@127.0.0.1:1 unreachable: GET http://***@127.0.0.1:1/api/v1"
+        );
+        assert_eq!(
+            sanitize("https://tok@github.example/x"),
+            "https://***@github.example/x"
+        );
+        // No credentials: borrowed, untouched; an e-mail in a path is not an authority.
+        assert!(matches!(sanitize("http://host/a@b"), Cow::Borrowed(_)));
+        assert!(matches!(sanitize("ann@example.com"), Cow::Borrowed(_)));
     }
 }

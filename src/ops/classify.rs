@@ -1,9 +1,14 @@
-//! Environment classification and service names (DESIGN.md "Environments"): the first rule
-//! that matches wins: label `env`/`environment`/`stage`, then the app name suffix, then the
-//! destination namespace suffix, then the destination cluster name. Config may add rules in
-//! front of these defaults.
+//! Environment classification and service names (DESIGN.md "Environments"). Config rules
+//! go first and the first one that matches is taken as it is (the operator said so).
+//! Otherwise every default signal is read — label `env`/`environment`/`stage`, the app
+//! name, the destination namespace, the destination cluster — and when they disagree the
+//! stricter wins (the one whose environment's policy asks more before a change): an app
+//! called `ledger4-prod` labelled `stage=build` is prod. Anything that reads as production
+//! (`prod`, `prd`, `production`, `live`, also with a prefix or suffix: `prod-eu`, `eu-prod`,
+//! `prod2`) is production; the policy layer gates what matches no known word at all.
 
-use crate::model::{Application, Environment};
+use super::policy::Policies;
+use crate::model::{Application, ApprovalPolicy, Environment};
 
 /// The default vocabulary, in promotion order: (canonical name, rank, spellings).
 const VOCABULARY: &[(&str, u32, &[&str])] = &[
@@ -14,6 +19,38 @@ const VOCABULARY: &[(&str, u32, &[&str])] = &[
 
 /// Rank given to environments outside the vocabulary: after prod.
 pub const OTHER_RANK: u32 = 10;
+
+/// Rank of prod in the vocabulary; production-reading names that are not spelled as the
+/// vocabulary's (`prod-eu`, `live`) rank with it.
+pub const PROD_RANK: u32 = 2;
+
+/// Words that mean production wherever they stand in a name.
+const PRODUCTION_WORDS: &[&str] = &["prod", "prd", "production", "live"];
+
+/// Whether one `-`/`_`/`.`-separated token means production: a production word, possibly
+/// followed by digits (`prod2`).
+fn production_token(token: &str) -> bool {
+    PRODUCTION_WORDS.iter().any(|w| {
+        token
+            .strip_prefix(w)
+            .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+/// Whether a name, label value or environment reads as production: `prod`, `prd`,
+/// `production`, `live`, alone or with a prefix or suffix (`prod-eu`, `eu-prod`,
+/// `ledger-prod-eu`, `prod2`). Case does not matter.
+pub fn reads_as_production(word: &str) -> bool {
+    word.to_ascii_lowercase()
+        .split(['-', '_', '.', '/', ':'])
+        .any(production_token)
+}
+
+/// Whether the default vocabulary knows this environment (dev, staging or production in any
+/// of their spellings). What it does not know is gated (see `policy::EnvPolicy::default_for`).
+pub fn known(word: &str) -> bool {
+    canonical(word).is_some() || reads_as_production(word)
+}
 
 const ENV_LABELS: &[&str] = &["env", "environment", "stage"];
 
@@ -26,10 +63,53 @@ pub fn canonical(word: &str) -> Option<Environment> {
         .map(|(name, rank, _)| Environment::new(*name, *rank))
 }
 
-/// The environment named by a label value: known words map to the vocabulary, others are
-/// their own environment ranked after prod.
+/// The environment named by a label value: known words map to the vocabulary, production
+/// readings (`prod-eu`, `live`) keep their name and rank with prod, others are their own
+/// environment ranked after prod.
 pub fn from_label(value: &str) -> Environment {
-    canonical(value).unwrap_or_else(|| Environment::new(value.to_ascii_lowercase(), OTHER_RANK))
+    canonical(value).unwrap_or_else(|| {
+        let name = value.to_ascii_lowercase();
+        let rank = if reads_as_production(&name) {
+            PROD_RANK
+        } else {
+            OTHER_RANK
+        };
+        Environment::new(name, rank)
+    })
+}
+
+/// The environment a name, namespace or cluster name says: its suffix when the vocabulary
+/// knows it, else prod when any part of it reads as production.
+fn from_name(name: &str) -> Option<Environment> {
+    split_suffix(name)
+        .map(|(_, e)| e)
+        .or_else(|| canonical(name))
+        .or_else(|| reads_as_production(name).then(|| Environment::new("prod", PROD_RANK)))
+}
+
+/// The name before its first production token (`ledger-prod-eu` -> `ledger`), when there
+/// is something before it.
+fn production_stem(name: &str) -> Option<String> {
+    let mut start = 0;
+    for (i, c) in name.char_indices().chain([(name.len(), '-')]) {
+        if matches!(c, '-' | '_' | '.') {
+            let token = name[start..i].to_ascii_lowercase();
+            if production_token(&token) {
+                let stem = name[..start].trim_end_matches(['-', '_', '.']);
+                return (!stem.is_empty()).then(|| stem.to_string());
+            }
+            start = i + 1;
+        }
+    }
+    None
+}
+
+/// The host of a server URL (`https://prod-eu.k8s.example:6443` -> `prod-eu.k8s.example`).
+fn host_of(server: &str) -> &str {
+    let rest = server.split_once("://").map_or(server, |(_, r)| r);
+    let rest = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    rest.split(':').next().unwrap_or(rest)
 }
 
 /// The environment suffix of a name (`event-ingestion-prod` -> prod), with the stem.
@@ -110,27 +190,22 @@ impl EnvRule {
     }
 }
 
-/// `*` matches any run of characters; everything else matches itself.
+/// The product's one glob dialect (names, namespaces, clusters, pipelines): `*` any run of
+/// characters (`/` included: cluster URLs), `?` one character, `[abc]` a class, `{a,b}`
+/// alternatives; case-sensitive, anchored at both ends. Built on `globset`.
+pub fn compile_glob(pattern: &str) -> Result<globset::GlobMatcher, String> {
+    globset::GlobBuilder::new(pattern)
+        .literal_separator(false)
+        .backslash_escape(true)
+        .build()
+        .map(|g| g.compile_matcher())
+        .map_err(|e| e.kind().to_string())
+}
+
+/// Whether `text` matches `pattern` (see [`compile_glob`]). A pattern that does not compile
+/// matches nothing; config loading refuses such patterns before they get here.
 pub fn glob(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == text;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || text.len() < first.len() + last.len() {
-        return false;
-    }
-    let mut rest = &text[first.len()..text.len() - last.len()];
-    if !text.ends_with(last) {
-        return false;
-    }
-    for mid in &parts[1..parts.len() - 1] {
-        match rest.find(mid) {
-            Some(i) => rest = &rest[i + mid.len()..],
-            None => return false,
-        }
-    }
-    true
+    compile_glob(pattern).is_ok_and(|m| m.is_match(text))
 }
 
 /// Environment classification with config rules in front of the defaults and an optional
@@ -139,11 +214,23 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 pub struct Classifier {
     rules: Vec<EnvRule>,
     order: Vec<String>,
+    /// Decide which signal is stricter; the compiled-in defaults unless configured.
+    policies: Policies,
 }
 
 impl Classifier {
     pub fn new(rules: Vec<EnvRule>, order: Vec<String>) -> Self {
-        Self { rules, order }
+        Self {
+            rules,
+            order,
+            policies: Policies::default(),
+        }
+    }
+
+    /// Judge "stricter" by these policies (config's) rather than the defaults.
+    pub fn with_policies(mut self, policies: Policies) -> Self {
+        self.policies = policies;
+        self
     }
 
     /// The environment called `name`, ranked by the configured order, else the vocabulary.
@@ -170,7 +257,7 @@ impl Classifier {
     }
 
     pub fn classify(&self, app: &Application) -> Classified {
-        let default = classify(app);
+        let default = classify_with(app, &self.policies);
         for rule in &self.rules {
             if let Some(env) = rule.apply(app) {
                 let environment = self.environment(&env);
@@ -208,9 +295,52 @@ fn service_without_suffix(app: &Application, env: &str) -> Option<String> {
     (!stem.is_empty() && suffix.eq_ignore_ascii_case(env)).then(|| stem.to_string())
 }
 
-/// Classify with the default rules. `cluster_name` is the destination cluster's name when
-/// known (`spec.destination.name`, or a name from config for its server URL).
+/// How much an environment's policy asks before a change: none < confirm < required, then
+/// more approvers.
+fn strictness(policies: &Policies, env: &Environment) -> (u8, u32) {
+    let p = policies.for_env(env);
+    let level = match p.approval {
+        ApprovalPolicy::None => 0,
+        ApprovalPolicy::Confirm => 1,
+        ApprovalPolicy::Required => 2,
+    };
+    (level, p.approvers)
+}
+
+/// Every environment the default signals name, in the order label, name, namespace,
+/// destination cluster (name, then server host).
+pub fn signals(app: &Application) -> Vec<Environment> {
+    let dest = &app.spec.destination;
+    let by_label = ENV_LABELS
+        .iter()
+        .find_map(|l| app.metadata.labels.get(*l))
+        .map(|v| from_label(v));
+    let by_name = from_name(&app.metadata.name);
+    let by_namespace = dest
+        .namespace
+        .as_deref()
+        .and_then(|ns| split_suffix(ns).map(|(_, e)| e).or_else(|| from_name(ns)));
+    let by_cluster = dest.name.as_deref().and_then(from_name);
+    let by_server = dest
+        .server
+        .as_deref()
+        .map(host_of)
+        .filter(|h| reads_as_production(h))
+        .map(|_| Environment::new("prod", PROD_RANK));
+    [by_label, by_name, by_namespace, by_cluster, by_server]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// Classify with the default rules and the compiled-in policies.
 pub fn classify(app: &Application) -> Classified {
+    classify_with(app, &Policies::default())
+}
+
+/// Classify with the default rules; among disagreeing signals the strictest under
+/// `policies` wins, the earlier signal on a tie.
+pub fn classify_with(app: &Application, policies: &Policies) -> Classified {
     let name = app.metadata.name.as_str();
     let service = app
         .metadata
@@ -219,29 +349,21 @@ pub fn classify(app: &Application) -> Classified {
         .cloned()
         .or_else(|| split_suffix(name).map(|(stem, _)| stem.to_string()));
 
-    let by_label = ENV_LABELS
-        .iter()
-        .find_map(|l| app.metadata.labels.get(*l))
-        .map(|v| from_label(v));
-    let by_name = split_suffix(name).map(|(_, e)| e);
-    let namespace = app.spec.destination.namespace.as_deref().unwrap_or("");
-    let by_namespace = split_suffix(namespace).map(|(_, e)| e);
-    let by_cluster = app
-        .spec
-        .destination
-        .name
-        .as_deref()
-        .and_then(|c| canonical(c).or_else(|| split_suffix(c).map(|(_, e)| e)));
-
-    let environment = by_label
-        .or(by_name)
-        .or(by_namespace)
-        .or(by_cluster)
-        // A namespace without a suffix next to suffixed siblings (`gamemetrics` beside
-        // `gamemetrics-dev`) is by convention prod; without any hint, the environment is
-        // unknown and ranked last.
+    let mut strictest: Option<((u8, u32), Environment)> = None;
+    for env in signals(app) {
+        let s = strictness(policies, &env);
+        if strictest.as_ref().is_none_or(|(best, _)| s > *best) {
+            strictest = Some((s, env));
+        }
+    }
+    // Without any hint the environment is unknown, ranked last, and gated by the policy
+    // layer (an unknown environment needs at least a typed confirmation).
+    let environment = strictest
+        .map(|(_, e)| e)
         .unwrap_or_else(|| Environment::new("other", OTHER_RANK + 1));
-    let service = service.unwrap_or_else(|| name.to_string());
+    let service = service
+        .or_else(|| production_stem(name))
+        .unwrap_or_else(|| name.to_string());
     Classified {
         environment,
         service,
@@ -366,7 +488,91 @@ mod tests {
     }
 
     #[test]
+    fn production_reads_as_production_wherever_it_stands() {
+        for w in [
+            "prod",
+            "PRD",
+            "production",
+            "live",
+            "prod-eu",
+            "eu-prod",
+            "prod2",
+            "ledger-prod-eu",
+        ] {
+            assert!(reads_as_production(w), "{w}");
+        }
+        for w in [
+            "product", "dev", "staging", "liver", "other", "build", "preprod",
+        ] {
+            assert!(!reads_as_production(w), "{w}");
+        }
+        assert!(known("stg") && known("prod-eu") && !known("build") && !known("other"));
+    }
+
+    #[test]
+    fn the_apps_that_synced_without_approval_are_prod() {
+        // Named with a region after the environment.
+        let c = classify(&app("ledger-prod-eu", "ledger", &[]));
+        assert_eq!(
+            (c.environment.name.as_str(), c.service.as_str()),
+            ("prod", "ledger")
+        );
+        assert_eq!(
+            classify(&app("prod-ledger", "x", &[])).service,
+            "prod-ledger"
+        );
+        // Labels that read as production keep their name, rank with prod, and are gated.
+        let c = classify(&app("ledger2", "ledger", &[("env", "prod-eu")]));
+        assert_eq!(
+            (c.environment.name.as_str(), c.environment.rank),
+            ("prod-eu", PROD_RANK)
+        );
+        let c = classify(&app("ledger3", "ledger", &[("env", "live")]));
+        assert_eq!(c.environment.name, "live");
+        // A label that disagrees with the name: the stricter (the name's prod) wins.
+        let c = classify(&app("ledger4-prod", "ledger", &[("stage", "build")]));
+        assert_eq!(c.environment.name, "prod");
+        // An unknown label against a dev name: unknown (gated by confirm) is stricter.
+        let c = classify(&app("ledger5-dev", "ledger", &[("env", "build")]));
+        assert_eq!(c.environment.name, "build");
+        // A dev label in a production namespace is production.
+        let c = classify(&app("ledger6", "ledger-prod", &[("env", "dev")]));
+        assert_eq!(c.environment.name, "prod");
+        // The destination cluster's server can say it too.
+        let mut a = app("ledger7", "ledger", &[("env", "staging")]);
+        a.spec.destination.server = Some("https://user@prod-eu.k8s.example:6443".into());
+        assert_eq!(classify(&a).environment.name, "prod");
+        // Agreeing signals change nothing.
+        let c = classify(&app("cart-dev", "shop-dev", &[("env", "dev")]));
+        assert_eq!(c.environment.name, "dev");
+    }
+
+    #[test]
+    fn configured_policies_decide_what_is_stricter() {
+        let mut m = std::collections::BTreeMap::new();
+        m.insert(
+            "staging".to_string(),
+            crate::ops::policy::EnvPolicy {
+                approval: ApprovalPolicy::Required,
+                approvers: 2,
+                prune_without_confirmation: false,
+            },
+        );
+        let c = Classifier::default().with_policies(Policies::new(m));
+        let got = c.classify(&app("cart-prod", "shop", &[("env", "staging")]));
+        assert_eq!(got.environment.name, "staging");
+        let got = Classifier::default().classify(&app("cart-prod", "shop", &[("env", "staging")]));
+        assert_eq!(got.environment.name, "prod");
+    }
+
+    #[test]
     fn globs() {
+        assert!(glob("*-prod", "event-ingestion-prod"));
+        assert!(glob("*production*", "https://production.example:6443"));
+        assert!(glob("cart-?ev", "cart-dev"));
+        assert!(glob("{cart,shop}-*", "shop-prod"));
+        assert!(compile_glob("[unclosed").is_err());
+        assert!(!glob("[unclosed", "[unclosed"));
         assert!(glob("*-prod", "event-ingestion-prod"));
         assert!(glob("event-*-prod", "event-ingestion-prod"));
         assert!(!glob("event-*-prod", "event-prod"));

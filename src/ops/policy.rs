@@ -31,16 +31,36 @@ impl Default for EnvPolicy {
 }
 
 impl EnvPolicy {
-    /// The compiled-in default: prod requires approval, everything else does not.
+    /// The compiled-in default, failing closed: whatever reads as production (`prod`, `prd`,
+    /// `production`, `live`, `prod-eu`, `eu-prod`, ...) requires an approval with a reason;
+    /// dev and staging in the vocabulary's spellings need nothing; every other environment
+    /// (one the vocabulary does not know, or `other` for an app with no hint at all) needs
+    /// at least a typed confirmation. Nothing unknown falls back to `none`.
     pub fn default_for(env: &str) -> Self {
-        if super::classify::canonical(env).is_some_and(|e| e.name == "prod") {
+        use super::classify::{canonical, reads_as_production};
+        if reads_as_production(env) {
             Self {
                 approval: ApprovalPolicy::Required,
                 approvers: 1,
                 prune_without_confirmation: false,
             }
-        } else {
+        } else if canonical(env).is_some() {
             Self::default()
+        } else {
+            Self {
+                approval: ApprovalPolicy::Confirm,
+                approvers: 1,
+                prune_without_confirmation: false,
+            }
+        }
+    }
+
+    /// The policy's name as config spells it, for the board and `status`.
+    pub fn label(&self) -> &'static str {
+        match self.approval {
+            ApprovalPolicy::None => "none",
+            ApprovalPolicy::Confirm => "confirm",
+            ApprovalPolicy::Required => "required",
         }
     }
 
@@ -439,5 +459,42 @@ mod tests {
             ApprovalPolicy::Required
         );
         assert_eq!(p.for_env_name("dev").approval, ApprovalPolicy::None);
+    }
+
+    #[test]
+    fn nothing_unknown_falls_back_to_none() {
+        let p = Policies::default();
+        for env in [
+            "prod",
+            "prd",
+            "production",
+            "live",
+            "prod-eu",
+            "eu-prod",
+            "PROD",
+        ] {
+            assert_eq!(
+                p.for_env_name(env).approval,
+                ApprovalPolicy::Required,
+                "{env}"
+            );
+        }
+        for env in ["other", "build", "sandbox", "preprod", "qa2", ""] {
+            assert_eq!(
+                p.for_env_name(env).approval,
+                ApprovalPolicy::Confirm,
+                "{env}"
+            );
+            assert!(p.for_env_name(env).gated(), "{env}");
+        }
+        for env in ["dev", "development", "staging", "stg", "qa", "test"] {
+            assert_eq!(p.for_env_name(env).approval, ApprovalPolicy::None, "{env}");
+        }
+        // An unknown environment refuses a sync without a confirmation.
+        let a = app("ledger");
+        let pol = p.for_env_name("other");
+        let mut i = input(Mutation::Sync, &a, &pol);
+        i.environment = "other";
+        assert!(matches!(check(&i), Err(Refusal::NeedsConfirmation { .. })));
     }
 }

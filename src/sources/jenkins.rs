@@ -23,6 +23,9 @@ pub enum JenkinsError {
     NotFound(String),
     #[error("Jenkins: {0}")]
     Refused(String),
+    /// The request is wrong (an illegal parameter value): fix the command line.
+    #[error("Jenkins: {0}")]
+    Invalid(String),
     #[error("Jenkins {server} unreachable: {detail}")]
     Unreachable { server: String, detail: String },
     #[error("Jenkins: timed out: {0}")]
@@ -217,7 +220,12 @@ impl JenkinsClient {
             },
             403 => JenkinsError::Forbidden(format!("{what}: {text}")),
             404 => JenkinsError::NotFound(what.to_string()),
-            400 | 409 => JenkinsError::Refused(format!("{what}: {text}")),
+            400 => JenkinsError::Invalid(format!("{what}: {text}")),
+            409 => JenkinsError::Refused(format!("{what}: {text}")),
+            502..=504 => JenkinsError::Unreachable {
+                server: self.base.clone(),
+                detail: format!("{what}: HTTP {}: {text}", status.as_u16()),
+            },
             s => JenkinsError::Protocol {
                 server: self.base.clone(),
                 detail: format!("{what}: HTTP {s}: {text}"),

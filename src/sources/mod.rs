@@ -51,6 +51,10 @@ pub enum SourceError {
     /// Local configuration (kubeconfig, argocd CLI config, shipdeck config) is unusable.
     #[error("{0}")]
     Config(String),
+    /// The request itself is wrong (an input the workflow does not declare): fix the
+    /// command line, retrying will not help.
+    #[error("{0}")]
+    Invalid(String),
     /// The answer did not have the expected shape.
     #[error("unexpected answer from {server}: {detail}")]
     Protocol { server: String, detail: String },

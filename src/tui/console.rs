@@ -39,6 +39,8 @@ pub struct Settings {
     /// Warnings from config and themes, shown once at start.
     pub warnings: Vec<String>,
     pub policies: crate::ops::policy::Policies,
+    /// Config rules in front of the defaults: the board classifies as the guards do.
+    pub classifier: crate::ops::classify::Classifier,
 }
 
 impl Default for Settings {
@@ -53,6 +55,7 @@ impl Default for Settings {
             themes_dir: None,
             warnings: Vec::new(),
             policies: Default::default(),
+            classifier: Default::default(),
         }
     }
 }
@@ -84,7 +87,10 @@ impl Console {
         let flash = settings.warnings.first().map(|w| {
             (
                 Level::Warning,
-                format!("{w} ({} warnings)", settings.warnings.len()),
+                format!(
+                    "{w} ({} warnings: :warnings lists them)",
+                    settings.warnings.len()
+                ),
             )
         });
         let mut c = Console {
@@ -201,6 +207,12 @@ impl Console {
                 .push(Box::new(AppsView::new(Some(env.to_string())))),
             ("env", None) => self.flash = Some((Level::Warning, "usage: :env NAME".into())),
             ("builds", _) => self.outbox.push(Box::new(BuildsView::new(None))),
+            ("warnings", _) => {
+                self.outbox
+                    .push(Box::new(super::views::warnings::WarningsView::new(
+                        self.settings.warnings.clone(),
+                    )))
+            }
             ("ctx", _) => {
                 let states: Vec<String> = self
                     .estate

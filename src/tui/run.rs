@@ -31,22 +31,11 @@ fn config_dir() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "shipdeck").map(|d| d.config_dir().to_path_buf())
 }
 
-/// Log to `<data dir>/logs/shipdeck.log`, never to the terminal the console owns. The
-/// guard must live as long as the console so buffered lines are written.
+/// Log to `<data dir>/logs/shipdeck.log` (0600, credentials hidden), never to the terminal
+/// the console owns. The guard must live as long as the console so buffered lines are
+/// written.
 pub fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
-    let dir = data_dir()?.join("logs");
-    std::fs::create_dir_all(&dir).ok()?;
-    let appender = tracing_appender::rolling::never(&dir, "shipdeck.log");
-    let (writer, guard) = tracing_appender::non_blocking(appender);
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SHIPDECK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ok = tracing_subscriber::fmt()
-        .with_writer(writer)
-        .with_ansi(false)
-        .with_env_filter(filter)
-        .try_init()
-        .is_ok();
-    ok.then_some(guard)
+    crate::logging::init()
 }
 
 /// Theme, keymap, read-only and operator from flags and the environment.
@@ -76,6 +65,7 @@ pub fn settings(args: &ConsoleArgs, source_label: String) -> Settings {
         themes_dir,
         warnings,
         policies: Default::default(),
+        classifier: Default::default(),
     }
 }
 
@@ -146,6 +136,7 @@ pub async fn run(mut args: ConsoleArgs) -> anyhow::Result<()> {
     settings.operator = ops.operator.clone();
     settings.policies = ops.policies.clone();
     let classifier = ops.classifier.clone();
+    settings.classifier = classifier.clone();
     let mut provider = ArgoProvider::new(wired.backends, ops, wired.git, wired.label);
     provider.ci = Some(wired.ci);
     let provider: Arc<dyn Provider> = Arc::new(provider);
@@ -158,11 +149,16 @@ pub async fn run(mut args: ConsoleArgs) -> anyhow::Result<()> {
 
 /// `shipdeck demo`: start the sandbox in-process and open the console against it.
 pub async fn demo(
-    args: ConsoleArgs,
+    mut args: ConsoleArgs,
     mut sandbox: crate::sandbox::SandboxOptions,
 ) -> anyhow::Result<()> {
     terminal::require("`shipdeck demo`")?;
     let _log = init_logging();
+    // `--config` counts here too: a bad file stops the demo before the sandbox starts.
+    let (config, _) = crate::config::Config::load(args.config.as_deref())?;
+    if args.theme.is_none() && !config.theme.is_empty() {
+        args.theme = Some(config.theme.clone());
+    }
     // A demo shows rollouts in seconds, not minutes; keep a scale the operator chose.
     if (sandbox.time_scale - 1.0).abs() < f64::EPSILON {
         sandbox.time_scale = 0.2;
@@ -191,6 +187,7 @@ pub async fn demo(
     settings.operator = ops.operator.clone();
     settings.policies = ops.policies.clone();
     let classifier = ops.classifier.clone();
+    settings.classifier = classifier.clone();
     let mut provider = ArgoProvider::new(wired.backends, ops, wired.git, wired.label);
     provider.ci = Some(wired.ci);
     let provider: Arc<dyn Provider> = Arc::new(provider);

@@ -255,6 +255,11 @@ impl Inner {
             409 => SourceError::Conflict(format!("{what}: {msg}")),
             // gRPC FailedPrecondition / InvalidArgument arrive as 400 with Argo's reason.
             400 | 412 | 422 => SourceError::Refused(msg),
+            // Argo CD (or its ingress) is there but cannot serve: as good as unreachable.
+            502 | 503 => SourceError::Unreachable {
+                server: self.base.clone(),
+                detail: format!("{what}: HTTP {}: {msg}", status.as_u16()),
+            },
             408 | 504 => SourceError::Timeout {
                 what: format!("{what}: {msg}"),
                 seconds: self.timeout.as_secs(),

@@ -43,6 +43,10 @@ pub enum GithubError {
     RateLimited { reset: String },
     #[error("GitHub: {0}")]
     Refused(String),
+    /// The request is wrong (an input the workflow does not declare, a ref that does not
+    /// exist): fix the command line.
+    #[error("GitHub: {0}")]
+    Invalid(String),
     #[error("GitHub {server} unreachable: {detail}")]
     Unreachable { server: String, detail: String },
     #[error("GitHub: timed out: {0}")]
@@ -350,7 +354,12 @@ impl GithubClient {
             }
             403 => GithubError::Forbidden(format!("{what}: {msg}")),
             404 => GithubError::NotFound(format!("{what}: {msg}")),
-            409 | 422 => GithubError::Refused(format!("{what}: {msg}")),
+            409 => GithubError::Refused(format!("{what}: {msg}")),
+            400 | 422 => GithubError::Invalid(format!("{what}: {msg}")),
+            502..=504 => GithubError::Unreachable {
+                server: self.base.clone(),
+                detail: format!("{what}: HTTP {}: {msg}", status.as_u16()),
+            },
             s => GithubError::Protocol {
                 server: self.base.clone(),
                 detail: format!("{what}: HTTP {s}: {msg}"),
@@ -498,7 +507,7 @@ impl GithubClient {
         inputs: &BTreeMap<String, String>,
     ) -> Result<Dispatched> {
         if inputs.len() > 25 {
-            return Err(GithubError::Refused(format!(
+            return Err(GithubError::Invalid(format!(
                 "{} inputs given; GitHub accepts at most 25",
                 inputs.len()
             )));

@@ -182,6 +182,11 @@ pub(crate) fn kube_err(context: &str, what: &str, e: kube::Error) -> SourceError
                 404 => SourceError::NotFound(format!("{what}: {msg}")),
                 409 => SourceError::Conflict(format!("{what}: {msg}")),
                 400 | 422 => SourceError::Refused(msg),
+                // The API server is there but cannot serve: as good as unreachable.
+                502 | 503 => SourceError::Unreachable {
+                    server: context.to_string(),
+                    detail: format!("{what}: {} {msg}", s.code),
+                },
                 504 => SourceError::Timeout {
                     what: what.to_string(),
                     seconds: 0,

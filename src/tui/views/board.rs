@@ -1,5 +1,5 @@
 //! Board, the home screen: rows are services, columns are environments in promotion
-//! order; each cell shows sync and health (glyph + word), the running version, and marks
+//! order, each headed by its approval policy (`PROD · required`); each cell shows sync and health (glyph + word), the running version, and marks
 //! for approval, drift, lag and running operations. Only visible rows are drawn.
 
 use crate::model::{AppId, Environment};
@@ -145,8 +145,13 @@ impl View for BoardView {
             } else {
                 theme.style(Role::Muted)
             };
+            // The environment with its policy, so a gated column says so before `s`.
+            let policy = ctx.policies.for_env(env).label();
             head.push(Span::styled(
-                pad(&clean(&env.name).to_uppercase(), cell_w),
+                pad(
+                    &format!("{} · {policy}", clean(&env.name).to_uppercase()),
+                    cell_w,
+                ),
                 style,
             ));
         }

@@ -13,6 +13,7 @@ pub mod history;
 pub mod logs;
 pub mod palette;
 pub mod rollout;
+pub mod warnings;
 
 use super::keymap::Intent;
 use super::request::Request;

@@ -21,6 +21,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("theme NAME", "switch colour theme"),
     ("refresh", "ask Argo CD to refresh"),
     ("refresh!", "hard refresh (re-render manifests)"),
+    ("warnings", "every config, theme and key warning"),
     ("q", "quit"),
 ];
 
