@@ -368,6 +368,30 @@ fn to_16(r: u8, g: u8, b: u8) -> Color {
         .unwrap_or(Color::Reset)
 }
 
+/// `--theme NAME` must name a theme (built in, or a file in the config dir's `themes/`):
+/// a typo is a usage error with the list, not a silent fallback.
+pub fn check_theme(name: &str) -> Result<(), String> {
+    let dir =
+        directories::ProjectDirs::from("", "", "shipdeck").map(|d| d.config_dir().join("themes"));
+    Theme::load(name, dir.as_deref(), ColorDepth::TrueColor)
+        .map(|_| ())
+        .map_err(|e| {
+            let mut names: Vec<String> = built_in_names().map(str::to_string).collect();
+            if let Some(Ok(entries)) = dir.as_deref().map(std::fs::read_dir) {
+                names.extend(entries.flatten().filter_map(|e| {
+                    let p = e.path();
+                    let stem = p.file_stem()?.to_string_lossy().into_owned();
+                    (p.extension()? == "toml").then_some(stem)
+                }));
+            }
+            let why = match e {
+                ThemeError::Unknown(_) => "no such theme".to_string(),
+                other => other.to_string(),
+            };
+            format!("--theme {name}: {why}; available: {}", names.join(", "))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,28 +458,4 @@ mod tests {
         assert_eq!(t.warnings.len(), 1);
         assert!(Theme::load("nope", None, ColorDepth::TrueColor).is_err());
     }
-}
-
-/// `--theme NAME` must name a theme (built in, or a file in the config dir's `themes/`):
-/// a typo is a usage error with the list, not a silent fallback.
-pub fn check_theme(name: &str) -> Result<(), String> {
-    let dir =
-        directories::ProjectDirs::from("", "", "shipdeck").map(|d| d.config_dir().join("themes"));
-    Theme::load(name, dir.as_deref(), ColorDepth::TrueColor)
-        .map(|_| ())
-        .map_err(|e| {
-            let mut names: Vec<String> = built_in_names().map(str::to_string).collect();
-            if let Some(Ok(entries)) = dir.as_deref().map(std::fs::read_dir) {
-                names.extend(entries.flatten().filter_map(|e| {
-                    let p = e.path();
-                    let stem = p.file_stem()?.to_string_lossy().into_owned();
-                    (p.extension()? == "toml").then_some(stem)
-                }));
-            }
-            let why = match e {
-                ThemeError::Unknown(_) => "no such theme".to_string(),
-                other => other.to_string(),
-            };
-            format!("--theme {name}: {why}; available: {}", names.join(", "))
-        })
 }
