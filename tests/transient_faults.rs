@@ -486,6 +486,8 @@ impl Board {
                 }
                 self.connection = Some(state);
             }
+            // Other kinds of update (added elsewhere) do not change this board.
+            #[allow(unreachable_patterns)]
             _ => {}
         }
     }
