@@ -10,6 +10,8 @@
 //!   not sent again, and is reported as done once the app shows it.
 //! - Both watchers say `reconnecting` (with the reason) while the fault lasts and converge
 //!   on kubectl's view within 10 s of it clearing; the times are printed.
+//! - Reads wait as long as a 429's `Retry-After` says (a stand-in server: the sandbox's
+//!   fault answers carry none).
 
 use serde_json::{Value, json};
 use shipdeck::model::{Application, Connection, InfoEntry, Update};
@@ -594,4 +596,91 @@ async fn both_watchers_say_reconnecting_during_a_fault_and_converge_after() {
         core_took.as_millis(),
         api_took.as_millis()
     );
+}
+
+/// A stand-in server that answers the first request 429 with `Retry-After: 1` (and the
+/// Kubernetes Status' `retryAfterSeconds: 1`), then an empty application list, and
+/// remembers when each request came.
+async fn too_many_requests_once() -> (String, Arc<std::sync::Mutex<Vec<Instant>>>) {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    let seen: Arc<std::sync::Mutex<Vec<Instant>>> = Arc::default();
+    let log = seen.clone();
+    let app = axum::Router::new().fallback(move || {
+        let log = log.clone();
+        async move {
+            let n = {
+                let mut l = log.lock().expect("log");
+                l.push(Instant::now());
+                l.len()
+            };
+            if n == 1 {
+                let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                    "reason": "TooManyRequests", "code": 429, "message": "slow down",
+                    "details": {"retryAfterSeconds": 1}});
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::RETRY_AFTER, "1")],
+                    axum::Json(status),
+                )
+                    .into_response();
+            }
+            axum::Json(
+                json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationList",
+                "metadata": {"resourceVersion": "1"}, "items": []}),
+            )
+            .into_response()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+fn waited_at_least_a_second(seen: &std::sync::Mutex<Vec<Instant>>, label: &str) {
+    let seen = seen.lock().expect("log");
+    assert_eq!(seen.len(), 2, "{label}: one 429, then one more request");
+    // A lower bound, not a speed claim: the client must not ask again before it was told.
+    assert!(
+        seen[1] - seen[0] >= Duration::from_secs(1),
+        "{label}: asked again after {:?}, before the Retry-After of 1 s",
+        seen[1] - seen[0]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_wait_as_long_as_retry_after_says() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // API mode: the Retry-After header.
+    let (url, seen) = too_many_requests_once().await;
+    let api = ArgoApi::new(ArgoApiOptions {
+        server: url,
+        token: Some(Secret::new("t")),
+        ..Default::default()
+    })
+    .expect("client");
+    let apps = api.list_applications().await.expect("list after a 429");
+    assert!(apps.is_empty());
+    waited_at_least_a_second(&seen, "api");
+
+    // Core mode: the Status' retryAfterSeconds (kube-rs keeps no headers in its errors).
+    let (url, seen) = too_many_requests_once().await;
+    let yaml = format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: stand-in\nclusters:\n- name: stand-in\n  cluster:\n    server: {url}\ncontexts:\n- name: stand-in\n  context:\n    cluster: stand-in\n    user: nobody\nusers:\n- name: nobody\n  user: {{}}\n"
+    );
+    let kc = kube::config::Kubeconfig::from_yaml(&yaml).expect("kubeconfig");
+    let cache = tempfile::tempdir().expect("tmp");
+    let core = CoreArgo::connect(CoreOptions {
+        kubeconfig: Some(kc),
+        git: Some(Arc::new(GitMirrors::new(cache.path()))),
+        ..Default::default()
+    })
+    .await
+    .expect("core mode connects");
+    let apps = core.list_applications().await.expect("list after a 429");
+    assert!(apps.is_empty());
+    waited_at_least_a_second(&seen, "core");
 }
