@@ -6,8 +6,10 @@
 //! - `shipdeck status -o json` (the real binary) rides out a few 500/503/429 answers on the
 //!   list path in both modes, and still fails, clearly, when the fault outlasts the retries.
 //! - A forced 409 on an Application update (sync, auto-sync) is retried and the update lands.
-//! - A sync whose answer is lost (the client times out while the server still does it) is
-//!   not sent again, and is reported as done once the app shows it.
+//! - A sync whose answer is lost is never sent again: after a client timeout it is reported
+//!   as not done (or done, once the app shows it); through a proxy that delivers the write
+//!   and cuts the connection before the answer, both modes read the app back and report it
+//!   done, the write having been sent once.
 //! - Both watchers say `reconnecting` (with the reason) while the fault lasts and converge
 //!   on kubectl's view within 10 s of it clearing; the times are printed.
 //! - Reads wait as long as a 429's `Retry-After` says (a stand-in server: the sandbox's
@@ -683,4 +685,136 @@ async fn reads_wait_as_long_as_retry_after_says() {
     let apps = core.list_applications().await.expect("list after a 429");
     assert!(apps.is_empty());
     waited_at_least_a_second(&seen, "core");
+}
+
+/// A TCP proxy in front of the sandbox that passes everything through, except that the
+/// first request starting with `method` whose request line contains `path` is delivered
+/// to the sandbox and then its connection is cut before the answer comes back: the write
+/// is done, the client never hears so. Counts the matching requests it saw.
+async fn answer_losing_proxy(
+    upstream: &str,
+    method: &'static str,
+    path: &'static str,
+) -> (String, Arc<std::sync::atomic::AtomicU32>) {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = upstream
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let matched = Arc::new(AtomicU32::new(0));
+    let armed = Arc::new(AtomicBool::new(true));
+    let counter = matched.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                continue;
+            };
+            let (counter, armed) = (counter.clone(), armed.clone());
+            tokio::spawn(async move {
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let cut = Arc::new(AtomicBool::new(false));
+                let cut_up = cut.clone();
+                let up = tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n) = cr.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        let head = String::from_utf8_lossy(&buf[..n.min(512)]).into_owned();
+                        let line = head.lines().next().unwrap_or("");
+                        if line.starts_with(method) && line.contains(path) {
+                            counter.fetch_add(1, Ordering::SeqCst);
+                            if armed.swap(false, Ordering::SeqCst) {
+                                cut_up.store(true, Ordering::SeqCst);
+                            }
+                        }
+                        if sw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = sr.read(&mut buf).await {
+                    if n == 0 || cut.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    if cw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                // Dropping both halves closes the client's connection.
+                up.abort();
+            });
+        }
+    });
+    (url, matched)
+}
+
+/// Sync through a proxy that loses the answer to the write: reported as done (the app
+/// shows it), sent once, run once.
+async fn lost_answer_is_settled_by_reading(
+    sb: &Sandbox,
+    source: &impl ArgoSource,
+    sent: &std::sync::atomic::AtomicU32,
+    label: &str,
+) {
+    let app = quiet_app(source, None).await;
+    let id = format!("{label}-cut");
+    let req = SyncRequest {
+        initiated_by: "fault-operator".into(),
+        info: approval(&id),
+        ..Default::default()
+    };
+    let got = source
+        .sync(&app, req)
+        .await
+        .unwrap_or_else(|e| panic!("{label}: the sync was done and must be reported so: {e}"));
+    assert!(
+        got.operation.is_some() || got.status.operation_state.is_some(),
+        "{label}: the app returned shows the operation"
+    );
+    assert_eq!(
+        sent.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "{label}: the write was sent once"
+    );
+    let seen = kubectl_app(sb, &app.metadata.name);
+    assert!(carries(&seen, &id), "{label}: kubectl sees it: {seen}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_connection_breaks_is_read_back_not_resent() {
+    if !kubectl_available() {
+        return;
+    }
+    let sb = start().await;
+    // API mode: the POST .../sync.
+    let (url, sent) = answer_losing_proxy(&sb.url, "POST ", "/sync").await;
+    let api = ArgoApi::new(ArgoApiOptions {
+        server: url,
+        token: Some(Secret::new(sb.world.users.token(Role::Admin))),
+        ..Default::default()
+    })
+    .expect("client");
+    lost_answer_is_settled_by_reading(&sb, &api, &sent, "api").await;
+
+    // Core mode: the PUT of the Application with its `.operation`.
+    let (url, sent) = answer_losing_proxy(&sb.url, "PUT ", "/applications/").await;
+    let text = std::fs::read_to_string(sb.kubeconfig_path()).expect("kubeconfig");
+    let kc = kube::config::Kubeconfig::from_yaml(&text.replace(&sb.url, &url)).expect("yaml");
+    let cache = tempfile::tempdir().expect("tmp");
+    let core = CoreArgo::connect(CoreOptions {
+        kubeconfig: Some(kc),
+        git: Some(Arc::new(GitMirrors::new(cache.path()))),
+        ..Default::default()
+    })
+    .await
+    .expect("core mode connects");
+    lost_answer_is_settled_by_reading(&sb, &core, &sent, "core").await;
 }
