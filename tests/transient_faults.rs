@@ -818,3 +818,48 @@ async fn a_write_whose_connection_breaks_is_read_back_not_resent() {
     .expect("core mode connects");
     lost_answer_is_settled_by_reading(&sb, &core, &sent, "core").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_ride_out_a_connection_cut_mid_answer_in_both_modes() {
+    let sb = start().await;
+    let want = names(&truth(&sb).await);
+    // API mode: the first list's connection is cut before its answer; the read is retried.
+    let (url, seen) = answer_losing_proxy(&sb.url, "GET ", "/api/v1/applications").await;
+    let api = ArgoApi::new(ArgoApiOptions {
+        server: url,
+        token: Some(Secret::new(sb.world.users.token(Role::Admin))),
+        ..Default::default()
+    })
+    .expect("client");
+    let apps = api.list_applications().await.expect("list after a cut");
+    let mut got: Vec<String> = apps.iter().map(|a| a.metadata.name.clone()).collect();
+    got.sort();
+    assert_eq!(got, want, "api");
+    assert_eq!(
+        seen.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "api: cut, then again"
+    );
+
+    // Core mode, likewise.
+    let (url, seen) = answer_losing_proxy(&sb.url, "GET ", "/applications").await;
+    let text = std::fs::read_to_string(sb.kubeconfig_path()).expect("kubeconfig");
+    let kc = kube::config::Kubeconfig::from_yaml(&text.replace(&sb.url, &url)).expect("yaml");
+    let cache = tempfile::tempdir().expect("tmp");
+    let core = CoreArgo::connect(CoreOptions {
+        kubeconfig: Some(kc),
+        git: Some(Arc::new(GitMirrors::new(cache.path()))),
+        ..Default::default()
+    })
+    .await
+    .expect("core mode connects");
+    let apps = core.list_applications().await.expect("list after a cut");
+    let mut got: Vec<String> = apps.iter().map(|a| a.metadata.name.clone()).collect();
+    got.sort();
+    assert_eq!(got, want, "core");
+    assert_eq!(
+        seen.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "core: cut, then again"
+    );
+}
