@@ -141,12 +141,13 @@ impl Failure {
     }
 
     /// After a write: did this failure leave the write's fate unknown (it may have been
-    /// done)? A connection that failed before anything was sent, or a 4xx/429/503 answer,
-    /// says it was not.
+    /// done)? A connection that broke after the request went out, a timeout, or a gateway
+    /// that lost the backend (502, 504) does. A connection never made, or any answer from
+    /// Argo CD itself (4xx, 429, 500, 503), says it was not done.
     fn fate_unknown(&self) -> bool {
         match self {
             Failure::Transport(e) => !e.is_connect() && !e.is_builder(),
-            Failure::Status { status, .. } => status.is_server_error() && status.as_u16() != 503,
+            Failure::Status { status, .. } => matches!(status.as_u16(), 502 | 504),
             Failure::Uncloneable => false,
         }
     }

@@ -254,7 +254,9 @@ async fn set_operation(
         match api.replace(&name, &PostParams::default(), &updated).await {
             Ok(o) => return convert(inner, &o),
             Err(kube::Error::Api(s)) if s.code == 409 => continue,
-            Err(e) if fate_unknown(&e) => return learn_fate(inner, &name, &what, &sent, e).await,
+            Err(e) if fate_unknown(&e) => {
+                return learn_fate(inner, &api, &name, &what, &sent, e).await;
+            }
             Err(e) => return Err(kube_err(&inner.context, &what, e)),
         }
     }
@@ -263,11 +265,12 @@ async fn set_operation(
     )))
 }
 
-/// Did this failed write leave its fate unknown (the server may have done it)? A definite
-/// refusal (4xx, 429, 503) or a connection never made says it was not done.
+/// Did this failed write leave its fate unknown (the server may have done it)? A broken
+/// connection or a gateway that lost the backend (502, 504) does; any other answer from the
+/// API server (4xx, 429, 500, 503) says it was not done.
 fn fate_unknown(e: &kube::Error) -> bool {
     match e {
-        kube::Error::Api(s) => s.code >= 500 && s.code != 503,
+        kube::Error::Api(s) => matches!(s.code, 502 | 504),
         kube::Error::HyperError(h) => !h.is_canceled(),
         kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
         _ => false,
@@ -281,6 +284,7 @@ const FATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(5);
 /// request still in flight) and report whether the operation landed. Never resend.
 async fn learn_fate(
     inner: &Inner,
+    api: &Api<DynamicObject>,
     name: &str,
     what: &str,
     sent: &SentOperation,
@@ -290,7 +294,10 @@ async fn learn_fate(
     tracing::warn!("{what}: {cause}; reading the app to learn whether it went through");
     let deadline = tokio::time::Instant::now() + FATE_WINDOW;
     let read_error = loop {
-        let read_error = match get(inner, name).await {
+        let seen = read(&inner.context, what, || api.get(name))
+            .await
+            .and_then(|o| convert(inner, &o));
+        let read_error = match seen {
             Ok(app) if sent.landed_in(&app) => return Ok(app),
             Ok(_) => None,
             Err(e) => Some(e.to_string()),
@@ -464,8 +471,8 @@ pub(super) async fn set_auto_sync(
     let obj = match send(auto_sync_patch(app, enabled)).await {
         Err(kube::Error::Api(s)) if s.code == 409 => {
             tracing::info!("{what}: conflict; re-reading the app and sending the patch again");
-            let current = get(inner, name).await?;
-            send(auto_sync_patch(&current, enabled)).await
+            let current = read(&inner.context, &what, || api.get(name)).await?;
+            send(auto_sync_patch(&convert(inner, &current)?, enabled)).await
         }
         other => other,
     }
