@@ -9,10 +9,12 @@
 
 pub mod argocd;
 mod backend;
+pub mod fate;
 pub mod git;
 pub mod github;
 pub mod jenkins;
 pub mod kube;
+pub mod retry;
 pub mod rollout;
 pub mod sse;
 pub mod syncwindow;

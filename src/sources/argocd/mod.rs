@@ -6,6 +6,8 @@
 mod watch;
 mod workloads;
 
+use super::fate::SentOperation;
+use super::retry::{self, Transience};
 use super::{
     AppEvent, ArgoSource, ManagedResource, Refresh, RollbackRequest, SourceError, SyncRequest,
     SyncWindowsState, app_event, info_with_operator,
@@ -90,6 +92,65 @@ struct ApiErrorBody {
     error: Option<String>,
     #[serde(default)]
     message: Option<String>,
+}
+
+/// How one attempt failed, before it becomes a [`SourceError`].
+#[derive(Debug)]
+pub(crate) enum Failure {
+    Transport(reqwest::Error),
+    Status {
+        status: StatusCode,
+        retry_after: Option<Duration>,
+        body: bytes::Bytes,
+    },
+    /// A read whose request could not be cloned for another attempt (not expected: reads
+    /// have no streaming body).
+    Uncloneable,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Transport(e) => write!(f, "{}", error_chain(e)),
+            Failure::Status { status, .. } => write!(f, "HTTP {status}"),
+            Failure::Uncloneable => write!(f, "request cannot be repeated"),
+        }
+    }
+}
+
+impl Failure {
+    /// Worth another attempt, for a read?
+    fn transience(&self) -> Transience {
+        match self {
+            Failure::Status {
+                status,
+                retry_after,
+                ..
+            } if retry::transient_status(status.as_u16()) => Transience::Transient {
+                retry_after: *retry_after,
+            },
+            // Connection refused or reset, a request that could not be sent, a body cut
+            // off; a timeout has already waited its full length and is not repeated.
+            Failure::Transport(e)
+                if !e.is_timeout() && (e.is_connect() || e.is_request() || e.is_body()) =>
+            {
+                Transience::Transient { retry_after: None }
+            }
+            _ => Transience::Permanent,
+        }
+    }
+
+    /// After a write: did this failure leave the write's fate unknown (it may have been
+    /// done)? A connection that broke after the request went out, a timeout, or a gateway
+    /// that lost the backend (502, 504) does. A connection never made, or any answer from
+    /// Argo CD itself (4xx, 429, 500, 503), says it was not done.
+    fn fate_unknown(&self) -> bool {
+        match self {
+            Failure::Transport(e) => !e.is_connect() && !e.is_builder(),
+            Failure::Status { status, .. } => matches!(status.as_u16(), 502 | 504),
+            Failure::Uncloneable => false,
+        }
+    }
 }
 
 impl ArgoApi {
@@ -272,21 +333,81 @@ impl Inner {
         }
     }
 
+    /// One request, once: the body of a success, or what went wrong.
+    async fn attempt(
+        &self,
+        client: &reqwest::Client,
+        req: reqwest::Request,
+    ) -> Result<bytes::Bytes, Failure> {
+        let resp = client.execute(req).await.map_err(Failure::Transport)?;
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(retry::parse_retry_after);
+        let body = resp.bytes().await.map_err(Failure::Transport)?;
+        if !status.is_success() {
+            return Err(Failure::Status {
+                status,
+                retry_after,
+                body,
+            });
+        }
+        Ok(body)
+    }
+
+    fn failure_error(&self, what: &str, f: Failure) -> SourceError {
+        match f {
+            Failure::Transport(e) => self.transport_error(what, e),
+            Failure::Status { status, body, .. } => self.status_error(what, status, &body),
+            Failure::Uncloneable => SourceError::Protocol {
+                server: self.base.clone(),
+                detail: format!("{what}: the request could not be repeated"),
+            },
+        }
+    }
+
+    /// Send a request. Reads (GET, HEAD) retry transient failures under the one read policy
+    /// ([`retry`]); anything else is sent exactly once.
     pub(crate) async fn send_raw(
         &self,
         rb: RequestBuilder,
         what: &str,
     ) -> Result<bytes::Bytes, SourceError> {
-        let resp = rb.send().await.map_err(|e| self.transport_error(what, e))?;
-        let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(what, e))?;
-        if !status.is_success() {
-            return Err(self.status_error(what, status, &body));
+        let (client, req) = rb.build_split();
+        let req = req.map_err(|e| self.transport_error(what, e))?;
+        let idempotent = matches!(*req.method(), Method::GET | Method::HEAD);
+        if !idempotent || req.try_clone().is_none() {
+            return self
+                .attempt(&client, req)
+                .await
+                .map_err(|f| self.failure_error(what, f));
         }
-        Ok(body)
+        retry::read(
+            what,
+            || {
+                let next = req.try_clone();
+                let client = &client;
+                async move {
+                    match next {
+                        Some(r) => self.attempt(client, r).await,
+                        None => Err(Failure::Uncloneable),
+                    }
+                }
+            },
+            Failure::transience,
+        )
+        .await
+        .map_err(|f| self.failure_error(what, f))
+    }
+
+    /// A write sent once, its failure kept whole so the caller can tell "refused" from
+    /// "fate unknown".
+    async fn send_once(&self, rb: RequestBuilder) -> Result<bytes::Bytes, Failure> {
+        let (client, req) = rb.build_split();
+        let req = req.map_err(Failure::Transport)?;
+        self.attempt(&client, req).await
     }
 
     pub(crate) async fn send<T: DeserializeOwned>(
@@ -301,7 +422,23 @@ impl Inner {
         })
     }
 
+    /// Every application (a read: retried under the read policy).
     pub(crate) async fn list(&self) -> Result<(Vec<Application>, Option<String>), SourceError> {
+        self.list_with(true).await
+    }
+
+    /// The list a watcher starts from: one attempt, so a failure is reported as
+    /// `reconnecting` at once and the watcher's own backoff applies.
+    pub(crate) async fn list_once(
+        &self,
+    ) -> Result<(Vec<Application>, Option<String>), SourceError> {
+        self.list_with(false).await
+    }
+
+    async fn list_with(
+        &self,
+        retrying: bool,
+    ) -> Result<(Vec<Application>, Option<String>), SourceError> {
         #[derive(Deserialize)]
         struct Meta {
             #[serde(default, rename = "resourceVersion")]
@@ -314,12 +451,19 @@ impl Inner {
             #[serde(default)]
             metadata: Option<Meta>,
         }
-        let l: List = self
-            .send(
-                self.request(Method::GET, "/api/v1/applications"),
-                "list applications",
-            )
-            .await?;
+        let what = "list applications";
+        let rb = self.request(Method::GET, "/api/v1/applications");
+        let body = if retrying {
+            self.send_raw(rb, what).await?
+        } else {
+            self.send_once(rb)
+                .await
+                .map_err(|f| self.failure_error(what, f))?
+        };
+        let l: List = serde_json::from_slice(&body).map_err(|e| SourceError::Protocol {
+            server: self.base.clone(),
+            detail: format!("{what}: {e}"),
+        })?;
         Ok((
             l.items.unwrap_or_default(),
             l.metadata
@@ -327,7 +471,114 @@ impl Inner {
                 .filter(|v| !v.is_empty()),
         ))
     }
+
+    async fn get_app(&self, app: &Application) -> Result<Application, SourceError> {
+        let path = self.app_path(app, "");
+        self.send(
+            self.request(Method::GET, &path),
+            &format!("application {}", app.metadata.name),
+        )
+        .await
+    }
+
+    /// Send a sync or rollback (`POST .../{suffix}`) once. A 409 (the app changed under the
+    /// server's update; nothing was done) is retried after re-reading the app, a few times.
+    /// A failure that leaves the write's fate unknown is never resent: the app is read to
+    /// learn whether the operation landed, and that is what the caller hears.
+    async fn write_operation(
+        &self,
+        app: &Application,
+        kind: &str,
+        body: &Value,
+        mut sent: SentOperation,
+    ) -> Result<Application, SourceError> {
+        let name = &app.metadata.name;
+        let what = format!("{kind} {name}");
+        let path = format!("/api/v1/applications/{}/{kind}", enc(name));
+        let mut conflicts = 0;
+        loop {
+            sent.sent_at = chrono::Utc::now();
+            let rb = self.request(Method::POST, &path).json(body);
+            let failure = match self.send_once(rb).await {
+                Ok(bytes) => {
+                    return serde_json::from_slice(&bytes).map_err(|e| SourceError::Protocol {
+                        server: self.base.clone(),
+                        detail: format!("{what}: {e}"),
+                    });
+                }
+                Err(f) => f,
+            };
+            match &failure {
+                Failure::Status { status, .. }
+                    if status.as_u16() == 409 && conflicts < CONFLICT_RETRIES =>
+                {
+                    conflicts += 1;
+                    let current = self.get_app(app).await?;
+                    if sent.landed_in(&current) {
+                        return Ok(current);
+                    }
+                    if current.operation.is_some() {
+                        return Err(SourceError::Refused(
+                            crate::sources::kube::ANOTHER_OPERATION.into(),
+                        ));
+                    }
+                    tracing::info!("{what}: conflict; re-read the app, sending again");
+                }
+                f if f.fate_unknown() => {
+                    return self.learn_fate(app, &what, &sent, failure).await;
+                }
+                _ => return Err(self.failure_error(&what, failure)),
+            }
+        }
+    }
+
+    /// The answer to a write never came: look for the operation in the app for a little
+    /// while (a request still in flight at the server lands late) and report what is seen.
+    async fn learn_fate(
+        &self,
+        app: &Application,
+        what: &str,
+        sent: &SentOperation,
+        failure: Failure,
+    ) -> Result<Application, SourceError> {
+        let cause = self.failure_error(what, failure).to_string();
+        tracing::warn!("{what}: {cause}; reading the app to learn whether it went through");
+        let deadline = tokio::time::Instant::now() + FATE_WINDOW;
+        let last_read_error = loop {
+            let read_error = match self.get_app(app).await {
+                Ok(current) if sent.landed_in(&current) => {
+                    tracing::info!("{what}: the app shows the operation; it went through");
+                    return Ok(current);
+                }
+                Ok(_) => None,
+                Err(e) => Some(e.to_string()),
+            };
+            if tokio::time::Instant::now() >= deadline {
+                break read_error;
+            }
+            tokio::time::sleep(FATE_POLL).await;
+        };
+        let detail = match last_read_error {
+            Some(e) => format!(
+                "{cause}; the app could not be read afterwards ({e}), so whether it went through is unknown: look at the app before sending it again (shipdeck did not resend it)"
+            ),
+            None => format!(
+                "{cause}; the app shows no operation from it after {}s, so it was most likely not done; shipdeck did not resend it",
+                FATE_WINDOW.as_secs()
+            ),
+        };
+        Err(SourceError::Unreachable {
+            server: self.base.clone(),
+            detail,
+        })
+    }
 }
+
+/// Re-read-and-resend rounds a sync or rollback gets for 409 Conflict answers.
+const CONFLICT_RETRIES: u32 = 3;
+/// How long shipdeck looks for an operation whose answer never came.
+const FATE_WINDOW: Duration = Duration::from_secs(5);
+const FATE_POLL: Duration = Duration::from_millis(250);
 
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
@@ -511,13 +762,8 @@ impl ArgoSource for ArgoApi {
 
     async fn sync(&self, app: &Application, req: SyncRequest) -> Result<Application, SourceError> {
         let body = sync_body(app, self.inner.app_ns(app), &req);
-        let path = format!("/api/v1/applications/{}/sync", enc(&app.metadata.name));
-        self.inner
-            .send(
-                self.inner.request(Method::POST, &path).json(&body),
-                &format!("sync {}", app.metadata.name),
-            )
-            .await
+        let sent = SentOperation::new(info_with_operator(&req.info, &req.initiated_by), None);
+        self.inner.write_operation(app, "sync", &body, sent).await
     }
 
     async fn rollback(
@@ -526,12 +772,17 @@ impl ArgoSource for ArgoApi {
         req: RollbackRequest,
     ) -> Result<Application, SourceError> {
         let body = rollback_body(app, self.inner.app_ns(app), &req);
-        let path = format!("/api/v1/applications/{}/rollback", enc(&app.metadata.name));
+        // The rollback API carries no info entries: the operation is known by the revision
+        // of the history entry it returns to.
+        let revision = app
+            .status
+            .history
+            .iter()
+            .find(|h| h.id == req.id)
+            .and_then(|h| h.revision.clone().or_else(|| h.revisions.first().cloned()));
+        let sent = SentOperation::new(Vec::new(), revision);
         self.inner
-            .send(
-                self.inner.request(Method::POST, &path).json(&body),
-                &format!("rollback {}", app.metadata.name),
-            )
+            .write_operation(app, "rollback", &body, sent)
             .await
     }
 
@@ -544,17 +795,30 @@ impl ArgoSource for ArgoApi {
         app: &Application,
         enabled: bool,
     ) -> Result<Application, SourceError> {
-        let patch = crate::sources::kube::auto_sync_patch(app, enabled);
-        let body = json!({
-            "name": app.metadata.name,
-            "appNamespace": self.inner.app_ns(app),
-            "patch": patch.to_string(),
-            "patchType": "merge",
-        });
+        let body_for = |a: &Application| {
+            json!({
+                "name": a.metadata.name,
+                "appNamespace": self.inner.app_ns(a),
+                "patch": crate::sources::kube::auto_sync_patch(a, enabled).to_string(),
+                "patchType": "merge",
+            })
+        };
         let path = format!("/api/v1/applications/{}", enc(&app.metadata.name));
         let what = format!("set auto-sync of {}", app.metadata.name);
-        let rb = self.inner.request(Method::PATCH, &path).json(&body);
-        match self.inner.send(rb, &what).await {
+        let patch_once = |body: Value| {
+            let rb = self.inner.request(Method::PATCH, &path).json(&body);
+            let what = &what;
+            async move { self.inner.send::<Application>(rb, what).await }
+        };
+        // A 409 means the patch was not applied: re-read the app, build the patch from what
+        // it is now, and send it once more.
+        let mut answer = patch_once(body_for(app)).await;
+        if let Err(SourceError::Conflict(_)) = answer {
+            tracing::info!("{what}: conflict; re-reading the app and sending the patch again");
+            let current = self.inner.get_app(app).await?;
+            answer = patch_once(body_for(&current)).await;
+        }
+        match answer {
             Err(SourceError::NotFound(_)) | Err(SourceError::Protocol { .. }) => {
                 Err(SourceError::Refused(format!(
                     "{} does not accept application patches over its API; change the sync policy with `argocd app set {} --sync-policy {}` or in Git",

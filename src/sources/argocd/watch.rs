@@ -1,11 +1,15 @@
 //! Watching applications over the API: list (a Resync), then the SSE stream
 //! `/api/v1/stream/applications` from the list's resourceVersion, parsed incrementally.
 //! On any loss (error message, closed stream, silence past the keepalive interval) it
-//! reports Reconnecting, backs off, and starts again with a fresh list.
+//! reports Reconnecting, backs off (the reconnect policy of `sources::retry`, capped at a
+//! few seconds so the board converges soon after a fault clears), and starts again with a
+//! fresh list.
 
 use super::Inner;
 use crate::model::{AppId, Application, Connection, Update};
+use crate::sources::retry;
 use crate::sources::sse::SseParser;
+use backon::BackoffBuilder;
 use futures::StreamExt;
 use reqwest::Method;
 use serde::Deserialize;
@@ -16,8 +20,6 @@ use tokio::task::JoinHandle;
 
 /// Argo CD sends a keepalive every 15 s; silence this long means the stream is dead.
 const IDLE_LIMIT: Duration = Duration::from_secs(60);
-const BACKOFF_MIN: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 #[derive(Deserialize)]
 struct WatchEvent {
@@ -66,14 +68,14 @@ pub(super) fn watch(inner: Arc<Inner>, tx: mpsc::Sender<Update>) -> JoinHandle<(
         {
             return;
         }
-        let mut backoff = BACKOFF_MIN;
+        let mut backoff = BackoffBuilder::build(retry::reconnect_backoff());
         let mut since = now();
         loop {
             match run_once(&inner, &tx, &mut since).await {
                 Outcome::Closed => return,
                 Outcome::Lost { reason, proved } => {
                     if proved {
-                        backoff = BACKOFF_MIN;
+                        backoff = BackoffBuilder::build(retry::reconnect_backoff());
                     }
                     tracing::info!(source = %source, "application stream lost: {reason}");
                     let state = Connection::Reconnecting {
@@ -90,11 +92,11 @@ pub(super) fn watch(inner: Arc<Inner>, tx: mpsc::Sender<Update>) -> JoinHandle<(
                     {
                         return;
                     }
+                    let wait = backoff.next().unwrap_or(retry::RECONNECT_MAX_DELAY);
                     tokio::select! {
                         _ = tx.closed() => return,
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = tokio::time::sleep(wait) => {}
                     }
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
             }
         }
@@ -106,7 +108,7 @@ fn id_of(inner: &Inner, app: &Application) -> AppId {
 }
 
 async fn run_once(inner: &Inner, tx: &mpsc::Sender<Update>, since: &mut String) -> Outcome {
-    let (apps, rv) = match inner.list().await {
+    let (apps, rv) = match inner.list_once().await {
         Ok(x) => x,
         Err(e) => {
             return Outcome::Lost {

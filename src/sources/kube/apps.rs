@@ -3,24 +3,25 @@
 //! rollback makes (as `argocd --core` does: refuse when one is set, update with retry on
 //! conflict), auto-sync on/off, access reviews and sync windows.
 
-use super::{Inner, kube_err};
+use super::{Inner, kube_err, read};
 use crate::model::{
     AppId, AppProject, Application, Connection, InitiatedBy, Operation, SyncOperation, Update,
 };
+use crate::sources::fate::SentOperation;
+use crate::sources::retry;
 use crate::sources::{
     Refresh, RollbackRequest, SourceError, SyncRequest, SyncWindowsState, syncwindow,
 };
+use backon::BackoffBuilder;
 use futures::StreamExt;
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
-use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event, watcher};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -74,10 +75,9 @@ fn now() -> String {
 }
 
 pub(super) async fn list(inner: &Inner) -> Result<Vec<Application>, SourceError> {
-    let list = apps_api(inner, &inner.namespace)
-        .list(&Default::default())
-        .await
-        .map_err(|e| kube_err(&inner.context, "list applications", e))?;
+    let api = apps_api(inner, &inner.namespace);
+    let lp = kube::api::ListParams::default();
+    let list = read(&inner.context, "list applications", || api.list(&lp)).await?;
     Ok(list
         .items
         .iter()
@@ -86,10 +86,11 @@ pub(super) async fn list(inner: &Inner) -> Result<Vec<Application>, SourceError>
 }
 
 pub(super) async fn get(inner: &Inner, name: &str) -> Result<Application, SourceError> {
-    let obj = apps_api(inner, &inner.namespace)
-        .get(name)
-        .await
-        .map_err(|e| kube_err(&inner.context, &format!("application {name}"), e))?;
+    let api = apps_api(inner, &inner.namespace);
+    let obj = read(&inner.context, &format!("application {name}"), || {
+        api.get(name)
+    })
+    .await?;
     convert(inner, &obj)
 }
 
@@ -109,13 +110,6 @@ pub(super) async fn request_refresh(
     Ok(())
 }
 
-/// Is this watcher error the watch start answering HTTP 410? kube-rs relists on a 410 watch
-/// ERROR event (what real API servers send) but retries the same resourceVersion forever
-/// when the watch request itself is answered with 410, so that case restarts the watcher.
-fn is_gone_at_start(e: &watcher::Error) -> bool {
-    matches!(e, watcher::Error::WatchStartFailed(kube::Error::Api(s)) if s.code == 410)
-}
-
 fn reason_of(inner: &Inner, e: watcher::Error) -> String {
     let mapped = match e {
         watcher::Error::InitialListFailed(k)
@@ -129,6 +123,11 @@ fn reason_of(inner: &Inner, e: watcher::Error) -> String {
     crate::model::text::sanitize(&mapped).into_owned()
 }
 
+/// Watch Applications with kube-rs' watcher. Any error (a failed list, a watch that will
+/// not start, 410 Gone, a broken stream) is reported at once as `reconnecting` with the
+/// reason, and the watcher starts over with a fresh list after the reconnect backoff of
+/// [`crate::sources::retry`] (capped at a few seconds, so the board converges soon after a
+/// fault clears). `connected` is reported after each complete list, never on a stale board.
 pub(super) fn watch(inner: Arc<Inner>, tx: mpsc::Sender<Update>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let source = inner.instance.clone();
@@ -140,20 +139,20 @@ pub(super) fn watch(inner: Arc<Inner>, tx: mpsc::Sender<Update>) -> JoinHandle<(
             return;
         }
         let mut since = now();
-        let mut connected = false;
+        let mut backoff = BackoffBuilder::build(retry::reconnect_backoff());
         loop {
             let api = apps_api(&inner, &inner.namespace);
-            let mut stream = watcher(api, watcher::Config::default())
-                .default_backoff()
-                .boxed();
+            // No StreamBackoff: on an error this loop drops the watcher and relists itself.
+            let mut stream = watcher(api, watcher::Config::default()).boxed();
             let mut buffer: Vec<(AppId, Application)> = Vec::new();
-            let restart = loop {
+            let mut listed = false;
+            loop {
                 let next = tokio::select! {
                     _ = tx.closed() => return,
                     n = stream.next() => n,
                 };
                 let update = match next {
-                    None => break true,
+                    None => break,
                     Some(Ok(Event::Init)) => {
                         buffer.clear();
                         None
@@ -177,8 +176,6 @@ pub(super) fn watch(inner: Arc<Inner>, tx: mpsc::Sender<Update>) -> JoinHandle<(
                         .ok()
                         .map(|app| Update::Delete(id_of(&inner, &app))),
                     Some(Err(e)) => {
-                        let gone = is_gone_at_start(&e);
-                        connected = false;
                         let reason = reason_of(&inner, e);
                         tracing::info!(source = %inner.instance, "application watch: {reason}");
                         let state = Connection::Reconnecting {
@@ -188,36 +185,28 @@ pub(super) fn watch(inner: Arc<Inner>, tx: mpsc::Sender<Update>) -> JoinHandle<(
                         if tx.send(conn(state)).await.is_err() {
                             return;
                         }
-                        if gone {
-                            break true;
-                        }
-                        continue;
+                        break;
                     }
                 };
-                // A complete list proves the connection, and so does a change after an
-                // error (the watch resumed).
-                let proves = matches!(
-                    update,
-                    Some(Update::Resync { .. } | Update::Upsert(..) | Update::Delete(_))
-                );
+                let resync = matches!(update, Some(Update::Resync { .. }));
                 if let Some(u) = update {
                     if tx.send(u).await.is_err() {
                         return;
                     }
                     since = now();
                 }
-                if !connected && proves {
-                    connected = true;
+                if resync && !listed {
+                    listed = true;
+                    backoff = BackoffBuilder::build(retry::reconnect_backoff());
                     if tx.send(conn(Connection::Connected)).await.is_err() {
                         return;
                     }
                 }
-            };
-            if restart {
-                tokio::select! {
-                    _ = tx.closed() => return,
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                }
+            }
+            let wait = backoff.next().unwrap_or(retry::RECONNECT_MAX_DELAY);
+            tokio::select! {
+                _ = tx.closed() => return,
+                _ = tokio::time::sleep(wait) => {}
             }
         }
     })
@@ -235,10 +224,7 @@ async fn set_operation(
     let api = apps_api(inner, &ns);
     let what = format!("application {name}");
     for _ in 0..8 {
-        let obj = api
-            .get(&name)
-            .await
-            .map_err(|e| kube_err(&inner.context, &what, e))?;
+        let obj = read(&inner.context, &what, || api.get(&name)).await?;
         let mut raw = serde_json::to_value(&obj).map_err(|e| SourceError::Protocol {
             server: inner.context.clone(),
             detail: e.to_string(),
@@ -248,6 +234,10 @@ async fn set_operation(
         }
         let current = convert(inner, &obj)?;
         let op = build(&current)?;
+        let mut sent = SentOperation::new(
+            op.info.clone(),
+            op.sync.as_ref().and_then(|s| s.revision.clone()),
+        );
         raw["operation"] = serde_json::to_value(&op).map_err(|e| SourceError::Protocol {
             server: inner.context.clone(),
             detail: e.to_string(),
@@ -260,15 +250,76 @@ async fn set_operation(
                 server: inner.context.clone(),
                 detail: e.to_string(),
             })?;
+        sent.sent_at = chrono::Utc::now();
         match api.replace(&name, &PostParams::default(), &updated).await {
             Ok(o) => return convert(inner, &o),
             Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) if fate_unknown(&e) => {
+                return learn_fate(inner, &api, &name, &what, &sent, e).await;
+            }
             Err(e) => return Err(kube_err(&inner.context, &what, e)),
         }
     }
     Err(SourceError::Conflict(format!(
         "{what} kept changing while shipdeck wrote the operation; try again"
     )))
+}
+
+/// Did this failed write leave its fate unknown (the server may have done it)? A broken
+/// connection or a gateway that lost the backend (502, 504) does; any other answer from the
+/// API server (4xx, 429, 500, 503) says it was not done.
+fn fate_unknown(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => matches!(s.code, 502 | 504),
+        kube::Error::HyperError(h) => !h.is_canceled(),
+        kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
+        _ => false,
+    }
+}
+
+/// How long shipdeck looks for an operation whose answer never came.
+const FATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The answer to the `.operation` write never came: read the app (a few times, for a
+/// request still in flight) and report whether the operation landed. Never resend.
+async fn learn_fate(
+    inner: &Inner,
+    api: &Api<DynamicObject>,
+    name: &str,
+    what: &str,
+    sent: &SentOperation,
+    e: kube::Error,
+) -> Result<Application, SourceError> {
+    let cause = kube_err(&inner.context, what, e).to_string();
+    tracing::warn!("{what}: {cause}; reading the app to learn whether it went through");
+    let deadline = tokio::time::Instant::now() + FATE_WINDOW;
+    let read_error = loop {
+        let seen = read(&inner.context, what, || api.get(name))
+            .await
+            .and_then(|o| convert(inner, &o));
+        let read_error = match seen {
+            Ok(app) if sent.landed_in(&app) => return Ok(app),
+            Ok(_) => None,
+            Err(e) => Some(e.to_string()),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            break read_error;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    let detail = match read_error {
+        Some(e) => format!(
+            "{cause}; the app could not be read afterwards ({e}), so whether it went through is unknown: look at the app before sending it again (shipdeck did not resend it)"
+        ),
+        None => format!(
+            "{cause}; the app shows no operation from it after {}s, so it was most likely not done; shipdeck did not resend it",
+            FATE_WINDOW.as_secs()
+        ),
+    };
+    Err(SourceError::Unreachable {
+        server: inner.context.clone(),
+        detail,
+    })
 }
 
 fn initiated_by(user: &str) -> Option<InitiatedBy> {
@@ -405,12 +456,27 @@ pub(super) async fn set_auto_sync(
     app: &Application,
     enabled: bool,
 ) -> Result<Application, SourceError> {
-    let patch = auto_sync_patch(app, enabled);
     let name = &app.metadata.name;
-    let obj = apps_api(inner, app_ns(inner, app))
-        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map_err(|e| kube_err(&inner.context, &format!("application {name}"), e))?;
+    let what = format!("application {name}");
+    let api = apps_api(inner, app_ns(inner, app));
+    let send = |patch: Value| {
+        let api = &api;
+        async move {
+            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+        }
+    };
+    // A 409 means the patch was not applied: re-read, rebuild it from what the app is now,
+    // and send it once more.
+    let obj = match send(auto_sync_patch(app, enabled)).await {
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            tracing::info!("{what}: conflict; re-reading the app and sending the patch again");
+            let current = read(&inner.context, &what, || api.get(name)).await?;
+            send(auto_sync_patch(&convert(inner, &current)?, enabled)).await
+        }
+        other => other,
+    }
+    .map_err(|e| kube_err(&inner.context, &what, e))?;
     convert(inner, &obj)
 }
 
@@ -444,10 +510,9 @@ pub(super) async fn can_i(
         ..Default::default()
     };
     let api: Api<SelfSubjectAccessReview> = Api::all(inner.client.clone());
-    let answer = api
-        .create(&PostParams::default(), &review)
-        .await
-        .map_err(|e| kube_err(&inner.context, "access review", e))?;
+    // An access review is a question, not a change: as safe to repeat as a read.
+    let pp = PostParams::default();
+    let answer = read(&inner.context, "access review", || api.create(&pp, &review)).await?;
     Ok(answer.status.is_some_and(|s| s.allowed))
 }
 
@@ -462,10 +527,10 @@ pub(super) async fn sync_windows(
     };
     let api: Api<DynamicObject> =
         Api::namespaced_with(inner.client.clone(), &inner.namespace, &project_resource());
-    let obj = api
-        .get_opt(project)
-        .await
-        .map_err(|e| kube_err(&inner.context, &format!("project {project}"), e))?;
+    let obj = read(&inner.context, &format!("project {project}"), || {
+        api.get_opt(project)
+    })
+    .await?;
     let Some(obj) = obj else {
         return Ok(SyncWindowsState {
             can_sync: true,

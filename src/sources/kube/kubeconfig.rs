@@ -83,9 +83,13 @@ pub async fn client_for(kc: &Kubeconfig, context: &str) -> Result<kube::Client, 
         context: Some(context.to_string()),
         ..Default::default()
     };
-    let config = kube::Config::from_custom_kubeconfig(kc.clone(), &opts)
+    let mut config = kube::Config::from_custom_kubeconfig(kc.clone(), &opts)
         .await
         .map_err(|e| SourceError::Config(format!("kubeconfig context {context:?}: {e}")))?;
+    // kube-rs would retry 429/503/504 on every request, writes included, up to 15 times
+    // with delays growing to 1000 s. shipdeck retries reads itself, bounded
+    // (`sources::retry`), and sends writes once.
+    config.default_retry = false;
     kube::Client::try_from(config)
         .map_err(|e| SourceError::Config(format!("kubeconfig context {context:?}: {e}")))
 }

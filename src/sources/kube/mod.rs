@@ -15,6 +15,7 @@ pub use apps::{
 };
 
 use super::git::GitMirrors;
+use super::retry::{self, Transience};
 use super::{
     AppEvent, ArgoSource, ManagedResource, Refresh, RollbackRequest, SourceError, SyncRequest,
     SyncWindowsState,
@@ -160,6 +161,36 @@ impl Inner {
         cache.insert(ctx.clone(), client.clone());
         Ok((ctx, client))
     }
+}
+
+/// Is this kube-rs error worth another attempt, for an idempotent read? 429 and 5xx
+/// (with a Status' `retryAfterSeconds` honoured) and connection failures are.
+pub(crate) fn transience(e: &kube::Error) -> Transience {
+    match e {
+        kube::Error::Api(s) if retry::transient_status(s.code) => Transience::Transient {
+            retry_after: s
+                .details
+                .as_ref()
+                .map(|d| d.retry_after_seconds)
+                .filter(|s| *s > 0)
+                .map(|s| std::time::Duration::from_secs(u64::from(s))),
+        },
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => {
+            Transience::Transient { retry_after: None }
+        }
+        _ => Transience::Permanent,
+    }
+}
+
+/// Run an idempotent read under the one read policy ([`retry`]), its last error mapped.
+pub(crate) async fn read<T, F, Fut>(context: &str, what: &str, op: F) -> Result<T, SourceError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    retry::read(what, op, transience)
+        .await
+        .map_err(|e| kube_err(context, what, e))
 }
 
 /// Map a kube-rs error to what the operator needs to know.

@@ -3,7 +3,7 @@
 //! and kubectl is installed), paired with the live objects fetched from the destination.
 //! Normalizing and comparing is `ops`' job; this only fetches.
 
-use super::{Inner, kube_err};
+use super::{Inner, read};
 use crate::model::Application;
 use crate::sources::{ManagedResource, SourceError};
 use kube::api::{Api, DynamicObject};
@@ -215,10 +215,11 @@ pub(super) async fn managed_resources(
                 } else {
                     Api::all_with(client.clone(), ar)
                 };
-                api.get_opt(&name)
-                    .await
-                    .map_err(|e| kube_err(&ctx, &format!("{kind} {namespace}/{name}"), e))?
-                    .and_then(|o| serde_json::to_value(o).ok())
+                read(&ctx, &format!("{kind} {namespace}/{name}"), || {
+                    api.get_opt(&name)
+                })
+                .await?
+                .and_then(|o| serde_json::to_value(o).ok())
             }
             None => None,
         };

@@ -2,7 +2,7 @@
 //! its Events and pod logs, read through the kubeconfig context that reaches that cluster.
 //! Workloads are watched only while someone looks (the task ends when the receiver drops).
 
-use super::{Inner, kube_err};
+use super::{Inner, read};
 use crate::model::{Application, WorkloadRollout};
 use crate::sources::{AppEvent, SourceError, app_event, rollout};
 use futures::StreamExt;
@@ -72,22 +72,16 @@ pub(super) async fn workloads(
     let lp = ListParams::default();
     for ns in namespaces(app) {
         let what = |k: &str| format!("{k} in {ns}");
-        let ds = Api::<Deployment>::namespaced(client.clone(), &ns)
-            .list(&lp)
-            .await
-            .map_err(|e| kube_err(&ctx, &what("deployments"), e))?;
+        let api = Api::<Deployment>::namespaced(client.clone(), &ns);
+        let ds = read(&ctx, &what("deployments"), || api.list(&lp)).await?;
         let mine: Vec<Deployment> = ds.items.into_iter().filter(|d| belongs(app, d)).collect();
         if mine.is_empty() {
             continue;
         }
-        let rs = Api::<ReplicaSet>::namespaced(client.clone(), &ns)
-            .list(&lp)
-            .await
-            .map_err(|e| kube_err(&ctx, &what("replicasets"), e))?;
-        let ps = Api::<Pod>::namespaced(client.clone(), &ns)
-            .list(&lp)
-            .await
-            .map_err(|e| kube_err(&ctx, &what("pods"), e))?;
+        let api = Api::<ReplicaSet>::namespaced(client.clone(), &ns);
+        let rs = read(&ctx, &what("replicasets"), || api.list(&lp)).await?;
+        let api = Api::<Pod>::namespaced(client.clone(), &ns);
+        let ps = read(&ctx, &what("pods"), || api.list(&lp)).await?;
         deployments.extend(mine);
         replicasets.extend(rs.items);
         pods.extend(ps.items);
@@ -181,10 +175,8 @@ pub(super) async fn events(inner: &Inner, app: &Application) -> Result<Vec<AppEv
         app.metadata.namespace.clone()
     };
     let lp = ListParams::default().fields(&format!("involvedObject.name={}", app.metadata.name));
-    let own = Api::<Event>::namespaced(inner.client.clone(), &ns)
-        .list(&lp)
-        .await
-        .map_err(|e| kube_err(&inner.context, "events", e))?;
+    let api = Api::<Event>::namespaced(inner.client.clone(), &ns);
+    let own = read(&inner.context, "events", || api.list(&lp)).await?;
     let mut out: Vec<AppEvent> = own
         .items
         .iter()
@@ -199,10 +191,9 @@ pub(super) async fn events(inner: &Inner, app: &Application) -> Result<Vec<AppEv
         .collect();
     if let Ok((ctx, client)) = inner.dest_client(app).await {
         for dns in namespaces(app) {
-            let list = Api::<Event>::namespaced(client.clone(), &dns)
-                .list(&ListParams::default())
-                .await
-                .map_err(|e| kube_err(&ctx, &format!("events in {dns}"), e))?;
+            let api = Api::<Event>::namespaced(client.clone(), &dns);
+            let all = ListParams::default();
+            let list = read(&ctx, &format!("events in {dns}"), || api.list(&all)).await?;
             out.extend(
                 list.items
                     .iter()
@@ -233,9 +224,10 @@ pub(super) async fn pod_logs(
         tail_lines: Some(i64::from(tail)),
         ..Default::default()
     };
-    let text = Api::<Pod>::namespaced(client, namespace)
-        .logs(pod, &lp)
-        .await
-        .map_err(|e| kube_err(&ctx, &format!("logs of {namespace}/{pod}"), e))?;
+    let api = Api::<Pod>::namespaced(client, namespace);
+    let text = read(&ctx, &format!("logs of {namespace}/{pod}"), || {
+        api.logs(pod, &lp)
+    })
+    .await?;
     Ok(text.lines().map(str::to_string).collect())
 }
