@@ -295,9 +295,7 @@ fn field(spec: &str, b: &Bounds) -> Result<u64, String> {
             ));
         }
         if step == 0 {
-            return Err(format!(
-                "step of range should be a positive number: {expr}"
-            ));
+            return Err(format!("step of range should be a positive number: {expr}"));
         }
         let mut v = start;
         while v <= end {
@@ -471,7 +469,9 @@ pub fn is_active(w: &SyncWindow, now: DateTime<Utc>) -> Result<bool, WindowError
     if duration <= Duration::zero() {
         return Ok(false);
     }
-    let after = now.checked_sub_signed(duration).unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let after = now
+        .checked_sub_signed(duration)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
     Ok(schedule.last_start(tz, now, after).is_some())
 }
 
@@ -543,7 +543,11 @@ impl Evaluation {
 }
 
 fn describe(w: &SyncWindow) -> String {
-    let tz = w.time_zone.as_deref().filter(|z| !z.is_empty()).unwrap_or("UTC");
+    let tz = w
+        .time_zone
+        .as_deref()
+        .filter(|z| !z.is_empty())
+        .unwrap_or("UTC");
     format!("{} '{}' for {} {}", w.kind, w.schedule, w.duration, tz)
 }
 
@@ -608,9 +612,24 @@ mod tests {
     #[test]
     fn cron_fields_as_robfig() {
         // 2026-11-20 is a Friday.
-        assert!(open("*/15 9-17 * * 1-5", "1m", None, "2026-11-20T09:30:30Z"));
-        assert!(!open("*/15 9-17 * * 1-5", "1m", None, "2026-11-20T09:31:30Z"));
-        assert!(!open("*/15 9-17 * * 1-5", "1m", None, "2026-11-21T09:30:30Z"));
+        assert!(open(
+            "*/15 9-17 * * 1-5",
+            "1m",
+            None,
+            "2026-11-20T09:30:30Z"
+        ));
+        assert!(!open(
+            "*/15 9-17 * * 1-5",
+            "1m",
+            None,
+            "2026-11-20T09:31:30Z"
+        ));
+        assert!(!open(
+            "*/15 9-17 * * 1-5",
+            "1m",
+            None,
+            "2026-11-21T09:30:30Z"
+        ));
         // Both day fields restricted: either matches.
         assert!(open("0 22 1,15 * 0", "1h", None, "2026-11-01T22:10:00Z"));
         assert!(open("0 22 1,15 * sun", "1h", None, "2026-11-22T22:10:00Z"));
@@ -641,7 +660,10 @@ mod tests {
     #[test]
     fn open_interval_is_after_start_and_before_end() {
         let now = "2026-03-06T22:00:00Z";
-        assert!(!open("0 22 * * *", "1h", None, now), "not yet at the start instant");
+        assert!(
+            !open("0 22 * * *", "1h", None, now),
+            "not yet at the start instant"
+        );
         assert!(open("0 22 * * *", "1h", None, "2026-03-06T22:00:01Z"));
         assert!(open("0 22 * * *", "1h", None, "2026-03-06T22:59:59Z"));
         assert!(!open("0 22 * * *", "1h", None, "2026-03-06T23:00:00Z"));
@@ -656,7 +678,10 @@ mod tests {
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::minutes(90));
         assert_eq!(parse_duration("1.5h").unwrap(), Duration::minutes(90));
         assert_eq!(parse_duration("90s").unwrap(), Duration::seconds(90));
-        assert_eq!(parse_duration("300ms").unwrap(), Duration::milliseconds(300));
+        assert_eq!(
+            parse_duration("300ms").unwrap(),
+            Duration::milliseconds(300)
+        );
         assert_eq!(parse_duration("-30m").unwrap(), Duration::minutes(-30));
         assert_eq!(parse_duration("0").unwrap(), Duration::zero());
         assert_eq!(parse_duration("1.s").unwrap(), Duration::seconds(1));
@@ -680,14 +705,22 @@ mod tests {
         assert!(open("0 20 * * fri", "2h", ny, "2026-11-21T01:30:00Z"));
         assert!(!open("0 20 * * fri", "2h", None, "2026-11-21T01:30:00Z"));
         // A schedule's own TZ= prefix wins.
-        assert!(open("CRON_TZ=Asia/Tokyo 0 9 * * *", "1h", None, "2026-07-15T00:30:00Z"));
+        assert!(open(
+            "CRON_TZ=Asia/Tokyo 0 9 * * *",
+            "1h",
+            None,
+            "2026-07-15T00:30:00Z"
+        ));
         // A start inside the spring-forward gap (02:30 on 2026-03-29 in Berlin) does not
         // happen that day.
         assert!(!open("30 2 29 3 *", "1h", berlin, "2026-03-29T01:45:00Z"));
         // An unknown zone is an error, not UTC.
         let mut w = window("deny", "* * * * *", "1h");
         w.time_zone = Some("Mars/Olympus".into());
-        assert!(matches!(is_active(&w, at("2026-01-01T00:00:00Z")), Err(WindowError::TimeZone(_))));
+        assert!(matches!(
+            is_active(&w, at("2026-01-01T00:00:00Z")),
+            Err(WindowError::TimeZone(_))
+        ));
         let e = evaluate(&[w], &APP, at("2026-01-01T00:00:00Z"));
         assert!(!e.can_sync(true));
         assert!(e.refusal(true).unwrap().contains("Mars/Olympus"));
@@ -701,7 +734,10 @@ mod tests {
         w.namespaces = vec!["sh?p".into()];
         assert!(applies(&w, &APP).unwrap(), "OR: the namespace is enough");
         w.and_operator = true;
-        assert!(!applies(&w, &APP).unwrap(), "AND: the app name must match too");
+        assert!(
+            !applies(&w, &APP).unwrap(),
+            "AND: the app name must match too"
+        );
         w.applications = vec!["shop-{prod,staging}".into()];
         assert!(applies(&w, &APP).unwrap());
         w.clusters = vec!["https://*".into()];
@@ -716,7 +752,10 @@ mod tests {
             applications: vec![],
             ..none
         };
-        assert!(!applies(&none, &APP).unwrap(), "a window naming nothing applies to nothing");
+        assert!(
+            !applies(&none, &APP).unwrap(),
+            "a window naming nothing applies to nothing"
+        );
         let mut bad = window("deny", "* * * * *", "1h");
         bad.applications = vec!["[".into()];
         let e = evaluate(&[bad], &APP, at("2026-01-01T00:00:00Z"));
