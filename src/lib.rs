@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod model;
 pub mod ops;
+pub mod paths;
 pub use shipdeck_sandbox as sandbox;
 pub mod secrets;
 pub mod sources;

@@ -26,17 +26,17 @@ use tokio::sync::mpsc;
 
 /// Where shipdeck keeps its data (logs, audit log).
 pub fn data_dir() -> Option<PathBuf> {
-    directories::ProjectDirs::from("", "", "shipdeck").map(|d| d.data_dir().to_path_buf())
+    crate::paths::data_dir()
 }
 
 fn config_dir() -> Option<PathBuf> {
-    directories::ProjectDirs::from("", "", "shipdeck").map(|d| d.config_dir().to_path_buf())
+    crate::paths::config_dir()
 }
 
 /// Log to `<data dir>/logs/shipdeck.log`, never to the terminal the console owns. The
 /// guard must live as long as the console so buffered lines are written.
 pub fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
-    let dir = data_dir()?.join("logs");
+    let dir = crate::paths::log_dir()?;
     std::fs::create_dir_all(&dir).ok()?;
     let appender = tracing_appender::rolling::never(&dir, "shipdeck.log");
     let (writer, guard) = tracing_appender::non_blocking(appender);
