@@ -4,13 +4,14 @@
 //! rely on, so every test asserts them. Every wait has a deadline; no fixed sleeps.
 
 use serde_json::Value;
-use shipdeck::sandbox::{Sandbox, SandboxOptions};
+use shipdeck::sandbox::Sandbox;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 use tempfile::TempDir;
 
-const DEADLINE: Duration = Duration::from_secs(30);
+mod common;
+use common::DEADLINE;
 
 struct World {
     sandbox: Sandbox,
@@ -36,13 +37,7 @@ fn parse_env(text: &str) -> BTreeMap<String, String> {
 }
 
 async fn start() -> World {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let sandbox = Sandbox::start(SandboxOptions {
-        time_scale: 0.02,
-        ..Default::default()
-    })
-    .await
-    .expect("sandbox starts");
+    let sandbox = common::sandbox().await;
     let text = std::fs::read_to_string(sandbox.env_path()).expect("env file");
     World {
         vars: parse_env(&text),
@@ -179,14 +174,11 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if f().await {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::wait_for(what, || {
+        let fut = f();
+        async move { fut.await.then_some(()) }
+    })
+    .await
 }
 
 /// A prod app Git has moved past, as status reports it.

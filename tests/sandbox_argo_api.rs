@@ -6,75 +6,11 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use shipdeck::sandbox::auth::Role;
 use shipdeck::sandbox::store::APPLICATIONS;
-use shipdeck::sandbox::{ARGOCD_NAMESPACE, IN_CLUSTER, Sandbox, SandboxOptions};
+use shipdeck::sandbox::{ARGOCD_NAMESPACE, IN_CLUSTER};
 use std::time::Duration;
 
-async fn sandbox() -> Sandbox {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    Sandbox::start(SandboxOptions {
-        time_scale: 0.02,
-        ..Default::default()
-    })
-    .await
-    .expect("sandbox starts")
-}
-
-struct Api {
-    url: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    fn new(sb: &Sandbox, role: Role) -> Api {
-        Api {
-            url: sb.url.clone(),
-            token: sb.world.users.token(role),
-            http: reqwest::Client::new(),
-        }
-    }
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .expect("request");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.url))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .expect("request");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-}
-
-async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-}
+mod common;
+use common::{Api, sandbox, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_session_list_get_and_can_i() {
