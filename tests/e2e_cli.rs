@@ -196,33 +196,30 @@ async fn status_is_the_same_in_core_and_api_mode() {
     let w = start().await;
     // Controllers may be mid-change on a loaded machine: the two listings must agree once
     // nothing moves between them.
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
+    let core = common::wait_ok("core and API mode to agree", DEADLINE, || async {
         let core = comparable(&w.status(Mode::Core).await);
         let api = comparable(&w.status(Mode::Api).await);
         if core == api {
-            assert!(!core.is_empty(), "no apps listed");
-            let first = &core[0];
-            for k in [
-                "name",
-                "environment",
-                "service",
-                "sync",
-                "health",
-                "revision",
-                "deployed_revision",
-                "out_of_sync",
-                "auto_sync",
-            ] {
-                assert!(first.get(k).is_some(), "field {k} missing in {first}");
-            }
-            break;
+            Ok(core)
+        } else {
+            Err(format!("core {core:#?}\napi {api:#?}"))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "core and API mode disagree:\ncore {core:#?}\napi {api:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    })
+    .await;
+    assert!(!core.is_empty(), "no apps listed");
+    let first = &core[0];
+    for k in [
+        "name",
+        "environment",
+        "service",
+        "sync",
+        "health",
+        "revision",
+        "deployed_revision",
+        "out_of_sync",
+        "auto_sync",
+    ] {
+        assert!(first.get(k).is_some(), "field {k} missing in {first}");
     }
 }
 
@@ -230,8 +227,7 @@ async fn status_is_the_same_in_core_and_api_mode() {
 async fn status_matches_the_sandbox_truth() {
     let w = start().await;
     let truth_url = format!("{}/_sandbox/truth", w.sandbox.url);
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
+    common::wait_ok("status to match the sandbox truth", DEADLINE, || async {
         let truth: Vec<Value> = reqwest::get(&truth_url)
             .await
             .expect("truth")
@@ -263,14 +259,12 @@ async fn status_matches_the_sandbox_truth() {
             })
             .collect();
         if ours == theirs {
-            break;
+            Ok(())
+        } else {
+            Err(format!("ours {ours:#?}\ntruth {theirs:#?}"))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "status differs from truth:\nours {ours:#?}\ntruth {theirs:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -323,7 +323,7 @@ async fn kubectl_patches_an_operation_and_follows_the_rollout() {
     // rollout to follow (not the finished one from before).
     {
         let (k, before) = (&k, &before);
-        common::wait_for_within(
+        common::wait_ok(
             &format!("the sync to change the Deployment from {before}"),
             Duration::from_secs(60),
             move || async move {
@@ -338,7 +338,11 @@ async fn kubectl_patches_an_operation_and_follows_the_rollout() {
                         "jsonpath={.spec.template.spec.containers[0].image}",
                     ])
                     .await;
-                (now != *before).then_some(())
+                if now != *before {
+                    Ok(())
+                } else {
+                    Err(format!("image still {now}"))
+                }
             },
         )
         .await;
@@ -360,7 +364,7 @@ async fn kubectl_patches_an_operation_and_follows_the_rollout() {
 
     {
         let k = &k;
-        common::wait_for_within(
+        common::wait_ok(
             "the operation to finish as Succeeded Synced kubectl-user",
             Duration::from_secs(60),
             move || async move {
@@ -375,7 +379,11 @@ async fn kubectl_patches_an_operation_and_follows_the_rollout() {
                         "jsonpath={.status.operationState.phase} {.status.sync.status} {.status.history[-1:].initiatedBy.username}",
                     ])
                     .await;
-                (phase.trim() == "Succeeded Synced kubectl-user").then_some(())
+                if phase.trim() == "Succeeded Synced kubectl-user" {
+                    Ok(())
+                } else {
+                    Err(format!("operation: {phase}"))
+                }
             },
         )
         .await;

@@ -195,3 +195,24 @@ pub async fn fault(sb: &Sandbox, body: Value) {
         .expect("fault endpoint answers");
     assert!(r.status().is_success(), "fault {body} -> {}", r.status());
 }
+
+/// Poll `f` until it gives Ok, failing after `within` with `what` and the last Err (what
+/// was seen instead), so a timeout says what the state was.
+pub async fn wait_ok<T, F, Fut>(what: &str, within: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let seen = match f().await {
+            Ok(v) => return v,
+            Err(seen) => seen,
+        };
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}; last seen: {seen}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
