@@ -245,11 +245,6 @@ pub fn default_path() -> Option<PathBuf> {
     crate::paths::config_dir().map(|d| d.join("config.toml"))
 }
 
-/// The data dir (audit log, logs), e.g. `~/.local/share/shipdeck`.
-pub fn data_dir() -> Option<PathBuf> {
-    crate::paths::data_dir()
-}
-
 struct Reader<'a> {
     file: &'a Path,
     text: &'a str,

@@ -24,11 +24,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// Where shipdeck keeps its data (logs, audit log).
-pub fn data_dir() -> Option<PathBuf> {
-    crate::paths::data_dir()
-}
-
 fn config_dir() -> Option<PathBuf> {
     crate::paths::config_dir()
 }

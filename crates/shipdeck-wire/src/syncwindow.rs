@@ -202,7 +202,8 @@ impl Schedule {
         let today = now.with_timezone(&tz).date_naive();
         // One day of slack for zone offsets; at most nine years back (a 29 February start
         // recurs within eight), however long the window.
-        let first = after.with_timezone(&tz).date_naive().pred_opt()?;
+        let first = after.with_timezone(&tz).date_naive();
+        let first = first.pred_opt().unwrap_or(first);
         let mut day = today;
         for _ in 0..(366 * 9) {
             if day < first {
@@ -671,6 +672,8 @@ mod tests {
         assert!(open("0 22 * * *", "8h", None, "2026-03-07T05:00:00Z"));
         assert!(open("0 0 * * *", "24h", None, "2026-03-06T22:30:00Z"));
         assert!(!open("0 0 * * *", "0", None, "2026-03-06T00:00:30Z"));
+        // The longest Go duration reaches past chrono's first day: still evaluated.
+        assert!(open("0 0 * * *", "2562047h", None, "2026-03-06T00:00:30Z"));
     }
 
     #[test]
