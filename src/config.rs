@@ -243,14 +243,7 @@ pub struct Config {
 
 /// `~/.config/shipdeck/config.toml` on Linux.
 pub fn default_path() -> Option<PathBuf> {
-    directories::ProjectDirs::from("dev", "shipdeck", "shipdeck")
-        .map(|d| d.config_dir().join("config.toml"))
-}
-
-/// The data dir (audit log, logs), e.g. `~/.local/share/shipdeck`.
-pub fn data_dir() -> Option<PathBuf> {
-    directories::ProjectDirs::from("dev", "shipdeck", "shipdeck")
-        .map(|d| d.data_dir().to_path_buf())
+    crate::paths::config_dir().map(|d| d.join("config.toml"))
 }
 
 /// What a value must be, for validation before anything is deserialized.

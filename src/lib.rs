@@ -10,6 +10,7 @@ pub mod connect;
 pub mod logging;
 pub mod model;
 pub mod ops;
+pub mod paths;
 pub use shipdeck_sandbox as sandbox;
 pub mod secrets;
 pub mod sources;

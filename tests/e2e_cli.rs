@@ -4,13 +4,14 @@
 //! rely on, so every test asserts them. Every wait has a deadline; no fixed sleeps.
 
 use serde_json::Value;
-use shipdeck::sandbox::{Sandbox, SandboxOptions};
+use shipdeck::sandbox::Sandbox;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 use tempfile::TempDir;
 
-const DEADLINE: Duration = Duration::from_secs(30);
+mod common;
+use common::DEADLINE;
 
 struct World {
     sandbox: Sandbox,
@@ -36,13 +37,7 @@ fn parse_env(text: &str) -> BTreeMap<String, String> {
 }
 
 async fn start() -> World {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let sandbox = Sandbox::start(SandboxOptions {
-        time_scale: 0.02,
-        ..Default::default()
-    })
-    .await
-    .expect("sandbox starts");
+    let sandbox = common::sandbox().await;
     let text = std::fs::read_to_string(sandbox.env_path()).expect("env file");
     World {
         vars: parse_env(&text),
@@ -179,14 +174,11 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if f().await {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::wait_for(what, || {
+        let fut = f();
+        async move { fut.await.then_some(()) }
+    })
+    .await
 }
 
 /// A prod app Git has moved past, as status reports it.
@@ -204,33 +196,30 @@ async fn status_is_the_same_in_core_and_api_mode() {
     let w = start().await;
     // Controllers may be mid-change on a loaded machine: the two listings must agree once
     // nothing moves between them.
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
+    let core = common::wait_ok("core and API mode to agree", DEADLINE, || async {
         let core = comparable(&w.status(Mode::Core).await);
         let api = comparable(&w.status(Mode::Api).await);
         if core == api {
-            assert!(!core.is_empty(), "no apps listed");
-            let first = &core[0];
-            for k in [
-                "name",
-                "environment",
-                "service",
-                "sync",
-                "health",
-                "revision",
-                "deployed_revision",
-                "out_of_sync",
-                "auto_sync",
-            ] {
-                assert!(first.get(k).is_some(), "field {k} missing in {first}");
-            }
-            break;
+            Ok(core)
+        } else {
+            Err(format!("core {core:#?}\napi {api:#?}"))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "core and API mode disagree:\ncore {core:#?}\napi {api:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    })
+    .await;
+    assert!(!core.is_empty(), "no apps listed");
+    let first = &core[0];
+    for k in [
+        "name",
+        "environment",
+        "service",
+        "sync",
+        "health",
+        "revision",
+        "deployed_revision",
+        "out_of_sync",
+        "auto_sync",
+    ] {
+        assert!(first.get(k).is_some(), "field {k} missing in {first}");
     }
 }
 
@@ -238,8 +227,7 @@ async fn status_is_the_same_in_core_and_api_mode() {
 async fn status_matches_the_sandbox_truth() {
     let w = start().await;
     let truth_url = format!("{}/_sandbox/truth", w.sandbox.url);
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
+    common::wait_ok("status to match the sandbox truth", DEADLINE, || async {
         let truth: Vec<Value> = reqwest::get(&truth_url)
             .await
             .expect("truth")
@@ -271,14 +259,12 @@ async fn status_matches_the_sandbox_truth() {
             })
             .collect();
         if ours == theirs {
-            break;
+            Ok(())
+        } else {
+            Err(format!("ours {ours:#?}\ntruth {theirs:#?}"))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "status differs from truth:\nours {ours:#?}\ntruth {theirs:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,12 +3,14 @@
 //! (with a SKIP line) when kubectl is not on PATH. Each run uses a fresh discovery cache.
 
 use serde_json::{Value, json};
+use shipdeck::sandbox::Sandbox;
 use shipdeck::sandbox::auth::Role;
-use shipdeck::sandbox::{Sandbox, SandboxOptions};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
+
+mod common;
 
 fn kubectl_available() -> bool {
     Command::new("kubectl")
@@ -87,13 +89,7 @@ async fn kubectl_works_against_the_sandbox() {
         println!("SKIP kubectl_conformance: kubectl is not on PATH");
         return;
     }
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let sb = Sandbox::start(SandboxOptions {
-        time_scale: 0.02,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let sb = common::sandbox().await;
     let k = Kubectl {
         kubeconfig: sb.kubeconfig_path(),
         cache: tempfile::tempdir().unwrap(),
@@ -283,13 +279,7 @@ async fn kubectl_patches_an_operation_and_follows_the_rollout() {
         println!("SKIP kubectl_conformance: kubectl is not on PATH");
         return;
     }
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let sb = Sandbox::start(SandboxOptions {
-        time_scale: 0.05,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let sb = common::sandbox_scaled(0.05).await;
     let k = Kubectl {
         kubeconfig: sb.kubeconfig_path(),
         cache: tempfile::tempdir().unwrap(),
@@ -331,27 +321,31 @@ async fn kubectl_patches_an_operation_and_follows_the_rollout() {
     .await;
     // Wait until the sync has applied the new template, so rollout status has a real
     // rollout to follow (not the finished one from before).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let now = k
-            .ok(&[
-                "get",
-                "deployment",
-                "cart",
-                "-n",
-                "shop",
-                "-o",
-                "jsonpath={.spec.template.spec.containers[0].image}",
-            ])
-            .await;
-        if now != before {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the sync never changed the Deployment ({before})"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    {
+        let (k, before) = (&k, &before);
+        common::wait_ok(
+            &format!("the sync to change the Deployment from {before}"),
+            Duration::from_secs(60),
+            move || async move {
+                let now = k
+                    .ok(&[
+                        "get",
+                        "deployment",
+                        "cart",
+                        "-n",
+                        "shop",
+                        "-o",
+                        "jsonpath={.spec.template.spec.containers[0].image}",
+                    ])
+                    .await;
+                if now != *before {
+                    Ok(())
+                } else {
+                    Err(format!("image still {now}"))
+                }
+            },
+        )
+        .await;
     }
     // rollout status waits for the new ReplicaSet to become available, re-watching as
     // kubectl does; it must end by itself with success.
@@ -368,27 +362,31 @@ async fn kubectl_patches_an_operation_and_follows_the_rollout() {
     println!("kubectl rollout status:\n{rollout}");
     assert!(rollout.contains("successfully rolled out"), "{rollout}");
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let phase = k
-            .ok(&[
-                "get",
-                "application",
-                "cart-prod",
-                "-n",
-                "argocd",
-                "-o",
-                "jsonpath={.status.operationState.phase} {.status.sync.status} {.status.history[-1:].initiatedBy.username}",
-            ])
-            .await;
-        if phase.trim() == "Succeeded Synced kubectl-user" {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "operation did not finish: {phase}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    {
+        let k = &k;
+        common::wait_ok(
+            "the operation to finish as Succeeded Synced kubectl-user",
+            Duration::from_secs(60),
+            move || async move {
+                let phase = k
+                    .ok(&[
+                        "get",
+                        "application",
+                        "cart-prod",
+                        "-n",
+                        "argocd",
+                        "-o",
+                        "jsonpath={.status.operationState.phase} {.status.sync.status} {.status.history[-1:].initiatedBy.username}",
+                    ])
+                    .await;
+                if phase.trim() == "Succeeded Synced kubectl-user" {
+                    Ok(())
+                } else {
+                    Err(format!("operation: {phase}"))
+                }
+            },
+        )
+        .await;
     }
     let images = k
         .ok(&[

@@ -1,31 +1,18 @@
 //! The model must read the real Argo CD shapes: every example in
-//! `../shared/reference/argocd/examples/` deserializes into it. The reference lives beside
-//! the repository, not in it; without it these tests say so and check nothing else.
+//! `tests/fixtures/argocd/examples/` (copied from Argo CD, see the README there)
+//! deserializes into it, and the sync-window engine reads every window Argo CD documents.
 
 use shipdeck::model::{AppProject, Application, HealthStatus, OperationPhase, SyncStatus};
-use std::path::PathBuf;
 
-fn reference(file: &str) -> Option<String> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/reference/argocd/examples")
-        .join(file);
-    match std::fs::read_to_string(&path) {
-        Ok(s) => Some(s),
-        Err(_) => {
-            eprintln!(
-                "SKIP: {} not present (no ../shared/reference)",
-                path.display()
-            );
-            None
-        }
-    }
+mod common;
+
+fn reference(file: &str) -> String {
+    common::fixture(&format!("argocd/examples/{file}"))
 }
 
 #[test]
 fn full_status_example_reads_into_the_model() {
-    let Some(text) = reference("application-status-full.yaml") else {
-        return;
-    };
+    let text = reference("application-status-full.yaml");
     let app: Application = serde_saphyr::from_str(&text).expect("application-status-full.yaml");
     assert_eq!(app.metadata.name, "velero-test");
     assert_eq!(app.status.health.status, HealthStatus::Healthy);
@@ -45,9 +32,7 @@ fn full_status_example_reads_into_the_model() {
 
 #[test]
 fn spec_reference_reads_into_the_model() {
-    let Some(text) = reference("application-spec-reference.yaml") else {
-        return;
-    };
+    let text = reference("application-spec-reference.yaml");
     let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).expect("spec reference");
     let apps: Vec<Application> = docs
         .into_iter()
@@ -60,19 +45,20 @@ fn spec_reference_reads_into_the_model() {
 
 #[test]
 fn sync_windows_read_into_the_model() {
-    let Some(text) = reference("appproject-syncwindows.yaml") else {
-        return;
-    };
+    let text = reference("appproject-syncwindows.yaml");
     let proj: AppProject = serde_saphyr::from_str(&text).expect("appproject");
     assert!(proj.spec.sync_windows.iter().any(|w| w.kind == "deny"));
     assert!(proj.spec.sync_windows.iter().any(|w| w.manual_sync));
+    // Every window Argo CD's own example defines is one the engine can evaluate.
+    for w in &proj.spec.sync_windows {
+        shipdeck::model::syncwindow::validate(w)
+            .unwrap_or_else(|e| panic!("reference window {w:?}: {e}"));
+    }
 }
 
 #[test]
 fn operation_shapes_read_into_the_model() {
-    let Some(text) = reference("operation-sync-and-rollback.yaml") else {
-        return;
-    };
+    let text = reference("operation-sync-and-rollback.yaml");
     let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).expect("operations");
     assert_eq!(docs.len(), 3);
     for mut d in docs {

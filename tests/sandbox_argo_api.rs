@@ -6,75 +6,11 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use shipdeck::sandbox::auth::Role;
 use shipdeck::sandbox::store::APPLICATIONS;
-use shipdeck::sandbox::{ARGOCD_NAMESPACE, IN_CLUSTER, Sandbox, SandboxOptions};
+use shipdeck::sandbox::{ARGOCD_NAMESPACE, IN_CLUSTER};
 use std::time::Duration;
 
-async fn sandbox() -> Sandbox {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    Sandbox::start(SandboxOptions {
-        time_scale: 0.02,
-        ..Default::default()
-    })
-    .await
-    .expect("sandbox starts")
-}
-
-struct Api {
-    url: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    fn new(sb: &Sandbox, role: Role) -> Api {
-        Api {
-            url: sb.url.clone(),
-            token: sb.world.users.token(role),
-            http: reqwest::Client::new(),
-        }
-    }
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .expect("request");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.url))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .expect("request");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-}
-
-async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-}
+mod common;
+use common::{Api, sandbox, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_session_list_get_and_can_i() {
@@ -557,4 +493,90 @@ async fn patch_turns_auto_sync_off_so_a_rollback_is_accepted() {
         )
         .await
         .expect("rollback accepted once auto-sync is off");
+}
+
+/// A window's `timeZone` decides when it is open. A deny window that opened a minute ago on
+/// the wall clock of UTC+14 (`Etc/GMT-14`, no daylight saving) blocks the app through the
+/// API; the same schedule read as UTC starts hours from now and blocks nothing; an unknown
+/// zone refuses rather than guess. The oracle is the clock arithmetic here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_windows_open_in_their_time_zone() {
+    use chrono::Timelike;
+    use shipdeck::sandbox::store::APPPROJECTS;
+    let sb = sandbox().await;
+    let admin = Api::new(&sb, Role::Admin);
+    let (_, app) = admin.get("/api/v1/applications/checkout-prod").await;
+    let project = app["spec"]["project"]
+        .as_str()
+        .expect("project")
+        .to_string();
+    let start = chrono::Utc::now() + chrono::Duration::hours(14) - chrono::Duration::minutes(1);
+    let schedule = format!("{} {} * * *", start.minute(), start.hour());
+    let set = |tz: Option<&str>| {
+        let mut w = json!({"kind": "deny", "schedule": schedule, "duration": "30m",
+            "applications": ["checkout-prod"]});
+        if let Some(tz) = tz {
+            w["timeZone"] = json!(tz);
+        }
+        sb.world
+            .store
+            .mutate(
+                IN_CLUSTER,
+                APPPROJECTS,
+                ARGOCD_NAMESPACE,
+                &project,
+                false,
+                |p| {
+                    p["spec"]["syncWindows"] = json!([w]);
+                    Ok(true)
+                },
+            )
+            .expect("project updated");
+    };
+    let windows = || admin.get("/api/v1/applications/checkout-prod/syncwindows");
+
+    set(Some("Etc/GMT-14"));
+    let (status, wins) = windows().await;
+    assert_eq!(status, 200);
+    assert_eq!(wins["canSync"], false, "{wins}");
+    assert_eq!(
+        wins["activeWindows"].as_array().map(Vec::len),
+        Some(1),
+        "{wins}"
+    );
+    let (status, body) = admin
+        .post("/api/v1/applications/checkout-prod/sync", json!({}))
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.to_string().contains("blocked by sync window"),
+        "{body}"
+    );
+
+    set(None);
+    let (_, wins) = windows().await;
+    assert_eq!(
+        wins["canSync"], true,
+        "read as UTC the window is closed: {wins}"
+    );
+    assert_eq!(
+        wins["activeWindows"].as_array().map(Vec::len),
+        Some(0),
+        "{wins}"
+    );
+    assert_eq!(
+        wins["assignedWindows"].as_array().map(Vec::len),
+        Some(1),
+        "{wins}"
+    );
+
+    set(Some("Mars/Olympus"));
+    let (_, wins) = windows().await;
+    assert_eq!(wins["canSync"], false, "an unknown zone refuses: {wins}");
+    let (status, body) = admin
+        .post("/api/v1/applications/checkout-prod/sync", json!({}))
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.to_string().contains("Mars/Olympus"), "{body}");
+    sb.stop().await;
 }

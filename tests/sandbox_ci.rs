@@ -5,17 +5,13 @@
 
 use serde_json::{Value, json};
 use shipdeck::sandbox::store::APPLICATIONS;
-use shipdeck::sandbox::{ARGOCD_NAMESPACE, IN_CLUSTER, Sandbox, SandboxOptions};
-use std::time::Duration;
+use shipdeck::sandbox::{ARGOCD_NAMESPACE, IN_CLUSTER, Sandbox};
+
+mod common;
+use common::wait_for;
 
 async fn sandbox() -> Sandbox {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    Sandbox::start(SandboxOptions {
-        time_scale: 0.01,
-        ..Default::default()
-    })
-    .await
-    .expect("sandbox starts")
+    common::sandbox_scaled(0.01).await
 }
 
 struct Gh {
@@ -43,24 +39,6 @@ impl Gh {
         let r = self.req(reqwest::Method::GET, path).send().await.unwrap();
         assert_eq!(r.status(), 200, "GET {path}");
         r.json().await.unwrap()
-    }
-}
-
-async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(30)).await;
     }
 }
 

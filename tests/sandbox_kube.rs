@@ -9,36 +9,13 @@ use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
     PatchParams, PostParams,
 };
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 use shipdeck::sandbox::auth::Role;
-use shipdeck::sandbox::{Sandbox, SandboxOptions};
 use std::time::Duration;
 
-const DEADLINE: Duration = Duration::from_secs(30);
-
-async fn start() -> Sandbox {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    Sandbox::start(SandboxOptions {
-        time_scale: 0.02,
-        ..Default::default()
-    })
-    .await
-    .expect("sandbox starts")
-}
-
-async fn client(sb: &Sandbox, context: &str) -> kube::Client {
-    let kc = Kubeconfig::read_from(sb.kubeconfig_path()).expect("kubeconfig parses");
-    let opts = KubeConfigOptions {
-        context: Some(context.to_string()),
-        ..Default::default()
-    };
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &opts)
-        .await
-        .expect("kubeconfig loads");
-    kube::Client::try_from(cfg).expect("client builds")
-}
+mod common;
+use common::{DEADLINE, http, kube_client as client, sandbox as start, wait_true_within};
 
 fn apps_resource() -> ApiResource {
     ApiResource::from_gvk(&GroupVersionKind::gvk(
@@ -71,26 +48,6 @@ fn api_code(e: kube::Error) -> (u16, String, String) {
     match e {
         kube::Error::Api(s) => (s.code, s.reason.clone(), s.message.clone()),
         other => panic!("expected an API error, got {other:?}"),
-    }
-}
-
-fn http() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
-}
-
-async fn wait_for<F: FnMut() -> bool>(f: F) {
-    wait_within(DEADLINE, f).await
-}
-
-async fn wait_within<F: FnMut() -> bool>(deadline: Duration, mut f: F) {
-    let end = tokio::time::Instant::now() + deadline;
-    while !f() {
-        assert!(
-            tokio::time::Instant::now() < end,
-            "condition not met in time"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
@@ -269,9 +226,9 @@ async fn watcher_recovers_from_410_and_dropped_watches() {
         }
     });
     let has = |n: &str| seen.lock().unwrap().iter().any(|x| x == n);
-    wait_for(|| has("before")).await;
+    wait_true_within("the watch sees \"before\"", DEADLINE, || has("before")).await;
     cms.create(&pp, &cm("live", json!({}))).await.unwrap();
-    wait_for(|| has("live")).await;
+    wait_true_within("the watch sees \"live\"", DEADLINE, || has("live")).await;
 
     // Expired versions and dropped streams: the watcher re-watches, gets 410, relists.
     sb.world.store.expire_history();
@@ -279,11 +236,21 @@ async fn watcher_recovers_from_410_and_dropped_watches() {
     cms.create(&pp, &cm("after-410", json!({}))).await.unwrap();
     // kube-rs backs off exponentially (0.8 s doubling, reset only after 120 s quiet) on
     // every watch error, so on a loaded machine the relist may come late.
-    wait_within(Duration::from_secs(90), || has("after-410")).await;
+    wait_true_within(
+        "the watch recovers from 410",
+        Duration::from_secs(90),
+        || has("after-410"),
+    )
+    .await;
 
     sb.world.store.drop_watches();
     cms.create(&pp, &cm("after-drop", json!({}))).await.unwrap();
-    wait_within(Duration::from_secs(90), || has("after-drop")).await;
+    wait_true_within(
+        "the watch recovers from a drop",
+        Duration::from_secs(90),
+        || has("after-drop"),
+    )
+    .await;
     task.abort();
 }
 
@@ -875,7 +842,7 @@ async fn churn_delay_and_token_faults_over_http() {
                     && a["status"]["reconciledAt"].is_string()
             })
     };
-    wait_for(churned).await;
+    wait_true_within("churn reconciles an app", DEADLINE, churned).await;
     let state: Value = h.get(&faults).send().await.unwrap().json().await.unwrap();
     assert_eq!(state["churn"], true);
     assert_eq!(h.delete(&faults).send().await.unwrap().status(), 200);

@@ -4,32 +4,16 @@
 
 use serde_json::{Value, json};
 use shipdeck::sandbox::store::{DEPLOYMENTS, EVENTS, PODS, REPLICASETS};
-use shipdeck::sandbox::{IN_CLUSTER, Sandbox, SandboxOptions, World};
+use shipdeck::sandbox::{IN_CLUSTER, Sandbox, World};
 use std::time::Duration;
 
 const NS: &str = "rollout-test";
 
-async fn sandbox() -> Sandbox {
-    Sandbox::start(SandboxOptions {
-        time_scale: 0.01,
-        ..Default::default()
-    })
-    .await
-    .expect("sandbox starts")
-}
+mod common;
+use common::wait_until;
 
-/// Poll `f` every 25 ms until it gives Some, or fail after a generous deadline.
-async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+async fn sandbox() -> Sandbox {
+    common::sandbox_scaled(0.01).await
 }
 
 fn deployment(name: &str, replicas: i64, image: &str, extra_spec: Value) -> Value {
@@ -126,7 +110,7 @@ async fn rolling_update_respects_surge_and_unavailable_at_every_step() {
             deployment("web", 4, "web:1", strategy),
         )
         .unwrap();
-    wait_for("first rollout", || rolled_out(&w, "web", "web:1")).await;
+    wait_until("first rollout", || rolled_out(&w, "web", "web:1")).await;
 
     let (_, mut rx) = w.store.watch(IN_CLUSTER, PODS, 0).unwrap();
     set_image(&w, "web", "web:2");
@@ -226,7 +210,7 @@ async fn image_pull_failure_stalls_until_progress_deadline() {
             deployment("api", 2, "api:1", extra),
         )
         .unwrap();
-    wait_for("first rollout", || rolled_out(&w, "api", "api:1")).await;
+    wait_until("first rollout", || rolled_out(&w, "api", "api:1")).await;
 
     // The admin endpoint marks the image as failing.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -247,7 +231,7 @@ async fn image_pull_failure_stalls_until_progress_deadline() {
     assert_eq!(ok.status(), 200);
 
     set_image(&w, "api", "api:2");
-    let d = wait_for("ProgressDeadlineExceeded", || {
+    let d = wait_until("ProgressDeadlineExceeded", || {
         let d = get_deploy(&w, "api");
         (progressing_reason(&d).as_deref() == Some("ProgressDeadlineExceeded")).then_some(d)
     })
@@ -288,7 +272,7 @@ async fn image_pull_failure_stalls_until_progress_deadline() {
         .await
         .unwrap();
     assert_eq!(cleared.status(), 200);
-    wait_for("recovery after clearing the fault", || {
+    wait_until("recovery after clearing the fault", || {
         rolled_out(&w, "api", "api:2")
     })
     .await;
@@ -303,7 +287,7 @@ async fn crash_loop_restarts_grow_and_scaling_works() {
     d["spec"]["template"]["metadata"]["annotations"] =
         json!({"sandbox.shipdeck.io/fail": "CrashLoopBackOff"});
     w.store.create(IN_CLUSTER, DEPLOYMENTS, d).unwrap();
-    let pod = wait_for("restarts grow", || {
+    let pod = wait_until("restarts grow", || {
         live_pods(&w, "worker")
             .into_iter()
             .find(|p| p["status"]["containerStatuses"][0]["restartCount"].as_u64() >= Some(2))
@@ -329,7 +313,7 @@ async fn crash_loop_restarts_grow_and_scaling_works() {
             deployment("cache", 1, "cache:1", json!({})),
         )
         .unwrap();
-    wait_for("cache up", || rolled_out(&w, "cache", "cache:1")).await;
+    wait_until("cache up", || rolled_out(&w, "cache", "cache:1")).await;
     for n in [4, 2] {
         w.store
             .mutate(IN_CLUSTER, DEPLOYMENTS, NS, "cache", false, |d| {
@@ -337,7 +321,7 @@ async fn crash_loop_restarts_grow_and_scaling_works() {
                 Ok(true)
             })
             .unwrap();
-        wait_for("scaled", || {
+        wait_until("scaled", || {
             (rolled_out(&w, "cache", "cache:1").is_some() && live_pods(&w, "cache").len() == n)
                 .then_some(())
         })
@@ -350,7 +334,7 @@ async fn crash_loop_restarts_grow_and_scaling_works() {
         .unwrap()
         .to_string();
     w.store.delete(IN_CLUSTER, PODS, NS, &victim).unwrap();
-    wait_for("replacement pod", || {
+    wait_until("replacement pod", || {
         let pods = live_pods(&w, "cache");
         (pods.len() == 2
             && pods
@@ -362,7 +346,7 @@ async fn crash_loop_restarts_grow_and_scaling_works() {
     w.store
         .delete(IN_CLUSTER, DEPLOYMENTS, NS, "cache")
         .unwrap();
-    wait_for("garbage collection", || {
+    wait_until("garbage collection", || {
         let sets = w.store.list(IN_CLUSTER, REPLICASETS, Some(NS)).0;
         (live_pods(&w, "cache").is_empty()
             && !sets

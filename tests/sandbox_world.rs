@@ -6,18 +6,18 @@ use serde_json::{Value, json};
 use shipdeck::sandbox::estate::{ImageBump, apply_bump};
 use shipdeck::sandbox::store::{APPLICATIONS, APPPROJECTS, DEPLOYMENTS, EVENTS};
 use shipdeck::sandbox::{ARGOCD_NAMESPACE, IN_CLUSTER, Sandbox, SandboxOptions};
-use std::time::{Duration, Instant};
+
+mod common;
+use common::wait_for;
 
 async fn start(estate: &str, apps: Option<usize>) -> Sandbox {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    Sandbox::start(SandboxOptions {
+    common::sandbox_with(SandboxOptions {
         estate: estate.into(),
         apps,
         time_scale: 0.02,
         ..Default::default()
     })
     .await
-    .expect("sandbox starts")
 }
 
 async fn truth(sb: &Sandbox) -> Vec<Value> {
@@ -35,22 +35,6 @@ async fn truth_of(sb: &Sandbox, name: &str) -> Value {
         .into_iter()
         .find(|a| a["name"] == name)
         .unwrap_or_else(|| panic!("{name} in truth"))
-}
-
-/// Poll until `f` gives Some, or fail after a generous deadline.
-async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(40)).await;
-    }
 }
 
 fn app(sb: &Sandbox, name: &str) -> Value {

@@ -5,22 +5,16 @@
 
 use serde_json::{Value, json};
 use shipdeck::model::{Application, Connection, InfoEntry, Update};
+use shipdeck::sandbox::Sandbox;
 use shipdeck::sandbox::auth::Role;
-use shipdeck::sandbox::{Sandbox, SandboxOptions};
 use shipdeck::secrets::Secret;
 use shipdeck::sources::argocd::{ArgoApi, ArgoApiOptions, LOGIN_HINT, sync_body};
 use shipdeck::sources::{ArgoSource, RollbackRequest, SourceError, SyncRequest};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
-async fn start() -> Sandbox {
-    Sandbox::start(SandboxOptions {
-        time_scale: 0.02,
-        ..Default::default()
-    })
-    .await
-    .expect("sandbox starts")
-}
+mod common;
+use common::{fault, fixture_json, kube_default, next_matching, sandbox as start, wait_for};
 
 fn api(sb: &Sandbox, token: &str) -> ArgoApi {
     ArgoApi::new(ArgoApiOptions {
@@ -32,54 +26,13 @@ fn api(sb: &Sandbox, token: &str) -> ArgoApi {
     .expect("client")
 }
 
-/// The admin client, or None (with a SKIP line) while the sandbox's Argo CD API still has
-/// its stand-in authentication that refuses every token.
-async fn admin(sb: &Sandbox) -> Option<ArgoApi> {
-    let a = api(sb, &sb.world.users.token(Role::Admin));
-    match a.list_applications().await {
-        Err(SourceError::Unauthorized { detail, .. }) => {
-            println!(
-                "SKIP: the sandbox Argo CD API refuses the admin token ({detail}); its auth seam is not merged yet"
-            );
-            None
-        }
-        _ => Some(a),
-    }
-}
-
-async fn fault(sb: &Sandbox, body: Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{}/_sandbox/faults", sb.url))
-        .json(&body)
-        .send()
-        .await
-        .expect("fault endpoint answers");
-    assert!(r.status().is_success(), "fault {body} -> {}", r.status());
-}
-
-async fn next_matching(
-    rx: &mut mpsc::Receiver<Update>,
-    what: &str,
-    mut f: impl FnMut(&Update) -> bool,
-) -> Update {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, rx.recv()).await {
-            Ok(Some(u)) if f(&u) => return u,
-            Ok(Some(_)) => {}
-            Ok(None) => panic!("watch ended while waiting for {what}"),
-            Err(_) => panic!("timed out waiting for {what}"),
-        }
-    }
+/// The product's API client as the sandbox's admin.
+fn admin(sb: &Sandbox) -> ArgoApi {
+    api(sb, &sb.world.users.token(Role::Admin))
 }
 
 async fn annotate(sb: &Sandbox, name: &str, value: &str) {
-    let kc = kube::config::Kubeconfig::read_from(sb.kubeconfig_path()).unwrap();
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .unwrap();
-    let client = kube::Client::try_from(cfg).unwrap();
+    let client = kube_default(sb).await;
     let ar = kube::core::ApiResource::from_gvk_with_plural(
         &kube::core::GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application"),
         "applications",
@@ -100,7 +53,7 @@ fn has_mark(u: &Update, name: &str, value: &str) -> bool {
 #[tokio::test]
 async fn list_and_sse_watch_recover_after_a_dropped_stream() {
     let sb = start().await;
-    let Some(src) = admin(&sb).await else { return };
+    let src = admin(&sb);
     let apps = src.list_applications().await.expect("list");
     assert!(apps.len() >= 5);
     let name = apps[0].metadata.name.clone();
@@ -171,9 +124,7 @@ async fn bad_token_is_unauthorized_with_hint_and_viewer_is_forbidden() {
     }
     assert!(err.to_string().contains("shipdeck login argocd"));
 
-    let Some(admin) = admin(&sb).await else {
-        return;
-    };
+    let admin = admin(&sb);
     let viewer = api(&sb, &sb.world.users.token(Role::Viewer));
     let apps = viewer.list_applications().await.expect("viewer may read");
     let prod = apps
@@ -200,18 +151,6 @@ async fn bad_token_is_unauthorized_with_hint_and_viewer_is_forbidden() {
         admin.list_applications().await,
         Err(SourceError::Unauthorized { .. })
     ));
-}
-
-fn swagger() -> Option<Value> {
-    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    [
-        here.join("../shared/reference/argocd/swagger-subset.json"),
-        here.join("../../shared/reference/argocd/swagger-subset.json"),
-        "/work/shared/reference/argocd/swagger-subset.json".into(),
-    ]
-    .iter()
-    .find_map(|p| std::fs::read_to_string(p).ok())
-    .and_then(|t| serde_json::from_str(&t).ok())
 }
 
 /// Every key of `v` is a property of the swagger definition (following `$ref`s).
@@ -270,10 +209,7 @@ fn sync_and_rollback_bodies_use_only_swagger_properties() {
         2,
         "approval info plus the operator"
     );
-    let Some(s) = swagger() else {
-        println!("SKIP: swagger-subset.json not found; request shapes not checked");
-        return;
-    };
+    let s = fixture_json("argocd/swagger-subset.json");
     let defs = &s["definitions"];
     assert_swagger_shape(
         &body,
@@ -300,7 +236,7 @@ fn sync_and_rollback_bodies_use_only_swagger_properties() {
 #[tokio::test]
 async fn sync_and_rollback_work_over_the_api() {
     let sb = start().await;
-    let Some(src) = admin(&sb).await else { return };
+    let src = admin(&sb);
     let apps = src.list_applications().await.unwrap();
     let prod: Application = apps
         .iter()
@@ -363,7 +299,7 @@ async fn sync_and_rollback_work_over_the_api() {
 #[tokio::test]
 async fn managed_resources_workloads_events_over_the_api() {
     let sb = start().await;
-    let Some(src) = admin(&sb).await else { return };
+    let src = admin(&sb);
     let apps = src.list_applications().await.unwrap();
     let app = apps
         .iter()
@@ -387,15 +323,11 @@ async fn managed_resources_workloads_events_over_the_api() {
     assert!(dep.target.is_some() && dep.live.is_some());
     assert_eq!(dep.version, "v1");
 
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let rollouts = loop {
+    let rollouts = wait_for("pods", || async {
         let r = src.workloads(&app).await.expect("workloads");
-        if r.iter().any(|w| !w.pods.is_empty()) {
-            break r;
-        }
-        assert!(Instant::now() < deadline, "no pods in time: {r:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        r.iter().any(|w| !w.pods.is_empty()).then_some(r)
+    })
+    .await;
     let pod = rollouts[0].pods[0].clone();
     assert!(rollouts[0].new_replicaset.is_some());
 

@@ -1,27 +1,19 @@
 //! Git, GitHub Actions and Jenkins against the in-process sandbox: commits between two
 //! revisions of the sandbox repository through a bare mirror, workflow inputs read from the
 //! workflow files, a GitHub dispatch returning its run id watched to completion, and a
-//! Jenkins build through the queue to SUCCESS. The CI parts print SKIP while the sandbox
-//! does not serve those APIs yet.
+//! Jenkins build through the queue to SUCCESS.
 
 use shipdeck::model::BuildState;
-use shipdeck::sandbox::{Sandbox, SandboxOptions};
 use shipdeck::secrets::Secret;
 use shipdeck::sources::git::GitMirrors;
-use shipdeck::sources::github::{GithubClient, GithubError, GithubOptions, parse_dispatch_inputs};
-use shipdeck::sources::jenkins::{JenkinsClient, JenkinsError, JenkinsOptions};
+use shipdeck::sources::github::{GithubClient, GithubOptions, parse_dispatch_inputs};
+use shipdeck::sources::jenkins::{JenkinsClient, JenkinsOptions};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-async fn start() -> Sandbox {
-    Sandbox::start(SandboxOptions {
-        time_scale: 0.02,
-        ..Default::default()
-    })
-    .await
-    .expect("sandbox starts")
-}
+mod common;
+use common::sandbox as start;
 
 #[tokio::test]
 async fn git_commits_between_revisions_and_workflow_files() {
@@ -76,13 +68,10 @@ async fn github_dispatch_returns_the_run_and_it_completes() {
         sb.world.estate.github.repo.clone(),
     );
     let url = sb.world.repo.url();
-    let workflows = match gh.workflows(&owner, &repo, "main", Some(&url)).await {
-        Err(GithubError::NotFound(m)) => {
-            println!("SKIP: the sandbox does not serve the GitHub API yet ({m})");
-            return;
-        }
-        other => other.expect("workflows"),
-    };
+    let workflows = gh
+        .workflows(&owner, &repo, "main", Some(&url))
+        .await
+        .expect("the sandbox serves the GitHub workflows API");
     let build = workflows
         .iter()
         .find(|w| w.file() == "build.yml")
@@ -133,13 +122,10 @@ async fn jenkins_build_goes_through_the_queue_to_success() {
     })
     .unwrap();
     let job = "GitOps-Pipeline";
-    let params = match j.parameters(job).await {
-        Err(JenkinsError::NotFound(m)) => {
-            println!("SKIP: the sandbox does not serve the Jenkins API yet ({m})");
-            return;
-        }
-        other => other.expect("parameters"),
-    };
+    let params = j
+        .parameters(job)
+        .await
+        .expect("the sandbox serves the Jenkins job parameters");
     let env = params
         .iter()
         .find(|p| p.name == "ENVIRONMENT")

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 use shipdeck::model::{Application, Connection, InfoEntry, Update};
-use shipdeck::sandbox::{Sandbox, SandboxOptions};
+use shipdeck::sandbox::Sandbox;
 use shipdeck::sources::git::GitMirrors;
 use shipdeck::sources::kube::{CoreArgo, CoreOptions, ROLLBACK_AUTO_SYNC};
 use shipdeck::sources::{ArgoSource, RollbackRequest, SourceError, SyncRequest};
@@ -14,14 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-async fn start() -> Sandbox {
-    Sandbox::start(SandboxOptions {
-        time_scale: 0.02,
-        ..Default::default()
-    })
-    .await
-    .expect("sandbox starts")
-}
+mod common;
+use common::{fault, fixture, kube_default, next_matching, sandbox as start, wait_for};
 
 async fn core(sb: &Sandbox, context: Option<&str>, cache: &std::path::Path) -> CoreArgo {
     let kc = kube::config::Kubeconfig::read_from(sb.kubeconfig_path()).expect("kubeconfig");
@@ -35,40 +29,8 @@ async fn core(sb: &Sandbox, context: Option<&str>, cache: &std::path::Path) -> C
     .expect("core mode connects")
 }
 
-async fn fault(sb: &Sandbox, body: Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{}/_sandbox/faults", sb.url))
-        .json(&body)
-        .send()
-        .await
-        .expect("fault endpoint answers");
-    assert!(r.status().is_success(), "fault {body} -> {}", r.status());
-}
-
-/// Next update matching `f`, within a generous deadline.
-async fn next_matching(
-    rx: &mut mpsc::Receiver<Update>,
-    what: &str,
-    mut f: impl FnMut(&Update) -> bool,
-) -> Update {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, rx.recv()).await {
-            Ok(Some(u)) if f(&u) => return u,
-            Ok(Some(_)) => {}
-            Ok(None) => panic!("watch ended while waiting for {what}"),
-            Err(_) => panic!("timed out waiting for {what}"),
-        }
-    }
-}
-
 async fn annotate(sb: &Sandbox, name: &str, value: &str) {
-    let kc = kube::config::Kubeconfig::read_from(sb.kubeconfig_path()).unwrap();
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .unwrap();
-    let client = kube::Client::try_from(cfg).unwrap();
+    let client = kube_default(sb).await;
     let ar = kube::core::ApiResource::from_gvk_with_plural(
         &kube::core::GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application"),
         "applications",
@@ -83,11 +45,7 @@ async fn annotate(sb: &Sandbox, name: &str, value: &str) {
 
 /// A write that moves the store's resourceVersion without touching Applications.
 async fn bump_other_resource(sb: &Sandbox, n: u32) {
-    let kc = kube::config::Kubeconfig::read_from(sb.kubeconfig_path()).unwrap();
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .unwrap();
-    let client = kube::Client::try_from(cfg).unwrap();
+    let client = kube_default(sb).await;
     let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client);
     let ns: k8s_openapi::api::core::v1::Namespace =
         serde_json::from_value(json!({"metadata": {"name": format!("bump-{n}")}})).unwrap();
@@ -228,17 +186,14 @@ fn assert_shape(v: &Value, schema: &Value, path: &str) {
     }
 }
 
-fn operation_schema() -> Option<Value> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/reference/argocd/application-crd.yaml");
-    let path = if path.exists() {
-        path
-    } else {
-        std::path::PathBuf::from("/work/shared/reference/argocd/application-crd.yaml")
-    };
-    let text = std::fs::read_to_string(path).ok()?;
-    let crd: Value = serde_saphyr::from_str(&text).ok()?;
-    Some(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["operation"].clone())
+/// The `.operation` schema of the Application CRD (tests/fixtures, from Argo CD).
+fn operation_schema() -> Value {
+    let crd: Value =
+        serde_saphyr::from_str(&fixture("argocd/application-crd.yaml")).expect("CRD parses");
+    let schema =
+        crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["operation"].clone();
+    assert!(schema.is_object(), "the CRD has an operation schema");
+    schema
 }
 
 #[tokio::test]
@@ -286,10 +241,11 @@ async fn sync_writes_operation_like_argocd_core_and_retries_conflicts() {
         "operationState cleared as SetAppOperation does"
     );
 
-    match operation_schema() {
-        Some(schema) => assert_shape(&serde_json::to_value(&op).unwrap(), &schema, "operation"),
-        None => println!("SKIP: application-crd.yaml not found; operation shape not checked"),
-    }
+    assert_shape(
+        &serde_json::to_value(&op).unwrap(),
+        &operation_schema(),
+        "operation",
+    );
 }
 
 #[tokio::test]
@@ -342,19 +298,11 @@ async fn workloads_and_managed_resources_of_an_app() {
         .cloned()
         .expect("checkout app");
 
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let rollouts = loop {
+    let rollouts = wait_for(&format!("pods for {}", app.metadata.name), || async {
         let r = src.workloads(&app).await.expect("workloads");
-        if r.iter().any(|w| !w.pods.is_empty()) {
-            break r;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no pods for {} in time: {r:?}",
-            app.metadata.name
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        r.iter().any(|w| !w.pods.is_empty()).then_some(r)
+    })
+    .await;
     assert!(
         rollouts
             .iter()
@@ -378,13 +326,11 @@ async fn workloads_and_managed_resources_of_an_app() {
         .expect("watch_workloads ends")
         .unwrap();
 
-    match src.pod_logs(&app, &pod.namespace, &pod.name, 20).await {
-        Ok(lines) => assert!(!lines.is_empty(), "pod logs are empty"),
-        Err(SourceError::NotFound(m)) => {
-            println!("SKIP: the sandbox does not serve pods/log yet ({m})")
-        }
-        Err(e) => panic!("pod logs: {e}"),
-    }
+    let lines = src
+        .pod_logs(&app, &pod.namespace, &pod.name, 20)
+        .await
+        .expect("the sandbox serves pods/log");
+    assert!(!lines.is_empty(), "pod logs are empty");
     src.events(&app).await.expect("events");
 
     let managed = src

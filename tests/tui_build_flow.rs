@@ -7,7 +7,7 @@ use shipdeck::ops::actions::Ops;
 use shipdeck::ops::audit::AuditLog;
 use shipdeck::ops::estate::Estate;
 use shipdeck::ops::policy::Policies;
-use shipdeck::sandbox::{Sandbox, SandboxOptions, auth::Role};
+use shipdeck::sandbox::{Sandbox, auth::Role};
 use shipdeck::secrets::Secret;
 use shipdeck::sources::ArgoSource;
 use shipdeck::sources::argocd::{ArgoApi, ArgoApiOptions};
@@ -18,6 +18,8 @@ use shipdeck::tui::console::{Console, Settings};
 use shipdeck::tui::request::Provider;
 use std::sync::Arc;
 use std::time::Duration;
+
+mod common;
 
 fn press(h: &mut Headless, code: KeyCode) {
     h.key(KeyEvent::new(code, KeyModifiers::NONE));
@@ -42,13 +44,7 @@ async fn truth_of(sb: &Sandbox, name: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trigger_a_build_by_keys_and_see_prod_wait_for_approval() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let sb = Sandbox::start(SandboxOptions {
-        time_scale: 0.02,
-        ..Default::default()
-    })
-    .await
-    .expect("sandbox starts");
+    let sb = common::sandbox().await;
     let dir = tempfile::tempdir().unwrap();
     let api = ArgoApi::new(ArgoApiOptions {
         name: Some("sandbox".into()),

@@ -8,7 +8,7 @@ use shipdeck::ops::actions::Ops;
 use shipdeck::ops::audit::AuditLog;
 use shipdeck::ops::estate::Estate;
 use shipdeck::ops::policy::Policies;
-use shipdeck::sandbox::{Sandbox, SandboxOptions, auth::Role};
+use shipdeck::sandbox::{Sandbox, auth::Role};
 use shipdeck::secrets::Secret;
 use shipdeck::sources::ArgoSource;
 use shipdeck::sources::argocd::{ArgoApi, ArgoApiOptions};
@@ -20,6 +20,8 @@ use shipdeck::tui::request::Provider;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+
 struct Rig {
     h: Headless,
     api: ArgoApi,
@@ -30,12 +32,7 @@ struct Rig {
 }
 
 async fn rig() -> Rig {
-    let sb = Sandbox::start(SandboxOptions {
-        time_scale: 0.02,
-        ..Default::default()
-    })
-    .await
-    .expect("sandbox starts");
+    let sb = common::sandbox().await;
     let dir = tempfile::tempdir().unwrap();
     let api = ArgoApi::new(ArgoApiOptions {
         name: Some("sandbox".into()),

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const FILE_NAME: &str = "audit.jsonl";
-pub const DATA_DIR_ENV: &str = "SHIPDECK_DATA_DIR";
+pub const DATA_DIR_ENV: &str = crate::paths::DATA_DIR_ENV;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -143,12 +143,7 @@ impl AuditLog {
 
 /// shipdeck's data dir: `SHIPDECK_DATA_DIR`, else the platform's (`~/.local/share/shipdeck`).
 pub fn data_dir() -> Result<PathBuf, AuditError> {
-    if let Some(d) = std::env::var_os(DATA_DIR_ENV).filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(d));
-    }
-    directories::ProjectDirs::from("", "", "shipdeck")
-        .map(|p| p.data_dir().to_path_buf())
-        .ok_or(AuditError::NoDataDir)
+    crate::paths::data_dir().ok_or(AuditError::NoDataDir)
 }
 
 #[cfg(test)]

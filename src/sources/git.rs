@@ -74,8 +74,8 @@ impl GitMirrors {
 
     /// `<cache dir>/mirrors`, e.g. `~/.cache/shipdeck/mirrors` on Linux.
     pub fn default_root() -> Result<PathBuf, GitError> {
-        directories::ProjectDirs::from("dev", "shipdeck", "shipdeck")
-            .map(|d| d.cache_dir().join("mirrors"))
+        crate::paths::cache_dir()
+            .map(|d| d.join("mirrors"))
             .ok_or(GitError::NoCacheDir)
     }
 

@@ -22,13 +22,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// Where shipdeck keeps its data (logs, audit log).
-pub fn data_dir() -> Option<PathBuf> {
-    directories::ProjectDirs::from("", "", "shipdeck").map(|d| d.data_dir().to_path_buf())
-}
-
 fn config_dir() -> Option<PathBuf> {
-    directories::ProjectDirs::from("", "", "shipdeck").map(|d| d.config_dir().to_path_buf())
+    crate::paths::config_dir()
 }
 
 /// Log to `<data dir>/logs/shipdeck.log` (0600, credentials hidden), never to the terminal

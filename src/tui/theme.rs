@@ -371,8 +371,7 @@ fn to_16(r: u8, g: u8, b: u8) -> Color {
 /// `--theme NAME` must name a theme (built in, or a file in the config dir's `themes/`):
 /// a typo is a usage error with the list, not a silent fallback.
 pub fn check_theme(name: &str) -> Result<(), String> {
-    let dir =
-        directories::ProjectDirs::from("", "", "shipdeck").map(|d| d.config_dir().join("themes"));
+    let dir = crate::paths::config_dir().map(|d| d.join("themes"));
     Theme::load(name, dir.as_deref(), ColorDepth::TrueColor)
         .map(|_| ())
         .map_err(|e| {

@@ -423,4 +423,11 @@ pub struct SyncWindow {
     pub manual_sync: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
+    /// All of applications/namespaces/clusters that are set must match (else any one).
+    #[serde(
+        default,
+        rename = "andOperator",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub and_operator: bool,
 }

@@ -8,6 +8,7 @@
 
 mod argo;
 mod status;
+pub mod syncwindow;
 
 pub use argo::*;
 pub use status::*;

@@ -247,7 +247,10 @@ pub async fn sync(
     let req = body_json(&body)?;
     let wins = windows::sync_windows(&world, &app, chrono::Utc::now());
     if !wins.can_sync {
-        return Err(ApiError::denied("cannot sync: blocked by sync window"));
+        let why = wins.refusal.unwrap_or_default();
+        return Err(ApiError::denied(format!(
+            "cannot sync: blocked by sync window: {why}"
+        )));
     }
     let t = typed(&app);
     let target = t.target_revision().unwrap_or("HEAD").to_string();

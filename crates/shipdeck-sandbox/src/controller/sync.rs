@@ -243,22 +243,16 @@ fn sync_once(
     let cluster = cluster_of(world, app).ok_or_else(|| {
         "ComparisonError: the destination cluster has not been configured".to_string()
     })?;
-    let namespace = app.spec.destination.namespace.clone().unwrap_or_default();
-    if let Some(project) = store.get(IN_CLUSTER, APPPROJECTS, ARGOCD_NAMESPACE, &app.spec.project) {
-        let windows_list = project["spec"]["syncWindows"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        if !windows::can_sync(
-            &windows_list,
-            name,
-            &namespace,
+    if let Some(project) = store.get(IN_CLUSTER, APPPROJECTS, ARGOCD_NAMESPACE, &app.spec.project)
+        && let Err(why) = windows::can_sync(
+            &project["spec"]["syncWindows"],
+            app,
             &cluster,
             !automated,
             chrono::Utc::now(),
-        ) {
-            return Err("Sync operation blocked by sync window".into());
-        }
+        )
+    {
+        return Err(format!("Sync operation blocked by sync window: {why}"));
     }
     let spec_source = serde_json::to_value(app.spec.primary_source()).unwrap_or(Value::Null);
     let source = if op["sync"]["source"].is_object() {
