@@ -318,13 +318,10 @@ async fn build_with_parameters(
             head_sha,
             head_message: String::new(),
             actor: world.users.jenkins_user(),
-            jobs: vec![(
-                name.clone(),
-                vec![
-                    "Checkout SCM".into(),
-                    "Update manifests".into(),
-                    "Commit and push".into(),
-                ],
+            jobs: vec![super::ci::JobSpec::new(
+                &name,
+                &["Checkout SCM", "Update manifests", "Commit and push"],
+                &[],
             )],
         },
     );
