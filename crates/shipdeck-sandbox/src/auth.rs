@@ -103,7 +103,11 @@ impl Users {
     fn token_at(&self, role: Role, generation: u64) -> String {
         format!(
             "sd{}",
-            derive(&self.secret, &format!("token:{}", role.username()), generation)
+            derive(
+                &self.secret,
+                &format!("token:{}", role.username()),
+                generation
+            )
         )
     }
 
@@ -251,7 +255,10 @@ mod tests {
         assert_ne!(other.token(Role::Admin), Users::random().token(Role::Admin));
         assert_ne!(other.github_token(), Users::random().github_token());
         assert_ne!(other.jenkins_token(), Users::random().jenkins_token());
-        assert_ne!(other.password(Role::Admin), Users::random().password(Role::Admin));
+        assert_ne!(
+            other.password(Role::Admin),
+            Users::random().password(Role::Admin)
+        );
         let fresh = u.token(Role::Admin);
         assert!(u.authenticate(Some(&format!("Bearer {fresh}"))).is_ok());
         let pw = u.password(Role::Viewer);

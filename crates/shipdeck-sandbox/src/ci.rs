@@ -610,10 +610,11 @@ fn step_run(world: &World, run: &mut Run, now: tokio::time::Instant) -> Option<R
     };
     // A job whose needed jobs did not all succeed never starts: GitHub skips it.
     if run.jobs[ji].status == Status::Queued {
-        let blocked = run.jobs[ji]
-            .needs
-            .iter()
-            .any(|&n| run.jobs.get(n).is_some_and(|d| d.conclusion != Some("success")));
+        let blocked = run.jobs[ji].needs.iter().any(|&n| {
+            run.jobs
+                .get(n)
+                .is_some_and(|d| d.conclusion != Some("success"))
+        });
         if blocked {
             skip_job(&mut run.jobs[ji], ts);
             run.next_at = Some(now);

@@ -87,7 +87,10 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 async fn github_layer(State(world): Shared, req: Request, next: Next) -> Response {
     // Asking for the rate limit does not count against it.
     let used = if req.uri().path().ends_with("/rate_limit") {
-        world.ci.api_calls.load(std::sync::atomic::Ordering::Relaxed)
+        world
+            .ci
+            .api_calls
+            .load(std::sync::atomic::Ordering::Relaxed)
     } else {
         ci::count_api_call(&world)
     };
@@ -385,7 +388,10 @@ fn job_order(text: &str) -> Vec<String> {
 fn needs_of(job: &Value) -> Vec<String> {
     match &job["needs"] {
         Value::String(s) => vec![s.clone()],
-        Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -396,7 +402,11 @@ fn jobs_of(w: &Workflow) -> Vec<ci::JobSpec> {
     let Some(jobs) = w.doc["jobs"].as_object() else {
         return Vec::new();
     };
-    let mut ids: Vec<&String> = w.job_order.iter().filter_map(|id| jobs.get_key_value(id).map(|(k, _)| k)).collect();
+    let mut ids: Vec<&String> = w
+        .job_order
+        .iter()
+        .filter_map(|id| jobs.get_key_value(id).map(|(k, _)| k))
+        .collect();
     for id in jobs.keys() {
         if !ids.contains(&id) {
             ids.push(id);
@@ -408,14 +418,17 @@ fn jobs_of(w: &Workflow) -> Vec<ci::JobSpec> {
             !placed.contains(id)
                 && needs_of(&jobs[id.as_str()])
                     .iter()
-                    .all(|n| placed.iter().any(|p| *p == n) || !jobs.contains_key(n))
+                    .all(|n| placed.contains(&n) || !jobs.contains_key(n))
         });
         match ready {
             Some(id) => placed.push(id),
             // A cycle (GitHub refuses the file): the rest in file order.
             None => {
-                let rest: Vec<&String> =
-                    ids.iter().filter(|id| !placed.contains(id)).copied().collect();
+                let rest: Vec<&String> = ids
+                    .iter()
+                    .filter(|id| !placed.contains(id))
+                    .copied()
+                    .collect();
                 placed.extend(rest);
             }
         }
@@ -878,14 +891,16 @@ async fn cancel(
 
 /// Rate-limit status of each resource, as `GET /rate_limit` reports it.
 async fn rate_limit(State(world): Shared) -> Response {
-    let used = world.ci.api_calls.load(std::sync::atomic::Ordering::Relaxed) % RATE_LIMIT;
+    let used = world
+        .ci
+        .api_calls
+        .load(std::sync::atomic::Ordering::Relaxed)
+        % RATE_LIMIT;
     let reset = (chrono::Utc::now().timestamp() / 3600 + 1) * 3600;
     let minute = (chrono::Utc::now().timestamp() / 60 + 1) * 60;
     let core = json!({"limit": RATE_LIMIT, "used": used,
         "remaining": RATE_LIMIT.saturating_sub(used), "reset": reset, "resource": "core"});
-    let other = |name: &str, limit: u64, reset: i64| {
-        json!({"limit": limit, "used": 0, "remaining": limit, "reset": reset, "resource": name})
-    };
+    let other = |name: &str, limit: u64, reset: i64| json!({"limit": limit, "used": 0, "remaining": limit, "reset": reset, "resource": name});
     Json(json!({
         "resources": {
             "core": core,
@@ -971,10 +986,7 @@ async fn named_user(State(world): Shared, Path(login): Path<String>) -> Response
 const REPO_ID: u64 = 4242;
 
 /// `GET /repos/{owner}/{repo}`: a full repository, private, default branch `main`.
-async fn get_repo(
-    State(world): Shared,
-    Path((owner, repo)): Path<(String, String)>,
-) -> Response {
+async fn get_repo(State(world): Shared, Path((owner, repo)): Path<(String, String)>) -> Response {
     if let Err(r) = repo_check(&world, &owner, &repo) {
         return r;
     }
@@ -1052,7 +1064,10 @@ async fn get_repo(
             ("issues_url", "/issues{/number}"),
             ("pulls_url", "/pulls{/number}"),
             ("milestones_url", "/milestones{/number}"),
-            ("notifications_url", "/notifications{?since,all,participating}"),
+            (
+                "notifications_url",
+                "/notifications{?since,all,participating}",
+            ),
             ("labels_url", "/labels{/name}"),
             ("releases_url", "/releases{/id}"),
             ("deployments_url", "/deployments"),
@@ -1117,8 +1132,10 @@ fn commit_json(world: &World, sha: &str) -> Value {
     };
     let parents: Vec<Value> = field(1)
         .split_whitespace()
-        .map(|p| json!({"sha": p, "url": format!("{api}/commits/{p}"),
-            "html_url": format!("{}/commit/{p}", html_base(world))}))
+        .map(|p| {
+            json!({"sha": p, "url": format!("{api}/commits/{p}"),
+            "html_url": format!("{}/commit/{p}", html_base(world))})
+        })
         .collect();
     json!({
         "sha": sha, "node_id": format!("C_kwDO{}", &sha[..sha.len().min(12)]),
@@ -1235,7 +1252,10 @@ async fn get_job(
     }
 }
 
-fn millis(a: Option<chrono::DateTime<chrono::Utc>>, b: Option<chrono::DateTime<chrono::Utc>>) -> i64 {
+fn millis(
+    a: Option<chrono::DateTime<chrono::Utc>>,
+    b: Option<chrono::DateTime<chrono::Utc>>,
+) -> i64 {
     match (a, b) {
         (Some(a), Some(b)) => (b - a).num_milliseconds().max(0),
         (Some(a), None) => (chrono::Utc::now() - a).num_milliseconds().max(0),
@@ -1304,7 +1324,10 @@ fn check_link(world: &World, path: &str, q: &BTreeMap<String, String>) -> Result
     let expires = q.get("se").and_then(|e| e.parse::<i64>().ok());
     let sig = q.get("sig").map(String::as_str).unwrap_or("");
     let Some(expires) = expires else {
-        return Err(refuse("AuthenticationFailed", "Signature not valid in the specified time frame"));
+        return Err(refuse(
+            "AuthenticationFailed",
+            "Signature not valid in the specified time frame",
+        ));
     };
     if world.users.sign(&format!("{path}?{expires}")) != sig {
         return Err(refuse(
@@ -1313,7 +1336,10 @@ fn check_link(world: &World, path: &str, q: &BTreeMap<String, String>) -> Result
         ));
     }
     if chrono::Utc::now().timestamp() > expires {
-        return Err(refuse("AuthenticationFailed", "Signed expiry time has expired"));
+        return Err(refuse(
+            "AuthenticationFailed",
+            "Signed expiry time has expired",
+        ));
     }
     Ok(())
 }
@@ -1372,11 +1398,7 @@ async fn download_job_logs(
     match found {
         Some(mut text) => {
             text.push('\n');
-            (
-                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                text,
-            )
-                .into_response()
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
         }
         None => error(StatusCode::NOT_FOUND, "Not Found"),
     }
@@ -1385,7 +1407,13 @@ async fn download_job_logs(
 /// A name usable as a zip entry (GitHub replaces the characters a path cannot hold).
 fn entry_name(name: &str) -> String {
     name.chars()
-        .map(|c| if matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|') { '_' } else { c })
+        .map(|c| {
+            if matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|') {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -1399,7 +1427,11 @@ fn run_log_files(run: &Run) -> Vec<(String, Vec<u8>)> {
         whole.push('\n');
         files.push((format!("{i}_{job_name}.txt"), whole.into_bytes()));
         // Each `##[group]` opens the next step that ran.
-        let ran: Vec<&ci::Step> = job.steps.iter().filter(|s| s.started_at.is_some()).collect();
+        let ran: Vec<&ci::Step> = job
+            .steps
+            .iter()
+            .filter(|s| s.started_at.is_some())
+            .collect();
         let mut parts: Vec<String> = Vec::new();
         for line in &job.log {
             if line.contains("##[group]") || parts.is_empty() {

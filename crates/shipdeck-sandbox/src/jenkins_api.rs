@@ -101,8 +101,7 @@ async fn jenkins_layer(State(world): Shared, req: Request, next: Next) -> Respon
                     StatusCode::UNAUTHORIZED,
                     format!("Invalid password/token for user: {user}"),
                 )
-            } else if req.method() == axum::http::Method::POST && !crumb_ok(&world, req.headers())
-            {
+            } else if req.method() == axum::http::Method::POST && !crumb_ok(&world, req.headers()) {
                 text(
                     StatusCode::FORBIDDEN,
                     "No valid crumb was included in the request",
@@ -535,12 +534,7 @@ async fn dashboard(State(world): Shared) -> Response {
         .estate
         .jenkins
         .iter()
-        .map(|j| {
-            format!(
-                "<li><a href=\"job/{0}/\">{0}</a></li>",
-                escape(&j.name)
-            )
-        })
+        .map(|j| format!("<li><a href=\"job/{0}/\">{0}</a></li>", escape(&j.name)))
         .collect();
     html(
         StatusCode::OK,
@@ -708,10 +702,7 @@ async fn job_page(State(world): Shared, Path(name): Path<String>) -> Response {
 }
 
 /// `GET /job/NAME/N/`: the build's page (where `stop` redirects).
-async fn build_page(
-    State(world): Shared,
-    Path((job, number)): Path<(String, String)>,
-) -> Response {
+async fn build_page(State(world): Shared, Path((job, number)): Path<(String, String)>) -> Response {
     let Some(r) = find_build(&world, &job, &number) else {
         return not_found().await;
     };
@@ -767,10 +758,7 @@ fn span_millis(
 /// `GET /job/NAME/N/wfapi/describe`: the build's stages as the Pipeline Stage View plugin
 /// answers. Stages not reached yet are absent while the build runs; after it ends, the
 /// ones it never reached are `NOT_EXECUTED`.
-async fn describe(
-    State(world): Shared,
-    Path((job, number)): Path<(String, String)>,
-) -> Response {
+async fn describe(State(world): Shared, Path((job, number)): Path<(String, String)>) -> Response {
     let Some(r) = find_build(&world, &job, &number) else {
         return not_found().await;
     };

@@ -99,7 +99,11 @@ async fn pygithub_sees_github() {
     // Branches, against Git.
     let refs = support::git(
         &repo_dir,
-        &["for-each-ref", "--format=%(refname:short) %(objectname)", "refs/heads"],
+        &[
+            "for-each-ref",
+            "--format=%(refname:short) %(objectname)",
+            "refs/heads",
+        ],
     );
     let git_branches: BTreeMap<String, String> = refs
         .lines()
@@ -122,11 +126,17 @@ async fn pygithub_sees_github() {
     assert_eq!(main_sha, seen["main"]);
     assert_eq!(
         out["main"]["message"],
-        json!(support::git(&repo_dir, &["log", "-1", "--format=%B", &main_sha]))
+        json!(support::git(
+            &repo_dir,
+            &["log", "-1", "--format=%B", &main_sha]
+        ))
     );
     assert_eq!(
         out["main"]["author"],
-        json!(support::git(&repo_dir, &["log", "-1", "--format=%an", &main_sha]))
+        json!(support::git(
+            &repo_dir,
+            &["log", "-1", "--format=%an", &main_sha]
+        ))
     );
     assert_eq!(out["main"]["protected"], true);
     assert_eq!(out["missing_branch"], 404);
@@ -171,7 +181,9 @@ async fn pygithub_sees_github() {
     );
     for skipped in &fj["jobs"].as_array().unwrap()[1..] {
         assert!(
-            steps(skipped).iter().all(|(_, st, c)| st == "completed" && c == "skipped"),
+            steps(skipped)
+                .iter()
+                .all(|(_, st, c)| st == "completed" && c == "skipped"),
             "{skipped}"
         );
     }
@@ -196,7 +208,9 @@ async fn pygithub_sees_github() {
         .run(fs["id"].as_u64().unwrap())
         .expect("run in the sandbox");
     assert!(
-        truth.log.iter().any(|l| l.contains("ImagePullBackOff") || l.contains("Degraded") || l.contains("Progressing")),
+        truth.log.iter().any(|l| l.contains("ImagePullBackOff")
+            || l.contains("Degraded")
+            || l.contains("Progressing")),
         "{:?}",
         truth.log
     );
@@ -234,9 +248,8 @@ async fn pygithub_sees_github() {
     let job_log = out["job_log"]["text"].as_str().unwrap();
     assert!(job_log.contains("##[group]Run unit tests"), "{job_log}");
     assert!(
-        job_log
-            .lines()
-            .all(|l| l.len() > 28 && chrono::DateTime::parse_from_rfc3339(&l[..l.find(' ').unwrap_or(0)]).is_ok()),
+        job_log.lines().all(|l| l.len() > 28
+            && chrono::DateTime::parse_from_rfc3339(&l[..l.find(' ').unwrap_or(0)]).is_ok()),
         "every line starts with its timestamp: {job_log}"
     );
 
@@ -244,7 +257,12 @@ async fn pygithub_sees_github() {
     assert_eq!(out["run_logs"]["status"], 200);
     assert_eq!(out["run_logs"]["type"], "application/zip");
     let files = out["run_logs"]["files"].as_object().unwrap();
-    for f in ["0_test.txt", "1_build.txt", "2_bump.txt", "test/1_Set up job.txt"] {
+    for f in [
+        "0_test.txt",
+        "1_build.txt",
+        "2_bump.txt",
+        "test/1_Set up job.txt",
+    ] {
         assert!(files.contains_key(f), "{f} in {:?}", files.keys());
     }
     let commit_step = files
@@ -264,7 +282,9 @@ async fn pygithub_sees_github() {
         .expect("(sha) at the end");
     let develop_log = support::git(&repo_dir, &["log", "--format=%h", "-n", "50", "develop"]);
     assert!(
-        develop_log.lines().any(|h| h.starts_with(short) || short.starts_with(h)),
+        develop_log
+            .lines()
+            .any(|h| h.starts_with(short) || short.starts_with(h)),
         "{short} not on develop"
     );
     assert_eq!(out["tampered"], 403);
@@ -290,7 +310,10 @@ async fn github_errors_are_githubs() {
     for path in [
         "/github/repos/someone/else".to_string(),
         format!("/github/repos/{}/{}/actions/jobs/1", gh.owner, gh.repo),
-        format!("/github/repos/{}/{}/actions/runs/1/timing", gh.owner, gh.repo),
+        format!(
+            "/github/repos/{}/{}/actions/runs/1/timing",
+            gh.owner, gh.repo
+        ),
         format!("/github/repos/{}/{}/actions/runs/1/logs", gh.owner, gh.repo),
     ] {
         let r = http

@@ -24,7 +24,11 @@ async fn sandbox(time_scale: f64) -> Sandbox {
 
 /// The stages a build's steps make (the runner's own first and last steps are not stages).
 fn stage_names(sb: &Sandbox, number: u64) -> Vec<String> {
-    let run = sb.world.ci.build(JOB, number).expect("build in the sandbox");
+    let run = sb
+        .world
+        .ci
+        .build(JOB, number)
+        .expect("build in the sandbox");
     run.jobs
         .iter()
         .flat_map(|j| j.steps.iter())
@@ -70,7 +74,10 @@ async fn python_jenkins_sees_jenkins() {
     )
     .await;
 
-    assert_eq!(out["whoami"]["id"], Value::from(sb.world.users.jenkins_user()));
+    assert_eq!(
+        out["whoami"]["id"],
+        Value::from(sb.world.users.jenkins_user())
+    );
     assert_eq!(out["version"], shipdeck_sandbox::jenkins_api::VERSION);
 
     // The queue held both items, for the job, waiting.
@@ -82,7 +89,13 @@ async fn python_jenkins_sees_jenkins() {
         .map(|i| i["id"].as_u64().unwrap())
         .collect();
     assert!(!in_queue.is_empty() && in_queue.iter().all(|i| queued.contains(i)));
-    assert!(out["queue"].as_array().unwrap().iter().all(|i| i["task"] == JOB && i["why"].is_string()));
+    assert!(
+        out["queue"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["task"] == JOB && i["why"].is_string())
+    );
     assert_eq!(out["queue_after"], serde_json::json!([]));
 
     // Running builds: both, on the built-in node, on different executors.
@@ -124,7 +137,11 @@ async fn python_jenkins_sees_jenkins() {
     let during = names_statuses(&out["stages_running"]);
     assert_eq!(out["stages_running"]["status"], "IN_PROGRESS");
     assert!(!during.is_empty());
-    assert!(during[..during.len() - 1].iter().all(|(_, s)| s == "SUCCESS"));
+    assert!(
+        during[..during.len() - 1]
+            .iter()
+            .all(|(_, s)| s == "SUCCESS")
+    );
     assert_eq!(during.last().unwrap().1, "IN_PROGRESS");
     // After: every stage, by the build's steps.
     let kept = names_statuses(&out["stages_kept"]);
@@ -152,12 +169,18 @@ async fn wfapi_describe_over_http() {
     let sb = sandbox(0.01).await;
     let http = reqwest::Client::new();
     let base = format!("{}/jenkins", sb.url);
-    let (user, token) = (sb.world.users.jenkins_user(), sb.world.users.jenkins_token());
+    let (user, token) = (
+        sb.world.users.jenkins_user(),
+        sb.world.users.jenkins_token(),
+    );
 
     // Unauthenticated and unknown paths still name Jenkins.
     let r = http.get(format!("{base}/")).send().await.unwrap();
     assert_eq!(r.status(), 403);
-    assert_eq!(r.headers()["x-jenkins"], shipdeck_sandbox::jenkins_api::VERSION);
+    assert_eq!(
+        r.headers()["x-jenkins"],
+        shipdeck_sandbox::jenkins_api::VERSION
+    );
     let r = http
         .get(format!("{base}/no/such/page"))
         .basic_auth(&user, Some(&token))

@@ -41,7 +41,10 @@ fn old_fixed_admin_token() -> String {
     let d = h.finalize();
     format!(
         "sd{}",
-        d.iter().take(20).map(|b| format!("{b:02x}")).collect::<String>()
+        d.iter()
+            .take(20)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     )
 }
 
@@ -114,7 +117,10 @@ async fn the_env_file_carries_the_live_secrets() {
     let sb = start(None, Some(dir.path().to_path_buf())).await;
     let text = std::fs::read_to_string(sb.env_path()).unwrap();
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(sb.env_path()).unwrap().permissions().mode();
+    let mode = std::fs::metadata(sb.env_path())
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     let env = env_vars(&text);
     let http = reqwest::Client::new();

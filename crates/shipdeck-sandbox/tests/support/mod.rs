@@ -48,7 +48,9 @@ pub async fn run_client(python: &PathBuf, script: &str, env: &[(&str, String)]) 
         .join("tests/clients")
         .join(script);
     let mut cmd = tokio::process::Command::new(python);
-    cmd.arg(&path).env_remove("HTTP_PROXY").env_remove("http_proxy");
+    cmd.arg(&path)
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy");
     cmd.env("NO_PROXY", "127.0.0.1,localhost")
         .env("no_proxy", "127.0.0.1,localhost");
     for (k, v) in env {
@@ -96,6 +98,10 @@ pub fn git(repo: &std::path::Path, args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("run git");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
