@@ -31,6 +31,15 @@ pub fn router(world: Arc<World>) -> axum::Router {
         .route("/github/users/{login}", get(named_user))
         .route(repo, get(get_repo))
         .route(&format!("{repo}/branches"), get(list_branches))
+        .route(&format!("{repo}/commits"), get(list_commits))
+        .route(&format!("{repo}/commits/{{*rev}}"), get(get_commit))
+        .route(&format!("{repo}/contents"), get(get_root_contents))
+        .route(&format!("{repo}/contents/"), get(get_root_contents))
+        .route(&format!("{repo}/contents/{{*path}}"), get(get_contents))
+        .route(
+            &format!("{base}/runs/{{run}}/artifacts"),
+            get(run_artifacts),
+        )
         .route(&format!("{repo}/branches/{{*branch}}"), get(get_branch))
         .route(&format!("{base}/jobs/{{job}}"), get(get_job))
         .route(&format!("{base}/jobs/{{job}}/logs"), get(job_logs))
@@ -1219,6 +1228,277 @@ async fn get_branch(
         "protection_url": format!("{api}/branches/{name}/protection"),
     }))
     .into_response()
+}
+
+// --- Commits, contents, artifacts ---------------------------------------------------------
+
+/// `git -C repo ARGS` stdout, or None when git fails (unknown revision, path).
+fn git_out(world: &World, args: &[&str]) -> Option<Vec<u8>> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(world.repo.path())
+        .args(args)
+        .output()
+        .ok()?;
+    out.status.success().then_some(out.stdout)
+}
+
+/// A revision GitHub would accept (branch, tag or sha), resolved to a commit sha.
+fn resolve_commit(world: &World, rev: &str) -> Option<String> {
+    if rev.starts_with('-') || rev.is_empty() {
+        return None;
+    }
+    let spec = format!("{rev}^{{commit}}");
+    let out = git_out(world, &["rev-parse", "--verify", "--quiet", &spec])?;
+    Some(String::from_utf8_lossy(&out).trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// `GET /commits?sha=&path=&per_page=&page=`: history, newest first.
+async fn list_commits(
+    State(world): Shared,
+    Path((owner, repo)): Path<(String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    if let Err(r) = repo_check(&world, &owner, &repo) {
+        return r;
+    }
+    let rev = q
+        .get("sha")
+        .cloned()
+        .unwrap_or_else(|| default_branch().to_string());
+    let Some(head) = resolve_commit(&world, &rev) else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let mut args = vec!["log", "--format=%H", head.as_str()];
+    let path_filter = q.get("path").cloned();
+    if let Some(p) = &path_filter {
+        args.push("--");
+        args.push(p.as_str());
+    }
+    let shas: Vec<String> = git_out(&world, &args)
+        .map(|o| {
+            String::from_utf8_lossy(&o)
+                .lines()
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    let path = format!("/github/repos/{owner}/{repo}/commits");
+    let (skip, take, link) = paginate(&world, &path, &q, shas.len());
+    let items: Vec<Value> = shas
+        .iter()
+        .skip(skip)
+        .take(take)
+        .map(|s| commit_json(&world, s))
+        .collect();
+    let mut resp = Json(Value::Array(items)).into_response();
+    if let Some(l) = link.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        resp.headers_mut().insert(header::LINK, l);
+    }
+    resp
+}
+
+/// `GET /commits/{ref}`: one commit with its stats and changed files.
+async fn get_commit(
+    State(world): Shared,
+    Path((owner, repo, rev)): Path<(String, String, String)>,
+) -> Response {
+    if let Err(r) = repo_check(&world, &owner, &repo) {
+        return r;
+    }
+    let Some(sha) = resolve_commit(&world, &rev) else {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("No commit found for SHA: {rev}"),
+        );
+    };
+    let mut body = commit_json(&world, &sha);
+    let numstat = git_out(
+        &world,
+        &["show", "--numstat", "--format=", "--no-renames", &sha],
+    )
+    .unwrap_or_default();
+    let status = git_out(
+        &world,
+        &["show", "--name-status", "--format=", "--no-renames", &sha],
+    )
+    .unwrap_or_default();
+    let statuses: BTreeMap<String, String> = String::from_utf8_lossy(&status)
+        .lines()
+        .filter_map(|l| {
+            let (s, f) = l.split_once('\t')?;
+            let word = match s {
+                "A" => "added",
+                "D" => "removed",
+                _ => "modified",
+            };
+            Some((f.to_string(), word.to_string()))
+        })
+        .collect();
+    let (mut adds, mut dels) = (0u64, 0u64);
+    let files: Vec<Value> = String::from_utf8_lossy(&numstat)
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, '\t');
+            let a: u64 = parts.next()?.parse().unwrap_or(0);
+            let d: u64 = parts.next()?.parse().unwrap_or(0);
+            let f = parts.next()?.to_string();
+            adds += a;
+            dels += d;
+            let api = api_base(&world);
+            Some(json!({"sha": sha, "filename": f,
+                "status": statuses.get(&f).cloned().unwrap_or_else(|| "modified".into()),
+                "additions": a, "deletions": d, "changes": a + d,
+                "blob_url": format!("{}/blob/{sha}/{f}", html_base(&world)),
+                "raw_url": format!("{}/raw/{sha}/{f}", html_base(&world)),
+                "contents_url": format!("{api}/contents/{f}?ref={sha}")}))
+        })
+        .collect();
+    if let Some(m) = body.as_object_mut() {
+        m.insert(
+            "stats".into(),
+            json!({"total": adds + dels, "additions": adds, "deletions": dels}),
+        );
+        m.insert("files".into(), Value::Array(files));
+    }
+    Json(body).into_response()
+}
+
+/// `GET /contents/{path}?ref=`: a file (base64, as GitHub sends it) or a directory listing.
+async fn get_contents(
+    State(world): Shared,
+    Path((owner, repo, path)): Path<(String, String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    use base64::Engine;
+    if let Err(r) = repo_check(&world, &owner, &repo) {
+        return r;
+    }
+    let rev = q
+        .get("ref")
+        .cloned()
+        .unwrap_or_else(|| default_branch().to_string());
+    let Some(commit) = resolve_commit(&world, &rev) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("No commit found for the ref {rev}"),
+        );
+    };
+    let path = path.trim_matches('/').to_string();
+    let api = api_base(&world);
+    let entry = |kind: &str, name: &str, full: &str, sha: &str, size: u64| {
+        let url = format!("{api}/contents/{full}?ref={rev}");
+        let html = format!(
+            "{}/{kind}/{rev}/{full}",
+            html_base(&world),
+            kind = if kind == "dir" { "tree" } else { "blob" }
+        );
+        let git = format!(
+            "{api}/git/{}/{sha}",
+            if kind == "dir" { "trees" } else { "blobs" }
+        );
+        json!({"type": kind, "name": name, "path": full, "sha": sha, "size": size,
+            "url": url, "html_url": html, "git_url": git,
+            "download_url": if kind == "file" { json!(format!("{}/raw/{rev}/{full}", html_base(&world))) } else { Value::Null },
+            "_links": {"self": url, "git": git, "html": html}})
+    };
+    // What the path is at that commit: `git ls-tree -l` of its parent, filtered.
+    let target = if path.is_empty() {
+        None
+    } else {
+        let listing = git_out(&world, &["ls-tree", "-l", &commit, "--", &path]).unwrap_or_default();
+        let text = String::from_utf8_lossy(&listing).into_owned();
+        let found = text.lines().find_map(|l| {
+            let (meta, name) = l.split_once('\t')?;
+            let f: Vec<&str> = meta.split_whitespace().collect();
+            (name == path).then(|| {
+                (
+                    f.get(1).copied().unwrap_or("").to_string(),
+                    f.get(2).copied().unwrap_or("").to_string(),
+                    f.get(3).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0),
+                )
+            })
+        });
+        match found {
+            Some(t) => Some(t),
+            None => return error(StatusCode::NOT_FOUND, "Not Found"),
+        }
+    };
+    match target {
+        Some((kind, sha, size)) if kind == "blob" => {
+            let Some(bytes) = git_out(&world, &["cat-file", "blob", &sha]) else {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            };
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            // GitHub wraps the base64 at 60 columns.
+            let wrapped: String = b64
+                .as_bytes()
+                .chunks(60)
+                .map(|c| format!("{}\n", String::from_utf8_lossy(c)))
+                .collect();
+            let name = path.rsplit('/').next().unwrap_or(&path).to_string();
+            let mut e = entry("file", &name, &path, &sha, size);
+            if let Some(m) = e.as_object_mut() {
+                m.insert("encoding".into(), json!("base64"));
+                m.insert("content".into(), json!(wrapped));
+            }
+            Json(e).into_response()
+        }
+        _ => {
+            let tree = if path.is_empty() {
+                commit.clone()
+            } else {
+                format!("{commit}:{path}")
+            };
+            let listing = git_out(&world, &["ls-tree", "-l", &tree]).unwrap_or_default();
+            let items: Vec<Value> = String::from_utf8_lossy(&listing)
+                .lines()
+                .filter_map(|l| {
+                    let (meta, name) = l.split_once('\t')?;
+                    let f: Vec<&str> = meta.split_whitespace().collect();
+                    let kind = if f.get(1) == Some(&"tree") {
+                        "dir"
+                    } else {
+                        "file"
+                    };
+                    let full = if path.is_empty() {
+                        name.to_string()
+                    } else {
+                        format!("{path}/{name}")
+                    };
+                    let size = f.get(3).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+                    Some(entry(
+                        kind,
+                        name,
+                        &full,
+                        f.get(2).copied().unwrap_or(""),
+                        size,
+                    ))
+                })
+                .collect();
+            Json(Value::Array(items)).into_response()
+        }
+    }
+}
+
+/// `GET /contents`: the repository's root directory.
+async fn get_root_contents(
+    world: Shared,
+    Path((owner, repo)): Path<(String, String)>,
+    q: Query<BTreeMap<String, String>>,
+) -> Response {
+    get_contents(world, Path((owner, repo, String::new())), q).await
+}
+
+/// `GET /runs/{id}/artifacts`: the sandbox's builds upload none.
+async fn run_artifacts(
+    State(world): Shared,
+    Path((owner, repo, run)): Path<(String, String, String)>,
+) -> Response {
+    match github_run(&world, &owner, &repo, &run) {
+        Ok(_) => Json(json!({"total_count": 0, "artifacts": []})).into_response(),
+        Err(e) => e,
+    }
 }
 
 // --- Jobs, timing, logs ---------------------------------------------------------------------

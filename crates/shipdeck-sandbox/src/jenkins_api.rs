@@ -35,6 +35,7 @@ pub fn router(world: Arc<World>) -> axum::Router {
         .route("/jenkins/computer/api/json", get(computers))
         .route("/jenkins/computer/{node}/api/json", get(computer))
         .route("/jenkins/queue/api/json", get(queue))
+        .route("/jenkins/queue/cancelItem", post(cancel_item))
         .route("/jenkins/job/{job}/", get(job_page))
         .route("/jenkins/job/{job}", get(job_page))
         .route("/jenkins/job/{job}/{number}/", get(build_page))
@@ -806,4 +807,27 @@ async fn describe(State(world): Shared, Path((job, number)): Path<(String, Strin
         "stages": stages,
     }))
     .into_response()
+}
+
+/// `POST /queue/cancelItem?id=N`: 204 when the item was still waiting and is cancelled, 404
+/// when no such item waits (it became a build, or never was), as Jenkins' `doCancelItem`.
+async fn cancel_item(State(world): Shared, Query(q): Query<BTreeMap<String, String>>) -> Response {
+    let id = q.get("id").and_then(|i| i.parse::<u64>().ok());
+    let waiting = id
+        .and_then(|id| world.ci.queue_item(id))
+        .filter(|(item, run)| !item.cancelled && run.status == Status::Queued);
+    let Some((_, run)) = waiting else {
+        let shown = q.get("id").map(|s| escape(s)).unwrap_or_default();
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("Provided id ({shown}) not found"),
+        );
+    };
+    match world.ci.cancel(run.id) {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(_) => text(
+            StatusCode::CONFLICT,
+            format!("Could not cancel run for id {}", id.unwrap_or_default()),
+        ),
+    }
 }

@@ -141,6 +141,72 @@ async fn pygithub_sees_github() {
     assert_eq!(out["main"]["protected"], true);
     assert_eq!(out["missing_branch"], 404);
 
+    // History, a commit, files and directories, against Git (read before the builds ran:
+    // develop's first five are then its five newest before them, so compare from main).
+    let seen_commits: Vec<String> = serde_json::from_value(out["commits"].clone()).unwrap();
+    assert_eq!(seen_commits.len(), 5);
+    assert_eq!(seen_commits[0], seen["develop"]);
+    let develop_history = support::git(
+        &repo_dir,
+        &["log", "--format=%H", "-n", "5", &seen["develop"]],
+    );
+    assert_eq!(seen_commits, develop_history.lines().collect::<Vec<_>>());
+    assert_eq!(out["commit"]["sha"], json!(main_sha));
+    let changed = support::git(
+        &repo_dir,
+        &[
+            "show",
+            "--name-only",
+            "--format=",
+            "--no-renames",
+            &main_sha,
+        ],
+    );
+    let mut changed: Vec<&str> = changed.lines().filter(|l| !l.is_empty()).collect();
+    changed.sort();
+    assert_eq!(out["commit"]["files"], json!(changed));
+    let readme = support::git(&repo_dir, &["show", &format!("{main_sha}:README.md")]);
+    assert_eq!(
+        out["readme"]["text"].as_str().unwrap().trim_end(),
+        readme.trim_end()
+    );
+    assert_eq!(
+        out["readme"]["sha"],
+        json!(support::git(
+            &repo_dir,
+            &["rev-parse", &format!("{main_sha}:README.md")]
+        ))
+    );
+    let workflows = support::git(
+        &repo_dir,
+        &[
+            "ls-tree",
+            "--name-only",
+            &format!("{main_sha}:.github/workflows"),
+        ],
+    );
+    assert_eq!(
+        out["workflow_dir"],
+        json!(workflows.lines().collect::<Vec<_>>())
+    );
+    let root = support::git(&repo_dir, &["ls-tree", &main_sha]);
+    let mut root: Vec<(String, String)> = root
+        .lines()
+        .filter_map(|l| {
+            let (meta, name) = l.split_once('\t')?;
+            let kind = if meta.contains(" tree ") {
+                "dir"
+            } else {
+                "file"
+            };
+            Some((name.to_string(), kind.to_string()))
+        })
+        .collect();
+    root.sort();
+    assert_eq!(out["root_dir"], json!(root));
+    assert_eq!(out["missing_file"], 404);
+    assert_eq!(out["artifacts"], 0);
+
     // A successful build: jobs in run order (test, then build which needs it, then bump).
     let ok = &out["runs"]["ok"];
     assert_eq!(ok["conclusion"], "success");

@@ -160,6 +160,34 @@ async fn python_jenkins_sees_jenkins() {
     assert!(aborted.iter().any(|(_, s)| s == "ABORTED"), "{aborted:?}");
     assert_eq!(aborted.last().unwrap().1, "NOT_EXECUTED");
     assert_eq!(out["missing_build"], "JenkinsException");
+
+    // Everyday reads: the jobs, a job, a build's console.
+    let defined: Vec<&str> = sb
+        .world
+        .estate
+        .jenkins
+        .iter()
+        .map(|j| j.name.as_str())
+        .collect();
+    assert_eq!(out["jobs"], serde_json::json!(defined));
+    assert_eq!(out["job_info"]["name"], JOB);
+    assert_eq!(out["job_info"]["buildable"], true);
+    let console = out["console"].as_str().unwrap();
+    assert!(console.contains("Finished: SUCCESS"), "{console}");
+    assert!(console.contains(tag_keep), "{console}");
+
+    // The build cancelled in the queue: a cancelled item that never became a build.
+    let item = &out["cancelled_item"];
+    assert_eq!(item["cancelled"], true, "{item}");
+    assert!(item["executable"].is_null());
+    let cancelled = sb
+        .world
+        .ci
+        .queue_item(item["id"].as_u64().unwrap())
+        .expect("queue item in the sandbox")
+        .1;
+    assert_eq!(cancelled.conclusion, Some("cancelled"));
+    assert!(cancelled.started_at.is_none());
 }
 
 /// `wfapi/describe` over raw HTTP: the Stage View's fields and durations, as the sandbox

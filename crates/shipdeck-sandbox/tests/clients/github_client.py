@@ -48,10 +48,10 @@ def fetch(url):
 
 
 def main():
-    g = Github(base_url=os.environ["GH_API"], auth=Auth.Token(os.environ["GH_TOKEN"]), retry=None)
+    g = Github(base_url=os.environ["GH_API"], auth=Auth.Token(os.environ["GH_TOKEN"]), retry=None, lazy=False)
     out = {}
 
-    repo = g.get_repo(os.environ["GH_REPO"], lazy=False)
+    repo = g.get_repo(os.environ["GH_REPO"])
     out["repo"] = {
         "full_name": repo.full_name,
         "name": repo.name,
@@ -90,6 +90,25 @@ def main():
     except github.GithubException as e:
         out["missing_branch"] = e.status
 
+    # Everyday reads of a GitOps repository: history, a commit, files and directories.
+    out["commits"] = [c.sha for c in repo.get_commits(sha="develop")[:5]]
+    head = repo.get_commit("main")
+    out["commit"] = {
+        "sha": head.sha,
+        "files": sorted(f.filename for f in head.files),
+        "additions": head.stats.additions,
+        "deletions": head.stats.deletions,
+    }
+    readme = repo.get_contents("README.md", ref="main")
+    out["readme"] = {"text": readme.decoded_content.decode(), "sha": readme.sha, "size": readme.size}
+    out["workflow_dir"] = sorted(c.name for c in repo.get_contents(".github/workflows", ref="main"))
+    out["root_dir"] = sorted((c.name, c.type) for c in repo.get_contents("", ref="main"))
+    try:
+        repo.get_contents("no/such/file", ref="main")
+        out["missing_file"] = "found"
+    except github.GithubException as e:
+        out["missing_file"] = e.status
+
     runs = {}
     build = repo.get_workflow("build.yml")
     verify = repo.get_workflow("verify-environment.yml")
@@ -113,6 +132,7 @@ def main():
     out["runs"] = runs
 
     ok = repo.get_workflow_run(runs["ok"]["id"])
+    out["artifacts"] = ok.get_artifacts().totalCount
     first_job = runs["ok"]["jobs"][0]
     job = repo.get_workflow_job(first_job["id"])
     out["job"] = {"id": job.id, "name": job.name, "run_id": job.run_id, "conclusion": job.conclusion}

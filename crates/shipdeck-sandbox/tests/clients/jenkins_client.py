@@ -66,6 +66,13 @@ def main():
     out["stages_kept"] = server.get_build_stages(job, keep_n)
     out["running_after"] = server.get_running_builds()
     out["queue_after"] = [i["id"] for i in server.get_queue_info() if i["id"] in (stop_q, keep_q)]
+    out["jobs"] = [j["name"] for j in server.get_jobs()]
+    out["job_info"] = {k: server.get_job_info(job)[k] for k in ("name", "buildable", "nextBuildNumber")}
+    out["console"] = server.get_build_console_output(job, keep_n)
+    # A build cancelled while it waits in the queue never runs.
+    cancel_q = server.build_job(job, {"ENVIRONMENT": "dev"})
+    server.cancel_queue(cancel_q)
+    out["cancelled_item"] = server.get_queue_item(cancel_q)
     try:
         server.get_build_info(job, 9999)
         out["missing_build"] = "found"
