@@ -130,6 +130,10 @@ pub struct QueueItem {
     pub in_queue_since: DateTime<Utc>,
 }
 
+/// Runs kept (with their logs); older completed ones are forgotten, so a sandbox left
+/// building for hours stays bounded. Numbers keep counting.
+pub const MAX_RUNS: usize = 2000;
+
 #[derive(Default)]
 struct State {
     runs: Vec<Run>,
@@ -138,6 +142,26 @@ struct State {
     next_run: u64,
     next_job: u64,
     next_queue: u64,
+}
+
+impl State {
+    /// Forget the oldest completed runs beyond [`MAX_RUNS`], and their queue items.
+    fn trim(&mut self) {
+        let mut excess = self.runs.len().saturating_sub(MAX_RUNS);
+        if excess == 0 {
+            return;
+        }
+        self.runs.retain(|r| {
+            if excess > 0 && r.status == Status::Completed {
+                excess -= 1;
+                false
+            } else {
+                true
+            }
+        });
+        let kept: std::collections::HashSet<u64> = self.runs.iter().map(|r| r.id).collect();
+        self.queue.retain(|q| kept.contains(&q.run_id));
+    }
 }
 
 /// All CI runs of the sandbox. Lives in `World`.
@@ -325,6 +349,7 @@ impl Ci {
         };
         plan(world, &mut run);
         st.runs.push(run.clone());
+        st.trim();
         drop(st);
         self.wake.notify_one();
         run
