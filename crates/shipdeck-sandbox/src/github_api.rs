@@ -633,6 +633,8 @@ fn job_json(world: &World, run: &Run, job: &ci::Job) -> Value {
                 "completed_at": s.completed_at.map(ts)})
         })
         .collect();
+    // A skipped job never gets a runner.
+    let ran = job.started_at.is_some() && job.conclusion != Some("skipped");
     json!({
         "id": job.id, "run_id": run.id, "run_url": format!("{api}/actions/runs/{}", run.id),
         "run_attempt": run.attempt, "node_id": format!("CR_kwDO{:x}", job.id),
@@ -642,8 +644,8 @@ fn job_json(world: &World, run: &Run, job: &ci::Job) -> Value {
         "created_at": ts(run.created_at), "started_at": ts(job.started_at.unwrap_or(run.created_at)),
         "completed_at": job.completed_at.map(ts), "name": job.name, "steps": steps,
         "check_run_url": format!("{api}/check-runs/{}", job.id),
-        "labels": ["ubuntu-latest"], "runner_id": if job.started_at.is_some() { json!(7) } else { Value::Null },
-        "runner_name": if job.started_at.is_some() { json!("GitHub Actions 7") } else { Value::Null },
+        "labels": ["ubuntu-latest"], "runner_id": if ran { json!(7) } else { Value::Null },
+        "runner_name": if ran { json!("GitHub Actions 7") } else { Value::Null },
         "runner_group_id": 2, "runner_group_name": "GitHub Actions",
         "workflow_name": run.name, "head_branch": run.branch,
     })

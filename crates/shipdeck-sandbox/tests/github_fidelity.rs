@@ -245,7 +245,12 @@ async fn pygithub_sees_github() {
             s("Complete job", "success"),
         ]
     );
+    assert!(fj["jobs"][0]["runner"].is_string());
     for skipped in &fj["jobs"].as_array().unwrap()[1..] {
+        assert!(
+            skipped["runner"].is_null(),
+            "a skipped job had no runner: {skipped}"
+        );
         assert!(
             steps(skipped)
                 .iter()

@@ -35,6 +35,7 @@ def jobs_of(run):
             "name": j.name,
             "status": j.status,
             "conclusion": j.conclusion,
+            "runner": j.runner_name,
             "steps": [[s.number, s.name, s.status, s.conclusion] for s in j.steps],
         }
         for j in run.jobs()
