@@ -558,7 +558,16 @@ fn plan(world: &World, run: &mut Run) {
     } else {
         None
     };
-    run.next_at = Some(tokio::time::Instant::now() + world.clock.wall(Duration::from_secs(1)));
+    run.next_at = Some(tokio::time::Instant::now() + world.clock.wall(queue_time(&run.origin)));
+}
+
+/// Simulated time a new run waits before it starts: a second for GitHub's runner pickup,
+/// Jenkins' default quiet period (5 s) for a build.
+pub fn queue_time(origin: &Origin) -> Duration {
+    match origin {
+        Origin::Github { .. } => Duration::from_secs(1),
+        Origin::Jenkins { .. } => Duration::from_secs(5),
+    }
 }
 
 /// The CI engine: advances every active run when its current phase is due.

@@ -411,7 +411,7 @@ async fn queue_item(State(world): Shared, Path(id): Path<u64>) -> Response {
     } else if run.status == Status::Queued {
         json!({"_class": "hudson.model.Queue$WaitingItem", "id": id, "blocked": false,
             "buildable": false, "cancelled": false,
-            "why": "In the quiet period. Expires in 0.5 sec", "inQueueSince": since,
+            "why": quiet_period(&world, &run), "inQueueSince": since,
             "params": params, "stuck": false, "task": task, "url": format!("queue/item/{id}/")})
     } else {
         json!({"_class": "hudson.model.Queue$LeftItem", "id": id, "blocked": false,
@@ -677,8 +677,9 @@ async fn queue(State(world): Shared) -> Response {
                     "name": item.job, "url": format!("{}/job/{}/", base(&world), item.job),
                     "color": "blue"},
                 "url": format!("queue/item/{}/", item.id),
-                "why": "In the quiet period. Expires in 0.5 sec",
-                "timestamp": item.in_queue_since.timestamp_millis() + 500})
+                "why": quiet_period(&world, &run),
+                "timestamp": item.in_queue_since.timestamp_millis()
+                    + world.clock.wall(super::ci::queue_time(&run.origin)).as_millis() as i64})
         })
         .collect();
     Json(json!({"_class": "hudson.model.Queue", "discoverableItems": [], "items": items}))
@@ -830,4 +831,14 @@ async fn cancel_item(State(world): Shared, Query(q): Query<BTreeMap<String, Stri
             format!("Could not cancel run for id {}", id.unwrap_or_default()),
         ),
     }
+}
+
+/// Why a queue item waits: the rest of its quiet period, as Jenkins words it.
+fn quiet_period(world: &World, run: &Run) -> String {
+    let total = world.clock.wall(super::ci::queue_time(&run.origin));
+    let waited = (chrono::Utc::now() - run.created_at)
+        .to_std()
+        .unwrap_or_default();
+    let left = total.saturating_sub(waited).as_secs_f64();
+    format!("In the quiet period. Expires in {left:.1} sec")
 }
