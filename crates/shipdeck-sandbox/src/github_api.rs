@@ -1,8 +1,12 @@
-//! A GitHub Actions REST subset under `/github` (per `reference/github/actions-subset.json`):
-//! workflows read from the real `.github/workflows/*.yml` files of the estate's repository,
-//! dispatch with input validation (answering per `X-GitHub-Api-Version`), runs, jobs with
-//! steps, rerun and cancel. Runs themselves unfold in `ci.rs`; this file only speaks HTTP,
-//! with GitHub's auth errors and rate-limit headers.
+//! A GitHub REST subset under `/github` (per `reference/github/actions-subset.json`, plus what
+//! clients such as PyGithub call in everyday use): the repository, `/user`, `/rate_limit`,
+//! branches, commits and contents read from the estate's real Git repository; workflows read
+//! from its `.github/workflows/*.yml` files, dispatch with input validation (answering per
+//! `X-GitHub-Api-Version`), runs, jobs in run order with steps, a job by id, run timing,
+//! rerun and cancel; and log downloads as GitHub serves them: a 302 to a signed, expiring
+//! link on a blob host (`/github-blobs`, no token), the run's logs as a zip. Runs themselves
+//! unfold in `ci.rs`; this file only speaks HTTP, with GitHub's auth errors and rate-limit
+//! headers.
 
 use super::World;
 use super::ci::{self, CiError, NewRun, Origin, Run};

@@ -1,7 +1,10 @@
-//! A Jenkins subset under `/jenkins`: the crumb issuer (CSRF), jobs with their parameter
-//! definitions, `buildWithParameters` answering 201 with a queue item, queue items that turn
-//! into builds, build status, stop and console text. Builds run in `ci.rs`; this file speaks
-//! Jenkins' JSON and basic auth (user + API token).
+//! A Jenkins subset under `/jenkins`, as python-jenkins and scripts call it: the dashboard
+//! (with `X-Jenkins` on every answer), whoami, the crumb issuer (CSRF), jobs with their
+//! parameter definitions, `buildWithParameters` answering 201 with a queue item, the queue
+//! (items wait Jenkins' quiet period, and can be cancelled), the built-in node's executors
+//! with the builds they run, build status and pages, stop (redirecting to the build page),
+//! console text, and the Pipeline Stage View's `wfapi/describe`. Builds run in `ci.rs`; this
+//! file speaks Jenkins' JSON and basic auth (user + API token).
 
 use super::World;
 use super::ci::{NewRun, Origin, Run, Status};
