@@ -123,9 +123,10 @@ pub struct SandboxArgs {
     /// Wall seconds per simulated second (0.1 runs ten times faster).
     #[arg(long, default_value_t = 1.0)]
     pub time_scale: f64,
-    /// Seed for generated names, tokens and timings.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    /// Seed for generated names and timings. Tokens are random on every start unless a seed
+    /// is given; with one, they derive from it (for tests).
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 impl SandboxArgs {
@@ -136,7 +137,8 @@ impl SandboxArgs {
             estate: self.estate.clone(),
             apps: self.apps,
             time_scale: self.time_scale,
-            seed: self.seed,
+            seed: self.seed.unwrap_or(1),
+            secrets_seed: self.seed,
         }
     }
 }

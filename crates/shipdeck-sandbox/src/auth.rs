@@ -2,9 +2,11 @@
 //! may sync only non-production applications. Every API of the sandbox (Kubernetes, Argo CD,
 //! GitHub, Jenkins) asks this room who a caller is and what they may do.
 //!
-//! Tokens are derived from the seed so a sandbox restarted with the same seed hands out the
-//! same credentials, yet they look random. They are written only into the state files; this
-//! module never logs or prints one.
+//! Every credential is derived from one secret. A normal start draws that secret from the
+//! operating system's random source, so two sandboxes never share a token and a sandbox left
+//! running on a shared host is not open to whoever read the README. Only a start with an
+//! explicit secrets seed (tests that restart with the same credentials) derives it from the
+//! seed. Tokens are written only into the state files; this module never logs or prints one.
 
 use super::store::{APPLICATIONS, ResourceType};
 use serde_json::Value;
@@ -51,17 +53,18 @@ pub enum AuthError {
 /// mutability.
 #[derive(Debug)]
 pub struct Users {
-    seed: u64,
+    /// Every token and password is a hash of this; never printed.
+    secret: [u8; 32],
     /// Bumped by [`Users::expire_all`]; tokens of older generations answer `Expired`.
     generation: Mutex<u64>,
 }
 
 const READ_VERBS: &[&str] = &["get", "list", "watch"];
 
-fn derive(seed: u64, purpose: &str, generation: u64) -> String {
+fn derive(secret: &[u8; 32], purpose: &str, generation: u64) -> String {
     let mut h = Sha256::new();
     h.update(b"shipdeck-sandbox\0");
-    h.update(seed.to_le_bytes());
+    h.update(secret);
     h.update(purpose.as_bytes());
     h.update(generation.to_le_bytes());
     let digest = h.finalize();
@@ -69,11 +72,28 @@ fn derive(seed: u64, purpose: &str, generation: u64) -> String {
 }
 
 impl Users {
+    /// Credentials derived from a seed: the same seed, the same tokens (tests only).
     pub fn generate(seed: u64) -> Users {
+        let mut h = Sha256::new();
+        h.update(b"shipdeck-sandbox-seed\0");
+        h.update(seed.to_le_bytes());
         Users {
-            seed,
+            secret: h.finalize().into(),
             generation: Mutex::new(0),
         }
+    }
+
+    /// Fresh credentials from the operating system's random source (every normal start).
+    pub fn random() -> Users {
+        Users {
+            secret: rand::random(),
+            generation: Mutex::new(0),
+        }
+    }
+
+    /// A keyed signature of `data` (pre-signed download URLs), 32 hex digits.
+    pub fn sign(&self, data: &str) -> String {
+        derive(&self.secret, &format!("sign:{data}"), 0)[..32].to_string()
     }
 
     fn generation(&self) -> u64 {
@@ -83,7 +103,11 @@ impl Users {
     fn token_at(&self, role: Role, generation: u64) -> String {
         format!(
             "sd{}",
-            derive(self.seed, &format!("token:{}", role.username()), generation)
+            derive(
+                &self.secret,
+                &format!("token:{}", role.username()),
+                generation
+            )
         )
     }
 
@@ -94,7 +118,7 @@ impl Users {
 
     /// The Argo CD session password of a role (user names admin, viewer, deployer).
     pub fn password(&self, role: Role) -> String {
-        derive(self.seed, &format!("password:{}", role.username()), 0)[..16].to_string()
+        derive(&self.secret, &format!("password:{}", role.username()), 0)[..16].to_string()
     }
 
     /// An Argo CD session login: the role's current token when the password is right.
@@ -172,8 +196,10 @@ impl Users {
         }
     }
 
+    /// A personal access token (classic) of the repository owner, as `gh auth token` prints:
+    /// it may read `/user`, unlike an installation token.
     pub fn github_token(&self) -> String {
-        format!("ghs_{}", derive(self.seed, "github", 0))
+        format!("ghp_{}", &derive(&self.secret, "github", 0)[..36])
     }
 
     pub fn jenkins_user(&self) -> String {
@@ -181,7 +207,7 @@ impl Users {
     }
 
     pub fn jenkins_token(&self) -> String {
-        derive(self.seed, "jenkins", 0)[..34].to_string()
+        derive(&self.secret, "jenkins", 0)[..34].to_string()
     }
 }
 
@@ -224,6 +250,14 @@ mod tests {
         assert_eq!(
             u.authenticate(Some(&format!("Bearer {admin}"))),
             Err(AuthError::Expired)
+        );
+        let other = Users::random();
+        assert_ne!(other.token(Role::Admin), Users::random().token(Role::Admin));
+        assert_ne!(other.github_token(), Users::random().github_token());
+        assert_ne!(other.jenkins_token(), Users::random().jenkins_token());
+        assert_ne!(
+            other.password(Role::Admin),
+            Users::random().password(Role::Admin)
         );
         let fresh = u.token(Role::Admin);
         assert!(u.authenticate(Some(&format!("Bearer {fresh}"))).is_ok());

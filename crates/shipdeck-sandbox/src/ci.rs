@@ -62,6 +62,29 @@ pub struct Job {
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
     pub steps: Vec<Step>,
+    /// Indices (in the run's job list) of the jobs this one `needs`; it is skipped when one
+    /// of them did not succeed, as GitHub does.
+    pub needs: Vec<usize>,
+    /// The job's log lines, each prefixed with its timestamp as GitHub's logs are.
+    pub log: Vec<String>,
+}
+
+/// A job to run: its name, step names, and the names of the jobs it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSpec {
+    pub name: String,
+    pub steps: Vec<String>,
+    pub needs: Vec<String>,
+}
+
+impl JobSpec {
+    pub fn new(name: &str, steps: &[&str], needs: &[&str]) -> JobSpec {
+        JobSpec {
+            name: name.to_string(),
+            steps: steps.iter().map(|x| x.to_string()).collect(),
+            needs: needs.iter().map(|x| x.to_string()).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +130,10 @@ pub struct QueueItem {
     pub in_queue_since: DateTime<Utc>,
 }
 
+/// Runs kept (with their logs); older completed ones are forgotten, so a sandbox left
+/// building for hours stays bounded. Numbers keep counting.
+pub const MAX_RUNS: usize = 2000;
+
 #[derive(Default)]
 struct State {
     runs: Vec<Run>,
@@ -115,6 +142,26 @@ struct State {
     next_run: u64,
     next_job: u64,
     next_queue: u64,
+}
+
+impl State {
+    /// Forget the oldest completed runs beyond [`MAX_RUNS`], and their queue items.
+    fn trim(&mut self) {
+        let mut excess = self.runs.len().saturating_sub(MAX_RUNS);
+        if excess == 0 {
+            return;
+        }
+        self.runs.retain(|r| {
+            if excess > 0 && r.status == Status::Completed {
+                excess -= 1;
+                false
+            } else {
+                true
+            }
+        });
+        let kept: std::collections::HashSet<u64> = self.runs.iter().map(|r| r.id).collect();
+        self.queue.retain(|q| kept.contains(&q.run_id));
+    }
 }
 
 /// All CI runs of the sandbox. Lives in `World`.
@@ -146,8 +193,8 @@ pub struct NewRun {
     pub head_sha: String,
     pub head_message: String,
     pub actor: String,
-    /// Jobs and their step names; empty: the default jobs of the action.
-    pub jobs: Vec<(String, Vec<String>)>,
+    /// Jobs in run order; empty: the default jobs of the action.
+    pub jobs: Vec<JobSpec>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -165,43 +212,43 @@ fn truthy(v: Option<&String>) -> bool {
 }
 
 /// The default jobs of an action, as the estate's workflow files describe them.
-fn default_jobs(action: Option<CiAction>) -> Vec<(String, Vec<String>)> {
-    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+fn default_jobs(action: Option<CiAction>) -> Vec<JobSpec> {
     match action {
         Some(CiAction::Build) => vec![
-            (
-                "test".into(),
-                s(&["Run actions/checkout@v4", "Run unit tests"]),
-            ),
-            (
-                "build".into(),
-                s(&[
+            JobSpec::new("test", &["Run actions/checkout@v4", "Run unit tests"], &[]),
+            JobSpec::new(
+                "build",
+                &[
                     "Run actions/checkout@v4",
                     "Build and push image",
                     "Scan image",
-                ]),
+                ],
+                &["test"],
             ),
-            (
-                "bump".into(),
-                s(&[
+            JobSpec::new(
+                "bump",
+                &[
                     "Run actions/checkout@v4",
                     "Bump image tag in manifests",
                     "Commit and push",
-                ]),
+                ],
+                &["build"],
             ),
         ],
-        Some(CiAction::Deploy) => vec![(
-            "deploy".into(),
-            s(&[
+        Some(CiAction::Deploy) => vec![JobSpec::new(
+            "deploy",
+            &[
                 "Run actions/checkout@v4",
                 "Set image tag",
                 "Commit and push",
                 "Notify Argo CD",
-            ]),
+            ],
+            &[],
         )],
-        Some(CiAction::Verify) | None => vec![(
-            "verify".into(),
-            s(&["Run actions/checkout@v4", "Health checks", "Smoke tests"]),
+        Some(CiAction::Verify) | None => vec![JobSpec::new(
+            "verify",
+            &["Run actions/checkout@v4", "Health checks", "Smoke tests"],
+            &[],
         )],
     }
 }
@@ -211,13 +258,13 @@ impl Ci {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A fresh opaque token (Jenkins sessions, crumbs).
+    /// A fresh opaque token (Jenkins sessions, crumbs), from the OS random source so no
+    /// one can guess another client's.
     pub fn new_token(&self, kind: &str) -> String {
-        use sha2::Digest;
-        let n = self.tokens.fetch_add(1, Ordering::Relaxed);
-        let now = Utc::now().timestamp_nanos_opt().unwrap_or(0);
-        let digest = sha2::Sha256::digest(format!("{kind}/{n}/{now}").as_bytes());
-        digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+        let _ = kind;
+        self.tokens.fetch_add(1, Ordering::Relaxed);
+        let bytes: [u8; 16] = rand::random();
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// Issue a CSRF crumb for a Jenkins session (the last 1,000 stay valid).
@@ -261,11 +308,17 @@ impl Ci {
         } else {
             new.jobs.clone()
         };
+        let names: Vec<String> = job_specs.iter().map(|j| j.name.clone()).collect();
         let jobs = job_specs
             .into_iter()
-            .map(|(name, steps)| {
+            .map(|spec| {
                 st.next_job += 1;
-                build_job(20_000_000_000 + st.next_job, name, steps)
+                let needs = spec
+                    .needs
+                    .iter()
+                    .filter_map(|n| names.iter().position(|x| x == n))
+                    .collect();
+                build_job(20_000_000_000 + st.next_job, spec.name, spec.steps, needs)
             })
             .collect::<Vec<_>>();
         let now = Utc::now();
@@ -296,6 +349,7 @@ impl Ci {
         };
         plan(world, &mut run);
         st.runs.push(run.clone());
+        st.trim();
         drop(st);
         self.wake.notify_one();
         run
@@ -326,6 +380,18 @@ impl Ci {
         let item = st.queue.iter().find(|q| q.id == id)?.clone();
         let run = st.runs.iter().find(|r| r.id == item.run_id)?.clone();
         Some((item, run))
+    }
+
+    /// Every Jenkins queue item with its run, oldest first.
+    pub fn queue_items(&self) -> Vec<(QueueItem, Run)> {
+        let st = self.lock();
+        st.queue
+            .iter()
+            .filter_map(|q| {
+                let run = st.runs.iter().find(|r| r.id == q.run_id)?;
+                Some((q.clone(), run.clone()))
+            })
+            .collect()
     }
 
     pub fn run(&self, id: u64) -> Option<Run> {
@@ -405,17 +471,21 @@ impl Ci {
         if run.status != Status::Completed {
             return Err(CiError::NotCompleted);
         }
-        let first = if failed_only {
-            run.jobs
+        // Re-run failed jobs (and the ones skipped or cancelled with them); keep successes.
+        for job in run
+            .jobs
+            .iter_mut()
+            .filter(|j| !failed_only || j.conclusion != Some("success"))
+        {
+            let n = job.steps.len();
+            let steps = job
+                .steps
                 .iter()
-                .position(|j| j.conclusion != Some("success"))
-                .unwrap_or(run.jobs.len())
-        } else {
-            0
-        };
-        for job in run.jobs.iter_mut().skip(first) {
-            let steps = job.steps.iter().map(|s| s.name.clone()).collect();
-            *job = build_job(job.id, job.name.clone(), steps);
+                .skip(1)
+                .take(n.saturating_sub(2))
+                .map(|s| s.name.clone())
+                .collect();
+            *job = build_job(job.id, job.name.clone(), steps, job.needs.clone());
         }
         run.attempt += 1;
         run.status = Status::Queued;
@@ -430,7 +500,7 @@ impl Ci {
     }
 }
 
-fn build_job(id: u64, name: String, steps: Vec<String>) -> Job {
+fn build_job(id: u64, name: String, steps: Vec<String>, needs: Vec<usize>) -> Job {
     let mut names = vec!["Set up job".to_string()];
     names.extend(steps);
     names.push("Complete job".into());
@@ -466,6 +536,8 @@ fn build_job(id: u64, name: String, steps: Vec<String>) -> Job {
         started_at: None,
         completed_at: None,
         steps,
+        needs,
+        log: Vec::new(),
     }
 }
 
@@ -486,7 +558,16 @@ fn plan(world: &World, run: &mut Run) {
     } else {
         None
     };
-    run.next_at = Some(tokio::time::Instant::now() + world.clock.wall(Duration::from_secs(1)));
+    run.next_at = Some(tokio::time::Instant::now() + world.clock.wall(queue_time(&run.origin)));
+}
+
+/// Simulated time a new run waits before it starts: a second for GitHub's runner pickup,
+/// Jenkins' default quiet period (5 s) for a build.
+pub fn queue_time(origin: &Origin) -> Duration {
+    match origin {
+        Origin::Github { .. } => Duration::from_secs(1),
+        Origin::Jenkins { .. } => Duration::from_secs(5),
+    }
 }
 
 /// The CI engine: advances every active run when its current phase is due.
@@ -538,6 +619,14 @@ fn advance(world: &World) -> Option<tokio::time::Instant> {
         .min()
 }
 
+/// GitHub's log line: the timestamp, a space, the text.
+fn log_line(ts: DateTime<Utc>, text: &str) -> String {
+    format!(
+        "{} {text}",
+        ts.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    )
+}
+
 /// Move a run one phase on. Returns a snapshot when the phase that just started needs its
 /// side effect performed (the run then waits for `finish_effect`).
 fn step_run(world: &World, run: &mut Run, now: tokio::time::Instant) -> Option<Run> {
@@ -553,6 +642,19 @@ fn step_run(world: &World, run: &mut Run, now: tokio::time::Instant) -> Option<R
         complete(run, ts);
         return None;
     };
+    // A job whose needed jobs did not all succeed never starts: GitHub skips it.
+    if run.jobs[ji].status == Status::Queued {
+        let blocked = run.jobs[ji].needs.iter().any(|&n| {
+            run.jobs
+                .get(n)
+                .is_some_and(|d| d.conclusion != Some("success"))
+        });
+        if blocked {
+            skip_job(&mut run.jobs[ji], ts);
+            run.next_at = Some(now);
+            return None;
+        }
+    }
     let fail_at = run.fail_at;
     let job = &mut run.jobs[ji];
     if job.status == Status::Queued {
@@ -573,6 +675,8 @@ fn step_run(world: &World, run: &mut Run, now: tokio::time::Instant) -> Option<R
             step.started_at = Some(ts);
             let secs = step.seconds;
             run.log.push(format!("##[group]{}", step.name));
+            let line = log_line(ts, &format!("##[group]{}", step.name));
+            job.log.push(line);
             run.next_at = Some(now + clock.wall(Duration::from_secs_f64(secs)));
             None
         }
@@ -582,9 +686,10 @@ fn step_run(world: &World, run: &mut Run, now: tokio::time::Instant) -> Option<R
                 step.completed_at = Some(ts);
                 step.conclusion = Some("failure");
                 let name = step.name.clone();
-                run.log.push(format!(
-                    "##[error]{name}: Process completed with exit code 1."
-                ));
+                let error = format!("##[error]{name}: Process completed with exit code 1.");
+                job.log.push(log_line(ts, &error));
+                job.log.push(log_line(ts, "##[endgroup]"));
+                run.log.push(error);
                 fail_from(run, ji, ts);
                 return None;
             }
@@ -594,37 +699,66 @@ fn step_run(world: &World, run: &mut Run, now: tokio::time::Instant) -> Option<R
             step.status = Status::Completed;
             step.completed_at = Some(ts);
             step.conclusion = Some("success");
+            job.log.push(log_line(ts, "##[endgroup]"));
             run.next_at = Some(now);
             None
         }
     }
 }
 
-fn fail_from(run: &mut Run, ji: usize, ts: DateTime<Utc>) {
-    for (i, job) in run.jobs.iter_mut().enumerate().skip(ji) {
-        for step in job
-            .steps
-            .iter_mut()
-            .filter(|s| s.status != Status::Completed)
-        {
-            step.status = Status::Completed;
-            step.conclusion = Some("skipped");
-        }
-        job.status = Status::Completed;
-        job.completed_at = Some(ts);
-        job.conclusion = Some(if i == ji { "failure" } else { "skipped" });
-        if i == ji && job.started_at.is_none() {
-            job.started_at = Some(ts);
-        }
+/// A job that never ran: it and its steps are `skipped`.
+fn skip_job(job: &mut Job, ts: DateTime<Utc>) {
+    for step in job
+        .steps
+        .iter_mut()
+        .filter(|s| s.status != Status::Completed)
+    {
+        step.status = Status::Completed;
+        step.conclusion = Some("skipped");
     }
-    run.status = Status::Completed;
-    run.conclusion = Some("failure");
-    run.next_at = None;
+    job.status = Status::Completed;
+    job.conclusion = Some("skipped");
+    job.started_at = Some(ts);
+    job.completed_at = Some(ts);
 }
 
+/// Job `ji` failed at its current step: the steps after it are skipped, except the runner's
+/// own "Complete job", which still runs (as on GitHub). The run goes on with the jobs that do
+/// not need the failed one; those that do are skipped when their turn comes.
+fn fail_from(run: &mut Run, ji: usize, ts: DateTime<Utc>) {
+    let job = &mut run.jobs[ji];
+    let last = job.steps.len().saturating_sub(1);
+    for (i, step) in job.steps.iter_mut().enumerate() {
+        if step.status == Status::Completed {
+            continue;
+        }
+        step.status = Status::Completed;
+        if i == last && step.name == "Complete job" {
+            step.conclusion = Some("success");
+            step.started_at = Some(ts);
+            step.completed_at = Some(ts);
+        } else {
+            step.conclusion = Some("skipped");
+        }
+    }
+    job.log.push(log_line(ts, "Cleaning up orphan processes"));
+    job.status = Status::Completed;
+    job.completed_at = Some(ts);
+    job.conclusion = Some("failure");
+    if job.started_at.is_none() {
+        job.started_at = Some(ts);
+    }
+    run.next_at = Some(tokio::time::Instant::now());
+}
+
+/// Every job is done: the run concludes `failure` if one failed, `success` otherwise.
 fn complete(run: &mut Run, ts: DateTime<Utc>) {
+    let failed = run
+        .jobs
+        .iter()
+        .any(|j| matches!(j.conclusion, Some("failure") | Some("cancelled")));
     run.status = Status::Completed;
-    run.conclusion = Some("success");
+    run.conclusion = Some(if failed { "failure" } else { "success" });
     run.updated_at = ts;
     run.next_at = None;
 }
@@ -760,7 +894,7 @@ fn perform(world: &World, run: &Run) -> Outcome {
 
 fn finish_effect(world: &World, run: &mut Run, outcome: Outcome) {
     let ts = Utc::now();
-    run.log.extend(outcome.lines);
+    run.log.extend(outcome.lines.iter().cloned());
     if outcome.tag.is_some() {
         run.tag = outcome.tag;
     }
@@ -778,6 +912,10 @@ fn finish_effect(world: &World, run: &mut Run, outcome: Outcome) {
     else {
         return;
     };
+    for line in &outcome.lines {
+        run.jobs[ji].log.push(log_line(ts, line));
+    }
+    run.jobs[ji].log.push(log_line(ts, "##[endgroup]"));
     let step = &mut run.jobs[ji].steps[si];
     step.status = Status::Completed;
     step.completed_at = Some(ts);

@@ -1,8 +1,12 @@
-//! A GitHub Actions REST subset under `/github` (per `reference/github/actions-subset.json`):
-//! workflows read from the real `.github/workflows/*.yml` files of the estate's repository,
-//! dispatch with input validation (answering per `X-GitHub-Api-Version`), runs, jobs with
-//! steps, rerun and cancel. Runs themselves unfold in `ci.rs`; this file only speaks HTTP,
-//! with GitHub's auth errors and rate-limit headers.
+//! A GitHub REST subset under `/github` (per `reference/github/actions-subset.json`, plus what
+//! clients such as PyGithub call in everyday use): the repository, `/user`, `/rate_limit`,
+//! branches, commits and contents read from the estate's real Git repository; workflows read
+//! from its `.github/workflows/*.yml` files, dispatch with input validation (answering per
+//! `X-GitHub-Api-Version`), runs, jobs in run order with steps, a job by id, run timing,
+//! rerun and cancel; and log downloads as GitHub serves them: a 302 to a signed, expiring
+//! link on a blob host (`/github-blobs`, no token), the run's logs as a zip. Runs themselves
+//! unfold in `ci.rs`; this file only speaks HTTP, with GitHub's auth errors and rate-limit
+//! headers.
 
 use super::World;
 use super::ci::{self, CiError, NewRun, Origin, Run};
@@ -24,7 +28,27 @@ type Shared = State<Arc<World>>;
 
 pub fn router(world: Arc<World>) -> axum::Router {
     let base = "/github/repos/{owner}/{repo}/actions";
-    axum::Router::new()
+    let repo = "/github/repos/{owner}/{repo}";
+    let api = axum::Router::new()
+        .route("/github/rate_limit", get(rate_limit))
+        .route("/github/user", get(authenticated_user))
+        .route("/github/users/{login}", get(named_user))
+        .route(repo, get(get_repo))
+        .route(&format!("{repo}/branches"), get(list_branches))
+        .route(&format!("{repo}/commits"), get(list_commits))
+        .route(&format!("{repo}/commits/{{*rev}}"), get(get_commit))
+        .route(&format!("{repo}/contents"), get(get_root_contents))
+        .route(&format!("{repo}/contents/"), get(get_root_contents))
+        .route(&format!("{repo}/contents/{{*path}}"), get(get_contents))
+        .route(
+            &format!("{base}/runs/{{run}}/artifacts"),
+            get(run_artifacts),
+        )
+        .route(&format!("{repo}/branches/{{*branch}}"), get(get_branch))
+        .route(&format!("{base}/jobs/{{job}}"), get(get_job))
+        .route(&format!("{base}/jobs/{{job}}/logs"), get(job_logs))
+        .route(&format!("{base}/runs/{{run}}/timing"), get(run_timing))
+        .route(&format!("{base}/runs/{{run}}/logs"), get(run_logs))
         .route(&format!("{base}/workflows"), get(list_workflows))
         .route(&format!("{base}/workflows/{{workflow}}"), get(get_workflow))
         .route(
@@ -53,7 +77,17 @@ pub fn router(world: Arc<World>) -> axum::Router {
             world.clone(),
             github_layer,
         ))
-        .with_state(world)
+        .with_state(world.clone());
+    // Where log downloads redirect to: GitHub's blob storage, which takes no token but a
+    // signed, expiring URL.
+    let blobs = axum::Router::new()
+        .route(
+            "/github-blobs/runs/{run}/{attempt}/logs.zip",
+            get(download_run_logs),
+        )
+        .route("/github-blobs/jobs/{job}/logs.txt", get(download_job_logs))
+        .with_state(world);
+    api.merge(blobs)
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -64,7 +98,15 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 
 /// Token auth and rate-limit headers on every answer, as api.github.com does.
 async fn github_layer(State(world): Shared, req: Request, next: Next) -> Response {
-    let used = ci::count_api_call(&world);
+    // Asking for the rate limit does not count against it.
+    let used = if req.uri().path().ends_with("/rate_limit") {
+        world
+            .ci
+            .api_calls
+            .load(std::sync::atomic::Ordering::Relaxed)
+    } else {
+        ci::count_api_call(&world)
+    };
     let token = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -95,6 +137,8 @@ async fn github_layer(State(world): Shared, req: Request, next: Next) -> Respons
         ("x-ratelimit-used", (used % RATE_LIMIT).to_string()),
         ("x-ratelimit-resource", "core".to_string()),
         ("x-github-api-version-selected", "2022-11-28".to_string()),
+        ("x-oauth-scopes", "repo, workflow".to_string()),
+        ("x-accepted-oauth-scopes", String::new()),
     ] {
         if let Ok(v) = HeaderValue::from_str(&v) {
             h.insert(k, v);
@@ -144,6 +188,8 @@ struct Workflow {
     path: String,
     name: String,
     doc: Value,
+    /// Job ids in the order the file writes them (`doc` holds them sorted).
+    job_order: Vec<String>,
 }
 
 fn default_branch() -> &'static str {
@@ -160,11 +206,13 @@ fn read_workflows(world: &World, rev: &str) -> Vec<Workflow> {
             let doc = parse_workflow(&text);
             let file = path.rsplit('/').next().unwrap_or(&path).to_string();
             let name = doc["name"].as_str().unwrap_or(&path).to_string();
+            let job_order = job_order(&text);
             Some(Workflow {
                 file,
                 path,
                 name,
                 doc,
+                job_order,
             })
         })
         .collect()
@@ -314,31 +362,118 @@ fn validate_inputs(doc: &Value, given: &Value) -> Result<BTreeMap<String, String
     Ok(out)
 }
 
-/// The jobs and step names of a workflow file, as GitHub would show them.
-fn jobs_of(doc: &Value) -> Vec<(String, Vec<String>)> {
-    doc["jobs"]
-        .as_object()
-        .map(|jobs| {
-            jobs.iter()
-                .map(|(id, job)| {
-                    let name = job["name"].as_str().unwrap_or(id).to_string();
-                    let steps = job["steps"]
-                        .as_array()
-                        .map(|s| {
-                            s.iter()
-                                .map(|st| match (st["name"].as_str(), st["uses"].as_str()) {
-                                    (Some(n), _) => n.to_string(),
-                                    (None, Some(u)) => format!("Run {u}"),
-                                    _ => "Run script".to_string(),
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    (name, steps)
-                })
-                .collect()
-        })
+/// The ids of a workflow's jobs in the order the file writes them (serde_json's maps are
+/// sorted, so the order is read by a visitor of its own). Empty when the file does not parse.
+fn job_order(text: &str) -> Vec<String> {
+    struct Keys(Vec<String>);
+    impl<'de> serde::Deserialize<'de> for Keys {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Keys, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Keys;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a map of jobs")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut m: A,
+                ) -> Result<Keys, A::Error> {
+                    let mut keys = Vec::new();
+                    while let Some((k, _)) = m.next_entry::<String, serde::de::IgnoredAny>()? {
+                        keys.push(k);
+                    }
+                    Ok(Keys(keys))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        jobs: Keys,
+    }
+    serde_saphyr::from_str::<Doc>(text)
+        .map(|d| d.jobs.0)
         .unwrap_or_default()
+}
+
+/// A job's `needs`: one id or a list of them.
+fn needs_of(job: &Value) -> Vec<String> {
+    match &job["needs"] {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The jobs of a workflow file in run order, as GitHub lists them: a job after the jobs it
+/// `needs`, and otherwise in the order of the file.
+fn jobs_of(w: &Workflow) -> Vec<ci::JobSpec> {
+    let Some(jobs) = w.doc["jobs"].as_object() else {
+        return Vec::new();
+    };
+    let mut ids: Vec<&String> = w
+        .job_order
+        .iter()
+        .filter_map(|id| jobs.get_key_value(id).map(|(k, _)| k))
+        .collect();
+    for id in jobs.keys() {
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    let mut placed: Vec<&String> = Vec::new();
+    while placed.len() < ids.len() {
+        let ready = ids.iter().find(|id| {
+            !placed.contains(id)
+                && needs_of(&jobs[id.as_str()])
+                    .iter()
+                    .all(|n| placed.contains(&n) || !jobs.contains_key(n))
+        });
+        match ready {
+            Some(id) => placed.push(id),
+            // A cycle (GitHub refuses the file): the rest in file order.
+            None => {
+                let rest: Vec<&String> = ids
+                    .iter()
+                    .filter(|id| !placed.contains(id))
+                    .copied()
+                    .collect();
+                placed.extend(rest);
+            }
+        }
+    }
+    let name_of = |id: &str| jobs[id]["name"].as_str().unwrap_or(id).to_string();
+    placed
+        .into_iter()
+        .map(|id| {
+            let job = &jobs[id.as_str()];
+            let steps = job["steps"]
+                .as_array()
+                .map(|s| {
+                    s.iter()
+                        .map(|st| match (st["name"].as_str(), st["uses"].as_str()) {
+                            (Some(n), _) => n.to_string(),
+                            (None, Some(u)) => format!("Run {u}"),
+                            _ => "Run script".to_string(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            ci::JobSpec {
+                name: name_of(id),
+                steps,
+                needs: needs_of(job)
+                    .iter()
+                    .filter(|n| jobs.contains_key(n.as_str()))
+                    .map(|n| name_of(n))
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 async fn dispatch(
@@ -404,7 +539,7 @@ async fn dispatch(
             head_sha,
             head_message,
             actor: world.estate.github.owner.clone(),
-            jobs: jobs_of(&wf.doc),
+            jobs: jobs_of(&wf),
         },
     );
     let details = json!({
@@ -424,9 +559,26 @@ async fn dispatch(
     }
 }
 
-fn user(login: &str) -> Value {
-    json!({"login": login, "id": 1000 + login.len(), "type": "User",
-        "avatar_url": "", "url": format!("https://api.github.com/users/{login}")})
+fn user_id(login: &str) -> u64 {
+    1000 + workflow_id(login) % 1_000_000
+}
+
+/// A `simple-user`, with its links on this server (clients follow them).
+fn user(world: &World, login: &str) -> Value {
+    let api = format!("{}/github/users/{login}", world.base_url);
+    let id = user_id(login);
+    json!({"login": login, "id": id, "node_id": format!("U_kgDO{id:x}"), "type": "User",
+        "avatar_url": format!("{}/github/avatars/{login}", world.base_url), "gravatar_id": "",
+        "url": api, "html_url": format!("{}/github/{login}", world.base_url),
+        "followers_url": format!("{api}/followers"),
+        "following_url": format!("{api}/following{{/other_user}}"),
+        "gists_url": format!("{api}/gists{{/gist_id}}"),
+        "starred_url": format!("{api}/starred{{/owner}}{{/repo}}"),
+        "subscriptions_url": format!("{api}/subscriptions"),
+        "organizations_url": format!("{api}/orgs"), "repos_url": format!("{api}/repos"),
+        "events_url": format!("{api}/events{{/privacy}}"),
+        "received_events_url": format!("{api}/received_events"),
+        "site_admin": false, "user_view_type": "public"})
 }
 
 fn ts(t: chrono::DateTime<chrono::Utc>) -> String {
@@ -441,7 +593,7 @@ fn run_json(world: &World, run: &Run) -> Value {
     let api = api_base(world);
     let gh = &world.estate.github;
     let repository = json!({"id": 4242, "name": gh.repo, "full_name": format!("{}/{}", gh.owner, gh.repo),
-        "owner": user(&gh.owner), "private": true, "html_url": html_base(world)});
+        "owner": user(world, &gh.owner), "private": true, "html_url": html_base(world)});
     let title = match run.inputs.get("service") {
         Some(s) => format!("{} ({s})", run.name),
         None => run.name.clone(),
@@ -457,7 +609,7 @@ fn run_json(world: &World, run: &Run) -> Value {
         "html_url": format!("{}/actions/runs/{}", html_base(world), run.id),
         "pull_requests": [], "created_at": ts(run.created_at), "updated_at": ts(run.updated_at),
         "run_started_at": ts(run.started_at.unwrap_or(run.created_at)),
-        "actor": user(&run.actor), "triggering_actor": user(&run.actor),
+        "actor": user(world, &run.actor), "triggering_actor": user(world, &run.actor),
         "jobs_url": format!("{api}/actions/runs/{}/jobs", run.id),
         "logs_url": format!("{api}/actions/runs/{}/logs", run.id),
         "check_suite_url": format!("{api}/check-suites/{}", run.id + 1),
@@ -485,6 +637,8 @@ fn job_json(world: &World, run: &Run, job: &ci::Job) -> Value {
                 "completed_at": s.completed_at.map(ts)})
         })
         .collect();
+    // A skipped job never gets a runner.
+    let ran = job.started_at.is_some() && job.conclusion != Some("skipped");
     json!({
         "id": job.id, "run_id": run.id, "run_url": format!("{api}/actions/runs/{}", run.id),
         "run_attempt": run.attempt, "node_id": format!("CR_kwDO{:x}", job.id),
@@ -494,8 +648,8 @@ fn job_json(world: &World, run: &Run, job: &ci::Job) -> Value {
         "created_at": ts(run.created_at), "started_at": ts(job.started_at.unwrap_or(run.created_at)),
         "completed_at": job.completed_at.map(ts), "name": job.name, "steps": steps,
         "check_run_url": format!("{api}/check-runs/{}", job.id),
-        "labels": ["ubuntu-latest"], "runner_id": if job.started_at.is_some() { json!(7) } else { Value::Null },
-        "runner_name": if job.started_at.is_some() { json!("GitHub Actions 7") } else { Value::Null },
+        "labels": ["ubuntu-latest"], "runner_id": if ran { json!(7) } else { Value::Null },
+        "runner_name": if ran { json!("GitHub Actions 7") } else { Value::Null },
         "runner_group_id": 2, "runner_group_name": "GitHub Actions",
         "workflow_name": run.name, "head_branch": run.branch,
     })
@@ -746,6 +900,936 @@ async fn cancel(
         Ok(_) => (StatusCode::ACCEPTED, Json(json!({}))).into_response(),
         Err(e) => ci_error(e),
     }
+}
+
+// --- Repository, users, rate limit, branches ---------------------------------------------
+
+/// Rate-limit status of each resource, as `GET /rate_limit` reports it.
+async fn rate_limit(State(world): Shared) -> Response {
+    let used = world
+        .ci
+        .api_calls
+        .load(std::sync::atomic::Ordering::Relaxed)
+        % RATE_LIMIT;
+    let reset = (chrono::Utc::now().timestamp() / 3600 + 1) * 3600;
+    let minute = (chrono::Utc::now().timestamp() / 60 + 1) * 60;
+    let core = json!({"limit": RATE_LIMIT, "used": used,
+        "remaining": RATE_LIMIT.saturating_sub(used), "reset": reset, "resource": "core"});
+    let other = |name: &str, limit: u64, reset: i64| json!({"limit": limit, "used": 0, "remaining": limit, "reset": reset, "resource": name});
+    Json(json!({
+        "resources": {
+            "core": core,
+            "search": other("search", 30, minute),
+            "code_search": other("code_search", 10, minute),
+            "graphql": other("graphql", 5000, reset),
+            "integration_manifest": other("integration_manifest", 5000, reset),
+            "source_import": other("source_import", 100, minute),
+            "code_scanning_upload": other("code_scanning_upload", 1000, reset),
+            "actions_runner_registration": other("actions_runner_registration", 10000, reset),
+            "scim": other("scim", 15000, reset),
+            "dependency_snapshots": other("dependency_snapshots", 100, minute),
+        },
+        "rate": core,
+    }))
+    .into_response()
+}
+
+fn account_created() -> &'static str {
+    "2019-03-04T10:00:00Z"
+}
+
+/// The token's owner: the repository owner (the token is their personal access token).
+async fn authenticated_user(State(world): Shared) -> Response {
+    let login = world.estate.github.owner.clone();
+    let mut u = user(&world, &login);
+    if let Some(m) = u.as_object_mut() {
+        for (k, v) in [
+            ("name", json!(login)),
+            ("company", Value::Null),
+            ("blog", json!("")),
+            ("location", Value::Null),
+            ("email", Value::Null),
+            ("hireable", Value::Null),
+            ("bio", Value::Null),
+            ("twitter_username", Value::Null),
+            ("public_repos", json!(0)),
+            ("public_gists", json!(0)),
+            ("followers", json!(0)),
+            ("following", json!(0)),
+            ("created_at", json!(account_created())),
+            ("updated_at", json!(account_created())),
+            ("private_gists", json!(0)),
+            ("total_private_repos", json!(1)),
+            ("owned_private_repos", json!(1)),
+            ("disk_usage", json!(1024)),
+            ("collaborators", json!(0)),
+            ("two_factor_authentication", json!(true)),
+            (
+                "plan",
+                json!({"name": "pro", "space": 976_562_499, "collaborators": 0, "private_repos": 9999}),
+            ),
+        ] {
+            m.insert(k.to_string(), v);
+        }
+    }
+    Json(u).into_response()
+}
+
+/// `GET /users/{login}`: only the accounts the sandbox knows (the owner, run actors).
+async fn named_user(State(world): Shared, Path(login): Path<String>) -> Response {
+    let known = login.eq_ignore_ascii_case(&world.estate.github.owner)
+        || world.ci.runs().iter().any(|r| r.actor == login);
+    if !known {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    }
+    let mut u = user(&world, &login);
+    if let Some(m) = u.as_object_mut() {
+        for (k, v) in [
+            ("name", json!(login)),
+            ("public_repos", json!(0)),
+            ("followers", json!(0)),
+            ("following", json!(0)),
+            ("created_at", json!(account_created())),
+            ("updated_at", json!(account_created())),
+        ] {
+            m.insert(k.to_string(), v);
+        }
+    }
+    Json(u).into_response()
+}
+
+const REPO_ID: u64 = 4242;
+
+/// `GET /repos/{owner}/{repo}`: a full repository, private, default branch `main`.
+async fn get_repo(State(world): Shared, Path((owner, repo)): Path<(String, String)>) -> Response {
+    if let Err(r) = repo_check(&world, &owner, &repo) {
+        return r;
+    }
+    let gh = &world.estate.github;
+    let api = api_base(&world);
+    let html = html_base(&world);
+    let pushed = world
+        .repo
+        .commit_time(default_branch())
+        .ok()
+        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+        .map(ts)
+        .unwrap_or_else(|| account_created().to_string());
+    let mut body = json!({
+        "id": REPO_ID, "node_id": format!("R_kgDO{REPO_ID:x}"), "name": gh.repo,
+        "full_name": format!("{}/{}", gh.owner, gh.repo), "private": true,
+        "owner": user(&world, &gh.owner), "html_url": html,
+        "description": "GitOps manifests and CI workflows of the estate", "fork": false,
+        "url": api, "homepage": Value::Null, "language": "Shell",
+        "created_at": account_created(), "updated_at": pushed, "pushed_at": pushed,
+        "git_url": world.repo.url(), "ssh_url": world.repo.url(), "clone_url": world.repo.url(),
+        "svn_url": html, "mirror_url": Value::Null,
+        "size": 1024, "stargazers_count": 0, "watchers_count": 0, "watchers": 0,
+        "forks_count": 0, "forks": 0, "open_issues_count": 0, "open_issues": 0,
+        "subscribers_count": 1, "network_count": 0,
+    });
+    let settings = json!({
+        "has_issues": true, "has_projects": false, "has_wiki": false, "has_pages": false,
+        "has_downloads": true, "has_discussions": false, "archived": false, "disabled": false,
+        "is_template": false, "allow_forking": false, "web_commit_signoff_required": false,
+        "visibility": "private", "default_branch": default_branch(), "topics": ["gitops"],
+        "license": Value::Null,
+        "permissions": {"admin": true, "maintain": true, "push": true, "triage": true, "pull": true},
+        "allow_squash_merge": true, "allow_merge_commit": true, "allow_rebase_merge": true,
+        "allow_auto_merge": false, "delete_branch_on_merge": true, "allow_update_branch": false,
+        "squash_merge_commit_title": "PR_TITLE", "squash_merge_commit_message": "PR_BODY",
+        "merge_commit_title": "PR_TITLE", "merge_commit_message": "PR_BODY",
+        "security_and_analysis": Value::Null, "custom_properties": {},
+    });
+    if let (Some(m), Value::Object(more)) = (body.as_object_mut(), settings) {
+        m.extend(more);
+    }
+    // The `*_url` templates clients expand.
+    if let Some(m) = body.as_object_mut() {
+        for (k, suffix) in [
+            ("forks_url", "/forks"),
+            ("keys_url", "/keys{/key_id}"),
+            ("collaborators_url", "/collaborators{/collaborator}"),
+            ("teams_url", "/teams"),
+            ("hooks_url", "/hooks"),
+            ("issue_events_url", "/issues/events{/number}"),
+            ("events_url", "/events"),
+            ("assignees_url", "/assignees{/user}"),
+            ("branches_url", "/branches{/branch}"),
+            ("tags_url", "/tags"),
+            ("blobs_url", "/git/blobs{/sha}"),
+            ("git_tags_url", "/git/tags{/sha}"),
+            ("git_refs_url", "/git/refs{/sha}"),
+            ("trees_url", "/git/trees{/sha}"),
+            ("statuses_url", "/statuses/{sha}"),
+            ("languages_url", "/languages"),
+            ("stargazers_url", "/stargazers"),
+            ("contributors_url", "/contributors"),
+            ("subscribers_url", "/subscribers"),
+            ("subscription_url", "/subscription"),
+            ("commits_url", "/commits{/sha}"),
+            ("git_commits_url", "/git/commits{/sha}"),
+            ("comments_url", "/comments{/number}"),
+            ("issue_comment_url", "/issues/comments{/number}"),
+            ("contents_url", "/contents/{+path}"),
+            ("compare_url", "/compare/{base}...{head}"),
+            ("merges_url", "/merges"),
+            ("archive_url", "/{archive_format}{/ref}"),
+            ("downloads_url", "/downloads"),
+            ("issues_url", "/issues{/number}"),
+            ("pulls_url", "/pulls{/number}"),
+            ("milestones_url", "/milestones{/number}"),
+            (
+                "notifications_url",
+                "/notifications{?since,all,participating}",
+            ),
+            ("labels_url", "/labels{/name}"),
+            ("releases_url", "/releases{/id}"),
+            ("deployments_url", "/deployments"),
+        ] {
+            m.insert(k.to_string(), json!(format!("{api}{suffix}")));
+        }
+    }
+    Json(body).into_response()
+}
+
+/// The branches of the repository and their head commits, by name.
+fn branches(world: &World) -> Vec<(String, String)> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(world.repo.path())
+        .args([
+            "for-each-ref",
+            "--format=%(refname:short)%00%(objectname)",
+            "refs/heads",
+        ])
+        .output();
+    let Ok(out) = out else {
+        return Vec::new();
+    };
+    if !out.status.success() {
+        return Vec::new();
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (name, sha) = l.split_once('\0')?;
+            Some((name.to_string(), sha.to_string()))
+        })
+        .collect()
+}
+
+/// A commit as the branches API shows it, read from Git.
+fn commit_json(world: &World, sha: &str) -> Value {
+    let api = api_base(world);
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(world.repo.path())
+        .args([
+            "log",
+            "-1",
+            "--format=%T%x00%P%x00%an%x00%ae%x00%aI%x00%cn%x00%ce%x00%cI%x00%B",
+            sha,
+            "--",
+        ])
+        .output();
+    let text = out
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let f: Vec<&str> = text.splitn(9, '\0').collect();
+    let field = |i: usize| f.get(i).copied().unwrap_or("").trim_end().to_string();
+    let date = |s: String| {
+        chrono::DateTime::parse_from_rfc3339(&s)
+            .map(|t| ts(t.with_timezone(&chrono::Utc)))
+            .unwrap_or(s)
+    };
+    let parents: Vec<Value> = field(1)
+        .split_whitespace()
+        .map(|p| {
+            json!({"sha": p, "url": format!("{api}/commits/{p}"),
+            "html_url": format!("{}/commit/{p}", html_base(world))})
+        })
+        .collect();
+    json!({
+        "sha": sha, "node_id": format!("C_kwDO{}", &sha[..sha.len().min(12)]),
+        "url": format!("{api}/commits/{sha}"),
+        "html_url": format!("{}/commit/{sha}", html_base(world)),
+        "comments_url": format!("{api}/commits/{sha}/comments"),
+        "commit": {
+            "author": {"name": field(2), "email": field(3), "date": date(field(4))},
+            "committer": {"name": field(5), "email": field(6), "date": date(field(7))},
+            "message": field(8), "comment_count": 0,
+            "tree": {"sha": field(0), "url": format!("{api}/git/trees/{}", field(0))},
+            "url": format!("{api}/git/commits/{sha}"),
+            "verification": {"verified": false, "reason": "unsigned", "signature": null,
+                "payload": null, "verified_at": null},
+        },
+        "author": Value::Null, "committer": Value::Null, "parents": parents,
+    })
+}
+
+/// Whether a branch is protected: the production branch is (changes go through review).
+fn protected(name: &str) -> bool {
+    name == default_branch()
+}
+
+async fn list_branches(
+    State(world): Shared,
+    Path((owner, repo)): Path<(String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    if let Err(r) = repo_check(&world, &owner, &repo) {
+        return r;
+    }
+    let api = api_base(&world);
+    let all: Vec<(String, String)> = branches(&world)
+        .into_iter()
+        .filter(|(name, _)| match q.get("protected").map(String::as_str) {
+            Some("true") => protected(name),
+            Some("false") => !protected(name),
+            _ => true,
+        })
+        .collect();
+    let path = format!("/github/repos/{owner}/{repo}/branches");
+    let (skip, take, link) = paginate(&world, &path, &q, all.len());
+    let items: Vec<Value> = all
+        .iter()
+        .skip(skip)
+        .take(take)
+        .map(|(name, sha)| {
+            json!({"name": name, "commit": {"sha": sha, "url": format!("{api}/commits/{sha}")},
+                "protected": protected(name),
+                "protection_url": format!("{api}/branches/{name}/protection")})
+        })
+        .collect();
+    let mut resp = Json(Value::Array(items)).into_response();
+    if let Some(l) = link.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        resp.headers_mut().insert(header::LINK, l);
+    }
+    resp
+}
+
+async fn get_branch(
+    State(world): Shared,
+    Path((owner, repo, branch)): Path<(String, String, String)>,
+) -> Response {
+    if let Err(r) = repo_check(&world, &owner, &repo) {
+        return r;
+    }
+    let Some((name, sha)) = branches(&world).into_iter().find(|(n, _)| *n == branch) else {
+        return error(StatusCode::NOT_FOUND, "Branch not found");
+    };
+    let api = api_base(&world);
+    let prot = protected(&name);
+    Json(json!({
+        "name": name, "commit": commit_json(&world, &sha),
+        "_links": {"self": format!("{api}/branches/{name}"),
+            "html": format!("{}/tree/{name}", html_base(&world))},
+        "protected": prot,
+        "protection": {"enabled": prot, "required_status_checks": {
+            "enforcement_level": if prot { "non_admins" } else { "off" },
+            "contexts": [], "checks": []}},
+        "protection_url": format!("{api}/branches/{name}/protection"),
+    }))
+    .into_response()
+}
+
+// --- Commits, contents, artifacts ---------------------------------------------------------
+
+/// `git -C repo ARGS` stdout, or None when git fails (unknown revision, path).
+fn git_out(world: &World, args: &[&str]) -> Option<Vec<u8>> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(world.repo.path())
+        .args(args)
+        .output()
+        .ok()?;
+    out.status.success().then_some(out.stdout)
+}
+
+/// A revision GitHub would accept (branch, tag or sha), resolved to a commit sha.
+fn resolve_commit(world: &World, rev: &str) -> Option<String> {
+    if rev.starts_with('-') || rev.is_empty() {
+        return None;
+    }
+    let spec = format!("{rev}^{{commit}}");
+    let out = git_out(world, &["rev-parse", "--verify", "--quiet", &spec])?;
+    Some(String::from_utf8_lossy(&out).trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// `GET /commits?sha=&path=&per_page=&page=`: history, newest first.
+async fn list_commits(
+    State(world): Shared,
+    Path((owner, repo)): Path<(String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    if let Err(r) = repo_check(&world, &owner, &repo) {
+        return r;
+    }
+    let rev = q
+        .get("sha")
+        .cloned()
+        .unwrap_or_else(|| default_branch().to_string());
+    let Some(head) = resolve_commit(&world, &rev) else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let mut args = vec!["log", "--format=%H", head.as_str()];
+    let path_filter = q.get("path").cloned();
+    if let Some(p) = &path_filter {
+        args.push("--");
+        args.push(p.as_str());
+    }
+    let shas: Vec<String> = git_out(&world, &args)
+        .map(|o| {
+            String::from_utf8_lossy(&o)
+                .lines()
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    let path = format!("/github/repos/{owner}/{repo}/commits");
+    let (skip, take, link) = paginate(&world, &path, &q, shas.len());
+    let items: Vec<Value> = shas
+        .iter()
+        .skip(skip)
+        .take(take)
+        .map(|s| commit_json(&world, s))
+        .collect();
+    let mut resp = Json(Value::Array(items)).into_response();
+    if let Some(l) = link.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        resp.headers_mut().insert(header::LINK, l);
+    }
+    resp
+}
+
+/// `GET /commits/{ref}`: one commit with its stats and changed files.
+async fn get_commit(
+    State(world): Shared,
+    Path((owner, repo, rev)): Path<(String, String, String)>,
+) -> Response {
+    if let Err(r) = repo_check(&world, &owner, &repo) {
+        return r;
+    }
+    let Some(sha) = resolve_commit(&world, &rev) else {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("No commit found for SHA: {rev}"),
+        );
+    };
+    let mut body = commit_json(&world, &sha);
+    let numstat = git_out(
+        &world,
+        &["show", "--numstat", "--format=", "--no-renames", &sha],
+    )
+    .unwrap_or_default();
+    let status = git_out(
+        &world,
+        &["show", "--name-status", "--format=", "--no-renames", &sha],
+    )
+    .unwrap_or_default();
+    let statuses: BTreeMap<String, String> = String::from_utf8_lossy(&status)
+        .lines()
+        .filter_map(|l| {
+            let (s, f) = l.split_once('\t')?;
+            let word = match s {
+                "A" => "added",
+                "D" => "removed",
+                _ => "modified",
+            };
+            Some((f.to_string(), word.to_string()))
+        })
+        .collect();
+    let (mut adds, mut dels) = (0u64, 0u64);
+    let files: Vec<Value> = String::from_utf8_lossy(&numstat)
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, '\t');
+            let a: u64 = parts.next()?.parse().unwrap_or(0);
+            let d: u64 = parts.next()?.parse().unwrap_or(0);
+            let f = parts.next()?.to_string();
+            adds += a;
+            dels += d;
+            let api = api_base(&world);
+            Some(json!({"sha": sha, "filename": f,
+                "status": statuses.get(&f).cloned().unwrap_or_else(|| "modified".into()),
+                "additions": a, "deletions": d, "changes": a + d,
+                "blob_url": format!("{}/blob/{sha}/{f}", html_base(&world)),
+                "raw_url": format!("{}/raw/{sha}/{f}", html_base(&world)),
+                "contents_url": format!("{api}/contents/{f}?ref={sha}")}))
+        })
+        .collect();
+    if let Some(m) = body.as_object_mut() {
+        m.insert(
+            "stats".into(),
+            json!({"total": adds + dels, "additions": adds, "deletions": dels}),
+        );
+        m.insert("files".into(), Value::Array(files));
+    }
+    Json(body).into_response()
+}
+
+/// `GET /contents/{path}?ref=`: a file (base64, as GitHub sends it) or a directory listing.
+async fn get_contents(
+    State(world): Shared,
+    Path((owner, repo, path)): Path<(String, String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    use base64::Engine;
+    if let Err(r) = repo_check(&world, &owner, &repo) {
+        return r;
+    }
+    let rev = q
+        .get("ref")
+        .cloned()
+        .unwrap_or_else(|| default_branch().to_string());
+    let Some(commit) = resolve_commit(&world, &rev) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("No commit found for the ref {rev}"),
+        );
+    };
+    let path = path.trim_matches('/').to_string();
+    let api = api_base(&world);
+    let entry = |kind: &str, name: &str, full: &str, sha: &str, size: u64| {
+        let url = format!("{api}/contents/{full}?ref={rev}");
+        let html = format!(
+            "{}/{kind}/{rev}/{full}",
+            html_base(&world),
+            kind = if kind == "dir" { "tree" } else { "blob" }
+        );
+        let git = format!(
+            "{api}/git/{}/{sha}",
+            if kind == "dir" { "trees" } else { "blobs" }
+        );
+        json!({"type": kind, "name": name, "path": full, "sha": sha, "size": size,
+            "url": url, "html_url": html, "git_url": git,
+            "download_url": if kind == "file" { json!(format!("{}/raw/{rev}/{full}", html_base(&world))) } else { Value::Null },
+            "_links": {"self": url, "git": git, "html": html}})
+    };
+    // What the path is at that commit: `git ls-tree -l` of its parent, filtered.
+    let target = if path.is_empty() {
+        None
+    } else {
+        let listing = git_out(&world, &["ls-tree", "-l", &commit, "--", &path]).unwrap_or_default();
+        let text = String::from_utf8_lossy(&listing).into_owned();
+        let found = text.lines().find_map(|l| {
+            let (meta, name) = l.split_once('\t')?;
+            let f: Vec<&str> = meta.split_whitespace().collect();
+            (name == path).then(|| {
+                (
+                    f.get(1).copied().unwrap_or("").to_string(),
+                    f.get(2).copied().unwrap_or("").to_string(),
+                    f.get(3).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0),
+                )
+            })
+        });
+        match found {
+            Some(t) => Some(t),
+            None => return error(StatusCode::NOT_FOUND, "Not Found"),
+        }
+    };
+    match target {
+        Some((kind, sha, size)) if kind == "blob" => {
+            let Some(bytes) = git_out(&world, &["cat-file", "blob", &sha]) else {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            };
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            // GitHub wraps the base64 at 60 columns.
+            let wrapped: String = b64
+                .as_bytes()
+                .chunks(60)
+                .map(|c| format!("{}\n", String::from_utf8_lossy(c)))
+                .collect();
+            let name = path.rsplit('/').next().unwrap_or(&path).to_string();
+            let mut e = entry("file", &name, &path, &sha, size);
+            if let Some(m) = e.as_object_mut() {
+                m.insert("encoding".into(), json!("base64"));
+                m.insert("content".into(), json!(wrapped));
+            }
+            Json(e).into_response()
+        }
+        _ => {
+            let tree = if path.is_empty() {
+                commit.clone()
+            } else {
+                format!("{commit}:{path}")
+            };
+            let listing = git_out(&world, &["ls-tree", "-l", &tree]).unwrap_or_default();
+            let items: Vec<Value> = String::from_utf8_lossy(&listing)
+                .lines()
+                .filter_map(|l| {
+                    let (meta, name) = l.split_once('\t')?;
+                    let f: Vec<&str> = meta.split_whitespace().collect();
+                    let kind = if f.get(1) == Some(&"tree") {
+                        "dir"
+                    } else {
+                        "file"
+                    };
+                    let full = if path.is_empty() {
+                        name.to_string()
+                    } else {
+                        format!("{path}/{name}")
+                    };
+                    let size = f.get(3).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+                    Some(entry(
+                        kind,
+                        name,
+                        &full,
+                        f.get(2).copied().unwrap_or(""),
+                        size,
+                    ))
+                })
+                .collect();
+            Json(Value::Array(items)).into_response()
+        }
+    }
+}
+
+/// `GET /contents`: the repository's root directory.
+async fn get_root_contents(
+    world: Shared,
+    Path((owner, repo)): Path<(String, String)>,
+    q: Query<BTreeMap<String, String>>,
+) -> Response {
+    get_contents(world, Path((owner, repo, String::new())), q).await
+}
+
+/// `GET /runs/{id}/artifacts`: the sandbox's builds upload none.
+async fn run_artifacts(
+    State(world): Shared,
+    Path((owner, repo, run)): Path<(String, String, String)>,
+) -> Response {
+    match github_run(&world, &owner, &repo, &run) {
+        Ok(_) => Json(json!({"total_count": 0, "artifacts": []})).into_response(),
+        Err(e) => e,
+    }
+}
+
+// --- Jobs, timing, logs ---------------------------------------------------------------------
+
+/// A job of a GitHub run by its id, with its run.
+// The error is the ready answer to send; boxing it would only add noise.
+#[allow(clippy::result_large_err)]
+fn github_job(world: &World, owner: &str, repo: &str, job: &str) -> Result<(Run, usize), Response> {
+    repo_check(world, owner, repo)?;
+    let not_found = || error(StatusCode::NOT_FOUND, "Not Found");
+    let id: u64 = job.parse().map_err(|_| not_found())?;
+    world
+        .ci
+        .runs()
+        .into_iter()
+        .filter(|r| matches!(r.origin, Origin::Github { .. }))
+        .find_map(|r| {
+            let i = r.jobs.iter().position(|j| j.id == id)?;
+            Some((r, i))
+        })
+        .ok_or_else(not_found)
+}
+
+async fn get_job(
+    State(world): Shared,
+    Path((owner, repo, job)): Path<(String, String, String)>,
+) -> Response {
+    match github_job(&world, &owner, &repo, &job) {
+        Ok((r, i)) => Json(job_json(&world, &r, &r.jobs[i])).into_response(),
+        Err(e) => e,
+    }
+}
+
+fn millis(
+    a: Option<chrono::DateTime<chrono::Utc>>,
+    b: Option<chrono::DateTime<chrono::Utc>>,
+) -> i64 {
+    match (a, b) {
+        (Some(a), Some(b)) => (b - a).num_milliseconds().max(0),
+        (Some(a), None) => (chrono::Utc::now() - a).num_milliseconds().max(0),
+        _ => 0,
+    }
+}
+
+/// `GET /runs/{id}/timing`: billable time per runner OS (each job rounded up to a minute, as
+/// GitHub bills) and the run's wall duration.
+async fn run_timing(
+    State(world): Shared,
+    Path((owner, repo, run)): Path<(String, String, String)>,
+) -> Response {
+    let r = match github_run(&world, &owner, &repo, &run) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let ran: Vec<&ci::Job> = r
+        .jobs
+        .iter()
+        .filter(|j| j.conclusion != Some("skipped") && j.started_at.is_some())
+        .collect();
+    let job_runs: Vec<Value> = ran
+        .iter()
+        .map(|j| json!({"job_id": j.id, "duration_ms": millis(j.started_at, j.completed_at)}))
+        .collect();
+    let total: i64 = ran
+        .iter()
+        .map(|j| {
+            let ms = millis(j.started_at, j.completed_at);
+            (ms + 59_999) / 60_000 * 60_000
+        })
+        .sum();
+    let end = (r.status == ci::Status::Completed).then_some(r.updated_at);
+    Json(json!({
+        "billable": {"UBUNTU": {"total_ms": total, "jobs": ran.len(), "job_runs": job_runs}},
+        "run_duration_ms": millis(r.started_at, end),
+    }))
+    .into_response()
+}
+
+/// How long a signed log link stays valid (GitHub: one minute).
+const LINK_SECONDS: i64 = 60;
+
+/// A signed, expiring link on the blob host (here: this server, under `/github-blobs`).
+fn signed_link(world: &World, path: &str) -> String {
+    let expires = chrono::Utc::now().timestamp() + LINK_SECONDS;
+    let sig = world.users.sign(&format!("{path}?{expires}"));
+    format!("{}{path}?se={expires}&sig={sig}", world.base_url)
+}
+
+/// Whether a blob request carries a valid, unexpired signature; the storage's 403 otherwise.
+// The error is the ready answer to send; boxing it would only add noise.
+#[allow(clippy::result_large_err)]
+fn check_link(world: &World, path: &str, q: &BTreeMap<String, String>) -> Result<(), Response> {
+    let refuse = |code: &str, message: &str| {
+        (
+            StatusCode::FORBIDDEN,
+            [(header::CONTENT_TYPE, "application/xml")],
+            format!(
+                "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+            ),
+        )
+            .into_response()
+    };
+    let expires = q.get("se").and_then(|e| e.parse::<i64>().ok());
+    let sig = q.get("sig").map(String::as_str).unwrap_or("");
+    let Some(expires) = expires else {
+        return Err(refuse(
+            "AuthenticationFailed",
+            "Signature not valid in the specified time frame",
+        ));
+    };
+    if world.users.sign(&format!("{path}?{expires}")) != sig {
+        return Err(refuse(
+            "AuthenticationFailed",
+            "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.",
+        ));
+    }
+    if chrono::Utc::now().timestamp() > expires {
+        return Err(refuse(
+            "AuthenticationFailed",
+            "Signed expiry time has expired",
+        ));
+    }
+    Ok(())
+}
+
+fn redirect(location: &str) -> Response {
+    let mut resp = StatusCode::FOUND.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+/// `GET /actions/jobs/{id}/logs`: a 302 to the job's plain-text log.
+async fn job_logs(
+    State(world): Shared,
+    Path((owner, repo, job)): Path<(String, String, String)>,
+) -> Response {
+    match github_job(&world, &owner, &repo, &job) {
+        Ok((r, i)) => redirect(&signed_link(
+            &world,
+            &format!("/github-blobs/jobs/{}/logs.txt", r.jobs[i].id),
+        )),
+        Err(e) => e,
+    }
+}
+
+/// `GET /actions/runs/{id}/logs`: a 302 to a zip of the jobs' logs.
+async fn run_logs(
+    State(world): Shared,
+    Path((owner, repo, run)): Path<(String, String, String)>,
+) -> Response {
+    match github_run(&world, &owner, &repo, &run) {
+        Ok(r) => redirect(&signed_link(
+            &world,
+            &format!("/github-blobs/runs/{}/{}/logs.zip", r.id, r.attempt),
+        )),
+        Err(e) => e,
+    }
+}
+
+async fn download_job_logs(
+    State(world): Shared,
+    Path(job): Path<u64>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let path = format!("/github-blobs/jobs/{job}/logs.txt");
+    if let Err(e) = check_link(&world, &path, &q) {
+        return e;
+    }
+    let found = world.ci.runs().into_iter().find_map(|r| {
+        r.jobs
+            .iter()
+            .find(|j| j.id == job)
+            .map(|j| j.log.join("\n"))
+    });
+    match found {
+        Some(mut text) => {
+            text.push('\n');
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+        }
+        None => error(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+/// A name usable as a zip entry (GitHub replaces the characters a path cannot hold).
+fn entry_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// The run's log archive as GitHub lays it out: `N_job.txt` with each job's whole log, and
+/// `job/N_step.txt` with each step's part.
+fn run_log_files(run: &Run) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for (i, job) in run.jobs.iter().enumerate() {
+        let job_name = entry_name(&job.name);
+        let mut whole = job.log.join("\n");
+        whole.push('\n');
+        files.push((format!("{i}_{job_name}.txt"), whole.into_bytes()));
+        // Each `##[group]` opens the next step that ran.
+        let ran: Vec<&ci::Step> = job
+            .steps
+            .iter()
+            .filter(|s| s.started_at.is_some())
+            .collect();
+        let mut parts: Vec<String> = Vec::new();
+        for line in &job.log {
+            if line.contains("##[group]") || parts.is_empty() {
+                parts.push(String::new());
+            }
+            if let Some(p) = parts.last_mut() {
+                p.push_str(line);
+                p.push('\n');
+            }
+        }
+        for (step, text) in ran.iter().zip(parts) {
+            files.push((
+                format!("{job_name}/{}_{}.txt", step.number, entry_name(&step.name)),
+                text.into_bytes(),
+            ));
+        }
+    }
+    files
+}
+
+async fn download_run_logs(
+    State(world): Shared,
+    Path((run, attempt)): Path<(u64, u32)>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let path = format!("/github-blobs/runs/{run}/{attempt}/logs.zip");
+    if let Err(e) = check_link(&world, &path, &q) {
+        return e;
+    }
+    let Some(r) = world.ci.run(run) else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let zip = zip_store(&run_log_files(&r));
+    (
+        [
+            (header::CONTENT_TYPE, "application/zip".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=logs_{run}.zip"),
+            ),
+        ],
+        zip,
+    )
+        .into_response()
+}
+
+/// CRC-32 (IEEE), as zip needs it.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            let mask = (crc & 1).wrapping_neg();
+            crc = (crc >> 1) ^ (0xedb8_8320 & mask);
+        }
+    }
+    !crc
+}
+
+/// A zip archive of stored (uncompressed) entries: what any unzip reads.
+fn zip_store(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut central = Vec::new();
+    // 1980-01-01 00:00, the zip epoch: the archive is the same for the same logs.
+    let (time, date) = (0u16, (1u16 << 5) | 1);
+    for (name, data) in files {
+        let offset = out.len() as u32;
+        let crc = crc32(data);
+        let size = data.len() as u32;
+        let n = name.as_bytes();
+        let header = |sig: u32, central: bool| {
+            let mut h = Vec::new();
+            h.extend(sig.to_le_bytes());
+            if central {
+                h.extend(20u16.to_le_bytes()); // made by
+            }
+            h.extend(20u16.to_le_bytes()); // needed
+            h.extend(0x0800u16.to_le_bytes()); // UTF-8 names
+            h.extend(0u16.to_le_bytes()); // stored
+            h.extend(time.to_le_bytes());
+            h.extend(date.to_le_bytes());
+            h.extend(crc.to_le_bytes());
+            h.extend(size.to_le_bytes());
+            h.extend(size.to_le_bytes());
+            h.extend((n.len() as u16).to_le_bytes());
+            h.extend(0u16.to_le_bytes()); // extra
+            if central {
+                h.extend(0u16.to_le_bytes()); // comment
+                h.extend(0u16.to_le_bytes()); // disk
+                h.extend(0u16.to_le_bytes()); // internal attributes
+                h.extend(0u32.to_le_bytes()); // external attributes
+                h.extend(offset.to_le_bytes());
+            }
+            h.extend(n);
+            h
+        };
+        out.extend(header(0x0403_4b50, false));
+        out.extend(data);
+        central.extend(header(0x0201_4b50, true));
+    }
+    let cd_offset = out.len() as u32;
+    let cd_size = central.len() as u32;
+    out.extend(central);
+    out.extend(0x0605_4b50u32.to_le_bytes());
+    out.extend(0u16.to_le_bytes());
+    out.extend(0u16.to_le_bytes());
+    out.extend((files.len() as u16).to_le_bytes());
+    out.extend((files.len() as u16).to_le_bytes());
+    out.extend(cd_size.to_le_bytes());
+    out.extend(cd_offset.to_le_bytes());
+    out.extend(0u16.to_le_bytes());
+    out
 }
 
 #[cfg(test)]

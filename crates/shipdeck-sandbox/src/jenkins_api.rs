@@ -1,7 +1,10 @@
-//! A Jenkins subset under `/jenkins`: the crumb issuer (CSRF), jobs with their parameter
-//! definitions, `buildWithParameters` answering 201 with a queue item, queue items that turn
-//! into builds, build status, stop and console text. Builds run in `ci.rs`; this file speaks
-//! Jenkins' JSON and basic auth (user + API token).
+//! A Jenkins subset under `/jenkins`, as python-jenkins and scripts call it: the dashboard
+//! (with `X-Jenkins` on every answer), whoami, the crumb issuer (CSRF), jobs with their
+//! parameter definitions, `buildWithParameters` answering 201 with a queue item, the queue
+//! (items wait Jenkins' quiet period, and can be cancelled), the built-in node's executors
+//! with the builds they run, build status and pages, stop (redirecting to the build page),
+//! console text, and the Pipeline Stage View's `wfapi/describe`. Builds run in `ci.rs`; this
+//! file speaks Jenkins' JSON and basic auth (user + API token).
 
 use super::World;
 use super::ci::{NewRun, Origin, Run, Status};
@@ -19,12 +22,30 @@ use std::sync::Arc;
 
 const CRUMB_FIELD: &str = "Jenkins-Crumb";
 const RUN_CLASS: &str = "org.jenkinsci.plugins.workflow.job.WorkflowRun";
+/// The Jenkins release the sandbox answers as (an LTS line).
+pub const VERSION: &str = "2.479.3";
+/// Executors of the built-in node.
+const EXECUTORS: usize = 2;
 
 type Shared = State<Arc<World>>;
 
 pub fn router(world: Arc<World>) -> axum::Router {
     axum::Router::new()
+        .route("/jenkins", get(dashboard))
+        .route("/jenkins/", get(dashboard))
         .route("/jenkins/api/json", get(root))
+        .route("/jenkins/me/api/json", get(whoami))
+        .route("/jenkins/computer/api/json", get(computers))
+        .route("/jenkins/computer/{node}/api/json", get(computer))
+        .route("/jenkins/queue/api/json", get(queue))
+        .route("/jenkins/queue/cancelItem", post(cancel_item))
+        .route("/jenkins/job/{job}/", get(job_page))
+        .route("/jenkins/job/{job}", get(job_page))
+        .route("/jenkins/job/{job}/{number}/", get(build_page))
+        .route("/jenkins/job/{job}/{number}", get(build_page))
+        .route("/jenkins/job/{job}/{number}/wfapi/describe", get(describe))
+        .route("/jenkins/job/{job}/{number}/wfapi/describe/", get(describe))
+        .route("/jenkins/{*rest}", axum::routing::any(not_found))
         .route("/jenkins/crumbIssuer/api/json", get(crumb))
         .route("/jenkins/job/{job}/api/json", get(job))
         .route(
@@ -75,27 +96,30 @@ async fn jenkins_layer(State(world): Shared, req: Request, next: Next) -> Respon
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"Jenkins\""),
             );
-            return r;
+            r
         }
         Some(c) => {
             let (user, token) = c.split_once(':').unwrap_or((c.as_str(), ""));
             if user != world.users.jenkins_user() || token != world.users.jenkins_token() {
-                return text(
+                text(
                     StatusCode::UNAUTHORIZED,
                     format!("Invalid password/token for user: {user}"),
-                );
-            }
-            if req.method() == axum::http::Method::POST && !crumb_ok(&world, req.headers()) {
-                return text(
+                )
+            } else if req.method() == axum::http::Method::POST && !crumb_ok(&world, req.headers()) {
+                text(
                     StatusCode::FORBIDDEN,
                     "No valid crumb was included in the request",
-                );
+                )
+            } else {
+                next.run(req).await
             }
-            next.run(req).await
         }
     };
-    resp.headers_mut()
-        .insert("x-jenkins", HeaderValue::from_static("2.479.3"));
+    // Jenkins names itself on every answer, errors included (clients read the version here).
+    let h = resp.headers_mut();
+    h.insert("x-jenkins", HeaderValue::from_static(VERSION));
+    h.insert("x-hudson", HeaderValue::from_static("1.395"));
+    h.insert("x-jenkins-session", HeaderValue::from_static("5a1d2c3b"));
     resp
 }
 
@@ -139,7 +163,7 @@ async fn root(State(world): Shared) -> Json<Value> {
         .collect();
     Json(
         json!({"_class": "hudson.model.Hudson", "mode": "NORMAL", "nodeName": "",
-        "numExecutors": 2, "useCrumbs": true, "useSecurity": true, "jobs": jobs,
+        "numExecutors": EXECUTORS, "useCrumbs": true, "useSecurity": true, "jobs": jobs,
         "url": format!("{}/", base(&world))}),
     )
 }
@@ -318,13 +342,10 @@ async fn build_with_parameters(
             head_sha,
             head_message: String::new(),
             actor: world.users.jenkins_user(),
-            jobs: vec![(
-                name.clone(),
-                vec![
-                    "Checkout SCM".into(),
-                    "Update manifests".into(),
-                    "Commit and push".into(),
-                ],
+            jobs: vec![super::ci::JobSpec::new(
+                &name,
+                &["Checkout SCM", "Update manifests", "Commit and push"],
+                &[],
             )],
         },
     );
@@ -393,7 +414,7 @@ async fn queue_item(State(world): Shared, Path(id): Path<u64>) -> Response {
     } else if run.status == Status::Queued {
         json!({"_class": "hudson.model.Queue$WaitingItem", "id": id, "blocked": false,
             "buildable": false, "cancelled": false,
-            "why": "In the quiet period. Expires in 0.5 sec", "inQueueSince": since,
+            "why": quiet_period(&world, &run), "inQueueSince": since,
             "params": params, "stuck": false, "task": task, "url": format!("queue/item/{id}/")})
     } else {
         json!({"_class": "hudson.model.Queue$LeftItem", "id": id, "blocked": false,
@@ -481,4 +502,346 @@ async fn console(State(world): Shared, Path((job, number)): Path<(String, String
         out.push_str(&format!("Finished: {res}\n"));
     }
     text(StatusCode::OK, out)
+}
+
+/// Jenkins' 404 page (after auth, as Jenkins checks Overall/Read first).
+async fn not_found() -> Response {
+    html(
+        StatusCode::NOT_FOUND,
+        "Error 404 Not Found",
+        "<h2>HTTP ERROR 404 Not Found</h2>",
+    )
+}
+
+/// A minimal Jenkins page; escapes nothing itself, callers pass escaped text.
+fn html(status: StatusCode, title: &str, body: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html;charset=utf-8")],
+        format!(
+            "<!DOCTYPE html><html><head><title>{title}</title></head><body>{body}</body></html>\n"
+        ),
+    )
+        .into_response()
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// `GET /`: the dashboard (clients read the `X-Jenkins` header of this answer).
+async fn dashboard(State(world): Shared) -> Response {
+    let jobs: String = world
+        .estate
+        .jenkins
+        .iter()
+        .map(|j| format!("<li><a href=\"job/{0}/\">{0}</a></li>", escape(&j.name)))
+        .collect();
+    html(
+        StatusCode::OK,
+        "Dashboard [Jenkins]",
+        &format!("<h1>Dashboard</h1><ul id=\"projectstatus\">{jobs}</ul>"),
+    )
+}
+
+/// `GET /me/api/json`: who the credentials belong to.
+async fn whoami(State(world): Shared) -> Json<Value> {
+    let user = world.users.jenkins_user();
+    Json(json!({
+        "_class": "hudson.model.User",
+        "absoluteUrl": format!("{}/user/{user}", base(&world)),
+        "description": null, "fullName": user, "id": user,
+        "property": [
+            {"_class": "jenkins.security.ApiTokenProperty"},
+            {"_class": "hudson.model.MyViewsProperty"},
+            {"_class": "hudson.model.PaneStatusProperties"},
+            {"_class": "jenkins.security.seed.UserSeedProperty"},
+            {"_class": "hudson.search.UserSearchProperty", "insensitiveSearch": true},
+            {"_class": "hudson.model.TimeZoneProperty", "timeZoneName": ""},
+            {"_class": "hudson.tasks.Mailer$UserProperty", "address": format!("{user}@acme.dev")},
+        ],
+    }))
+}
+
+fn depth(q: &BTreeMap<String, String>) -> u32 {
+    q.get("depth").and_then(|d| d.parse().ok()).unwrap_or(0)
+}
+
+/// Builds running now, oldest first: each holds one executor of the built-in node.
+fn running(world: &World) -> Vec<Run> {
+    let mut v: Vec<Run> = world
+        .ci
+        .runs()
+        .into_iter()
+        .filter(|r| matches!(r.origin, Origin::Jenkins { .. }) && r.status == Status::InProgress)
+        .collect();
+    v.reverse();
+    v
+}
+
+fn job_of(r: &Run) -> &str {
+    match &r.origin {
+        Origin::Jenkins { job } => job,
+        Origin::Github { file, .. } => file,
+    }
+}
+
+/// The built-in node with its executors; deeper levels show what each executor runs.
+fn built_in_node(world: &World, depth: u32) -> Value {
+    let runs = running(world);
+    let count = EXECUTORS.max(runs.len());
+    let executors: Vec<Value> = (0..count)
+        .map(|i| {
+            if depth == 0 {
+                return json!({});
+            }
+            match runs.get(i) {
+                Some(r) => {
+                    let job = job_of(r);
+                    let start = r.started_at.unwrap_or(r.created_at);
+                    let elapsed = (chrono::Utc::now() - start).num_milliseconds().max(0);
+                    json!({"_class": "hudson.model.Executor", "idle": false, "likelyStuck": false,
+                        "number": i, "progress": (elapsed * 100 / 12_000).min(99),
+                        "currentExecutable": {"_class": RUN_CLASS, "number": r.number,
+                            "url": format!("{}/job/{job}/{}/", base(world), r.number),
+                            "displayName": format!("#{}", r.number),
+                            "fullDisplayName": format!("{job} #{}", r.number),
+                            "building": true, "timestamp": start.timestamp_millis()}})
+                }
+                None => json!({"_class": "hudson.model.Executor", "currentExecutable": null,
+                    "idle": true, "likelyStuck": false, "number": i, "progress": -1}),
+            }
+        })
+        .collect();
+    json!({
+        "_class": "hudson.model.Hudson$MasterComputer",
+        "actions": [], "assignedLabels": [{"name": "built-in"}],
+        "description": "the Jenkins controller's built-in node",
+        "displayName": "Built-In Node", "executors": executors,
+        "icon": "symbol-computer", "iconClassName": "symbol-computer",
+        "idle": runs.is_empty(), "jnlpAgent": false, "launchSupported": true,
+        "loadStatistics": {"_class": "hudson.model.Label$1"},
+        "manualLaunchAllowed": true, "monitorData": {}, "numExecutors": EXECUTORS,
+        "offline": false, "offlineCause": null, "offlineCauseReason": "",
+        "oneOffExecutors": [], "temporarilyOffline": false,
+    })
+}
+
+/// `GET /computer/api/json`: the nodes (only the built-in one).
+async fn computers(State(world): Shared, Query(q): Query<BTreeMap<String, String>>) -> Response {
+    let node = built_in_node(&world, depth(&q));
+    let busy = running(&world).len();
+    Json(json!({
+        "_class": "hudson.model.ComputerSet", "busyExecutors": busy,
+        "computer": [node], "displayName": "Nodes",
+        "totalExecutors": EXECUTORS.max(busy),
+    }))
+    .into_response()
+}
+
+/// `GET /computer/NAME/api/json`: `(built-in)`, or `(master)` as older clients call it.
+async fn computer(
+    State(world): Shared,
+    Path(node): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    if !matches!(node.as_str(), "(built-in)" | "(master)") {
+        return not_found().await;
+    }
+    // `?depth=N` counts from the node here, one level deeper than from the list.
+    Json(built_in_node(&world, depth(&q) + 1)).into_response()
+}
+
+/// `GET /queue/api/json`: items waiting for an executor.
+async fn queue(State(world): Shared) -> Response {
+    let items: Vec<Value> = world
+        .ci
+        .queue_items()
+        .into_iter()
+        .filter(|(item, run)| !item.cancelled && run.status == Status::Queued)
+        .map(|(item, run)| {
+            let params: String = run
+                .inputs
+                .iter()
+                .map(|(k, v)| format!("\n{k}={v}"))
+                .collect();
+            json!({"_class": "hudson.model.Queue$WaitingItem",
+                "actions": [{"_class": "hudson.model.CauseAction", "causes": [{
+                    "_class": "hudson.model.Cause$UserIdCause",
+                    "shortDescription": format!("Started by user {}", world.users.jenkins_user()),
+                    "userId": world.users.jenkins_user(), "userName": world.users.jenkins_user()}]}],
+                "blocked": false, "buildable": false, "id": item.id,
+                "inQueueSince": item.in_queue_since.timestamp_millis(), "params": params,
+                "stuck": false,
+                "task": {"_class": "org.jenkinsci.plugins.workflow.job.WorkflowJob",
+                    "name": item.job, "url": format!("{}/job/{}/", base(&world), item.job),
+                    "color": "blue"},
+                "url": format!("queue/item/{}/", item.id),
+                "why": quiet_period(&world, &run),
+                "timestamp": item.in_queue_since.timestamp_millis()
+                    + world.clock.wall(super::ci::queue_time(&run.origin)).as_millis() as i64})
+        })
+        .collect();
+    Json(json!({"_class": "hudson.model.Queue", "discoverableItems": [], "items": items}))
+        .into_response()
+}
+
+/// `GET /job/NAME/`: the job's page.
+async fn job_page(State(world): Shared, Path(name): Path<String>) -> Response {
+    if find_job(&world, &name).is_none() {
+        return not_found().await;
+    }
+    let builds: String = builds_of(&world, &name)
+        .iter()
+        .map(|r| format!("<li><a href=\"{0}/\">#{0}</a></li>", r.number))
+        .collect();
+    let n = escape(&name);
+    html(
+        StatusCode::OK,
+        &format!("{n} [Jenkins]"),
+        &format!("<h1>{n}</h1><ul id=\"buildHistory\">{builds}</ul>"),
+    )
+}
+
+/// `GET /job/NAME/N/`: the build's page (where `stop` redirects).
+async fn build_page(State(world): Shared, Path((job, number)): Path<(String, String)>) -> Response {
+    let Some(r) = find_build(&world, &job, &number) else {
+        return not_found().await;
+    };
+    let result = match jenkins_result(&r) {
+        Value::String(s) => s,
+        _ => "IN PROGRESS".to_string(),
+    };
+    let j = escape(&job);
+    html(
+        StatusCode::OK,
+        &format!("{j} #{} [Jenkins]", r.number),
+        &format!(
+            "<h1>Build #{} ({result})</h1><a href=\"consoleText\">Console Output</a>",
+            r.number
+        ),
+    )
+}
+
+/// Pipeline Stage View status of a stage (a step of the build's job).
+fn stage_status(step: &super::ci::Step) -> &'static str {
+    match (step.status, step.conclusion) {
+        (Status::InProgress, _) => "IN_PROGRESS",
+        (Status::Completed, Some("success")) => "SUCCESS",
+        (Status::Completed, Some("failure")) => "FAILED",
+        (Status::Completed, Some("cancelled")) => "ABORTED",
+        _ => "NOT_EXECUTED",
+    }
+}
+
+fn run_stage_status(r: &Run) -> &'static str {
+    match (r.status, r.conclusion) {
+        (Status::Queued, _) => "NOT_EXECUTED",
+        (Status::InProgress, _) => "IN_PROGRESS",
+        (Status::Completed, Some("success")) => "SUCCESS",
+        (Status::Completed, Some("cancelled")) => "ABORTED",
+        (Status::Completed, _) => "FAILED",
+    }
+}
+
+fn span_millis(
+    start: Option<chrono::DateTime<chrono::Utc>>,
+    end: Option<chrono::DateTime<chrono::Utc>>,
+) -> i64 {
+    // From whole milliseconds, so that start + duration is the end to the millisecond.
+    let ms = |t: chrono::DateTime<chrono::Utc>| t.timestamp_millis();
+    match (start, end) {
+        (Some(a), Some(b)) => (ms(b) - ms(a)).max(0),
+        (Some(a), None) => (ms(chrono::Utc::now()) - ms(a)).max(0),
+        _ => 0,
+    }
+}
+
+/// `GET /job/NAME/N/wfapi/describe`: the build's stages as the Pipeline Stage View plugin
+/// answers. Stages not reached yet are absent while the build runs; after it ends, the
+/// ones it never reached are `NOT_EXECUTED`.
+async fn describe(State(world): Shared, Path((job, number)): Path<(String, String)>) -> Response {
+    let Some(r) = find_build(&world, &job, &number) else {
+        return not_found().await;
+    };
+    let root = format!("/jenkins/job/{job}/{}", r.number);
+    let done = r.status == Status::Completed;
+    let steps: Vec<&super::ci::Step> = r
+        .jobs
+        .iter()
+        .flat_map(|j| j.steps.iter())
+        .filter(|s| !matches!(s.name.as_str(), "Set up job" | "Complete job"))
+        .collect();
+    let stages: Vec<Value> = steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| done || s.started_at.is_some())
+        .map(|(i, s)| {
+            let id = 6 + 7 * i;
+            let end = if s.status == Status::Completed {
+                s.completed_at.or(s.started_at)
+            } else {
+                None
+            };
+            json!({
+                "_links": {"self": {"href": format!("{root}/execution/node/{id}/wfapi/describe")}},
+                "id": id.to_string(), "name": s.name, "execNode": "",
+                "status": stage_status(s),
+                "startTimeMillis": s.started_at.map(|t| t.timestamp_millis()).unwrap_or(0),
+                "durationMillis": span_millis(s.started_at, end),
+                "pauseDurationMillis": 0,
+            })
+        })
+        .collect();
+    let start = r.started_at;
+    let end = done.then_some(r.updated_at);
+    Json(json!({
+        "_links": {"self": {"href": format!("{root}/wfapi/describe")},
+            "artifacts": {"href": format!("{root}/wfapi/artifacts")}},
+        "id": r.number.to_string(), "name": format!("#{}", r.number),
+        "status": run_stage_status(&r),
+        "startTimeMillis": start.map(|t| t.timestamp_millis()).unwrap_or(0),
+        "endTimeMillis": end.map(|t| t.timestamp_millis()).unwrap_or(0),
+        "durationMillis": span_millis(start, end),
+        "queueDurationMillis": span_millis(Some(r.created_at), start.or(Some(chrono::Utc::now()))),
+        "pauseDurationMillis": 0,
+        "stages": stages,
+    }))
+    .into_response()
+}
+
+/// `POST /queue/cancelItem?id=N`: 204 when the item was still waiting and is cancelled, 404
+/// when no such item waits (it became a build, or never was), as Jenkins' `doCancelItem`.
+async fn cancel_item(State(world): Shared, Query(q): Query<BTreeMap<String, String>>) -> Response {
+    let id = q.get("id").and_then(|i| i.parse::<u64>().ok());
+    let waiting = id
+        .and_then(|id| world.ci.queue_item(id))
+        .filter(|(item, run)| !item.cancelled && run.status == Status::Queued);
+    let Some((_, run)) = waiting else {
+        let shown = q.get("id").map(|s| escape(s)).unwrap_or_default();
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("Provided id ({shown}) not found"),
+        );
+    };
+    match world.ci.cancel(run.id) {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(_) => text(
+            StatusCode::CONFLICT,
+            format!("Could not cancel run for id {}", id.unwrap_or_default()),
+        ),
+    }
+}
+
+/// Why a queue item waits: the rest of its quiet period, as Jenkins words it.
+fn quiet_period(world: &World, run: &Run) -> String {
+    let total = world.clock.wall(super::ci::queue_time(&run.origin));
+    let waited = (chrono::Utc::now() - run.created_at)
+        .to_std()
+        .unwrap_or_default();
+    let left = total.saturating_sub(waited).as_secs_f64();
+    format!("In the quiet period. Expires in {left:.1} sec")
 }

@@ -49,7 +49,12 @@ pub struct SandboxOptions {
     pub apps: Option<usize>,
     /// Wall seconds per simulated second.
     pub time_scale: f64,
+    /// Drives the estate's generated content (names, histories, timings); never a secret.
     pub seed: u64,
+    /// Derive the tokens and passwords from this seed, the same on every start (tests that
+    /// must know the credentials before the start). None, the default: fresh random secrets
+    /// on every start, read them from [`World::users`] or the env file.
+    pub secrets_seed: Option<u64>,
 }
 
 impl Default for SandboxOptions {
@@ -61,6 +66,7 @@ impl Default for SandboxOptions {
             apps: None,
             time_scale: 1.0,
             seed: 1,
+            secrets_seed: None,
         }
     }
 }
@@ -156,7 +162,10 @@ impl Sandbox {
         let world = Arc::new(World {
             store: Store::default(),
             clock: Clock::new(opts.time_scale),
-            users: auth::Users::generate(opts.seed),
+            users: match opts.secrets_seed {
+                Some(seed) => auth::Users::generate(seed),
+                None => auth::Users::random(),
+            },
             faults: faults::Faults::default(),
             repo,
             estate,
