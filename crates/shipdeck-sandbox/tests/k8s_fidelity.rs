@@ -338,13 +338,16 @@ async fn an_expired_continue_token_answers_410_as_the_api_server_does() {
     assert_eq!(r.status(), 400);
 }
 
-/// Collect the pod watch events of a namespace (type, name, ready) until `stop` fires.
+/// Pod watch events seen: (type, name, Ready).
+type Seen = Vec<(String, String, bool)>;
+
+/// Collect the pod watch events of a namespace from `from_rv` until `stop` fires.
 fn watch_pods(
     sb: &Sandbox,
     ns: &str,
     from_rv: &str,
 ) -> (
-    tokio::task::JoinHandle<Vec<(String, String, bool)>>,
+    tokio::task::JoinHandle<Seen>,
     tokio::sync::oneshot::Sender<()>,
 ) {
     let url = format!(
@@ -490,10 +493,66 @@ async fn statefulsets_daemonsets_jobs_and_events_v1_are_served() {
         );
     }
 
+    // Pods page too (the Python client's `limit`/`_continue`).
+    let paged = py(&sb, &python, &["paging", "data", "pods"]).await;
+    let mut paged_names: Vec<&str> = paged["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| {
+            p["names"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+        })
+        .collect();
+    assert!(paged["pages"].as_array().unwrap().len() >= 4, "{paged}");
+    paged_names.sort();
+    assert_eq!(paged_names, pods);
+
+    // A rollout of a new image: pods replaced from the highest ordinal down, each one only
+    // once the others are Ready.
+    let rv = sb.world.store.resource_version().to_string();
+    let (watch, stop) = watch_pods(&sb, "data", &rv);
+    let r = py(&sb, &python, &["rollout", "data"]).await;
+    let _ = stop.send(());
+    let seen = watch.await.unwrap();
+    assert!(r["done"].is_object(), "the rollout never finished: {r}");
+    assert_ne!(r["done"]["update_revision"], r["before"]);
+    for p in ["kafka-0", "kafka-1", "kafka-2"] {
+        assert_eq!(r["images"][p], "bitnami/kafka:3.8", "{r}");
+    }
+    let deleted: Vec<&str> = seen
+        .iter()
+        .filter(|(t, n, _)| t == "DELETED" && n.starts_with("kafka-"))
+        .map(|(_, n, _)| n.as_str())
+        .collect();
+    assert_eq!(deleted, vec!["kafka-2", "kafka-1", "kafka-0"], "{seen:?}");
+
     if !have("kubectl") {
         eprintln!("SKIP (kubectl part): kubectl is not installed");
         return;
     }
+    let (ok, out, err) = kubectl(
+        &sb,
+        &[
+            "get",
+            "pods",
+            "-n",
+            "data",
+            "--chunk-size=2",
+            "-o",
+            "name",
+            "-v=6",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let mut listed: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("pod/")).collect();
+    listed.sort();
+    assert_eq!(listed, pods);
+    assert!(err.matches("continue=").count() >= 3, "{err}");
     let (ok, out, err) = kubectl(&sb, &["get", "statefulsets", "-A"]).await;
     assert!(ok, "{err}");
     let header = out.lines().next().unwrap_or("");
@@ -563,6 +622,10 @@ async fn statefulsets_daemonsets_jobs_and_events_v1_are_served() {
         assert!(tokio::time::Instant::now() < deadline, "still {kafka:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Deleting the StatefulSet takes its pods with it.
+    let d = py(&sb, &python, &["delete_sts", "data"]).await;
+    assert_eq!(d["pods_left"], 0, "{d}");
+    assert_eq!(d["read_after_delete"], 404, "{d}");
 }
 
 #[tokio::test]

@@ -294,13 +294,9 @@ fn check(v: &Value, t: &T, ctx: &mut Ctx<'_>) -> Result<(), String> {
             let Some(m) = v.as_object() else {
                 return Err(ctx.error(v, t));
             };
-            for (k, item) in m {
-                if !item.is_string() && !item.is_null() {
-                    ctx.path.push(k.clone());
-                    let e = ctx.error(item, &T::Str);
-                    ctx.path.pop();
-                    return Err(e);
-                }
+            // Go names the map field, not the key, in the error.
+            if let Some(item) = m.values().find(|i| !i.is_string() && !i.is_null()) {
+                return Err(ctx.error(item, &T::Str));
             }
             true
         }

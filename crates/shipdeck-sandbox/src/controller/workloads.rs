@@ -545,10 +545,10 @@ impl Controller {
                  "message": "Reached expected number of succeeded pods", "lastProbeTime": at, "lastTransitionTime": at},
             ]);
         }
-        if active == 0 {
-            if let Some(o) = status.as_object_mut() {
-                o.remove("active");
-            }
+        if active == 0
+            && let Some(o) = status.as_object_mut()
+        {
+            o.remove("active");
         }
         self.write_status(cluster, JOBS, job, status);
     }

@@ -86,8 +86,13 @@ impl Ctx {
         self.query.get(key).map(String::as_str)
     }
 
+    /// A boolean parameter as the API server parses it (Go's `strconv.ParseBool`): the
+    /// Python client sends `watch=True`.
     pub fn q_true(&self, key: &str) -> bool {
-        matches!(self.q(key), Some("true" | "1"))
+        matches!(
+            self.q(key),
+            Some("1" | "t" | "T" | "true" | "TRUE" | "True")
+        )
     }
 
     pub fn header(&self, name: header::HeaderName) -> &str {

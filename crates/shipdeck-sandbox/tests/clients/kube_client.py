@@ -43,12 +43,13 @@ def discovery():
     return {"found": found, "groups": groups, "version": version, "sts_kind": listed.kind}
 
 
-def paging(ns):
+def paging(ns, kind="configmaps"):
     v1 = client.CoreV1Api()
+    lister = v1.list_namespaced_pod if kind == "pods" else v1.list_namespaced_config_map
     pages = []
     token = None
     while True:
-        r = v1.list_namespaced_config_map(ns, limit=2, _continue=token)
+        r = lister(ns, limit=2, _continue=token)
         pages.append(
             {
                 "names": [i.metadata.name for i in r.items],
@@ -195,6 +196,61 @@ def workloads(ns):
         "core_event": {"message": core_ev.message, "involved": core_ev.involved_object.name},
         "v1_event": {"note": v1_ev.note, "regarding": v1_ev.regarding.name},
     }
+
+
+def rollout(ns):
+    """Change the StatefulSet's image, wait for the rollout, watch the StatefulSet through
+    the client's watch helper, then delete it."""
+    from kubernetes import watch
+
+    apps = client.AppsV1Api()
+    before = apps.read_namespaced_stateful_set("kafka", ns).status.update_revision
+    apps.patch_namespaced_stateful_set(
+        "kafka",
+        ns,
+        {"spec": {"template": {"spec": {"containers": [{"name": "kafka", "image": "bitnami/kafka:3.8"}]}}}},
+    )
+    w = watch.Watch()
+    seen = []
+    done = None
+    for ev in w.stream(apps.list_namespaced_stateful_set, ns, timeout_seconds=60):
+        st = ev["object"].status
+        seen.append(ev["type"])
+        if (
+            st.update_revision != before
+            and (st.updated_replicas or 0) == 3
+            and (st.ready_replicas or 0) == 3
+            and st.current_revision == st.update_revision
+        ):
+            done = {
+                "update_revision": st.update_revision,
+                "current_revision": st.current_revision,
+                "updated": st.updated_replicas,
+                "ready": st.ready_replicas,
+            }
+            w.stop()
+    images = {
+        p.metadata.name: p.spec.containers[0].image
+        for p in client.CoreV1Api().list_namespaced_pod(ns, label_selector="app=kafka").items
+    }
+    return {"before": before, "done": done, "events": seen, "images": images}
+
+
+def delete_sts(ns):
+    apps = client.AppsV1Api()
+    apps.delete_namespaced_stateful_set("kafka", ns)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        left = client.CoreV1Api().list_namespaced_pod(ns, label_selector="app=kafka").items
+        if not left:
+            break
+        time.sleep(0.05)
+    try:
+        apps.read_namespaced_stateful_set("kafka", ns)
+        gone = None
+    except ApiException as e:
+        gone = e.status
+    return {"pods_left": len(left), "read_after_delete": gone}
 
 
 def field_selector(ns):
