@@ -553,6 +553,42 @@ async fn statefulsets_daemonsets_jobs_and_events_v1_are_served() {
     listed.sort();
     assert_eq!(listed, pods);
     assert!(err.matches("continue=").count() >= 3, "{err}");
+    // kubectl's rollout status reads the defaulted strategy and the status the controller
+    // wrote.
+    let (ok, out, err) = kubectl(
+        &sb,
+        &[
+            "rollout",
+            "status",
+            "statefulset/kafka",
+            "-n",
+            "data",
+            "--timeout=30s",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("partitioned roll out complete: 3 new pods have been updated"),
+        "{out}"
+    );
+    let (ok, out, err) = kubectl(
+        &sb,
+        &[
+            "rollout",
+            "status",
+            "daemonset/node-agent",
+            "-n",
+            "data",
+            "--timeout=30s",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("daemon set \"node-agent\" successfully rolled out"),
+        "{out}"
+    );
     let (ok, out, err) = kubectl(&sb, &["get", "statefulsets", "-A"]).await;
     assert!(ok, "{err}");
     let header = out.lines().next().unwrap_or("");

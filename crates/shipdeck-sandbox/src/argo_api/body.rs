@@ -337,12 +337,23 @@ fn check(v: &Value, t: &T, ctx: &mut Ctx<'_>) -> Result<(), String> {
     if ok { Ok(()) } else { Err(ctx.error(v, t)) }
 }
 
-/// Go's message for JSON that does not parse.
-fn syntax_error(e: &serde_json::Error) -> String {
+/// Go's message for JSON that does not parse (its common cases: a truncated document, and
+/// a document that does not start as JSON).
+fn syntax_error(body: &[u8], e: &serde_json::Error) -> String {
     if e.is_eof() {
-        "unexpected EOF".to_string()
-    } else {
-        format!("invalid character in JSON: {e}")
+        return "unexpected EOF".to_string();
+    }
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b) if !b"{[\"-0123456789tfn".contains(b) => {
+            let c = *b as char;
+            let shown = if c.is_ascii_graphic() || c == ' ' {
+                format!("'{c}'")
+            } else {
+                format!("'\\x{:02x}'", b)
+            };
+            format!("invalid character {shown} looking for beginning of value")
+        }
+        _ => format!("invalid character in JSON: {e}"),
     }
 }
 
@@ -352,7 +363,8 @@ pub fn decode(body: &[u8], s: &'static Struct) -> Result<Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Default::default()));
     }
-    let v: Value = serde_json::from_slice(body).map_err(|e| ApiError::invalid(syntax_error(&e)))?;
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::invalid(syntax_error(body, &e)))?;
     let mut ctx = Ctx {
         top: s,
         inner: None,
@@ -421,6 +433,11 @@ mod tests {
         .unwrap();
         assert_eq!(ok["prune"], true);
         assert!(decode(b"", &SYNC_REQUEST).is_ok());
+        assert_eq!(
+            msg("prune=true"),
+            "invalid character 'p' looking for beginning of value"
+        );
+        assert_eq!(msg(r#"{"prune":"#), "unexpected EOF");
         assert!(decode(b"null", &SYNC_REQUEST).unwrap().is_object());
         let e = decode(br#"{"id":"3"}"#, &ROLLBACK_REQUEST).unwrap_err();
         assert_eq!(e.code, 3);

@@ -361,13 +361,26 @@ impl Controller {
         // One step at a time, as OrderedReady does: create the first missing ordinal once all
         // before it are Ready; else remove the highest surplus; else roll the highest
         // outdated pod.
-        let missing = (0..replicas).find(|i| !by_ordinal.contains_key(i));
+        // `Parallel` creates and removes without waiting; `OnDelete` never replaces a pod
+        // itself; a partition keeps ordinals below it at their revision.
+        let parallel = sts["spec"]["podManagementPolicy"] == "Parallel";
+        let strategy = &sts["spec"]["updateStrategy"];
+        let on_delete = strategy["type"] == "OnDelete";
+        let partition = strategy["rollingUpdate"]["partition"].as_u64().unwrap_or(0) as usize;
+        let missing: Vec<usize> = (0..replicas)
+            .filter(|i| !by_ordinal.contains_key(i))
+            .take(if parallel { replicas } else { 1 })
+            .collect();
         let surplus = by_ordinal.keys().copied().filter(|i| *i >= replicas).max();
-        let outdated = (0..replicas)
+        let outdated = (partition..replicas)
             .rev()
-            .find(|i| by_ordinal.get(i).is_some_and(|p| rev_of(p) != update_rev));
-        if let Some(i) = missing {
-            if (0..i).all(|j| by_ordinal.get(&j).is_some_and(|p| is_ready(p))) {
+            .find(|i| by_ordinal.get(i).is_some_and(|p| rev_of(p) != update_rev))
+            .filter(|_| !on_delete);
+        if !missing.is_empty() {
+            for i in missing {
+                if !parallel && !(0..i).all(|j| by_ordinal.get(&j).is_some_and(|p| is_ready(p))) {
+                    continue;
+                }
                 let pod_name = format!("{name}-{i}");
                 let mut pod = new_pod(
                     STATEFULSETS,
@@ -387,7 +400,7 @@ impl Controller {
                 self.create_pod(cluster, pod, now);
             }
         } else if let Some(i) = surplus {
-            if all_ready {
+            if all_ready || parallel {
                 let _ = self
                     .world
                     .store

@@ -59,6 +59,60 @@ pub fn from_wire(res: ResourceType, obj: Value) -> Value {
     }
 }
 
+/// Fill in what the API server defaults on write for the workload types whose controllers
+/// and clients read those fields (`kubectl rollout status` refuses a StatefulSet without an
+/// `updateStrategy`). Only absent fields are set, so it is idempotent.
+pub fn apply_defaults(res: ResourceType, obj: &mut Value) {
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let mut default = |k: &str, v: Value| {
+        if spec.get(k).is_none_or(Value::is_null) {
+            spec.insert(k.to_string(), v);
+        }
+    };
+    match (res.group, res.kind) {
+        ("apps", "StatefulSet") => {
+            default("replicas", json!(1));
+            default("podManagementPolicy", json!("OrderedReady"));
+            default(
+                "updateStrategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+            );
+            default("revisionHistoryLimit", json!(10));
+            default(
+                "persistentVolumeClaimRetentionPolicy",
+                json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
+            );
+        }
+        ("apps", "DaemonSet") => {
+            default(
+                "updateStrategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+            );
+            default("revisionHistoryLimit", json!(10));
+        }
+        ("batch", "Job") => {
+            let unset = |k: &str| spec.get(k).is_none_or(Value::is_null);
+            if unset("completions") && unset("parallelism") {
+                spec.insert("completions".into(), json!(1));
+                spec.insert("parallelism".into(), json!(1));
+            }
+            let mut default = |k: &str, v: Value| {
+                if spec.get(k).is_none_or(Value::is_null) {
+                    spec.insert(k.to_string(), v);
+                }
+            };
+            default("parallelism", json!(1));
+            default("backoffLimit", json!(6));
+            default("completionMode", json!("NonIndexed"));
+            default("suspend", json!(false));
+            default("podReplacementPolicy", json!("TerminatingOrFailed"));
+        }
+        _ => {}
+    }
+}
+
 /// A string as Go's `%q` writes it (the API server quotes names and values that way).
 pub fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -195,6 +249,23 @@ mod tests {
         assert!(validate_name(SERVICES, "1abc").is_err());
         assert!(validate_name(CONFIGMAPS, "1abc").is_ok());
         assert_eq!(go_quote("a\"b\\\n"), "\"a\\\"b\\\\\\n\"");
+    }
+
+    #[test]
+    fn workload_defaults_fill_only_what_is_absent() {
+        use crate::store::{JOBS, STATEFULSETS};
+        let mut sts = json!({"spec": {"replicas": 3, "podManagementPolicy": "Parallel"}});
+        apply_defaults(STATEFULSETS, &mut sts);
+        assert_eq!(sts["spec"]["replicas"], 3);
+        assert_eq!(sts["spec"]["podManagementPolicy"], "Parallel");
+        assert_eq!(sts["spec"]["updateStrategy"]["type"], "RollingUpdate");
+        let again = sts.clone();
+        apply_defaults(STATEFULSETS, &mut sts);
+        assert_eq!(sts, again);
+        let mut job = json!({"spec": {"parallelism": 2}});
+        apply_defaults(JOBS, &mut job);
+        assert!(job["spec"]["completions"].is_null());
+        assert_eq!(job["spec"]["backoffLimit"], 6);
     }
 
     #[test]

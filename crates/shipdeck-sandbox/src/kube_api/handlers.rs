@@ -303,6 +303,7 @@ pub fn create(
 ) -> Result<Response, ApiError> {
     let mut obj = convert::from_wire(res, parse_object(res, body)?);
     settle_namespace(res, &mut obj, ns)?;
+    convert::apply_defaults(res, &mut obj);
     let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
     convert::validate_name(res, &name)?;
     ctx.authorize("create", res, ns, None, Some(&obj))?;
@@ -361,6 +362,7 @@ pub fn update(
 ) -> Result<Response, ApiError> {
     let mut obj = convert::from_wire(res, parse_object(res, body)?);
     settle_namespace(res, &mut obj, ns)?;
+    convert::apply_defaults(res, &mut obj);
     let body_name = obj["metadata"]["name"].as_str().unwrap_or("");
     if body_name != name {
         return Err(ApiError::bad_request(format!(
@@ -414,7 +416,8 @@ pub fn patch(
                 PatchError::Malformed(m) => ApiError::bad_request(m),
                 PatchError::Failed(m) => ApiError::invalid(res, name, m),
             })?;
-        let patched = convert::from_wire(res, patched);
+        let mut patched = convert::from_wire(res, patched);
+        convert::apply_defaults(res, &mut patched);
         ctx.authorize("patch", res, ns, Some(name), Some(&patched))?;
         if !conflict_checked {
             conflict_checked = true;
