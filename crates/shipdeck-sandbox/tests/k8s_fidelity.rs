@@ -37,11 +37,11 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// Whether `program` is on PATH (kubectl has no `--version`, so look rather than run).
 fn have(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
+    })
 }
 
 /// The virtualenv's python with the pinned client, made once per test binary; None (the
@@ -769,4 +769,30 @@ async fn names_must_be_dns_1123_on_every_create() {
             "{err}"
         );
     }
+}
+
+#[tokio::test]
+async fn delete_answers_a_success_status_for_built_in_types() {
+    let sb = start().await;
+    make_configmaps(&sb, "deletes", &["gone-a", "gone-b"]).await;
+    if have("kubectl") {
+        let (ok, out, err) =
+            kubectl(&sb, &["delete", "configmap", "gone-b", "-n", "deletes"]).await;
+        assert!(ok, "{err}");
+        assert_eq!(out.trim(), "configmap \"gone-b\" deleted");
+    }
+    let Some(python) = python() else { return };
+    let v = py(&sb, &python, &["delete_configmap", "deletes", "gone-a"]).await;
+    assert_eq!(
+        v,
+        json!({"kind": "Status", "status": "Success", "name": "gone-a", "kind_detail": "configmaps"})
+    );
+    let r = http()
+        .get(format!("{}/api/v1/namespaces/deletes/configmaps", sb.url))
+        .bearer_auth(token(&sb))
+        .send()
+        .await
+        .unwrap();
+    let list: Value = r.json().await.unwrap();
+    assert_eq!(list["items"], json!([]));
 }

@@ -470,7 +470,7 @@ pub fn delete(
         return Err(ApiError::conflict(res, name));
     }
     if dry_run(ctx) {
-        return Ok(object_response(ctx, res, StatusCode::OK, &cur));
+        return Ok(deleted_response(ctx, res, &cur));
     }
     let gone = ctx
         .world
@@ -478,7 +478,27 @@ pub fn delete(
         .delete(&ctx.cluster, convert::storage(res), ns.unwrap_or(""), name)
         .map_err(|e| ApiError::from_store(res, e))?;
     collect_garbage(ctx, res, &gone);
-    Ok(object_response(ctx, res, StatusCode::OK, &gone))
+    Ok(deleted_response(ctx, res, &gone))
+}
+
+/// What a DELETE answers: the object for the types whose registry returns it (custom
+/// resources, and pods and namespaces, which a real cluster deletes gracefully), a
+/// `Status` of `Success` naming it for every other built-in type, as kube-apiserver does.
+fn deleted_response(ctx: &Ctx, res: ResourceType, gone: &Value) -> Response {
+    if res.group == "argoproj.io" || matches!(res.kind, "Pod" | "Namespace") {
+        return object_response(ctx, res, StatusCode::OK, gone);
+    }
+    let meta = &gone["metadata"];
+    json_value(
+        StatusCode::OK,
+        &json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": {"name": meta["name"], "group": res.group, "kind": res.plural, "uid": meta["uid"]},
+        }),
+    )
 }
 
 /// Background cascading deletion, as Kubernetes' garbage collector does: a namespace takes

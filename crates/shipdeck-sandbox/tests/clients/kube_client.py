@@ -253,6 +253,11 @@ def delete_sts(ns):
     return {"pods_left": len(left), "read_after_delete": gone}
 
 
+def delete_configmap(ns, name):
+    st = client.CoreV1Api().delete_namespaced_config_map(name, ns)
+    return {"kind": st.kind, "status": st.status, "name": st.details.name, "kind_detail": st.details.kind}
+
+
 def field_selector(ns):
     v1 = client.CoreV1Api()
     out = {}
