@@ -39,9 +39,8 @@ fn repo_root() -> PathBuf {
 
 /// Whether `program` is on PATH (kubectl has no `--version`, so look rather than run).
 fn have(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 /// The virtualenv's python with the pinned client, made once per test binary; None (the
@@ -469,6 +468,9 @@ async fn statefulsets_daemonsets_jobs_and_events_v1_are_served() {
     assert_eq!(v["core_event"]["involved"], "kafka");
     assert_eq!(v["v1_event"]["note"], "partitions moved");
     assert_eq!(v["v1_event"]["regarding"], "kafka");
+    // Field selectors of each version, over the same stored Events.
+    assert_eq!(v["v1_selected"], json!(["kafka.rebalance"]), "{v}");
+    assert_eq!(v["core_selected"], json!(["kafka.rebalance"]), "{v}");
 
     // Ordered creation, from the sandbox's own watch stream: kafka-N is created only after
     // kafka-(N-1) was seen Ready.
@@ -601,6 +603,17 @@ async fn statefulsets_daemonsets_jobs_and_events_v1_are_served() {
             .any(|l| l.split_whitespace().take(3).collect::<Vec<_>>() == ["data", "kafka", "3/3"]),
         "{out}"
     );
+    // `kubectl get all` finds the new types through their discovery categories.
+    let (ok, out, err) = kubectl(&sb, &["get", "all", "-n", "data", "-o", "name"]).await;
+    assert!(ok, "{err}");
+    for want in [
+        "statefulset.apps/kafka",
+        "daemonset.apps/node-agent",
+        "job.batch/migrate",
+        "pod/kafka-0",
+    ] {
+        assert!(out.lines().any(|l| l == want), "{want} in {out}");
+    }
     let (ok, out, err) = kubectl(&sb, &["get", "daemonsets", "-n", "data"]).await;
     assert!(ok, "{err}");
     assert!(

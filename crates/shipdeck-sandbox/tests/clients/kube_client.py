@@ -174,6 +174,8 @@ def workloads(ns):
     )
     core_ev = core.read_namespaced_event("kafka.rebalance", ns)
     v1_ev = events.read_namespaced_event("kafka.rebalance", ns)
+    selected = events.list_namespaced_event(ns, field_selector="regarding.name=kafka,reason=Rebalanced")
+    core_selected = core.list_namespaced_event(ns, field_selector="involvedObject.name=kafka")
     return {
         "sts": {
             "replicas": sts.status.replicas,
@@ -195,6 +197,8 @@ def workloads(ns):
         "events_listed": len(all_events.items),
         "core_event": {"message": core_ev.message, "involved": core_ev.involved_object.name},
         "v1_event": {"note": v1_ev.note, "regarding": v1_ev.regarding.name},
+        "v1_selected": [e.metadata.name for e in selected.items],
+        "core_selected": [e.metadata.name for e in core_selected.items],
     }
 
 
