@@ -246,6 +246,18 @@ async fn lists_page_with_limit_and_continue() {
         // kubectl fetched in chunks, following the continue tokens.
         assert!(err.contains("limit=2"), "{err}");
         assert_eq!(err.matches("continue=").count(), 2, "{err}");
+        // Cluster-scoped and all-namespaces lists page to the same result as one unpaged
+        // list (of types whose names do not churn while the estate runs).
+        for what in [
+            &["get", "namespaces"][..],
+            &["get", "applications", "-A"][..],
+        ] {
+            let paged = kubectl(&sb, &[what, &["--chunk-size=3", "-o", "name"]].concat()).await;
+            let whole = kubectl(&sb, &[what, &["--chunk-size=0", "-o", "name"]].concat()).await;
+            assert!(paged.0 && whole.0, "{} {}", paged.2, whole.2);
+            assert_eq!(paged.1, whole.1, "{what:?}");
+            assert!(whole.1.lines().count() > 3, "{what:?}: {}", whole.1);
+        }
         // And the Table path (what plain `kubectl get` asks for) pages too.
         let (ok, out, err) = kubectl(
             &sb,
