@@ -7,6 +7,7 @@
 //! annotation. Running an operation is the Argo CD controller's job, never this file's.
 
 mod apps;
+mod body;
 mod health;
 mod resources;
 pub(crate) mod seams;
@@ -40,10 +41,10 @@ pub fn router(world: Arc<World>) -> axum::Router {
             "/api/v1/account/can-i/{resource}/{action}/{*subresource}",
             get(can_i),
         )
-        .route("/api/v1/applications", get(apps::list))
+        .route("/api/v1/applications", get(apps::list).post(apps::create))
         .route(
             "/api/v1/applications/{name}",
-            get(apps::get_app).patch(apps::patch),
+            get(apps::get_app).patch(apps::patch).put(apps::update),
         )
         .route("/api/v1/applications/{name}/sync", post(apps::sync))
         .route("/api/v1/applications/{name}/rollback", post(apps::rollback))
@@ -191,8 +192,7 @@ async fn settings(State(world): Shared) -> Json<Value> {
 }
 
 async fn session_create(State(world): Shared, body: axum::body::Bytes) -> ApiResult<Json<Value>> {
-    let req: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::invalid(format!("invalid request body: {e}")))?;
+    let req = body::decode(&body, &body::SESSION_REQUEST)?;
     let username = req["username"].as_str().unwrap_or("");
     let password = req["password"].as_str().unwrap_or("");
     match seams::login(&world, username, password) {

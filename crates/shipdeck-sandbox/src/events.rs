@@ -33,6 +33,10 @@ pub fn emit(
         "type": event_type,
         "source": {"component": component},
         "reportingComponent": component,
+        // Set as the events.k8s.io recorder does, so clients of that version (whose
+        // models require it) can read every Event.
+        "eventTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "reportingInstance": format!("{component}-sandbox"),
         "firstTimestamp": now,
         "lastTimestamp": now,
         "count": 1,

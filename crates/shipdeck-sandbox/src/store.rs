@@ -104,6 +104,45 @@ pub const REPLICASETS: ResourceType = ResourceType {
     namespaced: true,
     short_names: &["rs"],
 };
+pub const STATEFULSETS: ResourceType = ResourceType {
+    group: "apps",
+    version: "v1",
+    plural: "statefulsets",
+    singular: "statefulset",
+    kind: "StatefulSet",
+    namespaced: true,
+    short_names: &["sts"],
+};
+pub const DAEMONSETS: ResourceType = ResourceType {
+    group: "apps",
+    version: "v1",
+    plural: "daemonsets",
+    singular: "daemonset",
+    kind: "DaemonSet",
+    namespaced: true,
+    short_names: &["ds"],
+};
+pub const JOBS: ResourceType = ResourceType {
+    group: "batch",
+    version: "v1",
+    plural: "jobs",
+    singular: "job",
+    kind: "Job",
+    namespaced: true,
+    short_names: &[],
+};
+/// `events.k8s.io/v1` Events: a second view of the core Events (as in Kubernetes, both
+/// versions are one stored object). Nothing is stored under this type; the Kubernetes API
+/// converts to and from [`EVENTS`] (`kube_api::convert`).
+pub const EVENTS_V1: ResourceType = ResourceType {
+    group: "events.k8s.io",
+    version: "v1",
+    plural: "events",
+    singular: "event",
+    kind: "Event",
+    namespaced: true,
+    short_names: &["ev"],
+};
 pub const APPLICATIONS: ResourceType = ResourceType {
     group: "argoproj.io",
     version: "v1alpha1",
@@ -133,6 +172,10 @@ pub const RESOURCE_TYPES: &[ResourceType] = &[
     SECRETS,
     DEPLOYMENTS,
     REPLICASETS,
+    STATEFULSETS,
+    DAEMONSETS,
+    JOBS,
+    EVENTS_V1,
     APPLICATIONS,
     APPPROJECTS,
 ];
@@ -566,6 +609,11 @@ impl Store {
                 .collect()
         };
         Ok((backlog, rx))
+    }
+
+    /// Versions below this are compacted away: a list continued from one answers 410.
+    pub fn compacted_rv(&self) -> u64 {
+        self.lock().compacted_rv
     }
 
     /// Forget all retained history: every watch from an older version now gets 410 Gone.

@@ -3,8 +3,8 @@
 //! (`SetAppOperation`: refuse when one is set, clear `status.operationState`, retry on
 //! conflict); the controller runs it.
 
-use super::{ApiError, ApiResult, Shared, caller, seams, windows};
-use crate::store::{APPLICATIONS, StoreError};
+use super::{ApiError, ApiResult, Shared, body, caller, seams, windows};
+use crate::store::{APPLICATIONS, APPPROJECTS, StoreError};
 use crate::{ARGOCD_NAMESPACE, IN_CLUSTER, World};
 use axum::Json;
 use axum::extract::{Path, Query};
@@ -171,14 +171,6 @@ pub async fn get_app(
     }
 }
 
-fn body_json(body: &[u8]) -> ApiResult<Value> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(json!({}));
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid(format!("invalid request body: {e}")))
-}
-
 /// Resolve a revision in the app's repository to a commit, as the repo server does.
 fn resolve(world: &World, rev: &str) -> ApiResult<String> {
     seams::resolve(world, rev).map_err(|e| {
@@ -244,7 +236,7 @@ pub async fn sync(
     if !seams::may_sync(&world, &user, &app) {
         return Err(denied(&user, "sync", &app));
     }
-    let req = body_json(&body)?;
+    let req = body::decode(&body, &body::SYNC_REQUEST)?;
     let wins = windows::sync_windows(&world, &app, chrono::Utc::now());
     if !wins.can_sync {
         let why = wins.refusal.unwrap_or_default();
@@ -313,18 +305,14 @@ pub async fn rollback(
     if !seams::may_sync(&world, &user, &app) {
         return Err(denied(&user, "sync", &app));
     }
-    let req = body_json(&body)?;
+    let req = body::decode(&body, &body::ROLLBACK_REQUEST)?;
     let dry_run = req["dryRun"].as_bool().unwrap_or(false);
     if typed(&app).auto_sync() && !dry_run {
         return Err(ApiError::precondition(
             "rollback cannot be initiated when auto-sync is enabled",
         ));
     }
-    // grpc-gateway sends int64 as a string; accept both.
-    let id = req["id"]
-        .as_i64()
-        .or_else(|| req["id"].as_str().and_then(|s| s.parse().ok()))
-        .unwrap_or(0);
+    let id = req["id"].as_i64().unwrap_or(0);
     let entry = app["status"]["history"]
         .as_array()
         .and_then(|h| h.iter().find(|e| e["id"].as_i64() == Some(id)))
@@ -505,7 +493,7 @@ pub async fn patch(
     if !seams::allowed(&world, &user, "patch", Some(&app)) {
         return Err(denied(&user, "update", &app));
     }
-    let req = body_json(&body)?;
+    let req = body::decode(&body, &body::PATCH_REQUEST)?;
     let text = req["patch"]
         .as_str()
         .ok_or_else(|| ApiError::invalid("patch: a JSON document as a string is required"))?;
@@ -539,6 +527,172 @@ pub async fn patch(
             StoreError::Conflict { .. } => ApiError::conflict(e.to_string()),
             StoreError::NotFound { .. } => not_found(&name),
             other => ApiError::invalid(other.to_string()),
+        })?;
+    world.refresh.notify_waiters();
+    Ok(Json((*updated).clone()))
+}
+
+fn project_of(app: &Value) -> String {
+    app["spec"]["project"]
+        .as_str()
+        .filter(|p| !p.is_empty())
+        .unwrap_or("default")
+        .to_string()
+}
+
+/// What Argo CD checks before it writes an Application: a project that exists, and a
+/// destination and source at all.
+fn validate_app(world: &World, app: &Value) -> ApiResult<()> {
+    let project = project_of(app);
+    if world
+        .store
+        .get(IN_CLUSTER, APPPROJECTS, ARGOCD_NAMESPACE, &project)
+        .is_none()
+    {
+        return Err(ApiError::invalid(format!(
+            "application references project {project} which does not exist"
+        )));
+    }
+    if app["spec"]["source"].is_null() && app["spec"]["sources"].is_null() {
+        return Err(ApiError::invalid(
+            "application spec for {name} is invalid: InvalidSpecError: spec.source or spec.sources must be specified"
+                .replace("{name}", app["metadata"]["name"].as_str().unwrap_or("")),
+        ));
+    }
+    Ok(())
+}
+
+/// `POST /api/v1/applications` (`ApplicationCreateRequest`, `?upsert=`): the body is the
+/// Application. The Kubernetes API's name rules apply (Argo CD passes its 422 on as
+/// InvalidArgument); an existing app with another spec needs `upsert`.
+pub async fn create(
+    axum::extract::State(world): Shared,
+    headers: HeaderMap,
+    Query(q): Query<Vec<(String, String)>>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    let user = caller(&world, &headers)?;
+    let mut app = body::decode(&body, &body::APPLICATION)?;
+    let name = app["metadata"]["name"].as_str().unwrap_or("").to_string();
+    let upsert = match param(&q, "upsert") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "parsing field \"upsert\": strconv.ParseBool: parsing {}: invalid syntax",
+                crate::kube_api::convert::go_quote(other)
+            )));
+        }
+    };
+    if !seams::allowed(&world, &user, "create", Some(&app)) {
+        return Err(ApiError::denied(format!(
+            "permission denied: applications, create, {}/{}, sub: {}",
+            project_of(&app),
+            name,
+            user.name
+        )));
+    }
+    if name.is_empty() {
+        return Err(ApiError::invalid(
+            "error creating application: Application.argoproj.io \"\" is invalid: metadata.name: Required value: name or generateName is required",
+        ));
+    }
+    crate::kube_api::convert::validate_name(APPLICATIONS, &name)
+        .map_err(|e| ApiError::invalid(format!("error creating application: {}", e.message)))?;
+    validate_app(&world, &app)?;
+    if let Some(existing) = find(&world, &name) {
+        if existing["spec"] == app["spec"] {
+            return Ok(Json((*existing).clone()));
+        }
+        if !upsert {
+            return Err(ApiError::invalid(
+                "existing application spec is different, use upsert flag to force update",
+            ));
+        }
+        let spec = app["spec"].clone();
+        let updated = world
+            .store
+            .mutate(
+                IN_CLUSTER,
+                APPLICATIONS,
+                ARGOCD_NAMESPACE,
+                &name,
+                false,
+                |a| {
+                    a["spec"] = spec.clone();
+                    Ok(true)
+                },
+            )
+            .map_err(|e| ApiError::conflict(e.to_string()))?;
+        world.refresh.notify_waiters();
+        return Ok(Json((*updated).clone()));
+    }
+    if let Some(o) = app.as_object_mut() {
+        o.remove("status");
+        o.remove("operation");
+    }
+    app["metadata"]["namespace"] = json!(ARGOCD_NAMESPACE);
+    let created = world
+        .store
+        .create(IN_CLUSTER, APPLICATIONS, app)
+        .map_err(|e| match e {
+            StoreError::AlreadyExists { .. } => ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                6,
+                format!("applications.argoproj.io \"{name}\" already exists"),
+            ),
+            other => ApiError::invalid(format!("error creating application: {other}")),
+        })?;
+    world.refresh.notify_waiters();
+    Ok(Json((*created).clone()))
+}
+
+/// `PUT /api/v1/applications/{name}` (`ApplicationUpdateRequest`): the body is the
+/// Application; its spec, labels, annotations and finalizers replace the stored ones.
+pub async fn update(
+    axum::extract::State(world): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    let user = caller(&world, &headers)?;
+    let app = body::decode(&body, &body::APPLICATION)?;
+    let cur = readable(&world, &user, &name)?;
+    if !seams::allowed(&world, &user, "update", Some(&cur)) {
+        return Err(denied(&user, "update", &cur));
+    }
+    validate_app(&world, &app)?;
+    if seams::take_conflict(&world) {
+        return Err(ApiError::conflict(format!(
+            "Operation cannot be fulfilled on applications.argoproj.io \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+        )));
+    }
+    let updated = world
+        .store
+        .mutate(
+            IN_CLUSTER,
+            APPLICATIONS,
+            ARGOCD_NAMESPACE,
+            &name,
+            false,
+            |a| {
+                a["spec"] = app["spec"].clone();
+                for f in ["labels", "annotations", "finalizers"] {
+                    match app["metadata"].get(f) {
+                        Some(v) if !v.is_null() => a["metadata"][f] = v.clone(),
+                        _ => {
+                            if let Some(m) = a["metadata"].as_object_mut() {
+                                m.remove(f);
+                            }
+                        }
+                    }
+                }
+                Ok(true)
+            },
+        )
+        .map_err(|e| match e {
+            StoreError::NotFound { .. } => not_found(&name),
+            other => ApiError::conflict(other.to_string()),
         })?;
     world.refresh.notify_waiters();
     Ok(Json((*updated).clone()))

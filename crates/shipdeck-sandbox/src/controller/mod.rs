@@ -10,6 +10,7 @@ pub mod compare;
 pub mod deploy;
 mod sync;
 pub mod windows;
+mod workloads;
 
 use super::World;
 use super::estate::render::INSTANCE_LABEL;
@@ -21,7 +22,8 @@ pub use compare::normalize;
 
 pub fn spawn_all(world: Arc<World>) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = argo::spawn(world.clone());
-    tasks.extend(deploy::spawn(world));
+    tasks.extend(deploy::spawn(world.clone()));
+    tasks.extend(workloads::spawn(world));
     tasks
 }
 

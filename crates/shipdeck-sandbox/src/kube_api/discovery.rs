@@ -8,8 +8,10 @@ use serde_json::{Value, json};
 /// Group versions served, besides the core `v1`.
 pub const GROUPS: &[(&str, &str)] = &[
     ("apps", "v1"),
-    ("argoproj.io", "v1alpha1"),
+    ("events.k8s.io", "v1"),
     ("authorization.k8s.io", "v1"),
+    ("batch", "v1"),
+    ("argoproj.io", "v1alpha1"),
 ];
 
 const VERBS: &[&str] = &[
@@ -24,6 +26,17 @@ pub fn has_status_subresource(res: ResourceType) -> bool {
         && res.kind != "ConfigMap"
         && res.kind != "Secret"
         && res.kind != "Event"
+}
+
+/// The `categories` a type belongs to (`kubectl get all` lists the `all` category).
+fn categories(res: ResourceType) -> &'static [&'static str] {
+    match (res.group, res.kind) {
+        ("argoproj.io", _) => &["argoproj"],
+        ("", "Pod" | "Service")
+        | ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet")
+        | ("batch", "Job") => &["all"],
+        _ => &[],
+    }
 }
 
 pub fn version() -> Value {
@@ -105,14 +118,14 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
         if !r.short_names.is_empty() {
             entry["shortNames"] = json!(r.short_names);
         }
-        if r.group == "argoproj.io" {
-            entry["categories"] = json!(["argoproj"]);
+        if !categories(*r).is_empty() {
+            entry["categories"] = json!(categories(*r));
         }
         resources.push(entry);
         if r.kind == "Pod" {
             resources.push(json!({"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"]}));
         }
-        if matches!(r.kind, "Deployment" | "ReplicaSet") {
+        if matches!(r.kind, "Deployment" | "ReplicaSet" | "StatefulSet") {
             resources.push(json!({"name": format!("{}/scale", r.plural), "singularName": "", "namespaced": true,
                 "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}));
         }

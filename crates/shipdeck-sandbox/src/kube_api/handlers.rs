@@ -2,6 +2,7 @@
 //! kubectl's `auth can-i` posts). Each checks RBAC, honours the forced-conflict fault, and
 //! reads or writes `world.store`; none holds the store's lock across an await.
 
+use super::convert;
 use super::discovery::has_status_subresource;
 use super::patch::{self, PatchError, PatchKind};
 use super::selectors::{FieldSelector, LabelSelector};
@@ -9,17 +10,22 @@ use super::status::ApiError;
 use super::table::{self, IncludeObject};
 use super::{Ctx, json_response, json_value};
 use crate::store::{
-    DEPLOYMENTS, PODS, REPLICASETS, RESOURCE_TYPES, ResourceType, StoreError, resource_type,
+    DAEMONSETS, DEPLOYMENTS, JOBS, PODS, REPLICASETS, RESOURCE_TYPES, ResourceType, STATEFULSETS,
+    StoreError, resource_type,
 };
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-pub(super) fn selectors(ctx: &Ctx) -> Result<(LabelSelector, FieldSelector), ApiError> {
+pub(super) fn selectors(
+    ctx: &Ctx,
+    res: ResourceType,
+) -> Result<(LabelSelector, FieldSelector), ApiError> {
     let labels = LabelSelector::parse(ctx.q("labelSelector").unwrap_or(""))
         .map_err(ApiError::bad_request)?;
     let fields = FieldSelector::parse(ctx.q("fieldSelector").unwrap_or(""))
+        .and_then(|f| f.check(res))
         .map_err(ApiError::bad_request)?;
     Ok((labels, fields))
 }
@@ -30,39 +36,160 @@ pub(super) fn table_mode(ctx: &Ctx) -> Option<IncludeObject> {
         .then(|| IncludeObject::parse(ctx.q("includeObject")))
 }
 
-pub fn list(ctx: &Ctx, res: ResourceType, ns: Option<&str>) -> Result<Response, ApiError> {
-    ctx.authorize("list", res, ns, None, None)?;
-    if ctx.q("continue").is_some_and(|c| !c.is_empty()) {
-        // The sandbox never hands out continue tokens, so any is from another life.
-        return Err(ApiError::gone(
-            "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+/// Where a paged list resumes: the resourceVersion of its first page (-1 once it was
+/// expired and the client chose the inconsistent remainder) and the last key it returned.
+struct Continue {
+    rv: i64,
+    ns: String,
+    name: String,
+}
+
+/// The API server's continue token: base64 of `{"v","rv","start"}`, `start` the key after
+/// the last item returned (`ns/name\0` across namespaces, `name\0` within one).
+fn encode_continue(rv: i64, ns: &str, name: &str, across_namespaces: bool) -> String {
+    use base64::Engine;
+    let start = if across_namespaces {
+        format!("{ns}/{name}\u{0}")
+    } else {
+        format!("{name}\u{0}")
+    };
+    let token = json!({"v": "meta.k8s.io/v1", "rv": rv, "start": start});
+    base64::engine::general_purpose::URL_SAFE.encode(token.to_string())
+}
+
+fn decode_continue(token: &str, ns: Option<&str>, res: ResourceType) -> Result<Continue, ApiError> {
+    use base64::Engine;
+    let invalid = |why: &str| ApiError::bad_request(format!("invalid continue token: {why}"));
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(token)
+        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(token))
+        .map_err(|_| invalid("continue key is not valid: illegal base64 data"))?;
+    let v: Value = serde_json::from_slice(&raw)
+        .map_err(|e| invalid(&format!("continue key is not valid: {e}")))?;
+    if v["v"] != "meta.k8s.io/v1" {
+        return Err(invalid(
+            "continue key is not valid: server does not recognize this encoded version",
         ));
     }
-    let (labels, fields) = selectors(ctx)?;
-    let (items, rv) = ctx.world.store.list(&ctx.cluster, res, ns);
-    let keep = |o: &Arc<Value>| labels.matches(o) && fields.matches(o);
-    let rv = rv.to_string();
+    let rv = v["rv"].as_i64().filter(|rv| *rv != 0).ok_or_else(|| {
+        invalid("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+    })?;
+    let start = v["start"].as_str().unwrap_or("");
+    let start = start.strip_suffix('\u{0}').unwrap_or(start);
+    if start.is_empty() || start.contains("..") {
+        return Err(invalid(
+            "continue key is not valid: encoded start key is empty or invalid",
+        ));
+    }
+    let (ns, name) = match ns {
+        Some(ns) => (ns.to_string(), start.to_string()),
+        None if res.namespaced => match start.split_once('/') {
+            Some((n, m)) => (n.to_string(), m.to_string()),
+            None => {
+                return Err(invalid(
+                    "continue key is not valid: no namespace in the key",
+                ));
+            }
+        },
+        None => (String::new(), start.to_string()),
+    };
+    Ok(Continue { rv, ns, name })
+}
+
+fn key_of(o: &Value) -> (&str, &str) {
+    (
+        o["metadata"]["namespace"].as_str().unwrap_or(""),
+        o["metadata"]["name"].as_str().unwrap_or(""),
+    )
+}
+
+pub fn list(ctx: &Ctx, res: ResourceType, ns: Option<&str>) -> Result<Response, ApiError> {
+    ctx.authorize("list", res, ns, None, None)?;
+    let (labels, fields) = selectors(ctx, res)?;
+    let limit = match ctx.q("limit").filter(|l| !l.is_empty()) {
+        None => 0,
+        Some(l) => l.parse::<i64>().map_err(|_| {
+            ApiError::bad_request(format!("invalid value for limit: {l:?}: not an integer"))
+        })?,
+    };
+    let limit = usize::try_from(limit).unwrap_or(0);
+    let resume = match ctx.q("continue").filter(|c| !c.is_empty()) {
+        None => None,
+        Some(token) => Some(decode_continue(token, ns, res)?),
+    };
+    let store = &ctx.world.store;
+    let stored = convert::storage(res);
+    let (items, now_rv) = store.list(&ctx.cluster, stored, ns);
+    let mut list_rv = now_rv as i64;
+    if let Some(c) = &resume {
+        if c.rv > 0 && (c.rv as u64) < store.compacted_rv() {
+            // The snapshot the list began at is compacted away, as etcd does: 410, with a
+            // token for the inconsistent remainder in the Status.
+            let again = encode_continue(-1, &c.ns, &c.name, ns.is_none() && res.namespaced);
+            return Err(ApiError::gone(CONTINUE_EXPIRED).with_list_continue(again));
+        }
+        if c.rv > 0 {
+            list_rv = c.rv;
+        }
+    }
+    let keep = |o: &&Arc<Value>| labels.matches(o) && fields.matches(o);
+    let after = |o: &&Arc<Value>| match &resume {
+        None => true,
+        Some(c) => key_of(o) > (c.ns.as_str(), c.name.as_str()),
+    };
+    let matched: Vec<&Arc<Value>> = items.iter().filter(after).filter(keep).collect();
+    let (page, rest) = if limit > 0 && matched.len() > limit {
+        matched.split_at(limit)
+    } else {
+        (&matched[..], &[][..])
+    };
+    let mut meta = json!({"resourceVersion": list_rv.to_string()});
+    if let Some(last) = page.last().filter(|_| !rest.is_empty()) {
+        let (lns, lname) = key_of(last);
+        let token_rv = resume
+            .as_ref()
+            .map_or(list_rv, |c| if c.rv < 0 { now_rv as i64 } else { c.rv });
+        meta["continue"] = json!(encode_continue(
+            token_rv,
+            lns,
+            lname,
+            ns.is_none() && res.namespaced
+        ));
+        // Counted only when nothing filters the list, as the API server does.
+        if labels.is_empty() && fields.is_empty() {
+            meta["remainingItemCount"] = json!(rest.len());
+        }
+    }
+    let wire: Vec<std::borrow::Cow<'_, Value>> = page
+        .iter()
+        .map(|o| {
+            if stored == res {
+                std::borrow::Cow::Borrowed(&***o)
+            } else {
+                std::borrow::Cow::Owned(convert::to_wire(res, o))
+            }
+        })
+        .collect();
     if let Some(include) = table_mode(ctx) {
-        let objects = items.iter().filter(|o| keep(o)).map(|o| &**o);
-        let bytes = table::write_table(res, objects, &rv, include)
+        let objects = wire.iter().map(|o| &**o);
+        let bytes = table::write_table(res, objects, &meta, include)
             .map_err(|_| ApiError::new(500, "InternalError", "cannot encode a table"))?;
         return Ok(json_response(StatusCode::OK, bytes));
     }
     // Written by hand so a 10,000-item list is one pass with no intermediate tree.
-    let mut buf = Vec::with_capacity(256 + items.len() * 1024);
+    let mut buf = Vec::with_capacity(256 + wire.len() * 1024);
     buf.extend_from_slice(b"{\"kind\":\"");
     buf.extend_from_slice(res.kind.as_bytes());
     buf.extend_from_slice(b"List\",\"apiVersion\":\"");
     buf.extend_from_slice(res.api_version().as_bytes());
-    buf.extend_from_slice(b"\",\"metadata\":{\"resourceVersion\":\"");
-    buf.extend_from_slice(rv.as_bytes());
-    buf.extend_from_slice(b"\"},\"items\":[");
-    let mut first = true;
-    for item in items.iter().filter(|o| keep(o)) {
-        if !first {
+    buf.extend_from_slice(b"\",\"metadata\":");
+    serde_json::to_writer(&mut buf, &meta)
+        .map_err(|_| ApiError::new(500, "InternalError", "cannot encode the list"))?;
+    buf.extend_from_slice(b",\"items\":[");
+    for (i, item) in wire.iter().enumerate() {
+        if i > 0 {
             buf.push(b',');
         }
-        first = false;
         if serde_json::to_writer(&mut buf, &**item).is_err() {
             return Err(ApiError::new(
                 500,
@@ -74,6 +201,9 @@ pub fn list(ctx: &Ctx, res: ResourceType, ns: Option<&str>) -> Result<Response, 
     buf.extend_from_slice(b"]}");
     Ok(json_response(StatusCode::OK, buf))
 }
+
+/// kube-apiserver's words for a continue token whose snapshot is compacted.
+pub const CONTINUE_EXPIRED: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
 
 pub fn watch(ctx: &Ctx, res: ResourceType, ns: Option<&str>) -> Result<Response, ApiError> {
     ctx.authorize("watch", res, ns, None, None)?;
@@ -91,7 +221,15 @@ fn not_found(res: ResourceType, name: &str) -> ApiError {
     )
 }
 
+/// An object of `res` (in its stored form) as the answer to a request.
 fn object_response(ctx: &Ctx, res: ResourceType, code: StatusCode, obj: &Value) -> Response {
+    let converted;
+    let obj = if convert::storage(res) == res {
+        obj
+    } else {
+        converted = convert::to_wire(res, obj);
+        &converted
+    };
     if let Some(include) = table_mode(ctx) {
         let rv = obj["metadata"]["resourceVersion"].as_str().unwrap_or("");
         let row = table::row(res, obj, include, chrono::Utc::now());
@@ -107,11 +245,7 @@ pub fn get(
     name: &str,
 ) -> Result<Response, ApiError> {
     ctx.authorize("get", res, ns, Some(name), None)?;
-    let obj = ctx
-        .world
-        .store
-        .get(&ctx.cluster, res, ns.unwrap_or(""), name)
-        .ok_or_else(|| not_found(res, name))?;
+    let obj = current(ctx, res, ns, name)?;
     Ok(object_response(ctx, res, StatusCode::OK, &obj))
 }
 
@@ -167,9 +301,11 @@ pub fn create(
     ns: Option<&str>,
     body: &[u8],
 ) -> Result<Response, ApiError> {
-    let mut obj = parse_object(res, body)?;
+    let mut obj = convert::from_wire(res, parse_object(res, body)?);
     settle_namespace(res, &mut obj, ns)?;
+    convert::apply_defaults(res, &mut obj);
     let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+    convert::validate_name(res, &name)?;
     ctx.authorize("create", res, ns, None, Some(&obj))?;
     if ctx.world.faults.take_conflict() {
         return Err(ApiError::conflict(res, &name));
@@ -184,7 +320,7 @@ pub fn create(
     let created = ctx
         .world
         .store
-        .create(&ctx.cluster, res, obj)
+        .create(&ctx.cluster, convert::storage(res), obj)
         .map_err(|e| ApiError::from_store(res, e))?;
     Ok(object_response(ctx, res, StatusCode::CREATED, &created))
 }
@@ -197,7 +333,7 @@ fn current(
 ) -> Result<Arc<Value>, ApiError> {
     ctx.world
         .store
-        .get(&ctx.cluster, res, ns.unwrap_or(""), name)
+        .get(&ctx.cluster, convert::storage(res), ns.unwrap_or(""), name)
         .ok_or_else(|| not_found(res, name))
 }
 
@@ -224,8 +360,9 @@ pub fn update(
     body: &[u8],
     to_status: bool,
 ) -> Result<Response, ApiError> {
-    let mut obj = parse_object(res, body)?;
+    let mut obj = convert::from_wire(res, parse_object(res, body)?);
     settle_namespace(res, &mut obj, ns)?;
+    convert::apply_defaults(res, &mut obj);
     let body_name = obj["metadata"]["name"].as_str().unwrap_or("");
     if body_name != name {
         return Err(ApiError::bad_request(format!(
@@ -251,7 +388,7 @@ pub fn update(
     let saved = ctx
         .world
         .store
-        .replace(&ctx.cluster, res, next, write_status)
+        .replace(&ctx.cluster, convert::storage(res), next, write_status)
         .map_err(|e| ApiError::from_store(res, e))?;
     Ok(object_response(ctx, res, StatusCode::OK, &saved))
 }
@@ -274,10 +411,13 @@ pub fn patch(
     for _ in 0..5 {
         let cur = current(ctx, res, ns, name)?;
         ctx.authorize("patch", res, ns, Some(name), Some(&cur))?;
-        let patched = patch::apply(kind, &cur, body).map_err(|e| match e {
-            PatchError::Malformed(m) => ApiError::bad_request(m),
-            PatchError::Failed(m) => ApiError::invalid(res, name, m),
-        })?;
+        let patched =
+            patch::apply(kind, &convert::to_wire(res, &cur), body).map_err(|e| match e {
+                PatchError::Malformed(m) => ApiError::bad_request(m),
+                PatchError::Failed(m) => ApiError::invalid(res, name, m),
+            })?;
+        let mut patched = convert::from_wire(res, patched);
+        convert::apply_defaults(res, &mut patched);
         ctx.authorize("patch", res, ns, Some(name), Some(&patched))?;
         if !conflict_checked {
             conflict_checked = true;
@@ -308,7 +448,7 @@ pub fn patch(
         match ctx
             .world
             .store
-            .replace(&ctx.cluster, res, next, write_status)
+            .replace(&ctx.cluster, convert::storage(res), next, write_status)
         {
             Ok(saved) => return Ok(object_response(ctx, res, StatusCode::OK, &saved)),
             Err(StoreError::Conflict { .. }) => continue,
@@ -330,15 +470,35 @@ pub fn delete(
         return Err(ApiError::conflict(res, name));
     }
     if dry_run(ctx) {
-        return Ok(object_response(ctx, res, StatusCode::OK, &cur));
+        return Ok(deleted_response(ctx, res, &cur));
     }
     let gone = ctx
         .world
         .store
-        .delete(&ctx.cluster, res, ns.unwrap_or(""), name)
+        .delete(&ctx.cluster, convert::storage(res), ns.unwrap_or(""), name)
         .map_err(|e| ApiError::from_store(res, e))?;
     collect_garbage(ctx, res, &gone);
-    Ok(object_response(ctx, res, StatusCode::OK, &gone))
+    Ok(deleted_response(ctx, res, &gone))
+}
+
+/// What a DELETE answers: the object for the types whose registry returns it (custom
+/// resources, and pods and namespaces, which a real cluster deletes gracefully), a
+/// `Status` of `Success` naming it for every other built-in type, as kube-apiserver does.
+fn deleted_response(ctx: &Ctx, res: ResourceType, gone: &Value) -> Response {
+    if res.group == "argoproj.io" || matches!(res.kind, "Pod" | "Namespace") {
+        return object_response(ctx, res, StatusCode::OK, gone);
+    }
+    let meta = &gone["metadata"];
+    json_value(
+        StatusCode::OK,
+        &json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": {"name": meta["name"], "group": res.group, "kind": res.plural, "uid": meta["uid"]},
+        }),
+    )
 }
 
 /// Background cascading deletion, as Kubernetes' garbage collector does: a namespace takes
@@ -357,7 +517,7 @@ fn collect_garbage(ctx: &Ctx, res: ResourceType, gone: &Value) {
     }
     let children = match res {
         r if r == DEPLOYMENTS => REPLICASETS,
-        r if r == REPLICASETS => PODS,
+        r if r == REPLICASETS || r == STATEFULSETS || r == DAEMONSETS || r == JOBS => PODS,
         _ => return,
     };
     let uid = gone["metadata"]["uid"].as_str().unwrap_or("");

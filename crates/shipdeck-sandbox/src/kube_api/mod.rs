@@ -7,6 +7,7 @@
 //! routes are parameter captures, so the Argo CD router's static `/api/v1/applications...`
 //! segments take priority over them.
 
+pub mod convert;
 pub mod discovery;
 mod handlers;
 pub mod patch;
@@ -37,6 +38,13 @@ pub const BODY_LIMIT: usize = 3 * 1024 * 1024;
 pub fn router(world: Arc<World>) -> Router {
     const SHAPES: &[&str] = &[
         "/version",
+        // Discovery with a trailing slash, as clients' discovery calls send it.
+        "/version/",
+        "/api/",
+        "/apis/",
+        "/api/v1/",
+        "/apis/{g}/",
+        "/apis/{g}/{v}/",
         "/openapi/v3",
         "/openapi/v3/{*doc}",
         "/api",
@@ -78,8 +86,13 @@ impl Ctx {
         self.query.get(key).map(String::as_str)
     }
 
+    /// A boolean parameter as the API server parses it (Go's `strconv.ParseBool`): the
+    /// Python client sends `watch=True`.
     pub fn q_true(&self, key: &str) -> bool {
-        matches!(self.q(key), Some("true" | "1"))
+        matches!(
+            self.q(key),
+            Some("1" | "t" | "T" | "true" | "TRUE" | "True")
+        )
     }
 
     pub fn header(&self, name: header::HeaderName) -> &str {
@@ -383,7 +396,9 @@ async fn resource(
         (Some(name), Some("log")) if res.kind == "Pod" && method == Method::GET => {
             handlers::pod_log(&ctx, ns, name)
         }
-        (Some(name), Some("scale")) if matches!(res.kind, "Deployment" | "ReplicaSet") => {
+        (Some(name), Some("scale"))
+            if matches!(res.kind, "Deployment" | "ReplicaSet" | "StatefulSet") =>
+        {
             let name = name.to_string();
             let ct = ctx.header(header::CONTENT_TYPE).to_string();
             let body = if method == Method::GET {

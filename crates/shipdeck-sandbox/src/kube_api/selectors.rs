@@ -193,6 +193,135 @@ impl FieldSelector {
     }
 }
 
+/// How a type refuses a field label it does not support: the wording differs by where the
+/// API server registers the type's field-label conversion.
+enum Refusal {
+    /// Types with their own conversion (core, CRDs): `field label not supported: X`.
+    NotSupported,
+    /// `batch/v1` Jobs: `field label "X" not supported for batchv1.Job`.
+    BatchJob,
+    /// Types with the default conversion: `"X" is not a known field selector: only ...`.
+    Default,
+}
+
+/// The field labels a type's list and watch accept, as kube-apiserver registers them.
+fn selectable(res: crate::store::ResourceType) -> (&'static [&'static str], Refusal) {
+    const META: &[&str] = &["metadata.name", "metadata.namespace"];
+    match (res.group, res.kind) {
+        ("", "Pod") => (
+            &[
+                "metadata.name",
+                "metadata.namespace",
+                "spec.nodeName",
+                "spec.restartPolicy",
+                "spec.schedulerName",
+                "spec.serviceAccountName",
+                "spec.hostNetwork",
+                "status.phase",
+                "status.podIP",
+                "status.podIPs",
+                "status.nominatedNodeName",
+            ],
+            Refusal::NotSupported,
+        ),
+        ("", "Event") => (
+            &[
+                "metadata.name",
+                "metadata.namespace",
+                "involvedObject.kind",
+                "involvedObject.namespace",
+                "involvedObject.name",
+                "involvedObject.uid",
+                "involvedObject.apiVersion",
+                "involvedObject.resourceVersion",
+                "involvedObject.fieldPath",
+                "reason",
+                "reportingComponent",
+                "source",
+                "type",
+            ],
+            Refusal::NotSupported,
+        ),
+        ("events.k8s.io", "Event") => (
+            &[
+                "metadata.name",
+                "metadata.namespace",
+                "regarding.kind",
+                "regarding.namespace",
+                "regarding.name",
+                "regarding.uid",
+                "regarding.apiVersion",
+                "regarding.resourceVersion",
+                "regarding.fieldPath",
+                "reason",
+                "reportingController",
+                "type",
+            ],
+            Refusal::NotSupported,
+        ),
+        ("", "Namespace") => (&["metadata.name", "status.phase"], Refusal::NotSupported),
+        ("", "Secret") => (
+            &["metadata.name", "metadata.namespace", "type"],
+            Refusal::NotSupported,
+        ),
+        ("", "Service") => (
+            &[
+                "metadata.name",
+                "metadata.namespace",
+                "spec.clusterIP",
+                "spec.type",
+            ],
+            Refusal::NotSupported,
+        ),
+        ("", _) => (META, Refusal::NotSupported),
+        ("apps", "ReplicaSet") => (
+            &["metadata.name", "metadata.namespace", "status.replicas"],
+            Refusal::NotSupported,
+        ),
+        ("batch", "Job") => (
+            &["metadata.name", "metadata.namespace", "status.successful"],
+            Refusal::BatchJob,
+        ),
+        ("apps", _) => (META, Refusal::Default),
+        _ => (META, Refusal::NotSupported),
+    }
+}
+
+impl FieldSelector {
+    /// Refuse a field label the type does not support, with the API server's message (it
+    /// answers 400 BadRequest), and map `events.k8s.io` paths onto the stored core Event.
+    pub fn check(self, res: crate::store::ResourceType) -> Result<Self, String> {
+        let (fields, refusal) = selectable(res);
+        let mut out = Vec::with_capacity(self.0.len());
+        for (path, eq, value) in self.0 {
+            if !fields.contains(&path.as_str()) {
+                return Err(match refusal {
+                    Refusal::NotSupported => format!("field label not supported: {path}"),
+                    Refusal::BatchJob => {
+                        format!("field label {path:?} not supported for batchv1.Job")
+                    }
+                    Refusal::Default => format!(
+                        "{path:?} is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+                    ),
+                });
+            }
+            let stored = if res.group == "events.k8s.io" {
+                if let Some(rest) = path.strip_prefix("regarding.") {
+                    format!("involvedObject.{rest}")
+                } else if path == "reportingController" {
+                    "reportingComponent".to_string()
+                } else {
+                    path
+                }
+            } else {
+                path
+            };
+            out.push((stored, eq, value));
+        }
+        Ok(Self(out))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,5 +374,26 @@ mod tests {
                 .matches(&o)
         );
         assert!(FieldSelector::parse("nonsense").is_err());
+    }
+
+    #[test]
+    fn unsupported_field_labels_are_refused_as_the_api_server_words_it() {
+        use crate::store::{DEPLOYMENTS, EVENTS_V1, JOBS, PODS};
+        let f = |s: &str| FieldSelector::parse(s).unwrap();
+        assert!(f("status.phase=Running").check(PODS).is_ok());
+        assert_eq!(
+            f("spec.bogus=x").check(PODS).unwrap_err(),
+            "field label not supported: spec.bogus"
+        );
+        assert_eq!(
+            f("status.x=1").check(JOBS).unwrap_err(),
+            "field label \"status.x\" not supported for batchv1.Job"
+        );
+        assert_eq!(
+            f("spec.replicas=1").check(DEPLOYMENTS).unwrap_err(),
+            "\"spec.replicas\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+        );
+        let ev = f("regarding.name=web").check(EVENTS_V1).unwrap();
+        assert!(ev.matches(&serde_json::json!({"involvedObject": {"name": "web"}})));
     }
 }

@@ -15,6 +15,8 @@ pub struct ApiError {
     pub reason: &'static str,
     pub message: String,
     pub details: Option<Value>,
+    /// `metadata.continue` of the Status (a 410 for an expired list hands one back).
+    pub list_continue: Option<String>,
 }
 
 impl ApiError {
@@ -24,7 +26,13 @@ impl ApiError {
             reason,
             message: message.into(),
             details: None,
+            list_continue: None,
         }
+    }
+
+    pub fn with_list_continue(mut self, token: String) -> Self {
+        self.list_continue = Some(token);
+        self
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
@@ -170,6 +178,9 @@ impl ApiError {
         });
         if let Some(d) = &self.details {
             v["details"] = d.clone();
+        }
+        if let Some(c) = &self.list_continue {
+            v["metadata"] = json!({"continue": c});
         }
         v
     }

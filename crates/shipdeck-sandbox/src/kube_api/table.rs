@@ -86,6 +86,76 @@ pub fn columns(res: ResourceType) -> Vec<Value> {
             ),
             age,
         ],
+        "StatefulSet" => vec![
+            name,
+            col("Ready", "string", "Number of the pod with ready state", 0),
+            age,
+            containers_col(),
+            images_col(),
+        ],
+        "DaemonSet" => vec![
+            name,
+            col(
+                "Desired",
+                "integer",
+                "The total number of nodes that should be running the daemon pod (including nodes correctly running the daemon pod).",
+                0,
+            ),
+            col(
+                "Current",
+                "integer",
+                "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod.",
+                0,
+            ),
+            col(
+                "Ready",
+                "integer",
+                "numberReady is the number of nodes that should be running the daemon pod and have one or more of the daemon pod running with a Ready Condition.",
+                0,
+            ),
+            col(
+                "Up-to-date",
+                "integer",
+                "The total number of nodes that are running updated daemon pod",
+                0,
+            ),
+            col(
+                "Available",
+                "integer",
+                "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available (ready for at least spec.minReadySeconds)",
+                0,
+            ),
+            col(
+                "Node Selector",
+                "string",
+                "NodeSelector is a selector which must be true for the pod to fit on a node. Selector which must match a node's labels for the pod to be scheduled on that node.",
+                0,
+            ),
+            age,
+            containers_col(),
+            images_col(),
+            selector_col(),
+        ],
+        "Job" => vec![
+            name,
+            col("Status", "string", "Status of the job execution.", 0),
+            col(
+                "Completions",
+                "string",
+                "The desired number of successfully finished pods the job should be run with.",
+                0,
+            ),
+            col(
+                "Duration",
+                "string",
+                "Time required to complete the job.",
+                0,
+            ),
+            age,
+            containers_col(),
+            images_col(),
+            selector_col(),
+        ],
         "ReplicaSet" => vec![
             name,
             col("Desired", "integer", "Number of desired pods.", 0),
@@ -143,6 +213,96 @@ pub fn columns(res: ResourceType) -> Vec<Value> {
             age,
         ],
         _ => vec![name, age],
+    }
+}
+
+fn containers_col() -> Value {
+    col(
+        "Containers",
+        "string",
+        "Names of each container in the template.",
+        1,
+    )
+}
+
+fn images_col() -> Value {
+    col(
+        "Images",
+        "string",
+        "Images referenced by each container in the template.",
+        1,
+    )
+}
+
+fn selector_col() -> Value {
+    col("Selector", "string", "Label selector of the pods.", 1)
+}
+
+/// Container names and images of a pod template, comma-joined as kubectl prints them.
+fn template_cells(obj: &Value) -> (Value, Value) {
+    let containers = obj["spec"]["template"]["spec"]["containers"].as_array();
+    let field = |f: &str| -> String {
+        containers
+            .into_iter()
+            .flatten()
+            .map(|c| c[f].as_str().unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    (json!(field("name")), json!(field("image")))
+}
+
+/// `metav1.FormatLabelSelector` of `matchLabels`, `<none>` when empty.
+fn label_map(v: &Value) -> String {
+    let parts: Vec<String> = v
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+        .collect();
+    if parts.is_empty() {
+        "<none>".into()
+    } else {
+        parts.join(",")
+    }
+}
+
+fn job_status(obj: &Value) -> &'static str {
+    let conds = obj["status"]["conditions"].as_array();
+    let has = |t: &str| {
+        conds
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == t && c["status"] == "True")
+    };
+    if has("Complete") {
+        "Complete"
+    } else if has("Failed") {
+        "Failed"
+    } else if obj["metadata"]["deletionTimestamp"].is_string() {
+        "Terminating"
+    } else if has("FailureTarget") {
+        "FailureTarget"
+    } else if has("SuccessCriteriaMet") {
+        "SuccessCriteriaMet"
+    } else if has("Suspended") {
+        "Suspended"
+    } else {
+        "Running"
+    }
+}
+
+fn job_duration(obj: &Value, now: chrono::DateTime<chrono::Utc>) -> String {
+    let t = |f: &str| {
+        obj["status"][f]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc))
+    };
+    match (t("startTime"), t("completionTime")) {
+        (Some(s), Some(c)) => human_age((c - s).num_seconds()),
+        (Some(s), None) => human_age((now - s).num_seconds()),
+        _ => String::new(),
     }
 }
 
@@ -258,6 +418,57 @@ pub fn cells(res: ResourceType, obj: &Value, now: chrono::DateTime<chrono::Utc>)
             json!(int(&st["availableReplicas"])),
             age,
         ],
+        "StatefulSet" => {
+            let (containers, images) = template_cells(obj);
+            vec![
+                name,
+                json!(format!(
+                    "{}/{}",
+                    int(&st["readyReplicas"]),
+                    obj["spec"]["replicas"].as_i64().unwrap_or(1)
+                )),
+                age,
+                containers,
+                images,
+            ]
+        }
+        "DaemonSet" => {
+            let (containers, images) = template_cells(obj);
+            vec![
+                name,
+                json!(int(&st["desiredNumberScheduled"])),
+                json!(int(&st["currentNumberScheduled"])),
+                json!(int(&st["numberReady"])),
+                json!(int(&st["updatedNumberScheduled"])),
+                json!(int(&st["numberAvailable"])),
+                json!(label_map(&obj["spec"]["template"]["spec"]["nodeSelector"])),
+                age,
+                containers,
+                images,
+                json!(label_map(&obj["spec"]["selector"]["matchLabels"])),
+            ]
+        }
+        "Job" => {
+            let (containers, images) = template_cells(obj);
+            let completions = match obj["spec"]["completions"].as_i64() {
+                Some(c) => format!("{}/{c}", int(&st["succeeded"])),
+                None => format!(
+                    "{}/1 of {}",
+                    int(&st["succeeded"]),
+                    obj["spec"]["parallelism"].as_i64().unwrap_or(1)
+                ),
+            };
+            vec![
+                name,
+                json!(job_status(obj)),
+                json!(completions),
+                json!(job_duration(obj, now)),
+                age,
+                containers,
+                images,
+                json!(label_map(&obj["spec"]["selector"]["matchLabels"])),
+            ]
+        }
         "ReplicaSet" => vec![
             name,
             json!(obj["spec"]["replicas"].as_i64().unwrap_or(1)),
@@ -281,11 +492,18 @@ pub fn cells(res: ResourceType, obj: &Value, now: chrono::DateTime<chrono::Utc>)
             ]
         }
         "Event" => {
+            // Core Events, or `events.k8s.io/v1` ones (`regarding`, `note`, `deprecated*`).
             let last = obj["lastTimestamp"]
                 .as_str()
+                .or(obj["deprecatedLastTimestamp"].as_str())
                 .or(obj["eventTime"].as_str())
                 .or(meta["creationTimestamp"].as_str());
-            let io = &obj["involvedObject"];
+            let io = if obj["involvedObject"].is_object() {
+                &obj["involvedObject"]
+            } else {
+                &obj["regarding"]
+            };
+            let message = obj["message"].as_str().or(obj["note"].as_str());
             vec![
                 json!(age_of(last, now)),
                 json!(s(&obj["type"])),
@@ -295,7 +513,7 @@ pub fn cells(res: ResourceType, obj: &Value, now: chrono::DateTime<chrono::Utc>)
                     s(&io["kind"]).to_ascii_lowercase(),
                     s(&io["name"])
                 )),
-                json!(s(&obj["message"])),
+                json!(message.unwrap_or("")),
             ]
         }
         "Service" => {
@@ -373,16 +591,14 @@ pub fn row(
 pub fn write_table<'a>(
     res: ResourceType,
     objects: impl Iterator<Item = &'a Value>,
-    rv: &str,
+    list_meta: &Value,
     include: IncludeObject,
 ) -> Result<Vec<u8>, serde_json::Error> {
     let now = chrono::Utc::now();
     let mut buf = Vec::with_capacity(64 * 1024);
-    buf.extend_from_slice(
-        br#"{"kind":"Table","apiVersion":"meta.k8s.io/v1","metadata":{"resourceVersion":"#,
-    );
-    serde_json::to_writer(&mut buf, rv)?;
-    buf.extend_from_slice(br#"},"columnDefinitions":"#);
+    buf.extend_from_slice(br#"{"kind":"Table","apiVersion":"meta.k8s.io/v1","metadata":"#);
+    serde_json::to_writer(&mut buf, list_meta)?;
+    buf.extend_from_slice(br#","columnDefinitions":"#);
     serde_json::to_writer(&mut buf, &columns(res))?;
     buf.extend_from_slice(br#","rows":["#);
     for (i, obj) in objects.enumerate() {
@@ -455,7 +671,7 @@ mod tests {
         let bytes = write_table(
             APPLICATIONS,
             [&app, &app].into_iter(),
-            "7",
+            &json!({"resourceVersion": "7"}),
             IncludeObject::Metadata,
         )
         .unwrap();

@@ -30,6 +30,8 @@ struct Stream {
     world: Arc<World>,
     cluster: String,
     res: ResourceType,
+    /// The type the store keeps `res` as (`events.k8s.io` Events are core Events).
+    stored: ResourceType,
     ns: Option<String>,
     labels: LabelSelector,
     fields: FieldSelector,
@@ -56,6 +58,13 @@ impl Stream {
     }
 
     fn encode(&mut self, kind: &str, obj: &Value) -> Bytes {
+        let converted;
+        let obj = if kind != "ERROR" && kind != "BOOKMARK" && self.stored != self.res {
+            converted = super::convert::to_wire(self.res, obj);
+            &converted
+        } else {
+            obj
+        };
         let object = match self.table {
             Some(include) if kind != "ERROR" && kind != "BOOKMARK" => {
                 let rv = obj["metadata"]["resourceVersion"].as_str().unwrap_or("");
@@ -83,7 +92,7 @@ impl Stream {
             return true;
         }
         self.last_rv = ev.rv;
-        if ev.cluster != self.cluster || ev.resource != self.res || !self.ns_ok(&ev.object) {
+        if ev.cluster != self.cluster || ev.resource != self.stored || !self.ns_ok(&ev.object) {
             return true;
         }
         let kind = match ev.event_type {
@@ -159,7 +168,8 @@ impl Stream {
 }
 
 pub fn start(ctx: &Ctx, res: ResourceType, ns: Option<&str>) -> Result<Response, ApiError> {
-    let (labels, fields) = selectors(ctx)?;
+    let (labels, fields) = selectors(ctx, res)?;
+    let stored = super::convert::storage(res);
     let rv_param = ctx.q("resourceVersion").unwrap_or("");
     let from: u64 = if rv_param.is_empty() {
         0
@@ -180,6 +190,7 @@ pub fn start(ctx: &Ctx, res: ResourceType, ns: Option<&str>) -> Result<Response,
         world: ctx.world.clone(),
         cluster: ctx.cluster.clone(),
         res,
+        stored,
         ns: ns.map(str::to_string),
         labels,
         fields,
@@ -192,10 +203,11 @@ pub fn start(ctx: &Ctx, res: ResourceType, ns: Option<&str>) -> Result<Response,
     let mut epoch = ctx.world.store.watch_epoch();
     epoch.borrow_and_update();
     // Subscribe before answering so nothing written right after the request is missed.
-    let opened = ctx.world.store.watch(&ctx.cluster, res, from);
+    let opened = ctx.world.store.watch(&ctx.cluster, stored, from);
     // The synthetic ADDED events describe the store as of this request, not as of whenever
     // the streaming task first runs.
-    let listed = (from == 0 && opened.is_ok()).then(|| ctx.world.store.list(&ctx.cluster, res, ns));
+    let listed =
+        (from == 0 && opened.is_ok()).then(|| ctx.world.store.list(&ctx.cluster, stored, ns));
     tokio::spawn(async move {
         let (initial, mut rx): (Vec<(&str, Arc<Value>)>, _) = match opened {
             Err(StoreError::Gone { requested, oldest }) => {
