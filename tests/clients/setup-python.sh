@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
-# Create (or reuse) the Python virtualenv the sandbox fidelity tests run real clients from,
-# with the pinned versions of tests/clients/requirements.txt (the official `kubernetes`
-# client and its dependencies). Usage: tests/clients/setup-python.sh [VENV_DIR] (default
-# target/pyenv). Prints the venv's python on stdout; everything else goes to stderr.
-# Idempotent: a venv already holding exactly these pins is left alone.
+# Create (or reuse) the virtualenv of third-party API clients the sandbox's fidelity tests
+# run (the official kubernetes client, PyGithub, python-jenkins): target/pyenv, with the pinned versions of tests/clients/requirements.txt from PyPI.
+# Prints the venv's python on stdout; everything else goes to stderr.
+# Needs python3 with the venv module (Debian/Ubuntu: apt-get install python3-venv).
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-venv="${1:-$root/target/pyenv}"
-reqs="$here/requirements.txt"
-stamp="$venv/.shipdeck-requirements"
-if [[ -x "$venv/bin/python" && -f "$stamp" ]] && cmp -s "$stamp" "$reqs"; then
-    echo "$venv/bin/python"
-    exit 0
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+req="$root/tests/clients/requirements.txt"
+venv="${SHIPDECK_PYENV:-$root/target/pyenv}"
+mkdir -p "$(dirname "$venv")"
+# Tests run in parallel: one of them builds the venv, the others wait for it.
+exec 9>"$venv.lock"
+flock 9
+stamp="$venv/.requirements"
+if [[ -x "$venv/bin/python" && -f "$stamp" ]] && cmp -s "$req" "$stamp"; then
+  echo "$venv/bin/python"
+  exit 0
 fi
-command -v python3 >/dev/null || { echo "python3 is not installed" >&2; exit 2; }
+rm -rf "$venv"
 python3 -m venv "$venv" >&2
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$reqs" >&2
-cp "$reqs" "$stamp"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req" >&2
+cp "$req" "$stamp"
 echo "$venv/bin/python"

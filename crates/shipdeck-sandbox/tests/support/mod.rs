@@ -1,5 +1,5 @@
 //! What the client fidelity tests share: the virtualenv of third-party Python clients
-//! (`tests/clients/setup-python-ci.sh`, pinned versions from PyPI), running a client script
+//! (`tests/clients/setup-python.sh`, pinned versions from PyPI), running a client script
 //! against a sandbox, and waiting for a condition with a deadline.
 
 #![allow(dead_code)]
@@ -26,11 +26,11 @@ pub fn python() -> Option<PathBuf> {
         eprintln!("SKIP: python3 is not installed");
         return None;
     }
-    let script = workspace_root().join("tests/clients/setup-python-ci.sh");
+    let script = workspace_root().join("tests/clients/setup-python.sh");
     let out = std::process::Command::new("bash")
         .arg(&script)
         .output()
-        .expect("run setup-python-ci.sh");
+        .expect("run setup-python.sh");
     assert!(
         out.status.success(),
         "{} failed (python3-venv installed? PyPI reachable?):\n{}",
