@@ -249,6 +249,13 @@ impl ArgoSource for Backend {
         dispatch!(self, b => b.managed_resources(app).await)
     }
 
+    async fn managed_resources_as_specified(
+        &self,
+        app: &Application,
+    ) -> Result<Vec<ManagedResource>, SourceError> {
+        dispatch!(self, b => b.managed_resources_as_specified(app).await)
+    }
+
     async fn workloads(&self, app: &Application) -> Result<Vec<WorkloadRollout>, SourceError> {
         dispatch!(self, b => b.workloads(app).await)
     }

@@ -248,6 +248,33 @@ fn leaf_differences(t: &Value, l: &Value, path: &mut String, out: &mut Vec<Strin
     }
 }
 
+/// The images a change starts running: the target image of every container (init ones
+/// included) whose image differs from live's, or every target image when nothing is live.
+pub fn new_images(kind: &str, target: Option<&Value>, live: Option<&Value>) -> Vec<String> {
+    let (Some(base), Some(target)) = (pod_spec_path(kind), target) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for list in ["initContainers", "containers"] {
+        let path = format!("{base}/{list}");
+        let l = named_items(live.and_then(|l| l.pointer(&path)));
+        for (name, tc) in named_items(target.pointer(&path)) {
+            let Some(ti) = tc.get("image").and_then(Value::as_str) else {
+                continue;
+            };
+            let li = l
+                .iter()
+                .find(|(n, _)| *n == name)
+                .and_then(|(_, c)| c.get("image"))
+                .and_then(Value::as_str);
+            if li != Some(ti) && !out.iter().any(|o| o == ti) {
+                out.push(ti.to_string());
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -236,6 +236,14 @@ impl ArgoSource for CoreArgo {
         render::managed_resources(&self.inner, app).await
     }
 
+    /// Core mode renders Git as the spec names it for every diff, so this is the same.
+    async fn managed_resources_as_specified(
+        &self,
+        app: &Application,
+    ) -> Result<Vec<ManagedResource>, SourceError> {
+        render::managed_resources(&self.inner, app).await
+    }
+
     async fn workloads(&self, app: &Application) -> Result<Vec<WorkloadRollout>, SourceError> {
         workloads::workloads(&self.inner, app).await
     }
