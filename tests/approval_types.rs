@@ -12,8 +12,10 @@ use shipdeck::ops::audit::AuditLog;
 use shipdeck::ops::classify::Classifier;
 use shipdeck::ops::estate::Estate;
 use shipdeck::ops::policy::Policies;
-use shipdeck::sandbox::{Sandbox, SandboxOptions};
+use shipdeck::sandbox::{Sandbox, SandboxOptions, auth::Role};
+use shipdeck::secrets::Secret;
 use shipdeck::sources::ArgoSource;
+use shipdeck::sources::argocd::{ArgoApi, ArgoApiOptions};
 use shipdeck::sources::git::GitMirrors;
 use shipdeck::sources::kube::{CoreArgo, CoreOptions};
 use shipdeck::tui::adapt::ArgoProvider;
@@ -83,7 +85,10 @@ fn git_images(sb: &Sandbox, app: &Application, rev: &str) -> BTreeSet<String> {
 
 /// A prod app (approval required) not busy, whose previous deployment runs other images
 /// than the current one, by the sandbox's Git: (app, history id of the previous one).
-async fn prod_app_with_other_previous_images(sb: &Sandbox, src: &CoreArgo) -> (Application, i64) {
+async fn prod_app_with_other_previous_images<S: ArgoSource>(
+    sb: &Sandbox,
+    src: &S,
+) -> (Application, i64) {
     let classifier = Classifier::default();
     let mut apps = src.list_applications().await.expect("list");
     apps.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
@@ -108,11 +113,43 @@ async fn prod_app_with_other_previous_images(sb: &Sandbox, src: &CoreArgo) -> (A
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rollback_approval_records_the_digest_of_the_rollback_diff() {
+async fn rollback_approval_records_the_digest_of_the_rollback_diff_in_core_mode() {
     let (sb, dir) = start().await;
     let src = core(&sb, dir.path()).await;
-    let (ops, audit) = ops(dir.path());
-    let (app, id) = prod_app_with_other_previous_images(&sb, &src).await;
+    rollback_records_the_digest(&sb, &src, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_approval_records_the_digest_of_the_rollback_diff_in_api_mode() {
+    let (sb, dir) = start().await;
+    let api = ArgoApi::new(ArgoApiOptions {
+        name: Some("sandbox".into()),
+        server: sb.url.clone(),
+        token: Some(Secret::new(sb.world.users.token(Role::Admin))),
+        ..Default::default()
+    })
+    .expect("API client");
+    // Without Git the client cannot render the rollback target, and says so rather than
+    // answering with the server's comparison against its own target.
+    let (app, id) = prod_app_with_other_previous_images(&sb, &api).await;
+    let refused = actions::rollback_diff_of(&api, &app, Some(id)).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("no Git mirror")),
+        "{:?}",
+        refused.map(|d| d.render())
+    );
+    api.set_git(Arc::new(GitMirrors::new(dir.path().join("mirrors"))));
+    rollback_records_the_digest(&sb, &api, dir.path()).await;
+}
+
+/// Rollback a prod app with an approval through `src`; the approval record and the audit
+/// lines carry the digest of the rollback diff, whose content Git confirms.
+async fn rollback_records_the_digest<S: ArgoSource>(sb: &Sandbox, src: &S, dir: &std::path::Path) {
+    let (sb, src) = (sb, src);
+    let (ops, audit) = ops(dir);
+    let (app, id) = prod_app_with_other_previous_images(sb, src).await;
     let name = app.metadata.name.clone();
     let entry = app.status.history.iter().find(|h| h.id == id).cloned();
     let target_rev = entry.and_then(|e| e.revision).expect("target revision");
@@ -120,24 +157,27 @@ async fn rollback_approval_records_the_digest_of_the_rollback_diff() {
     let live_rev = live_rev.expect("deployed revision");
 
     // The diff an operator is shown for this rollback.
-    let shown = actions::rollback_diff_of(&src, &app, Some(id))
+    let shown = actions::rollback_diff_of(src, &app, Some(id))
         .await
         .expect("rollback diff");
     assert!(shown.has_differences(), "{}", shown.render());
     // It says what Git holds: the images it starts are those at the target revision and
     // not those running now.
-    let at_target = git_images(&sb, &app, &target_rev);
-    let now = git_images(&sb, &app, &live_rev);
+    let at_target = git_images(sb, &app, &target_rev);
+    let now = git_images(sb, &app, &live_rev);
     let started: BTreeSet<String> = shown
         .changed()
         .flat_map(|r| r.images.iter().cloned())
         .collect();
     assert!(!started.is_empty(), "{}", shown.render());
-    assert!(started.is_subset(&at_target), "{started:?} vs {at_target:?}");
+    assert!(
+        started.is_subset(&at_target),
+        "{started:?} vs {at_target:?}"
+    );
     assert!(started.is_disjoint(&now), "{started:?} vs {now:?}");
 
     let outcome = actions::rollback(
-        &src,
+        src,
         &ops,
         &name,
         RollbackOptions {
@@ -187,7 +227,8 @@ async fn approval_screen_shows_the_rollback_diff_whose_digest_is_recorded() {
 
     let (tx, rx) = tokio::sync::mpsc::channel(4096);
     let _watch = src.watch_applications(tx);
-    let git = Some(Arc::new(GitMirrors::new(dir.path().join("mirrors"))));
+    // One set of mirrors per directory: two would fetch into the same repositories at once.
+    let git = Some(src.git().clone());
     let provider: Arc<dyn Provider> = Arc::new(ArgoProvider::new(
         vec![src.clone()],
         ops,
@@ -226,7 +267,10 @@ async fn approval_screen_shows_the_rollback_diff_whose_digest_is_recorded() {
             shown_digest = Some(d);
             break;
         }
-        assert!(!s.contains("diff: "), "the diff failed:\n{s}");
+        assert!(
+            !s.lines().any(|l| l.contains("│  diff: ")),
+            "the diff failed:\n{s}"
+        );
         h.step(Duration::from_millis(50)).await;
     }
     let shown_digest = shown_digest.unwrap_or_else(|| panic!("{}", h.screen(160, 48)));

@@ -162,7 +162,7 @@ impl Backend {
                 opts.insecure,
                 config.clone(),
             );
-            return Ok(vec![b.await?]);
+            return Ok(vec![with_git(b.await?, &git)]);
         }
         if opts.core || !opts.contexts.is_empty() {
             if opts.contexts.is_empty() {
@@ -184,7 +184,7 @@ impl Backend {
                     opts.insecure,
                     config.clone(),
                 );
-                out.push(b.await?);
+                out.push(with_git(b.await?, &git));
             }
             for c in &config.contexts {
                 out.push(Backend::core(Some(&c.name), config, git.clone()).await?);
@@ -206,10 +206,19 @@ impl Backend {
                 opts.insecure || cur.insecure,
                 config.clone(),
             );
-            return Ok(vec![b.await?]);
+            return Ok(vec![with_git(b.await?, &git)]);
         }
         Ok(vec![Backend::core(None, config, git).await?])
     }
+}
+
+/// API-mode clients render Git themselves only for a rollback's diff; give them the same
+/// mirrors core mode uses.
+fn with_git(b: Backend, git: &Arc<GitMirrors>) -> Backend {
+    if let Backend::Api(a) = &b {
+        a.set_git(git.clone());
+    }
+    b
 }
 
 macro_rules! dispatch {

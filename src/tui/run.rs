@@ -214,6 +214,9 @@ pub async fn demo(
         ..Default::default()
     })?;
     let git = Some(Arc::new(GitMirrors::new(sb.state_dir.join("mirrors"))));
+    if let Some(g) = &git {
+        api.set_git(g.clone());
+    }
     let (tx, rx) = mpsc::channel(4096);
     let watch = api.watch_applications(tx);
     let label = format!("sandbox {}", sb.url);

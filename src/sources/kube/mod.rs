@@ -8,6 +8,7 @@
 mod apps;
 pub mod kubeconfig;
 mod render;
+pub(crate) use render::{desired as render_desired, pair_with_live};
 mod workloads;
 
 pub use apps::{
