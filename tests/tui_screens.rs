@@ -729,6 +729,18 @@ fn approve_refuses_wrong_name_and_sends_with_approval() {
 }
 
 #[test]
+fn approve_asks_the_policy_for_a_reason_prod_requires() {
+    let mut c = console();
+    c.push(Box::new(approve_view()));
+    let _ = c.take_requests();
+    chars(&mut c, "event-ingestion-prod");
+    key(&mut c, KeyCode::Enter);
+    assert!(c.take_requests().is_empty());
+    let (_, flash) = c.flash().unwrap();
+    assert!(flash.contains("needs a reason"), "{flash}");
+}
+
+#[test]
 fn approve_blocked_by_window_and_read_only() {
     let mut c = console_with(Settings {
         read_only: true,

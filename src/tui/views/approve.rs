@@ -76,6 +76,26 @@ fn input(placeholder: &str) -> TextArea<'static> {
     t
 }
 
+/// Words of `text` in lines of at most `width` characters (a longer word stands alone).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let fits = line.chars().count() + 1 + word.chars().count() <= width;
+        if !line.is_empty() && !fits {
+            out.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        out.push(line);
+    }
+    out
+}
+
 impl ApproveView {
     pub fn sync(id: AppId) -> Self {
         Self::new(id, Change::Sync)
@@ -181,7 +201,11 @@ impl ApproveView {
     /// What stands in the way now, in the guard's words.
     fn blockers(&self, ctx: &Ctx) -> Vec<String> {
         match self.guard(ctx, None) {
-            Ok(refusals) => refusals.iter().map(ToString::to_string).collect(),
+            // Refusals name the app and the server's windows: external text.
+            Ok(refusals) => refusals
+                .iter()
+                .map(|r| clean(&r.to_string()).into_owned())
+                .collect(),
             Err(gone) => vec![gone],
         }
     }
@@ -218,6 +242,7 @@ impl ApproveView {
         match self.guard(ctx, Some(&approval)) {
             Ok(refusals) => {
                 if let Some(r) = refusals.first() {
+                    let r = clean(&r.to_string()).into_owned();
                     out.flash(Level::Error, format!("cannot approve: {r}"));
                     return;
                 }
@@ -412,12 +437,20 @@ impl ApproveView {
                 "  ✓ nothing: no window, no running operation, permitted",
             )));
         }
+        // The guard's whole message, what to do included, wrapped to the column.
+        let right_w = if compact { width } else { width * 2 / 3 };
         for b in &blockers {
-            right.push(Line::from(widgets::styled(
-                theme,
-                Role::Danger,
-                format!("  ✗ {b}"),
-            )));
+            for (i, l) in wrap(b, right_w.saturating_sub(5).max(20))
+                .into_iter()
+                .enumerate()
+            {
+                let mark = if i == 0 { "✗" } else { " " };
+                right.push(Line::from(widgets::styled(
+                    theme,
+                    Role::Danger,
+                    format!("  {mark} {l}"),
+                )));
+            }
         }
         match &self.permission {
             Loadable::Failed(e) => right.push(failed("permission check", e)),
