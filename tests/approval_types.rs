@@ -307,3 +307,39 @@ async fn approval_screen_shows_the_rollback_diff_whose_digest_is_recorded() {
         "shown {shown_digest}, recorded {digest}"
     );
 }
+
+#[test]
+fn rollback_spec_points_at_the_deployments_source_and_revision() {
+    use shipdeck::model::{ApplicationSource, HistoryEntry};
+    let src = |path: &str, rev: &str| ApplicationSource {
+        repo_url: "https://git.example.com/deploy.git".into(),
+        path: Some(path.into()),
+        target_revision: Some(rev.into()),
+        ..Default::default()
+    };
+    let mut app = Application::default();
+    app.metadata.name = "shop-prod".into();
+    app.spec.source = Some(src("apps/shop/prod", "main"));
+    app.status.history = vec![
+        HistoryEntry {
+            id: 1,
+            revision: Some("aaaa".into()),
+            source: Some(src("apps/shop/prod-old", "main")),
+            ..Default::default()
+        },
+        HistoryEntry {
+            id: 2,
+            revision: Some("bbbb".into()),
+            ..Default::default()
+        },
+    ];
+    let at = actions::rollback_spec(&app, None).expect("previous deployment");
+    let s = at.spec.source.expect("source");
+    assert_eq!(s.path.as_deref(), Some("apps/shop/prod-old"));
+    assert_eq!(s.target_revision.as_deref(), Some("aaaa"));
+    let at = actions::rollback_spec(&app, Some(2)).expect("deployment 2");
+    let s = at.spec.source.expect("source");
+    assert_eq!(s.path.as_deref(), Some("apps/shop/prod"));
+    assert_eq!(s.target_revision.as_deref(), Some("bbbb"));
+    assert!(actions::rollback_spec(&app, Some(9)).is_err());
+}

@@ -348,4 +348,21 @@ mod tests {
         assert_eq!(image_change("a/x:1", "b/x:1"), "a/x:1 -> b/x:1");
         assert_eq!(image_change("reg:5000/x", "reg:5000/x:v2"), "latest -> v2");
     }
+
+    #[test]
+    fn new_images_are_the_target_images_that_change() {
+        let pod = |a: &str, b: &str| {
+            json!({"spec":{"template":{"spec":{
+                "initContainers":[{"name":"init","image":"init:1"}],
+                "containers":[{"name":"a","image":a},{"name":"b","image":b}]}}}})
+        };
+        let (t, l) = (pod("a:2", "b:1"), pod("a:1", "b:1"));
+        assert_eq!(new_images("Deployment", Some(&t), Some(&l)), ["a:2"]);
+        assert_eq!(
+            new_images("Deployment", Some(&t), None),
+            ["init:1", "a:2", "b:1"]
+        );
+        assert!(new_images("ConfigMap", Some(&t), None).is_empty());
+        assert!(new_images("Deployment", None, Some(&l)).is_empty());
+    }
 }

@@ -354,4 +354,59 @@ mod tests {
         assert_eq!(objs[1]["kind"], "Service");
         assert!(parse_manifests("- 1\n- 2\n", "y.yaml").is_err());
     }
+
+    #[test]
+    fn desired_objects_take_the_live_side_of_the_same_resource() {
+        use serde_json::json;
+        let mut app = Application::default();
+        app.spec.destination.namespace = Some("shop".into());
+        let live = |kind: &str, ns: &str, name: &str| ManagedResource {
+            group: String::new(),
+            version: "v1".into(),
+            kind: kind.into(),
+            namespace: ns.into(),
+            name: name.into(),
+            target: Some(json!({"server": "target"})),
+            live: Some(json!({"live": name})),
+        };
+        let desired = vec![
+            json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}}),
+            json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"new"}}),
+            json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"h",
+                "annotations":{"argocd.argoproj.io/hook":"PreSync"}}}),
+        ];
+        let out = pair_with_live(
+            &app,
+            desired,
+            vec![
+                live("ConfigMap", "shop", "a"),
+                live("ConfigMap", "shop", "gone"),
+            ],
+        );
+        let view: Vec<(&str, &str, bool, bool)> = out
+            .iter()
+            .map(|m| {
+                (
+                    m.name.as_str(),
+                    m.namespace.as_str(),
+                    m.target.is_some(),
+                    m.live.is_some(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            view,
+            [
+                ("a", "shop", true, true),
+                ("new", "shop", true, false),
+                ("gone", "shop", false, true),
+            ]
+        );
+        // The target is Git's object (namespace filled in), never the server's.
+        assert_eq!(
+            out[0].target.as_ref().unwrap()["metadata"]["namespace"],
+            "shop"
+        );
+        assert_eq!(out[0].live, Some(json!({"live": "a"})));
+    }
 }
