@@ -8,6 +8,7 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use shipdeck::model::*;
+use shipdeck::ops::diff::{AppDiff, Change, DiffLine, LineKind, ResourceDiff, ResourceKey};
 use shipdeck::ops::estate::Estate;
 use shipdeck::sources::{AppEvent, SyncWindowsState};
 use shipdeck::tui::console::{Console, Settings};
@@ -277,53 +278,68 @@ fn row_of(buf: &Buffer, needle: &str) -> u16 {
         .unwrap_or_else(|| panic!("{needle} not on screen:\n{t}")) as u16
 }
 
-fn diffs() -> Vec<ResourceDiff> {
-    let l = |kind, text: &str| DiffLine {
-        kind,
-        text: text.into(),
+fn diffs() -> AppDiff {
+    let l = |kind, text: &str| DiffLine::new(kind, text);
+    let key = |kind: &str, name: &str| ResourceKey {
+        group: if kind == "Deployment" { "apps" } else { "" }.into(),
+        kind: kind.into(),
+        namespace: "shop-prod".into(),
+        name: name.into(),
     };
-    vec![
-        ResourceDiff {
-            kind: "Deployment".into(),
-            namespace: "shop-prod".into(),
-            name: "event-ingestion".into(),
-            summary: "image consumer v20240611-101500 -> v20240612-143022".into(),
-            lines: vec![
-                l(LineKind::Folded, "⋯ 12 unchanged lines"),
-                l(LineKind::Hunk, "@@ -13,7 +13,7 @@"),
-                l(LineKind::Context, "    spec:"),
-                l(LineKind::Context, "      containers:"),
-                l(
-                    LineKind::Removed,
-                    "      - image: registry.example.com/event-consumer:v20240611-101500",
-                ),
-                l(
-                    LineKind::Added,
-                    "      - image: registry.example.com/event-consumer:v20240612-143022",
-                ),
-                l(LineKind::Context, "        name: consumer"),
-                l(LineKind::Folded, "⋯ 4 unchanged lines"),
-            ],
-        },
-        ResourceDiff {
-            kind: "ConfigMap".into(),
-            namespace: "shop-prod".into(),
-            name: "event-ingestion-config".into(),
-            summary: "key BATCH_SIZE added".into(),
-            lines: vec![
-                l(LineKind::Hunk, "@@ -1,4 +1,5 @@"),
-                l(LineKind::Context, "data:"),
-                l(LineKind::Added, "  BATCH_SIZE: \"500\""),
-            ],
-        },
-        ResourceDiff {
-            kind: "Service".into(),
-            namespace: "shop-prod".into(),
-            name: "event-ingestion".into(),
-            summary: "no difference".into(),
-            lines: vec![],
-        },
-    ]
+    AppDiff {
+        resources: vec![
+            ResourceDiff {
+                key: key("Deployment", "event-ingestion"),
+                change: Change::Modify,
+                summary: vec!["image consumer v20240611-101500 -> v20240612-143022".into()],
+                lines: vec![
+                    l(LineKind::Folded, "⋯ 12 unchanged lines"),
+                    l(LineKind::Hunk, "@@ -13,7 +13,7 @@"),
+                    l(LineKind::Context, "    spec:"),
+                    l(LineKind::Context, "      containers:"),
+                    l(
+                        LineKind::Removed,
+                        "      - image: registry.example.com/event-consumer:v20240611-101500",
+                    ),
+                    l(
+                        LineKind::Added,
+                        "      - image: registry.example.com/event-consumer:v20240612-143022",
+                    ),
+                    l(LineKind::Context, "        name: consumer"),
+                    l(LineKind::Folded, "⋯ 4 unchanged lines"),
+                ],
+                images: vec!["registry.example.com/event-consumer:v20240612-143022".into()],
+            },
+            ResourceDiff {
+                key: key("ConfigMap", "event-ingestion-config"),
+                change: Change::Modify,
+                summary: vec!["key BATCH_SIZE added".into()],
+                lines: vec![
+                    l(LineKind::Hunk, "@@ -1,4 +1,5 @@"),
+                    l(LineKind::Context, "data:"),
+                    l(LineKind::Added, "  BATCH_SIZE: \"500\""),
+                ],
+                images: vec![],
+            },
+            ResourceDiff {
+                key: key("Service", "event-ingestion"),
+                change: Change::Unchanged,
+                summary: vec![],
+                lines: vec![],
+                images: vec![],
+            },
+        ],
+    }
+}
+
+fn commit(sha: &str, author: &str, time: &str, subject: &str) -> Commit {
+    Commit {
+        sha: sha.into(),
+        author: author.into(),
+        time: time.into(),
+        subject: subject.into(),
+        ..Default::default()
+    }
 }
 
 fn workloads() -> Vec<WorkloadRollout> {
@@ -652,18 +668,18 @@ fn approve_view() -> views::approve::ApproveView {
     views::approve::ApproveView::sync(id("event-ingestion-prod")).with_review(
         diffs(),
         vec![
-            Commit {
-                sha: NEW.into(),
-                author: "ci-bot".into(),
-                when: "2024-06-12T14:52:00Z".into(),
-                subject: "bump event-consumer to v20240612-143022".into(),
-            },
-            Commit {
-                sha: "3333333333333333333333333333333333333333".into(),
-                author: "bob".into(),
-                when: "2024-06-12T13:00:00Z".into(),
-                subject: "consumer: batch size from config".into(),
-            },
+            commit(
+                NEW,
+                "ci-bot",
+                "2024-06-12T14:52:00Z",
+                "bump event-consumer to v20240612-143022",
+            ),
+            commit(
+                "3333333333333333333333333333333333333333",
+                "bob",
+                "2024-06-12T13:00:00Z",
+                "consumer: batch size from config",
+            ),
         ],
         vec![run(BuildState::Succeeded)],
         true,
@@ -705,13 +721,25 @@ fn approve_refuses_wrong_name_and_sends_with_approval() {
             approval: Some(a),
         } => {
             assert_eq!(app.name, "event-ingestion-prod");
-            assert_eq!(a.approved_by, "alice");
+            assert_eq!(a.operator, "alice");
+            assert_eq!(a.named_app, "event-ingestion-prod");
             assert_eq!(a.reason.as_deref(), Some("fixes the lag"));
-            assert!(a.diff_digest.as_deref().unwrap().starts_with("sha256:"));
         }
         other => panic!("unexpected {other:?}"),
     }
     assert!(reqs[0].app.is_some());
+}
+
+#[test]
+fn approve_asks_the_policy_for_a_reason_prod_requires() {
+    let mut c = console();
+    c.push(Box::new(approve_view()));
+    let _ = c.take_requests();
+    chars(&mut c, "event-ingestion-prod");
+    key(&mut c, KeyCode::Enter);
+    assert!(c.take_requests().is_empty());
+    let (_, flash) = c.flash().unwrap();
+    assert!(flash.contains("needs a reason"), "{flash}");
 }
 
 #[test]
@@ -731,7 +759,7 @@ fn approve_blocked_by_window_and_read_only() {
     ));
     let t = text(&draw(&c, 160, 48));
     assert!(t.contains("read-only mode"), "{t}");
-    assert!(t.contains("sync window blocks"), "{t}");
+    assert!(t.contains("blocked by sync window"), "{t}");
     assert!(t.contains("you may not sync"), "{t}");
     chars(&mut c, "event-ingestion-prod");
     key(&mut c, KeyCode::Enter);

@@ -246,7 +246,7 @@ async fn diff<S: ArgoSource>(src: &S, name: &str, out: &OutputArgs) -> anyhow::R
                 "resource": clean(&r.key.to_string()),
                 "change": r.change,
                 "summary": r.summary.iter().map(|s| clean(s)).collect::<Vec<_>>(),
-                "diff": crate::model::text::sanitize_multiline(&r.unified),
+                "diff": crate::model::text::sanitize_multiline(&r.unified()),
             })).collect::<Vec<_>>(),
         }))?,
         OutputFormat::Table => {

@@ -125,13 +125,18 @@ pub fn ops(args: &ConsoleArgs, config: &Config) -> anyhow::Result<Ops> {
 }
 
 /// Connect every Argo CD instance the flags, env and config name.
-pub async fn argo(args: &ConsoleArgs, config: &Config) -> anyhow::Result<Vec<Backend>> {
+pub async fn argo(
+    args: &ConsoleArgs,
+    config: &Config,
+    git: Option<Arc<GitMirrors>>,
+) -> anyhow::Result<Vec<Backend>> {
     let opts = ConnectOptions {
         core: args.core,
         contexts: args.context.clone(),
         argocd_server: args.argocd_server.clone(),
         token: None,
         insecure: args.insecure,
+        git,
     };
     let backends = Backend::connect_all(&opts, config).await?;
     if backends.is_empty() {
@@ -219,7 +224,11 @@ impl Room {
 
     /// The Argo CD backends; an instance configured read-only makes every action so.
     pub async fn argo(&mut self) -> anyhow::Result<Vec<Backend>> {
-        let backends = argo(&self.args, &self.config).await?;
+        self.argo_with(git(&self.config)).await
+    }
+
+    async fn argo_with(&mut self, git: Option<Arc<GitMirrors>>) -> anyhow::Result<Vec<Backend>> {
+        let backends = argo(&self.args, &self.config, git).await?;
         for b in &backends {
             read_only(&mut self.ops, b);
         }
@@ -234,8 +243,9 @@ impl Room {
     /// Everything the console needs: backends, ops, CI (the pipelines `[[pipelines]]` rules
     /// and the environment name at once, the apps' annotations soon after) and Git mirrors.
     pub async fn wire(mut self) -> anyhow::Result<Wired> {
-        let backends = self.argo().await?;
+        // One set of Git mirrors for the backends and the console alike.
         let git = git(&self.config);
+        let backends = self.argo_with(git.clone()).await?;
         let ci = tokio::task::spawn_blocking({
             let config = self.config.clone();
             let git = git.clone();
@@ -292,6 +302,10 @@ impl Wired {
             ..Default::default()
         })?;
         let git = Some(Arc::new(GitMirrors::new(sb.state_dir.join("mirrors"))));
+        if let Some(g) = &git {
+            // Rollback diffs render the target from Git in API mode too.
+            api.set_git(g.clone());
+        }
         let ops = Ops {
             operator: "admin".into(),
             read_only: args.read_only || config.read_only,

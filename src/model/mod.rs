@@ -76,6 +76,19 @@ impl fmt::Display for Revision {
     }
 }
 
+/// One Git commit as `git log` gives it (sources fill it, the approval screen lists it).
+/// Text fields are raw: sanitize before drawing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commit {
+    pub sha: String,
+    pub author: String,
+    pub email: String,
+    /// Author time, ISO 8601.
+    pub time: String,
+    pub subject: String,
+    pub body: String,
+}
+
 /// A deployment environment with its rank in promotion order (dev < staging < prod < others).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Environment {

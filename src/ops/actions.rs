@@ -102,6 +102,43 @@ pub async fn diff_of<S: ArgoSource>(src: &S, app: &Application) -> Result<AppDif
     Ok(diff::diff_app(&resources, &app.spec.ignore_differences))
 }
 
+/// The diff a rollback of `app` to history entry `id` (None: the previous deployment) would
+/// apply: live against the manifests of that deployment's source at its revision,
+/// normalized and digested exactly as [`diff_of`] does for a sync.
+pub async fn rollback_diff_of<S: ArgoSource>(
+    src: &S,
+    app: &Application,
+    id: Option<i64>,
+) -> Result<AppDiff, ActionError> {
+    let at = rollback_spec(app, id)?;
+    let resources = src.managed_resources_as_specified(&at).await?;
+    Ok(diff::diff_app(&resources, &app.spec.ignore_differences))
+}
+
+/// `app` with its spec pointing where a rollback to history entry `id` goes: that
+/// deployment's source (or the app's own) at that deployment's revision.
+pub fn rollback_spec(app: &Application, id: Option<i64>) -> Result<Application, ActionError> {
+    let (id, rev) = rollback_target(app, id)?;
+    let rev = rev.ok_or_else(|| {
+        ActionError::NotFound(format!(
+            "deployment {id} of {} has no revision to compare with",
+            app.metadata.name
+        ))
+    })?;
+    let entry = app.status.history.iter().find(|h| h.id == id);
+    let mut source = entry
+        .and_then(|h| h.source.clone().or_else(|| h.sources.first().cloned()))
+        .or_else(|| app.spec.primary_source().cloned())
+        .ok_or_else(|| {
+            ActionError::NotFound(format!("application {} has no source", app.metadata.name))
+        })?;
+    source.target_revision = Some(rev.0);
+    let mut at = app.clone();
+    at.spec.source = Some(source);
+    at.spec.sources.clear();
+    Ok(at)
+}
+
 /// Ask `can_i`; a failure to ask is not a denial (the server still checks), except a lost
 /// session, which the operator must fix first.
 async fn permitted<S: ArgoSource>(
@@ -562,13 +599,22 @@ pub async fn rollback<S: ArgoSource>(
     .await?;
     let (id, to) = rollback_target(&p.app, opts.id)?;
     let from = deployed_revision(&p.app);
+    // The same digest a sync records, of the diff between live and the rollback target.
+    let digest = match rollback_diff_of(src, &p.app, Some(id)).await {
+        Ok(d) => Some(d.digest()),
+        Err(e) => {
+            p.notes
+                .push(format!("diff not available for the record ({e})"));
+            None
+        }
+    };
     let approval = record_approval(
         ops,
         &p,
         opts.approval.as_ref(),
         from.clone(),
         to.clone(),
-        None,
+        digest.clone(),
     )?;
     if p.clearance.disable_auto_sync_first {
         let r = src.set_auto_sync(&p.app, false).await;
@@ -604,7 +650,7 @@ pub async fn rollback<S: ArgoSource>(
         "rollback",
         &from,
         &to,
-        &None,
+        &digest,
         &approval,
         opts.dry_run,
         result.as_ref().map(|_| ()).map_err(|e| e.to_string()),
@@ -627,7 +673,7 @@ pub async fn rollback<S: ArgoSource>(
         environment: p.environment,
         from_revision: from,
         to_revision: to,
-        diff_digest: None,
+        diff_digest: digest,
         approval,
         notes: p.notes,
         previous_started_at,

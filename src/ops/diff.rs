@@ -11,7 +11,7 @@ mod summary;
 pub use normalize::{
     LAST_APPLIED, TRACKING_LABEL, apply_ignore_differences, mask_secret_values, normalize,
 };
-pub use summary::image_change;
+pub use summary::{image_change, new_images};
 
 use crate::sources::ManagedResource;
 use serde::Serialize;
@@ -56,18 +56,91 @@ pub enum Change {
     Unchanged,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A diff line, already classified, without its `+`/`-`/` ` prefix. Text is raw (from Git
+/// and the cluster): sanitize before drawing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LineKind {
+    Context,
+    Added,
+    Removed,
+    /// A run of unchanged lines left out between hunks; the text says how many.
+    Folded,
+    /// `@@ -a,b +c,d @@`
+    Hunk,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiffLine {
+    pub kind: LineKind,
+    pub text: String,
+}
+
+impl DiffLine {
+    pub fn new(kind: LineKind, text: impl Into<String>) -> Self {
+        Self {
+            kind,
+            text: text.into(),
+        }
+    }
+}
+
+/// One resource's difference between live and target: the one definition every room uses
+/// (`shipdeck diff`, the console's diff and approval screens, the audit digest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ResourceDiff {
     pub key: ResourceKey,
     pub change: Change,
-    /// One line per change, in words.
+    /// One line per change, in words ("image api: sha-1 -> sha-2").
     pub summary: Vec<String>,
-    /// Unified diff from live to target (empty when unchanged).
-    pub unified: String,
+    /// The diff from live to target, line by line (empty when unchanged).
+    pub lines: Vec<DiffLine>,
+    /// Images the change starts running (target images of containers whose image
+    /// changes), so a screen can tell whether they were proven elsewhere.
+    pub images: Vec<String>,
+}
+
+impl ResourceDiff {
+    pub fn changed(&self) -> bool {
+        self.change != Change::Unchanged
+    }
+
+    /// The whole change in one line, for lists.
+    pub fn meaning(&self) -> String {
+        match self.change {
+            Change::Create => "will be created".into(),
+            Change::Prune => "will be pruned".into(),
+            Change::Unchanged => "no difference".into(),
+            Change::Modify if self.summary.is_empty() => "changed".into(),
+            Change::Modify => self.summary.join("; "),
+        }
+    }
+
+    /// The lines as a unified diff from live to target (`--- live` / `+++ target`), as
+    /// `diff -u` prints it; empty when unchanged. Folded markers are not part of it.
+    pub fn unified(&self) -> String {
+        if self.lines.is_empty() {
+            return String::new();
+        }
+        let mut out = String::from("--- live\n+++ target\n");
+        for l in &self.lines {
+            let prefix = match l.kind {
+                LineKind::Folded => continue,
+                LineKind::Hunk => "",
+                LineKind::Context => " ",
+                LineKind::Added => "+",
+                LineKind::Removed => "-",
+            };
+            out.push_str(prefix);
+            out.push_str(&l.text);
+            out.push('\n');
+        }
+        out
+    }
 }
 
 /// The diff of a whole application.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct AppDiff {
     /// Every managed resource, sorted by key; unchanged ones included so a view can say so.
     pub resources: Vec<ResourceDiff>,
@@ -75,13 +148,18 @@ pub struct AppDiff {
 
 impl AppDiff {
     pub fn has_differences(&self) -> bool {
-        self.resources.iter().any(|r| r.change != Change::Unchanged)
+        self.resources.iter().any(ResourceDiff::changed)
     }
 
     pub fn changed(&self) -> impl Iterator<Item = &ResourceDiff> {
-        self.resources
-            .iter()
-            .filter(|r| r.change != Change::Unchanged)
+        self.resources.iter().filter(|r| r.changed())
+    }
+
+    /// Every resource, changed ones first (each group in key order), for lists.
+    pub fn changed_first(&self) -> Vec<&ResourceDiff> {
+        let mut v: Vec<&ResourceDiff> = self.resources.iter().collect();
+        v.sort_by_key(|r| !r.changed());
+        v
     }
 
     /// Every changed resource's unified diff, one after another, as `argocd app diff` prints.
@@ -89,10 +167,7 @@ impl AppDiff {
         let mut out = String::new();
         for r in self.changed() {
             out.push_str(&format!("===== {} ======\n", r.key));
-            out.push_str(&r.unified);
-            if !r.unified.ends_with('\n') {
-                out.push('\n');
-            }
+            out.push_str(&r.unified());
         }
         out
     }
@@ -169,16 +244,20 @@ pub fn diff_resource(
         (Some(t), Some(l)) if t == l => (Change::Unchanged, Vec::new()),
         (Some(t), Some(l)) => (Change::Modify, summary::summarize(&key.kind, t, l)),
     };
-    let unified = if change == Change::Unchanged {
-        String::new()
+    let (lines, images) = if change == Change::Unchanged {
+        (Vec::new(), Vec::new())
     } else {
-        unified(l.as_ref(), t.as_ref())
+        (
+            diff_lines(l.as_ref(), t.as_ref()),
+            new_images(&key.kind, t.as_ref(), l.as_ref()),
+        )
     };
     ResourceDiff {
         key,
         change,
         summary,
-        unified,
+        lines,
+        images,
     }
 }
 
@@ -189,14 +268,47 @@ pub fn to_yaml(v: &Value) -> String {
         .unwrap_or_else(|_| serde_json::to_string_pretty(v).unwrap_or_default() + "\n")
 }
 
-fn unified(live: Option<&Value>, target: Option<&Value>) -> String {
+/// The unified diff from live to target as classified lines, with a folded marker for
+/// each run of unchanged lines left out before, between and after the hunks.
+fn diff_lines(live: Option<&Value>, target: Option<&Value>) -> Vec<DiffLine> {
     let old = live.map(to_yaml).unwrap_or_default();
     let new = target.map(to_yaml).unwrap_or_default();
-    similar::TextDiff::from_lines(&old, &new)
-        .unified_diff()
-        .context_radius(CONTEXT_LINES)
-        .header("live", "target")
-        .to_string()
+    let total = old.split_inclusive('\n').count();
+    let diff = similar::TextDiff::from_lines(&old, &new);
+    let fold = |n: usize, out: &mut Vec<DiffLine>| {
+        if n > 0 {
+            let s = if n == 1 { "" } else { "s" };
+            out.push(DiffLine::new(
+                LineKind::Folded,
+                format!("⋯ {n} unchanged line{s}"),
+            ));
+        }
+    };
+    let mut out = Vec::new();
+    let mut seen = 0usize;
+    let mut unified = diff.unified_diff();
+    unified.context_radius(CONTEXT_LINES);
+    for hunk in unified.iter_hunks() {
+        let start = hunk.ops().first().map_or(seen, |op| op.old_range().start);
+        let end = hunk.ops().last().map_or(seen, |op| op.old_range().end);
+        fold(start.saturating_sub(seen), &mut out);
+        out.push(DiffLine::new(LineKind::Hunk, hunk.header().to_string()));
+        for c in hunk.iter_changes() {
+            let kind = match c.tag() {
+                similar::ChangeTag::Equal => LineKind::Context,
+                similar::ChangeTag::Insert => LineKind::Added,
+                similar::ChangeTag::Delete => LineKind::Removed,
+            };
+            let text = c.value();
+            let text = text.strip_suffix('\n').unwrap_or(text);
+            out.push(DiffLine::new(kind, text.strip_suffix('\r').unwrap_or(text)));
+        }
+        seen = end;
+    }
+    if !out.is_empty() {
+        fold(total.saturating_sub(seen), &mut out);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -304,5 +416,80 @@ mod tests {
             d.summary_lines(),
             ["Secret/shop/s: Secret key password changed"]
         );
+    }
+
+    #[test]
+    fn lines_are_structured_and_unified_text_is_what_diff_u_prints() {
+        let mut long = deployment("api:sha-1");
+        for i in 0..12 {
+            long["metadata"]["labels"][format!("l{i:02}")] = json!("x");
+        }
+        let mut new = long.clone();
+        new["spec"]["template"]["spec"]["containers"][0]["image"] = json!("api:sha-2");
+        let key = ResourceKey {
+            group: "apps".into(),
+            kind: "Deployment".into(),
+            namespace: "shop".into(),
+            name: "api".into(),
+        };
+        let d = diff_resource(key, Some(&new), Some(&long), &[]);
+        assert_eq!(d.change, Change::Modify);
+        assert_eq!(d.meaning(), "image api: sha-1 -> sha-2");
+        let kinds: Vec<LineKind> = d.lines.iter().map(|l| l.kind).collect();
+        assert_eq!(kinds.first(), Some(&LineKind::Folded), "{:?}", d.lines);
+        assert_eq!(kinds.iter().filter(|k| **k == LineKind::Hunk).count(), 1);
+        let removed: Vec<&str> = d
+            .lines
+            .iter()
+            .filter(|l| l.kind == LineKind::Removed)
+            .map(|l| l.text.trim())
+            .collect();
+        let added: Vec<&str> = d
+            .lines
+            .iter()
+            .filter(|l| l.kind == LineKind::Added)
+            .map(|l| l.text.trim())
+            .collect();
+        assert_eq!(removed, ["- image: api:sha-1"]);
+        assert_eq!(d.images, ["api:sha-2"]);
+        assert_eq!(added, ["- image: api:sha-2"]);
+        // The text form is byte for byte what `similar` prints as `diff -u`, so the digest
+        // names the same text an operator would get from `shipdeck diff`.
+        let (old_text, new_text) = (to_yaml(&long), to_yaml(&new));
+        let expected = similar::TextDiff::from_lines(&old_text, &new_text)
+            .unified_diff()
+            .context_radius(CONTEXT_LINES)
+            .header("live", "target")
+            .to_string();
+        assert_eq!(d.unified(), expected);
+    }
+
+    #[test]
+    fn meanings_follow_the_change_not_its_words() {
+        let cm = json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","namespace":"shop"},"data":{"a":"1"}});
+        let d = diff_app(
+            &[
+                res("ConfigMap", "new", Some(cm.clone()), None),
+                res("ConfigMap", "old", None, Some(live(cm.clone()))),
+                res("ConfigMap", "same", Some(cm.clone()), Some(live(cm))),
+            ],
+            &[],
+        );
+        let m: Vec<(Change, String)> = d
+            .changed_first()
+            .into_iter()
+            .map(|r| (r.change, r.meaning()))
+            .collect();
+        assert_eq!(
+            m,
+            [
+                (Change::Create, "will be created".to_string()),
+                (Change::Prune, "will be pruned".to_string()),
+                (Change::Unchanged, "no difference".to_string()),
+            ]
+        );
+        let created = &d.resources[0];
+        assert!(created.lines.iter().all(|l| l.kind != LineKind::Removed));
+        assert!(created.lines.iter().any(|l| l.kind == LineKind::Added));
     }
 }

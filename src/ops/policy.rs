@@ -498,3 +498,96 @@ mod tests {
         assert!(matches!(check(&i), Err(Refusal::NeedsConfirmation { .. })));
     }
 }
+
+/// Everything that stands in the way of a mutation apart from the approval itself (which a
+/// screen asks for separately), in the order [`check`] refuses. Found by asking [`check`]
+/// again with each obstacle it names set aside, so a screen lists exactly what the headless
+/// `sync`/`rollback` would refuse and never decides anything of its own. Empty when only an
+/// approval (or nothing) is missing.
+pub fn obstacles(input: &GuardInput<'_>) -> Vec<Refusal> {
+    let mut out = Vec::new();
+    let mut facts = input.clone();
+    let mut idle_app: Option<Application> = None;
+    // One round per kind of obstacle at most; the bound only guards against a loop.
+    for _ in 0..8 {
+        let app = idle_app.as_ref().unwrap_or(input.app);
+        let refusal = match check(&GuardInput {
+            app,
+            ..facts.clone()
+        }) {
+            Ok(_) => break,
+            Err(r) => r,
+        };
+        match &refusal {
+            Refusal::ReadOnly { .. } => facts.read_only = false,
+            Refusal::PermissionDenied { .. } => facts.permitted = Some(true),
+            Refusal::OperationRunning { .. } => {
+                let mut a = app.clone();
+                a.operation = None;
+                a.status.operation_state = None;
+                idle_app = Some(a);
+            }
+            Refusal::SyncWindow { .. } => facts.windows = None,
+            Refusal::AutoSyncOn { .. } => facts.disable_auto_sync = true,
+            // What is left is about the approval (or how many approvers): not an obstacle
+            // the approval screen can show before the operator gives one.
+            _ => break,
+        }
+        out.push(refusal);
+    }
+    out
+}
+
+#[cfg(test)]
+mod obstacles_tests {
+    use super::*;
+    use crate::model::Operation;
+
+    #[test]
+    fn obstacles_lists_every_refusal_but_the_approval_in_check_order() {
+        let mut a = Application::default();
+        a.metadata.name = "shop-prod".into();
+        a.operation = Some(Operation::default());
+        let p = EnvPolicy::default_for("prod");
+        let w = SyncWindowsState::default();
+        let i = GuardInput {
+            mutation: Mutation::Sync,
+            app: &a,
+            environment: "prod",
+            policy: &p,
+            read_only: true,
+            permitted: Some(false),
+            windows: Some(&w),
+            approval: None,
+            disable_auto_sync: false,
+            prune: false,
+        };
+        let o = obstacles(&i);
+        assert!(
+            matches!(
+                &o[..],
+                [
+                    Refusal::ReadOnly { .. },
+                    Refusal::PermissionDenied { .. },
+                    Refusal::OperationRunning { .. },
+                    Refusal::SyncWindow { .. },
+                ]
+            ),
+            "{o:?}"
+        );
+        // The first obstacle is what check itself refuses with.
+        assert_eq!(check(&i).err().as_ref(), o.first());
+        // Nothing in the way but the missing approval: no obstacle.
+        let mut idle = a.clone();
+        idle.operation = None;
+        let clear = GuardInput {
+            app: &idle,
+            read_only: false,
+            permitted: Some(true),
+            windows: None,
+            ..i.clone()
+        };
+        assert!(obstacles(&clear).is_empty());
+        assert!(matches!(check(&clear), Err(Refusal::NeedsApproval { .. })));
+    }
+}

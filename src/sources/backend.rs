@@ -34,6 +34,9 @@ pub struct ConnectOptions {
     /// `--auth-token` if the CLI has one; else the chain (env, keyring, argocd CLI).
     pub token: Option<Secret>,
     pub insecure: bool,
+    /// The Git mirrors every backend renders and reads commits with; the front end's own
+    /// set, so two sets never fetch into one directory at once. None: a set in the cache dir.
+    pub git: Option<Arc<GitMirrors>>,
 }
 
 impl Backend {
@@ -143,13 +146,16 @@ impl Backend {
         config: &Config,
     ) -> Result<Vec<Backend>, SourceError> {
         let argocd_config = crate::secrets::argocd_config_path();
-        let git = Arc::new({
-            let mut m = GitMirrors::new(
-                GitMirrors::default_root().map_err(|e| SourceError::Config(e.to_string()))?,
-            );
-            m.min_fetch_interval = Duration::from_secs(config.poll.git_fetch_min_seconds);
-            m
-        });
+        let git = match &opts.git {
+            Some(g) => g.clone(),
+            None => Arc::new({
+                let mut m = GitMirrors::new(
+                    GitMirrors::default_root().map_err(|e| SourceError::Config(e.to_string()))?,
+                );
+                m.min_fetch_interval = Duration::from_secs(config.poll.git_fetch_min_seconds);
+                m
+            }),
+        };
         if let Some(server) = opts
             .argocd_server
             .as_ref()
@@ -162,7 +168,7 @@ impl Backend {
                 opts.insecure,
                 config.clone(),
             );
-            return Ok(vec![b.await?]);
+            return Ok(vec![with_git(b.await?, &git)]);
         }
         if opts.core || !opts.contexts.is_empty() {
             if opts.contexts.is_empty() {
@@ -184,7 +190,7 @@ impl Backend {
                     opts.insecure,
                     config.clone(),
                 );
-                out.push(b.await?);
+                out.push(with_git(b.await?, &git));
             }
             for c in &config.contexts {
                 out.push(Backend::core(Some(&c.name), config, git.clone()).await?);
@@ -206,10 +212,19 @@ impl Backend {
                 opts.insecure || cur.insecure,
                 config.clone(),
             );
-            return Ok(vec![b.await?]);
+            return Ok(vec![with_git(b.await?, &git)]);
         }
         Ok(vec![Backend::core(None, config, git).await?])
     }
+}
+
+/// API-mode clients render Git themselves only for a rollback's diff; give them the same
+/// mirrors core mode uses.
+fn with_git(b: Backend, git: &Arc<GitMirrors>) -> Backend {
+    if let Backend::Api(a) = &b {
+        a.set_git(git.clone());
+    }
+    b
 }
 
 macro_rules! dispatch {
@@ -247,6 +262,13 @@ impl ArgoSource for Backend {
         app: &Application,
     ) -> Result<Vec<ManagedResource>, SourceError> {
         dispatch!(self, b => b.managed_resources(app).await)
+    }
+
+    async fn managed_resources_as_specified(
+        &self,
+        app: &Application,
+    ) -> Result<Vec<ManagedResource>, SourceError> {
+        dispatch!(self, b => b.managed_resources_as_specified(app).await)
     }
 
     async fn workloads(&self, app: &Application) -> Result<Vec<WorkloadRollout>, SourceError> {

@@ -30,17 +30,7 @@ pub enum GitError {
     NoCacheDir,
 }
 
-/// One commit, as `git log` prints it. Text fields are raw: sanitize before drawing.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Commit {
-    pub sha: String,
-    pub author: String,
-    pub email: String,
-    /// Author time, ISO 8601.
-    pub time: String,
-    pub subject: String,
-    pub body: String,
-}
+pub use crate::model::Commit;
 
 /// Bare mirrors of every repository shipdeck reads, by URL.
 #[derive(Debug)]

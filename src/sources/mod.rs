@@ -155,6 +155,23 @@ pub trait ArgoSource: Send + Sync {
         app: &Application,
     ) -> impl Future<Output = Result<Vec<ManagedResource>, SourceError>> + Send;
 
+    /// Like [`ArgoSource::managed_resources`], but with the desired state rendered from Git
+    /// exactly as `app.spec` names it (source and revision), not as the server compares it:
+    /// what a rollback to an earlier deployment would apply. A source that can only give
+    /// the server's own comparison refuses (never answers with that comparison instead).
+    fn managed_resources_as_specified(
+        &self,
+        app: &Application,
+    ) -> impl Future<Output = Result<Vec<ManagedResource>, SourceError>> + Send {
+        let _ = app;
+        async {
+            Err(SourceError::Refused(
+                "this source cannot render Git at an earlier revision, so the diff of a rollback is not available"
+                    .into(),
+            ))
+        }
+    }
+
     /// Deployments of the app with their ReplicaSets and pods, once.
     fn workloads(
         &self,

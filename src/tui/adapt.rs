@@ -1,11 +1,9 @@
-//! Narrow adapters between the console and the rooms it depends on: the approval policy by
-//! environment, turning managed resources into per-resource diffs with one-line summaries,
-//! and a [`Provider`] over any [`ArgoSource`]. Each piece is small on purpose so it can be
-//! swapped for the `ops` engine (policy, diff, guarded actions) without touching screens.
+//! A [`Provider`] over any [`ArgoSource`]: each request a screen makes goes to the source,
+//! the Git mirrors, CI or the `ops` actions, and the answer comes back in the types those
+//! rooms define (the ops diff engine's `AppDiff`, the model's `Commit`, the ops
+//! `Approval`); nothing is translated or re-parsed on the way.
 
-use super::request::{
-    Commit, DiffLine, LineKind, Payload, Provider, Request, ResourceDiff, Response, Ticket,
-};
+use super::request::{Commit, Payload, Provider, Request, Response, Ticket};
 use crate::model::Application;
 use crate::ops::actions::{ActionOutcome, Ops, RollbackOptions, SyncOptions};
 use crate::sources::ArgoSource;
@@ -13,34 +11,6 @@ use crate::sources::git::GitMirrors;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
-
-/// The ops diff engine's answer in the shape screens draw: one entry per resource, changed
-/// ones first, with the unified diff split into classified lines.
-pub fn from_app_diff(d: &crate::ops::diff::AppDiff) -> Vec<ResourceDiff> {
-    use crate::ops::diff::Change;
-    let mut v: Vec<ResourceDiff> = d
-        .resources
-        .iter()
-        .map(|r| {
-            let summary = match r.change {
-                Change::Create => format!("{} {} will be created", r.key.kind, r.key.name),
-                Change::Prune => format!("{} {} will be pruned", r.key.kind, r.key.name),
-                Change::Unchanged => "no difference".into(),
-                Change::Modify if r.summary.is_empty() => "changed".into(),
-                Change::Modify => r.summary.join("; "),
-            };
-            ResourceDiff {
-                kind: crate::model::text::sanitize(&r.key.kind).into_owned(),
-                namespace: crate::model::text::sanitize(&r.key.namespace).into_owned(),
-                name: crate::model::text::sanitize(&r.key.name).into_owned(),
-                summary: crate::model::text::sanitize(&summary).into_owned(),
-                lines: parse_unified(&r.unified),
-            }
-        })
-        .collect();
-    v.sort_by_key(|d| !d.changed());
-    v
-}
 
 /// A provider over one or more Argo CD sources of the same kind, keyed by instance.
 pub struct ArgoProvider<A: ArgoSource + 'static> {
@@ -74,33 +44,6 @@ impl<A: ArgoSource + 'static> ArgoProvider<A> {
     }
 }
 
-/// Classify the lines of `git diff` output.
-pub fn parse_unified(text: &str) -> Vec<DiffLine> {
-    text.lines()
-        .filter(|l| {
-            !(l.starts_with("diff --git")
-                || l.starts_with("index ")
-                || l.starts_with("--- ")
-                || l.starts_with("+++ "))
-        })
-        .map(|l| {
-            let (kind, rest) = if let Some(r) = l.strip_prefix('+') {
-                (LineKind::Added, r)
-            } else if let Some(r) = l.strip_prefix('-') {
-                (LineKind::Removed, r)
-            } else if l.starts_with("@@") {
-                (LineKind::Hunk, l)
-            } else {
-                (LineKind::Context, l.strip_prefix(' ').unwrap_or(l))
-            };
-            DiffLine {
-                kind,
-                text: crate::model::text::sanitize(rest).into_owned(),
-            }
-        })
-        .collect()
-}
-
 async fn git_commits(
     git: Option<Arc<GitMirrors>>,
     app: &Application,
@@ -116,84 +59,10 @@ async fn git_commits(
         .mirror(&src.repo_url, false)
         .await
         .map_err(|e| e.to_string())?;
-    let commits = mirror
+    mirror
         .commits_between(from, to, src.path.as_deref())
         .await
-        .map_err(|e| e.to_string())?;
-    Ok(commits
-        .into_iter()
-        .map(|c| Commit {
-            sha: c.sha,
-            author: c.author,
-            when: c.time,
-            subject: c.subject,
-        })
-        .collect())
-}
-
-async fn git_history_diff(
-    git: Option<Arc<GitMirrors>>,
-    app: &Application,
-    id: i64,
-) -> Result<Vec<ResourceDiff>, String> {
-    let git = git.ok_or_else(|| "Git is not available (no mirror directory)".to_string())?;
-    let entry = app
-        .status
-        .history
-        .iter()
-        .find(|h| h.id == id)
-        .ok_or_else(|| format!("no deployment with id {id}"))?;
-    let to = entry
-        .revision
-        .clone()
-        .or_else(|| entry.revisions.first().cloned())
-        .ok_or_else(|| format!("deployment {id} has no revision"))?;
-    let from = crate::ops::estate::deployed_revision(app)
-        .ok_or_else(|| "nothing deployed to compare with".to_string())?;
-    let src = entry
-        .source
-        .as_ref()
-        .or(app.spec.primary_source())
-        .ok_or_else(|| "the application has no source".to_string())?;
-    let path = src.path.clone().unwrap_or_default();
-    let mirror = git
-        .mirror(&src.repo_url, false)
-        .await
-        .map_err(|e| e.to_string())?;
-    let text = mirror
-        .diff(from.as_str(), &to, &path)
-        .await
-        .map_err(|e| e.to_string())?;
-    let lines = parse_unified(&text);
-    let changed = lines
-        .iter()
-        .filter(|l| matches!(l.kind, LineKind::Added | LineKind::Removed))
-        .count();
-    Ok(vec![ResourceDiff {
-        kind: "Manifests".into(),
-        namespace: String::new(),
-        name: crate::model::text::sanitize(&path).into_owned(),
-        summary: if changed == 0 {
-            "no difference".into()
-        } else {
-            format!(
-                "{changed} lines change going back from {} to {}",
-                from.short(),
-                crate::model::Revision(to.clone()).short()
-            )
-        },
-        lines,
-    }])
-}
-
-/// The console's approval as ops takes it: the name the operator typed is the app's name
-/// (the approval screen refuses anything else).
-fn ops_approval(a: super::request::Approval, app: &Application) -> crate::ops::approval::Approval {
-    crate::ops::approval::Approval {
-        named_app: app.metadata.name.clone(),
-        reason: a.reason,
-        operator: a.approved_by,
-    }
+        .map_err(|e| e.to_string())
 }
 
 fn outcome_words(what: &str, app: &Application, o: &ActionOutcome) -> String {
@@ -266,7 +135,7 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
             let r = match req {
                 Request::Diff { .. } => crate::ops::actions::diff_of(&*source, &app)
                     .await
-                    .map(|d| Payload::Diff(from_app_diff(&d)))
+                    .map(Payload::Diff)
                     .map_err(|e| e.to_string()),
                 Request::Workloads { .. } => source
                     .workloads(&app)
@@ -337,11 +206,14 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
                     .map(Payload::Commits),
                 Request::CiRuns { sha, .. } => super::ci::runs_for_sha(ci, &sha).await,
                 Request::DiffToHistory { id, .. } => {
-                    git_history_diff(git, &app, id).await.map(Payload::Diff)
+                    crate::ops::actions::rollback_diff_of(&*source, &app, Some(id))
+                        .await
+                        .map(Payload::Diff)
+                        .map_err(|e| e.to_string())
                 }
                 Request::Sync { approval, .. } => {
                     let opts = SyncOptions {
-                        approval: approval.map(|a| ops_approval(a, &app)),
+                        approval,
                         ..Default::default()
                     };
                     crate::ops::actions::sync(&*source, &ops, &app.metadata.name, opts)
@@ -361,7 +233,7 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
                     let opts = RollbackOptions {
                         id: Some(id),
                         disable_auto_sync,
-                        approval: approval.map(|a| ops_approval(a, &app)),
+                        approval,
                         ..Default::default()
                     };
                     crate::ops::actions::rollback(&*source, &ops, &app.metadata.name, opts)
@@ -389,27 +261,5 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
             send(&tx, r).await;
         });
         Some(task.abort_handle())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unified_lines_are_classified_and_headers_dropped() {
-        let text = "diff --git a/x b/x\nindex 1..2\n--- a/x\n+++ b/x\n@@ -1,2 +1,2 @@\n kind: A\n-image: a:1\n+image: a:2\n";
-        let l = parse_unified(text);
-        let kinds: Vec<LineKind> = l.iter().map(|l| l.kind).collect();
-        assert_eq!(
-            kinds,
-            [
-                LineKind::Hunk,
-                LineKind::Context,
-                LineKind::Removed,
-                LineKind::Added
-            ]
-        );
-        assert_eq!(l[3].text, "image: a:2");
     }
 }

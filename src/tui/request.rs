@@ -12,14 +12,10 @@ use tokio::sync::mpsc;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Ticket(pub u64);
 
-/// An operator's approval of a change to a gated environment.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Approval {
-    pub approved_by: String,
-    pub reason: Option<String>,
-    /// Digest of the diff the operator saw, for the audit record.
-    pub diff_digest: Option<String>,
-}
+/// The one definition of each, used here as requests and answers carry them.
+pub use crate::model::Commit;
+pub use crate::ops::approval::Approval;
+pub use crate::ops::diff::AppDiff;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
@@ -27,7 +23,8 @@ pub enum Request {
     Diff {
         app: AppId,
     },
-    /// Diff between what runs now and an earlier deployment (history id).
+    /// What a rollback to an earlier deployment (history id) would change: live against
+    /// the manifests at that deployment's revision, computed as for a sync.
     DiffToHistory {
         app: AppId,
         id: i64,
@@ -143,58 +140,13 @@ impl Request {
     }
 }
 
-/// A Git commit as the approval screen shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Commit {
-    pub sha: String,
-    pub author: String,
-    pub when: String,
-    pub subject: String,
-}
-
-/// A diff line, already classified for colouring.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LineKind {
-    Context,
-    Added,
-    Removed,
-    /// A run of unchanged lines folded away; the text says how many.
-    Folded,
-    Hunk,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DiffLine {
-    pub kind: LineKind,
-    pub text: String,
-}
-
-/// One resource's difference between desired and live.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResourceDiff {
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
-    /// One-line meaning ("image api sha-1 -> sha-2", "replicas 2 -> 3").
-    pub summary: String,
-    pub lines: Vec<DiffLine>,
-}
-
-impl ResourceDiff {
-    pub fn changed(&self) -> bool {
-        self.lines
-            .iter()
-            .any(|l| matches!(l.kind, LineKind::Added | LineKind::Removed))
-    }
-}
-
 /// The one shape of a triggerable pipeline and its inputs (ops owns it; both front ends
 /// use it).
 pub use crate::ops::actions::{Pipeline, PipelineInput};
 
 #[derive(Debug, Clone)]
 pub enum Payload {
-    Diff(Vec<ResourceDiff>),
+    Diff(AppDiff),
     Workloads(Vec<WorkloadRollout>),
     Events(Vec<AppEvent>),
     Commits(Vec<Commit>),

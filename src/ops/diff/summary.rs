@@ -248,6 +248,33 @@ fn leaf_differences(t: &Value, l: &Value, path: &mut String, out: &mut Vec<Strin
     }
 }
 
+/// The images a change starts running: the target image of every container (init ones
+/// included) whose image differs from live's, or every target image when nothing is live.
+pub fn new_images(kind: &str, target: Option<&Value>, live: Option<&Value>) -> Vec<String> {
+    let (Some(base), Some(target)) = (pod_spec_path(kind), target) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for list in ["initContainers", "containers"] {
+        let path = format!("{base}/{list}");
+        let l = named_items(live.and_then(|l| l.pointer(&path)));
+        for (name, tc) in named_items(target.pointer(&path)) {
+            let Some(ti) = tc.get("image").and_then(Value::as_str) else {
+                continue;
+            };
+            let li = l
+                .iter()
+                .find(|(n, _)| *n == name)
+                .and_then(|(_, c)| c.get("image"))
+                .and_then(Value::as_str);
+            if li != Some(ti) && !out.iter().any(|o| o == ti) {
+                out.push(ti.to_string());
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,5 +347,22 @@ mod tests {
         assert_eq!(image_change("a/x:1", "a/x:2"), "1 -> 2");
         assert_eq!(image_change("a/x:1", "b/x:1"), "a/x:1 -> b/x:1");
         assert_eq!(image_change("reg:5000/x", "reg:5000/x:v2"), "latest -> v2");
+    }
+
+    #[test]
+    fn new_images_are_the_target_images_that_change() {
+        let pod = |a: &str, b: &str| {
+            json!({"spec":{"template":{"spec":{
+                "initContainers":[{"name":"init","image":"init:1"}],
+                "containers":[{"name":"a","image":a},{"name":"b","image":b}]}}}})
+        };
+        let (t, l) = (pod("a:2", "b:1"), pod("a:1", "b:1"));
+        assert_eq!(new_images("Deployment", Some(&t), Some(&l)), ["a:2"]);
+        assert_eq!(
+            new_images("Deployment", Some(&t), None),
+            ["init:1", "a:2", "b:1"]
+        );
+        assert!(new_images("ConfigMap", Some(&t), None).is_empty());
+        assert!(new_images("Deployment", None, Some(&l)).is_empty());
     }
 }

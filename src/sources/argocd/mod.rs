@@ -61,6 +61,9 @@ pub(crate) struct Inner {
     timeout: Duration,
     workload_poll: Duration,
     read_only: bool,
+    /// Git mirrors for rendering manifests at a revision the server does not compare (a
+    /// rollback's target); set once when connecting, absent in bare clients.
+    git: std::sync::OnceLock<Arc<crate::sources::git::GitMirrors>>,
 }
 
 impl std::fmt::Debug for ArgoApi {
@@ -184,6 +187,7 @@ impl ArgoApi {
                 timeout,
                 workload_poll: opts.workload_poll.unwrap_or(Duration::from_secs(2)),
                 read_only: opts.read_only,
+                git: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -194,6 +198,12 @@ impl ArgoApi {
 
     pub fn read_only(&self) -> bool {
         self.inner.read_only
+    }
+
+    /// Give this client Git mirrors, so it can render the manifests of a revision the
+    /// server does not compare (the diff of a rollback). The first call wins.
+    pub fn set_git(&self, git: Arc<crate::sources::git::GitMirrors>) {
+        let _ = self.inner.git.set(git);
     }
 
     /// Log in with a username and password (`POST /api/v1/session`); returns the token.
@@ -730,6 +740,23 @@ impl ArgoSource for ArgoApi {
                 }
             })
             .collect())
+    }
+
+    /// Live from the server's comparison, desired rendered from Git as the spec names it
+    /// (the server only compares against its own target revision).
+    async fn managed_resources_as_specified(
+        &self,
+        app: &Application,
+    ) -> Result<Vec<ManagedResource>, SourceError> {
+        let git = self.inner.git.get().cloned().ok_or_else(|| {
+            SourceError::Refused(
+                "no Git mirror for this Argo CD server, so the diff of a rollback (Git at another revision) is not available"
+                    .into(),
+            )
+        })?;
+        let live = self.managed_resources(app).await?;
+        let desired = crate::sources::kube::render_desired(&git, app).await?;
+        Ok(crate::sources::kube::pair_with_live(app, desired, live))
     }
 
     async fn workloads(&self, app: &Application) -> Result<Vec<WorkloadRollout>, SourceError> {

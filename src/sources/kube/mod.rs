@@ -8,6 +8,7 @@
 mod apps;
 pub mod kubeconfig;
 mod render;
+pub(crate) use render::{desired as render_desired, pair_with_live};
 mod workloads;
 
 pub use apps::{
@@ -266,6 +267,14 @@ impl ArgoSource for CoreArgo {
     }
 
     async fn managed_resources(
+        &self,
+        app: &Application,
+    ) -> Result<Vec<ManagedResource>, SourceError> {
+        render::managed_resources(&self.inner, app).await
+    }
+
+    /// Core mode renders Git as the spec names it for every diff, so this is the same.
+    async fn managed_resources_as_specified(
         &self,
         app: &Application,
     ) -> Result<Vec<ManagedResource>, SourceError> {

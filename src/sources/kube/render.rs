@@ -5,6 +5,7 @@
 
 use super::{Inner, read};
 use crate::model::Application;
+use crate::sources::git::GitMirrors;
 use crate::sources::{ManagedResource, SourceError};
 use kube::api::{Api, DynamicObject};
 use kube::core::GroupVersionKind;
@@ -42,7 +43,13 @@ pub fn parse_manifests(text: &str, file: &str) -> Result<Vec<Value>, SourceError
     Ok(out)
 }
 
-async fn desired(inner: &Inner, app: &Application) -> Result<Vec<Value>, SourceError> {
+/// The app's desired manifests, rendered from Git at the revision its spec names. Core
+/// mode uses it for every diff; API mode for what the server cannot compare (a rollback's
+/// target revision).
+pub(crate) async fn desired(
+    git: &GitMirrors,
+    app: &Application,
+) -> Result<Vec<Value>, SourceError> {
     let source = app
         .spec
         .primary_source()
@@ -56,8 +63,7 @@ async fn desired(inner: &Inner, app: &Application) -> Result<Vec<Value>, SourceE
         server: source.repo_url.clone(),
         detail: e.to_string(),
     };
-    let mirror = inner
-        .git
+    let mirror = git
         .mirror(&source.repo_url, false)
         .await
         .map_err(unreachable)?;
@@ -68,8 +74,7 @@ async fn desired(inner: &Inner, app: &Application) -> Result<Vec<Value>, SourceE
         Ok(f) => f,
         // The branch may be new: fetch now and try once more.
         Err(crate::sources::git::GitError::UnknownRevision { .. }) => {
-            let mirror = inner
-                .git
+            let mirror = git
                 .mirror(&source.repo_url, true)
                 .await
                 .map_err(unreachable)?;
@@ -151,7 +156,7 @@ pub(super) async fn managed_resources(
     inner: &Inner,
     app: &Application,
 ) -> Result<Vec<ManagedResource>, SourceError> {
-    let objects = desired(inner, app).await?;
+    let objects = desired(&inner.git, app).await?;
     let (ctx, client) = inner.dest_client(app).await?;
     let dest_ns = app.spec.destination.namespace.clone().unwrap_or_default();
     let mut kinds: HashMap<(String, String, String), Option<(kube::core::ApiResource, bool)>> =
@@ -270,6 +275,74 @@ pub(super) async fn managed_resources(
     Ok(out)
 }
 
+/// Pair desired objects (rendered from Git) with the live side of resources a server
+/// already compared: each desired object takes the live state of the resource with the
+/// same group, kind, namespace and name (an object without a namespace takes the live
+/// resource's, else the app's destination namespace); live resources no desired object
+/// names are left with no target (a sync with prune deletes them).
+pub(crate) fn pair_with_live(
+    app: &Application,
+    desired: Vec<Value>,
+    live: Vec<ManagedResource>,
+) -> Vec<ManagedResource> {
+    let dest_ns = app.spec.destination.namespace.clone().unwrap_or_default();
+    let mut live: Vec<Option<ManagedResource>> = live.into_iter().map(Some).collect();
+    let mut out = Vec::new();
+    for mut obj in desired {
+        if obj
+            .pointer("/metadata/annotations/argocd.argoproj.io~1hook")
+            .is_some()
+        {
+            continue;
+        }
+        let (group, version) =
+            split_api_version(obj.get("apiVersion").and_then(Value::as_str).unwrap_or(""));
+        let text = |p: &str| {
+            obj.pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let kind = text("/kind");
+        let name = text("/metadata/name");
+        let given_ns = text("/metadata/namespace");
+        let slot = live.iter_mut().find(|m| {
+            m.as_ref().is_some_and(|m| {
+                m.group == group
+                    && m.kind == kind
+                    && m.name == name
+                    && (m.namespace == given_ns || given_ns.is_empty())
+            })
+        });
+        let found = slot.and_then(Option::take);
+        let namespace = match (&found, given_ns.is_empty()) {
+            (_, false) => given_ns,
+            (Some(m), true) => m.namespace.clone(),
+            (None, true) => dest_ns.clone(),
+        };
+        if !namespace.is_empty()
+            && let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            meta.insert("namespace".into(), Value::String(namespace.clone()));
+        }
+        out.push(ManagedResource {
+            group,
+            version,
+            kind,
+            namespace,
+            name,
+            target: Some(obj),
+            live: found.and_then(|m| m.live),
+        });
+    }
+    out.extend(
+        live.into_iter()
+            .flatten()
+            .map(|m| ManagedResource { target: None, ..m }),
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,5 +354,60 @@ mod tests {
         assert_eq!(objs.len(), 2);
         assert_eq!(objs[1]["kind"], "Service");
         assert!(parse_manifests("- 1\n- 2\n", "y.yaml").is_err());
+    }
+
+    #[test]
+    fn desired_objects_take_the_live_side_of_the_same_resource() {
+        use serde_json::json;
+        let mut app = Application::default();
+        app.spec.destination.namespace = Some("shop".into());
+        let live = |kind: &str, ns: &str, name: &str| ManagedResource {
+            group: String::new(),
+            version: "v1".into(),
+            kind: kind.into(),
+            namespace: ns.into(),
+            name: name.into(),
+            target: Some(json!({"server": "target"})),
+            live: Some(json!({"live": name})),
+        };
+        let desired = vec![
+            json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}}),
+            json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"new"}}),
+            json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"h",
+                "annotations":{"argocd.argoproj.io/hook":"PreSync"}}}),
+        ];
+        let out = pair_with_live(
+            &app,
+            desired,
+            vec![
+                live("ConfigMap", "shop", "a"),
+                live("ConfigMap", "shop", "gone"),
+            ],
+        );
+        let view: Vec<(&str, &str, bool, bool)> = out
+            .iter()
+            .map(|m| {
+                (
+                    m.name.as_str(),
+                    m.namespace.as_str(),
+                    m.target.is_some(),
+                    m.live.is_some(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            view,
+            [
+                ("a", "shop", true, true),
+                ("new", "shop", true, false),
+                ("gone", "shop", false, true),
+            ]
+        );
+        // The target is Git's object (namespace filled in), never the server's.
+        assert_eq!(
+            out[0].target.as_ref().unwrap()["metadata"]["namespace"],
+            "shop"
+        );
+        assert_eq!(out[0].live, Some(json!({"live": "a"})));
     }
 }

@@ -2,18 +2,20 @@
 //! (one line per resource; the full diff one key away), why (Git commits between the live
 //! and the target revision), whether it was proven (the CI run of the target commit, the
 //! same image healthy in the environment before), and what stands in the way (read-only,
-//! an operation running, a sync window, missing permission). The operator confirms by
-//! typing the application's name, may give a reason, and then follows the operation and
-//! the rollout to the end on the same screen. Nothing is sent while anything blocks.
+//! an operation running, a sync window, missing permission: asked of `ops::policy`, the
+//! guard the headless `sync`/`rollback` refuse with). The operator confirms by typing the
+//! application's name, may give a reason, and then follows the operation and the rollout
+//! to the end on the same screen. Nothing is sent while anything blocks. The diff shown is
+//! the ops engine's, whose digest the approval record carries.
 
 use super::rollout::{WorkloadWatch, workload_lines};
-use crate::model::{AppId, BuildRun, BuildState, HealthStatus, OperationPhase, SyncStatus};
+use crate::model::{AppId, BuildRun, BuildState, HealthStatus, OperationPhase};
+use crate::ops::diff::{AppDiff, ResourceDiff};
 use crate::ops::estate::{compared_revision, deployed_revision};
+use crate::ops::policy::{self, GuardInput, Mutation, Refusal};
 use crate::sources::SyncWindowsState;
 use crate::tui::keymap::Intent;
-use crate::tui::request::{
-    Approval, Commit, LineKind, Payload, Request, ResourceDiff, Response, Ticket,
-};
+use crate::tui::request::{Approval, Commit, Payload, Request, Response, Ticket};
 use crate::tui::theme::Role;
 use crate::tui::view::{Ctx, Level, Loadable, Outbox, View};
 use crate::tui::widgets::{self, clean, fit};
@@ -23,7 +25,6 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui_textarea::TextArea;
-use sha2::Digest;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
@@ -56,7 +57,7 @@ enum Field {
 pub struct ApproveView {
     id: AppId,
     change: Change,
-    diffs: Loadable<Vec<ResourceDiff>>,
+    diffs: Loadable<AppDiff>,
     commits: Loadable<Vec<Commit>>,
     ci: Loadable<Vec<BuildRun>>,
     permission: Loadable<bool>,
@@ -73,6 +74,26 @@ fn input(placeholder: &str) -> TextArea<'static> {
     t.set_placeholder_text(placeholder);
     t.set_cursor_line_style(ratatui::style::Style::default());
     t
+}
+
+/// Words of `text` in lines of at most `width` characters (a longer word stands alone).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let fits = line.chars().count() + 1 + word.chars().count() <= width;
+        if !line.is_empty() && !fits {
+            out.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        out.push(line);
+    }
+    out
 }
 
 impl ApproveView {
@@ -108,7 +129,7 @@ impl ApproveView {
     /// Fill the review with answers directly (render tests).
     pub fn with_review(
         mut self,
-        diffs: Vec<ResourceDiff>,
+        diffs: AppDiff,
         commits: Vec<Commit>,
         ci: Vec<BuildRun>,
         allowed: bool,
@@ -144,37 +165,49 @@ impl ApproveView {
         (live, target)
     }
 
-    /// Reasons nothing may be sent now, in words.
-    fn blockers(&self, ctx: &Ctx) -> Vec<String> {
-        let mut v = Vec::new();
-        if ctx.read_only {
-            v.push("read-only mode: every change is refused".into());
+    fn mutation(&self) -> Mutation {
+        match self.change {
+            Change::Sync => Mutation::Sync,
+            Change::Rollback(_) => Mutation::Rollback,
         }
+    }
+
+    /// Ask the guard the headless actions use: `Ok` with the obstacles apart from the
+    /// approval when `approval` is None, or the full decision on `approval`. The console
+    /// turns auto-sync off before a rollback itself (and says so), so that is asked too.
+    fn guard(&self, ctx: &Ctx, approval: Option<&Approval>) -> Result<Vec<Refusal>, String> {
         let Some(e) = ctx.app(&self.id) else {
-            v.push("the application is gone".into());
-            return v;
+            return Err("the application is gone".into());
         };
-        if e.app.operation_in_progress() && self.phase == Phase::Review {
-            v.push("an operation is already running on this app".into());
+        let policy = ctx.policies.for_env(&e.environment);
+        let input = GuardInput {
+            mutation: self.mutation(),
+            app: &e.app,
+            environment: &e.environment.name,
+            policy: &policy,
+            read_only: ctx.read_only,
+            permitted: self.permission.ready().copied(),
+            windows: self.windows.ready(),
+            approval,
+            disable_auto_sync: matches!(self.change, Change::Rollback(_)) && e.app.auto_sync(),
+            prune: false,
+        };
+        Ok(match approval {
+            None => policy::obstacles(&input),
+            Some(_) => policy::check(&input).err().into_iter().collect(),
+        })
+    }
+
+    /// What stands in the way now, in the guard's words.
+    fn blockers(&self, ctx: &Ctx) -> Vec<String> {
+        match self.guard(ctx, None) {
+            // Refusals name the app and the server's windows: external text.
+            Ok(refusals) => refusals
+                .iter()
+                .map(|r| clean(&r.to_string()).into_owned())
+                .collect(),
+            Err(gone) => vec![gone],
         }
-        if let Loadable::Ready(false) = self.permission {
-            v.push(format!(
-                "you may not {} this app (RBAC)",
-                self.action_word()
-            ));
-        }
-        if let Loadable::Ready(w) = &self.windows
-            && !w.can_sync
-        {
-            v.push("a sync window blocks manual syncs now".into());
-        }
-        if matches!(self.change, Change::Sync)
-            && e.app.status.sync.status == SyncStatus::Synced
-            && self.phase == Phase::Review
-        {
-            v.push("already Synced: nothing to approve".into());
-        }
-        v
     }
 
     fn action_word(&self) -> &'static str {
@@ -182,19 +215,6 @@ impl ApproveView {
             Change::Sync => "sync",
             Change::Rollback(_) => "roll back",
         }
-    }
-
-    fn digest(&self) -> Option<String> {
-        let diffs = self.diffs.ready()?;
-        let mut h = sha2::Sha256::new();
-        for d in diffs {
-            h.update(format!("{}/{}/{}\n", d.kind, d.namespace, d.name));
-            for l in &d.lines {
-                h.update(&l.text);
-                h.update("\n");
-            }
-        }
-        Some(format!("sha256:{:x}", h.finalize()))
     }
 
     fn confirm(&mut self, ctx: &Ctx, out: &mut Outbox) {
@@ -213,10 +233,25 @@ impl ApproveView {
         }
         let reason = self.reason.lines().join(" ");
         let approval = Approval {
-            approved_by: ctx.operator.to_string(),
+            named_app: typed.trim().to_string(),
             reason: Some(reason.trim().to_string()).filter(|r| !r.is_empty()),
-            diff_digest: self.digest(),
+            operator: ctx.operator.to_string(),
         };
+        // The whole decision, approval included (a reason the environment requires...),
+        // before anything is sent; ops decides again when it acts.
+        match self.guard(ctx, Some(&approval)) {
+            Ok(refusals) => {
+                if let Some(r) = refusals.first() {
+                    let r = clean(&r.to_string()).into_owned();
+                    out.flash(Level::Error, format!("cannot approve: {r}"));
+                    return;
+                }
+            }
+            Err(gone) => {
+                out.flash(Level::Error, format!("cannot approve: {gone}"));
+                return;
+            }
+        }
         let req = match self.change {
             Change::Sync => Request::Sync {
                 app: self.id.clone(),
@@ -291,8 +326,13 @@ impl ApproveView {
         };
         let mut left = Vec::new();
         let heading = |t: &str| Line::from(Span::styled(t.to_string(), theme.style(Role::Accent)));
+        let digest = self
+            .diffs
+            .ready()
+            .map(|d| format!("  diff {}", &d.digest()[..12]))
+            .unwrap_or_default();
         left.push(heading(&format!(
-            "What changes  ({} → {})",
+            "What changes  ({} → {}){digest}",
             short(&live),
             short(&target)
         )));
@@ -312,8 +352,7 @@ impl ApproveView {
         let max_diff = if compact { 4 } else { 12 };
         match &self.diffs {
             Loadable::Ready(d) => {
-                let changed: Vec<ResourceDiff> =
-                    d.iter().filter(|x| x.changed()).cloned().collect();
+                let changed: Vec<&ResourceDiff> = d.changed().collect();
                 if changed.is_empty() {
                     left.push(Line::from(widgets::muted(theme, "  no resource differs")));
                 }
@@ -398,12 +437,20 @@ impl ApproveView {
                 "  ✓ nothing: no window, no running operation, permitted",
             )));
         }
+        // The guard's whole message, what to do included, wrapped to the column.
+        let right_w = if compact { width } else { width * 2 / 3 };
         for b in &blockers {
-            right.push(Line::from(widgets::styled(
-                theme,
-                Role::Danger,
-                format!("  ✗ {b}"),
-            )));
+            for (i, l) in wrap(b, right_w.saturating_sub(5).max(20))
+                .into_iter()
+                .enumerate()
+            {
+                let mark = if i == 0 { "✗" } else { " " };
+                right.push(Line::from(widgets::styled(
+                    theme,
+                    Role::Danger,
+                    format!("  {mark} {l}"),
+                )));
+            }
         }
         match &self.permission {
             Loadable::Failed(e) => right.push(failed("permission check", e)),
@@ -438,16 +485,8 @@ impl ApproveView {
             .diffs
             .ready()
             .into_iter()
-            .flatten()
-            .flat_map(|d| d.lines.iter())
-            .filter(|l| l.kind == LineKind::Added)
-            .filter_map(|l| {
-                l.text
-                    .trim()
-                    .strip_prefix("image:")
-                    .or_else(|| l.text.trim().strip_prefix("- image:"))
-            })
-            .map(|s| s.trim().trim_matches('"').to_string())
+            .flat_map(AppDiff::changed)
+            .flat_map(|d| d.images.iter().cloned())
             .collect();
         let prev_images: Vec<String> = prev
             .app
@@ -598,7 +637,7 @@ impl View for ApproveView {
         };
         self.permission = Loadable::Loading(out.request(Request::Permission {
             app: app.clone(),
-            action: "sync".into(),
+            action: self.mutation().rbac_action().into(),
         }));
         self.windows = Loadable::Loading(out.request(Request::SyncWindows { app }));
     }

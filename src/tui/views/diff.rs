@@ -3,8 +3,9 @@
 //! move between resources, `n`/`N` between hunks; only the visible lines are drawn.
 
 use crate::model::AppId;
+use crate::ops::diff::{AppDiff, Change, DiffLine, LineKind, ResourceDiff};
 use crate::tui::keymap::Intent;
-use crate::tui::request::{DiffLine, LineKind, Payload, Request, ResourceDiff, Response, Ticket};
+use crate::tui::request::{Payload, Request, Response, Ticket};
 use crate::tui::theme::{Role, Theme};
 use crate::tui::view::{Ctx, Loadable, Outbox, View};
 use crate::tui::widgets::{self, clean, fit};
@@ -15,9 +16,9 @@ use ratatui::widgets::Paragraph;
 
 pub struct DiffView {
     id: AppId,
-    /// None: target vs live. Some(n): live vs history entry n.
+    /// None: target vs live. Some(n): live vs history entry n (what a rollback would do).
     history: Option<i64>,
-    diffs: Loadable<Vec<ResourceDiff>>,
+    diffs: Loadable<AppDiff>,
     resource: usize,
     scroll: usize,
 }
@@ -41,7 +42,7 @@ impl DiffView {
     }
 
     /// A view already holding its diffs (tests, the approval screen's "full diff").
-    pub fn ready(id: AppId, diffs: Vec<ResourceDiff>) -> Self {
+    pub fn ready(id: AppId, diffs: AppDiff) -> Self {
         DiffView {
             diffs: Loadable::Ready(diffs),
             ..DiffView::new(id)
@@ -61,8 +62,16 @@ impl DiffView {
         self.diffs = Loadable::Loading(out.request(req));
     }
 
+    /// The resources in list order: changed ones first.
+    fn list(&self) -> Vec<&ResourceDiff> {
+        self.diffs
+            .ready()
+            .map(AppDiff::changed_first)
+            .unwrap_or_default()
+    }
+
     fn current(&self) -> Option<&ResourceDiff> {
-        self.diffs.ready().and_then(|d| d.get(self.resource))
+        self.list().get(self.resource).copied()
     }
 
     fn jump_hunk(&mut self, forward: bool) {
@@ -85,7 +94,7 @@ impl DiffView {
     }
 
     fn move_resource(&mut self, delta: isize) {
-        let n = self.diffs.ready().map_or(0, Vec::len);
+        let n = self.diffs.ready().map_or(0, |d| d.resources.len());
         if n == 0 {
             return;
         }
@@ -94,10 +103,11 @@ impl DiffView {
     }
 }
 
-/// One line per resource: `~ Deployment/api  image api sha-1 -> sha-2`.
+/// One line per resource: `~ Deployment/api  image api sha-1 -> sha-2`; the mark follows
+/// the change the engine found (`+` create, `-` prune, `~` modify, `=` unchanged).
 pub fn summary_lines(
     theme: &Theme,
-    diffs: &[ResourceDiff],
+    diffs: &[&ResourceDiff],
     selected: Option<usize>,
     width: usize,
 ) -> Vec<Line<'static>> {
@@ -105,23 +115,20 @@ pub fn summary_lines(
         .iter()
         .enumerate()
         .map(|(i, d)| {
-            let (mark, role) = if !d.changed() {
-                ("=", Role::Muted)
-            } else if d.summary.ends_with("will be created") {
-                ("+", Role::DiffAdd)
-            } else if d.summary.ends_with("will be pruned") {
-                ("-", Role::DiffRemove)
-            } else {
-                ("~", Role::OutOfSync)
+            let (mark, role) = match d.change {
+                Change::Unchanged => ("=", Role::Muted),
+                Change::Create => ("+", Role::DiffAdd),
+                Change::Prune => ("-", Role::DiffRemove),
+                Change::Modify => ("~", Role::OutOfSync),
             };
-            let name = format!("{}/{}", d.kind, d.name);
+            let name = format!("{}/{}", clean(&d.key.kind), clean(&d.key.name));
             let name_w = (width / 3).clamp(12, 40);
             let mut spans = vec![
                 Span::styled(format!("{mark} "), theme.style(role)),
                 Span::styled(widgets::pad(&name, name_w), theme.style(Role::Text)),
                 Span::raw(" "),
                 Span::styled(
-                    fit(&d.summary, width.saturating_sub(name_w + 3)),
+                    fit(&clean(&d.meaning()), width.saturating_sub(name_w + 3)),
                     theme.style(if d.changed() { Role::Text } else { Role::Muted }),
                 ),
             ];
@@ -138,19 +145,20 @@ pub fn summary_lines(
 /// A diff line with YAML colouring: the key in the accent colour on context lines, the
 /// whole line in the add/remove colour on changed lines.
 pub fn diff_line(theme: &Theme, l: &DiffLine, width: usize) -> Line<'static> {
+    let text = clean(&l.text);
     match l.kind {
-        LineKind::Hunk => Line::from(Span::styled(fit(&l.text, width), theme.style(Role::Accent))),
-        LineKind::Folded => Line::from(Span::styled(fit(&l.text, width), theme.style(Role::Muted))),
+        LineKind::Hunk => Line::from(Span::styled(fit(&text, width), theme.style(Role::Accent))),
+        LineKind::Folded => Line::from(Span::styled(fit(&text, width), theme.style(Role::Muted))),
         LineKind::Added => Line::from(Span::styled(
-            fit(&format!("+{}", l.text), width),
+            fit(&format!("+{text}"), width),
             theme.style(Role::DiffAdd),
         )),
         LineKind::Removed => Line::from(Span::styled(
-            fit(&format!("-{}", l.text), width),
+            fit(&format!("-{text}"), width),
             theme.style(Role::DiffRemove),
         )),
         LineKind::Context => {
-            let text = fit(&format!(" {}", l.text), width);
+            let text = fit(&format!(" {text}"), width);
             match text
                 .find(": ")
                 .or_else(|| text.strip_suffix(':').map(|s| s.len()))
@@ -182,7 +190,7 @@ impl View for DiffView {
     fn render(&self, ctx: &Ctx, frame: &mut Frame, area: Rect) {
         let theme = ctx.theme;
         let diffs = match &self.diffs {
-            Loadable::Ready(d) => d,
+            Loadable::Ready(d) => d.changed_first(),
             Loadable::Idle | Loadable::Loading(_) => {
                 frame.render_widget(
                     Paragraph::new(widgets::muted(
@@ -231,7 +239,7 @@ impl View for DiffView {
         let list_off = widgets::scroll_offset(self.resource, list_h, diffs.len());
         let lines: Vec<Line> = summary_lines(
             theme,
-            diffs,
+            &diffs,
             Some(self.resource),
             list_area.width.saturating_sub(2) as usize,
         )
@@ -263,9 +271,9 @@ impl View for DiffView {
         };
         let title = format!(
             "{} {}/{} ({}/{})",
-            d.namespace,
-            d.kind,
-            d.name,
+            clean(&d.key.namespace),
+            clean(&d.key.kind),
+            clean(&d.key.name),
             self.resource + 1,
             diffs.len()
         );
