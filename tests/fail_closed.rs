@@ -145,13 +145,24 @@ async fn production_however_spelled_is_refused_without_approval_in_both_modes() 
             );
         }
     }
+    // Every refused attempt is audited as refused, with the reason, and nothing else was
+    // recorded for these apps (no `started`: nothing was sent).
+    let ledger: Vec<_> = w
+        .audit()
+        .into_iter()
+        .filter(|r| {
+            r["action"] == "sync" && r["app"].as_str().is_some_and(|a| a.starts_with("ledger"))
+        })
+        .collect();
+    assert_eq!(
+        ledger.len(),
+        10,
+        "five apps refused in two modes: {ledger:?}"
+    );
     assert!(
-        !w.audit()
-            .iter()
-            .any(|r| r["action"] == "sync"
-                && r["app"].as_str().is_some_and(|a| a.starts_with("ledger"))),
-        "refusals are decided before anything is recorded or sent: {:?}",
-        w.audit()
+        ledger.iter().all(|r| r["outcome"] == "refused"
+            && r["detail"].as_str().is_some_and(|d| d.contains("needs"))),
+        "refusals are audited as refused, never as started: {ledger:?}"
     );
 
     let dev = w.run(Mode::Core, &["sync", "ledger-dev"]).await;

@@ -93,9 +93,10 @@ pub async fn open(
 /// `shipdeck`: the console against the operator's Argo CD (API or core mode, one or several
 /// instances), with CI, all wired by the composition room.
 pub async fn run(mut args: ConsoleArgs) -> anyhow::Result<()> {
-    terminal::require("`shipdeck` (the console)")?;
-    let _log = init_logging();
+    // A config that cannot be trusted stops everything first; then a terminal is needed.
     let room = crate::connect::Room::open(&args)?;
+    let _log = init_logging();
+    terminal::require("`shipdeck` (the console)")?;
     if args.theme.is_none() && !room.config.theme.is_empty() {
         args.theme = Some(room.config.theme.clone());
     }
@@ -147,10 +148,10 @@ pub async fn demo(
     mut args: ConsoleArgs,
     mut sandbox: crate::sandbox::SandboxOptions,
 ) -> anyhow::Result<()> {
-    terminal::require("`shipdeck demo`")?;
-    let _log = init_logging();
     // `--config` counts here too: a bad file stops the demo before the sandbox starts.
     let (config, _) = crate::config::Config::load(args.config.as_deref())?;
+    let _log = init_logging();
+    terminal::require("`shipdeck demo`")?;
     if args.theme.is_none() && !config.theme.is_empty() {
         args.theme = Some(config.theme.clone());
     }
