@@ -286,10 +286,14 @@ fn cell(board: &str, service: &str, env: &str) -> String {
         .iter()
         .find(|l| l.iter().collect::<String>().starts_with("SERVICE"))
         .unwrap_or_else(|| panic!("no header:\n{board}"));
-    // Column starts: where each header word begins.
+    // Column starts: where each header begins after a gap of two spaces or more (a head
+    // reads `PROD · required`: one column).
     let mut starts = Vec::new();
     for (i, c) in header.iter().enumerate() {
-        if !c.is_whitespace() && (i == 0 || header[i - 1].is_whitespace()) {
+        if !c.is_whitespace()
+            && (i == 0
+                || (i >= 2 && header[i - 1].is_whitespace() && header[i - 2].is_whitespace()))
+        {
             let word: String = header[i..]
                 .iter()
                 .take_while(|c| !c.is_whitespace())
