@@ -485,6 +485,16 @@ impl Keymap {
             .unwrap_or_else(|| "-".into())
     }
 
+    /// The first key of an intent that does not type into a text field (a named key or a
+    /// modified one), for footers while typing; None when every key of it types.
+    pub fn non_typing_key_for(&self, intent: Intent) -> Option<String> {
+        self.bindings
+            .iter()
+            .filter(|(c, i)| **i == intent && (c.ctrl || c.alt || !matches!(c.code, KeyCodeKey::Char(_))))
+            .map(|(c, _)| c.label())
+            .next()
+    }
+
     /// Keys bound to an intent, plain letters before modified keys and named keys.
     pub fn keys_for(&self, intent: Intent) -> Vec<String> {
         let mut chords: Vec<&Chord> = self
