@@ -697,7 +697,7 @@ impl View for ApproveView {
                 ),
                 widgets::muted(
                     theme,
-                    " · Tab reason · Enter confirm · Ctrl-U clear · Ctrl-d full diff · Esc cancel",
+                    " · Tab reason · Enter confirm · Ctrl-d full diff · Esc cancel",
                 ),
             ])),
             prompt,
