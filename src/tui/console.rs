@@ -530,8 +530,19 @@ impl Console {
         } else {
             let mut keys = top.keys(ctx);
             keys.push((Intent::Help, "help"));
+            // Left and Right are a pair wherever one moves: `h/l env`.
             keys.into_iter()
-                .map(|(i, l)| (keymap.key_for(i), l.to_string()))
+                .map(|(i, l)| match i {
+                    Intent::Left | Intent::Right => (
+                        format!(
+                            "{}/{}",
+                            keymap.key_for(Intent::Left),
+                            keymap.key_for(Intent::Right)
+                        ),
+                        l.to_string(),
+                    ),
+                    _ => (keymap.key_for(i), l.to_string()),
+                })
                 .collect()
         };
         let line = widgets::footer(ctx.theme, &items, area.width as usize, !top.typing());

@@ -93,7 +93,22 @@ impl HelpView {
             theme.style(Role::Accent),
         ))];
         let mut seen = Vec::new();
-        for (intent, what) in self.bindings.iter().chain(ALWAYS.iter()) {
+        // Left and Right come as a pair: a screen that moves with one moves with both.
+        let mut bindings: Vec<(Intent, &str)> = Vec::new();
+        for (intent, what) in &self.bindings {
+            bindings.push((*intent, what));
+            let pair = match intent {
+                Intent::Left => Some(Intent::Right),
+                Intent::Right => Some(Intent::Left),
+                _ => None,
+            };
+            if let Some(p) = pair
+                && !self.bindings.iter().any(|(i, _)| *i == p)
+            {
+                bindings.push((p, p.describe()));
+            }
+        }
+        for (intent, what) in bindings.iter().chain(ALWAYS.iter()) {
             if seen.contains(intent) {
                 continue;
             }
