@@ -82,7 +82,11 @@ fn console_with(theme: Theme, keymap: Keymap) -> Console {
             ..Settings::default()
         },
     );
-    c.set_now(chrono::DateTime::parse_from_rfc3339("2024-06-12T15:00:00Z").unwrap().into());
+    c.set_now(
+        chrono::DateTime::parse_from_rfc3339("2024-06-12T15:00:00Z")
+            .unwrap()
+            .into(),
+    );
     c
 }
 
@@ -171,7 +175,11 @@ fn board_moves_with_h_l_and_arrows_alike() {
     let (l, arrow) = (draw(&by_l, 120, 30), draw(&by_arrow, 120, 30));
     assert_ne!(l, start, "l did not move on the board");
     assert_eq!(l, arrow, "l and → differ");
-    assert!(by_l.screen_titles().len() == 1, "{:?}", by_l.screen_titles());
+    assert!(
+        by_l.screen_titles().len() == 1,
+        "{:?}",
+        by_l.screen_titles()
+    );
     key(&mut by_l, KeyCode::Char('h'));
     key(&mut by_arrow, KeyCode::Left);
     assert_eq!(draw(&by_l, 120, 30), start);
@@ -186,7 +194,9 @@ fn board_moves_with_h_l_and_arrows_alike() {
 fn approval_footer_offers_only_keys_that_work_in_the_field() {
     let mut c = console();
     c.push(Box::new(views::approve::ApproveView::sync(AppId::new(
-        "argocd", "argocd", "cart-prod",
+        "argocd",
+        "argocd",
+        "cart-prod",
     ))));
     let buf = draw(&c, 120, 30);
     let footer = lines(&buf).pop().unwrap();
@@ -202,14 +212,19 @@ fn approval_footer_offers_only_keys_that_work_in_the_field() {
     let mut p = console();
     key(&mut p, KeyCode::Char(':'));
     let footer = lines(&draw(&p, 120, 30)).pop().unwrap();
-    assert!(footer.contains("Tab complete") && !footer.contains("help"), "{footer}");
+    assert!(
+        footer.contains("Tab complete") && !footer.contains("help"),
+        "{footer}"
+    );
 }
 
 #[test]
 fn ctrl_u_clears_text_fields() {
     let mut c = console();
     c.push(Box::new(views::approve::ApproveView::sync(AppId::new(
-        "argocd", "argocd", "cart-prod",
+        "argocd",
+        "argocd",
+        "cart-prod",
     ))));
     chars(&mut c, "cart-pr");
     assert!(text(&draw(&c, 120, 30)).contains("▸ name   cart-pr"));
@@ -224,7 +239,10 @@ fn ctrl_u_clears_text_fields() {
     ctrl(&mut p, 'u');
     chars(&mut p, "q");
     key(&mut p, KeyCode::Enter);
-    assert!(p.quit_requested(), "the palette ran something else than `q`");
+    assert!(
+        p.quit_requested(),
+        "the palette ran something else than `q`"
+    );
 }
 
 /// Help scrolls to its last line and no further: a key up after any number of keys down
@@ -262,7 +280,9 @@ fn rebinding_onto_another_actions_key_warns_and_keeps_both() {
     o.insert("sync".to_string(), vec!["d".to_string()]);
     let (k, warnings) = Keymap::with_overrides(&o);
     assert!(
-        warnings.iter().any(|w| w.contains("keys.sync") && w.contains("diff")),
+        warnings
+            .iter()
+            .any(|w| w.contains("keys.sync") && w.contains("diff")),
         "{warnings:?}"
     );
     assert_eq!(k.keys_for(Intent::Diff), vec!["d"]);
@@ -276,7 +296,11 @@ fn rebinding_onto_another_actions_key_warns_and_keeps_both() {
             .cloned()
             .unwrap_or_else(|| panic!("{what} not in help:\n{}", t.join("\n")))
     };
-    assert!(row("sync/approve").contains("  s "), "{}", row("sync/approve"));
+    assert!(
+        row("sync/approve").contains("  s "),
+        "{}",
+        row("sync/approve")
+    );
     assert!(row("diff").contains("  d "), "{}", row("diff"));
 
     let mut swap = BTreeMap::new();
@@ -315,7 +339,9 @@ fn screens(theme: Theme) -> Vec<(String, Buffer)> {
     c.command("apps");
     out.push(("apps".into(), draw(&c, 120, 30)));
     c.push(Box::new(views::approve::ApproveView::sync(AppId::new(
-        "argocd", "argocd", "cart-prod",
+        "argocd",
+        "argocd",
+        "cart-prod",
     ))));
     out.push(("approve".into(), draw(&c, 120, 30)));
     out
@@ -329,8 +355,14 @@ fn cells(buf: &Buffer) -> impl Iterator<Item = (u16, u16, &ratatui::buffer::Cell
 #[test]
 fn mono_and_no_color_paint_no_colour_at_all() {
     for (label, theme) in [
-        ("--theme mono", Theme::load("mono", None, ColorDepth::TrueColor).unwrap()),
-        ("NO_COLOR", Theme::load("default", None, ColorDepth::None).unwrap()),
+        (
+            "--theme mono",
+            Theme::load("mono", None, ColorDepth::TrueColor).unwrap(),
+        ),
+        (
+            "NO_COLOR",
+            Theme::load("default", None, ColorDepth::None).unwrap(),
+        ),
     ] {
         for (screen, buf) in screens(theme) {
             for (x, y, cell) in cells(&buf) {
@@ -372,9 +404,18 @@ fn sixteen_colour_terminals_get_only_basic_colours() {
     };
     let depth = ColorDepth::from_env("", "", "xterm");
     assert_eq!(depth, ColorDepth::Ansi16);
-    assert_eq!(ColorDepth::from_env("", "truecolor", "xterm"), ColorDepth::TrueColor);
-    assert_eq!(ColorDepth::from_env("", "24bit", "xterm"), ColorDepth::TrueColor);
-    assert_eq!(ColorDepth::from_env("", "", "xterm-256color"), ColorDepth::Ansi256);
+    assert_eq!(
+        ColorDepth::from_env("", "truecolor", "xterm"),
+        ColorDepth::TrueColor
+    );
+    assert_eq!(
+        ColorDepth::from_env("", "24bit", "xterm"),
+        ColorDepth::TrueColor
+    );
+    assert_eq!(
+        ColorDepth::from_env("", "", "xterm-256color"),
+        ColorDepth::Ansi256
+    );
     for name in built_in_names() {
         let theme = Theme::load(name, None, depth).unwrap();
         let mut coloured = 0;
@@ -399,7 +440,11 @@ fn sixteen_colour_terminals_get_only_basic_colours() {
 /// including the palette popup and the approval form.
 #[test]
 fn light_theme_paints_its_background_everywhere() {
-    for depth in [ColorDepth::TrueColor, ColorDepth::Ansi256, ColorDepth::Ansi16] {
+    for depth in [
+        ColorDepth::TrueColor,
+        ColorDepth::Ansi256,
+        ColorDepth::Ansi16,
+    ] {
         let theme = Theme::load("light", None, depth).unwrap();
         let bg = theme.background().expect("light sets a background");
         let selection = theme.style(shipdeck::tui::theme::Role::Selection).bg;
@@ -425,23 +470,28 @@ fn no_color_input_cursor_shows_and_placeholder_is_dim() {
     let theme = Theme::load("default", None, ColorDepth::None).unwrap();
     let mut c = console_with(theme, Keymap::default());
     c.push(Box::new(views::approve::ApproveView::sync(AppId::new(
-        "argocd", "argocd", "cart-prod",
+        "argocd",
+        "argocd",
+        "cart-prod",
     ))));
     let term = draw_term(&c, 120, 30);
     let buf = term.backend().buffer().clone();
     let t = lines(&buf);
     let name_y = t.iter().position(|l| l.contains("▸ name")).unwrap() as u16;
     let reason_y = t.iter().position(|l| l.contains("reason ")).unwrap() as u16;
-    let field_x = t[name_y as usize].find("type the").map(|b| {
-        t[name_y as usize][..b].chars().count() as u16
-    });
+    let field_x = t[name_y as usize]
+        .find("type the")
+        .map(|b| t[name_y as usize][..b].chars().count() as u16);
     let field_x = field_x.expect("placeholder shown") - 1;
     let cursor = &buf[(field_x, name_y)];
     assert!(
         cursor.modifier.contains(Modifier::REVERSED),
         "cursor cell {field_x},{name_y} is {cursor:?}"
     );
-    assert!(term.backend().cursor_visible(), "the terminal cursor is hidden");
+    assert!(
+        term.backend().cursor_visible(),
+        "the terminal cursor is hidden"
+    );
     assert_eq!(
         term.backend().cursor_position(),
         ratatui::layout::Position::new(field_x, name_y)
@@ -455,7 +505,9 @@ fn no_color_input_cursor_shows_and_placeholder_is_dim() {
     // The reason field has no cursor.
     let reason_row: Vec<_> = (0..120).map(|x| &buf[(x, reason_y)]).collect();
     assert!(
-        !reason_row.iter().any(|c| c.modifier.contains(Modifier::REVERSED)),
+        !reason_row
+            .iter()
+            .any(|c| c.modifier.contains(Modifier::REVERSED)),
         "unfocused field draws a cursor"
     );
     // Typed text is not dim; the cursor follows it.
@@ -463,7 +515,11 @@ fn no_color_input_cursor_shows_and_placeholder_is_dim() {
     let term = draw_term(&c, 120, 30);
     let buf = term.backend().buffer();
     assert!(!buf[(field_x, name_y)].modifier.contains(Modifier::DIM));
-    assert!(buf[(field_x + 4, name_y)].modifier.contains(Modifier::REVERSED));
+    assert!(
+        buf[(field_x + 4, name_y)]
+            .modifier
+            .contains(Modifier::REVERSED)
+    );
     assert_eq!(
         term.backend().cursor_position(),
         ratatui::layout::Position::new(field_x + 4, name_y)

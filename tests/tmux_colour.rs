@@ -35,7 +35,17 @@ fn start(tag: &str, env: &str, extra: &str) -> (Session, tempfile::TempDir) {
         dir = state.path().join("sandbox").display()
     );
     let status = Command::new("tmux")
-        .args(["new-session", "-d", "-s", &name, "-x", "120", "-y", "32", &cmd])
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &name,
+            "-x",
+            "120",
+            "-y",
+            "32",
+            &cmd,
+        ])
         .status()
         .expect("tmux starts");
     assert!(status.success());
@@ -73,7 +83,10 @@ fn colour_params(screen: &str) -> Vec<String> {
         .into_iter()
         .filter(|p| {
             p.split(';').any(|n| {
-                matches!(n.parse::<u32>(), Ok(30..=38 | 40..=48 | 90..=97 | 100..=107))
+                matches!(
+                    n.parse::<u32>(),
+                    Ok(30..=38 | 40..=48 | 90..=97 | 100..=107)
+                )
             })
         })
         .collect()
@@ -82,7 +95,10 @@ fn colour_params(screen: &str) -> Vec<String> {
 fn keys(s: &Session, keys: &[&str]) {
     let mut args = vec!["send-keys", "-t", s.0.as_str()];
     args.extend_from_slice(keys);
-    Command::new("tmux").args(&args).status().expect("tmux runs");
+    Command::new("tmux")
+        .args(&args)
+        .status()
+        .expect("tmux runs");
 }
 
 fn wait(s: &Session, what: &str, pred: impl Fn(&str) -> bool) -> String {
@@ -103,7 +119,9 @@ fn open_approval(s: &Session) -> String {
     keys(s, &[":"]);
     keys(s, &["-l", "pending"]);
     keys(s, &["Enter"]);
-    wait(s, "the pending list", |t| t.contains("waiting for approval"));
+    wait(s, "the pending list", |t| {
+        t.contains("waiting for approval")
+    });
     keys(s, &["s"]);
     wait(s, "the approval form", |t| {
         t.contains("to approve") && t.contains("type the application")
@@ -147,7 +165,10 @@ fn truecolor_only_when_colorterm_says_so() {
     }
     let (s, _dir) = start("truecolor", "TERM=xterm COLORTERM=truecolor", "");
     let screen = board(&s);
-    assert!(screen.contains("38;2;"), "no 24-bit colour with COLORTERM=truecolor");
+    assert!(
+        screen.contains("38;2;"),
+        "no 24-bit colour with COLORTERM=truecolor"
+    );
 }
 
 #[test]
@@ -168,7 +189,9 @@ fn no_color_and_mono_write_no_colour() {
         );
         // Selection and emphasis stay visible without colour.
         assert!(
-            sgr(&screen).iter().any(|p| p.split(';').any(|n| n == "7" || n == "1")),
+            sgr(&screen)
+                .iter()
+                .any(|p| p.split(';').any(|n| n == "7" || n == "1")),
             "{tag}: neither reverse nor bold on screen"
         );
         // The approval form: its placeholder and cursor carry no colour either; the
@@ -180,7 +203,13 @@ fn no_color_and_mono_write_no_colour() {
             colour_params(&form)
         );
         let params = sgr(&form);
-        assert!(params.iter().any(|p| p.split(';').any(|n| n == "7")), "{tag}: no cursor");
-        assert!(params.iter().any(|p| p.split(';').any(|n| n == "2")), "{tag}: placeholder not dim");
+        assert!(
+            params.iter().any(|p| p.split(';').any(|n| n == "7")),
+            "{tag}: no cursor"
+        );
+        assert!(
+            params.iter().any(|p| p.split(';').any(|n| n == "2")),
+            "{tag}: placeholder not dim"
+        );
     }
 }

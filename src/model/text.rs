@@ -112,7 +112,9 @@ pub fn undisplay(s: &str) -> String {
             .then(|| {
                 let close = rest.iter().position(|c| *c == '}')?;
                 let hex: String = rest[2..close].iter().collect();
-                let c = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32)?;
+                let c = u32::from_str_radix(&hex, 16)
+                    .ok()
+                    .and_then(char::from_u32)?;
                 Some((c, close + 1))
             })
             .flatten();
@@ -200,7 +202,10 @@ mod tests {
         assert_eq!(sanitize("trailing\u{1b}"), "trailing\\u{1b}");
         assert_eq!(sanitize("e\u{301}"), "e\\u{301}");
         // Backslashes elsewhere are left alone (paths, JSON in logs).
-        assert!(matches!(sanitize("C:\\\\Users\\x \\u0041"), Cow::Borrowed(_)));
+        assert!(matches!(
+            sanitize("C:\\\\Users\\x \\u0041"),
+            Cow::Borrowed(_)
+        ));
         assert_eq!(sanitize("a\\u{41}"), "a\\\\u{41}");
     }
 

@@ -77,7 +77,10 @@ impl<W: Write> Write for ColourWriter<W> {
 
 /// One complete CSI sequence (`ESC [ ... final`) at `depth`.
 pub fn rewrite(seq: &[u8], depth: ColorDepth) -> Vec<u8> {
-    let Some(body) = seq.strip_prefix(b"\x1b[").and_then(|s| s.strip_suffix(b"m")) else {
+    let Some(body) = seq
+        .strip_prefix(b"\x1b[")
+        .and_then(|s| s.strip_suffix(b"m"))
+    else {
         return seq.to_vec();
     };
     if !body.iter().all(|b| b.is_ascii_digit() || *b == b';') {
@@ -177,12 +180,19 @@ mod tests {
     fn sixteen_colours_are_basic_sgr() {
         let s = through(
             ColorDepth::Ansi16,
-            &[b"a\x1b[38;5;9m", b"b\x1b[48;", b"5;0mc\x1b[38;2;255;0;0m\x1b[38;5;196m"],
+            &[
+                b"a\x1b[38;5;9m",
+                b"b\x1b[48;",
+                b"5;0mc\x1b[38;2;255;0;0m\x1b[38;5;196m",
+            ],
         );
         assert_eq!(s, "a\x1b[91mb\x1b[40mc\x1b[31m\x1b[31m");
         assert!(!s.contains("38;5;"));
         // Cursor moves and other sequences pass untouched.
-        assert_eq!(through(ColorDepth::Ansi16, &[b"\x1b[2;3H\x1b[?25l"]), "\x1b[2;3H\x1b[?25l");
+        assert_eq!(
+            through(ColorDepth::Ansi16, &[b"\x1b[2;3H\x1b[?25l"]),
+            "\x1b[2;3H\x1b[?25l"
+        );
     }
 
     #[test]

@@ -96,12 +96,24 @@ mod tests {
     #[test]
     fn ctrl_u_clears_and_ctrl_letters_never_type() {
         let mut s = String::from("shop prod");
-        assert!(edit_line(&mut s, &k(KeyCode::Char('w'), KeyModifiers::CONTROL)));
+        assert!(edit_line(
+            &mut s,
+            &k(KeyCode::Char('w'), KeyModifiers::CONTROL)
+        ));
         assert_eq!(s, "shop ");
-        assert!(edit_line(&mut s, &k(KeyCode::Char('u'), KeyModifiers::CONTROL)));
+        assert!(edit_line(
+            &mut s,
+            &k(KeyCode::Char('u'), KeyModifiers::CONTROL)
+        ));
         assert_eq!(s, "");
-        assert!(!edit_line(&mut s, &k(KeyCode::Char('x'), KeyModifiers::CONTROL)));
-        assert!(edit_line(&mut s, &k(KeyCode::Char('X'), KeyModifiers::SHIFT)));
+        assert!(!edit_line(
+            &mut s,
+            &k(KeyCode::Char('x'), KeyModifiers::CONTROL)
+        ));
+        assert!(edit_line(
+            &mut s,
+            &k(KeyCode::Char('X'), KeyModifiers::SHIFT)
+        ));
         assert_eq!(s, "X");
         let mut ta = TextArea::default();
         ta.insert_str("payments-prod");

@@ -299,6 +299,9 @@ impl Chord {
     }
 }
 
+/// One `[keys]` entry as read: the action, its config name, and its keys with their text.
+type Wanted<'a> = (Intent, &'a str, Vec<(Chord, &'a str)>);
+
 /// Which chords mean which intents. Several chords may mean one intent (`j` and `↓`).
 #[derive(Debug, Clone)]
 pub struct Keymap {
@@ -374,7 +377,7 @@ impl Keymap {
     pub fn with_overrides(overrides: &BTreeMap<String, Vec<String>>) -> (Keymap, Vec<String>) {
         let defaults = Keymap::default();
         let mut warnings = Vec::new();
-        let mut wanted: Vec<(Intent, &str, Vec<(Chord, &str)>)> = Vec::new();
+        let mut wanted: Vec<Wanted> = Vec::new();
         for (name, keys) in overrides {
             let Some(intent) = Intent::ALL.iter().copied().find(|i| i.name() == name) else {
                 warnings.push(format!("keys: unknown action `{name}`"));
@@ -490,7 +493,9 @@ impl Keymap {
     pub fn non_typing_key_for(&self, intent: Intent) -> Option<String> {
         self.bindings
             .iter()
-            .filter(|(c, i)| **i == intent && (c.ctrl || c.alt || !matches!(c.code, KeyCodeKey::Char(_))))
+            .filter(|(c, i)| {
+                **i == intent && (c.ctrl || c.alt || !matches!(c.code, KeyCodeKey::Char(_)))
+            })
             .map(|(c, _)| c.label())
             .next()
     }
