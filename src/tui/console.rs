@@ -533,7 +533,8 @@ impl Console {
             // Left and Right are a pair wherever one moves: `h/l env`.
             keys.into_iter()
                 .map(|(i, l)| match i {
-                    Intent::Left | Intent::Right => (
+                    // A directional label ("prev resource") belongs to its own key only.
+                    Intent::Left | Intent::Right if !l.contains("prev") && !l.contains("next") => (
                         format!(
                             "{}/{}",
                             keymap.key_for(Intent::Left),
