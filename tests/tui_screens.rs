@@ -610,7 +610,11 @@ fn application_screen() {
         result: Ok(Payload::Events(events)),
     });
     let t = text(&draw(&c, 160, 48));
-    assert!(t.contains("evil title") && !t.contains('\u{1b}'), "{t}");
+    // Removed characters are shown, not hidden (an escape must not pass for plain text).
+    assert!(
+        t.contains("evil \\u{1b}]0;pwned\\u{7}title") && !t.contains('\u{1b}'),
+        "{t}"
+    );
     snap("application", &c);
 }
 
@@ -831,7 +835,7 @@ fn logs_screen_is_bounded_and_sanitized() {
     });
     let t = text(&draw(&c, 80, 24));
     assert!(t.contains("5000 lines"), "{t}");
-    assert!(t.contains("panic: boom"), "{t}");
+    assert!(t.contains("panic: \\u{1b}[2Jboom"), "{t}");
     snap("logs", &c);
 }
 

@@ -277,6 +277,6 @@ mod tests {
     fn tables_align_and_clean() {
         let t = table(&["A", "BB"], vec![vec!["xyz".into(), "1".into()]]);
         assert_eq!(t, "A    BB\nxyz  1\n");
-        assert_eq!(clean("a\u{1b}[2Jb"), "ab");
+        assert_eq!(clean("a\u{1b}[2Jb"), "a\\u{1b}[2Jb");
     }
 }

@@ -56,7 +56,9 @@ pub trait JobControl {
     }
 }
 
-impl JobControl for ratatui::backend::CrosstermBackend<std::io::Stdout> {
+impl JobControl
+    for ratatui::backend::CrosstermBackend<super::colour_out::ColourWriter<std::io::Stdout>>
+{
     fn suspend(&mut self) -> std::io::Result<()> {
         super::terminal::suspend()
     }

@@ -511,28 +511,43 @@ impl Console {
     }
 
     fn render_footer(&self, ctx: &Ctx, frame: &mut Frame, area: Rect) {
-        let theme = ctx.theme;
         let Some(top) = self.screens.last() else {
             return;
         };
-        let mut spans = Vec::new();
-        let mut used = 0;
-        let width = area.width as usize;
-        let mut keys = top.keys(ctx);
-        keys.push((Intent::Help, "help"));
-        let n = keys.len();
-        for (i, (intent, label)) in keys.into_iter().enumerate() {
-            let k = self.settings.keymap.key_for(intent);
-            let w = k.chars().count() + label.len() + 3;
-            // Always leave room for "? help" at the end.
-            if i + 1 < n && used + w + 8 > width {
-                continue;
+        let keymap = &self.settings.keymap;
+        let items: Vec<(String, String)> = if top.typing() {
+            let raw = top.typing_keys(ctx);
+            if raw.is_empty() {
+                top.keys(ctx)
+                    .into_iter()
+                    .filter_map(|(i, l)| Some((keymap.non_typing_key_for(i)?, l.to_string())))
+                    .collect()
+            } else {
+                raw.into_iter()
+                    .map(|(k, l)| (k.to_string(), l.to_string()))
+                    .collect()
             }
-            spans.push(Span::styled(k, theme.style(Role::Accent)));
-            spans.push(widgets::muted(theme, format!(" {label}  ")));
-            used += w;
-        }
-        frame.render_widget(Paragraph::new(Line::from(spans)), area);
+        } else {
+            let mut keys = top.keys(ctx);
+            keys.push((Intent::Help, "help"));
+            // Left and Right are a pair wherever one moves: `h/l env`.
+            keys.into_iter()
+                .map(|(i, l)| match i {
+                    // A directional label ("prev resource") belongs to its own key only.
+                    Intent::Left | Intent::Right if !l.contains("prev") && !l.contains("next") => (
+                        format!(
+                            "{}/{}",
+                            keymap.key_for(Intent::Left),
+                            keymap.key_for(Intent::Right)
+                        ),
+                        l.to_string(),
+                    ),
+                    _ => (keymap.key_for(i), l.to_string()),
+                })
+                .collect()
+        };
+        let line = widgets::footer(ctx.theme, &items, area.width as usize, !top.typing());
+        frame.render_widget(Paragraph::new(line), area);
     }
 }
 

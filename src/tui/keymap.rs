@@ -299,6 +299,9 @@ impl Chord {
     }
 }
 
+/// One `[keys]` entry as read: the action, its config name, and its keys with their text.
+type Wanted<'a> = (Intent, &'a str, Vec<(Chord, &'a str)>);
+
 /// Which chords mean which intents. Several chords may mean one intent (`j` and `↓`).
 #[derive(Debug, Clone)]
 pub struct Keymap {
@@ -307,6 +310,16 @@ pub struct Keymap {
 
 impl Default for Keymap {
     fn default() -> Self {
+        Keymap {
+            bindings: default_pairs().into_iter().collect(),
+        }
+    }
+}
+
+/// The default bindings as a list (a test checks that no chord appears twice: collected
+/// into a map, a repeated chord would silently lose one action).
+pub fn default_pairs() -> Vec<(Chord, Intent)> {
+    {
         use KeyCodeKey as K;
         let pairs: Vec<(Chord, Intent)> = vec![
             (Chord::ch('k'), Intent::Up),
@@ -315,6 +328,7 @@ impl Default for Keymap {
             (Chord::key(K::Down), Intent::Down),
             (Chord::ch('h'), Intent::Left),
             (Chord::key(K::Left), Intent::Left),
+            (Chord::ch('l'), Intent::Right),
             (Chord::key(K::Right), Intent::Right),
             (Chord::ch('g'), Intent::Top),
             (Chord::key(K::Home), Intent::Top),
@@ -338,7 +352,8 @@ impl Default for Keymap {
             (Chord::ch('b'), Intent::Build),
             (Chord::ch('B'), Intent::Builds),
             (Chord::ch('e'), Intent::Events),
-            (Chord::ch('l'), Intent::Logs),
+            // `l` is `h`'s pair (right); logs take the capital.
+            (Chord::ch('L'), Intent::Logs),
             (Chord::ch(' '), Intent::Mark),
             (Chord::ctrl('r'), Intent::Refresh),
             (Chord::ch('S'), Intent::Sort),
@@ -346,42 +361,117 @@ impl Default for Keymap {
             (Chord::ch('q'), Intent::Quit),
             (Chord::ctrl('c'), Intent::Quit),
         ];
-        Keymap {
-            bindings: pairs.into_iter().collect(),
-        }
+        pairs
     }
 }
 
 impl Keymap {
     /// Defaults overridden by config entries `intent name -> key string(s)`. A binding
     /// replaces every default chord of that intent. Bad entries come back as warnings.
+    ///
+    /// A key another action keeps (`sync = "d"` while diff is still on `d`), or that two
+    /// entries both claim, is not taken from anyone: silently unbinding diff would make
+    /// `d` do something else than the help says. The entry loses that key with a warning
+    /// saying how to swap; an action left with no key keeps its defaults that are free,
+    /// so every action stays reachable and listed in help.
     pub fn with_overrides(overrides: &BTreeMap<String, Vec<String>>) -> (Keymap, Vec<String>) {
-        let mut map = Keymap::default();
+        let defaults = Keymap::default();
         let mut warnings = Vec::new();
+        let mut wanted: Vec<Wanted> = Vec::new();
         for (name, keys) in overrides {
             let Some(intent) = Intent::ALL.iter().copied().find(|i| i.name() == name) else {
                 warnings.push(format!("keys: unknown action `{name}`"));
                 continue;
             };
-            let chords: Vec<Chord> = keys
+            let chords: Vec<(Chord, &str)> = keys
                 .iter()
                 .filter_map(|k| {
                     let c = Chord::parse(k);
                     if c.is_none() {
                         warnings.push(format!("keys.{name}: cannot read key `{k}`"));
                     }
-                    c
+                    c.map(|c| (c, k.as_str()))
                 })
                 .collect();
             if chords.is_empty() {
                 continue;
             }
-            map.bindings.retain(|_, i| *i != intent);
-            for c in chords {
-                map.bindings.insert(c, intent);
+            wanted.push((intent, name.as_str(), chords));
+        }
+        let rebound: Vec<Intent> = wanted.iter().map(|(i, _, _)| *i).collect();
+        let mut map = defaults.clone();
+        map.bindings.retain(|_, i| !rebound.contains(i));
+        // How many entries claim each chord (two entries on one key: neither gets it).
+        let mut claims: BTreeMap<Chord, Vec<Intent>> = BTreeMap::new();
+        for (intent, _, chords) in &wanted {
+            for (c, _) in chords {
+                let v = claims.entry(*c).or_default();
+                if !v.contains(intent) {
+                    v.push(*intent);
+                }
             }
         }
+        let mut empty = Vec::new();
+        for (intent, name, chords) in &wanted {
+            let mut got = 0;
+            for (c, text) in chords {
+                if let Some(owner) = map.bindings.get(c).copied().filter(|o| o != intent) {
+                    warnings.push(format!(
+                        "keys.{name} = \"{text}\": `{}` is already {}'s key; kept it for {} \
+                         (to swap, rebind {} too)",
+                        c.label(),
+                        owner.name(),
+                        owner.name(),
+                        owner.name()
+                    ));
+                    continue;
+                }
+                let others: Vec<&str> = claims
+                    .get(c)
+                    .into_iter()
+                    .flatten()
+                    .filter(|i| *i != intent)
+                    .map(|i| i.name())
+                    .collect();
+                if !others.is_empty() {
+                    warnings.push(format!(
+                        "keys.{name} = \"{text}\": `{}` is also asked for by {}; bound to neither",
+                        c.label(),
+                        others.join(", ")
+                    ));
+                    continue;
+                }
+                map.bindings.insert(*c, *intent);
+                got += 1;
+            }
+            if got == 0 {
+                empty.push((*intent, *name));
+            }
+        }
+        for (intent, name) in empty {
+            let mut kept = Vec::new();
+            for (c, i) in defaults.bindings.iter().filter(|(_, i)| **i == intent) {
+                if !map.bindings.contains_key(c) && !claims.contains_key(c) {
+                    map.bindings.insert(*c, *i);
+                    kept.push(c.label());
+                }
+            }
+            warnings.push(if kept.is_empty() {
+                format!("keys.{name}: no key left for {name}; use the palette or rebind it")
+            } else {
+                format!("keys.{name}: keeps its default {}", kept.join(" "))
+            });
+        }
         (map, warnings)
+    }
+
+    /// Actions that no key reaches (help lists them as unbound).
+    pub fn unbound(&self) -> Vec<Intent> {
+        Intent::ALL
+            .iter()
+            .copied()
+            .filter(|i| !self.bindings.values().any(|b| b == i))
+            .collect()
     }
 
     pub fn intent(&self, ev: &KeyEvent) -> Option<Intent> {
@@ -396,6 +486,18 @@ impl Keymap {
             .into_iter()
             .next()
             .unwrap_or_else(|| "-".into())
+    }
+
+    /// The first key of an intent that does not type into a text field (a named key or a
+    /// modified one), for footers while typing; None when every key of it types.
+    pub fn non_typing_key_for(&self, intent: Intent) -> Option<String> {
+        self.bindings
+            .iter()
+            .filter(|(c, i)| {
+                **i == intent && (c.ctrl || c.alt || !matches!(c.code, KeyCodeKey::Char(_)))
+            })
+            .map(|(c, _)| c.label())
+            .next()
     }
 
     /// Keys bound to an intent, plain letters before modified keys and named keys.

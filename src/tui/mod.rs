@@ -6,7 +6,9 @@
 pub mod adapt;
 pub mod app;
 pub mod ci;
+pub mod colour_out;
 pub mod console;
+pub mod input;
 pub mod keymap;
 pub mod request;
 pub mod run;

@@ -64,6 +64,24 @@ pub fn settings(args: &ConsoleArgs, source_label: String) -> Settings {
     }
 }
 
+/// Config `[keys]` entries (an action name -> one key or several, comma-separated) over
+/// the default keymap, in `shipdeck` and `shipdeck demo` alike; conflicts become warnings.
+fn apply_keys(settings: &mut Settings, config: &crate::config::Config) {
+    let overrides: std::collections::BTreeMap<String, Vec<String>> = config
+        .keys
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.split(',').map(|x| x.trim().to_string()).collect(),
+            )
+        })
+        .collect();
+    let (keymap, key_warnings) = Keymap::with_overrides(&overrides);
+    settings.keymap = keymap;
+    settings.warnings.extend(key_warnings);
+}
+
 /// GitHub Actions and Jenkins of the sandbox, with its own credentials, as `shipdeck demo`
 /// connects them (the room's [`Ci::sandbox`]).
 pub fn sandbox_ci(sb: &crate::sandbox::Sandbox, git: Option<Arc<GitMirrors>>) -> Ci {
@@ -148,21 +166,7 @@ async fn console(args: &ConsoleArgs, wired: crate::connect::Wired) -> anyhow::Re
     settings
         .warnings
         .extend(wired.warnings.iter().map(|w| format!("config: {w}")));
-    // Config `[keys]` entries: an action name -> one key or several, comma-separated.
-    let overrides: std::collections::BTreeMap<String, Vec<String>> = wired
-        .config
-        .keys
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                v.split(',').map(|x| x.trim().to_string()).collect(),
-            )
-        })
-        .collect();
-    let (keymap, key_warnings) = Keymap::with_overrides(&overrides);
-    settings.keymap = keymap;
-    settings.warnings.extend(key_warnings);
+    apply_keys(&mut settings, &wired.config);
     let ops = wired.ops;
     settings.read_only = ops.read_only;
     settings.operator = ops.operator.clone();

@@ -20,8 +20,11 @@ use std::io::{self, IsTerminal};
 use std::sync::Once;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
-/// The console's terminal: ratatui over crossterm on standard output.
-pub type Tui = Terminal<CrosstermBackend<io::Stdout>>;
+/// The console's terminal: ratatui over crossterm on standard output, through the colour
+/// writer that keeps escapes to the terminal's depth.
+pub type Tui = Terminal<CrosstermBackend<ColourWriter<io::Stdout>>>;
+
+use super::colour_out::ColourWriter;
 
 /// Whether the console holds the terminal (so giving it back twice does nothing).
 static HELD: AtomicBool = AtomicBool::new(false);
@@ -62,7 +65,9 @@ pub fn require(command: &str) -> anyhow::Result<()> {
 pub fn enter() -> io::Result<Tui> {
     install_panic_hook();
     take()?;
-    match Terminal::new(CrosstermBackend::new(io::stdout())) {
+    // Colours at the depth the terminal has (the same reading as the theme's).
+    let out = ColourWriter::new(io::stdout(), super::theme::ColorDepth::detect());
+    match Terminal::new(CrosstermBackend::new(out)) {
         Ok(t) => Ok(t),
         Err(e) => {
             leave();

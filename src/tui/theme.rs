@@ -154,6 +154,11 @@ enum StyleSpec {
 struct ThemeFile {
     #[serde(default)]
     name: Option<String>,
+    /// The background the theme's colours were chosen for; painted under every cell when
+    /// set (a light theme on a dark terminal would otherwise be near invisible). Unset or
+    /// `"terminal"`: the terminal's own background.
+    #[serde(default)]
+    background: Option<String>,
     #[serde(default)]
     colors: BTreeMap<String, StyleSpec>,
 }
@@ -163,6 +168,8 @@ struct ThemeFile {
 pub struct Theme {
     pub name: String,
     styles: BTreeMap<Role, Style>,
+    /// The painted background, already reduced to the terminal's depth.
+    background: Option<Color>,
     /// Problems found while loading (unknown keys, bad colours), shown as warnings.
     pub warnings: Vec<String>,
 }
@@ -192,6 +199,7 @@ impl Theme {
         let mut theme = Theme {
             name: name.to_string(),
             styles: BTreeMap::new(),
+            background: None,
             warnings: Vec::new(),
         };
         theme.overlay(base, &format!("built-in theme {base_name}"), depth)?;
@@ -215,6 +223,7 @@ impl Theme {
         Theme {
             name: "fallback".into(),
             styles: BTreeMap::new(),
+            background: None,
             warnings: vec!["built-in themes failed to load".into()],
         }
     }
@@ -225,6 +234,17 @@ impl Theme {
             detail: e.to_string(),
         })?;
         let _ = file.name;
+        match file.background.as_deref() {
+            None => {}
+            Some("terminal") => self.background = None,
+            Some(c) => match parse_color(c) {
+                Ok(c) if depth != ColorDepth::None => self.background = Some(reduce(c, depth)),
+                Ok(_) => self.background = None,
+                Err(bad) => self
+                    .warnings
+                    .push(format!("{origin}: key `background`: bad colour `{bad}`")),
+            },
+        }
         for (key, spec) in file.colors {
             let Some(role) = Role::ALL.iter().copied().find(|r| r.key() == key) else {
                 self.warnings
@@ -243,8 +263,18 @@ impl Theme {
         Ok(())
     }
 
+    /// A role's style, on the theme's background when it paints one.
     pub fn style(&self, role: Role) -> Style {
-        self.styles.get(&role).copied().unwrap_or_default()
+        let style = self.styles.get(&role).copied().unwrap_or_default();
+        match (self.background, style.bg) {
+            (Some(bg), None) => style.bg(bg),
+            _ => style,
+        }
+    }
+
+    /// The background the theme paints, if any.
+    pub fn background(&self) -> Option<Color> {
+        self.background
     }
 
     /// The selection style patched over a row's own style.
@@ -318,7 +348,7 @@ fn dist(a: (u8, u8, u8), b: (u8, u8, u8)) -> i32 {
     d(a.0, b.0) + d(a.1, b.1) + d(a.2, b.2)
 }
 
-fn to_256(r: u8, g: u8, b: u8) -> u8 {
+pub(crate) fn to_256(r: u8, g: u8, b: u8) -> u8 {
     let (ri, gi, bi) = (nearest_cube(r), nearest_cube(g), nearest_cube(b));
     let cube = (CUBE[ri], CUBE[gi], CUBE[bi]);
     let cube_index = 16 + 36 * ri + 6 * gi + bi;
@@ -333,7 +363,7 @@ fn to_256(r: u8, g: u8, b: u8) -> u8 {
     }
 }
 
-fn from_256(i: u8) -> (u8, u8, u8) {
+pub(crate) fn from_256(i: u8) -> (u8, u8, u8) {
     if i >= 232 {
         let v = 8 + 10 * (i - 232);
         (v, v, v)
@@ -343,7 +373,7 @@ fn from_256(i: u8) -> (u8, u8, u8) {
     }
 }
 
-fn to_16(r: u8, g: u8, b: u8) -> Color {
+pub(crate) fn to_16(r: u8, g: u8, b: u8) -> Color {
     const ANSI: [(Color, (u8, u8, u8)); 16] = [
         (Color::Black, (0, 0, 0)),
         (Color::Red, (205, 49, 49)),
@@ -366,6 +396,29 @@ fn to_16(r: u8, g: u8, b: u8) -> Color {
         .min_by_key(|(_, rgb)| dist((r, g, b), *rgb))
         .map(|(c, _)| *c)
         .unwrap_or(Color::Reset)
+}
+
+/// The 16 basic colours by their ANSI number (0-7 normal, 8-15 bright).
+pub(crate) fn ansi16_number(c: Color) -> Option<u8> {
+    Some(match c {
+        Color::Black => 0,
+        Color::Red => 1,
+        Color::Green => 2,
+        Color::Yellow => 3,
+        Color::Blue => 4,
+        Color::Magenta => 5,
+        Color::Cyan => 6,
+        Color::Gray => 7,
+        Color::DarkGray => 8,
+        Color::LightRed => 9,
+        Color::LightGreen => 10,
+        Color::LightYellow => 11,
+        Color::LightBlue => 12,
+        Color::LightMagenta => 13,
+        Color::LightCyan => 14,
+        Color::White => 15,
+        _ => return None,
+    })
 }
 
 /// `--theme NAME` must name a theme (built in, or a file in the config dir's `themes/`):

@@ -186,6 +186,13 @@ pub trait View {
         false
     }
 
+    /// While typing, the keys the text field itself takes (key label, what it does): the
+    /// footer shows only these then, since letters (`?` too) type. Empty: the footer
+    /// shows the view's keys that are not plain characters.
+    fn typing_keys(&self, _ctx: &Ctx) -> Vec<(&'static str, &'static str)> {
+        Vec::new()
+    }
+
     /// Drawn over the screen below it instead of replacing it (the palette).
     fn overlay(&self) -> bool {
         false

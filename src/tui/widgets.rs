@@ -266,6 +266,7 @@ pub fn block<'a>(theme: &Theme, title: impl Into<String>) -> Block<'a> {
         .borders(Borders::ALL)
         .border_type(BorderType::Rounded)
         .border_style(theme.style(Role::Border))
+        .style(theme.style(Role::Text))
         .title(Span::styled(
             format!(" {} ", title.into()),
             theme.style(Role::Accent),
@@ -333,6 +334,35 @@ pub fn age(ts: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> String {
         3600..=86_399 => format!("{}h", secs / 3600),
         _ => format!("{}d", secs / 86_400),
     }
+}
+
+/// The footer: `key what` pairs that fit the width, in order. With `keep_last` the last
+/// pair (`? help`) is always kept, dropping earlier ones to make room.
+pub fn footer(
+    theme: &Theme,
+    items: &[(String, String)],
+    width: usize,
+    keep_last: bool,
+) -> Line<'static> {
+    let mut spans = Vec::new();
+    let mut used = 0;
+    let n = items.len();
+    let last_w = items
+        .last()
+        .filter(|_| keep_last)
+        .map(|(k, l)| k.chars().count() + l.chars().count() + 3)
+        .unwrap_or(0);
+    for (i, (key, label)) in items.iter().enumerate() {
+        let w = key.chars().count() + label.chars().count() + 3;
+        let reserve = if keep_last && i + 1 < n { last_w } else { 0 };
+        if used + w + reserve > width {
+            continue;
+        }
+        spans.push(Span::styled(key.clone(), theme.style(Role::Accent)));
+        spans.push(muted(theme, format!(" {label}  ")));
+        used += w;
+    }
+    Line::from(spans)
 }
 
 pub fn base(theme: &Theme) -> Style {

@@ -721,7 +721,7 @@ impl View for ApproveView {
                 )),
                 lab,
             );
-            frame.render_widget(ta, field);
+            crate::tui::input::draw_area(frame, field, ta, theme, self.field == f);
         }
     }
 
@@ -755,7 +755,7 @@ impl View for ApproveView {
                 } else {
                     &mut self.reason
                 };
-                ta.input(*key);
+                crate::tui::input::edit_area(ta, key);
             }
         }
         true
@@ -853,6 +853,21 @@ impl View for ApproveView {
             || self.diffs.is_loading()
             || self.commits.is_loading()
             || self.ci.is_loading()
+    }
+
+    fn typing_keys(&self, _ctx: &Ctx) -> Vec<(&'static str, &'static str)> {
+        let other = if self.field == Field::Name {
+            "reason"
+        } else {
+            "name"
+        };
+        vec![
+            ("Enter", "confirm"),
+            ("Tab", other),
+            ("Ctrl-U", "clear"),
+            ("Ctrl-d", "full diff"),
+            ("Esc", "cancel"),
+        ]
     }
 
     fn keys(&self, _ctx: &Ctx) -> Vec<(Intent, &'static str)> {

@@ -252,6 +252,14 @@ impl View for AppsView {
         self.typing
     }
 
+    fn typing_keys(&self, _ctx: &Ctx) -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("Enter", "keep filter"),
+            ("Ctrl-U", "clear"),
+            ("Esc", "drop filter"),
+        ]
+    }
+
     fn render(&self, ctx: &Ctx, frame: &mut Frame, area: Rect) {
         let theme = ctx.theme;
         let width = area.width as usize;
@@ -376,15 +384,11 @@ impl View for AppsView {
                 self.rebuild(ctx);
             }
             KeyCode::Enter => self.typing = false,
-            KeyCode::Backspace => {
-                self.filter.pop();
-                self.rebuild(ctx);
+            _ => {
+                if crate::tui::input::edit_line(&mut self.filter, key) {
+                    self.rebuild(ctx);
+                }
             }
-            KeyCode::Char(c) if !c.is_control() => {
-                self.filter.push(c);
-                self.rebuild(ctx);
-            }
-            _ => {}
         }
         true
     }

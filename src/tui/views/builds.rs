@@ -427,10 +427,9 @@ impl BuildsView {
                 *index = (*index + 1) % options.len().max(1)
             }
             (KeyCode::Char(' ') | KeyCode::Left | KeyCode::Right, Value::Toggle(b)) => *b = !*b,
-            (KeyCode::Backspace, Value::Text(s)) => {
-                s.pop();
+            (_, Value::Text(s)) => {
+                crate::tui::input::edit_line(s, key);
             }
-            (KeyCode::Char(c), Value::Text(s)) if !c.is_control() => s.push(c),
             _ => {}
         }
     }

@@ -9,11 +9,15 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
+use std::cell::Cell;
 
 pub struct HelpView {
     screen: String,
     bindings: Vec<(Intent, &'static str)>,
     scroll: usize,
+    /// The last scroll that still fills the window, as the last frame measured it (help
+    /// never scrolls past its end).
+    max_scroll: Cell<usize>,
 }
 
 impl HelpView {
@@ -22,6 +26,7 @@ impl HelpView {
             screen,
             bindings,
             scroll: 0,
+            max_scroll: Cell::new(usize::MAX),
         }
     }
 }
@@ -46,12 +51,64 @@ impl View for HelpView {
 
     fn render(&self, ctx: &Ctx, frame: &mut Frame, area: Rect) {
         let theme = ctx.theme;
+        let lines = self.lines(ctx);
+        let height = area.height.saturating_sub(2) as usize;
+        let max = lines.len().saturating_sub(height);
+        self.max_scroll.set(max);
+        let visible: Vec<Line> = lines.into_iter().skip(self.scroll.min(max)).collect();
+        frame.render_widget(
+            Paragraph::new(visible).block(widgets::block(theme, "help")),
+            area,
+        );
+    }
+
+    fn on_intent(&mut self, intent: Intent, _ctx: &Ctx, out: &mut Outbox) {
+        let max = self.max_scroll.get();
+        let at = self.scroll.min(max);
+        self.scroll = match intent {
+            Intent::Down => (at + 1).min(max),
+            Intent::Up => at.saturating_sub(1),
+            Intent::Top => 0,
+            Intent::Bottom => max,
+            Intent::PageDown => at.saturating_add(10).min(max),
+            Intent::PageUp => at.saturating_sub(10),
+            Intent::Back | Intent::Help | Intent::Quit => {
+                out.pop();
+                at
+            }
+            _ => at,
+        };
+    }
+
+    fn keys(&self, _ctx: &Ctx) -> Vec<(Intent, &'static str)> {
+        vec![(Intent::Down, "scroll"), (Intent::Back, "close")]
+    }
+}
+
+impl HelpView {
+    fn lines(&self, ctx: &Ctx) -> Vec<Line<'static>> {
+        let theme = ctx.theme;
         let mut lines = vec![Line::from(Span::styled(
             format!("Keys on {}", self.screen),
             theme.style(Role::Accent),
         ))];
         let mut seen = Vec::new();
-        for (intent, what) in self.bindings.iter().chain(ALWAYS.iter()) {
+        // Left and Right come as a pair: a screen that moves with one moves with both.
+        let mut bindings: Vec<(Intent, &str)> = Vec::new();
+        for (intent, what) in &self.bindings {
+            bindings.push((*intent, what));
+            let pair = match intent {
+                Intent::Left => Some(Intent::Right),
+                Intent::Right => Some(Intent::Left),
+                _ => None,
+            };
+            if let Some(p) = pair
+                && !self.bindings.iter().any(|(i, _)| *i == p)
+            {
+                bindings.push((p, p.describe()));
+            }
+        }
+        for (intent, what) in bindings.iter().chain(ALWAYS.iter()) {
             if seen.contains(intent) {
                 continue;
             }
@@ -61,6 +118,20 @@ impl View for HelpView {
                 widgets::styled(theme, Role::Accent, format!("  {}", pad(&keys, 18))),
                 widgets::text(theme, (*what).to_string()),
             ]));
+        }
+        let unbound = ctx.keymap.unbound();
+        if !unbound.is_empty() {
+            lines.push(Line::default());
+            lines.push(Line::from(Span::styled(
+                "Not bound to any key (see :warnings)",
+                theme.style(Role::Warning),
+            )));
+            for intent in unbound {
+                lines.push(Line::from(vec![
+                    widgets::styled(theme, Role::Warning, format!("  {}", pad("-", 18))),
+                    widgets::text(theme, intent.describe().to_string()),
+                ]));
+            }
         }
         lines.push(Line::default());
         lines.push(Line::from(Span::styled(
@@ -100,26 +171,6 @@ impl View for HelpView {
                 widgets::text(theme, (*what).to_string()),
             ]));
         }
-        let visible: Vec<Line> = lines.into_iter().skip(self.scroll).collect();
-        frame.render_widget(
-            Paragraph::new(visible).block(widgets::block(theme, "help")),
-            area,
-        );
-    }
-
-    fn on_intent(&mut self, intent: Intent, _ctx: &Ctx, out: &mut Outbox) {
-        match intent {
-            Intent::Down => self.scroll += 1,
-            Intent::Up => self.scroll = self.scroll.saturating_sub(1),
-            Intent::Top => self.scroll = 0,
-            Intent::PageDown => self.scroll += 10,
-            Intent::PageUp => self.scroll = self.scroll.saturating_sub(10),
-            Intent::Back | Intent::Help | Intent::Quit => out.pop(),
-            _ => {}
-        }
-    }
-
-    fn keys(&self, _ctx: &Ctx) -> Vec<(Intent, &'static str)> {
-        vec![(Intent::Down, "scroll"), (Intent::Back, "close")]
+        lines
     }
 }

@@ -124,13 +124,23 @@ impl View for PaletteView {
             }
             KeyCode::Backspace if self.input.pop().is_none() => out.pop(),
             KeyCode::Backspace => {}
-            KeyCode::Char(c) if !c.is_control() => self.input.push(c),
-            _ => {}
+            _ => {
+                crate::tui::input::edit_line(&mut self.input, key);
+            }
         }
         true
     }
 
     fn on_intent(&mut self, _intent: Intent, _ctx: &Ctx, _out: &mut Outbox) {}
+
+    fn typing_keys(&self, _ctx: &Ctx) -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("Enter", "run"),
+            ("Tab", "complete"),
+            ("Ctrl-U", "clear"),
+            ("Esc", "cancel"),
+        ]
+    }
 
     fn keys(&self, _ctx: &Ctx) -> Vec<(Intent, &'static str)> {
         vec![(Intent::Back, "cancel")]
