@@ -101,6 +101,34 @@ pub struct BuildsView {
     runs: Loadable<Vec<BuildRun>>,
     selected: usize,
     mode: Mode,
+    /// `r`/`c` on the followed run waits for `y`: which action.
+    ask: Option<RunAction>,
+    /// The rerun or cancel sent, and its answer once it came.
+    action: Option<(Ticket, RunAction, Option<Result<String, String>>)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunAction {
+    Rerun,
+    Cancel,
+}
+
+impl RunAction {
+    fn word(self) -> &'static str {
+        match self {
+            RunAction::Rerun => "rerun",
+            RunAction::Cancel => "cancel",
+        }
+    }
+}
+
+/// `k=v, k=v` of a run's inputs, cleaned for the terminal.
+fn inputs_words(r: &BuildRun) -> String {
+    r.inputs
+        .iter()
+        .map(|(k, v)| format!("{}={}", clean(k), clean(v)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn state_span(theme: &Theme, s: BuildState) -> Span<'static> {
@@ -122,6 +150,8 @@ impl BuildsView {
             runs: Loadable::Idle,
             selected: 0,
             mode: Mode::List,
+            ask: None,
+            action: None,
         }
     }
 
@@ -235,10 +265,15 @@ impl BuildsView {
                             theme,
                             fit(
                                 &format!(
-                                    "{} {} {}",
+                                    "{} {} {}{}",
                                     clean(&r.title),
                                     clean(r.branch.as_deref().unwrap_or("")),
-                                    widgets::age(r.created_at.as_deref(), ctx.now)
+                                    widgets::age(r.created_at.as_deref(), ctx.now),
+                                    if r.inputs.is_empty() {
+                                        String::new()
+                                    } else {
+                                        format!(" · {}", inputs_words(r))
+                                    }
                                 ),
                                 w.saturating_sub(40),
                             ),
@@ -384,6 +419,18 @@ impl BuildsView {
                         ),
                     ),
                 ]));
+                if !r.inputs.is_empty() {
+                    lines.push(Line::from(vec![
+                        widgets::muted(theme, "  started with  "),
+                        widgets::text(
+                            theme,
+                            fit(&inputs_words(r), area.width.saturating_sub(20) as usize),
+                        ),
+                    ]));
+                }
+                if r.system == crate::model::BuildSystem::Jenkins && !r.jobs.is_empty() {
+                    lines.push(Line::from(widgets::muted(theme, "  stages")));
+                }
                 for j in &r.jobs {
                     lines.push(Line::from(vec![
                         Span::raw("  "),
@@ -398,7 +445,45 @@ impl BuildsView {
                         ]));
                     }
                 }
-                if r.state.is_done() {
+                if !r.log_tail.is_empty() {
+                    lines.push(Line::from(widgets::muted(
+                        theme,
+                        format!("  console (last {} lines)", r.log_tail.len()),
+                    )));
+                    for l in &r.log_tail {
+                        lines.push(Line::from(widgets::muted(
+                            theme,
+                            format!(
+                                "    {}",
+                                fit(&clean(l), area.width.saturating_sub(8) as usize)
+                            ),
+                        )));
+                    }
+                }
+                if let Some((_, what, result)) = &self.action {
+                    lines.push(Line::from(match result {
+                        None => widgets::muted(
+                            theme,
+                            format!("{} {} sending…", ctx.spinner(), what.word()),
+                        ),
+                        Some(Ok(m)) => {
+                            widgets::styled(theme, Role::Healthy, format!("✓ {}", clean(m)))
+                        }
+                        Some(Err(e)) => widgets::styled(
+                            theme,
+                            Role::Danger,
+                            format!("✗ {} failed: {}", what.word(), clean(e)),
+                        ),
+                    }));
+                }
+                if let Some(what) = self.ask {
+                    lines.push(Line::default());
+                    lines.push(Line::from(widgets::styled(
+                        theme,
+                        Role::Warning,
+                        format!("{} {} #{}? y/N", what.word(), clean(&r.pipeline), r.id),
+                    )));
+                } else if r.state.is_done() {
                     lines.push(Line::default());
                     lines.push(Line::from(widgets::muted(theme, "r rerun · Esc back")));
                 } else {
@@ -501,42 +586,53 @@ impl View for BuildsView {
             Mode::Run {
                 run, watch, error, ..
             } => {
+                if let Some(what) = self.ask.take() {
+                    let Some(r) = run.as_ref() else {
+                        return true;
+                    };
+                    if key.code != KeyCode::Char('y') {
+                        out.flash(Level::Info, format!("{} not sent", what.word()));
+                        return true;
+                    }
+                    let (system, pipeline, id) = (r.system, r.pipeline.clone(), r.id);
+                    let t = match what {
+                        RunAction::Rerun => out.request(Request::Rerun {
+                            system,
+                            pipeline: pipeline.clone(),
+                            id,
+                        }),
+                        RunAction::Cancel => out.request(Request::Cancel {
+                            system,
+                            pipeline: pipeline.clone(),
+                            id,
+                        }),
+                    };
+                    self.action = Some((t, what, None));
+                    if what == RunAction::Rerun {
+                        *watch = Some(out.request(Request::WatchRun {
+                            system,
+                            pipeline,
+                            id,
+                        }));
+                        *error = None;
+                    }
+                    return true;
+                }
                 match key.code {
                     KeyCode::Esc => {
                         self.mode = Mode::List;
+                        self.action = None;
                         self.load(out);
                     }
                     KeyCode::Char('r')
                         if run.as_ref().is_some_and(|r| r.state.is_done()) && !ctx.read_only =>
                     {
-                        if let Some(r) = run {
-                            out.request(Request::Rerun {
-                                system: r.system,
-                                pipeline: r.pipeline.clone(),
-                                id: r.id,
-                            });
-                            *watch = Some(out.request(Request::WatchRun {
-                                system: r.system,
-                                pipeline: r.pipeline.clone(),
-                                id: r.id,
-                            }));
-                            *error = None;
-                        }
+                        self.ask = Some(RunAction::Rerun);
                     }
                     KeyCode::Char('c')
                         if run.as_ref().is_some_and(|r| !r.state.is_done()) && !ctx.read_only =>
                     {
-                        if let Some(r) = run {
-                            out.request(Request::Cancel {
-                                system: r.system,
-                                pipeline: r.pipeline.clone(),
-                                id: r.id,
-                            });
-                            out.flash(
-                                Level::Info,
-                                format!("cancel of {} #{} requested", r.pipeline, r.id),
-                            );
-                        }
+                        self.ask = Some(RunAction::Cancel);
                     }
                     _ => return false,
                 }
@@ -592,6 +688,24 @@ impl View for BuildsView {
 
     fn on_response(&mut self, resp: &Response, _ctx: &Ctx, out: &mut Outbox) -> bool {
         let t = resp.ticket;
+        if let Some((at, what, result)) = &mut self.action
+            && *at == t
+        {
+            let r = match &resp.result {
+                Ok(Payload::Accepted(m)) => Ok(m.clone()),
+                Ok(_) => Ok(format!("{} sent", what.word())),
+                Err(e) => Err(e.clone()),
+            };
+            match &r {
+                Ok(m) => out.flash(Level::Info, clean(m).into_owned()),
+                Err(e) => out.flash(
+                    Level::Error,
+                    format!("{} failed: {}", what.word(), clean(e)),
+                ),
+            }
+            *result = Some(r);
+            return true;
+        }
         if self.pipelines.ticket() == Some(t) {
             let v = resp.result.clone().and_then(|p| match p {
                 Payload::Pipelines(v) => Ok(v),
@@ -648,6 +762,9 @@ impl View for BuildsView {
             .collect();
         if let Mode::Run { trigger, watch, .. } = &self.mode {
             v.extend(trigger.iter().chain(watch.iter()));
+        }
+        if let Some((t, _, None)) = &self.action {
+            v.push(*t);
         }
         v
     }
