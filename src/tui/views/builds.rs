@@ -52,6 +52,8 @@ pub struct Form {
     pipeline: Pipeline,
     values: Vec<Value>,
     field: usize,
+    /// What was preselected from the app's cell, or why it could not be, for the form.
+    notes: Vec<String>,
 }
 
 impl Form {
@@ -61,7 +63,64 @@ impl Form {
             pipeline,
             values,
             field: 0,
+            notes: Vec::new(),
         }
+    }
+
+    /// The form for one app's cell: inputs that name a service or an environment take the
+    /// app's (when the pipeline offers it), and the cursor starts on the first required
+    /// field still empty, or the app's own field (`CART_DOCKER_TAG`).
+    pub fn for_app(pipeline: Pipeline, service: &str, environment: &str) -> Self {
+        let mut f = Form::new(pipeline);
+        let tag_field = format!("{}_docker_tag", service.to_lowercase().replace('-', "_"));
+        let mut own_field = None;
+        for (i, (input, value)) in f
+            .pipeline
+            .inputs
+            .iter()
+            .zip(f.values.iter_mut())
+            .enumerate()
+        {
+            let name = input.name.to_lowercase();
+            if name == tag_field {
+                own_field = Some(i);
+            }
+            let want = if name.contains("service") {
+                ("service", service)
+            } else if name.contains("environment") || name == "env" {
+                ("environment", environment)
+            } else {
+                continue;
+            };
+            match value {
+                Value::Choice { options, index } => {
+                    match options.iter().position(|o| o.eq_ignore_ascii_case(want.1)) {
+                        Some(j) => {
+                            *index = j;
+                            f.notes.push(format!("{}={}", input.name, want.1));
+                        }
+                        None => f.notes.push(format!(
+                            "{} {} is not an option of `{}`: check it",
+                            want.0, want.1, input.name
+                        )),
+                    }
+                }
+                Value::Text(t) => {
+                    *t = want.1.to_string();
+                    f.notes.push(format!("{}={}", input.name, want.1));
+                }
+                Value::Toggle(_) => {}
+            }
+        }
+        f.field = f
+            .pipeline
+            .inputs
+            .iter()
+            .zip(&f.values)
+            .position(|(i, v)| i.required && v.as_string().trim().is_empty())
+            .or(own_field)
+            .unwrap_or(0);
+        f
     }
 
     fn inputs(&self) -> BTreeMap<String, String> {
@@ -305,16 +364,28 @@ impl BuildsView {
 
     fn render_form(&self, ctx: &Ctx, frame: &mut Frame, area: Rect, form: &Form) {
         let theme = ctx.theme;
-        let mut lines = vec![
-            Line::from(widgets::muted(
+        let mut lines = vec![Line::from(widgets::muted(
+            theme,
+            format!(
+                "ref {}",
+                clean(form.pipeline.git_ref.as_deref().unwrap_or("default branch"))
+            ),
+        ))];
+        if let Some(app) = &self.app {
+            lines.push(Line::from(widgets::muted(
                 theme,
                 format!(
-                    "ref {}",
-                    clean(form.pipeline.git_ref.as_deref().unwrap_or("default branch"))
+                    "for {}: {}",
+                    clean(&app.name),
+                    if form.notes.is_empty() {
+                        "no input names its service or environment".to_string()
+                    } else {
+                        clean(&form.notes.join(", ")).into_owned()
+                    }
                 ),
-            )),
-            Line::default(),
-        ];
+            )));
+        }
+        lines.push(Line::default());
         for (i, (input, value)) in form.pipeline.inputs.iter().zip(&form.values).enumerate() {
             let selected = i == form.field;
             let label = format!(
@@ -526,7 +597,10 @@ impl View for BuildsView {
         match &self.mode {
             Mode::Form(f) => format!("builds › {}", clean(&f.pipeline.name)),
             Mode::Run { .. } => "builds › run".into(),
-            Mode::List => "builds".into(),
+            Mode::List => match &self.app {
+                Some(id) => format!("builds for {}", clean(&id.name)),
+                None => "builds".into(),
+            },
         }
     }
 
@@ -534,7 +608,6 @@ impl View for BuildsView {
         if matches!(self.pipelines, Loadable::Idle) && matches!(self.mode, Mode::List) {
             self.load(out);
         }
-        let _ = &self.app;
     }
 
     fn typing(&self) -> bool {
@@ -660,7 +733,11 @@ impl View for BuildsView {
                         .and_then(|p| p.get(self.selected))
                         .cloned()
                     {
-                        self.mode = Mode::Form(Form::new(p));
+                        let cell = self.app.as_ref().and_then(|id| ctx.app(id));
+                        self.mode = Mode::Form(match cell {
+                            Some(e) => Form::for_app(p, &e.service, &e.environment.name),
+                            None => Form::new(p),
+                        });
                     }
                 } else if let Some(r) = self
                     .runs
