@@ -1,7 +1,8 @@
 //! `b` on an app's board cell opens the build form with that app's service and
 //! environment preselected (matched by the pipeline's inputs), driven by keys against the
 //! in-process sandbox; the run the sandbox then holds (its own CI state) was started with
-//! exactly those inputs.
+//! exactly those inputs; the run screen shows them, the image and where it goes next,
+//! and the sandbox's run log says the image went exactly there.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use shipdeck::ops::actions::Ops;
@@ -193,5 +194,46 @@ async fn b_on_a_cell_preselects_its_service_and_environment() {
         Some("sha-7777777"),
         "{:?}",
         run.inputs
+    );
+    // The run screen: what it was started with, the image, and where it goes next.
+    let (_, argo) = common::Api::new(&r.sb, Role::Admin)
+        .get(&format!("/api/v1/applications/{name}"))
+        .await;
+    let auto = argo["spec"]["syncPolicy"]["automated"].is_object();
+    let gated =
+        Policies::default().for_env_name(&env).approval != shipdeck::model::ApprovalPolicy::None;
+    let what = if gated {
+        "waits for approval"
+    } else if auto {
+        "picks it up (auto-sync)"
+    } else {
+        "needs a sync (auto-sync off)"
+    };
+    let s = wait_screen(&mut r.h, "the run screen with its inputs", |s| {
+        s.contains("started with")
+    })
+    .await;
+    assert!(
+        s.contains(&format!(
+            "environment={env}, service={service}, version=sha-7777777"
+        )),
+        "{s}"
+    );
+    assert!(
+        s.contains(&format!("image         {service}:sha-7777777")),
+        "{s}"
+    );
+    assert!(s.contains(&format!("goes next     {name} {what}")), "{s}");
+    // The sandbox bumped that environment, and only that one.
+    let log = common::wait_until("the run's effect", || {
+        let l = r.sb.world.ci.run(run.id)?.log;
+        l.iter().any(|x| x.starts_with("bumped ")).then_some(l)
+    })
+    .await;
+    let bumped: Vec<&String> = log.iter().filter(|x| x.starts_with("bumped ")).collect();
+    assert_eq!(bumped.len(), 1, "{log:?}");
+    assert!(
+        bumped[0].starts_with(&format!("bumped {service} in {env} to sha-7777777")),
+        "{log:?}"
     );
 }

@@ -164,6 +164,8 @@ pub struct BuildsView {
     ask: Option<RunAction>,
     /// The rerun or cancel sent, and its answer once it came.
     action: Option<(Ticket, RunAction, Option<Result<String, String>>)>,
+    /// The inputs this screen started the followed run with (GitHub does not report them).
+    sent: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,11 +185,69 @@ impl RunAction {
 
 /// `k=v, k=v` of a run's inputs, cleaned for the terminal.
 fn inputs_words(r: &BuildRun) -> String {
-    r.inputs
+    pairs_words(&r.inputs)
+}
+
+fn pairs_words(inputs: &[(String, String)]) -> String {
+    inputs
         .iter()
         .map(|(k, v)| format!("{}={}", clean(k), clean(v)))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Where a run's image goes next, read from its inputs and the estate: the image (a
+/// `version` or `<SERVICE>_DOCKER_TAG` input, when the run deploys a given tag), and for
+/// each environment the service runs in (or the one named by an `environment` input)
+/// whether its app picks a new commit up by itself or waits for an operator.
+fn next_stops(ctx: &Ctx, inputs: &[(String, String)]) -> (Vec<String>, Vec<(String, String)>) {
+    let get = |k: &str| {
+        inputs
+            .iter()
+            .find(|(n, v)| n.eq_ignore_ascii_case(k) && !v.trim().is_empty())
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let mut images = Vec::new();
+    let mut services: Vec<String> = Vec::new();
+    if let Some(svc) = get("service") {
+        if let Some(v) = get("version") {
+            images.push(format!("{svc}:{v}"));
+        }
+        services.push(svc);
+    }
+    for (n, v) in inputs {
+        if let Some(svc) = n.strip_suffix("_DOCKER_TAG")
+            && !v.trim().is_empty()
+        {
+            let svc = svc.to_lowercase().replace('_', "-");
+            images.push(format!("{svc}:{}", v.trim()));
+            services.push(svc);
+        }
+    }
+    let named_env = get("environment");
+    let mut stops = Vec::new();
+    for svc in &services {
+        for env in ctx.estate.environments() {
+            if named_env
+                .as_ref()
+                .is_some_and(|e| !e.eq_ignore_ascii_case(&env.name))
+            {
+                continue;
+            }
+            let Some(e) = ctx.estate.cell(svc, &env.name).next() else {
+                continue;
+            };
+            let what = if ctx.policy(env) != crate::model::ApprovalPolicy::None {
+                "waits for approval".to_string()
+            } else if e.app.auto_sync() {
+                "picks it up (auto-sync)".to_string()
+            } else {
+                "needs a sync (auto-sync off)".to_string()
+            };
+            stops.push((clean(&e.id.name).into_owned(), what));
+        }
+    }
+    (images, stops)
 }
 
 fn state_span(theme: &Theme, s: BuildState) -> Span<'static> {
@@ -211,6 +271,7 @@ impl BuildsView {
             mode: Mode::List,
             ask: None,
             action: None,
+            sent: Vec::new(),
         }
     }
 
@@ -490,14 +551,43 @@ impl BuildsView {
                         ),
                     ),
                 ]));
-                if !r.inputs.is_empty() {
+                // The inputs the system reports, else the ones this screen sent.
+                let inputs = if r.inputs.is_empty() {
+                    &self.sent
+                } else {
+                    &r.inputs
+                };
+                if !inputs.is_empty() {
                     lines.push(Line::from(vec![
                         widgets::muted(theme, "  started with  "),
                         widgets::text(
                             theme,
-                            fit(&inputs_words(r), area.width.saturating_sub(20) as usize),
+                            fit(&pairs_words(inputs), area.width.saturating_sub(20) as usize),
                         ),
                     ]));
+                    let (images, stops) = next_stops(ctx, inputs);
+                    lines.push(Line::from(vec![
+                        widgets::muted(theme, "  image         "),
+                        widgets::text(
+                            theme,
+                            if images.is_empty() {
+                                "not reported by the run".to_string()
+                            } else {
+                                clean(&images.join(", ")).into_owned()
+                            },
+                        ),
+                    ]));
+                    if !stops.is_empty() {
+                        let words: Vec<String> =
+                            stops.iter().map(|(a, w)| format!("{a} {w}")).collect();
+                        lines.push(Line::from(vec![
+                            widgets::muted(theme, "  goes next     "),
+                            widgets::text(
+                                theme,
+                                fit(&words.join(" · "), area.width.saturating_sub(20) as usize),
+                            ),
+                        ]));
+                    }
                 }
                 if r.system == crate::model::BuildSystem::Jenkins && !r.jobs.is_empty() {
                     lines.push(Line::from(widgets::muted(theme, "  stages")));
@@ -640,9 +730,11 @@ impl View for BuildsView {
                         } else if let Some(m) = form.missing() {
                             out.flash(Level::Warning, format!("input `{m}` is required"));
                         } else {
+                            let inputs = form.inputs();
+                            self.sent = inputs.clone().into_iter().collect();
                             let t = out.request(Request::Trigger {
                                 pipeline: form.pipeline.clone(),
-                                inputs: form.inputs(),
+                                inputs,
                             });
                             self.mode = Mode::Run {
                                 trigger: Some(t),
@@ -750,6 +842,7 @@ impl View for BuildsView {
                         pipeline: r.pipeline.clone(),
                         id: r.id,
                     }));
+                    self.sent = Vec::new();
                     self.mode = Mode::Run {
                         trigger: None,
                         watch,
