@@ -42,6 +42,9 @@ impl Sort {
     }
 }
 
+/// One app's answer in a bulk sync: None until it came.
+type Answer = Option<Result<String, String>>;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Row {
     Group(String, usize),
@@ -62,7 +65,7 @@ pub struct AppsView {
     /// A bulk sync waiting for `y`: the marked apps visible when `s` was pressed.
     bulk_confirm: Option<Vec<AppId>>,
     /// The last bulk sync: each app's ticket and its answer once it came.
-    bulk: Vec<(Ticket, String, Option<Result<String, String>>)>,
+    bulk: Vec<(Ticket, String, Answer)>,
     generation: u64,
 }
 

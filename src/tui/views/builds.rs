@@ -163,10 +163,13 @@ pub struct BuildsView {
     /// `r`/`c` on the followed run waits for `y`: which action.
     ask: Option<RunAction>,
     /// The rerun or cancel sent, and its answer once it came.
-    action: Option<(Ticket, RunAction, Option<Result<String, String>>)>,
+    action: Option<(Ticket, RunAction, Answer)>,
     /// The inputs this screen started the followed run with (GitHub does not report them).
     sent: Vec<(String, String)>,
 }
+
+/// The answer to a rerun or cancel: None until it came.
+type Answer = Option<Result<String, String>>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RunAction {
