@@ -258,3 +258,61 @@ async fn cancel_asks_once_and_the_sandbox_aborts_the_build() {
     .await;
     assert!(!s.contains("✗ cancel failed"), "{s}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rerun_asks_once_and_github_holds_a_second_attempt() {
+    let mut r = rig(0.02).await;
+    command(&mut r.h, "builds");
+    wait_screen(&mut r.h, "the pipelines", |s| s.contains("build.yml")).await;
+    // The first pipeline is the build workflow; its defaults are enough.
+    press(&mut r.h, KeyCode::Enter);
+    wait_screen(&mut r.h, "the form", |s| s.contains("trigger build.yml")).await;
+    press(&mut r.h, KeyCode::Enter);
+    let s = wait_screen(&mut r.h, "the finished run", |s| {
+        s.contains("build.yml #") && s.contains("r rerun")
+    })
+    .await;
+    let id: u64 = s
+        .lines()
+        .find_map(|l| {
+            let rest = &l[l.find("build.yml #")? + "build.yml #".len()..];
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no run id:\n{s}"));
+    let gh = &r.sb.world.estate.github;
+    let path = format!(
+        "{}/github/repos/{}/{}/actions/runs/{id}",
+        r.sb.url, gh.owner, gh.repo
+    );
+    let attempt = || async {
+        let v: Value = common::http()
+            .get(&path)
+            .bearer_auth(r.sb.world.users.github_token())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["run_attempt"].as_u64()
+    };
+    assert_eq!(attempt().await, Some(1));
+    press(&mut r.h, KeyCode::Char('r'));
+    let s = r.h.screen(180, 60);
+    assert!(s.contains(&format!("rerun build.yml #{id}? y/N")), "{s}");
+    press(&mut r.h, KeyCode::Esc);
+    let s = r.h.screen(180, 60);
+    assert!(s.contains("rerun not sent"), "{s}");
+    press(&mut r.h, KeyCode::Char('r'));
+    press(&mut r.h, KeyCode::Char('y'));
+    common::wait_for("GitHub holds the second attempt", || async {
+        (attempt().await == Some(2)).then_some(())
+    })
+    .await;
+    wait_screen(&mut r.h, "the reported result", |s| {
+        s.contains(&format!("✓ rerun of run {id} requested"))
+    })
+    .await;
+    // Asked once, sent once: no third attempt.
+    assert_eq!(attempt().await, Some(2));
+}
