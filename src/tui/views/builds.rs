@@ -191,12 +191,18 @@ fn inputs_words(r: &BuildRun) -> String {
     pairs_words(&r.inputs)
 }
 
+/// Inputs left empty are counted, not listed (a Jenkins job has one per service).
 fn pairs_words(inputs: &[(String, String)]) -> String {
-    inputs
+    let mut words: Vec<String> = inputs
         .iter()
+        .filter(|(_, v)| !v.is_empty())
         .map(|(k, v)| format!("{}={}", clean(k), clean(v)))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect();
+    let empty = inputs.iter().filter(|(_, v)| v.is_empty()).count();
+    if empty > 0 {
+        words.push(format!("{empty} left empty"));
+    }
+    words.join(", ")
 }
 
 /// Where a run's image goes next, read from its inputs and the estate: the image (a
@@ -649,7 +655,14 @@ impl BuildsView {
                     )));
                 } else if r.state.is_done() {
                     lines.push(Line::default());
-                    lines.push(Line::from(widgets::muted(theme, "r rerun · Esc back")));
+                    lines.push(Line::from(widgets::muted(
+                        theme,
+                        if r.system == crate::model::BuildSystem::Jenkins {
+                            "Esc back (Jenkins has no rerun: start the job again from the list)"
+                        } else {
+                            "r rerun · Esc back"
+                        },
+                    )));
                 } else {
                     lines.push(Line::from(widgets::muted(
                         theme,
@@ -791,6 +804,16 @@ impl View for BuildsView {
                         self.mode = Mode::List;
                         self.action = None;
                         self.load(out);
+                    }
+                    KeyCode::Char('r')
+                        if run.as_ref().is_some_and(|r| {
+                            r.state.is_done() && r.system == crate::model::BuildSystem::Jenkins
+                        }) =>
+                    {
+                        out.flash(
+                            Level::Info,
+                            "Jenkins has no rerun: start the job again from the list (Esc, Enter on it)",
+                        );
                     }
                     KeyCode::Char('r')
                         if run.as_ref().is_some_and(|r| r.state.is_done()) && !ctx.read_only =>
