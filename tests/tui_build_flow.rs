@@ -105,7 +105,15 @@ async fn trigger_a_build_by_keys_and_see_prod_wait_for_approval() {
         }
         h.step(Duration::from_millis(50)).await;
     }
-    // The form comes from the workflow file's dispatch inputs, default filled in.
+    // The form comes from the workflow file's dispatch inputs, with the cell's service
+    // preselected; choose frontend with the arrows.
+    for _ in 0..10 {
+        if form.contains("‹frontend›") {
+            break;
+        }
+        press(&mut h, KeyCode::Left);
+        form = h.screen(160, 48);
+    }
     assert!(form.contains("‹frontend›"), "{form}");
     assert!(form.contains("skip_tests"), "{form}");
     press(&mut h, KeyCode::Enter);

@@ -453,6 +453,8 @@ fn run(state: BuildState) -> BuildRun {
                 },
             ],
         }],
+        inputs: Vec::new(),
+        log_tail: Vec::new(),
     }
 }
 

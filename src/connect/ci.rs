@@ -20,6 +20,8 @@ use std::time::Duration;
 const GITHUB_HINT: &str = "set GH_TOKEN or GITHUB_TOKEN, or run `shipdeck login github`";
 const JENKINS_HINT: &str =
     "set JENKINS_USER and JENKINS_TOKEN (or JENKINS_API_TOKEN), or run `shipdeck login jenkins`";
+/// How many builds of each Jenkins job "recent runs" lists.
+const JENKINS_RECENT: usize = 10;
 /// The HTTP timeout of the CI clients (their default), for timeout messages.
 const CLIENT_TIMEOUT_SECS: u64 = 30;
 
@@ -469,7 +471,8 @@ impl Ci {
         Ok(out)
     }
 
-    /// Recent GitHub runs of every repository offered, newest first.
+    /// Recent runs: GitHub runs of every repository offered and the latest builds of every
+    /// Jenkins job offered (with their parameters), newest first.
     pub async fn runs(&self) -> Result<Vec<BuildRun>, SourceError> {
         let mut runs = Vec::new();
         if let Some(g) = &self.github {
@@ -483,6 +486,23 @@ impl Ci {
                     self.remember(run.id, &r.owner, &r.repo);
                 }
                 runs.extend(list);
+            }
+        }
+        let jobs = self
+            .jenkins
+            .as_ref()
+            .map(JenkinsCi::jobs)
+            .unwrap_or_default();
+        if !jobs.is_empty() {
+            let (client, _) = self.jenkins()?;
+            for job in &jobs {
+                let numbers = client
+                    .build_numbers(job, JENKINS_RECENT)
+                    .await
+                    .map_err(from_jenkins)?;
+                for n in numbers {
+                    runs.push(client.build(job, n).await.map_err(from_jenkins)?);
+                }
             }
         }
         runs.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
@@ -538,7 +558,7 @@ impl CiSource for Ci {
             }
             BuildSystem::Jenkins => {
                 let (j, _) = self.jenkins()?;
-                j.build(pipeline, id).await.map_err(from_jenkins)
+                j.build_detail(pipeline, id).await.map_err(from_jenkins)
             }
         }
     }
@@ -553,8 +573,10 @@ impl CiSource for Ci {
                     .await
                     .map_err(from_github)
             }
+            // Jenkins has no rerun of its own, and a new build would get a new number the
+            // follower of this one would not see: say how instead.
             BuildSystem::Jenkins => Err(SourceError::Refused(format!(
-                "rerun is offered for GitHub runs only: start {} again with b",
+                "rerun is offered for GitHub runs only: start {} again with b (same parameters)",
                 run.pipeline
             ))),
         }
@@ -570,10 +592,10 @@ impl CiSource for Ci {
                     .await
                     .map_err(from_github)
             }
-            BuildSystem::Jenkins => Err(SourceError::Refused(format!(
-                "cancel is offered for GitHub runs only: stop {} #{} in Jenkins",
-                run.pipeline, run.id
-            ))),
+            BuildSystem::Jenkins => {
+                let (j, _) = self.jenkins()?;
+                j.stop(&run.pipeline, run.id).await.map_err(from_jenkins)
+            }
         }
     }
 }

@@ -84,4 +84,11 @@ pub struct BuildRun {
     pub url: Option<String>,
     pub created_at: Option<String>,
     pub jobs: Vec<BuildJob>,
+    /// The inputs (GitHub) or parameters (Jenkins) the run was started with, where the
+    /// system reports them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<(String, String)>,
+    /// The last lines of the run's log (Jenkins' console), where fetched.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_tail: Vec<String>,
 }

@@ -2,7 +2,7 @@
 //! definitions, `buildWithParameters` with the CSRF crumb and the session cookie it belongs
 //! to, the queue item until it becomes a build, and build status as a [`BuildRun`].
 
-use crate::model::{BuildRun, BuildState, BuildSystem};
+use crate::model::{BuildJob, BuildRun, BuildState, BuildSystem};
 use crate::secrets::Secret;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
@@ -73,6 +73,20 @@ impl std::fmt::Debug for JenkinsClient {
             .field("user", &self.user)
             .field("token", &self.token)
             .finish()
+    }
+}
+
+/// How many lines of a build's console the run screen shows.
+pub const CONSOLE_TAIL: usize = 12;
+
+/// A `wfapi` stage status as a build state.
+fn stage_state(status: &str) -> BuildState {
+    match status {
+        "SUCCESS" => BuildState::Succeeded,
+        "IN_PROGRESS" | "PAUSED_PENDING_INPUT" => BuildState::InProgress,
+        "ABORTED" => BuildState::Cancelled,
+        "NOT_EXECUTED" | "QUEUED" => BuildState::Queued,
+        _ => BuildState::Failed,
     }
 }
 
@@ -353,6 +367,26 @@ impl JenkinsClient {
         }
     }
 
+    /// Stop a running build (`POST .../stop`, as the Jenkins UI's ✗ does).
+    pub async fn stop(&self, job: &str, number: u64) -> Result<()> {
+        let path = format!("{}/{number}/stop", job_path(job));
+        let mut fresh = false;
+        loop {
+            let crumb = self.crumb(fresh).await?;
+            let (status, _, body) = self
+                .call(Method::POST, &path, Some(String::new()), crumb.as_ref())
+                .await?;
+            if status == StatusCode::FORBIDDEN && !fresh && crumb.is_some() {
+                fresh = true;
+                continue;
+            }
+            if status.is_success() || status.is_redirection() {
+                return Ok(());
+            }
+            return Err(self.status_error(&format!("stop {job} #{number}"), status, &body));
+        }
+    }
+
     /// Wait until a queue item becomes a build; returns the build number.
     pub async fn wait_queue(&self, item: u64, poll: Duration, deadline: Duration) -> Result<u64> {
         let until = tokio::time::Instant::now() + deadline;
@@ -385,7 +419,7 @@ impl JenkinsClient {
         }
     }
 
-    /// One build's status.
+    /// One build's status and the parameters it was started with (`api/json`).
     pub async fn build(&self, job: &str, number: u64) -> Result<BuildRun> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -402,6 +436,8 @@ impl JenkinsClient {
             full_display_name: Option<String>,
             #[serde(default)]
             timestamp: Option<i64>,
+            #[serde(default)]
+            actions: Vec<Value>,
         }
         let b: B = self
             .get_json(
@@ -409,6 +445,22 @@ impl JenkinsClient {
                 &format!("build {job} #{number}"),
             )
             .await?;
+        // `ParametersAction`: the values the build was started with.
+        let inputs = b
+            .actions
+            .iter()
+            .filter_map(|a| a.get("parameters").and_then(Value::as_array))
+            .flatten()
+            .filter_map(|p| {
+                let name = p.get("name")?.as_str()?.to_string();
+                let value = match p.get("value") {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Null) | None => String::new(),
+                    Some(v) => v.to_string(),
+                };
+                Some((name, value))
+            })
+            .collect();
         Ok(BuildRun {
             system: BuildSystem::Jenkins,
             id: b.number,
@@ -425,7 +477,106 @@ impl JenkinsClient {
                 .and_then(chrono::DateTime::from_timestamp_millis)
                 .map(|t| t.to_rfc3339()),
             jobs: Vec::new(),
+            inputs,
+            log_tail: Vec::new(),
         })
+    }
+
+    /// The numbers of a job's builds, newest first (at most `limit`).
+    pub async fn build_numbers(&self, job: &str, limit: usize) -> Result<Vec<u64>> {
+        #[derive(Deserialize)]
+        struct N {
+            #[serde(default)]
+            number: u64,
+        }
+        #[derive(Deserialize)]
+        struct J {
+            #[serde(default)]
+            builds: Vec<N>,
+        }
+        let j: J = self
+            .get_json(
+                &format!(
+                    "{}/api/json?tree=builds[number]{{0,{limit}}}",
+                    job_path(job)
+                ),
+                &format!("job {job}"),
+            )
+            .await?;
+        let mut v: Vec<u64> = j.builds.into_iter().map(|n| n.number).collect();
+        v.sort_unstable_by(|a, b| b.cmp(a));
+        v.truncate(limit);
+        Ok(v)
+    }
+
+    /// A Pipeline build's stages (`wfapi/describe`, the Pipeline Stage View API), as jobs
+    /// of one step each; an empty list for jobs that are no Pipeline (no such endpoint).
+    pub async fn stages(&self, job: &str, number: u64) -> Result<Vec<BuildJob>> {
+        #[derive(Deserialize)]
+        struct Stage {
+            #[serde(default)]
+            id: String,
+            #[serde(default)]
+            name: String,
+            #[serde(default)]
+            status: String,
+        }
+        #[derive(Deserialize)]
+        struct D {
+            #[serde(default)]
+            stages: Vec<Stage>,
+        }
+        let d: D = match self
+            .get_json(
+                &format!("{}/{number}/wfapi/describe", job_path(job)),
+                &format!("stages of {job} #{number}"),
+            )
+            .await
+        {
+            Ok(d) => d,
+            Err(JenkinsError::NotFound(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        Ok(d.stages
+            .into_iter()
+            .enumerate()
+            .map(|(i, st)| BuildJob {
+                id: st.id.parse().unwrap_or(i as u64),
+                name: st.name,
+                state: stage_state(&st.status),
+                steps: Vec::new(),
+            })
+            .collect())
+    }
+
+    /// The last `lines` lines of a build's console log (`consoleText`).
+    pub async fn console_tail(&self, job: &str, number: u64, lines: usize) -> Result<Vec<String>> {
+        let what = format!("console of {job} #{number}");
+        let (status, _, body) = self
+            .call(
+                Method::GET,
+                &format!("{}/{number}/consoleText", job_path(job)),
+                None,
+                None,
+            )
+            .await?;
+        if !status.is_success() {
+            return Err(self.status_error(&what, status, &body));
+        }
+        let text = String::from_utf8_lossy(&body);
+        let all: Vec<&str> = text.lines().collect();
+        Ok(all[all.len().saturating_sub(lines)..]
+            .iter()
+            .map(|l| crate::model::text::sanitize(l).into_owned())
+            .collect())
+    }
+
+    /// One build with its stages and the tail of its console log (the run screen).
+    pub async fn build_detail(&self, job: &str, number: u64) -> Result<BuildRun> {
+        let mut run = self.build(job, number).await?;
+        run.jobs = self.stages(job, number).await?;
+        run.log_tail = self.console_tail(job, number, CONSOLE_TAIL).await?;
+        Ok(run)
     }
 
     /// Poll a build until it finishes, calling `on_update` when it changes.

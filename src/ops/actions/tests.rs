@@ -379,6 +379,8 @@ fn run_of(id: u64, state: crate::model::BuildState) -> crate::model::BuildRun {
         url: None,
         created_at: None,
         jobs: Vec::new(),
+        inputs: Vec::new(),
+        log_tail: Vec::new(),
     }
 }
 

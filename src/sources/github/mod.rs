@@ -166,6 +166,8 @@ fn run_of(r: RunJson) -> BuildRun {
         url: r.html_url,
         created_at: r.created_at,
         jobs: Vec::new(),
+        inputs: Vec::new(),
+        log_tail: Vec::new(),
     }
 }
 

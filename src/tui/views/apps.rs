@@ -6,7 +6,7 @@
 use crate::model::{AppId, ApprovalPolicy, Environment};
 use crate::ops::estate::AppEntry;
 use crate::tui::keymap::Intent;
-use crate::tui::request::Request;
+use crate::tui::request::{Payload, Request, Response, Ticket};
 use crate::tui::theme::Role;
 use crate::tui::view::{Ctx, Level, Outbox, View};
 use crate::tui::widgets::{self, clean, pad};
@@ -42,6 +42,9 @@ impl Sort {
     }
 }
 
+/// One app's answer in a bulk sync: None until it came.
+type Answer = Option<Result<String, String>>;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Row {
     Group(String, usize),
@@ -59,6 +62,10 @@ pub struct AppsView {
     /// Only apps that wait for an operator's approval (`:pending`).
     only_waiting: bool,
     marks: BTreeSet<AppId>,
+    /// A bulk sync waiting for `y`: the marked apps visible when `s` was pressed.
+    bulk_confirm: Option<Vec<AppId>>,
+    /// The last bulk sync: each app's ticket and its answer once it came.
+    bulk: Vec<(Ticket, String, Answer)>,
     generation: u64,
 }
 
@@ -73,6 +80,8 @@ impl AppsView {
             only_env,
             only_waiting: false,
             marks: BTreeSet::new(),
+            bulk_confirm: None,
+            bulk: Vec::new(),
             generation: u64::MAX,
         }
     }
@@ -202,34 +211,108 @@ impl AppsView {
         self.selected = apps[next];
     }
 
+    /// Marked apps the current rows show (a filter hides the others; they are not acted on).
+    fn visible_marks(&self) -> Vec<AppId> {
+        self.rows
+            .iter()
+            .filter_map(|r| match r {
+                Row::App(id) if self.marks.contains(id) => Some(id.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// `s` with marks: list the visible marked apps and ask once.
     fn bulk_sync(&mut self, ctx: &Ctx, out: &mut Outbox) {
         if ctx.read_only {
             out.flash(Level::Warning, "read-only mode: sync is disabled");
             return;
         }
-        let mut sent = 0;
-        let mut skipped = 0;
-        for id in std::mem::take(&mut self.marks) {
+        let visible = self.visible_marks();
+        let hidden = self.marks.len() - visible.len();
+        if visible.is_empty() {
+            out.flash(
+                Level::Warning,
+                format!(
+                    "{hidden} marked {} hidden by the filter: nothing synced (Esc clears the filter, Space unmarks)",
+                    if hidden == 1 { "app is" } else { "apps are" }
+                ),
+            );
+            return;
+        }
+        self.bulk_confirm = Some(visible);
+    }
+
+    fn bulk_prompt(&self, ids: &[AppId], hidden: usize) -> String {
+        let names: Vec<String> = ids.iter().map(|i| clean(&i.name).into_owned()).collect();
+        let mut s = format!(
+            "sync {} {}: {}? y/N",
+            ids.len(),
+            if ids.len() == 1 { "app" } else { "apps" },
+            names.join(", ")
+        );
+        if hidden > 0 {
+            s.push_str(&format!(
+                " ({hidden} marked but hidden by the filter: left alone)"
+            ));
+        }
+        s
+    }
+
+    /// `y` on the bulk prompt: send one sync per app that can still take one; each answer
+    /// is reported against its app.
+    fn bulk_send(&mut self, ids: Vec<AppId>, ctx: &Ctx, out: &mut Outbox) {
+        self.bulk.clear();
+        for id in ids {
+            self.marks.remove(&id);
+            let name = clean(&id.name).into_owned();
             match ctx.app(&id) {
-                Some(e)
-                    if ctx.policy(&e.environment) == ApprovalPolicy::None
-                        && !e.app.operation_in_progress() =>
-                {
-                    out.request(Request::Sync {
+                Some(e) if ctx.policy(&e.environment) != ApprovalPolicy::None => self.bulk.push((
+                    Ticket(0),
+                    name,
+                    Some(Err("gated: approve it on its own (s)".into())),
+                )),
+                Some(e) if e.app.operation_in_progress() => self.bulk.push((
+                    Ticket(0),
+                    name,
+                    Some(Err("skipped: an operation is already running".into())),
+                )),
+                Some(_) => {
+                    let t = out.request(Request::Sync {
                         app: id,
                         approval: None,
                     });
-                    sent += 1;
+                    self.bulk.push((t, name, None));
                 }
-                _ => skipped += 1,
+                None => self
+                    .bulk
+                    .push((Ticket(0), name, Some(Err("skipped: app is gone".into())))),
             }
         }
-        let msg = if skipped > 0 {
-            format!("sync requested for {sent} apps; {skipped} skipped (gated or busy)")
+        self.report(out);
+    }
+
+    /// Each app's result so far, in one line.
+    fn bulk_words(&self) -> String {
+        let parts: Vec<String> = self
+            .bulk
+            .iter()
+            .map(|(_, name, r)| match r {
+                None => format!("{name} … sending"),
+                Some(Ok(m)) => format!("{name} ✓ {}", clean(m)),
+                Some(Err(e)) => format!("{name} ✗ {}", clean(e)),
+            })
+            .collect();
+        format!("sync of {} apps: {}", self.bulk.len(), parts.join(" · "))
+    }
+
+    fn report(&self, out: &mut Outbox) {
+        let level = if self.bulk.iter().any(|(_, _, r)| matches!(r, Some(Err(_)))) {
+            Level::Warning
         } else {
-            format!("sync requested for {sent} apps")
+            Level::Info
         };
-        out.flash(Level::Info, msg);
+        out.flash(level, self.bulk_words());
     }
 }
 
@@ -249,7 +332,7 @@ impl View for AppsView {
     }
 
     fn typing(&self) -> bool {
-        self.typing
+        self.typing || self.bulk_confirm.is_some()
     }
 
     fn typing_keys(&self, _ctx: &Ctx) -> Vec<(&'static str, &'static str)> {
@@ -307,7 +390,33 @@ impl View for AppsView {
             head.push_str(&pad("STATE", cause_w));
         }
         lines.push(Line::from(widgets::muted(theme, head)));
-        let body_h = (area.height as usize).saturating_sub(2);
+        // Below the table: the bulk prompt, then each app's result of the last bulk sync.
+        let mut tail: Vec<Line> = Vec::new();
+        if let Some(ids) = &self.bulk_confirm {
+            let hidden = self.marks.len().saturating_sub(ids.len());
+            tail.push(Line::from(widgets::styled(
+                theme,
+                Role::Warning,
+                self.bulk_prompt(ids, hidden),
+            )));
+        } else if !self.bulk.is_empty() {
+            tail.push(Line::from(widgets::muted(
+                theme,
+                format!("last bulk sync ({} apps):", self.bulk.len()),
+            )));
+            for (_, name, r) in self.bulk.iter().take(8) {
+                tail.push(Line::from(match r {
+                    None => widgets::muted(theme, format!("  {name} … sending")),
+                    Some(Ok(m)) => {
+                        widgets::styled(theme, Role::Synced, format!("  ✓ {name}: {}", clean(m)))
+                    }
+                    Some(Err(e)) => {
+                        widgets::styled(theme, Role::Danger, format!("  ✗ {name}: {}", clean(e)))
+                    }
+                }));
+            }
+        }
+        let body_h = (area.height as usize).saturating_sub(2 + tail.len());
         let offset = widgets::scroll_offset(self.selected, body_h, self.rows.len());
         for (i, row) in self.rows.iter().enumerate().skip(offset).take(body_h) {
             match row {
@@ -370,10 +479,19 @@ impl View for AppsView {
                 }
             }
         }
+        lines.extend(tail);
         frame.render_widget(Paragraph::new(lines).style(widgets::base(theme)), area);
     }
 
-    fn on_key(&mut self, key: &KeyEvent, ctx: &Ctx, _out: &mut Outbox) -> bool {
+    fn on_key(&mut self, key: &KeyEvent, ctx: &Ctx, out: &mut Outbox) -> bool {
+        if let Some(ids) = self.bulk_confirm.take() {
+            if key.code == KeyCode::Char('y') {
+                self.bulk_send(ids, ctx, out);
+            } else {
+                out.flash(Level::Info, "bulk sync cancelled: nothing sent");
+            }
+            return true;
+        }
         if !self.typing {
             return false;
         }
@@ -422,7 +540,10 @@ impl View for AppsView {
                     if gated {
                         out.flash(
                             Level::Warning,
-                            format!("{}: gated environment, approve it on its own (s)", id.name),
+                            format!(
+                                "{} cannot join a bulk sync: its environment is gated, and gated apps are approved one by one (s on it)",
+                                clean(&id.name)
+                            ),
                         );
                     } else if !self.marks.remove(&id) {
                         self.marks.insert(id);
@@ -437,6 +558,23 @@ impl View for AppsView {
                 super::app_intent(intent, id.as_ref(), ctx, out);
             }
         }
+    }
+
+    fn on_response(&mut self, resp: &Response, _ctx: &Ctx, out: &mut Outbox) -> bool {
+        let Some(slot) = self
+            .bulk
+            .iter_mut()
+            .find(|(t, _, r)| *t == resp.ticket && r.is_none())
+        else {
+            return false;
+        };
+        slot.2 = Some(match &resp.result {
+            Ok(Payload::Accepted(m)) => Ok(m.clone()),
+            Ok(_) => Ok("sent".into()),
+            Err(e) => Err(e.clone()),
+        });
+        self.report(out);
+        true
     }
 
     fn on_estate(&mut self, ctx: &Ctx, _out: &mut Outbox) {

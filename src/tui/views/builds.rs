@@ -52,6 +52,8 @@ pub struct Form {
     pipeline: Pipeline,
     values: Vec<Value>,
     field: usize,
+    /// What was preselected from the app's cell, or why it could not be, for the form.
+    notes: Vec<String>,
 }
 
 impl Form {
@@ -61,7 +63,64 @@ impl Form {
             pipeline,
             values,
             field: 0,
+            notes: Vec::new(),
         }
+    }
+
+    /// The form for one app's cell: inputs that name a service or an environment take the
+    /// app's (when the pipeline offers it), and the cursor starts on the first required
+    /// field still empty, or the app's own field (`CART_DOCKER_TAG`).
+    pub fn for_app(pipeline: Pipeline, service: &str, environment: &str) -> Self {
+        let mut f = Form::new(pipeline);
+        let tag_field = format!("{}_docker_tag", service.to_lowercase().replace('-', "_"));
+        let mut own_field = None;
+        for (i, (input, value)) in f
+            .pipeline
+            .inputs
+            .iter()
+            .zip(f.values.iter_mut())
+            .enumerate()
+        {
+            let name = input.name.to_lowercase();
+            if name == tag_field {
+                own_field = Some(i);
+            }
+            let want = if name.contains("service") {
+                ("service", service)
+            } else if name.contains("environment") || name == "env" {
+                ("environment", environment)
+            } else {
+                continue;
+            };
+            match value {
+                Value::Choice { options, index } => {
+                    match options.iter().position(|o| o.eq_ignore_ascii_case(want.1)) {
+                        Some(j) => {
+                            *index = j;
+                            f.notes.push(format!("{}={}", input.name, want.1));
+                        }
+                        None => f.notes.push(format!(
+                            "{} {} is not an option of `{}`: check it",
+                            want.0, want.1, input.name
+                        )),
+                    }
+                }
+                Value::Text(t) => {
+                    *t = want.1.to_string();
+                    f.notes.push(format!("{}={}", input.name, want.1));
+                }
+                Value::Toggle(_) => {}
+            }
+        }
+        f.field = f
+            .pipeline
+            .inputs
+            .iter()
+            .zip(&f.values)
+            .position(|(i, v)| i.required && v.as_string().trim().is_empty())
+            .or(own_field)
+            .unwrap_or(0);
+        f
     }
 
     fn inputs(&self) -> BTreeMap<String, String> {
@@ -101,6 +160,103 @@ pub struct BuildsView {
     runs: Loadable<Vec<BuildRun>>,
     selected: usize,
     mode: Mode,
+    /// `r`/`c` on the followed run waits for `y`: which action.
+    ask: Option<RunAction>,
+    /// The rerun or cancel sent, and its answer once it came.
+    action: Option<(Ticket, RunAction, Answer)>,
+    /// The inputs this screen started the followed run with (GitHub does not report them).
+    sent: Vec<(String, String)>,
+}
+
+/// The answer to a rerun or cancel: None until it came.
+type Answer = Option<Result<String, String>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunAction {
+    Rerun,
+    Cancel,
+}
+
+impl RunAction {
+    fn word(self) -> &'static str {
+        match self {
+            RunAction::Rerun => "rerun",
+            RunAction::Cancel => "cancel",
+        }
+    }
+}
+
+/// `k=v, k=v` of a run's inputs, cleaned for the terminal.
+fn inputs_words(r: &BuildRun) -> String {
+    pairs_words(&r.inputs)
+}
+
+/// Inputs left empty are counted, not listed (a Jenkins job has one per service).
+fn pairs_words(inputs: &[(String, String)]) -> String {
+    let mut words: Vec<String> = inputs
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{}={}", clean(k), clean(v)))
+        .collect();
+    let empty = inputs.iter().filter(|(_, v)| v.is_empty()).count();
+    if empty > 0 {
+        words.push(format!("{empty} left empty"));
+    }
+    words.join(", ")
+}
+
+/// Where a run's image goes next, read from its inputs and the estate: the image (a
+/// `version` or `<SERVICE>_DOCKER_TAG` input, when the run deploys a given tag), and for
+/// each environment the service runs in (or the one named by an `environment` input)
+/// whether its app picks a new commit up by itself or waits for an operator.
+fn next_stops(ctx: &Ctx, inputs: &[(String, String)]) -> (Vec<String>, Vec<(String, String)>) {
+    let get = |k: &str| {
+        inputs
+            .iter()
+            .find(|(n, v)| n.eq_ignore_ascii_case(k) && !v.trim().is_empty())
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let mut images = Vec::new();
+    let mut services: Vec<String> = Vec::new();
+    if let Some(svc) = get("service") {
+        if let Some(v) = get("version") {
+            images.push(format!("{svc}:{v}"));
+        }
+        services.push(svc);
+    }
+    for (n, v) in inputs {
+        if let Some(svc) = n.strip_suffix("_DOCKER_TAG")
+            && !v.trim().is_empty()
+        {
+            let svc = svc.to_lowercase().replace('_', "-");
+            images.push(format!("{svc}:{}", v.trim()));
+            services.push(svc);
+        }
+    }
+    let named_env = get("environment");
+    let mut stops = Vec::new();
+    for svc in &services {
+        for env in ctx.estate.environments() {
+            if named_env
+                .as_ref()
+                .is_some_and(|e| !e.eq_ignore_ascii_case(&env.name))
+            {
+                continue;
+            }
+            let Some(e) = ctx.estate.cell(svc, &env.name).next() else {
+                continue;
+            };
+            let what = if ctx.policy(env) != crate::model::ApprovalPolicy::None {
+                "waits for approval".to_string()
+            } else if e.app.auto_sync() {
+                "picks it up (auto-sync)".to_string()
+            } else {
+                "needs a sync (auto-sync off)".to_string()
+            };
+            stops.push((clean(&e.id.name).into_owned(), what));
+        }
+    }
+    (images, stops)
 }
 
 fn state_span(theme: &Theme, s: BuildState) -> Span<'static> {
@@ -122,6 +278,9 @@ impl BuildsView {
             runs: Loadable::Idle,
             selected: 0,
             mode: Mode::List,
+            ask: None,
+            action: None,
+            sent: Vec::new(),
         }
     }
 
@@ -235,10 +394,15 @@ impl BuildsView {
                             theme,
                             fit(
                                 &format!(
-                                    "{} {} {}",
+                                    "{} {} {}{}",
                                     clean(&r.title),
                                     clean(r.branch.as_deref().unwrap_or("")),
-                                    widgets::age(r.created_at.as_deref(), ctx.now)
+                                    widgets::age(r.created_at.as_deref(), ctx.now),
+                                    if r.inputs.is_empty() {
+                                        String::new()
+                                    } else {
+                                        format!(" · {}", inputs_words(r))
+                                    }
                                 ),
                                 w.saturating_sub(40),
                             ),
@@ -270,16 +434,28 @@ impl BuildsView {
 
     fn render_form(&self, ctx: &Ctx, frame: &mut Frame, area: Rect, form: &Form) {
         let theme = ctx.theme;
-        let mut lines = vec![
-            Line::from(widgets::muted(
+        let mut lines = vec![Line::from(widgets::muted(
+            theme,
+            format!(
+                "ref {}",
+                clean(form.pipeline.git_ref.as_deref().unwrap_or("default branch"))
+            ),
+        ))];
+        if let Some(app) = &self.app {
+            lines.push(Line::from(widgets::muted(
                 theme,
                 format!(
-                    "ref {}",
-                    clean(form.pipeline.git_ref.as_deref().unwrap_or("default branch"))
+                    "for {}: {}",
+                    clean(&app.name),
+                    if form.notes.is_empty() {
+                        "no input names its service or environment".to_string()
+                    } else {
+                        clean(&form.notes.join(", ")).into_owned()
+                    }
                 ),
-            )),
-            Line::default(),
-        ];
+            )));
+        }
+        lines.push(Line::default());
         for (i, (input, value)) in form.pipeline.inputs.iter().zip(&form.values).enumerate() {
             let selected = i == form.field;
             let label = format!(
@@ -384,6 +560,47 @@ impl BuildsView {
                         ),
                     ),
                 ]));
+                // The inputs the system reports, else the ones this screen sent.
+                let inputs = if r.inputs.is_empty() {
+                    &self.sent
+                } else {
+                    &r.inputs
+                };
+                if !inputs.is_empty() {
+                    lines.push(Line::from(vec![
+                        widgets::muted(theme, "  started with  "),
+                        widgets::text(
+                            theme,
+                            fit(&pairs_words(inputs), area.width.saturating_sub(20) as usize),
+                        ),
+                    ]));
+                    let (images, stops) = next_stops(ctx, inputs);
+                    lines.push(Line::from(vec![
+                        widgets::muted(theme, "  image         "),
+                        widgets::text(
+                            theme,
+                            if images.is_empty() {
+                                "not reported by the run".to_string()
+                            } else {
+                                clean(&images.join(", ")).into_owned()
+                            },
+                        ),
+                    ]));
+                    if !stops.is_empty() {
+                        let words: Vec<String> =
+                            stops.iter().map(|(a, w)| format!("{a} {w}")).collect();
+                        lines.push(Line::from(vec![
+                            widgets::muted(theme, "  goes next     "),
+                            widgets::text(
+                                theme,
+                                fit(&words.join(" · "), area.width.saturating_sub(20) as usize),
+                            ),
+                        ]));
+                    }
+                }
+                if r.system == crate::model::BuildSystem::Jenkins && !r.jobs.is_empty() {
+                    lines.push(Line::from(widgets::muted(theme, "  stages")));
+                }
                 for j in &r.jobs {
                     lines.push(Line::from(vec![
                         Span::raw("  "),
@@ -398,9 +615,54 @@ impl BuildsView {
                         ]));
                     }
                 }
-                if r.state.is_done() {
+                if !r.log_tail.is_empty() {
+                    lines.push(Line::from(widgets::muted(
+                        theme,
+                        format!("  console (last {} lines)", r.log_tail.len()),
+                    )));
+                    for l in &r.log_tail {
+                        lines.push(Line::from(widgets::muted(
+                            theme,
+                            format!(
+                                "    {}",
+                                fit(&clean(l), area.width.saturating_sub(8) as usize)
+                            ),
+                        )));
+                    }
+                }
+                if let Some((_, what, result)) = &self.action {
+                    lines.push(Line::from(match result {
+                        None => widgets::muted(
+                            theme,
+                            format!("{} {} sending…", ctx.spinner(), what.word()),
+                        ),
+                        Some(Ok(m)) => {
+                            widgets::styled(theme, Role::Healthy, format!("✓ {}", clean(m)))
+                        }
+                        Some(Err(e)) => widgets::styled(
+                            theme,
+                            Role::Danger,
+                            format!("✗ {} failed: {}", what.word(), clean(e)),
+                        ),
+                    }));
+                }
+                if let Some(what) = self.ask {
                     lines.push(Line::default());
-                    lines.push(Line::from(widgets::muted(theme, "r rerun · Esc back")));
+                    lines.push(Line::from(widgets::styled(
+                        theme,
+                        Role::Warning,
+                        format!("{} {} #{}? y/N", what.word(), clean(&r.pipeline), r.id),
+                    )));
+                } else if r.state.is_done() {
+                    lines.push(Line::default());
+                    lines.push(Line::from(widgets::muted(
+                        theme,
+                        if r.system == crate::model::BuildSystem::Jenkins {
+                            "Esc back (Jenkins has no rerun: start the job again from the list)"
+                        } else {
+                            "r rerun · Esc back"
+                        },
+                    )));
                 } else {
                     lines.push(Line::from(widgets::muted(
                         theme,
@@ -440,7 +702,10 @@ impl View for BuildsView {
         match &self.mode {
             Mode::Form(f) => format!("builds › {}", clean(&f.pipeline.name)),
             Mode::Run { .. } => "builds › run".into(),
-            Mode::List => "builds".into(),
+            Mode::List => match &self.app {
+                Some(id) => format!("builds for {}", clean(&id.name)),
+                None => "builds".into(),
+            },
         }
     }
 
@@ -448,7 +713,6 @@ impl View for BuildsView {
         if matches!(self.pipelines, Loadable::Idle) && matches!(self.mode, Mode::List) {
             self.load(out);
         }
-        let _ = &self.app;
     }
 
     fn typing(&self) -> bool {
@@ -481,9 +745,11 @@ impl View for BuildsView {
                         } else if let Some(m) = form.missing() {
                             out.flash(Level::Warning, format!("input `{m}` is required"));
                         } else {
+                            let inputs = form.inputs();
+                            self.sent = inputs.clone().into_iter().collect();
                             let t = out.request(Request::Trigger {
                                 pipeline: form.pipeline.clone(),
-                                inputs: form.inputs(),
+                                inputs,
                             });
                             self.mode = Mode::Run {
                                 trigger: Some(t),
@@ -500,42 +766,63 @@ impl View for BuildsView {
             Mode::Run {
                 run, watch, error, ..
             } => {
+                if let Some(what) = self.ask.take() {
+                    let Some(r) = run.as_ref() else {
+                        return true;
+                    };
+                    if key.code != KeyCode::Char('y') {
+                        out.flash(Level::Info, format!("{} not sent", what.word()));
+                        return true;
+                    }
+                    let (system, pipeline, id) = (r.system, r.pipeline.clone(), r.id);
+                    let t = match what {
+                        RunAction::Rerun => out.request(Request::Rerun {
+                            system,
+                            pipeline: pipeline.clone(),
+                            id,
+                        }),
+                        RunAction::Cancel => out.request(Request::Cancel {
+                            system,
+                            pipeline: pipeline.clone(),
+                            id,
+                        }),
+                    };
+                    self.action = Some((t, what, None));
+                    if what == RunAction::Rerun {
+                        *watch = Some(out.request(Request::WatchRun {
+                            system,
+                            pipeline,
+                            id,
+                        }));
+                        *error = None;
+                    }
+                    return true;
+                }
                 match key.code {
                     KeyCode::Esc => {
                         self.mode = Mode::List;
+                        self.action = None;
                         self.load(out);
+                    }
+                    KeyCode::Char('r')
+                        if run.as_ref().is_some_and(|r| {
+                            r.state.is_done() && r.system == crate::model::BuildSystem::Jenkins
+                        }) =>
+                    {
+                        out.flash(
+                            Level::Info,
+                            "Jenkins has no rerun: start the job again from the list (Esc, Enter on it)",
+                        );
                     }
                     KeyCode::Char('r')
                         if run.as_ref().is_some_and(|r| r.state.is_done()) && !ctx.read_only =>
                     {
-                        if let Some(r) = run {
-                            out.request(Request::Rerun {
-                                system: r.system,
-                                pipeline: r.pipeline.clone(),
-                                id: r.id,
-                            });
-                            *watch = Some(out.request(Request::WatchRun {
-                                system: r.system,
-                                pipeline: r.pipeline.clone(),
-                                id: r.id,
-                            }));
-                            *error = None;
-                        }
+                        self.ask = Some(RunAction::Rerun);
                     }
                     KeyCode::Char('c')
                         if run.as_ref().is_some_and(|r| !r.state.is_done()) && !ctx.read_only =>
                     {
-                        if let Some(r) = run {
-                            out.request(Request::Cancel {
-                                system: r.system,
-                                pipeline: r.pipeline.clone(),
-                                id: r.id,
-                            });
-                            out.flash(
-                                Level::Info,
-                                format!("cancel of {} #{} requested", r.pipeline, r.id),
-                            );
-                        }
+                        self.ask = Some(RunAction::Cancel);
                     }
                     _ => return false,
                 }
@@ -563,7 +850,11 @@ impl View for BuildsView {
                         .and_then(|p| p.get(self.selected))
                         .cloned()
                     {
-                        self.mode = Mode::Form(Form::new(p));
+                        let cell = self.app.as_ref().and_then(|id| ctx.app(id));
+                        self.mode = Mode::Form(match cell {
+                            Some(e) => Form::for_app(p, &e.service, &e.environment.name),
+                            None => Form::new(p),
+                        });
                     }
                 } else if let Some(r) = self
                     .runs
@@ -576,6 +867,7 @@ impl View for BuildsView {
                         pipeline: r.pipeline.clone(),
                         id: r.id,
                     }));
+                    self.sent = Vec::new();
                     self.mode = Mode::Run {
                         trigger: None,
                         watch,
@@ -591,6 +883,24 @@ impl View for BuildsView {
 
     fn on_response(&mut self, resp: &Response, _ctx: &Ctx, out: &mut Outbox) -> bool {
         let t = resp.ticket;
+        if let Some((at, what, result)) = &mut self.action
+            && *at == t
+        {
+            let r = match &resp.result {
+                Ok(Payload::Accepted(m)) => Ok(m.clone()),
+                Ok(_) => Ok(format!("{} sent", what.word())),
+                Err(e) => Err(e.clone()),
+            };
+            match &r {
+                Ok(m) => out.flash(Level::Info, clean(m).into_owned()),
+                Err(e) => out.flash(
+                    Level::Error,
+                    format!("{} failed: {}", what.word(), clean(e)),
+                ),
+            }
+            *result = Some(r);
+            return true;
+        }
         if self.pipelines.ticket() == Some(t) {
             let v = resp.result.clone().and_then(|p| match p {
                 Payload::Pipelines(v) => Ok(v),
@@ -647,6 +957,9 @@ impl View for BuildsView {
             .collect();
         if let Mode::Run { trigger, watch, .. } = &self.mode {
             v.extend(trigger.iter().chain(watch.iter()));
+        }
+        if let Some((t, _, None)) = &self.action {
+            v.push(*t);
         }
         v
     }

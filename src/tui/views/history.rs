@@ -42,9 +42,20 @@ fn images_of(d: &HistoryEntry) -> String {
     clean(&imgs).into_owned()
 }
 
+/// Whether two deployments put the same thing in place (revision and source alike).
+fn same_deployment(a: &HistoryEntry, b: &HistoryEntry) -> bool {
+    let rev = |d: &HistoryEntry| d.revision.clone().or_else(|| d.revisions.first().cloned());
+    rev(a) == rev(b)
+        && serde_json::to_value(&a.source).ok() == serde_json::to_value(&b.source).ok()
+        && serde_json::to_value(&a.sources).ok() == serde_json::to_value(&b.sources).ok()
+}
+
 pub struct HistoryView {
     id: AppId,
     selected: usize,
+    /// The history id under the cursor: the cursor follows the entry when new rows are
+    /// added on top (after a rollback), never the row number.
+    pinned: Option<i64>,
     /// Waiting for `y` to roll back to this history id (non-gated environments).
     confirm: Option<i64>,
 }
@@ -54,6 +65,7 @@ impl HistoryView {
         HistoryView {
             id,
             selected: 0,
+            pinned: None,
             confirm: None,
         }
     }
@@ -62,6 +74,27 @@ impl HistoryView {
         ctx.app(&self.id)
             .map(|e| e.app.status.history.iter().rev().collect())
             .unwrap_or_default()
+    }
+
+    /// Move the cursor to row `i` and pin the entry there.
+    fn select(&mut self, ctx: &Ctx, i: usize) {
+        self.selected = i;
+        self.pinned = self.entries(ctx).get(i).map(|d| d.id);
+    }
+
+    /// Put the cursor back on the pinned entry wherever it now is.
+    fn follow(&mut self, ctx: &Ctx) {
+        let entries = self.entries(ctx);
+        match self
+            .pinned
+            .and_then(|id| entries.iter().position(|d| d.id == id))
+        {
+            Some(i) => self.selected = i,
+            None => {
+                self.selected = self.selected.min(entries.len().saturating_sub(1));
+                self.pinned = entries.get(self.selected).map(|d| d.id);
+            }
+        }
     }
 
     fn rollback(&mut self, ctx: &Ctx, out: &mut Outbox) {
@@ -77,6 +110,18 @@ impl HistoryView {
         };
         if self.selected == 0 {
             out.flash(Level::Info, "that deployment is the one running now");
+            return;
+        }
+        if let Some(running) = entries.first()
+            && same_deployment(target, running)
+        {
+            out.flash(
+                Level::Info,
+                format!(
+                    "deployment #{} is what runs now (as #{}): nothing to roll back to",
+                    target.id, running.id
+                ),
+            );
             return;
         }
         match ctx.policy(&e.environment) {
@@ -138,6 +183,8 @@ impl View for HistoryView {
             ];
             if i == 0 {
                 spans.push(widgets::styled(theme, Role::Synced, "  ← running"));
+            } else if entries.first().is_some_and(|r| same_deployment(d, r)) {
+                spans.push(widgets::styled(theme, Role::Synced, "  = running now"));
             }
             if i == self.selected {
                 for s in spans.iter_mut() {
@@ -205,10 +252,10 @@ impl View for HistoryView {
     fn on_intent(&mut self, intent: Intent, ctx: &Ctx, out: &mut Outbox) {
         let n = self.entries(ctx).len();
         match intent {
-            Intent::Up => self.selected = self.selected.saturating_sub(1),
-            Intent::Down => self.selected = (self.selected + 1).min(n.saturating_sub(1)),
-            Intent::Top => self.selected = 0,
-            Intent::Bottom => self.selected = n.saturating_sub(1),
+            Intent::Up => self.select(ctx, self.selected.saturating_sub(1)),
+            Intent::Down => self.select(ctx, (self.selected + 1).min(n.saturating_sub(1))),
+            Intent::Top => self.select(ctx, 0),
+            Intent::Bottom => self.select(ctx, n.saturating_sub(1)),
             Intent::Diff => {
                 if let Some(d) = self.entries(ctx).get(self.selected) {
                     out.push(Box::new(super::diff::DiffView::to_history(
@@ -221,6 +268,14 @@ impl View for HistoryView {
             Intent::Back => out.pop(),
             _ => {}
         }
+    }
+
+    fn open(&mut self, ctx: &Ctx, _out: &mut Outbox) {
+        self.follow(ctx);
+    }
+
+    fn on_estate(&mut self, ctx: &Ctx, _out: &mut Outbox) {
+        self.follow(ctx);
     }
 
     fn keys(&self, ctx: &Ctx) -> Vec<(Intent, &'static str)> {
