@@ -129,19 +129,11 @@ impl ApplicationView {
             ),
         ];
         if let Some(cause) = e.cause {
-            let why = match cause {
-                crate::ops::estate::OutOfSyncCause::PendingChange => {
-                    "Git moved past what is deployed: a change waits to be synced"
-                }
-                crate::ops::estate::OutOfSyncCause::Drift => {
-                    "drift: live objects changed, Git did not"
-                }
-                crate::ops::estate::OutOfSyncCause::Unknown => "out of sync (never deployed?)",
-            };
+            let why = crate::ops::estate::cause_words(cause, app);
             lines.push(widgets::field(
                 theme,
                 "out of sync",
-                vec![widgets::styled(theme, Role::OutOfSync, why)],
+                vec![widgets::styled(theme, Role::OutOfSync, clean(&why).into_owned())],
             ));
         }
         if let Some(op) = &app.status.operation_state {
