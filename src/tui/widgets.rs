@@ -239,6 +239,37 @@ pub fn fit_tail(s: &str, width: usize) -> String {
     kept.into_iter().rev().collect()
 }
 
+/// The breadcrumb of screen titles in `width` columns: the current screen (the last) is
+/// kept whole, and the trail is shortened from the left (`… › apps prod › diff cart-prod`).
+/// Only when the current screen alone is wider than `width` is it cut, keeping its start.
+pub fn breadcrumb(titles: &[String], width: usize) -> String {
+    const SEP: &str = " › ";
+    let w = |s: &str| s.chars().map(|c| c.width().unwrap_or(0)).sum::<usize>();
+    let Some((last, before)) = titles.split_last() else {
+        return String::new();
+    };
+    let whole = titles.join(SEP);
+    if w(&whole) <= width {
+        return whole;
+    }
+    if w(last) + 2 > width {
+        return fit(last, width);
+    }
+    // Keep as many trailing crumbs as fit behind `… › `.
+    let mut kept: Vec<&str> = vec![last.as_str()];
+    let mut used = w(last) + w("…") + w(SEP);
+    for t in before.iter().rev() {
+        let tw = w(t) + w(SEP);
+        if used + tw > width {
+            break;
+        }
+        used += tw;
+        kept.push(t.as_str());
+    }
+    kept.reverse();
+    format!("…{SEP}{}", kept.join(SEP))
+}
+
 /// Pad or cut to exactly `width` display columns.
 pub fn pad(s: &str, width: usize) -> String {
     let f = fit(s, width);

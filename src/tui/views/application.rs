@@ -386,10 +386,8 @@ impl View for ApplicationView {
                 }));
             }
             Intent::Refresh => {
-                out.request(Request::Refresh {
-                    app: Some(self.id.clone()),
-                    hard: false,
-                });
+                out.effects
+                    .push(crate::tui::view::Effect::Command("refresh".into()));
                 self.events = Loadable::Loading(out.request(Request::Events {
                     app: self.id.clone(),
                 }));
@@ -411,6 +409,10 @@ impl View for ApplicationView {
             _ => Err("unexpected answer".into()),
         });
         self.events.accept(resp.ticket, r)
+    }
+
+    fn selected_app(&self, _ctx: &Ctx) -> Option<AppId> {
+        Some(self.id.clone())
     }
 
     fn tickets(&self) -> Vec<crate::tui::request::Ticket> {

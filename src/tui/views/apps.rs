@@ -17,6 +17,25 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use std::collections::BTreeSet;
 
+/// Whether a filter matches an app: a case-insensitive substring of its name, service,
+/// environment, sync status or health status (`degr` finds Degraded apps, `prod` an
+/// environment). Shared with the board's `/`.
+pub fn filter_matches(filter: &str, e: &AppEntry) -> bool {
+    let f = filter.trim().to_lowercase();
+    if f.is_empty() {
+        return true;
+    }
+    [
+        e.id.name.as_str(),
+        e.service.as_str(),
+        e.environment.name.as_str(),
+        e.app.status.sync.status.as_str(),
+        e.app.status.health.status.as_str(),
+    ]
+    .iter()
+    .any(|field| field.to_lowercase().contains(&f))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sort {
     Name,
@@ -97,11 +116,7 @@ impl AppsView {
         if self.filter.is_empty() {
             return true;
         }
-        let f = self.filter.to_lowercase();
-        e.id.name.to_lowercase().contains(&f)
-            || e.service.to_lowercase().contains(&f)
-            || e.app.status.sync.status.as_str().to_lowercase() == f
-            || e.app.status.health.status.as_str().to_lowercase() == f
+        filter_matches(&self.filter, e)
     }
 
     fn rebuild(&mut self, ctx: &Ctx) {
@@ -250,6 +265,10 @@ impl View for AppsView {
 
     fn typing(&self) -> bool {
         self.typing
+    }
+
+    fn selected_app(&self, _ctx: &Ctx) -> Option<AppId> {
+        self.selected_id()
     }
 
     fn render(&self, ctx: &Ctx, frame: &mut Frame, area: Rect) {
@@ -427,6 +446,9 @@ impl View for AppsView {
                 }
             }
             Intent::Sync if !self.marks.is_empty() => self.bulk_sync(ctx, out),
+            Intent::Refresh => out
+                .effects
+                .push(crate::tui::view::Effect::Command("refresh".into())),
             Intent::Back => out.pop(),
             _ => {
                 let id = self.selected_id();
