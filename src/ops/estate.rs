@@ -359,6 +359,10 @@ impl Estate {
         if here.is_empty() || there.is_empty() || here == there {
             return None;
         }
+        // The environment before went back to something older: it holds nothing new.
+        if rolled_back(&there_entry.app) {
+            return None;
+        }
         let there_since = running_since(&there_entry.app)?;
         if let Some(here_since) = running_since(&entry.app)
             && here_since >= there_since

@@ -277,6 +277,11 @@ pub fn pad(s: &str, width: usize) -> String {
     format!("{f}{}", " ".repeat(width.saturating_sub(w)))
 }
 
+/// Display width of a string.
+pub fn display_width(s: &str) -> usize {
+    s.chars().map(|c| c.width().unwrap_or(0)).sum()
+}
+
 pub fn spans_width(spans: &[Span]) -> usize {
     spans.iter().map(|s| s.width()).sum()
 }

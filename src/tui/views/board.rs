@@ -32,6 +32,7 @@ enum CellWidth {
     Full,
     Short,
     Glyphs,
+    Bare,
 }
 
 impl BoardView {
@@ -75,17 +76,57 @@ impl BoardView {
 
     fn cell_spans(ctx: &Ctx, entry: &AppEntry, extra: usize, width: usize) -> Vec<Span<'static>> {
         let theme = ctx.theme;
-        let kind = if width >= 32 {
-            CellWidth::Full
-        } else if width >= 20 {
-            CellWidth::Short
-        } else {
-            CellWidth::Glyphs
-        };
         let sync = entry.app.status.sync.status;
         let health = entry.app.status.health.status;
-        let mut spans = match kind {
-            // Narrow: glyph and abbreviation joined, still never colour alone.
+        let marks = widgets::marks_of(ctx, entry);
+        let mark_spans = marks.spans(theme);
+        let more = if extra > 0 {
+            format!(" +{extra}")
+        } else {
+            String::new()
+        };
+        let version = widgets::version_of(entry);
+        // The tag and the marks are what an operator needs most: the status words give
+        // way first (words, abbreviations, glyph + abbreviation, glyphs alone), and the tag
+        // keeps at least its last 7 characters behind `…` (`…be2164f`).
+        let tag_need = widgets::display_width(&version).min(8);
+        let fixed = mark_spans.len() + usize::from(!mark_spans.is_empty()) + more.len() + 1;
+        let forms = [CellWidth::Full, CellWidth::Short, CellWidth::Glyphs, CellWidth::Bare];
+        let mut spans = Vec::new();
+        for kind in forms {
+            spans = Self::status_spans(ctx, sync, health, kind);
+            if widgets::spans_width(&spans) + fixed + tag_need <= width {
+                break;
+            }
+        }
+        let used = widgets::spans_width(&spans) + fixed;
+        let room = width.saturating_sub(used);
+        if room >= 1 {
+            spans.push(Span::raw(" "));
+            spans.push(Span::styled(
+                widgets::fit_tail(&version, room),
+                theme.style(Role::Text),
+            ));
+        }
+        if !mark_spans.is_empty() {
+            spans.push(Span::raw(" "));
+            spans.extend(mark_spans);
+        }
+        if !more.is_empty() {
+            spans.push(Span::styled(more, theme.style(Role::Muted)));
+        }
+        spans
+    }
+
+    fn status_spans(
+        ctx: &Ctx,
+        sync: crate::model::SyncStatus,
+        health: crate::model::HealthStatus,
+        kind: CellWidth,
+    ) -> Vec<Span<'static>> {
+        let theme = ctx.theme;
+        match kind {
+            // Glyph and abbreviation joined, still never colour alone.
             CellWidth::Glyphs => vec![
                 Span::styled(
                     format!("{}{}", widgets::sync_glyph(sync), widgets::sync_abbr(sync)),
@@ -101,36 +142,23 @@ impl BoardView {
                     theme.style(widgets::health_role(health)),
                 ),
             ],
+            // Narrowest: the glyphs (each its own shape, never colour alone).
+            CellWidth::Bare => vec![
+                Span::styled(
+                    widgets::sync_glyph(sync),
+                    theme.style(widgets::sync_role(sync)),
+                ),
+                Span::styled(
+                    widgets::health_glyph(health),
+                    theme.style(widgets::health_role(health)),
+                ),
+            ],
             _ => vec![
                 widgets::sync_span(theme, sync, kind == CellWidth::Short),
                 Span::raw(" "),
                 widgets::health_span(theme, health, kind == CellWidth::Short),
             ],
-        };
-        let marks = widgets::marks_of(ctx, entry);
-        let mark_spans = marks.spans(theme);
-        let more = if extra > 0 {
-            format!(" +{extra}")
-        } else {
-            String::new()
-        };
-        let used = widgets::spans_width(&spans) + mark_spans.len() + more.len() + 2;
-        let room = width.saturating_sub(used);
-        if room >= 3 {
-            spans.push(Span::raw(" "));
-            spans.push(Span::styled(
-                widgets::fit_tail(&widgets::version_of(entry), room),
-                theme.style(Role::Text),
-            ));
         }
-        if !mark_spans.is_empty() {
-            spans.push(Span::raw(" "));
-            spans.extend(mark_spans);
-        }
-        if !more.is_empty() {
-            spans.push(Span::styled(more, theme.style(Role::Muted)));
-        }
-        spans
     }
 }
 
