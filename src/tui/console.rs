@@ -23,7 +23,7 @@ use std::path::PathBuf;
 
 /// The smallest terminal the layout is made for; below it a message replaces the screens.
 pub const MIN_WIDTH: u16 = 60;
-pub const MIN_HEIGHT: u16 = 16;
+pub const MIN_HEIGHT: u16 = 20;
 
 /// Settings the console starts with.
 #[derive(Debug, Clone)]
