@@ -275,6 +275,11 @@ impl View for BoardView {
     }
 
     fn on_key(&mut self, key: &KeyEvent, ctx: &Ctx, _out: &mut Outbox) -> bool {
+        // Esc clears a filter that is set (the board is home: Back does nothing else here).
+        if !self.typing && !self.filter.is_empty() && key.code == KeyCode::Esc {
+            self.filter.clear();
+            return true;
+        }
         if !self.typing {
             return false;
         }
