@@ -63,7 +63,10 @@ fn estate() -> Estate {
             sync: Synced,
             health: Healthy,
             image: "cart:sha-be2164f",
-            history: &[("c1", "2024-06-01T10:00:00Z"), ("c2", "2024-06-10T10:00:00Z")],
+            history: &[
+                ("c1", "2024-06-01T10:00:00Z"),
+                ("c2", "2024-06-10T10:00:00Z"),
+            ],
             target: "c2",
         },
         // Prod runs the older image since June 2 and Git holds the new one: it lags
@@ -93,7 +96,10 @@ fn estate() -> Estate {
             sync: Synced,
             health: Healthy,
             image: "search:sha-2222222",
-            history: &[("q1", "2024-05-20T10:00:00Z"), ("q2", "2024-06-05T10:00:00Z")],
+            history: &[
+                ("q1", "2024-05-20T10:00:00Z"),
+                ("q2", "2024-06-05T10:00:00Z"),
+            ],
             target: "q2",
         },
         // Rolled back to q1 after q2: Git's head is not deployed on purpose.
@@ -221,7 +227,10 @@ fn lag_mark_only_where_the_environment_before_runs_something_newer() {
     let billing = cells(line_with(&lines, "billing"));
     // [service, staging, prod] (environments in promotion order).
     assert!(cart[2].contains('«'), "cart prod lags staging: {cart:?}");
-    assert!(!search[2].contains('«'), "search prod runs a newer hotfix: {search:?}");
+    assert!(
+        !search[2].contains('«'),
+        "search prod runs a newer hotfix: {search:?}"
+    );
     assert!(
         !billing[2].contains('«'),
         "billing staging's t1 is older than prod's rollback (b1 on June 4): {billing:?}"
@@ -261,7 +270,9 @@ fn at_80x24_the_board_keeps_tags_and_the_approval_mark() {
     for l in &lines[2..5] {
         for cell in cells(l).iter().skip(1) {
             // Every cell shows at least the last 7 characters of its tag.
-            let tag = cell.split_whitespace().find(|w| w.contains("sha-") || w.starts_with('…'));
+            let tag = cell
+                .split_whitespace()
+                .find(|w| w.contains("sha-") || w.starts_with('…'));
             let tag = tag.unwrap_or_else(|| panic!("no tag in `{cell}` of `{l}`"));
             assert!(
                 tag.trim_start_matches('…').trim_start_matches("sha-").len() >= 7,
@@ -277,7 +288,10 @@ fn at_80x24_the_apps_list_keeps_version_and_needs_approval() {
     c.command("apps");
     let lines = screen(&c, 80, 24);
     let header = line_with(&lines, "NAME");
-    assert!(header.contains("VERSION") && header.contains("STATE"), "{header}");
+    assert!(
+        header.contains("VERSION") && header.contains("STATE"),
+        "{header}"
+    );
     let row = line_with(&lines, "cart-prod");
     assert!(row.contains("needs approval"), "{row}");
     assert!(row.contains("0aa11bb"), "{row}");
@@ -294,11 +308,17 @@ fn board_slash_filters_services_and_help_lists_it() {
     let lines = screen(&c, 120, 30);
     let text = lines.join("\n");
     assert!(text.contains("search"), "{text}");
-    assert!(!text.contains("cart") && !text.contains("billing"), "{text}");
+    assert!(
+        !text.contains("cart") && !text.contains("billing"),
+        "{text}"
+    );
     assert!(text.contains("filter: degr · 1 of 3 services"), "{text}");
     // The cursor acts on what is shown.
     key(&mut c, KeyCode::Enter);
-    assert_eq!(c.screen_titles().last().map(String::as_str), Some("app search-staging"));
+    assert_eq!(
+        c.screen_titles().last().map(String::as_str),
+        Some("app search-staging")
+    );
     key(&mut c, KeyCode::Esc);
     // Esc clears the filter.
     key(&mut c, KeyCode::Esc);
@@ -322,16 +342,25 @@ fn apps_filter_is_a_case_insensitive_substring_of_name_env_sync_health() {
         text
     };
     let t = filter(&mut c, "degr");
-    assert!(t.contains("search-staging") && !t.contains("cart-prod"), "{t}");
+    assert!(
+        t.contains("search-staging") && !t.contains("cart-prod"),
+        "{t}"
+    );
     let t = filter(&mut c, "PRO");
-    assert!(t.contains("cart-prod") && !t.contains("cart-staging"), "{t}");
+    assert!(
+        t.contains("cart-prod") && !t.contains("cart-staging"),
+        "{t}"
+    );
     let t = filter(&mut c, "outof");
     assert!(
         t.contains("cart-prod") && t.contains("billing-prod") && !t.contains("search-prod"),
         "{t}"
     );
     let t = filter(&mut c, "Staging");
-    assert!(t.contains("billing-staging") && !t.contains("billing-prod"), "{t}");
+    assert!(
+        t.contains("billing-staging") && !t.contains("billing-prod"),
+        "{t}"
+    );
 }
 
 #[test]
@@ -349,7 +378,10 @@ fn refresh_refreshes_the_app_under_the_cursor_and_says_how_it_went() {
         .collect();
     assert_eq!(asked, vec![(Some(id("billing-staging")), false)]);
     let flash = c.flash().map(|f| f.1.clone()).unwrap_or_default();
-    assert!(flash.contains("refresh of billing-staging requested"), "{flash}");
+    assert!(
+        flash.contains("refresh of billing-staging requested"),
+        "{flash}"
+    );
     c.respond(Response {
         ticket: reqs[0].ticket,
         result: Ok(Payload::Accepted("refresh requested".into())),
@@ -404,7 +436,8 @@ fn ctrl_r_on_the_board_and_app_screen_refreshes_and_says_so() {
         "board Ctrl-r refreshes the cell under the cursor"
     );
     assert!(
-        c.flash().is_some_and(|f| f.1.contains("refresh of billing-staging")),
+        c.flash()
+            .is_some_and(|f| f.1.contains("refresh of billing-staging")),
         "{:?}",
         c.flash()
     );
@@ -418,7 +451,8 @@ fn ctrl_r_on_the_board_and_app_screen_refreshes_and_says_so() {
         |o| matches!(&o.request, Request::Refresh { app: Some(a), .. } if *a == id("cart-prod"))
     ));
     assert!(
-        c.flash().is_some_and(|f| f.1.contains("refresh of cart-prod")),
+        c.flash()
+            .is_some_and(|f| f.1.contains("refresh of cart-prod")),
         "{:?}",
         c.flash()
     );
@@ -442,11 +476,21 @@ fn breadcrumb_keeps_the_current_screen_whole_at_80_columns() {
     c.push(Box::new(views::application::ApplicationView::new(id(
         "billing-prod",
     ))));
-    c.push(Box::new(views::rollout::RolloutView::new(id("billing-prod"))));
+    c.push(Box::new(views::rollout::RolloutView::new(id(
+        "billing-prod",
+    ))));
     let lines = screen(&c, 80, 24);
     let title = c.screen_titles().last().cloned().unwrap_or_default();
-    assert!(lines[0].contains(&title), "`{title}` whole in `{}`", lines[0]);
-    assert!(lines[0].contains("… › "), "shortened from the left: `{}`", lines[0]);
+    assert!(
+        lines[0].contains(&title),
+        "`{title}` whole in `{}`",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains("… › "),
+        "shortened from the left: `{}`",
+        lines[0]
+    );
 }
 
 #[test]
@@ -454,9 +498,15 @@ fn below_the_size_it_can_draw_the_console_says_the_size_it_needs() {
     let c = console();
     let text = screen(&c, 59, 19).join("\n");
     assert!(text.contains("terminal too small"), "{text}");
-    assert!(text.contains("59x19: shipdeck needs at least 60x20"), "{text}");
+    assert!(
+        text.contains("59x19: shipdeck needs at least 60x20"),
+        "{text}"
+    );
     let text = screen(&c, 60, 20).join("\n");
-    assert!(!text.contains("too small") && text.contains("cart"), "{text}");
+    assert!(
+        !text.contains("too small") && text.contains("cart"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -453,7 +453,10 @@ mod tests {
         let prod = with_images(
             with_history(
                 app("cart-prod", SyncStatus::Synced, "p2", "p2"),
-                &[("p1", "2024-06-01T10:00:00Z"), ("p2", "2024-06-05T10:00:00Z")],
+                &[
+                    ("p1", "2024-06-01T10:00:00Z"),
+                    ("p2", "2024-06-05T10:00:00Z"),
+                ],
             ),
             &["cart:sha-ccc"],
         );
@@ -466,7 +469,10 @@ mod tests {
         let staging = with_images(
             with_history(
                 app("cart-staging", SyncStatus::Synced, "s2", "s2"),
-                &[("s1", "2024-06-01T09:00:00Z"), ("s2", "2024-06-06T10:00:00Z")],
+                &[
+                    ("s1", "2024-06-01T09:00:00Z"),
+                    ("s2", "2024-06-06T10:00:00Z"),
+                ],
             ),
             &["cart:sha-bbb"],
         );
@@ -474,14 +480,18 @@ mod tests {
         let prod = with_images(
             with_history(
                 app("cart-prod", SyncStatus::Synced, "p1", "p1"),
-                &[("p1", "2024-06-01T10:00:00Z"), ("p1", "2024-06-07T10:00:00Z")],
+                &[
+                    ("p1", "2024-06-01T10:00:00Z"),
+                    ("p1", "2024-06-07T10:00:00Z"),
+                ],
             ),
             &["cart:sha-aaa"],
         );
         let (e, s, p) = two_envs(staging, prod);
         let lag = e.lag(&p);
         assert_eq!(
-            lag.as_ref().map(|l| (l.previous_environment.as_str(), l.there.clone())),
+            lag.as_ref()
+                .map(|l| (l.previous_environment.as_str(), l.there.clone())),
             Some(("staging", vec!["cart:sha-bbb".to_string()]))
         );
         assert_eq!(e.lag(&s), None);
@@ -514,16 +524,25 @@ mod tests {
         );
         assert_eq!(out_of_sync_cause(&a), Some(OutOfSyncCause::RolledBack));
         let words = cause_words(OutOfSyncCause::RolledBack, &a);
-        assert!(words.contains("rolled back to an older revision c1"), "{words}");
+        assert!(
+            words.contains("rolled back to an older revision c1"),
+            "{words}"
+        );
         assert!(words.contains("auto-sync off"), "{words}");
         // A plain new commit after a re-sync is a pending change, not a rollback.
         a.status.history.truncate(2);
         assert_eq!(out_of_sync_cause(&a), Some(OutOfSyncCause::PendingChange));
         let resync = with_history(
             app("cart-prod", SyncStatus::OutOfSync, "x", "c3"),
-            &[("c1", "2024-06-01T10:00:00Z"), ("c1", "2024-06-02T10:00:00Z")],
+            &[
+                ("c1", "2024-06-01T10:00:00Z"),
+                ("c1", "2024-06-02T10:00:00Z"),
+            ],
         );
-        assert_eq!(out_of_sync_cause(&resync), Some(OutOfSyncCause::PendingChange));
+        assert_eq!(
+            out_of_sync_cause(&resync),
+            Some(OutOfSyncCause::PendingChange)
+        );
     }
 
     #[test]
@@ -587,10 +606,7 @@ mod tests {
         dev_app.status.history[0].deployed_at = Some("2024-06-12T14:30:22Z".into());
         e.apply(Update::Upsert(
             dev.clone(),
-            Box::new(with_images(
-                dev_app,
-                &["event-consumer:v20240612-143022"],
-            )),
+            Box::new(with_images(dev_app, &["event-consumer:v20240612-143022"])),
         ));
         e.apply(Update::Upsert(
             prod.clone(),

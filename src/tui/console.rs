@@ -280,9 +280,9 @@ impl Console {
             ("env", Some(env)) => self.go_to(Box::new(AppsView::new(Some(env.to_string())))),
             ("env", None) => self.flash = Some((Level::Warning, "usage: :env NAME".into())),
             ("builds", _) => self.go_to(Box::new(BuildsView::new(None))),
-            ("warnings", _) => self.go_to(Box::new(
-                super::views::warnings::WarningsView::new(self.settings.warnings.clone()),
-            )),
+            ("warnings", _) => self.go_to(Box::new(super::views::warnings::WarningsView::new(
+                self.settings.warnings.clone(),
+            ))),
             ("ctx", _) => {
                 let states: Vec<String> = self
                     .estate
@@ -360,7 +360,10 @@ impl Console {
                 _ => {
                     self.flash = Some((
                         Level::Warning,
-                        format!("`{}` names several applications: open one and press Ctrl-r", clean(name)),
+                        format!(
+                            "`{}` names several applications: open one and press Ctrl-r",
+                            clean(name)
+                        ),
                     ));
                     return;
                 }
@@ -573,14 +576,22 @@ impl Console {
         }
         // A source that failed says why and what to do on the flash line, whole, when
         // nothing else is flashed (the header has room for a few words only).
-        let failed = self.estate.connections.iter().find_map(|(name, c)| match c {
-            Connection::Failed { reason } => Some((
-                Level::Error,
-                format!("{}: {}", clean(name), clean(reason)),
-            )),
-            _ => None,
-        });
-        if let Some((level, text)) = self.flash.as_ref().or(failed.as_ref()) {
+        let failed = self
+            .estate
+            .connections
+            .iter()
+            .find_map(|(name, c)| match c {
+                Connection::Failed { reason } => {
+                    Some((Level::Error, format!("{}: {}", clean(name), clean(reason))))
+                }
+                _ => None,
+            });
+        let shown = match (&self.flash, &failed) {
+            (Some((Level::Info, _)), Some(f)) => Some(f),
+            (Some(f), _) => Some(f),
+            (None, f) => f.as_ref(),
+        };
+        if let Some((level, text)) = shown {
             let role = match level {
                 Level::Info => Role::Accent,
                 Level::Warning => Role::Warning,
@@ -619,9 +630,7 @@ impl Console {
             + 12
             + if self.settings.read_only { 13 } else { 0 };
         let width = area.width as usize;
-        let budget = width
-            .saturating_sub(8 + 3 + 3 + right)
-            .max(width / 2);
+        let budget = width.saturating_sub(8 + 3 + 3 + right).max(width / 2);
         spans.push(widgets::muted(
             theme,
             format!(" › {}", widgets::breadcrumb(&titles, budget)),

@@ -133,7 +133,11 @@ impl ApplicationView {
             lines.push(widgets::field(
                 theme,
                 "out of sync",
-                vec![widgets::styled(theme, Role::OutOfSync, clean(&why).into_owned())],
+                vec![widgets::styled(
+                    theme,
+                    Role::OutOfSync,
+                    clean(&why).into_owned(),
+                )],
             ));
         }
         if let Some(op) = &app.status.operation_state {

@@ -368,8 +368,12 @@ impl View for AppsView {
                         let h = widgets::health_span(theme, health, false);
                         spans.push(Span::styled(pad(&h.content, health_w), h.style));
                     } else {
-                        let s = format!("{}{}", widgets::sync_glyph(sync), widgets::sync_abbr(sync));
-                        spans.push(Span::styled(pad(&s, sync_w), theme.style(widgets::sync_role(sync))));
+                        let s =
+                            format!("{}{}", widgets::sync_glyph(sync), widgets::sync_abbr(sync));
+                        spans.push(Span::styled(
+                            pad(&s, sync_w),
+                            theme.style(widgets::sync_role(sync)),
+                        ));
                         let h = format!(
                             "{}{}",
                             widgets::health_glyph(health),
@@ -382,7 +386,10 @@ impl View for AppsView {
                     }
                     if show_version {
                         spans.push(Span::styled(
-                            pad(&widgets::fit_tail(&widgets::version_of(e), ver_w - 1), ver_w),
+                            pad(
+                                &widgets::fit_tail(&widgets::version_of(e), ver_w - 1),
+                                ver_w,
+                            ),
                             theme.style(Role::Text),
                         ));
                     }

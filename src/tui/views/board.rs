@@ -91,7 +91,12 @@ impl BoardView {
         // keeps at least its last 7 characters behind `…` (`…be2164f`).
         let tag_need = widgets::display_width(&version).min(8);
         let fixed = mark_spans.len() + usize::from(!mark_spans.is_empty()) + more.len() + 1;
-        let forms = [CellWidth::Full, CellWidth::Short, CellWidth::Glyphs, CellWidth::Bare];
+        let forms = [
+            CellWidth::Full,
+            CellWidth::Short,
+            CellWidth::Glyphs,
+            CellWidth::Bare,
+        ];
         let mut spans = Vec::new();
         for kind in forms {
             spans = Self::status_spans(ctx, sync, health, kind);
@@ -235,7 +240,13 @@ impl View for BoardView {
         lines.push(Line::from(head));
         let body_h = (area.height as usize).saturating_sub(1);
         let offset = widgets::scroll_offset(self.row, body_h, n_services);
-        for (i, service) in services.iter().copied().enumerate().skip(offset).take(body_h) {
+        for (i, service) in services
+            .iter()
+            .copied()
+            .enumerate()
+            .skip(offset)
+            .take(body_h)
+        {
             let selected_row = i == self.row;
             let svc_style = if selected_row {
                 theme.style(Role::Accent)
