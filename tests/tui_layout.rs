@@ -525,3 +525,59 @@ fn a_refused_token_says_to_log_in_again() {
     );
     assert!(!text.contains("reconnecting"), "{text}");
 }
+
+#[test]
+fn app_screen_panes_have_a_cursor_and_enter_opens_the_resource() {
+    let mut c = console();
+    let mut a = app(&Deploy {
+        name: "cart-prod",
+        env: "prod",
+        sync: SyncStatus::OutOfSync,
+        health: HealthStatus::Healthy,
+        image: "cart:sha-0aa11bb",
+        history: &[("p1", "2024-06-02T10:00:00Z")],
+        target: "p2",
+    });
+    a.status.resources = ["Service/cart", "Deployment/cart"]
+        .iter()
+        .map(|kn| {
+            let (kind, name) = kn.split_once('/').unwrap();
+            ResourceStatus {
+                kind: kind.into(),
+                group: if kind == "Deployment" { "apps" } else { "" }.into(),
+                name: name.into(),
+                namespace: "shop-prod".into(),
+                status: SyncStatus::Synced,
+                ..Default::default()
+            }
+        })
+        .collect();
+    c.apply([Update::Upsert(id("cart-prod"), Box::new(a))]);
+    c.push(Box::new(views::application::ApplicationView::new(id(
+        "cart-prod",
+    ))));
+    // The cursor is on the first resource and highlighted; `j` past the end stays on the
+    // last row instead of scrolling rows out of a half-empty pane.
+    for _ in 0..5 {
+        key(&mut c, KeyCode::Char('j'));
+    }
+    let lines = screen(&c, 120, 40);
+    assert!(line_with(&lines, "Service/cart").contains("Service/cart"));
+    assert!(line_with(&lines, "Deployment/cart").contains("Deployment/cart"));
+    key(&mut c, KeyCode::Enter);
+    assert_eq!(
+        c.screen_titles().last().map(|t| t.starts_with("rollout")),
+        Some(true),
+        "{:?}",
+        c.screen_titles()
+    );
+    key(&mut c, KeyCode::Esc);
+    key(&mut c, KeyCode::Char('k'));
+    key(&mut c, KeyCode::Enter);
+    assert_eq!(
+        c.screen_titles().last().map(|t| t.starts_with("diff")),
+        Some(true),
+        "{:?}",
+        c.screen_titles()
+    );
+}
