@@ -581,3 +581,39 @@ fn app_screen_panes_have_a_cursor_and_enter_opens_the_resource() {
         c.screen_titles()
     );
 }
+
+#[test]
+fn at_120_columns_the_diff_summary_keeps_the_target_image() {
+    use shipdeck::ops::diff::{AppDiff, Change, ResourceDiff, ResourceKey};
+    let target = "ghcr.io/acme/cart:sha-d1e8378";
+    let diff = AppDiff {
+        resources: vec![ResourceDiff {
+            key: ResourceKey {
+                group: "apps".into(),
+                kind: "Deployment".into(),
+                namespace: "shop-prod".into(),
+                name: "cart".into(),
+            },
+            change: Change::Modify,
+            summary: vec![format!(
+                "image cart ghcr.io/acme/cart:sha-3fdd1ba -> {target}"
+            )],
+            lines: vec![],
+            images: vec![target.into()],
+        }],
+    };
+    let mut c = console();
+    c.push(Box::new(views::diff::DiffView::ready(
+        id("cart-prod"),
+        diff,
+    )));
+    for w in [120, 80] {
+        let lines = screen(&c, w, 30);
+        let row = line_with(&lines, "~ Deployment/cart");
+        // Whole, or without its registry path when the pane is narrow: never cut.
+        assert!(
+            row.contains(&format!("-> {target}")) || row.contains("-> cart:sha-d1e8378"),
+            "at {w}: `{row}`"
+        );
+    }
+}
