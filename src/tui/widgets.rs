@@ -419,6 +419,10 @@ pub fn age(ts: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> String {
     }
 }
 
+pub fn base(theme: &Theme) -> Style {
+    theme.style(Role::Text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,8 +454,4 @@ mod tests {
         assert!(display_width(&f) <= 30, "{f}");
         assert_eq!(fit_tail("sha-be2164f", 8), "…be2164f");
     }
-}
-
-pub fn base(theme: &Theme) -> Style {
-    theme.style(Role::Text)
 }
