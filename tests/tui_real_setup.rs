@@ -286,10 +286,14 @@ fn cell(board: &str, service: &str, env: &str) -> String {
         .iter()
         .find(|l| l.iter().collect::<String>().starts_with("SERVICE"))
         .unwrap_or_else(|| panic!("no header:\n{board}"));
-    // Column starts: where each header word begins.
+    // Column starts: where each header begins after a gap of two spaces or more (a head
+    // reads `PROD · required`: one column).
     let mut starts = Vec::new();
     for (i, c) in header.iter().enumerate() {
-        if !c.is_whitespace() && (i == 0 || header[i - 1].is_whitespace()) {
+        if !c.is_whitespace()
+            && (i == 0
+                || (i >= 2 && header[i - 1].is_whitespace() && header[i - 2].is_whitespace()))
+        {
             let word: String = header[i..]
                 .iter()
                 .take_while(|c| !c.is_whitespace())
@@ -416,7 +420,11 @@ fn console_api_mode_builds_syncs_and_honours_environment_rules() {
         "",
     );
     let board = wait_for(&s, "the board", 60, |t| {
-        t.contains("SERVICE") && t.contains("connected") && t.contains("cart")
+        // The footer is the last row drawn: with it the frame is whole, not mid-draw.
+        t.contains("SERVICE")
+            && t.contains("connected")
+            && t.contains("cart")
+            && t.contains("q quit")
     });
     // The rule moves every checkout-* app (and only those) to `payments`.
     assert!(board.contains("PAYMENTS"), "{board}");
@@ -485,7 +493,10 @@ fn console_core_mode_builds_and_audits_a_refusal() {
         "",
     );
     let board = wait_for(&s, "the board", 60, |t| {
-        t.contains("SERVICE") && t.contains("in-cluster connected") && t.contains("cart")
+        t.contains("SERVICE")
+            && t.contains("in-cluster connected")
+            && t.contains("cart")
+            && t.contains("q quit")
     });
     assert!(!board.contains("PAYMENTS"), "{board}");
     assert!(
@@ -509,7 +520,11 @@ fn console_core_mode_builds_and_audits_a_refusal() {
         "export ARGOCD_AUTH_TOKEN=\"$SHIPDECK_SANDBOX_VIEWER_TOKEN\";",
     );
     wait_for(&s, "the board", 60, |t| {
-        t.contains("SERVICE") && t.contains("connected") && t.contains("cart")
+        // The footer is the last row drawn: with it the frame is whole, not mid-draw.
+        t.contains("SERVICE")
+            && t.contains("connected")
+            && t.contains("cart")
+            && t.contains("q quit")
     });
     keys(&s, &["s"]);
     wait_for(&s, "the refusal on screen", 30, |t| {

@@ -60,6 +60,18 @@ pub enum RolloutVerdict {
 }
 
 impl WorkloadRollout {
+    /// The line `kubectl rollout status deployment/NAME --watch=false` prints for this
+    /// state, word for word (a failure as kubectl prints it on stderr, `error: ...`).
+    pub fn status_line(&self) -> String {
+        match self.verdict() {
+            RolloutVerdict::Complete => {
+                format!("deployment \"{}\" successfully rolled out", self.name)
+            }
+            RolloutVerdict::InProgress(m) => m,
+            RolloutVerdict::Failed(m) => format!("error: {m}"),
+        }
+    }
+
     /// Decide as kubectl's `DeploymentStatusViewer` does (CONTRACTS.md "Rollout complete").
     pub fn verdict(&self) -> RolloutVerdict {
         let name = &self.name;

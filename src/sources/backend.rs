@@ -325,6 +325,17 @@ impl ArgoSource for Backend {
         dispatch!(self, b => b.pod_logs(app, namespace, pod, tail).await)
     }
 
+    async fn follow_pod_logs(
+        &self,
+        app: &Application,
+        namespace: &str,
+        pod: &str,
+        tail: u32,
+        tx: mpsc::Sender<Result<Vec<String>, SourceError>>,
+    ) {
+        dispatch!(self, b => b.follow_pod_logs(app, namespace, pod, tail, tx).await)
+    }
+
     async fn record_event(&self, app: &Application, event: &AppEvent) -> Result<bool, SourceError> {
         dispatch!(self, b => b.record_event(app, event).await)
     }

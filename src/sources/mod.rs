@@ -231,6 +231,49 @@ pub trait ArgoSource: Send + Sync {
         tail: u32,
     ) -> impl Future<Output = Result<Vec<String>, SourceError>> + Send;
 
+    /// Follow a pod's logs until `tx` closes: the last `tail` lines first, sent even when
+    /// there are none (so a reader can say the pod has written nothing instead of waiting),
+    /// then each batch of new lines. An error ends the stream. This default polls
+    /// [`ArgoSource::pod_logs`]; sources that can stream override it.
+    fn follow_pod_logs(
+        &self,
+        app: &Application,
+        namespace: &str,
+        pod: &str,
+        tail: u32,
+        tx: tokio::sync::mpsc::Sender<Result<Vec<String>, SourceError>>,
+    ) -> impl Future<Output = ()> + Send {
+        async move {
+            let mut seen: Option<String> = None;
+            let mut first = true;
+            loop {
+                let lines = match self.pod_logs(app, namespace, pod, tail).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                let start = seen
+                    .as_ref()
+                    .and_then(|s| lines.iter().rposition(|l| l == s))
+                    .map_or(0, |i| i + 1);
+                if let Some(last) = lines.last() {
+                    seen = Some(last.clone());
+                }
+                let fresh = lines.get(start..).unwrap_or_default().to_vec();
+                if (first || !fresh.is_empty()) && tx.send(Ok(fresh)).await.is_err() {
+                    return;
+                }
+                first = false;
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+                }
+            }
+        }
+    }
+
     /// Record a Kubernetes Event on the Application (audit of approvals and mutations).
     /// Ok(false) when this source cannot (API mode has no Event API; core mode without
     /// permission to create Events); the audit log has the record either way.

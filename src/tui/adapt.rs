@@ -172,34 +172,22 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
                     follow,
                     ..
                 } => {
-                    // Follow by asking for the tail again and sending only what is new
-                    // after the last line seen; stops when the screen closes (abort).
-                    let mut seen: Option<String> = None;
-                    loop {
+                    if !follow {
                         let r = source.pod_logs(&app, &namespace, &pod, 500).await;
-                        let lines = match r {
-                            Ok(l) => l,
-                            Err(e) => {
-                                send(&tx, Err(e.to_string())).await;
-                                return;
-                            }
-                        };
-                        let start = seen
-                            .as_ref()
-                            .and_then(|s| lines.iter().rposition(|l| l == s))
-                            .map_or(0, |i| i + 1);
-                        let fresh: Vec<String> = lines[start..].to_vec();
-                        if let Some(last) = lines.last() {
-                            seen = Some(last.clone());
-                        }
-                        if !fresh.is_empty() || !follow {
-                            send(&tx, Ok(Payload::LogLines(fresh))).await;
-                        }
-                        if !follow {
-                            return;
-                        }
-                        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                        send(&tx, r.map(Payload::LogLines).map_err(|e| e.to_string())).await;
+                        return;
                     }
+                    // The first batch comes even when empty (the pod wrote nothing), then
+                    // new lines; ends when the screen closes (abort) or the stream does.
+                    let (ltx, mut lrx) = mpsc::channel(16);
+                    let follower = source.follow_pod_logs(&app, &namespace, &pod, 500, ltx);
+                    let forward = async {
+                        while let Some(r) = lrx.recv().await {
+                            send(&tx, r.map(Payload::LogLines).map_err(|e| e.to_string())).await;
+                        }
+                    };
+                    tokio::join!(follower, forward);
+                    return;
                 }
                 Request::Commits { from, to, .. } => git_commits(git, &app, &from, &to)
                     .await

@@ -101,6 +101,42 @@ pub async fn run(mut args: ConsoleArgs) -> anyhow::Result<()> {
         args.theme = Some(room.config.theme.clone());
     }
     let wired = room.wire().await?;
+    console(&args, wired).await
+}
+
+/// `shipdeck demo`: start the sandbox in-process and open the console against it.
+pub async fn demo(
+    mut args: ConsoleArgs,
+    mut sandbox: crate::sandbox::SandboxOptions,
+) -> anyhow::Result<()> {
+    // `--config` counts here too: a bad file stops the demo before the sandbox starts.
+    let (config, _) = crate::config::Config::load(args.config.as_deref())?;
+    let _log = init_logging();
+    terminal::require("`shipdeck demo`")?;
+    if args.theme.is_none() && !config.theme.is_empty() {
+        args.theme = Some(config.theme.clone());
+    }
+    // A demo shows rollouts in seconds, not minutes; keep a scale the operator chose.
+    if (sandbox.time_scale - 1.0).abs() < f64::EPSILON {
+        sandbox.time_scale = 0.2;
+    }
+    let sb = crate::sandbox::Sandbox::start(sandbox).await?;
+    let wired = match crate::connect::Wired::sandbox(&args, &sb) {
+        Ok(w) => w,
+        Err(e) => {
+            sb.stop().await;
+            return Err(e);
+        }
+    };
+    let result = console(&args, wired).await;
+    sb.stop().await;
+    result
+}
+
+/// The console on what the composition room wired, for `shipdeck` and `demo` alike: watch
+/// every backend, settings from flags and config (warnings, `[keys]`, read-only, operator,
+/// policies, classifier), then the loop; the watches end with it.
+async fn console(args: &ConsoleArgs, wired: crate::connect::Wired) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel(4096);
     let watches: Vec<_> = wired
         .backends
@@ -108,7 +144,7 @@ pub async fn run(mut args: ConsoleArgs) -> anyhow::Result<()> {
         .map(|b| b.watch_applications(tx.clone()))
         .collect();
     drop(tx);
-    let mut settings = settings(&args, wired.label.clone());
+    let mut settings = settings(args, wired.label.clone());
     settings
         .warnings
         .extend(wired.warnings.iter().map(|w| format!("config: {w}")));
@@ -140,57 +176,5 @@ pub async fn run(mut args: ConsoleArgs) -> anyhow::Result<()> {
     for w in watches {
         w.abort();
     }
-    result.map(|_| ())
-}
-
-/// `shipdeck demo`: start the sandbox in-process and open the console against it.
-pub async fn demo(
-    mut args: ConsoleArgs,
-    mut sandbox: crate::sandbox::SandboxOptions,
-) -> anyhow::Result<()> {
-    // `--config` counts here too: a bad file stops the demo before the sandbox starts.
-    let (config, _) = crate::config::Config::load(args.config.as_deref())?;
-    let _log = init_logging();
-    terminal::require("`shipdeck demo`")?;
-    if args.theme.is_none() && !config.theme.is_empty() {
-        args.theme = Some(config.theme.clone());
-    }
-    // A demo shows rollouts in seconds, not minutes; keep a scale the operator chose.
-    if (sandbox.time_scale - 1.0).abs() < f64::EPSILON {
-        sandbox.time_scale = 0.2;
-    }
-    let sb = crate::sandbox::Sandbox::start(sandbox).await?;
-    let wired = match crate::connect::Wired::sandbox(&args, &sb) {
-        Ok(w) => w,
-        Err(e) => {
-            sb.stop().await;
-            return Err(e);
-        }
-    };
-    let (tx, rx) = mpsc::channel(4096);
-    let watches: Vec<_> = wired
-        .backends
-        .iter()
-        .map(|b| b.watch_applications(tx.clone()))
-        .collect();
-    drop(tx);
-    let mut settings = settings(&args, wired.label.clone());
-    settings
-        .warnings
-        .extend(wired.warnings.iter().map(|w| format!("config: {w}")));
-    let ops = wired.ops;
-    settings.read_only = ops.read_only;
-    settings.operator = ops.operator.clone();
-    settings.policies = ops.policies.clone();
-    let classifier = ops.classifier.clone();
-    settings.classifier = classifier.clone();
-    let mut provider = ArgoProvider::new(wired.backends, ops, wired.git, wired.label);
-    provider.ci = Some(wired.ci);
-    let provider: Arc<dyn Provider> = Arc::new(provider);
-    let result = open(settings, classifier, provider, rx).await;
-    for w in watches {
-        w.abort();
-    }
-    sb.stop().await;
     result.map(|_| ())
 }

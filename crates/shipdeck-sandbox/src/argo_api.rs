@@ -9,6 +9,8 @@
 mod apps;
 mod body;
 mod health;
+mod logs;
+mod resource;
 mod resources;
 pub(crate) mod seams;
 mod stream;
@@ -63,6 +65,10 @@ pub fn router(world: Arc<World>) -> axum::Router {
         .route(
             "/api/v1/applications/{name}/resource-tree",
             get(resources::tree),
+        )
+        .route(
+            "/api/v1/applications/{name}/resource",
+            get(resource::get_resource),
         )
         .route("/api/v1/applications/{name}/events", get(resources::events))
         .route(

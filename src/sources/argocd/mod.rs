@@ -3,6 +3,7 @@
 //! values and its errors into [`SourceError`]s with a hint the operator can act on. It
 //! never prints or logs the token.
 
+mod eventlogs;
 mod watch;
 mod workloads;
 
@@ -10,7 +11,7 @@ use super::fate::SentOperation;
 use super::retry::{self, Transience};
 use super::{
     AppEvent, ArgoSource, ManagedResource, Refresh, RollbackRequest, SourceError, SyncRequest,
-    SyncWindowsState, app_event, info_with_operator,
+    SyncWindowsState, info_with_operator,
 };
 use crate::model::{Application, SyncWindow, Update, WorkloadRollout};
 use crate::secrets::Secret;
@@ -777,19 +778,7 @@ impl ArgoSource for ArgoApi {
     }
 
     async fn events(&self, app: &Application) -> Result<Vec<AppEvent>, SourceError> {
-        #[derive(Deserialize)]
-        struct List {
-            #[serde(default)]
-            items: Option<Vec<k8s_openapi::api::core::v1::Event>>,
-        }
-        let path = self.inner.app_path(app, "/events");
-        let l: List = self
-            .inner
-            .send(self.inner.request(Method::GET, &path), "events")
-            .await?;
-        let mut out: Vec<AppEvent> = l.items.unwrap_or_default().iter().map(app_event).collect();
-        out.sort_by(|a, b| a.last_seen.cmp(&b.last_seen));
-        Ok(out)
+        eventlogs::events(&self.inner, app).await
     }
 
     async fn sync(&self, app: &Application, req: SyncRequest) -> Result<Application, SourceError> {
@@ -935,6 +924,17 @@ impl ArgoSource for ArgoApi {
             .send_raw(self.inner.request(Method::GET, &path), "pod logs")
             .await?;
         Ok(parse_log_lines(&body))
+    }
+
+    async fn follow_pod_logs(
+        &self,
+        app: &Application,
+        namespace: &str,
+        pod: &str,
+        tail: u32,
+        tx: mpsc::Sender<Result<Vec<String>, SourceError>>,
+    ) {
+        eventlogs::follow(&self.inner, app, namespace, pod, tail, tx).await
     }
 }
 

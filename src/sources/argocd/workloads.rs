@@ -83,6 +83,22 @@ impl Node {
     }
 }
 
+/// A pod's phase from the tree's `Status Reason` (the tree carries no phase). Kubernetes
+/// keeps a pod whose containers have started `Running` while one waits to restart
+/// (`CrashLoopBackOff`, or a container that ran and exited with `Error`/`OOMKilled`);
+/// only a pod none of whose containers started is `Pending`.
+fn tree_pod_phase(reason: &str, healthy: bool) -> String {
+    match reason {
+        "Running" | "Succeeded" | "Failed" | "Unknown" => reason.to_string(),
+        "Completed" => "Succeeded".into(),
+        "CrashLoopBackOff" | "Error" | "OOMKilled" | "RunContainerError" | "Terminating" => {
+            "Running".into()
+        }
+        _ if healthy => "Running".into(),
+        _ => "Pending".into(),
+    }
+}
+
 /// Rollouts from the resource tree alone, for servers that do not serve the resource API:
 /// counts come from the pods the tree lists, health from Argo CD's verdict.
 fn rollouts_from_tree(nodes: &[Node]) -> Vec<WorkloadRollout> {
@@ -125,11 +141,7 @@ fn rollouts_from_tree(nodes: &[Node]) -> Vec<WorkloadRollout> {
                     PodInfo {
                         namespace: p.namespace.clone(),
                         name: p.name.clone(),
-                        phase: match reason.as_str() {
-                            "Running" | "Completed" | "Succeeded" | "Failed" => reason.clone(),
-                            _ if healthy => "Running".into(),
-                            _ => "Pending".into(),
-                        },
+                        phase: tree_pod_phase(&reason, healthy),
                         ready: total_c > 0 && ready_c == total_c,
                         restarts: p
                             .info("Restart Count")

@@ -15,12 +15,20 @@ use std::collections::VecDeque;
 
 /// How many lines a log view keeps.
 pub const LOG_BUFFER: usize = 5_000;
+/// How many bytes of lines a log view keeps, however long it follows.
+pub const LOG_BYTES: usize = 2 * 1024 * 1024;
+/// The longest line kept (the rest is cut and marked).
+pub const LINE_BYTES: usize = 4 * 1024;
 
 pub struct LogsView {
     app: AppId,
     namespace: String,
     pod: String,
     lines: VecDeque<String>,
+    /// Bytes held in `lines`.
+    bytes: usize,
+    /// The source answered at least once (an empty answer: the pod wrote nothing yet).
+    answered: bool,
     /// Lines from the bottom; 0 follows the end.
     back: usize,
     ticket: Option<Ticket>,
@@ -34,27 +42,63 @@ impl LogsView {
             namespace,
             pod,
             lines: VecDeque::new(),
+            bytes: 0,
+            answered: false,
             back: 0,
             ticket: None,
             error: None,
         }
     }
 
-    /// Append lines, sanitized, dropping the oldest beyond the buffer.
+    /// Append lines, sanitized and cut to [`LINE_BYTES`], dropping the oldest beyond
+    /// [`LOG_BUFFER`] lines or [`LOG_BYTES`] bytes.
     pub fn push_lines(&mut self, lines: impl IntoIterator<Item = String>) {
         for l in lines {
             for part in l.split('\n') {
-                self.lines
-                    .push_back(clean(part.trim_end_matches('\r')).into_owned());
+                let mut line = clean(part.trim_end_matches('\r')).into_owned();
+                if line.len() > LINE_BYTES {
+                    let mut end = LINE_BYTES;
+                    while !line.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    line.truncate(end);
+                    line.push_str(" …[cut]");
+                }
+                self.bytes += line.len();
+                self.lines.push_back(line);
+                while self.lines.len() > LOG_BUFFER || self.bytes > LOG_BYTES {
+                    match self.lines.pop_front() {
+                        Some(old) => self.bytes -= old.len(),
+                        None => break,
+                    }
+                }
             }
         }
-        while self.lines.len() > LOG_BUFFER {
-            self.lines.pop_front();
+    }
+
+    /// Lines and bytes held (for the bounds' tests).
+    pub fn held(&self) -> (usize, usize) {
+        (self.lines.len(), self.bytes)
+    }
+
+    /// What the empty pane says: still asking, or the pod has written nothing.
+    pub fn empty_note(&self) -> String {
+        if !self.answered && self.ticket.is_some() {
+            "asking for log lines…".to_string()
+        } else if self.ticket.is_some() {
+            format!(
+                "no log lines: {} has written nothing yet (following; new lines appear here)",
+                clean(&self.pod)
+            )
+        } else {
+            format!("no log lines: {} has written nothing", clean(&self.pod))
         }
     }
 
     fn load(&mut self, out: &mut Outbox) {
         self.lines.clear();
+        self.bytes = 0;
+        self.answered = false;
         self.ticket = Some(out.request(Request::Logs {
             app: self.app.clone(),
             namespace: self.namespace.clone(),
@@ -85,14 +129,7 @@ impl View for LogsView {
                 format!("logs: {}", clean(e)),
             )));
         } else if self.lines.is_empty() {
-            out.push(Line::from(widgets::muted(
-                theme,
-                if self.ticket.is_some() {
-                    "waiting for log lines…"
-                } else {
-                    "no lines"
-                },
-            )));
+            out.push(Line::from(widgets::muted(theme, self.empty_note())));
         }
         let end = self.lines.len().saturating_sub(self.back);
         let start = end.saturating_sub(h.saturating_sub(out.len()));
@@ -139,6 +176,7 @@ impl View for LogsView {
         }
         match &resp.result {
             Ok(Payload::LogLines(l)) => {
+                self.answered = true;
                 let added = l.len();
                 self.push_lines(l.iter().cloned());
                 if self.back > 0 {
@@ -146,7 +184,10 @@ impl View for LogsView {
                 }
             }
             Ok(_) => {}
-            Err(e) => self.error = Some(e.clone()),
+            Err(e) => {
+                self.answered = true;
+                self.error = Some(e.clone());
+            }
         }
         true
     }
@@ -162,5 +203,41 @@ impl View for LogsView {
             (Intent::Refresh, "reload"),
             (Intent::Back, "back"),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn followed_logs_stay_within_lines_and_bytes() {
+        let mut v = LogsView::new(AppId::new("i", "argocd", "a"), "ns".into(), "p".into());
+        // Many short lines: the line ring bounds them.
+        v.push_lines((0..20_000).map(|i| format!("line {i}")));
+        let (n, b) = v.held();
+        assert_eq!(n, LOG_BUFFER);
+        assert!(b <= LOG_BYTES);
+        assert_eq!(v.lines.back().map(String::as_str), Some("line 19999"));
+        // Long lines: the byte cap bounds them, each line cut.
+        v.push_lines((0..5_000).map(|_| "x".repeat(100_000)));
+        let (n, b) = v.held();
+        assert!(b <= LOG_BYTES, "{b} bytes held");
+        assert!(n < LOG_BUFFER);
+        assert!(v.lines.iter().all(|l| l.len() <= LINE_BYTES + 16));
+        let counted: usize = v.lines.iter().map(String::len).sum();
+        assert_eq!(counted, b);
+    }
+
+    #[test]
+    fn an_empty_answer_says_the_pod_wrote_nothing() {
+        let mut v = LogsView::new(AppId::new("i", "argocd", "a"), "ns".into(), "web-1".into());
+        v.ticket = Some(Ticket(1));
+        assert_eq!(v.empty_note(), "asking for log lines…");
+        v.answered = true;
+        assert!(
+            v.empty_note()
+                .starts_with("no log lines: web-1 has written nothing yet")
+        );
     }
 }

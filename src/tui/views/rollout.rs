@@ -116,7 +116,12 @@ pub fn workload_lines(
             format!("Deployment {}/{}", clean(&w.namespace), clean(&w.name)),
             theme.style(Role::Accent),
         )));
-        let mut v = verdict_span(theme, &w.verdict());
+        let verdict = w.verdict();
+        let mut v = verdict_span(theme, &verdict);
+        if verdict == RolloutVerdict::Complete {
+            // kubectl's own words, name included.
+            v.content = format!("✓ {}", clean(&w.status_line())).into();
+        }
         v.content = format!("  {}", fit(&v.content, width.saturating_sub(2))).into();
         lines.push(Line::from(v));
         for (label, v) in [

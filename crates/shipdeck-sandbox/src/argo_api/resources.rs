@@ -415,6 +415,22 @@ pub async fn events(
                 seams::cluster_of(&world, &typed).unwrap_or_else(|| IN_CLUSTER.to_string());
             let ns = get("resourceNamespace");
             let uid = get("resourceUID");
+            // As Argo CD's ListResourceEvents: the resource must be a node of this app's
+            // tree (same uid, name and namespace), or the caller could read any object's
+            // events through an app it may read.
+            let tree = tree_of(&world, &app);
+            let found = tree["nodes"].as_array().into_iter().flatten().any(|n| {
+                n["name"].as_str() == Some(rname.as_str())
+                    && n["namespace"].as_str().unwrap_or("") == ns.as_deref().unwrap_or("")
+                    && n["uid"].as_str().unwrap_or("") == uid.as_deref().unwrap_or("")
+            });
+            if !found {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    3,
+                    format!("{rname} not found as part of application {name}"),
+                ));
+            }
             world
                 .store
                 .list(&cluster, EVENTS, ns.as_deref())
@@ -449,6 +465,20 @@ pub async fn revision_metadata(
     ))
 }
 
+pub(super) fn entry_line(pod: &str, line: &str) -> String {
+    let (ts, content) = match line.split_once(' ') {
+        Some((ts, rest)) if chrono::DateTime::parse_from_rfc3339(ts).is_ok() => {
+            (ts.to_string(), rest.to_string())
+        }
+        _ => (String::new(), line.to_string()),
+    };
+    let mut s = json!({"result": {"content": content, "timeStamp": ts,
+        "timeStampStr": ts, "podName": pod, "last": false}})
+    .to_string();
+    s.push('\n');
+    s
+}
+
 fn log_stream(entries: Vec<(String, String)>) -> Response {
     // One JSON object per line, as grpc-gateway streams; a closing entry with `last`.
     let mut body = String::new();
@@ -473,7 +503,7 @@ fn log_stream(entries: Vec<(String, String)>) -> Response {
     ([("content-type", "application/json")], body).into_response()
 }
 
-fn tail(mut lines: Vec<String>, q: &[(String, String)]) -> Vec<String> {
+pub(super) fn tail(mut lines: Vec<String>, q: &[(String, String)]) -> Vec<String> {
     if let Some(n) = q
         .iter()
         .find(|(k, _)| k == "tailLines")
@@ -494,7 +524,11 @@ fn tail(mut lines: Vec<String>, q: &[(String, String)]) -> Vec<String> {
 }
 
 /// Pods of the app that a logs request names: one pod, or every pod of a workload.
-fn app_pods(world: &World, app: &Value, q: &[(String, String)]) -> (String, Vec<Arc<Value>>) {
+pub(super) fn app_pods(
+    world: &World,
+    app: &Value,
+    q: &[(String, String)],
+) -> (String, Vec<Arc<Value>>) {
     let get = |k: &str| {
         q.iter()
             .find(|(n, _)| n == k)
@@ -557,10 +591,18 @@ pub async fn app_logs(
     logs_for(&world, &app, &q, "")
 }
 
-fn logs_for(world: &World, app: &Value, q: &[(String, String)], pod: &str) -> ApiResult<Response> {
+fn logs_for(
+    world: &Arc<World>,
+    app: &Value,
+    q: &[(String, String)],
+    pod: &str,
+) -> ApiResult<Response> {
     let (cluster, pods) = app_pods(world, app, q);
     if pods.is_empty() && !pod.is_empty() {
         return Err(ApiError::not_found(format!("pods \"{pod}\" not found")));
+    }
+    if q.iter().any(|(k, v)| k == "follow" && v == "true") {
+        return Ok(super::logs::follow(world.clone(), app.clone(), q.to_vec()));
     }
     let mut entries = Vec::new();
     for p in pods {
