@@ -17,6 +17,10 @@ pub enum OutOfSyncCause {
     PendingChange,
     /// Git did not move, the live objects did (a `kubectl edit`, a controller).
     Drift,
+    /// An operator rolled back: the deployed revision is an older one the app had already
+    /// moved past (it appears earlier in history, followed by another revision). Git's
+    /// head is not deployed on purpose; syncing would undo the rollback.
+    RolledBack,
     /// Out of sync for a reason shipdeck cannot tell (never deployed, no history).
     Unknown,
 }
@@ -26,6 +30,7 @@ impl OutOfSyncCause {
         match self {
             OutOfSyncCause::PendingChange => "pending-change",
             OutOfSyncCause::Drift => "drift",
+            OutOfSyncCause::RolledBack => "rolled-back",
             OutOfSyncCause::Unknown => "unknown",
         }
     }
@@ -65,9 +70,59 @@ pub fn out_of_sync_cause(app: &Application) -> Option<OutOfSyncCause> {
     }
     Some(match (deployed_revision(app), compared_revision(app)) {
         (Some(deployed), Some(target)) if deployed == target => OutOfSyncCause::Drift,
+        (Some(_), Some(_)) if rolled_back(app) => OutOfSyncCause::RolledBack,
         (Some(_), Some(_)) => OutOfSyncCause::PendingChange,
         _ => OutOfSyncCause::Unknown,
     })
+}
+
+fn entry_revision(h: &crate::model::HistoryEntry) -> Option<&str> {
+    h.revision
+        .as_deref()
+        .or_else(|| h.revisions.first().map(String::as_str))
+}
+
+/// Whether the newest deployment went back to a revision the app had already moved past:
+/// history reads `… A, B, …, A` (Argo CD records a rollback as a new entry with the old
+/// entry's revision).
+pub fn rolled_back(app: &Application) -> bool {
+    let mut history: Vec<&crate::model::HistoryEntry> = app.status.history.iter().collect();
+    history.sort_by_key(|h| h.id);
+    let Some((last, earlier)) = history.split_last() else {
+        return false;
+    };
+    let Some(now) = entry_revision(last) else {
+        return false;
+    };
+    // The newest earlier entry with the same revision, and something else deployed after it.
+    match earlier.iter().rposition(|h| entry_revision(h) == Some(now)) {
+        Some(i) => earlier[i + 1..]
+            .iter()
+            .any(|h| entry_revision(h).is_some_and(|r| r != now)),
+        None => false,
+    }
+}
+
+/// The out-of-sync cause in words, for the application screen and the lists.
+pub fn cause_words(cause: OutOfSyncCause, app: &Application) -> String {
+    match cause {
+        OutOfSyncCause::PendingChange => {
+            "Git moved past what is deployed: a change waits to be synced".into()
+        }
+        OutOfSyncCause::Drift => "drift: live objects changed, Git did not".into(),
+        OutOfSyncCause::RolledBack => {
+            let rev = deployed_revision(app)
+                .map(|r| r.short().to_string())
+                .unwrap_or_default();
+            let auto = if app.auto_sync() {
+                "auto-sync on: Argo CD will sync Git's head again"
+            } else {
+                "auto-sync off"
+            };
+            format!("rolled back to an older revision {rev}; {auto}")
+        }
+        OutOfSyncCause::Unknown => "out of sync (never deployed?)".into(),
+    }
 }
 
 /// One application as the console sees it.
@@ -269,14 +324,49 @@ fn running(entry: &AppEntry) -> Vec<String> {
     images
 }
 
+/// When the app started running its deployed revision: the deploy time of the oldest
+/// entry of the newest run of history entries with that revision (a re-sync of the same
+/// revision does not make it newer).
+pub fn running_since(app: &Application) -> Option<chrono::DateTime<chrono::Utc>> {
+    let mut history: Vec<&crate::model::HistoryEntry> = app.status.history.iter().collect();
+    history.sort_by_key(|h| h.id);
+    let now = entry_revision(history.last()?)?;
+    let first = history
+        .iter()
+        .rev()
+        .take_while(|h| entry_revision(h) == Some(now))
+        .last()?;
+    let at = first
+        .deployed_at
+        .as_deref()
+        .or(first.deploy_started_at.as_deref())?;
+    chrono::DateTime::parse_from_rfc3339(at)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
 impl Estate {
-    /// Whether this cell runs something other than the same service in the environment
-    /// before it (None when there is no such environment, or nothing to compare).
+    /// Whether the environment before runs something this cell has not run yet, in
+    /// promotion order: the two run different images (or revisions), and the environment
+    /// before started running its own after this one started running what it runs now.
+    /// A cell that runs something newer than the environment before (a hotfix straight to
+    /// prod) does not lag. None when there is no environment before, nothing to compare, or
+    /// no deploy times to order by (not knowing is not lagging).
     pub fn lag(&self, entry: &AppEntry) -> Option<Lag> {
         let prev = self.previous_environment(&entry.environment)?;
         let there_entry = self.cell(&entry.service, &prev.name).next()?;
         let (here, there) = (running(entry), running(there_entry));
         if here.is_empty() || there.is_empty() || here == there {
+            return None;
+        }
+        // The environment before went back to something older: it holds nothing new.
+        if rolled_back(&there_entry.app) {
+            return None;
+        }
+        let there_since = running_since(&there_entry.app)?;
+        if let Some(here_since) = running_since(&entry.app)
+            && here_since >= there_since
+        {
             return None;
         }
         Some(Lag {
@@ -316,9 +406,143 @@ mod tests {
         a.status.history.push(HistoryEntry {
             id: 1,
             revision: Some(deployed.into()),
+            deployed_at: Some("2024-06-01T00:00:00Z".into()),
             ..Default::default()
         });
         a
+    }
+
+    /// An app with a whole history: (revision, deployed at) oldest first.
+    fn with_history(mut a: Application, entries: &[(&str, &str)]) -> Application {
+        a.status.history = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (rev, at))| HistoryEntry {
+                id: i as i64 + 1,
+                revision: Some(rev.to_string()),
+                deployed_at: Some(at.to_string()),
+                ..Default::default()
+            })
+            .collect();
+        a
+    }
+
+    fn two_envs(staging: Application, prod: Application) -> (Estate, AppEntry, AppEntry) {
+        let mut e = Estate::new();
+        let s = AppId::new("i", "argocd", "cart-staging");
+        let p = AppId::new("i", "argocd", "cart-prod");
+        e.apply(Update::Upsert(s.clone(), Box::new(staging)));
+        e.apply(Update::Upsert(p.clone(), Box::new(prod)));
+        let (Some(s), Some(p)) = (e.get(&s).cloned(), e.get(&p).cloned()) else {
+            panic!("entries missing");
+        };
+        (e, s, p)
+    }
+
+    #[test]
+    fn prod_with_a_newer_image_than_staging_does_not_lag() {
+        // Staging runs sha-aaa since June 2; prod got a hotfix sha-ccc on June 5 that
+        // staging never had: prod is ahead, not behind.
+        let staging = with_images(
+            with_history(
+                app("cart-staging", SyncStatus::Synced, "s1", "s1"),
+                &[("s1", "2024-06-02T10:00:00Z")],
+            ),
+            &["cart:sha-aaa"],
+        );
+        let prod = with_images(
+            with_history(
+                app("cart-prod", SyncStatus::Synced, "p2", "p2"),
+                &[
+                    ("p1", "2024-06-01T10:00:00Z"),
+                    ("p2", "2024-06-05T10:00:00Z"),
+                ],
+            ),
+            &["cart:sha-ccc"],
+        );
+        let (e, _, p) = two_envs(staging, prod);
+        assert_eq!(e.lag(&p), None);
+    }
+
+    #[test]
+    fn prod_lags_when_staging_moved_on_after_prod() {
+        let staging = with_images(
+            with_history(
+                app("cart-staging", SyncStatus::Synced, "s2", "s2"),
+                &[
+                    ("s1", "2024-06-01T09:00:00Z"),
+                    ("s2", "2024-06-06T10:00:00Z"),
+                ],
+            ),
+            &["cart:sha-bbb"],
+        );
+        // A re-sync of p1 on June 7 does not make prod's p1 newer than staging's s2.
+        let prod = with_images(
+            with_history(
+                app("cart-prod", SyncStatus::Synced, "p1", "p1"),
+                &[
+                    ("p1", "2024-06-01T10:00:00Z"),
+                    ("p1", "2024-06-07T10:00:00Z"),
+                ],
+            ),
+            &["cart:sha-aaa"],
+        );
+        let (e, s, p) = two_envs(staging, prod);
+        let lag = e.lag(&p);
+        assert_eq!(
+            lag.as_ref()
+                .map(|l| (l.previous_environment.as_str(), l.there.clone())),
+            Some(("staging", vec!["cart:sha-bbb".to_string()]))
+        );
+        assert_eq!(e.lag(&s), None);
+    }
+
+    #[test]
+    fn no_deploy_times_no_lag_claimed() {
+        let mut staging = with_images(
+            app("cart-staging", SyncStatus::Synced, "s1", "s1"),
+            &["cart:sha-bbb"],
+        );
+        staging.status.history[0].deployed_at = None;
+        let prod = with_images(
+            app("cart-prod", SyncStatus::Synced, "p1", "p1"),
+            &["cart:sha-aaa"],
+        );
+        let (e, _, p) = two_envs(staging, prod);
+        assert_eq!(e.lag(&p), None);
+    }
+
+    #[test]
+    fn a_rollback_is_its_own_cause() {
+        let mut a = with_history(
+            app("cart-prod", SyncStatus::OutOfSync, "x", "c3"),
+            &[
+                ("c1", "2024-06-01T10:00:00Z"),
+                ("c2", "2024-06-02T10:00:00Z"),
+                ("c1", "2024-06-03T10:00:00Z"),
+            ],
+        );
+        assert_eq!(out_of_sync_cause(&a), Some(OutOfSyncCause::RolledBack));
+        let words = cause_words(OutOfSyncCause::RolledBack, &a);
+        assert!(
+            words.contains("rolled back to an older revision c1"),
+            "{words}"
+        );
+        assert!(words.contains("auto-sync off"), "{words}");
+        // A plain new commit after a re-sync is a pending change, not a rollback.
+        a.status.history.truncate(2);
+        assert_eq!(out_of_sync_cause(&a), Some(OutOfSyncCause::PendingChange));
+        let resync = with_history(
+            app("cart-prod", SyncStatus::OutOfSync, "x", "c3"),
+            &[
+                ("c1", "2024-06-01T10:00:00Z"),
+                ("c1", "2024-06-02T10:00:00Z"),
+            ],
+        );
+        assert_eq!(
+            out_of_sync_cause(&resync),
+            Some(OutOfSyncCause::PendingChange)
+        );
     }
 
     #[test]
@@ -378,12 +602,11 @@ mod tests {
         let mut e = Estate::new();
         let dev = AppId::new("i", "argocd", "event-ingestion-dev");
         let prod = AppId::new("i", "argocd", "event-ingestion-prod");
+        let mut dev_app = app("event-ingestion-dev", SyncStatus::Synced, "d2", "d2");
+        dev_app.status.history[0].deployed_at = Some("2024-06-12T14:30:22Z".into());
         e.apply(Update::Upsert(
             dev.clone(),
-            Box::new(with_images(
-                app("event-ingestion-dev", SyncStatus::Synced, "d2", "d2"),
-                &["event-consumer:v20240612-143022"],
-            )),
+            Box::new(with_images(dev_app, &["event-consumer:v20240612-143022"])),
         ));
         e.apply(Update::Upsert(
             prod.clone(),

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 
 /// The smallest terminal the layout is made for; below it a message replaces the screens.
 pub const MIN_WIDTH: u16 = 60;
-pub const MIN_HEIGHT: u16 = 16;
+pub const MIN_HEIGHT: u16 = 20;
 
 /// Settings the console starts with.
 #[derive(Debug, Clone)]
@@ -80,6 +80,80 @@ pub struct Console {
     /// Tickets whose task should be stopped (their screen went away).
     cancelled: Vec<Ticket>,
     now: chrono::DateTime<chrono::Utc>,
+    /// The refreshes of the last `:refresh` (or Ctrl-r), until every answer is in.
+    refreshes: Refreshes,
+}
+
+/// One round of refreshes: which tickets are out, and how the answered ones went.
+#[derive(Debug, Default)]
+struct Refreshes {
+    pending: std::collections::BTreeMap<Ticket, String>,
+    total: usize,
+    ok: usize,
+    failed: Vec<(String, String)>,
+    hard: bool,
+    /// Every app of the round, in the order asked.
+    names: Vec<String>,
+}
+
+impl Refreshes {
+    /// The flash line for the round so far.
+    fn words(&self) -> (Level, String) {
+        let kind = if self.hard { "hard refresh" } else { "refresh" };
+        let done = self.ok + self.failed.len();
+        if self.total == 1 {
+            return match (self.failed.first(), self.pending.values().next()) {
+                (Some((name, e)), _) => (
+                    Level::Error,
+                    format!("{kind} of {} failed: {}", clean(name), clean(e)),
+                ),
+                (None, Some(name)) => (
+                    Level::Info,
+                    format!("{kind} of {} requested: Argo CD re-reads Git…", clean(name)),
+                ),
+                (None, None) => (
+                    Level::Info,
+                    format!(
+                        "{kind} done: Argo CD re-read Git for {}",
+                        clean(self.last_name())
+                    ),
+                ),
+            };
+        }
+        if done < self.total {
+            return (
+                Level::Info,
+                format!("{kind} of {} apps: {done} answered…", self.total),
+            );
+        }
+        if self.failed.is_empty() {
+            return (
+                Level::Info,
+                format!(
+                    "{kind} done: Argo CD re-read Git for all {} apps",
+                    self.total
+                ),
+            );
+        }
+        let names: Vec<String> = self
+            .failed
+            .iter()
+            .map(|(n, e)| format!("{} ({})", clean(n), clean(e)))
+            .collect();
+        (
+            Level::Error,
+            format!(
+                "{kind}: {} of {} apps refreshed; failed: {}",
+                self.ok,
+                self.total,
+                names.join(", ")
+            ),
+        )
+    }
+
+    fn last_name(&self) -> &str {
+        self.names.first().map(String::as_str).unwrap_or("")
+    }
 }
 
 impl Console {
@@ -104,6 +178,7 @@ impl Console {
             mutations: BTreeSet::new(),
             cancelled: Vec::new(),
             now: chrono::Utc::now(),
+            refreshes: Refreshes::default(),
         };
         c.push(Box::new(BoardView::new()));
         c
@@ -200,19 +275,14 @@ impl Console {
                 .outbox
                 .effects
                 .push(Effect::Home(Box::new(BoardView::new()))),
-            ("apps", _) => self.outbox.push(Box::new(AppsView::new(None))),
-            ("pending", _) => self.outbox.push(Box::new(AppsView::waiting())),
-            ("env", Some(env)) => self
-                .outbox
-                .push(Box::new(AppsView::new(Some(env.to_string())))),
+            ("apps", _) => self.go_to(Box::new(AppsView::new(None))),
+            ("pending", _) => self.go_to(Box::new(AppsView::waiting())),
+            ("env", Some(env)) => self.go_to(Box::new(AppsView::new(Some(env.to_string())))),
             ("env", None) => self.flash = Some((Level::Warning, "usage: :env NAME".into())),
-            ("builds", _) => self.outbox.push(Box::new(BuildsView::new(None))),
-            ("warnings", _) => {
-                self.outbox
-                    .push(Box::new(super::views::warnings::WarningsView::new(
-                        self.settings.warnings.clone(),
-                    )))
-            }
+            ("builds", _) => self.go_to(Box::new(BuildsView::new(None))),
+            ("warnings", _) => self.go_to(Box::new(super::views::warnings::WarningsView::new(
+                self.settings.warnings.clone(),
+            ))),
             ("ctx", _) => {
                 let states: Vec<String> = self
                     .estate
@@ -247,12 +317,7 @@ impl Console {
                 let names: Vec<&str> = super::theme::built_in_names().collect();
                 self.flash = Some((Level::Info, format!("themes: {}", names.join(", "))));
             }
-            ("refresh" | "refresh!", _) => {
-                self.flash = Some((
-                    Level::Info,
-                    "the estate is watched live; to make Argo CD re-read Git for one app, open it and press Ctrl-r".into(),
-                ));
-            }
+            ("refresh" | "refresh!", target) => self.refresh(head == "refresh!", target),
             ("q" | "quit" | "q!", _) => self.quit = true,
             (other, _) => {
                 self.flash = Some((
@@ -262,6 +327,83 @@ impl Console {
             }
         }
         // Commands may queue pushes; they are applied by the caller's settle loop.
+    }
+
+    /// A palette command goes to a screen: it replaces what is above the board instead of
+    /// stacking (`board › apps prod`, then `:apps nosuch` gives `board › apps nosuch`).
+    fn go_to(&mut self, view: Box<dyn View>) {
+        for _ in 1..self.screens.len() {
+            self.outbox.effects.push(Effect::Pop);
+        }
+        self.outbox.push(view);
+    }
+
+    /// `:refresh` / `:refresh!`: the app under the cursor (or the one the screen is
+    /// about); `:refresh all`: every app. The flash line follows the answers.
+    fn refresh(&mut self, hard: bool, target: Option<&str>) {
+        let ctx = ctx_of(&self.estate, &self.settings, self.now, self.tick);
+        let ids: Vec<crate::model::AppId> = match target {
+            Some("all") => {
+                let mut v: Vec<_> = self.estate.apps().map(|e| e.id.clone()).collect();
+                v.sort();
+                v
+            }
+            Some(name) => match self.estate.find_by_name(name).as_slice() {
+                [one] => vec![one.id.clone()],
+                [] => {
+                    self.flash = Some((
+                        Level::Warning,
+                        format!("no application named `{}`", clean(name)),
+                    ));
+                    return;
+                }
+                _ => {
+                    self.flash = Some((
+                        Level::Warning,
+                        format!(
+                            "`{}` names several applications: open one and press Ctrl-r",
+                            clean(name)
+                        ),
+                    ));
+                    return;
+                }
+            },
+            None => match self
+                .screens
+                .iter()
+                .rev()
+                .filter(|s| !s.overlay())
+                .find_map(|s| s.selected_app(&ctx))
+            {
+                Some(id) => vec![id],
+                None => {
+                    self.flash = Some((
+                        Level::Warning,
+                        "no application under the cursor: move to one, or :refresh all".into(),
+                    ));
+                    return;
+                }
+            },
+        };
+        if ids.is_empty() {
+            self.flash = Some((Level::Warning, "no applications to refresh".into()));
+            return;
+        }
+        let mut round = Refreshes {
+            hard,
+            total: ids.len(),
+            ..Default::default()
+        };
+        for id in ids {
+            round.names.push(id.name.clone());
+            let t = self.outbox.request(super::request::Request::Refresh {
+                app: Some(id.clone()),
+                hard,
+            });
+            round.pending.insert(t, id.name);
+        }
+        self.flash = Some(round.words());
+        self.refreshes = round;
     }
 
     /// Handle one key. Returns true when something may look different.
@@ -340,6 +482,13 @@ impl Console {
         }
         if self.mutations.contains(&resp.ticket) {
             self.mutations.remove(&resp.ticket);
+        }
+        if let Some(name) = self.refreshes.pending.remove(&resp.ticket) {
+            match &resp.result {
+                Err(e) => self.refreshes.failed.push((name, e.clone())),
+                Ok(_) => self.refreshes.ok += 1,
+            }
+            self.flash = Some(self.refreshes.words());
         }
         self.settle();
         true
@@ -425,7 +574,24 @@ impl Console {
             }
             top.render(&ctx, frame, body);
         }
-        if let Some((level, text)) = &self.flash {
+        // A source that failed says why and what to do on the flash line, whole, when
+        // nothing else is flashed (the header has room for a few words only).
+        let failed = self
+            .estate
+            .connections
+            .iter()
+            .find_map(|(name, c)| match c {
+                Connection::Failed { reason } => {
+                    Some((Level::Error, format!("{}: {}", clean(name), clean(reason))))
+                }
+                _ => None,
+            });
+        let shown = match (&self.flash, &failed) {
+            (Some((Level::Info, _)), Some(f)) => Some(f),
+            (Some(f), _) => Some(f),
+            (None, f) => f.as_ref(),
+        };
+        if let Some((level, text)) = shown {
             let role = match level {
                 Level::Info => Role::Accent,
                 Level::Warning => Role::Warning,
@@ -451,10 +617,23 @@ impl Console {
             .filter(|s| !s.overlay())
             .map(|s| s.title(ctx))
             .collect();
-        let crumbs = titles.join(" › ");
+        // The trail gets what the connection states leave, but never less than half the
+        // line (the current screen is what the operator reads first).
+        let right: usize = self
+            .estate
+            .connections
+            .iter()
+            .map(|(name, state)| {
+                clean(name).chars().count() + connection_words(state).chars().count() + 4
+            })
+            .sum::<usize>()
+            + 12
+            + if self.settings.read_only { 13 } else { 0 };
+        let width = area.width as usize;
+        let budget = width.saturating_sub(8 + 3 + 3 + right).max(width / 2);
         spans.push(widgets::muted(
             theme,
-            format!(" › {}", fit(&crumbs, (area.width as usize / 3).max(10))),
+            format!(" › {}", widgets::breadcrumb(&titles, budget)),
         ));
         spans.push(Span::raw("   "));
         if self.estate.connections.is_empty() {

@@ -197,4 +197,9 @@ pub trait View {
     fn overlay(&self) -> bool {
         false
     }
+
+    /// The application under the cursor, or the one the screen is about (`:refresh`).
+    fn selected_app(&self, _ctx: &Ctx) -> Option<AppId> {
+        None
+    }
 }

@@ -239,11 +239,95 @@ pub fn fit_tail(s: &str, width: usize) -> String {
     kept.into_iter().rev().collect()
 }
 
+/// The breadcrumb of screen titles in `width` columns: the current screen (the last) is
+/// kept whole, and the trail is shortened from the left (`… › apps prod › diff cart-prod`).
+/// Only when the current screen alone is wider than `width` is it cut, keeping its start.
+pub fn breadcrumb(titles: &[String], width: usize) -> String {
+    const SEP: &str = " › ";
+    let w = |s: &str| s.chars().map(|c| c.width().unwrap_or(0)).sum::<usize>();
+    let Some((last, before)) = titles.split_last() else {
+        return String::new();
+    };
+    let whole = titles.join(SEP);
+    if w(&whole) <= width {
+        return whole;
+    }
+    if w(last) + 2 > width {
+        return fit(last, width);
+    }
+    // Keep as many trailing crumbs as fit behind `… › `.
+    let mut kept: Vec<&str> = vec![last.as_str()];
+    let mut used = w(last) + w("…") + w(SEP);
+    for t in before.iter().rev() {
+        let tw = w(t) + w(SEP);
+        if used + tw > width {
+            break;
+        }
+        used += tw;
+        kept.push(t.as_str());
+    }
+    kept.reverse();
+    format!("…{SEP}{}", kept.join(SEP))
+}
+
+/// Cut the middle, keeping the start and the end (`image cart ghcr…:sha-3fdd1ba`).
+pub fn fit_middle(s: &str, width: usize) -> String {
+    if display_width(s) <= width {
+        return s.to_string();
+    }
+    if width < 3 {
+        return fit(s, width);
+    }
+    let head_w = (width - 1) / 2;
+    let head = fit(s, head_w + 1);
+    let head = head.trim_end_matches('…');
+    let tail = fit_tail(s, width - display_width(head));
+    format!("{head}{}", tail)
+}
+
+/// A change's meaning (`image cart A -> B`) in `width` columns: what it becomes is kept
+/// whole (the target image is what an operator approves), the middle of what it was is cut
+/// first; plain text is cut at the end.
+pub fn fit_change(s: &str, width: usize) -> String {
+    if display_width(s) <= width {
+        return s.to_string();
+    }
+    const ARROW: &str = " -> ";
+    let keep_target = |s: &str| match s.rsplit_once(ARROW) {
+        Some((before, after)) if display_width(after) + ARROW.len() + 8 <= width => {
+            let room = width - display_width(after) - ARROW.len();
+            Some(format!("{}{ARROW}{after}", fit_middle(before, room)))
+        }
+        _ => None,
+    };
+    if let Some(f) = keep_target(s) {
+        return f;
+    }
+    // Still too wide: images without their registry and path (`cart:sha-d1e8378`).
+    let short: Vec<&str> = s
+        .split(' ')
+        .map(|w| match w.rsplit_once('/') {
+            Some((_, last)) if !last.is_empty() => last,
+            _ => w,
+        })
+        .collect();
+    let short = short.join(" ");
+    if display_width(&short) <= width {
+        return short;
+    }
+    keep_target(&short).unwrap_or_else(|| fit(&short, width))
+}
+
 /// Pad or cut to exactly `width` display columns.
 pub fn pad(s: &str, width: usize) -> String {
     let f = fit(s, width);
     let w: usize = f.chars().map(|c| c.width().unwrap_or(0)).sum();
     format!("{f}{}", " ".repeat(width.saturating_sub(w)))
+}
+
+/// Display width of a string.
+pub fn display_width(s: &str) -> usize {
+    s.chars().map(|c| c.width().unwrap_or(0)).sum()
 }
 
 pub fn spans_width(spans: &[Span]) -> usize {
@@ -367,4 +451,37 @@ pub fn footer(
 
 pub fn base(theme: &Theme) -> Style {
     theme.style(Role::Text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn breadcrumb_keeps_the_current_screen_and_cuts_from_the_left() {
+        let t: Vec<String> = ["board", "apps prod", "app cart-prod", "rollout cart-prod"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(breadcrumb(&t, 200), t.join(" › "));
+        let b = breadcrumb(&t, 40);
+        assert!(b.ends_with("› rollout cart-prod"), "{b}");
+        assert!(b.starts_with("… › "), "{b}");
+        assert!(display_width(&b) <= 40, "{b}");
+        assert_eq!(breadcrumb(&t[3..], 10), "rollout c…");
+    }
+
+    #[test]
+    fn a_change_keeps_its_target_whole() {
+        let m = "image cart ghcr.io/acme/cart:sha-3fdd1ba -> ghcr.io/acme/cart:sha-d1e8378";
+        let f = fit_change(m, 60);
+        assert!(f.ends_with(" -> ghcr.io/acme/cart:sha-d1e8378"), "{f}");
+        assert!(f.starts_with("image"), "{f}");
+        assert!(display_width(&f) <= 60, "{f}");
+        assert_eq!(fit_change("short", 60), "short");
+        let f = fit_change(m, 30);
+        assert!(f.ends_with(" -> cart:sha-d1e8378"), "{f}");
+        assert!(display_width(&f) <= 30, "{f}");
+        assert_eq!(fit_tail("sha-be2164f", 8), "…be2164f");
+    }
 }

@@ -26,6 +26,11 @@ use tokio::task::JoinHandle;
 
 pub const LOGIN_HINT: &str = "run `shipdeck login argocd` or set ARGOCD_AUTH_TOKEN";
 
+/// What the console says when Argo CD no longer accepts the token (expired, revoked, the
+/// server's secret rotated): retrying will not help, the operator must log in again.
+pub const TOKEN_REJECTED: &str =
+    "token expired or revoked: run `shipdeck login argocd` (or set ARGOCD_AUTH_TOKEN)";
+
 /// How to reach one Argo CD API server.
 #[derive(Debug, Clone, Default)]
 pub struct ArgoApiOptions {

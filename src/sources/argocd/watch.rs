@@ -49,6 +49,10 @@ enum Outcome {
     Closed,
     /// Lost the connection; `proved` says whether it had worked (resets the backoff).
     Lost { reason: String, proved: bool },
+    /// Argo CD refused the token (401): reconnecting cannot help until the operator logs
+    /// in again, so the state says so (and the loop retries slowly in case the token was
+    /// only briefly refused).
+    Rejected { detail: String },
 }
 
 fn now() -> String {
@@ -73,6 +77,26 @@ pub(super) fn watch(inner: Arc<Inner>, tx: mpsc::Sender<Update>) -> JoinHandle<(
         loop {
             match run_once(&inner, &tx, &mut since).await {
                 Outcome::Closed => return,
+                Outcome::Rejected { detail } => {
+                    tracing::warn!(source = %source, "Argo CD refused the token: {detail}");
+                    let state = Connection::Failed {
+                        reason: super::TOKEN_REJECTED.into(),
+                    };
+                    if tx
+                        .send(Update::Connection {
+                            source: source.clone(),
+                            state,
+                        })
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    tokio::select! {
+                        _ = tx.closed() => return,
+                        _ = tokio::time::sleep(retry::RECONNECT_MAX_DELAY) => {}
+                    }
+                }
                 Outcome::Lost { reason, proved } => {
                     if proved {
                         backoff = BackoffBuilder::build(retry::reconnect_backoff());
@@ -110,6 +134,11 @@ fn id_of(inner: &Inner, app: &Application) -> AppId {
 async fn run_once(inner: &Inner, tx: &mpsc::Sender<Update>, since: &mut String) -> Outcome {
     let (apps, rv) = match inner.list_once().await {
         Ok(x) => x,
+        Err(e @ crate::sources::SourceError::Unauthorized { .. }) => {
+            return Outcome::Rejected {
+                detail: e.to_string(),
+            };
+        }
         Err(e) => {
             return Outcome::Lost {
                 reason: e.to_string(),
@@ -162,6 +191,11 @@ async fn run_once(inner: &Inner, tx: &mpsc::Sender<Update>, since: &mut String) 
         Ok(Ok(r)) => r,
     };
     let status = resp.status();
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        return Outcome::Rejected {
+            detail: format!("watch applications: HTTP {status}"),
+        };
+    }
     if !status.is_success() {
         let body = resp.bytes().await.unwrap_or_default();
         return Outcome::Lost {
@@ -175,6 +209,7 @@ async fn run_once(inner: &Inner, tx: &mpsc::Sender<Update>, since: &mut String) 
     let mut parser = SseParser::new();
     let mut pending: Vec<Update> = Vec::new();
     let mut failure: Option<String> = None;
+    let mut rejected = false;
     let mut last_byte = Instant::now();
     loop {
         let chunk = tokio::select! {
@@ -221,6 +256,7 @@ async fn run_once(inner: &Inner, tx: &mpsc::Sender<Update>, since: &mut String) 
                 Ok(StreamMessage {
                     error: Some(err), ..
                 }) => {
+                    rejected |= err.http_code == Some(401);
                     failure = Some(format!(
                         "stream error{}: {}",
                         err.http_code.map(|c| format!(" {c}")).unwrap_or_default(),
@@ -239,6 +275,9 @@ async fn run_once(inner: &Inner, tx: &mpsc::Sender<Update>, since: &mut String) 
             }
         }
         if let Some(reason) = failure.take() {
+            if rejected {
+                return Outcome::Rejected { detail: reason };
+            }
             return Outcome::Lost {
                 reason,
                 proved: true,

@@ -48,6 +48,57 @@ impl ApplicationView {
         self.section as usize
     }
 
+    /// The cursor row of a pane, kept inside its `len` rows.
+    fn cursor(&self, section: Section, len: usize) -> usize {
+        self.scroll[section as usize].min(len.saturating_sub(1))
+    }
+
+    /// Rows in a pane, for moving its cursor.
+    fn rows(&self, ctx: &Ctx, section: Section) -> usize {
+        match section {
+            Section::Resources => ctx
+                .app(&self.id)
+                .map_or(0, |e| e.app.status.resources.len()),
+            Section::Events => self.events.ready().map_or(0, Vec::len),
+            Section::History => ctx.app(&self.id).map_or(0, |e| e.app.status.history.len()),
+        }
+    }
+
+    /// A row, highlighted when the cursor is on it in the focused pane.
+    fn mark_cursor(
+        &self,
+        ctx: &Ctx,
+        section: Section,
+        on: bool,
+        mut spans: Vec<Span<'static>>,
+    ) -> Line<'static> {
+        if on && section == self.section {
+            for s in spans.iter_mut() {
+                s.style = ctx.theme.selected(s.style);
+            }
+        }
+        Line::from(spans)
+    }
+
+    /// Enter on the resource under the cursor: a workload's rollout (its ReplicaSets and
+    /// pods), any other resource's diff.
+    fn open_resource(&self, ctx: &Ctx, out: &mut Outbox) {
+        let Some(e) = ctx.app(&self.id) else {
+            return;
+        };
+        let res = &e.app.status.resources;
+        let Some(r) = res.get(self.cursor(Section::Resources, res.len())) else {
+            out.flash(crate::tui::view::Level::Info, "no resource here");
+            return;
+        };
+        match r.kind.as_str() {
+            "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Pod" | "Rollout" => {
+                out.push(Box::new(super::rollout::RolloutView::new(self.id.clone())))
+            }
+            _ => out.push(Box::new(super::diff::DiffView::new(self.id.clone()))),
+        }
+    }
+
     fn summary(&self, ctx: &Ctx) -> Vec<Line<'static>> {
         let theme = ctx.theme;
         let Some(e) = ctx.app(&self.id) else {
@@ -129,19 +180,15 @@ impl ApplicationView {
             ),
         ];
         if let Some(cause) = e.cause {
-            let why = match cause {
-                crate::ops::estate::OutOfSyncCause::PendingChange => {
-                    "Git moved past what is deployed: a change waits to be synced"
-                }
-                crate::ops::estate::OutOfSyncCause::Drift => {
-                    "drift: live objects changed, Git did not"
-                }
-                crate::ops::estate::OutOfSyncCause::Unknown => "out of sync (never deployed?)",
-            };
+            let why = crate::ops::estate::cause_words(cause, app);
             lines.push(widgets::field(
                 theme,
                 "out of sync",
-                vec![widgets::styled(theme, Role::OutOfSync, why)],
+                vec![widgets::styled(
+                    theme,
+                    Role::OutOfSync,
+                    clean(&why).into_owned(),
+                )],
             ));
         }
         if let Some(op) = &app.status.operation_state {
@@ -190,12 +237,14 @@ impl ApplicationView {
                 "no managed resources reported",
             ))];
         }
-        let offset = self.scroll[0].min(res.len().saturating_sub(1));
+        let cursor = self.cursor(Section::Resources, res.len());
+        let offset = widgets::scroll_offset(cursor, height, res.len());
         let name_w = width.saturating_sub(14 + 16 + 4).max(10);
         res.iter()
+            .enumerate()
             .skip(offset)
             .take(height)
-            .map(|r| {
+            .map(|(i, r)| {
                 let h = r.health.as_ref().map(|h| h.status);
                 let mut spans = vec![
                     Span::styled(
@@ -213,7 +262,7 @@ impl ApplicationView {
                 if r.requires_pruning {
                     spans.push(widgets::styled(theme, Role::Warning, " prune"));
                 }
-                Line::from(spans)
+                self.mark_cursor(ctx, Section::Resources, i == cursor, spans)
             })
             .collect()
     }
@@ -234,31 +283,39 @@ impl ApplicationView {
             Loadable::Ready(evs) if evs.is_empty() => {
                 vec![Line::from(widgets::muted(theme, "no recent events"))]
             }
-            Loadable::Ready(evs) => evs
-                .iter()
-                .rev()
-                .skip(self.scroll[1])
-                .take(height)
-                .map(|ev| {
-                    let role = if ev.event_type == "Warning" {
-                        Role::Warning
-                    } else {
-                        Role::Muted
-                    };
-                    Line::from(vec![
-                        widgets::muted(
-                            theme,
-                            format!("{:>4} ", widgets::age(ev.last_seen.as_deref(), ctx.now)),
-                        ),
-                        widgets::styled(
-                            theme,
-                            role,
-                            format!("{:<18} ", fit(&clean(&ev.reason), 18)),
-                        ),
-                        widgets::text(theme, fit(&clean(&ev.message), width.saturating_sub(24))),
-                    ])
-                })
-                .collect(),
+            Loadable::Ready(evs) => {
+                let cursor = self.cursor(Section::Events, evs.len());
+                let offset = widgets::scroll_offset(cursor, height, evs.len());
+                evs.iter()
+                    .rev()
+                    .enumerate()
+                    .skip(offset)
+                    .take(height)
+                    .map(|(i, ev)| {
+                        let role = if ev.event_type == "Warning" {
+                            Role::Warning
+                        } else {
+                            Role::Muted
+                        };
+                        let spans = vec![
+                            widgets::muted(
+                                theme,
+                                format!("{:>4} ", widgets::age(ev.last_seen.as_deref(), ctx.now)),
+                            ),
+                            widgets::styled(
+                                theme,
+                                role,
+                                format!("{:<18} ", fit(&clean(&ev.reason), 18)),
+                            ),
+                            widgets::text(
+                                theme,
+                                fit(&clean(&ev.message), width.saturating_sub(24)),
+                            ),
+                        ];
+                        self.mark_cursor(ctx, Section::Events, i == cursor, spans)
+                    })
+                    .collect()
+            }
         }
     }
 
@@ -271,18 +328,21 @@ impl ApplicationView {
         if h.is_empty() {
             return vec![Line::from(widgets::muted(theme, "no deployments recorded"))];
         }
+        let cursor = self.cursor(Section::History, h.len());
+        let offset = widgets::scroll_offset(cursor, height, h.len());
         h.iter()
             .rev()
-            .skip(self.scroll[2])
+            .enumerate()
+            .skip(offset)
             .take(height)
-            .map(|d| {
+            .map(|(i, d)| {
                 let rev = d
                     .revision
                     .clone()
                     .or_else(|| d.revisions.first().cloned())
                     .unwrap_or_default();
                 let who = super::history::who(d);
-                Line::from(vec![
+                let spans = vec![
                     widgets::muted(theme, format!("#{:<4}", d.id)),
                     widgets::text(
                         theme,
@@ -299,7 +359,8 @@ impl ApplicationView {
                         ),
                     ),
                     widgets::text(theme, fit(&who, width.saturating_sub(26))),
-                ])
+                ];
+                self.mark_cursor(ctx, Section::History, i == cursor, spans)
             })
             .collect()
     }
@@ -382,11 +443,24 @@ impl View for ApplicationView {
                     Section::History => Section::Resources,
                 }
             }
-            Intent::Up => self.scroll[i] = self.scroll[i].saturating_sub(1),
-            Intent::Down => self.scroll[i] += 1,
-            Intent::Top => self.scroll[i] = 0,
-            Intent::PageDown => self.scroll[i] += 10,
-            Intent::PageUp => self.scroll[i] = self.scroll[i].saturating_sub(10),
+            Intent::Up
+            | Intent::Down
+            | Intent::Top
+            | Intent::Bottom
+            | Intent::PageUp
+            | Intent::PageDown => {
+                // The cursor stays on a row: never past the last one of a half-empty pane.
+                let last = self.rows(ctx, self.section).saturating_sub(1);
+                let at = self.scroll[i].min(last);
+                self.scroll[i] = match intent {
+                    Intent::Up => at.saturating_sub(1),
+                    Intent::Down => (at + 1).min(last),
+                    Intent::Top => 0,
+                    Intent::Bottom => last,
+                    Intent::PageUp => at.saturating_sub(10),
+                    _ => (at + 10).min(last),
+                };
+            }
             Intent::Events => {
                 self.section = Section::Events;
                 self.events = Loadable::Loading(out.request(Request::Events {
@@ -394,10 +468,8 @@ impl View for ApplicationView {
                 }));
             }
             Intent::Refresh => {
-                out.request(Request::Refresh {
-                    app: Some(self.id.clone()),
-                    hard: false,
-                });
+                out.effects
+                    .push(crate::tui::view::Effect::Command("refresh".into()));
                 self.events = Loadable::Loading(out.request(Request::Events {
                     app: self.id.clone(),
                 }));
@@ -405,6 +477,7 @@ impl View for ApplicationView {
             Intent::Open if self.section == Section::History => {
                 out.push(Box::new(super::history::HistoryView::new(self.id.clone())))
             }
+            Intent::Open if self.section == Section::Resources => self.open_resource(ctx, out),
             Intent::Open => {}
             Intent::Back => out.pop(),
             _ => {
@@ -419,6 +492,10 @@ impl View for ApplicationView {
             _ => Err("unexpected answer".into()),
         });
         self.events.accept(resp.ticket, r)
+    }
+
+    fn selected_app(&self, _ctx: &Ctx) -> Option<AppId> {
+        Some(self.id.clone())
     }
 
     fn tickets(&self) -> Vec<crate::tui::request::Ticket> {

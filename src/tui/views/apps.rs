@@ -17,6 +17,25 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use std::collections::BTreeSet;
 
+/// Whether a filter matches an app: a case-insensitive substring of its name, service,
+/// environment, sync status or health status (`degr` finds Degraded apps, `prod` an
+/// environment). Shared with the board's `/`.
+pub fn filter_matches(filter: &str, e: &AppEntry) -> bool {
+    let f = filter.trim().to_lowercase();
+    if f.is_empty() {
+        return true;
+    }
+    [
+        e.id.name.as_str(),
+        e.service.as_str(),
+        e.environment.name.as_str(),
+        e.app.status.sync.status.as_str(),
+        e.app.status.health.status.as_str(),
+    ]
+    .iter()
+    .any(|field| field.to_lowercase().contains(&f))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sort {
     Name,
@@ -106,11 +125,7 @@ impl AppsView {
         if self.filter.is_empty() {
             return true;
         }
-        let f = self.filter.to_lowercase();
-        e.id.name.to_lowercase().contains(&f)
-            || e.service.to_lowercase().contains(&f)
-            || e.app.status.sync.status.as_str().to_lowercase() == f
-            || e.app.status.health.status.as_str().to_lowercase() == f
+        filter_matches(&self.filter, e)
     }
 
     fn rebuild(&mut self, ctx: &Ctx) {
@@ -343,17 +358,35 @@ impl View for AppsView {
         ]
     }
 
+    fn selected_app(&self, _ctx: &Ctx) -> Option<AppId> {
+        self.selected_id()
+    }
+
     fn render(&self, ctx: &Ctx, frame: &mut Frame, area: Rect) {
         let theme = ctx.theme;
         let width = area.width as usize;
-        // Columns drop by priority as the terminal narrows: version, then cause.
-        let show_version = width >= 70;
-        let show_cause = width >= 100;
-        let sync_w = 12;
-        let health_w = 14;
+        // What an operator needs most is the version and the state ("needs approval"):
+        // as the terminal narrows, sync and health shrink to glyph + abbreviation first,
+        // the version is cut from the left (`…be2164f`), and only then do columns go.
+        let wide = width >= 100;
+        let show_version = width >= 60;
+        let show_cause = width >= 70;
+        let (sync_w, health_w) = if wide { (12, 14) } else { (6, 7) };
         let env_w = 9;
-        let ver_w = if show_version { 18 } else { 0 };
-        let cause_w = if show_cause { 26 } else { 0 };
+        let ver_w = if !show_version {
+            0
+        } else if wide {
+            18
+        } else {
+            10
+        };
+        let cause_w = if !show_cause {
+            0
+        } else if wide {
+            26
+        } else {
+            18
+        };
         let name_w = width
             .saturating_sub(2 + env_w + sync_w + health_w + ver_w + cause_w)
             .max(10);
@@ -445,29 +478,52 @@ impl View for AppsView {
                             theme.style(Role::Muted),
                         ),
                     ];
-                    let s = widgets::sync_span(theme, e.app.status.sync.status, false);
-                    spans.push(Span::styled(pad(&s.content, sync_w), s.style));
-                    let h = widgets::health_span(theme, e.app.status.health.status, false);
-                    spans.push(Span::styled(pad(&h.content, health_w), h.style));
+                    let (sync, health) = (e.app.status.sync.status, e.app.status.health.status);
+                    if wide {
+                        let s = widgets::sync_span(theme, sync, false);
+                        spans.push(Span::styled(pad(&s.content, sync_w), s.style));
+                        let h = widgets::health_span(theme, health, false);
+                        spans.push(Span::styled(pad(&h.content, health_w), h.style));
+                    } else {
+                        let s =
+                            format!("{}{}", widgets::sync_glyph(sync), widgets::sync_abbr(sync));
+                        spans.push(Span::styled(
+                            pad(&s, sync_w),
+                            theme.style(widgets::sync_role(sync)),
+                        ));
+                        let h = format!(
+                            "{}{}",
+                            widgets::health_glyph(health),
+                            widgets::health_abbr(health)
+                        );
+                        spans.push(Span::styled(
+                            pad(&h, health_w),
+                            theme.style(widgets::health_role(health)),
+                        ));
+                    }
                     if show_version {
                         spans.push(Span::styled(
-                            pad(&widgets::version_of(e), ver_w),
+                            pad(
+                                &widgets::fit_tail(&widgets::version_of(e), ver_w - 1),
+                                ver_w,
+                            ),
                             theme.style(Role::Text),
                         ));
                     }
                     if show_cause {
                         let marks = widgets::marks_of(ctx, e);
                         let mut words = marks.words();
+                        // The marks' words first ("needs approval"), the cause after:
+                        // what is cut at the edge is the least needed.
                         if let Some(c) = e.cause
                             && !marks.drift
                         {
-                            words.insert(0, c.as_str());
+                            words.push(c.as_str());
                         }
                         let mut ms = marks.spans(theme);
+                        let room = cause_w.saturating_sub(ms.len() + 1);
                         ms.push(Span::raw(" "));
-                        ms.push(widgets::muted(theme, words.join(", ")));
-                        let txt: String = ms.iter().map(|s| s.content.as_ref()).collect();
-                        let _ = txt;
+                        ms.push(widgets::muted(theme, widgets::fit(&words.join(", "), room)));
                         spans.extend(ms);
                     }
                     if i == self.selected {
@@ -552,6 +608,9 @@ impl View for AppsView {
                 }
             }
             Intent::Sync if !self.marks.is_empty() => self.bulk_sync(ctx, out),
+            Intent::Refresh => out
+                .effects
+                .push(crate::tui::view::Effect::Command("refresh".into())),
             Intent::Back => out.pop(),
             _ => {
                 let id = self.selected_id();

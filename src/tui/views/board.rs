@@ -8,6 +8,7 @@ use crate::tui::keymap::Intent;
 use crate::tui::theme::Role;
 use crate::tui::view::{Ctx, Outbox, View};
 use crate::tui::widgets::{self, Marks, clean, pad};
+use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -17,6 +18,10 @@ use ratatui::widgets::Paragraph;
 pub struct BoardView {
     row: usize,
     col: usize,
+    /// `/` filter over services: a service shows when its name or any of its apps match
+    /// (the same matching as the apps list).
+    filter: String,
+    typing: bool,
     /// Rows visible in the last layout (for paging); set from the area each frame.
     page: usize,
 }
@@ -27,6 +32,7 @@ enum CellWidth {
     Full,
     Short,
     Glyphs,
+    Bare,
 }
 
 impl BoardView {
@@ -41,9 +47,26 @@ impl BoardView {
         ctx.estate.environments().collect()
     }
 
+    /// Services shown: all, or those the filter matches.
+    fn services<'a>(&self, ctx: &'a Ctx) -> Vec<&'a str> {
+        let f = self.filter.trim().to_lowercase();
+        ctx.estate
+            .services()
+            .filter(|s| {
+                f.is_empty()
+                    || s.to_lowercase().contains(&f)
+                    || ctx.estate.environments().any(|env| {
+                        ctx.estate
+                            .cell(s, &env.name)
+                            .any(|e| super::apps::filter_matches(&f, e))
+                    })
+            })
+            .collect()
+    }
+
     /// The app under the cursor.
     pub fn selected(&self, ctx: &Ctx) -> Option<AppId> {
-        let service = ctx.estate.services().nth(self.row)?;
+        let service = self.services(ctx).get(self.row).copied()?;
         let env = self.envs(ctx).get(self.col).copied()?;
         ctx.estate
             .cell(service, &env.name)
@@ -53,17 +76,62 @@ impl BoardView {
 
     fn cell_spans(ctx: &Ctx, entry: &AppEntry, extra: usize, width: usize) -> Vec<Span<'static>> {
         let theme = ctx.theme;
-        let kind = if width >= 32 {
-            CellWidth::Full
-        } else if width >= 20 {
-            CellWidth::Short
-        } else {
-            CellWidth::Glyphs
-        };
         let sync = entry.app.status.sync.status;
         let health = entry.app.status.health.status;
-        let mut spans = match kind {
-            // Narrow: glyph and abbreviation joined, still never colour alone.
+        let marks = widgets::marks_of(ctx, entry);
+        let mark_spans = marks.spans(theme);
+        let more = if extra > 0 {
+            format!(" +{extra}")
+        } else {
+            String::new()
+        };
+        let version = widgets::version_of(entry);
+        // The tag and the marks are what an operator needs most: the status words give
+        // way first (words, abbreviations, glyph + abbreviation, glyphs alone), and the tag
+        // keeps at least its last 7 characters behind `…` (`…be2164f`).
+        let tag_need = widgets::display_width(&version).min(8);
+        let fixed = mark_spans.len() + usize::from(!mark_spans.is_empty()) + more.len() + 1;
+        let forms = [
+            CellWidth::Full,
+            CellWidth::Short,
+            CellWidth::Glyphs,
+            CellWidth::Bare,
+        ];
+        let mut spans = Vec::new();
+        for kind in forms {
+            spans = Self::status_spans(ctx, sync, health, kind);
+            if widgets::spans_width(&spans) + fixed + tag_need <= width {
+                break;
+            }
+        }
+        let used = widgets::spans_width(&spans) + fixed;
+        let room = width.saturating_sub(used);
+        if room >= 1 {
+            spans.push(Span::raw(" "));
+            spans.push(Span::styled(
+                widgets::fit_tail(&version, room),
+                theme.style(Role::Text),
+            ));
+        }
+        if !mark_spans.is_empty() {
+            spans.push(Span::raw(" "));
+            spans.extend(mark_spans);
+        }
+        if !more.is_empty() {
+            spans.push(Span::styled(more, theme.style(Role::Muted)));
+        }
+        spans
+    }
+
+    fn status_spans(
+        ctx: &Ctx,
+        sync: crate::model::SyncStatus,
+        health: crate::model::HealthStatus,
+        kind: CellWidth,
+    ) -> Vec<Span<'static>> {
+        let theme = ctx.theme;
+        match kind {
+            // Glyph and abbreviation joined, still never colour alone.
             CellWidth::Glyphs => vec![
                 Span::styled(
                     format!("{}{}", widgets::sync_glyph(sync), widgets::sync_abbr(sync)),
@@ -79,36 +147,23 @@ impl BoardView {
                     theme.style(widgets::health_role(health)),
                 ),
             ],
+            // Narrowest: the glyphs (each its own shape, never colour alone).
+            CellWidth::Bare => vec![
+                Span::styled(
+                    widgets::sync_glyph(sync),
+                    theme.style(widgets::sync_role(sync)),
+                ),
+                Span::styled(
+                    widgets::health_glyph(health),
+                    theme.style(widgets::health_role(health)),
+                ),
+            ],
             _ => vec![
                 widgets::sync_span(theme, sync, kind == CellWidth::Short),
                 Span::raw(" "),
                 widgets::health_span(theme, health, kind == CellWidth::Short),
             ],
-        };
-        let marks = widgets::marks_of(ctx, entry);
-        let mark_spans = marks.spans(theme);
-        let more = if extra > 0 {
-            format!(" +{extra}")
-        } else {
-            String::new()
-        };
-        let used = widgets::spans_width(&spans) + mark_spans.len() + more.len() + 2;
-        let room = width.saturating_sub(used);
-        if room >= 3 {
-            spans.push(Span::raw(" "));
-            spans.push(Span::styled(
-                widgets::fit_tail(&widgets::version_of(entry), room),
-                theme.style(Role::Text),
-            ));
         }
-        if !mark_spans.is_empty() {
-            spans.push(Span::raw(" "));
-            spans.extend(mark_spans);
-        }
-        if !more.is_empty() {
-            spans.push(Span::styled(more, theme.style(Role::Muted)));
-        }
-        spans
     }
 }
 
@@ -120,7 +175,35 @@ impl View for BoardView {
     fn render(&self, ctx: &Ctx, frame: &mut Frame, area: Rect) {
         let theme = ctx.theme;
         let envs = self.envs(ctx);
-        let n_services = ctx.estate.services().count();
+        let services = self.services(ctx);
+        let n_services = services.len();
+        let mut area = area;
+        let mut lines: Vec<Line> = Vec::with_capacity(area.height as usize);
+        if !self.filter.is_empty() || self.typing {
+            let mut status = format!(
+                "filter: {}{} · {n_services} of {} services",
+                clean(&self.filter),
+                if self.typing { "▏" } else { "" },
+                ctx.estate.services().count()
+            );
+            if !self.typing {
+                status.push_str(" · Esc clears");
+            }
+            frame.render_widget(
+                Paragraph::new(Line::from(widgets::muted(theme, status))),
+                Rect { height: 1, ..area },
+            );
+            area = Rect {
+                y: area.y + 1,
+                height: area.height.saturating_sub(1),
+                ..area
+            };
+        }
+        if n_services == 0 && !ctx.estate.is_empty() {
+            let msg = format!("no service matches `{}`", clean(&self.filter));
+            frame.render_widget(Paragraph::new(Line::from(widgets::muted(theme, msg))), area);
+            return;
+        }
         if n_services == 0 {
             let msg = if ctx.estate.connections.is_empty() {
                 "Waiting for applications… (no source has answered yet)".to_string()
@@ -134,7 +217,6 @@ impl View for BoardView {
         let svc_w = (width / 5).clamp(12, 28);
         let n = envs.len().max(1);
         let cell_w = (width.saturating_sub(svc_w)) / n;
-        let mut lines: Vec<Line> = Vec::with_capacity(area.height as usize);
         let mut head = vec![Span::styled(
             pad("SERVICE", svc_w),
             theme.style(Role::Muted),
@@ -158,7 +240,13 @@ impl View for BoardView {
         lines.push(Line::from(head));
         let body_h = (area.height as usize).saturating_sub(1);
         let offset = widgets::scroll_offset(self.row, body_h, n_services);
-        for (i, service) in ctx.estate.services().enumerate().skip(offset).take(body_h) {
+        for (i, service) in services
+            .iter()
+            .copied()
+            .enumerate()
+            .skip(offset)
+            .take(body_h)
+        {
             let selected_row = i == self.row;
             let svc_style = if selected_row {
                 theme.style(Role::Accent)
@@ -189,8 +277,41 @@ impl View for BoardView {
         frame.render_widget(Paragraph::new(lines).style(widgets::base(theme)), area);
     }
 
+    fn typing(&self) -> bool {
+        self.typing
+    }
+
+    fn selected_app(&self, ctx: &Ctx) -> Option<AppId> {
+        self.selected(ctx)
+    }
+
+    fn on_key(&mut self, key: &KeyEvent, ctx: &Ctx, _out: &mut Outbox) -> bool {
+        // Esc clears a filter that is set (the board is home: Back does nothing else here).
+        if !self.typing && !self.filter.is_empty() && key.code == KeyCode::Esc {
+            self.filter.clear();
+            return true;
+        }
+        if !self.typing {
+            return false;
+        }
+        match key.code {
+            KeyCode::Esc => {
+                self.typing = false;
+                self.filter.clear();
+            }
+            KeyCode::Enter => self.typing = false,
+            KeyCode::Backspace => {
+                self.filter.pop();
+            }
+            KeyCode::Char(c) if !c.is_control() => self.filter.push(c),
+            _ => {}
+        }
+        self.row = self.row.min(self.services(ctx).len().saturating_sub(1));
+        true
+    }
+
     fn on_intent(&mut self, intent: Intent, ctx: &Ctx, out: &mut Outbox) {
-        let rows = ctx.estate.services().count();
+        let rows = self.services(ctx).len();
         let cols = ctx.estate.environments().count();
         let last_row = rows.saturating_sub(1);
         match intent {
@@ -203,6 +324,14 @@ impl View for BoardView {
             Intent::PageUp => self.row = self.row.saturating_sub(self.page),
             Intent::PageDown => self.row = (self.row + self.page).min(last_row),
             Intent::NextSection => self.col = if cols == 0 { 0 } else { (self.col + 1) % cols },
+            Intent::Filter => self.typing = true,
+            Intent::Refresh => out
+                .effects
+                .push(crate::tui::view::Effect::Command("refresh".into())),
+            Intent::Back if !self.filter.is_empty() => {
+                self.filter.clear();
+                self.row = 0;
+            }
             _ => {
                 let id = self.selected(ctx);
                 super::app_intent(intent, id.as_ref(), ctx, out);
@@ -211,7 +340,7 @@ impl View for BoardView {
     }
 
     fn on_estate(&mut self, ctx: &Ctx, _out: &mut Outbox) {
-        let rows = ctx.estate.services().count();
+        let rows = self.services(ctx).len();
         let cols = ctx.estate.environments().count();
         self.row = self.row.min(rows.saturating_sub(1));
         self.col = self.col.min(cols.saturating_sub(1));
@@ -230,6 +359,7 @@ impl View for BoardView {
         }
         v.extend([
             (Intent::Left, "env"),
+            (Intent::Filter, "filter services"),
             (Intent::Events, "events"),
             (Intent::Builds, "builds"),
             (Intent::Refresh, "refresh"),
@@ -254,9 +384,16 @@ pub fn locate(ctx: &Ctx, id: &AppId) -> Option<(usize, usize)> {
 impl BoardView {
     /// Put the cursor on an app's cell.
     pub fn select(&mut self, ctx: &Ctx, id: &AppId) {
-        if let Some((r, c)) = locate(ctx, id) {
-            self.row = r;
-            self.col = c;
+        if let Some((_, c)) = locate(ctx, id)
+            && let Some(entry) = ctx.estate.get(id)
+        {
+            if !self.services(ctx).contains(&entry.service.as_str()) {
+                self.filter.clear();
+            }
+            if let Some(r) = self.services(ctx).iter().position(|s| *s == entry.service) {
+                self.row = r;
+                self.col = c;
+            }
         }
     }
 

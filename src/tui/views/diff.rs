@@ -128,7 +128,7 @@ pub fn summary_lines(
                 Span::styled(widgets::pad(&name, name_w), theme.style(Role::Text)),
                 Span::raw(" "),
                 Span::styled(
-                    fit(&clean(&d.meaning()), width.saturating_sub(name_w + 3)),
+                    widgets::fit_change(&clean(&d.meaning()), width.saturating_sub(name_w + 3)),
                     theme.style(if d.changed() { Role::Text } else { Role::Muted }),
                 ),
             ];

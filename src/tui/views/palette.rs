@@ -19,8 +19,12 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("ctx", "contexts and their connection state"),
     ("env NAME", "applications of one environment"),
     ("theme NAME", "switch colour theme"),
-    ("refresh", "ask Argo CD to refresh"),
-    ("refresh!", "hard refresh (re-render manifests)"),
+    (
+        "refresh",
+        "ask Argo CD to re-read Git for the app under the cursor",
+    ),
+    ("refresh!", "hard refresh of it (re-render manifests)"),
+    ("refresh all", "refresh every application"),
     ("warnings", "every config, theme and key warning"),
     ("q", "quit"),
 ];
