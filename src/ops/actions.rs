@@ -746,9 +746,8 @@ pub fn judge(app: &Application, previous_started_at: Option<&str>) -> WaitState 
     }
 }
 
-/// Wait until the operation sent finishes and the app is settled (see [`judge`]), or it fails,
-/// or `timeout` passes. A source error during the wait is retried until the deadline (a
-/// dropped connection is not a failed sync).
+/// Wait until the operation sent finishes and the app is settled (see [`judge`]), or it
+/// fails, or `timeout` passes: the one follower ([`follow::follow`]), without the audit.
 pub async fn wait_for_operation<S: ArgoSource>(
     src: &S,
     name: &str,
@@ -756,55 +755,10 @@ pub async fn wait_for_operation<S: ArgoSource>(
     timeout: Duration,
     poll: Duration,
 ) -> Result<Application, ActionError> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut last_err: Option<SourceError>;
-    let mut last: Option<Application> = None;
-    loop {
-        match src.get_application(name, Refresh::None).await {
-            Ok(app) => {
-                last_err = None;
-                match judge(&app, previous_started_at) {
-                    WaitState::Done => return Ok(app),
-                    WaitState::Failed(m) => {
-                        return Err(ActionError::Failed(format!("{name}: {m}")));
-                    }
-                    WaitState::Running => last = Some(app),
-                }
-            }
-            Err(
-                e @ (SourceError::Unauthorized { .. }
-                | SourceError::Forbidden(_)
-                | SourceError::NotFound(_)),
-            ) => {
-                return Err(e.into());
-            }
-            Err(e) => last_err = Some(e),
-        }
-        if tokio::time::Instant::now() + poll > deadline {
-            let seconds = timeout.as_secs();
-            if let Some(app) = last {
-                let h = app.status.health.status;
-                if h == HealthStatus::Degraded {
-                    return Err(ActionError::Failed(format!(
-                        "{name} is Degraded after the operation: see `shipdeck rollout {name}`"
-                    )));
-                }
-                return Err(ActionError::Timeout {
-                    what: format!("{name} is {} and {}", app.status.sync.status, h),
-                    seconds,
-                });
-            }
-            return Err(match last_err {
-                Some(e) => e.into(),
-                None => ActionError::Timeout {
-                    what: format!("{name} did not answer"),
-                    seconds,
-                },
-            });
-        }
-        tokio::time::sleep(poll).await;
-    }
+    follow::follow(src, name, previous_started_at, timeout, poll).await
 }
+
+pub mod follow;
 
 mod build;
 pub use build::{

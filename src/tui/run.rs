@@ -133,7 +133,9 @@ pub async fn run(mut args: ConsoleArgs) -> anyhow::Result<()> {
     settings.policies = ops.policies.clone();
     let classifier = ops.classifier.clone();
     settings.classifier = classifier.clone();
-    let mut provider = ArgoProvider::new(wired.backends, ops, wired.git, wired.label);
+    let deadline = std::time::Duration::from_secs(wired.config.poll.follow_deadline_seconds);
+    let mut provider = ArgoProvider::new(wired.backends, ops, wired.git, wired.label)
+        .with_follow_deadline(deadline);
     provider.ci = Some(wired.ci);
     let provider: Arc<dyn Provider> = Arc::new(provider);
     let result = open(settings, classifier, provider, rx).await;
@@ -184,7 +186,9 @@ pub async fn demo(
     settings.policies = ops.policies.clone();
     let classifier = ops.classifier.clone();
     settings.classifier = classifier.clone();
-    let mut provider = ArgoProvider::new(wired.backends, ops, wired.git, wired.label);
+    let deadline = std::time::Duration::from_secs(wired.config.poll.follow_deadline_seconds);
+    let mut provider = ArgoProvider::new(wired.backends, ops, wired.git, wired.label)
+        .with_follow_deadline(deadline);
     provider.ci = Some(wired.ci);
     let provider: Arc<dyn Provider> = Arc::new(provider);
     let result = open(settings, classifier, provider, rx).await;

@@ -9,7 +9,7 @@
 //! the ops engine's, whose digest the approval record carries.
 
 use super::rollout::{WorkloadWatch, workload_lines};
-use crate::model::{AppId, BuildRun, BuildState, HealthStatus, OperationPhase};
+use crate::model::{AppId, BuildRun, BuildState, HealthStatus};
 use crate::ops::diff::{AppDiff, ResourceDiff};
 use crate::ops::estate::{compared_revision, deployed_revision};
 use crate::ops::policy::{self, GuardInput, Mutation, Refusal};
@@ -41,7 +41,10 @@ enum Phase {
         ticket: Ticket,
         previous_start: Option<String>,
     },
+    /// Accepted; the one follower (`ops::actions::follow`, run by the provider) answers
+    /// the same ticket again with how the operation ended.
     Following {
+        ticket: Ticket,
         previous_start: Option<String>,
     },
     Done,
@@ -66,6 +69,8 @@ pub struct ApproveView {
     reason: TextArea<'static>,
     field: Field,
     phase: Phase,
+    /// The operation start seen before the request was sent, once sent.
+    sent_after: Option<Option<String>>,
     watch: WorkloadWatch,
 }
 
@@ -122,6 +127,7 @@ impl ApproveView {
             reason: input(reason),
             field: Field::Name,
             phase: Phase::Review,
+            sent_after: None,
             watch: WorkloadWatch::default(),
         }
     }
@@ -275,35 +281,15 @@ impl ApproveView {
         };
     }
 
-    /// Move Following -> Done/Failed from what the estate says.
-    fn advance(&mut self, ctx: &Ctx) -> bool {
-        let Phase::Following { previous_start } = &self.phase else {
-            return false;
-        };
-        let Some(e) = ctx.app(&self.id) else {
-            return false;
-        };
-        let Some(op) = &e.app.status.operation_state else {
-            return false;
-        };
-        if op.started_at == *previous_start || e.app.operation.is_some() {
-            return false;
-        }
-        match op.phase {
-            OperationPhase::Failed | OperationPhase::Error => {
-                self.phase = Phase::Failed(
-                    clean(op.message.as_deref().unwrap_or("operation failed")).into_owned(),
-                );
-                true
+    /// The operation start seen before sending, while the screen follows or after it
+    /// ended: the operation line shows only an operation started after it (never an
+    /// earlier operation's `Succeeded` beside this one's failure).
+    fn previous_start(&self) -> Option<&Option<String>> {
+        match &self.phase {
+            Phase::Sent { previous_start, .. } | Phase::Following { previous_start, .. } => {
+                Some(previous_start)
             }
-            OperationPhase::Succeeded
-                if e.app.status.health.status == HealthStatus::Healthy
-                    && self.watch.all_complete() =>
-            {
-                self.phase = Phase::Done;
-                true
-            }
-            _ => false,
+            _ => self.sent_after.as_ref(),
         }
     }
 
@@ -569,7 +555,11 @@ impl ApproveView {
                 widgets::health_span(theme, e.app.status.health.status, false),
                 Span::raw("  "),
             ];
-            if let Some(op) = &e.app.status.operation_state {
+            let ours = |op: &crate::model::OperationState| {
+                self.previous_start()
+                    .is_none_or(|before| op.started_at != *before)
+            };
+            if let Some(op) = e.app.status.operation_state.as_ref().filter(|op| ours(op)) {
                 spans.push(widgets::muted(
                     theme,
                     format!(
@@ -802,7 +792,9 @@ impl View for ApproveView {
         {
             match r {
                 Ok(_) => {
+                    self.sent_after = Some(previous_start.clone());
                     self.phase = Phase::Following {
+                        ticket: t,
                         previous_start: previous_start.clone(),
                     };
                     self.watch.start(&self.id, out);
@@ -819,16 +811,20 @@ impl View for ApproveView {
             }
             return true;
         }
-        if self.watch.accept(resp) {
-            self.advance(ctx);
+        if let Phase::Following { ticket, .. } = &self.phase
+            && *ticket == t
+        {
+            self.phase = match r {
+                Ok(_) => Phase::Done,
+                Err(e) => Phase::Failed(e.clone()),
+            };
             return true;
         }
-        false
+        let _ = ctx;
+        self.watch.accept(resp)
     }
 
-    fn on_estate(&mut self, ctx: &Ctx, _out: &mut Outbox) {
-        self.advance(ctx);
-    }
+    fn on_estate(&mut self, _ctx: &Ctx, _out: &mut Outbox) {}
 
     fn tickets(&self) -> Vec<Ticket> {
         let mut v: Vec<Ticket> = [
@@ -842,7 +838,7 @@ impl View for ApproveView {
         .into_iter()
         .flatten()
         .collect();
-        if let Phase::Sent { ticket, .. } = &self.phase {
+        if let Phase::Sent { ticket, .. } | Phase::Following { ticket, .. } = &self.phase {
             v.push(*ticket);
         }
         v

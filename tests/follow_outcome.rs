@@ -1,0 +1,125 @@
+//! Following an operation to its end (issue 9): a sync whose rollout fails ends with ✗ and
+//! the failing pods with their waiting reasons, as soon as the pods say so (not at the
+//! deadline), and the audit log's last word on it is `failed` with the same reason. The
+//! real binary against a sandbox started here; the failing pods are read with kube-rs
+//! from the sandbox's Kubernetes API (the oracle), the image fault is the sandbox's own.
+
+mod cli_support;
+
+use cli_support::{Mode, World, start};
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::{Value, json};
+
+/// The image Git wants for the app's Deployment, as Argo CD's managed-resources says.
+async fn target_image(w: &World, app: &str) -> String {
+    let r = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/applications/{app}/managed-resources",
+            w.var("ARGOCD_SERVER")
+        ))
+        .bearer_auth(w.var("ARGOCD_AUTH_TOKEN"))
+        .send()
+        .await
+        .expect("managed-resources");
+    let v: Value = r.json().await.expect("json");
+    let items = v["items"].as_array().expect("items");
+    let d = items
+        .iter()
+        .find(|i| i["kind"] == "Deployment")
+        .expect("a Deployment");
+    let target: Value =
+        serde_json::from_str(d["targetState"].as_str().expect("targetState")).expect("json");
+    target["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .expect("image")
+        .to_string()
+}
+
+/// Pods in `ns` whose container waits with a failing reason, as Kubernetes says.
+async fn failing_pods(w: &World, ns: &str) -> Vec<(String, String)> {
+    let pods: kube::Api<Pod> = kube::Api::namespaced(w.kube().await, ns);
+    let list = pods.list(&Default::default()).await.expect("pods");
+    list.items
+        .into_iter()
+        .filter_map(|p| {
+            let name = p.metadata.name.clone()?;
+            let reason = p
+                .status?
+                .container_statuses?
+                .first()?
+                .state
+                .clone()?
+                .waiting?
+                .reason?;
+            matches!(reason.as_str(), "ImagePullBackOff" | "ErrImagePull").then_some((name, reason))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_whose_rollout_fails_ends_with_the_failing_pods_and_is_audited() {
+    let w = start().await;
+    let app = "checkout-prod";
+    let image = target_image(&w, app).await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/_sandbox/image-fault", w.sandbox.url))
+        .json(&json!({"image": image, "mode": "ImagePullBackOff"}))
+        .send()
+        .await
+        .expect("image-fault");
+    assert!(r.status().is_success());
+
+    // A deadline far beyond what the failure needs: the follower must end on the pods.
+    let out = w
+        .run(
+            Mode::Api,
+            &[
+                "sync",
+                app,
+                "--approve",
+                app,
+                "--reason",
+                "ship the fix",
+                "--wait",
+                "--timeout",
+                "600",
+            ],
+        )
+        .await;
+    assert_eq!(out.code, 6, "exit 6 (failed); stderr: {}", out.stderr);
+    assert!(
+        out.stderr.contains("✗ sync of checkout-prod failed"),
+        "one ✗ line: {}",
+        out.stderr
+    );
+
+    // The pods named are the pods Kubernetes has failing.
+    let failing = failing_pods(&w, "shop").await;
+    assert!(!failing.is_empty(), "the sandbox has a failing pod");
+    assert!(
+        failing.iter().any(|(pod, _)| out.stderr.contains(pod)),
+        "the ✗ line names a failing pod {failing:?}: {}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("ImagePullBackOff") || out.stderr.contains("ErrImagePull"));
+    assert!(
+        out.stderr.contains(&image),
+        "the failing image: {}",
+        out.stderr
+    );
+
+    // The audit log's last word on the sync is `failed`, with the same reason.
+    let audit = w.audit();
+    let last = audit
+        .iter()
+        .rev()
+        .find(|r| r["app"] == app && r["action"] == "sync")
+        .expect("a sync record");
+    assert_eq!(last["outcome"], "failed", "{last}");
+    let detail = last["detail"].as_str().unwrap_or_default();
+    assert!(
+        failing.iter().any(|(pod, _)| detail.contains(pod)),
+        "the record names the failing pod: {detail}"
+    );
+    w.sandbox.stop().await;
+}
