@@ -83,6 +83,28 @@ pub struct RollbackArgs {
     pub out: OutputArgs,
 }
 
+/// `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AutoSyncArgs {
+    pub app: String,
+    #[arg(value_enum)]
+    pub state: OnOff,
+    /// Approve turning it on in a gated environment: name the app again.
+    #[arg(long, value_name = "APP")]
+    pub approve: Option<String>,
+    /// Why (recorded with the approval; required where the policy is `required`).
+    #[arg(long, requires = "approve")]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct BuildArgs {
     /// The application whose pipeline to run (from config or its annotations).
@@ -219,6 +241,7 @@ async fn argo_command<S: ArgoSource>(
             let seconds = a.wait.seconds(config);
             rollback(find(backends, &a.app).await?, ops, a, seconds).await
         }
+        Command::Autosync(a) => autosync(find(backends, &a.app).await?, ops, a).await,
         _ => Err(UsageError("not a headless Argo CD command".into()).into()),
     }
 }
@@ -411,6 +434,40 @@ async fn rollback<S: ArgoSource>(
     ))
     .await?;
     finish(src, ops, outcome, &a.wait, seconds, &a.out).await
+}
+
+/// `shipdeck autosync APP on|off`: says what the Application holds after the change.
+async fn autosync<S: ArgoSource>(src: &S, ops: &Ops, a: AutoSyncArgs) -> anyhow::Result<i32> {
+    let on = a.state == OnOff::On;
+    let app = bounded_action(actions::auto_sync(
+        src,
+        ops,
+        &a.app,
+        on,
+        approval(ops, a.approve.clone(), a.reason.clone()),
+    ))
+    .await?;
+    let now = app.auto_sync();
+    match a.out.output {
+        OutputFormat::Json => print_json(&serde_json::json!({
+            "app": clean(&a.app),
+            "auto_sync": now,
+        }))?,
+        OutputFormat::Table => println!(
+            "{}: auto-sync {}",
+            clean(&a.app),
+            if now { "on" } else { "off" }
+        ),
+    }
+    if now != on {
+        return Err(ActionError::Failed(format!(
+            "{}: Argo CD accepted the change but auto-sync is still {}",
+            a.app,
+            if now { "on" } else { "off" }
+        ))
+        .into());
+    }
+    Ok(exit::OK)
 }
 
 /// An action's requests, bounded like [`bounded`] (a few requests, so twice the time).
