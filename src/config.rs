@@ -827,14 +827,22 @@ impl Config {
         }
         Ok((c, r.warnings))
     }
-    /// The operator's name for `initiatedBy`: config, else the login name.
-    pub fn operator_name(&self) -> String {
+    /// The operator's name for `initiatedBy` and the audit log: config, else the login
+    /// name, else None (the composition room then asks Argo CD whose token it holds).
+    pub fn operator_name(&self) -> Option<String> {
         self.operator
             .clone()
-            .or_else(|| std::env::var("USER").ok())
-            .or_else(|| std::env::var("USERNAME").ok())
-            .unwrap_or_else(|| "shipdeck".into())
+            .or_else(|| login_name())
+            .filter(|s| !s.trim().is_empty())
     }
+}
+
+/// The login name from the environment (`USER`, `LOGNAME`, `USERNAME`).
+pub fn login_name() -> Option<String> {
+    ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .find(|v| !v.trim().is_empty())
 }
 
 /// Whether an app name matches a pipeline's `apps` glob (the product's one glob dialect,

@@ -27,15 +27,19 @@ pub struct Ops {
 }
 
 impl Ops {
-    /// The operator's name: from config, else `$USER`, else `unknown`.
+    /// The operator's name: from config, else the login name, else `unknown` (the
+    /// composition room asks Argo CD for the account before falling back to that).
     pub fn operator_name(configured: Option<&str>) -> String {
         configured
             .filter(|s| !s.trim().is_empty())
             .map(str::to_owned)
-            .or_else(|| std::env::var("USER").ok().filter(|s| !s.is_empty()))
-            .unwrap_or_else(|| "unknown".into())
+            .or_else(crate::config::login_name)
+            .unwrap_or_else(|| UNKNOWN_OPERATOR.into())
     }
 }
+
+/// The operator's name when neither config, login name nor Argo CD account gives one.
+pub const UNKNOWN_OPERATOR: &str = "unknown";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {

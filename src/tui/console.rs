@@ -476,6 +476,11 @@ impl Console {
             ));
         }
         spans.push(widgets::muted(theme, format!("{} apps", self.estate.len())));
+        // Who the audit log and Argo CD's initiatedBy name (the same in every front end).
+        spans.push(widgets::muted(
+            theme,
+            format!("  as {}", clean(&self.settings.operator)),
+        ));
         if self.settings.read_only {
             spans.push(Span::raw("  "));
             spans.push(Span::styled(

@@ -162,13 +162,15 @@ pub async fn demo(
         sandbox.time_scale = 0.2;
     }
     let sb = crate::sandbox::Sandbox::start(sandbox).await?;
-    let wired = match crate::connect::Wired::sandbox(&args, &sb) {
+    let mut wired = match crate::connect::Wired::sandbox(&args, &sb) {
         Ok(w) => w,
         Err(e) => {
             sb.stop().await;
             return Err(e);
         }
     };
+    crate::connect::resolve_operator(&mut wired.ops, &wired.config, &wired.backends).await;
+    let audit_path = wired.ops.audit.path().to_path_buf();
     let (tx, rx) = mpsc::channel(4096);
     let watches: Vec<_> = wired
         .backends
@@ -196,5 +198,10 @@ pub async fn demo(
         w.abort();
     }
     sb.stop().await;
+    // The demo's audit log stays; say where (after the terminal is restored).
+    eprintln!(
+        "shipdeck demo: the audit log of this demo is {}",
+        crate::model::text::sanitize(&audit_path.display().to_string())
+    );
     result.map(|_| ())
 }
