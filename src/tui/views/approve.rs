@@ -71,6 +71,8 @@ pub struct ApproveView {
     phase: Phase,
     /// The operation start seen before the request was sent, once sent.
     sent_after: Option<Option<String>>,
+    /// What keeps the form open (a wrong name, a missing reason), shown in the form.
+    form_error: Option<String>,
     watch: WorkloadWatch,
 }
 
@@ -111,10 +113,8 @@ impl ApproveView {
     }
 
     fn new(id: AppId, change: Change) -> Self {
-        let reason = match change {
-            Change::Sync => "optional: why (goes to the audit log)",
-            Change::Rollback(_) => "required for a rollback: why (goes to the audit log)",
-        };
+        // Whether it is required is the environment's policy, shown beside the field.
+        let reason = "why (goes to the audit log)";
         ApproveView {
             id,
             change,
@@ -128,6 +128,7 @@ impl ApproveView {
             field: Field::Name,
             phase: Phase::Review,
             sent_after: None,
+            form_error: None,
             watch: WorkloadWatch::default(),
         }
     }
@@ -216,6 +217,20 @@ impl ApproveView {
         }
     }
 
+    /// Whether the environment's policy needs a reason with the approval.
+    fn reason_required(&self, ctx: &Ctx) -> bool {
+        ctx.app(&self.id).is_some_and(|e| {
+            ctx.policies.for_env(&e.environment).approval == crate::model::ApprovalPolicy::Required
+        })
+    }
+
+    /// A rollback of an app that auto-syncs turns auto-sync off first (it stays off): a
+    /// step the operator confirms with the approval.
+    fn turns_auto_sync_off(&self, ctx: &Ctx) -> bool {
+        matches!(self.change, Change::Rollback(_))
+            && ctx.app(&self.id).is_some_and(|e| e.app.auto_sync())
+    }
+
     fn action_word(&self) -> &'static str {
         match self.change {
             Change::Sync => "sync",
@@ -226,12 +241,32 @@ impl ApproveView {
     fn confirm(&mut self, ctx: &Ctx, out: &mut Outbox) {
         let typed = self.name.lines().join("");
         if typed.trim() != self.id.name {
-            out.flash(
-                Level::Warning,
-                format!("type `{}` exactly to approve", self.id.name),
-            );
+            // What was typed stays in the field; say what is expected.
+            self.form_error = Some(if typed.trim().is_empty() {
+                format!("type the application's name, {}, to approve", self.id.name)
+            } else {
+                format!(
+                    "“{}” is not the name: type {} exactly to approve",
+                    clean(typed.trim()),
+                    self.id.name
+                )
+            });
+            self.field = Field::Name;
             return;
         }
+        if self.reason_required(ctx) && self.reason.lines().join(" ").trim().is_empty() {
+            let env = ctx
+                .app(&self.id)
+                .map(|e| e.environment.name.clone())
+                .unwrap_or_default();
+            self.form_error = Some(format!(
+                "a reason is required in {}: say why in the reason field",
+                clean(&env)
+            ));
+            self.field = Field::Reason;
+            return;
+        }
+        self.form_error = None;
         let blockers = self.blockers(ctx);
         if let Some(b) = blockers.first() {
             out.flash(Level::Error, format!("cannot approve: {b}"));
@@ -422,6 +457,21 @@ impl ApproveView {
                 Role::Healthy,
                 "  ✓ nothing: no window, no running operation, permitted",
             )));
+        }
+        if self.turns_auto_sync_off(ctx) {
+            let right_w = if compact { width } else { width * 2 / 3 };
+            let step = "auto-sync is on: rolling back turns it off, and it stays off until you turn it on again";
+            for (i, l) in wrap(step, right_w.saturating_sub(5).max(20))
+                .into_iter()
+                .enumerate()
+            {
+                let mark = if i == 0 { "!" } else { " " };
+                right.push(Line::from(widgets::styled(
+                    theme,
+                    Role::Warning,
+                    format!("  {mark} {l}"),
+                )));
+            }
         }
         // The guard's whole message, what to do included, wrapped to the column.
         let right_w = if compact { width } else { width * 2 / 3 };
@@ -678,26 +728,40 @@ impl View for ApproveView {
         }
         let [prompt, name_row, reason_row] =
             Layout::vertical([Constraint::Length(1); 3]).areas(form);
-        frame.render_widget(
-            Paragraph::new(Line::from(vec![
+        let step = if self.turns_auto_sync_off(ctx) {
+            " and turn auto-sync off"
+        } else {
+            ""
+        };
+        let prompt_line = match &self.form_error {
+            Some(m) => Line::from(vec![
+                widgets::styled(theme, Role::Danger, format!("✗ {m}")),
+                widgets::muted(theme, " · Esc cancel"),
+            ]),
+            None => Line::from(vec![
                 widgets::styled(
                     theme,
                     Role::Warning,
-                    format!("Type {} to approve", clean(&self.id.name)),
+                    format!("Type {} to approve{step}", clean(&self.id.name)),
                 ),
                 widgets::muted(
                     theme,
                     " · Tab reason · Enter confirm · Ctrl-d full diff · Esc cancel",
                 ),
-            ])),
-            prompt,
-        );
+            ]),
+        };
+        frame.render_widget(Paragraph::new(prompt_line), prompt);
+        let reason_label = if self.reason_required(ctx) {
+            "reason (required) "
+        } else {
+            "reason (optional) "
+        };
         for (row, label, ta, f) in [
-            (name_row, "name   ", &self.name, Field::Name),
-            (reason_row, "reason ", &self.reason, Field::Reason),
+            (name_row, "name ", &self.name, Field::Name),
+            (reason_row, reason_label, &self.reason, Field::Reason),
         ] {
             let [lab, field] =
-                Layout::horizontal([Constraint::Length(9), Constraint::Min(5)]).areas(row);
+                Layout::horizontal([Constraint::Length(21), Constraint::Min(5)]).areas(row);
             let role = if self.field == f {
                 Role::Accent
             } else {
