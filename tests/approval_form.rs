@@ -93,7 +93,9 @@ fn command(h: &mut Headless, cmd: &str) {
 async fn review_loaded(r: &mut Rig) -> String {
     for _ in 0..600 {
         let s = r.h.screen(160, 48);
-        if s.contains("Type ") && !s.contains("computing diff") && !s.contains("checking permission")
+        if s.contains("Type ")
+            && !s.contains("computing diff")
+            && !s.contains("checking permission")
         {
             return s;
         }
@@ -105,7 +107,10 @@ async fn review_loaded(r: &mut Rig) -> String {
 /// Open the approval of a sync of `name` (a prod app waiting for one).
 async fn open_sync(r: &mut Rig, name: &str) {
     assert!(
-        r.h.until(Duration::from_secs(30), |c| !c.estate.find_by_name(name).is_empty())
+        r.h.until(Duration::from_secs(30), |c| !c
+            .estate
+            .find_by_name(name)
+            .is_empty())
             .await
     );
     command(&mut r.h, "env prod");
@@ -156,7 +161,10 @@ async fn a_required_reason_says_so_and_an_empty_one_keeps_the_form_open() {
         "the form stays open:\n{s}"
     );
     assert!(s.contains("a reason is required"), "inline message:\n{s}");
-    assert!(!s.contains("--reason") && !s.contains("--approve"), "no CLI wording:\n{s}");
+    assert!(
+        !s.contains("--reason") && !s.contains("--approve"),
+        "no CLI wording:\n{s}"
+    );
     assert!(!s.contains("✗ failed"), "{s}");
     assert!(s.contains(name), "the name typed stays:\n{s}");
     // Nothing reached Argo CD, nothing was approved.
@@ -201,8 +209,10 @@ async fn rolling_back_an_auto_sync_app_names_auto_sync_off_as_a_step() {
             .estate
             .find_by_name(name)
             .first()
-            .is_some_and(|e| e.app.status.history.len() >= 2 && e.app.auto_sync()))
-            .await,
+            .is_some_and(
+                |e| e.app.status.history.len() >= 2 && e.app.auto_sync()
+            ))
+        .await,
         "kafka-prod with two deployments and auto-sync:\n{}",
         r.h.screen(160, 48)
     );
@@ -235,7 +245,11 @@ async fn rolling_back_an_auto_sync_app_names_auto_sync_off_as_a_step() {
     // The sandbox: auto-sync off, and since when, on the Application.
     let mut off = None;
     for _ in 0..600 {
-        let app = r.api.get_application(name, Default::default()).await.unwrap();
+        let app = r
+            .api
+            .get_application(name, Default::default())
+            .await
+            .unwrap();
         if !app.auto_sync() {
             off = Some(app);
             break;

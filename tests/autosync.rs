@@ -5,6 +5,7 @@
 //! Application as the sandbox's Kubernetes API holds it (kube-rs), never shipdeck.
 
 mod cli_support;
+mod common;
 
 use cli_support::{MODES, Mode, World, start};
 use serde_json::Value;
@@ -131,4 +132,168 @@ async fn a_user_without_update_is_told_which_permission_is_missing() {
     );
     assert!(automated(&w, app).await, "nothing changed");
     w.sandbox.stop().await;
+}
+
+/// The console's key, driven as an operator does against the in-process sandbox: `A` on an
+/// app turns auto-sync off at once (no approval needed to stop deploying), the app screen
+/// says since when, and `A` again in prod goes through the approval form.
+mod console {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use shipdeck::ops::actions::Ops;
+    use shipdeck::ops::audit::AuditLog;
+    use shipdeck::ops::estate::Estate;
+    use shipdeck::ops::policy::Policies;
+    use shipdeck::sandbox::auth::Role;
+    use shipdeck::secrets::Secret;
+    use shipdeck::sources::ArgoSource;
+    use shipdeck::sources::argocd::{ArgoApi, ArgoApiOptions};
+    use shipdeck::tui::adapt::ArgoProvider;
+    use shipdeck::tui::app::Headless;
+    use shipdeck::tui::console::{Console, Settings};
+    use shipdeck::tui::request::Provider;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::common;
+
+    fn press(h: &mut Headless, code: KeyCode) {
+        h.key(KeyEvent::new(code, KeyModifiers::NONE));
+    }
+
+    async fn auto(api: &ArgoApi, name: &str) -> shipdeck::model::Application {
+        api.get_application(name, Default::default()).await.unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_console_key_turns_it_off_and_on_through_approval() {
+        let sb = common::sandbox().await;
+        let dir = tempfile::tempdir().unwrap();
+        let api = ArgoApi::new(ArgoApiOptions {
+            name: Some("sandbox".into()),
+            server: sb.url.clone(),
+            token: Some(Secret::new(sb.world.users.token(Role::Admin))),
+            workload_poll: Some(Duration::from_millis(100)),
+            ..Default::default()
+        })
+        .unwrap();
+        let (tx, rx) = tokio::sync::mpsc::channel(4096);
+        let _watch = api.watch_applications(tx);
+        let audit = AuditLog::in_dir(&dir.path().join("audit"));
+        let ops = Ops {
+            operator: "admin".into(),
+            read_only: false,
+            policies: Policies::default(),
+            classifier: Default::default(),
+            audit: audit.clone(),
+        };
+        let provider: Arc<dyn Provider> = Arc::new(ArgoProvider::new(
+            vec![api.clone()],
+            ops,
+            None,
+            "sandbox".into(),
+        ));
+        let console = Console::new(
+            Estate::new(),
+            Settings {
+                operator: "admin".into(),
+                source_label: "sandbox".into(),
+                ..Settings::default()
+            },
+        );
+        let mut h = Headless::new(console, provider, rx);
+        let name = "kafka-prod";
+        assert!(
+            h.until(Duration::from_secs(30), |c| c
+                .estate
+                .find_by_name(name)
+                .first()
+                .is_some_and(|e| e.app.auto_sync()))
+                .await
+        );
+        press(&mut h, KeyCode::Char(':'));
+        h.type_str("env prod");
+        press(&mut h, KeyCode::Enter);
+        press(&mut h, KeyCode::Char('/'));
+        h.type_str(name);
+        press(&mut h, KeyCode::Enter);
+        press(&mut h, KeyCode::Enter);
+        assert!(
+            h.console
+                .screen_titles()
+                .last()
+                .is_some_and(|t| t.contains(name)),
+            "{}",
+            h.screen(160, 48)
+        );
+        press(&mut h, KeyCode::Char('A'));
+        let mut off = false;
+        for _ in 0..600 {
+            if !auto(&api, name).await.auto_sync() {
+                off = true;
+                break;
+            }
+            h.step(Duration::from_millis(50)).await;
+        }
+        assert!(off, "auto-sync still on:\n{}", h.screen(160, 48));
+        let app = auto(&api, name).await;
+        let since = app
+            .metadata
+            .annotations
+            .get("shipdeck.io/auto-sync-off-since")
+            .cloned()
+            .expect("since when");
+        assert!(
+            h.until(Duration::from_secs(30), |c| c
+                .estate
+                .find_by_name(name)
+                .first()
+                .is_some_and(|e| !e.app.auto_sync()))
+                .await
+        );
+        let s = h.screen(160, 48);
+        assert!(s.contains(&format!("off since {since}")), "{s}");
+
+        // On again in prod: the approval form, then the sandbox has it on.
+        press(&mut h, KeyCode::Char('A'));
+        assert!(
+            h.console
+                .screen_titles()
+                .last()
+                .is_some_and(|t| t.starts_with("approve auto-sync on")),
+            "{}",
+            h.screen(160, 48)
+        );
+        for _ in 0..600 {
+            let s = h.screen(160, 48);
+            if s.contains("Type ") && !s.contains("checking permission") {
+                break;
+            }
+            h.step(Duration::from_millis(50)).await;
+        }
+        h.type_str(name);
+        press(&mut h, KeyCode::Tab);
+        h.type_str("rollback over, Git has the fix");
+        press(&mut h, KeyCode::Enter);
+        let mut on = false;
+        for _ in 0..600 {
+            if auto(&api, name).await.auto_sync() {
+                on = true;
+                break;
+            }
+            h.step(Duration::from_millis(50)).await;
+        }
+        assert!(on, "auto-sync still off:\n{}", h.screen(160, 48));
+        let records = audit.read_all().unwrap();
+        let approve = records
+            .iter()
+            .find(|a| a.action == "approve" && a.app == name)
+            .expect("approved");
+        let rec = records
+            .iter()
+            .find(|a| a.action == "enable-auto-sync" && a.app == name)
+            .expect("recorded");
+        assert_eq!(rec.outcome, "succeeded");
+        assert_eq!(rec.approval_id, approve.approval_id);
+        sb.stop().await;
+    }
 }

@@ -284,6 +284,24 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
                         })
                         .map_err(|e| e.to_string())
                 }
+                Request::AutoSync {
+                    enabled, approval, ..
+                } => crate::ops::actions::auto_sync(
+                    &*source,
+                    &ops,
+                    &app.metadata.name,
+                    enabled,
+                    approval,
+                )
+                .await
+                .map(|a| {
+                    Payload::Accepted(format!(
+                        "✓ auto-sync of {} is {}",
+                        a.metadata.name,
+                        if a.auto_sync() { "on" } else { "off" }
+                    ))
+                })
+                .map_err(|e| e.to_string()),
                 Request::Refresh { hard, .. } => source
                     .get_application(
                         &app.metadata.name,

@@ -30,6 +30,8 @@ use ratatui_textarea::TextArea;
 pub enum Change {
     Sync,
     Rollback(i64),
+    /// Turn automated sync on (true) or off: guarded like a sync when turning it on.
+    AutoSync(bool),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +114,12 @@ impl ApproveView {
         Self::new(id, Change::Rollback(history_id))
     }
 
+    /// Approve turning auto-sync on (or off): what auto-sync would deploy is reviewed like
+    /// a sync.
+    pub fn auto_sync(id: AppId, enabled: bool) -> Self {
+        Self::new(id, Change::AutoSync(enabled))
+    }
+
     fn new(id: AppId, change: Change) -> Self {
         // Whether it is required is the environment's policy, shown beside the field.
         let reason = "why (goes to the audit log)";
@@ -160,7 +168,7 @@ impl ApproveView {
         };
         let live = deployed_revision(&e.app).map(|r| r.0);
         let target = match self.change {
-            Change::Sync => compared_revision(&e.app).map(|r| r.0),
+            Change::Sync | Change::AutoSync(_) => compared_revision(&e.app).map(|r| r.0),
             Change::Rollback(h) => e
                 .app
                 .status
@@ -174,8 +182,9 @@ impl ApproveView {
 
     fn mutation(&self) -> Mutation {
         match self.change {
-            Change::Sync => Mutation::Sync,
+            Change::Sync | Change::AutoSync(true) => Mutation::Sync,
             Change::Rollback(_) => Mutation::Rollback,
+            Change::AutoSync(false) => Mutation::DisableAutoSync,
         }
     }
 
@@ -235,6 +244,8 @@ impl ApproveView {
         match self.change {
             Change::Sync => "sync",
             Change::Rollback(_) => "roll back",
+            Change::AutoSync(true) => "turn auto-sync on for",
+            Change::AutoSync(false) => "turn auto-sync off for",
         }
     }
 
@@ -303,6 +314,11 @@ impl ApproveView {
                 id,
                 approval: Some(approval),
                 disable_auto_sync: ctx.app(&self.id).is_some_and(|e| e.app.auto_sync()),
+            },
+            Change::AutoSync(enabled) => Request::AutoSync {
+                app: self.id.clone(),
+                enabled,
+                approval: Some(approval),
             },
         };
         let previous_start = ctx
@@ -588,7 +604,11 @@ impl ApproveView {
             Phase::Done => Line::from(widgets::styled(
                 theme,
                 Role::Healthy,
-                "✓ done: operation Succeeded, Healthy, rollout complete",
+                match self.change {
+                    Change::AutoSync(true) => "✓ done: auto-sync is on",
+                    Change::AutoSync(false) => "✓ done: auto-sync is off",
+                    _ => "✓ done: operation Succeeded, Healthy, rollout complete",
+                },
             )),
             Phase::Failed(m) => Line::from(widgets::styled(
                 theme,
@@ -644,6 +664,11 @@ impl View for ApproveView {
         match self.change {
             Change::Sync => format!("approve sync {}", clean(&self.id.name)),
             Change::Rollback(h) => format!("approve rollback {} → #{h}", clean(&self.id.name)),
+            Change::AutoSync(on) => format!(
+                "approve auto-sync {} {}",
+                if on { "on" } else { "off" },
+                clean(&self.id.name)
+            ),
         }
     }
 
@@ -653,7 +678,7 @@ impl View for ApproveView {
         }
         let app = self.id.clone();
         self.diffs = Loadable::Loading(out.request(match self.change {
-            Change::Sync => Request::Diff { app: app.clone() },
+            Change::Sync | Change::AutoSync(_) => Request::Diff { app: app.clone() },
             Change::Rollback(id) => Request::DiffToHistory {
                 app: app.clone(),
                 id,
@@ -855,6 +880,8 @@ impl View for ApproveView {
             && *ticket == t
         {
             match r {
+                // Setting a flag ends when Argo CD accepted it: nothing to follow.
+                Ok(_) if matches!(self.change, Change::AutoSync(_)) => self.phase = Phase::Done,
                 Ok(_) => {
                     self.sent_after = Some(previous_start.clone());
                     self.phase = Phase::Following {
