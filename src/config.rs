@@ -832,7 +832,7 @@ impl Config {
     pub fn operator_name(&self) -> Option<String> {
         self.operator
             .clone()
-            .or_else(|| login_name())
+            .or_else(login_name)
             .filter(|s| !s.trim().is_empty())
     }
 }
