@@ -35,7 +35,19 @@ pub fn failing(workloads: &[WorkloadRollout]) -> Vec<String> {
         if let RolloutVerdict::Failed(why) = w.verdict() {
             out.push(sanitize(&why).to_string());
         }
+        // Until the controller saw the new spec, the pods are the old rollout's.
+        if w.generation > w.observed_generation {
+            continue;
+        }
+        let new_rs = w.new_replicaset.as_ref().map(|r| r.name.as_str());
         for p in &w.pods {
+            // An old ReplicaSet's broken pod (the failure being fixed) is not this
+            // rollout failing.
+            if let (Some(rs), Some(owner)) = (new_rs, p.owner_replicaset.as_deref())
+                && rs != owner
+            {
+                continue;
+            }
             let Some(reason) = p.waiting_reason.as_deref() else {
                 continue;
             };
@@ -180,5 +192,58 @@ fn gave_up(
             what: format!("{name} did not answer"),
             seconds,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Pod, ReplicaSetInfo};
+
+    fn pod(name: &str, rs: &str, reason: Option<&str>) -> Pod {
+        Pod {
+            name: name.into(),
+            owner_replicaset: Some(rs.into()),
+            waiting_reason: reason.map(str::to_owned),
+            images: vec!["img:2".into()],
+            ..Default::default()
+        }
+    }
+
+    fn rollout(pods: Vec<Pod>) -> WorkloadRollout {
+        WorkloadRollout {
+            name: "api".into(),
+            generation: 2,
+            observed_generation: 2,
+            desired: 2,
+            current: 2,
+            updated: 1,
+            new_replicaset: Some(ReplicaSetInfo {
+                name: "api-new".into(),
+                ..Default::default()
+            }),
+            pods,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_the_new_replicasets_pods_fail_a_rollout() {
+        let w = rollout(vec![
+            pod("api-old-1", "api-old", Some("ImagePullBackOff")),
+            pod("api-new-1", "api-new", Some("ContainerCreating")),
+        ]);
+        assert!(
+            failing(&[w]).is_empty(),
+            "the old broken pod is what is being fixed"
+        );
+        let w = rollout(vec![pod("api-new-1", "api-new", Some("CrashLoopBackOff"))]);
+        assert_eq!(
+            failing(&[w]),
+            vec!["pod api-new-1 CrashLoopBackOff (img:2)".to_string()]
+        );
+        let mut w = rollout(vec![pod("api-new-1", "api-new", Some("ErrImagePull"))]);
+        w.generation = 3;
+        assert!(failing(&[w]).is_empty(), "not observed yet: not judged");
     }
 }
