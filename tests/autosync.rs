@@ -252,6 +252,23 @@ mod console {
         );
         let s = h.screen(160, 48);
         assert!(s.contains(&format!("off since {since}")), "{s}");
+        // The board marks it too, for every operator.
+        press(&mut h, KeyCode::Esc);
+        press(&mut h, KeyCode::Esc);
+        press(&mut h, KeyCode::Esc);
+        let board = h.screen(200, 48);
+        let kafka_row = board
+            .lines()
+            .find(|l| l.contains("kafka"))
+            .unwrap_or_else(|| panic!("kafka on the board:\n{board}"));
+        assert!(kafka_row.contains('⏸'), "{board}");
+        press(&mut h, KeyCode::Char(':'));
+        h.type_str("env prod");
+        press(&mut h, KeyCode::Enter);
+        press(&mut h, KeyCode::Char('/'));
+        h.type_str(name);
+        press(&mut h, KeyCode::Enter);
+        press(&mut h, KeyCode::Enter);
 
         // On again in prod: the approval form, then the sandbox has it on.
         press(&mut h, KeyCode::Char('A'));
