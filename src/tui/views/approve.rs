@@ -78,6 +78,35 @@ pub struct ApproveView {
     watch: WorkloadWatch,
 }
 
+/// A refusal in the console's words: the guard's messages tell a headless user which flag
+/// to add; here the form is the way to approve, so no flag is named.
+fn console_words(r: &Refusal) -> String {
+    let s = match r {
+        Refusal::ReadOnly { action, app } => {
+            format!("read-only mode: {action} {app} refused")
+        }
+        Refusal::NeedsApproval { app, environment }
+        | Refusal::NeedsConfirmation { app, environment }
+        | Refusal::PruneNeedsConfirmation { app, environment } => {
+            format!("{app} ({environment}) needs approval: type its name below to approve")
+        }
+        Refusal::ApprovalNamesOtherApp { named, app } => {
+            format!("“{named}” is not the name: type {app} exactly to approve")
+        }
+        Refusal::ReasonRequired { environment, .. } => {
+            format!("a reason is required in {environment}: say why in the reason field")
+        }
+        Refusal::OperationRunning { app } => format!(
+            "{app}: another operation is already in progress; wait for it to end or terminate it in Argo CD"
+        ),
+        Refusal::AutoSyncOn { app } => format!(
+            "auto-sync is on for {app}: rolling back turns it off, and it stays off until you turn it on again"
+        ),
+        other => other.to_string(),
+    };
+    clean(&s).into_owned()
+}
+
 fn input(placeholder: &str) -> TextArea<'static> {
     let mut t = TextArea::default();
     t.set_placeholder_text(placeholder);
@@ -218,10 +247,7 @@ impl ApproveView {
     fn blockers(&self, ctx: &Ctx) -> Vec<String> {
         match self.guard(ctx, None) {
             // Refusals name the app and the server's windows: external text.
-            Ok(refusals) => refusals
-                .iter()
-                .map(|r| clean(&r.to_string()).into_owned())
-                .collect(),
+            Ok(refusals) => refusals.iter().map(console_words).collect(),
             Err(gone) => vec![gone],
         }
     }
@@ -280,7 +306,7 @@ impl ApproveView {
         self.form_error = None;
         let blockers = self.blockers(ctx);
         if let Some(b) = blockers.first() {
-            out.flash(Level::Error, format!("cannot approve: {b}"));
+            self.form_error = Some(format!("cannot approve: {b}"));
             return;
         }
         let reason = self.reason.lines().join(" ");
@@ -294,8 +320,8 @@ impl ApproveView {
         match self.guard(ctx, Some(&approval)) {
             Ok(refusals) => {
                 if let Some(r) = refusals.first() {
-                    let r = clean(&r.to_string()).into_owned();
-                    out.flash(Level::Error, format!("cannot approve: {r}"));
+                    // Inline, the form stays open with what was typed.
+                    self.form_error = Some(format!("cannot approve: {}", console_words(r)));
                     return;
                 }
             }
