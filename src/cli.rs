@@ -1,5 +1,5 @@
 //! Command-line surface: clap definitions and the headless commands (`status`, `diff`,
-//! `history`, `rollout`, `sync`, `rollback`, `build`, `login`), plus `sandbox`,
+//! `history`, `rollout`, `sync`, `rollback`, `autosync`, `build`, `login`), plus `sandbox`,
 //! `completions` and `man`. With no subcommand (and with `demo`) `main` opens the console
 //! instead; this front end never imports the other. The headless commands live in `cli/`:
 //! they start from the composition room (`crate::connect`), call `ops`, and print
@@ -12,7 +12,7 @@ mod output;
 
 pub use crate::connect::{ConsoleArgs, LoginSystem};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-pub use commands::{BuildArgs, RollbackArgs, SyncArgs, WaitArgs};
+pub use commands::{AutoSyncArgs, BuildArgs, RollbackArgs, SyncArgs, WaitArgs};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -80,6 +80,10 @@ pub enum Command {
     /// Roll APP back to a deployment in its history (default: the previous one).
     #[command(after_help = exit::EXIT_CODES_HELP)]
     Rollback(RollbackArgs),
+    /// Turn APP's automated sync on or off (gated environments need --approve APP --reason
+    /// to turn it on, as for a sync).
+    #[command(after_help = exit::EXIT_CODES_HELP)]
+    Autosync(AutoSyncArgs),
     /// Start a build: APP's pipeline, a GitHub workflow, or a Jenkins job.
     #[command(after_help = exit::EXIT_CODES_HELP)]
     Build(BuildArgs),
@@ -154,6 +158,7 @@ pub async fn run(console: &ConsoleArgs, command: Command) -> anyhow::Result<i32>
         | Command::Rollout { .. }
         | Command::Sync(_)
         | Command::Rollback(_)
+        | Command::Autosync(_)
         | Command::Build(_)) => Ok(commands::run_headless(console, cmd).await),
         Command::Sandbox(args) => crate::sandbox::serve::run(args.options()).await.map(|()| 0),
         Command::Demo(_) => Err(anyhow::anyhow!(

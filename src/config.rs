@@ -199,6 +199,14 @@ pub struct PollConfig {
     pub jenkins_seconds: u64,
     #[serde(default = "ten")]
     pub git_fetch_min_seconds: u64,
+    /// How long a started sync or rollback is followed before it is called timed out
+    /// (console and headless `--wait` alike).
+    #[serde(default = "follow_deadline")]
+    pub follow_deadline_seconds: u64,
+}
+
+fn follow_deadline() -> u64 {
+    300
 }
 
 fn two() -> u64 {
@@ -218,6 +226,7 @@ impl Default for PollConfig {
             github_runs_seconds: 3,
             jenkins_seconds: 3,
             git_fetch_min_seconds: 10,
+            follow_deadline_seconds: follow_deadline(),
         }
     }
 }
@@ -332,6 +341,7 @@ const POLL: &[Field] = &[
     f("github_runs_seconds", Ty::Int(1, 3600)),
     f("jenkins_seconds", Ty::Int(1, 3600)),
     f("git_fetch_min_seconds", Ty::Int(1, 86400)),
+    f("follow_deadline_seconds", Ty::Int(5, 86400)),
 ];
 const TOP: &[Field] = &[
     f("theme", Ty::Str),
@@ -817,14 +827,22 @@ impl Config {
         }
         Ok((c, r.warnings))
     }
-    /// The operator's name for `initiatedBy`: config, else the login name.
-    pub fn operator_name(&self) -> String {
+    /// The operator's name for `initiatedBy` and the audit log: config, else the login
+    /// name, else None (the composition room then asks Argo CD whose token it holds).
+    pub fn operator_name(&self) -> Option<String> {
         self.operator
             .clone()
-            .or_else(|| std::env::var("USER").ok())
-            .or_else(|| std::env::var("USERNAME").ok())
-            .unwrap_or_else(|| "shipdeck".into())
+            .or_else(login_name)
+            .filter(|s| !s.trim().is_empty())
     }
+}
+
+/// The login name from the environment (`USER`, `LOGNAME`, `USERNAME`).
+pub fn login_name() -> Option<String> {
+    ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .find(|v| !v.trim().is_empty())
 }
 
 /// Whether an app name matches a pipeline's `apps` glob (the product's one glob dialect,

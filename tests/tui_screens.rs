@@ -714,7 +714,10 @@ fn approve_refuses_wrong_name_and_sends_with_approval() {
     chars(&mut c, "event-ingestion-pro");
     key(&mut c, KeyCode::Enter);
     assert!(c.take_requests().is_empty());
-    assert!(c.flash().unwrap().1.contains("exactly"));
+    // Inline in the form, with what was typed kept and the expected name said.
+    let t = text(&draw(&c, 160, 48));
+    assert!(t.contains("type event-ingestion-prod exactly"), "{t}");
+    assert!(t.contains("event-ingestion-pro"), "{t}");
     chars(&mut c, "d");
     key(&mut c, KeyCode::Tab);
     chars(&mut c, "fixes the lag");
@@ -744,8 +747,10 @@ fn approve_asks_the_policy_for_a_reason_prod_requires() {
     chars(&mut c, "event-ingestion-prod");
     key(&mut c, KeyCode::Enter);
     assert!(c.take_requests().is_empty());
-    let (_, flash) = c.flash().unwrap();
-    assert!(flash.contains("needs a reason"), "{flash}");
+    // Inline, in the console's words; the form stays open.
+    let t = text(&draw(&c, 160, 48));
+    assert!(t.contains("a reason is required in prod"), "{t}");
+    assert!(!t.contains("--reason"), "{t}");
 }
 
 #[test]

@@ -154,7 +154,7 @@ pub async fn build(room: &mut Room, b: BuildArgs) -> anyhow::Result<i32> {
             ops,
             req.app.as_deref(),
             &run,
-            Duration::from_secs(b.wait.timeout),
+            Duration::from_secs(b.wait.seconds(&room.config)),
             Duration::from_millis(250),
         )
         .await

@@ -20,9 +20,17 @@ pub struct WaitArgs {
     /// Wait until the operation finishes (Synced and Healthy, or failed) / the run completes.
     #[arg(long)]
     pub wait: bool,
-    /// Give up waiting after this many seconds (exit 7).
-    #[arg(long, default_value_t = 300)]
-    pub timeout: u64,
+    /// Give up waiting after this many seconds (exit 7); default: the config's
+    /// `[poll] follow_deadline_seconds` (300), the console's deadline too.
+    #[arg(long)]
+    pub timeout: Option<u64>,
+}
+
+impl WaitArgs {
+    /// The deadline in seconds: `--timeout`, else the config's.
+    pub fn seconds(&self, config: &crate::config::Config) -> u64 {
+        self.timeout.unwrap_or(config.poll.follow_deadline_seconds)
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -71,6 +79,28 @@ pub struct RollbackArgs {
     pub reason: Option<String>,
     #[command(flatten)]
     pub wait: WaitArgs,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+/// `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AutoSyncArgs {
+    pub app: String,
+    #[arg(value_enum)]
+    pub state: OnOff,
+    /// Approve turning it on in a gated environment: name the app again.
+    #[arg(long, value_name = "APP")]
+    pub approve: Option<String>,
+    /// Why (recorded with the approval; required where the policy is `required`).
+    #[arg(long, requires = "approve")]
+    pub reason: Option<String>,
     #[command(flatten)]
     pub out: OutputArgs,
 }
@@ -145,7 +175,7 @@ pub async fn run_headless(args: &ConsoleArgs, cmd: Command) -> i32 {
                         .into());
                     }
                 };
-                argo_command(&backends, &room.ops, other).await
+                argo_command(&backends, &room.ops, &room.config, other).await
             }
         }
     }
@@ -192,6 +222,7 @@ async fn find<'a, S: ArgoSource>(backends: &'a [S], name: &str) -> anyhow::Resul
 async fn argo_command<S: ArgoSource>(
     backends: &[S],
     ops: &Ops,
+    config: &crate::config::Config,
     cmd: Command,
 ) -> anyhow::Result<i32> {
     match cmd {
@@ -199,10 +230,18 @@ async fn argo_command<S: ArgoSource>(
         Command::Diff { app, out } => diff(find(backends, &app).await?, &app, &out).await,
         Command::History { app, out } => history(find(backends, &app).await?, &app, &out).await,
         Command::Rollout { app, wait, out } => {
-            rollout(find(backends, &app).await?, &app, &wait, &out).await
+            let seconds = wait.seconds(config);
+            rollout(find(backends, &app).await?, &app, &wait, seconds, &out).await
         }
-        Command::Sync(a) => sync(find(backends, &a.app).await?, ops, a).await,
-        Command::Rollback(a) => rollback(find(backends, &a.app).await?, ops, a).await,
+        Command::Sync(a) => {
+            let seconds = a.wait.seconds(config);
+            sync(find(backends, &a.app).await?, ops, a, seconds).await
+        }
+        Command::Rollback(a) => {
+            let seconds = a.wait.seconds(config);
+            rollback(find(backends, &a.app).await?, ops, a, seconds).await
+        }
+        Command::Autosync(a) => autosync(find(backends, &a.app).await?, ops, a).await,
         _ => Err(UsageError("not a headless Argo CD command".into()).into()),
     }
 }
@@ -283,10 +322,11 @@ async fn rollout<S: ArgoSource>(
     src: &S,
     name: &str,
     wait: &WaitArgs,
+    seconds: u64,
     out: &OutputArgs,
 ) -> anyhow::Result<i32> {
     let app = bounded(name, src.get_application(name, Refresh::None)).await?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait.timeout);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
     let workloads = loop {
         let w = bounded(name, src.workloads(&app)).await?;
         let failed = w
@@ -300,7 +340,7 @@ async fn rollout<S: ArgoSource>(
             print_rollout(&w, out)?;
             return Err(ActionError::Timeout {
                 what: format!("rollout of {name} still in progress"),
-                seconds: wait.timeout,
+                seconds,
             }
             .into());
         }
@@ -352,7 +392,7 @@ fn approval(ops: &Ops, approve: Option<String>, reason: Option<String>) -> Optio
     })
 }
 
-async fn sync<S: ArgoSource>(src: &S, ops: &Ops, a: SyncArgs) -> anyhow::Result<i32> {
+async fn sync<S: ArgoSource>(src: &S, ops: &Ops, a: SyncArgs, seconds: u64) -> anyhow::Result<i32> {
     let resources = a
         .resources
         .iter()
@@ -371,10 +411,15 @@ async fn sync<S: ArgoSource>(src: &S, ops: &Ops, a: SyncArgs) -> anyhow::Result<
         },
     ))
     .await?;
-    finish(src, ops, outcome, &a.wait, &a.out).await
+    finish(src, ops, outcome, &a.wait, seconds, &a.out).await
 }
 
-async fn rollback<S: ArgoSource>(src: &S, ops: &Ops, a: RollbackArgs) -> anyhow::Result<i32> {
+async fn rollback<S: ArgoSource>(
+    src: &S,
+    ops: &Ops,
+    a: RollbackArgs,
+    seconds: u64,
+) -> anyhow::Result<i32> {
     let outcome = bounded_action(actions::rollback(
         src,
         ops,
@@ -388,7 +433,41 @@ async fn rollback<S: ArgoSource>(src: &S, ops: &Ops, a: RollbackArgs) -> anyhow:
         },
     ))
     .await?;
-    finish(src, ops, outcome, &a.wait, &a.out).await
+    finish(src, ops, outcome, &a.wait, seconds, &a.out).await
+}
+
+/// `shipdeck autosync APP on|off`: says what the Application holds after the change.
+async fn autosync<S: ArgoSource>(src: &S, ops: &Ops, a: AutoSyncArgs) -> anyhow::Result<i32> {
+    let on = a.state == OnOff::On;
+    let app = bounded_action(actions::auto_sync(
+        src,
+        ops,
+        &a.app,
+        on,
+        approval(ops, a.approve.clone(), a.reason.clone()),
+    ))
+    .await?;
+    let now = app.auto_sync();
+    match a.out.output {
+        OutputFormat::Json => print_json(&serde_json::json!({
+            "app": clean(&a.app),
+            "auto_sync": now,
+        }))?,
+        OutputFormat::Table => println!(
+            "{}: auto-sync {}",
+            clean(&a.app),
+            if now { "on" } else { "off" }
+        ),
+    }
+    if now != on {
+        return Err(ActionError::Failed(format!(
+            "{}: Argo CD accepted the change but auto-sync is still {}",
+            a.app,
+            if now { "on" } else { "off" }
+        ))
+        .into());
+    }
+    Ok(exit::OK)
 }
 
 /// An action's requests, bounded like [`bounded`] (a few requests, so twice the time).
@@ -411,6 +490,7 @@ async fn finish<S: ArgoSource>(
     ops: &Ops,
     outcome: ActionOutcome,
     wait: &WaitArgs,
+    seconds: u64,
     out: &OutputArgs,
 ) -> anyhow::Result<i32> {
     for n in &outcome.notes {
@@ -438,16 +518,16 @@ async fn finish<S: ArgoSource>(
         );
     }
     let (app, code, error) = if wait.wait {
-        let r = actions::wait_for_operation(
-            src,
-            &name,
-            outcome.previous_started_at.as_deref(),
-            Duration::from_secs(wait.timeout),
-            POLL,
-        )
-        .await;
-        if let Err(e) = actions::audit_finish(ops, &outcome, &r) {
-            eprintln!("shipdeck: note: {}", clean(&e.to_string()));
+        // The console's follower: one deadline, the audit's final outcome written.
+        let r =
+            actions::follow_operation(src, ops, &outcome, Duration::from_secs(seconds), POLL).await;
+        if out.output == OutputFormat::Table {
+            let line = actions::follow::outcome_line(&name, outcome.action, &r);
+            if r.is_ok() {
+                println!("{}", clean(&line));
+            } else {
+                eprintln!("{}", clean(&line));
+            }
         }
         match r {
             Ok(app) => (app, exit::OK, None),
@@ -478,15 +558,9 @@ async fn finish<S: ArgoSource>(
             "notes": outcome.notes.iter().map(|n| clean(n)).collect::<Vec<_>>(),
         }))?,
         OutputFormat::Table => {
-            if let Some(e) = &error {
+            // With --wait the follower's ✓/✗ line was printed above.
+            if let (Some(e), false) = (&error, wait.wait) {
                 eprintln!("shipdeck: {e}");
-            } else if wait.wait {
-                println!(
-                    "{}: {} {}",
-                    clean(&name),
-                    app.status.sync.status,
-                    app.status.health.status
-                );
             }
         }
     }

@@ -116,7 +116,9 @@ pub fn policies(config: &Config) -> Policies {
 /// The context every action runs with.
 pub fn ops(args: &ConsoleArgs, config: &Config) -> anyhow::Result<Ops> {
     Ok(Ops {
-        operator: config.operator_name(),
+        operator: config
+            .operator_name()
+            .unwrap_or_else(|| crate::ops::actions::UNKNOWN_OPERATOR.into()),
         read_only: args.read_only || config.read_only,
         policies: policies(config),
         classifier: classifier(config),
@@ -146,6 +148,30 @@ pub async fn argo(
         .into());
     }
     Ok(backends)
+}
+
+/// The operator's name, the same in every front end: config `operator`, else the login
+/// name, else the Argo CD account the token belongs to (`session/userinfo`, API mode),
+/// else `unknown`.
+pub async fn resolve_operator(ops: &mut Ops, config: &Config, backends: &[Backend]) {
+    if let Some(name) = config.operator_name() {
+        ops.operator = name;
+        return;
+    }
+    for b in backends {
+        if let Backend::Api(api) = b {
+            match tokio::time::timeout(Duration::from_secs(10), api.account()).await {
+                Ok(Ok(Some(name))) => {
+                    ops.operator = crate::model::text::sanitize(&name).into_owned();
+                    return;
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => tracing::warn!("{}: account not read ({e})", b.instance()),
+                Err(_) => tracing::warn!("{}: account not read (no answer)", b.instance()),
+            }
+        }
+    }
+    ops.operator = crate::ops::actions::UNKNOWN_OPERATOR.into();
 }
 
 /// Read-only if the command line, config or the instance's config says so.
@@ -232,6 +258,7 @@ impl Room {
         for b in &backends {
             read_only(&mut self.ops, b);
         }
+        resolve_operator(&mut self.ops, &self.config, &backends).await;
         Ok(backends)
     }
 
@@ -288,8 +315,9 @@ impl Room {
 
 impl Wired {
     /// `shipdeck demo`: the in-process sandbox with its admin token, its CI and its own
-    /// audit log beside it (not the operator's); the config's environment rules and
-    /// policies still apply.
+    /// audit log in the data dir's `demo/` folder (kept after quitting, apart from the
+    /// operator's real one); the config's environment rules and policies still apply.
+    /// The operator is named as everywhere ([`resolve_operator`], after connecting).
     pub fn sandbox(args: &ConsoleArgs, sb: &crate::sandbox::Sandbox) -> anyhow::Result<Wired> {
         let (config, warnings) = load_config(args)?;
         let api = crate::sources::argocd::ArgoApi::new(crate::sources::argocd::ArgoApiOptions {
@@ -307,11 +335,13 @@ impl Wired {
             api.set_git(g.clone());
         }
         let ops = Ops {
-            operator: "admin".into(),
+            operator: config
+                .operator_name()
+                .unwrap_or_else(|| crate::ops::actions::UNKNOWN_OPERATOR.into()),
             read_only: args.read_only || config.read_only,
             policies: policies(&config),
             classifier: classifier(&config),
-            audit: AuditLog::in_dir(&sb.state_dir.join("audit")),
+            audit: demo_audit()?,
         };
         Ok(Wired {
             ci: Arc::new(Ci::sandbox(sb, git.clone())),
@@ -323,6 +353,12 @@ impl Wired {
             git,
         })
     }
+}
+
+/// The demo's audit log: `demo/` under the data dir (`SHIPDECK_DATA_DIR` or the platform's).
+pub fn demo_audit() -> anyhow::Result<AuditLog> {
+    let dir = crate::ops::audit::data_dir()?.join("demo");
+    Ok(AuditLog::in_dir(&dir))
 }
 
 fn read_stdin_line(what: &str) -> anyhow::Result<String> {

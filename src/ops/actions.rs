@@ -27,15 +27,19 @@ pub struct Ops {
 }
 
 impl Ops {
-    /// The operator's name: from config, else `$USER`, else `unknown`.
+    /// The operator's name: from config, else the login name, else `unknown` (the
+    /// composition room asks Argo CD for the account before falling back to that).
     pub fn operator_name(configured: Option<&str>) -> String {
         configured
             .filter(|s| !s.trim().is_empty())
             .map(str::to_owned)
-            .or_else(|| std::env::var("USER").ok().filter(|s| !s.is_empty()))
-            .unwrap_or_else(|| "unknown".into())
+            .or_else(crate::config::login_name)
+            .unwrap_or_else(|| UNKNOWN_OPERATOR.into())
     }
 }
+
+/// The operator's name when neither config, login name nor Argo CD account gives one.
+pub const UNKNOWN_OPERATOR: &str = "unknown";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
@@ -186,7 +190,7 @@ async fn prepare<S: ArgoSource>(
     src: &S,
     ops: &Ops,
     name: &str,
-    m: Mutation,
+    (m, word): (Mutation, &'static str),
     approval: Option<&Approval>,
     disable_auto_sync: bool,
     prune: bool,
@@ -197,7 +201,7 @@ async fn prepare<S: ArgoSource>(
             action: m.as_str(),
             app: name.to_string(),
         };
-        audit_refusal(ops, src.instance(), name, "", m, &r);
+        audit_refusal(ops, src.instance(), name, "", word, &r);
         return Err(r.into());
     }
     let app = src.get_application(name, Refresh::None).await?;
@@ -221,7 +225,7 @@ async fn prepare<S: ArgoSource>(
     let clearance = match checked {
         Ok(c) => c,
         Err(r) => {
-            audit_refusal(ops, src.instance(), name, &environment, m, &r);
+            audit_refusal(ops, src.instance(), name, &environment, word, &r);
             return Err(r.into());
         }
     };
@@ -242,13 +246,13 @@ fn audit_refusal(
     instance: &str,
     app: &str,
     environment: &str,
-    m: Mutation,
+    action: &str,
     r: &Refusal,
 ) {
     let rec = AuditRecord {
         at: chrono::Utc::now(),
         who: ops.operator.clone(),
-        action: action_word(m).into(),
+        action: action.into(),
         instance: instance.to_string(),
         app: app.to_string(),
         environment: environment.to_string(),
@@ -366,7 +370,7 @@ pub async fn sync<S: ArgoSource>(
         src,
         ops,
         name,
-        Mutation::Sync,
+        (Mutation::Sync, action_word(Mutation::Sync)),
         opts.approval.as_ref(),
         false,
         opts.prune,
@@ -502,27 +506,56 @@ pub async fn follow_operation<S: ArgoSource>(
     r
 }
 
-/// Turn automated sync on or off: read-only and policy first (turning it off is what a
-/// rollback needs; turning it on lets Argo CD deploy Git on its own, so it is guarded like
-/// a sync), then audit.
-pub async fn set_auto_sync<S: ArgoSource>(
+/// Turn automated sync on or off (`shipdeck autosync APP on|off`, the console's key):
+/// read-only and policy first. Turning it on lets Argo CD deploy Git on its own, so it is
+/// guarded like a sync (a gated environment needs an approval, a running operation or a
+/// closed window refuses); turning it off is what a rollback needs. The approval is
+/// recorded before anything is sent; the change is audited (`enable-auto-sync` /
+/// `disable-auto-sync`, `succeeded` or `failed`).
+pub async fn auto_sync<S: ArgoSource>(
     src: &S,
     ops: &Ops,
     name: &str,
     enabled: bool,
+    approval: Option<Approval>,
 ) -> Result<Application, ActionError> {
     let m = if enabled {
         Mutation::Sync
     } else {
         Mutation::DisableAutoSync
     };
-    let mut p = prepare(src, ops, name, m, None, !enabled, false).await?;
-    let r = src.set_auto_sync(&p.app, enabled).await;
     let action = if enabled {
         "enable-auto-sync"
     } else {
         "disable-auto-sync"
     };
+    let mut p = prepare(
+        src,
+        ops,
+        name,
+        (m, action),
+        approval.as_ref(),
+        !enabled,
+        false,
+    )
+    .await?;
+    // The change is an `update` of the Application whichever way it goes.
+    if enabled
+        && permitted(src, Mutation::DisableAutoSync, &p.app, &mut p.notes).await? == Some(false)
+    {
+        let r = Refusal::PermissionDenied {
+            action: "enable auto-sync of",
+            app: name.to_string(),
+            rbac: "update",
+        };
+        audit_refusal(ops, src.instance(), name, &p.environment, action, &r);
+        return Err(r.into());
+    }
+    let approval = record_approval(ops, &p, approval.as_ref(), None, None, None)?;
+    let r = src
+        .set_auto_sync(&p.app, enabled)
+        .await
+        .map_err(|e| missing_permission(e, &p.app));
     let mut rec = mutation_record(
         ops,
         &p,
@@ -530,7 +563,7 @@ pub async fn set_auto_sync<S: ArgoSource>(
         &None,
         &None,
         &None,
-        &None,
+        &approval,
         false,
         r.as_ref().map(|_| ()).map_err(|e| e.to_string()),
     );
@@ -540,6 +573,36 @@ pub async fn set_auto_sync<S: ArgoSource>(
     }
     audit_or_note(ops, &rec, &mut p.notes);
     Ok(r?)
+}
+
+/// A refused policy change names the Argo CD permission it needs.
+fn missing_permission(e: SourceError, app: &Application) -> SourceError {
+    match e {
+        SourceError::Forbidden(m) => {
+            let project = if app.spec.project.is_empty() {
+                "default"
+            } else {
+                &app.spec.project
+            };
+            SourceError::Forbidden(format!(
+                "changing the sync policy of {} needs the Argo CD permission `applications, update, {project}/{}` ({})",
+                app.metadata.name,
+                app.metadata.name,
+                crate::model::text::sanitize(&m)
+            ))
+        }
+        other => other,
+    }
+}
+
+/// [`auto_sync`] without an approval (non-gated environments, or turning it off).
+pub async fn set_auto_sync<S: ArgoSource>(
+    src: &S,
+    ops: &Ops,
+    name: &str,
+    enabled: bool,
+) -> Result<Application, ActionError> {
+    auto_sync(src, ops, name, enabled, None).await
 }
 
 fn started_at(app: &Application) -> Option<String> {
@@ -591,7 +654,7 @@ pub async fn rollback<S: ArgoSource>(
         src,
         ops,
         name,
-        Mutation::Rollback,
+        (Mutation::Rollback, action_word(Mutation::Rollback)),
         opts.approval.as_ref(),
         opts.disable_auto_sync,
         opts.prune,
@@ -746,9 +809,8 @@ pub fn judge(app: &Application, previous_started_at: Option<&str>) -> WaitState 
     }
 }
 
-/// Wait until the operation sent finishes and the app is settled (see [`judge`]), or it fails,
-/// or `timeout` passes. A source error during the wait is retried until the deadline (a
-/// dropped connection is not a failed sync).
+/// Wait until the operation sent finishes and the app is settled (see [`judge`]), or it
+/// fails, or `timeout` passes: the one follower ([`follow::follow`]), without the audit.
 pub async fn wait_for_operation<S: ArgoSource>(
     src: &S,
     name: &str,
@@ -756,55 +818,10 @@ pub async fn wait_for_operation<S: ArgoSource>(
     timeout: Duration,
     poll: Duration,
 ) -> Result<Application, ActionError> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut last_err: Option<SourceError>;
-    let mut last: Option<Application> = None;
-    loop {
-        match src.get_application(name, Refresh::None).await {
-            Ok(app) => {
-                last_err = None;
-                match judge(&app, previous_started_at) {
-                    WaitState::Done => return Ok(app),
-                    WaitState::Failed(m) => {
-                        return Err(ActionError::Failed(format!("{name}: {m}")));
-                    }
-                    WaitState::Running => last = Some(app),
-                }
-            }
-            Err(
-                e @ (SourceError::Unauthorized { .. }
-                | SourceError::Forbidden(_)
-                | SourceError::NotFound(_)),
-            ) => {
-                return Err(e.into());
-            }
-            Err(e) => last_err = Some(e),
-        }
-        if tokio::time::Instant::now() + poll > deadline {
-            let seconds = timeout.as_secs();
-            if let Some(app) = last {
-                let h = app.status.health.status;
-                if h == HealthStatus::Degraded {
-                    return Err(ActionError::Failed(format!(
-                        "{name} is Degraded after the operation: see `shipdeck rollout {name}`"
-                    )));
-                }
-                return Err(ActionError::Timeout {
-                    what: format!("{name} is {} and {}", app.status.sync.status, h),
-                    seconds,
-                });
-            }
-            return Err(match last_err {
-                Some(e) => e.into(),
-                None => ActionError::Timeout {
-                    what: format!("{name} did not answer"),
-                    seconds,
-                },
-            });
-        }
-        tokio::time::sleep(poll).await;
-    }
+    follow::follow(src, name, previous_started_at, timeout, poll).await
 }
+
+pub mod follow;
 
 mod build;
 pub use build::{

@@ -22,6 +22,8 @@ pub struct ArgoProvider<A: ArgoSource + 'static> {
     /// GitHub Actions and Jenkins; None when neither is configured.
     pub ci: Option<Arc<crate::connect::Ci>>,
     pub label: String,
+    /// How long a started sync or rollback is followed (`[poll] follow_deadline_seconds`).
+    pub follow_deadline: std::time::Duration,
 }
 
 impl<A: ArgoSource + 'static> ArgoProvider<A> {
@@ -35,7 +37,14 @@ impl<A: ArgoSource + 'static> ArgoProvider<A> {
             git,
             ci: None,
             label,
+            follow_deadline: crate::ops::actions::follow::DEFAULT_DEADLINE,
         }
+    }
+
+    /// The follower's deadline, the same one headless `--wait` uses.
+    pub fn with_follow_deadline(mut self, d: std::time::Duration) -> Self {
+        self.follow_deadline = d;
+        self
     }
 
     pub fn with_ci(mut self, ci: crate::connect::Ci) -> Self {
@@ -77,18 +86,33 @@ fn outcome_words(what: &str, app: &Application, o: &ActionOutcome) -> String {
     s
 }
 
-/// Follow a started sync or rollback to its end in the background and record the final
-/// outcome in the audit log (screens may close; the record still ends).
-fn follow_to_end<A: ArgoSource + 'static>(source: Arc<A>, ops: Arc<Ops>, outcome: ActionOutcome) {
+/// Follow a started sync or rollback to its end in the background with the one follower
+/// (`ops::actions::follow`), record the final outcome in the audit log (screens may
+/// close; the record still ends), and answer the same ticket a second time with how it
+/// ended: `Ok(Accepted("✓ ..."))` or `Err(why)`.
+fn follow_to_end<A: ArgoSource + 'static>(
+    source: Arc<A>,
+    ops: Arc<Ops>,
+    outcome: ActionOutcome,
+    deadline: std::time::Duration,
+    ticket: Ticket,
+    tx: mpsc::Sender<Response>,
+) {
     tokio::spawn(async move {
-        let _ = crate::ops::actions::follow_operation(
+        let r = crate::ops::actions::follow_operation(
             &*source,
             &ops,
             &outcome,
-            std::time::Duration::from_secs(30 * 60),
+            deadline,
             std::time::Duration::from_secs(1),
         )
         .await;
+        let line = crate::ops::actions::follow::outcome_line(&outcome.id.name, outcome.action, &r);
+        let result = match r {
+            Ok(_) => Ok(Payload::Accepted(line)),
+            Err(e) => Err(e.to_string()),
+        };
+        let _ = tx.send(Response { ticket, result }).await;
     });
 }
 
@@ -113,6 +137,8 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
             .and_then(|id| self.sources.get(&id.instance).cloned());
         let git = self.git.clone();
         let ops = self.ops.clone();
+        let deadline = self.follow_deadline;
+        let follow_tx = tx.clone();
         if req.app().is_none() {
             return Some(super::ci::task(self.ci.clone(), ops, ticket, req, tx).abort_handle());
         }
@@ -207,7 +233,14 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
                     crate::ops::actions::sync(&*source, &ops, &app.metadata.name, opts)
                         .await
                         .map(|o| {
-                            follow_to_end(source.clone(), ops.clone(), o.clone());
+                            follow_to_end(
+                                source.clone(),
+                                ops.clone(),
+                                o.clone(),
+                                deadline,
+                                ticket,
+                                follow_tx.clone(),
+                            );
                             Payload::Accepted(outcome_words("sync", &app, &o))
                         })
                         .map_err(|e| e.to_string())
@@ -227,11 +260,36 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
                     crate::ops::actions::rollback(&*source, &ops, &app.metadata.name, opts)
                         .await
                         .map(|o| {
-                            follow_to_end(source.clone(), ops.clone(), o.clone());
+                            follow_to_end(
+                                source.clone(),
+                                ops.clone(),
+                                o.clone(),
+                                deadline,
+                                ticket,
+                                follow_tx.clone(),
+                            );
                             Payload::Accepted(outcome_words("rollback", &app, &o))
                         })
                         .map_err(|e| e.to_string())
                 }
+                Request::AutoSync {
+                    enabled, approval, ..
+                } => crate::ops::actions::auto_sync(
+                    &*source,
+                    &ops,
+                    &app.metadata.name,
+                    enabled,
+                    approval,
+                )
+                .await
+                .map(|a| {
+                    Payload::Accepted(format!(
+                        "✓ auto-sync of {} is {}",
+                        a.metadata.name,
+                        if a.auto_sync() { "on" } else { "off" }
+                    ))
+                })
+                .map_err(|e| e.to_string()),
                 Request::Refresh { hard, .. } => source
                     .get_application(
                         &app.metadata.name,

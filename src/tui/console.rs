@@ -77,6 +77,8 @@ pub struct Console {
     outbox: Outbox,
     /// Tickets of mutations: never cancelled when their screen closes.
     mutations: BTreeSet<Ticket>,
+    /// Syncs and rollbacks whose follower answers a second time with how they ended.
+    followed: BTreeSet<Ticket>,
     /// Tickets whose task should be stopped (their screen went away).
     cancelled: Vec<Ticket>,
     now: chrono::DateTime<chrono::Utc>,
@@ -176,6 +178,7 @@ impl Console {
             quit: false,
             outbox: Outbox::new(),
             mutations: BTreeSet::new(),
+            followed: BTreeSet::new(),
             cancelled: Vec::new(),
             now: chrono::Utc::now(),
             refreshes: Refreshes::default(),
@@ -480,8 +483,24 @@ impl Console {
                 Ok(_) => {}
             }
         }
+        // The follower's last word, when no screen took it (closed, or a sync sent from
+        // the board): ✓ or ✗ with the reason.
+        if !self.mutations.contains(&resp.ticket) && self.followed.remove(&resp.ticket) && !claimed
+        {
+            match &resp.result {
+                Err(e) => self.flash = Some((Level::Error, format!("✗ {}", clean(e)))),
+                Ok(Payload::Accepted(m)) => self.flash = Some((Level::Info, clean(m).into_owned())),
+                Ok(_) => {}
+            }
+        }
+        if claimed && !self.mutations.contains(&resp.ticket) {
+            self.followed.remove(&resp.ticket);
+        }
         if self.mutations.contains(&resp.ticket) {
             self.mutations.remove(&resp.ticket);
+            if resp.result.is_err() {
+                self.followed.remove(&resp.ticket);
+            }
         }
         if let Some(name) = self.refreshes.pending.remove(&resp.ticket) {
             match &resp.result {
@@ -506,6 +525,9 @@ impl Console {
                     continue;
                 }
                 self.mutations.insert(ticket);
+                if matches!(request, Request::Sync { .. } | Request::Rollback { .. }) {
+                    self.followed.insert(ticket);
+                }
             }
             let app = request
                 .app()
@@ -655,6 +677,11 @@ impl Console {
             ));
         }
         spans.push(widgets::muted(theme, format!("{} apps", self.estate.len())));
+        // Who the audit log and Argo CD's initiatedBy name (the same in every front end).
+        spans.push(widgets::muted(
+            theme,
+            format!("  as {}", clean(&self.settings.operator)),
+        ));
         if self.settings.read_only {
             spans.push(Span::raw("  "));
             spans.push(Span::styled(

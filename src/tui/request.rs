@@ -77,6 +77,12 @@ pub enum Request {
         approval: Option<Approval>,
         disable_auto_sync: bool,
     },
+    /// Turn automated sync on or off (`ops::actions::auto_sync`).
+    AutoSync {
+        app: AppId,
+        enabled: bool,
+        approval: Option<Approval>,
+    },
     Refresh {
         app: Option<AppId>,
         hard: bool,
@@ -121,7 +127,8 @@ impl Request {
             | Request::SyncWindows { app }
             | Request::Logs { app, .. }
             | Request::Sync { app, .. }
-            | Request::Rollback { app, .. } => Some(app),
+            | Request::Rollback { app, .. }
+            | Request::AutoSync { app, .. } => Some(app),
             Request::Refresh { app, .. } => app.as_ref(),
             _ => None,
         }
@@ -133,6 +140,7 @@ impl Request {
             self,
             Request::Sync { .. }
                 | Request::Rollback { .. }
+                | Request::AutoSync { .. }
                 | Request::Trigger { .. }
                 | Request::Rerun { .. }
                 | Request::Cancel { .. }

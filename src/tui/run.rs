@@ -139,21 +139,28 @@ pub async fn demo(
         sandbox.time_scale = 0.2;
     }
     let sb = crate::sandbox::Sandbox::start(sandbox).await?;
-    let wired = match crate::connect::Wired::sandbox(&args, &sb) {
+    let mut wired = match crate::connect::Wired::sandbox(&args, &sb) {
         Ok(w) => w,
         Err(e) => {
             sb.stop().await;
             return Err(e);
         }
     };
+    crate::connect::resolve_operator(&mut wired.ops, &wired.config, &wired.backends).await;
+    let audit_path = wired.ops.audit.path().to_path_buf();
     let result = console(&args, wired).await;
     sb.stop().await;
+    // The demo's audit log stays; say where (after the terminal is restored).
+    eprintln!(
+        "shipdeck demo: the audit log of this demo is {}",
+        crate::model::text::sanitize(&audit_path.display().to_string())
+    );
     result
 }
 
 /// The console on what the composition room wired, for `shipdeck` and `demo` alike: watch
 /// every backend, settings from flags and config (warnings, `[keys]`, read-only, operator,
-/// policies, classifier), then the loop; the watches end with it.
+/// policies, classifier, the follower's deadline), then the loop; the watches end with it.
 async fn console(args: &ConsoleArgs, wired: crate::connect::Wired) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel(4096);
     let watches: Vec<_> = wired
@@ -173,7 +180,9 @@ async fn console(args: &ConsoleArgs, wired: crate::connect::Wired) -> anyhow::Re
     settings.policies = ops.policies.clone();
     let classifier = ops.classifier.clone();
     settings.classifier = classifier.clone();
-    let mut provider = ArgoProvider::new(wired.backends, ops, wired.git, wired.label);
+    let deadline = std::time::Duration::from_secs(wired.config.poll.follow_deadline_seconds);
+    let mut provider = ArgoProvider::new(wired.backends, ops, wired.git, wired.label)
+        .with_follow_deadline(deadline);
     provider.ci = Some(wired.ci);
     let provider: Arc<dyn Provider> = Arc::new(provider);
     let result = open(settings, classifier, provider, rx).await;

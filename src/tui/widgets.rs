@@ -115,6 +115,9 @@ pub struct Marks {
     pub drift: bool,
     pub lags: bool,
     pub operation: bool,
+    /// Auto-sync turned off by shipdeck (a rollback, `autosync off`): since when is on the
+    /// app screen.
+    pub auto_sync_off: bool,
 }
 
 impl Marks {
@@ -123,6 +126,10 @@ impl Marks {
         ("≈", "drift: live differs from Git"),
         ("«", "lags the environment before it"),
         ("⟳", "operation running"),
+        (
+            "⏸",
+            "auto-sync turned off by a rollback or shipdeck (since when: app screen)",
+        ),
     ];
 
     pub fn spans(&self, theme: &Theme) -> Vec<Span<'static>> {
@@ -138,6 +145,9 @@ impl Marks {
         }
         if self.operation {
             v.push(Span::styled("⟳", theme.style(Role::Progressing)));
+        }
+        if self.auto_sync_off {
+            v.push(Span::styled("⏸", theme.style(Role::Warning)));
         }
         v
     }
@@ -189,6 +199,12 @@ pub fn marks_of(ctx: &super::view::Ctx, entry: &AppEntry) -> Marks {
         drift: entry.cause == Some(OutOfSyncCause::Drift),
         lags: ctx.estate.lag(entry).is_some(),
         operation: entry.app.operation_in_progress(),
+        auto_sync_off: !entry.app.auto_sync()
+            && entry
+                .app
+                .metadata
+                .annotations
+                .contains_key(crate::sources::kube::AUTO_SYNC_OFF_SINCE),
     }
 }
 

@@ -231,6 +231,23 @@ impl ArgoApi {
         Ok(Secret::new(t.token))
     }
 
+    /// The account the token belongs to (`GET /api/v1/session/userinfo`), None when the
+    /// server says it is not logged in.
+    pub async fn account(&self) -> Result<Option<String>, SourceError> {
+        let v: Value = self
+            .inner
+            .send(
+                self.inner.request(Method::GET, "/api/v1/session/userinfo"),
+                "user info",
+            )
+            .await?;
+        let logged_in = v.get("loggedIn").and_then(Value::as_bool).unwrap_or(false);
+        Ok(v.get("username")
+            .and_then(Value::as_str)
+            .filter(|u| logged_in && !u.trim().is_empty())
+            .map(str::to_owned))
+    }
+
     /// The server's version (`GET /api/version`), to check a connection.
     pub async fn version(&self) -> Result<String, SourceError> {
         let v: Value = self

@@ -435,6 +435,10 @@ pub(super) async fn rollback(
 }
 
 /// The merge patch that turns automated sync on (keeping prune/selfHeal) or off.
+/// Annotation shipdeck writes when it turns auto-sync off (by a rollback or `shipdeck
+/// autosync APP off`): when, RFC 3339. Turning it on removes it.
+pub const AUTO_SYNC_OFF_SINCE: &str = "shipdeck.io/auto-sync-off-since";
+
 pub fn auto_sync_patch(app: &Application, enabled: bool) -> Value {
     if enabled {
         let current = app
@@ -443,11 +447,16 @@ pub fn auto_sync_patch(app: &Application, enabled: bool) -> Value {
             .as_ref()
             .and_then(|p| p.automated.clone())
             .unwrap_or_default();
-        json!({"spec": {"syncPolicy": {"automated": {
+        json!({"metadata": {"annotations": {AUTO_SYNC_OFF_SINCE: null}},
+            "spec": {"syncPolicy": {"automated": {
             "prune": current.prune, "selfHeal": current.self_heal, "enabled": null
         }}}})
     } else {
-        json!({"spec": {"syncPolicy": {"automated": null}}})
+        // Recorded on the Application so every operator sees since when it is off.
+        json!({"metadata": {"annotations": {
+                AUTO_SYNC_OFF_SINCE: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            }},
+            "spec": {"syncPolicy": {"automated": null}}})
     }
 }
 

@@ -12,7 +12,8 @@ pub(crate) use render::{desired as render_desired, pair_with_live};
 mod workloads;
 
 pub use apps::{
-    ANOTHER_OPERATION, ROLLBACK_AUTO_SYNC, auto_sync_patch, rollback_operation, sync_operation,
+    ANOTHER_OPERATION, AUTO_SYNC_OFF_SINCE, ROLLBACK_AUTO_SYNC, auto_sync_patch,
+    rollback_operation, sync_operation,
 };
 
 use super::git::GitMirrors;

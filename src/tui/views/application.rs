@@ -169,14 +169,7 @@ impl ApplicationView {
             widgets::field(
                 theme,
                 "auto-sync",
-                vec![widgets::text(
-                    theme,
-                    if app.auto_sync() {
-                        "on"
-                    } else {
-                        "off (manual sync)"
-                    },
-                )],
+                vec![widgets::text(theme, auto_sync_words(app))],
             ),
         ];
         if let Some(cause) = e.cause {
@@ -515,10 +508,30 @@ impl View for ApplicationView {
             (Intent::Diff, "diff"),
             (Intent::Rollout, "rollout/pods"),
             (Intent::Rollback, "history"),
+            (Intent::AutoSync, "auto-sync on/off"),
             (Intent::Events, "events"),
             (Intent::Refresh, "refresh"),
             (Intent::Back, "back"),
         ]);
         v
+    }
+}
+
+/// `on`, `off (manual sync)`, or, when shipdeck turned it off (a rollback or `autosync
+/// off`), since when: every operator reads it from the Application's annotation.
+pub fn auto_sync_words(app: &crate::model::Application) -> String {
+    if app.auto_sync() {
+        return "on".into();
+    }
+    match app
+        .metadata
+        .annotations
+        .get(crate::sources::kube::AUTO_SYNC_OFF_SINCE)
+    {
+        Some(at) => format!(
+            "off since {} (turned off by shipdeck; A turns it on again)",
+            clean(at)
+        ),
+        None => "off (manual sync)".into(),
     }
 }

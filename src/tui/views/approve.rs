@@ -9,7 +9,7 @@
 //! the ops engine's, whose digest the approval record carries.
 
 use super::rollout::{WorkloadWatch, workload_lines};
-use crate::model::{AppId, BuildRun, BuildState, HealthStatus, OperationPhase};
+use crate::model::{AppId, BuildRun, BuildState, HealthStatus};
 use crate::ops::diff::{AppDiff, ResourceDiff};
 use crate::ops::estate::{compared_revision, deployed_revision};
 use crate::ops::policy::{self, GuardInput, Mutation, Refusal};
@@ -30,6 +30,8 @@ use ratatui_textarea::TextArea;
 pub enum Change {
     Sync,
     Rollback(i64),
+    /// Turn automated sync on (true) or off: guarded like a sync when turning it on.
+    AutoSync(bool),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +43,10 @@ enum Phase {
         ticket: Ticket,
         previous_start: Option<String>,
     },
+    /// Accepted; the one follower (`ops::actions::follow`, run by the provider) answers
+    /// the same ticket again with how the operation ended.
     Following {
+        ticket: Ticket,
         previous_start: Option<String>,
     },
     Done,
@@ -66,7 +71,40 @@ pub struct ApproveView {
     reason: TextArea<'static>,
     field: Field,
     phase: Phase,
+    /// The operation start seen before the request was sent, once sent.
+    sent_after: Option<Option<String>>,
+    /// What keeps the form open (a wrong name, a missing reason), shown in the form.
+    form_error: Option<String>,
     watch: WorkloadWatch,
+}
+
+/// A refusal in the console's words: the guard's messages tell a headless user which flag
+/// to add; here the form is the way to approve, so no flag is named.
+fn console_words(r: &Refusal) -> String {
+    let s = match r {
+        Refusal::ReadOnly { action, app } => {
+            format!("read-only mode: {action} {app} refused")
+        }
+        Refusal::NeedsApproval { app, environment }
+        | Refusal::NeedsConfirmation { app, environment }
+        | Refusal::PruneNeedsConfirmation { app, environment } => {
+            format!("{app} ({environment}) needs approval: type its name below to approve")
+        }
+        Refusal::ApprovalNamesOtherApp { named, app } => {
+            format!("“{named}” is not the name: type {app} exactly to approve")
+        }
+        Refusal::ReasonRequired { environment, .. } => {
+            format!("a reason is required in {environment}: say why in the reason field")
+        }
+        Refusal::OperationRunning { app } => format!(
+            "{app}: another operation is already in progress; wait for it to end or terminate it in Argo CD"
+        ),
+        Refusal::AutoSyncOn { app } => format!(
+            "auto-sync is on for {app}: rolling back turns it off, and it stays off until you turn it on again"
+        ),
+        other => other.to_string(),
+    };
+    clean(&s).into_owned()
 }
 
 fn input(placeholder: &str) -> TextArea<'static> {
@@ -105,11 +143,15 @@ impl ApproveView {
         Self::new(id, Change::Rollback(history_id))
     }
 
+    /// Approve turning auto-sync on (or off): what auto-sync would deploy is reviewed like
+    /// a sync.
+    pub fn auto_sync(id: AppId, enabled: bool) -> Self {
+        Self::new(id, Change::AutoSync(enabled))
+    }
+
     fn new(id: AppId, change: Change) -> Self {
-        let reason = match change {
-            Change::Sync => "optional: why (goes to the audit log)",
-            Change::Rollback(_) => "required for a rollback: why (goes to the audit log)",
-        };
+        // Whether it is required is the environment's policy, shown beside the field.
+        let reason = "why (goes to the audit log)";
         ApproveView {
             id,
             change,
@@ -122,6 +164,8 @@ impl ApproveView {
             reason: input(reason),
             field: Field::Name,
             phase: Phase::Review,
+            sent_after: None,
+            form_error: None,
             watch: WorkloadWatch::default(),
         }
     }
@@ -153,7 +197,7 @@ impl ApproveView {
         };
         let live = deployed_revision(&e.app).map(|r| r.0);
         let target = match self.change {
-            Change::Sync => compared_revision(&e.app).map(|r| r.0),
+            Change::Sync | Change::AutoSync(_) => compared_revision(&e.app).map(|r| r.0),
             Change::Rollback(h) => e
                 .app
                 .status
@@ -167,8 +211,9 @@ impl ApproveView {
 
     fn mutation(&self) -> Mutation {
         match self.change {
-            Change::Sync => Mutation::Sync,
+            Change::Sync | Change::AutoSync(true) => Mutation::Sync,
             Change::Rollback(_) => Mutation::Rollback,
+            Change::AutoSync(false) => Mutation::DisableAutoSync,
         }
     }
 
@@ -202,33 +247,66 @@ impl ApproveView {
     fn blockers(&self, ctx: &Ctx) -> Vec<String> {
         match self.guard(ctx, None) {
             // Refusals name the app and the server's windows: external text.
-            Ok(refusals) => refusals
-                .iter()
-                .map(|r| clean(&r.to_string()).into_owned())
-                .collect(),
+            Ok(refusals) => refusals.iter().map(console_words).collect(),
             Err(gone) => vec![gone],
         }
+    }
+
+    /// Whether the environment's policy needs a reason with the approval.
+    fn reason_required(&self, ctx: &Ctx) -> bool {
+        ctx.app(&self.id).is_some_and(|e| {
+            ctx.policies.for_env(&e.environment).approval == crate::model::ApprovalPolicy::Required
+        })
+    }
+
+    /// A rollback of an app that auto-syncs turns auto-sync off first (it stays off): a
+    /// step the operator confirms with the approval.
+    fn turns_auto_sync_off(&self, ctx: &Ctx) -> bool {
+        matches!(self.change, Change::Rollback(_))
+            && ctx.app(&self.id).is_some_and(|e| e.app.auto_sync())
     }
 
     fn action_word(&self) -> &'static str {
         match self.change {
             Change::Sync => "sync",
             Change::Rollback(_) => "roll back",
+            Change::AutoSync(true) => "turn auto-sync on for",
+            Change::AutoSync(false) => "turn auto-sync off for",
         }
     }
 
     fn confirm(&mut self, ctx: &Ctx, out: &mut Outbox) {
         let typed = self.name.lines().join("");
         if typed.trim() != self.id.name {
-            out.flash(
-                Level::Warning,
-                format!("type `{}` exactly to approve", self.id.name),
-            );
+            // What was typed stays in the field; say what is expected.
+            self.form_error = Some(if typed.trim().is_empty() {
+                format!("type the application's name, {}, to approve", self.id.name)
+            } else {
+                format!(
+                    "“{}” is not the name: type {} exactly to approve",
+                    clean(typed.trim()),
+                    self.id.name
+                )
+            });
+            self.field = Field::Name;
             return;
         }
+        if self.reason_required(ctx) && self.reason.lines().join(" ").trim().is_empty() {
+            let env = ctx
+                .app(&self.id)
+                .map(|e| e.environment.name.clone())
+                .unwrap_or_default();
+            self.form_error = Some(format!(
+                "a reason is required in {}: say why in the reason field",
+                clean(&env)
+            ));
+            self.field = Field::Reason;
+            return;
+        }
+        self.form_error = None;
         let blockers = self.blockers(ctx);
         if let Some(b) = blockers.first() {
-            out.flash(Level::Error, format!("cannot approve: {b}"));
+            self.form_error = Some(format!("cannot approve: {b}"));
             return;
         }
         let reason = self.reason.lines().join(" ");
@@ -242,8 +320,8 @@ impl ApproveView {
         match self.guard(ctx, Some(&approval)) {
             Ok(refusals) => {
                 if let Some(r) = refusals.first() {
-                    let r = clean(&r.to_string()).into_owned();
-                    out.flash(Level::Error, format!("cannot approve: {r}"));
+                    // Inline, the form stays open with what was typed.
+                    self.form_error = Some(format!("cannot approve: {}", console_words(r)));
                     return;
                 }
             }
@@ -263,6 +341,11 @@ impl ApproveView {
                 approval: Some(approval),
                 disable_auto_sync: ctx.app(&self.id).is_some_and(|e| e.app.auto_sync()),
             },
+            Change::AutoSync(enabled) => Request::AutoSync {
+                app: self.id.clone(),
+                enabled,
+                approval: Some(approval),
+            },
         };
         let previous_start = ctx
             .app(&self.id)
@@ -275,35 +358,15 @@ impl ApproveView {
         };
     }
 
-    /// Move Following -> Done/Failed from what the estate says.
-    fn advance(&mut self, ctx: &Ctx) -> bool {
-        let Phase::Following { previous_start } = &self.phase else {
-            return false;
-        };
-        let Some(e) = ctx.app(&self.id) else {
-            return false;
-        };
-        let Some(op) = &e.app.status.operation_state else {
-            return false;
-        };
-        if op.started_at == *previous_start || e.app.operation.is_some() {
-            return false;
-        }
-        match op.phase {
-            OperationPhase::Failed | OperationPhase::Error => {
-                self.phase = Phase::Failed(
-                    clean(op.message.as_deref().unwrap_or("operation failed")).into_owned(),
-                );
-                true
+    /// The operation start seen before sending, while the screen follows or after it
+    /// ended: the operation line shows only an operation started after it (never an
+    /// earlier operation's `Succeeded` beside this one's failure).
+    fn previous_start(&self) -> Option<&Option<String>> {
+        match &self.phase {
+            Phase::Sent { previous_start, .. } | Phase::Following { previous_start, .. } => {
+                Some(previous_start)
             }
-            OperationPhase::Succeeded
-                if e.app.status.health.status == HealthStatus::Healthy
-                    && self.watch.all_complete() =>
-            {
-                self.phase = Phase::Done;
-                true
-            }
-            _ => false,
+            _ => self.sent_after.as_ref(),
         }
     }
 
@@ -437,6 +500,21 @@ impl ApproveView {
                 "  ✓ nothing: no window, no running operation, permitted",
             )));
         }
+        if self.turns_auto_sync_off(ctx) {
+            let right_w = if compact { width } else { width * 2 / 3 };
+            let step = "auto-sync is on: rolling back turns it off, and it stays off until you turn it on again";
+            for (i, l) in wrap(step, right_w.saturating_sub(5).max(20))
+                .into_iter()
+                .enumerate()
+            {
+                let mark = if i == 0 { "!" } else { " " };
+                right.push(Line::from(widgets::styled(
+                    theme,
+                    Role::Warning,
+                    format!("  {mark} {l}"),
+                )));
+            }
+        }
         // The guard's whole message, what to do included, wrapped to the column.
         let right_w = if compact { width } else { width * 2 / 3 };
         for b in &blockers {
@@ -552,7 +630,11 @@ impl ApproveView {
             Phase::Done => Line::from(widgets::styled(
                 theme,
                 Role::Healthy,
-                "✓ done: operation Succeeded, Healthy, rollout complete",
+                match self.change {
+                    Change::AutoSync(true) => "✓ done: auto-sync is on",
+                    Change::AutoSync(false) => "✓ done: auto-sync is off",
+                    _ => "✓ done: operation Succeeded, Healthy, rollout complete",
+                },
             )),
             Phase::Failed(m) => Line::from(widgets::styled(
                 theme,
@@ -569,7 +651,11 @@ impl ApproveView {
                 widgets::health_span(theme, e.app.status.health.status, false),
                 Span::raw("  "),
             ];
-            if let Some(op) = &e.app.status.operation_state {
+            let ours = |op: &crate::model::OperationState| {
+                self.previous_start()
+                    .is_none_or(|before| op.started_at != *before)
+            };
+            if let Some(op) = e.app.status.operation_state.as_ref().filter(|op| ours(op)) {
                 spans.push(widgets::muted(
                     theme,
                     format!(
@@ -604,6 +690,11 @@ impl View for ApproveView {
         match self.change {
             Change::Sync => format!("approve sync {}", clean(&self.id.name)),
             Change::Rollback(h) => format!("approve rollback {} → #{h}", clean(&self.id.name)),
+            Change::AutoSync(on) => format!(
+                "approve auto-sync {} {}",
+                if on { "on" } else { "off" },
+                clean(&self.id.name)
+            ),
         }
     }
 
@@ -613,7 +704,7 @@ impl View for ApproveView {
         }
         let app = self.id.clone();
         self.diffs = Loadable::Loading(out.request(match self.change {
-            Change::Sync => Request::Diff { app: app.clone() },
+            Change::Sync | Change::AutoSync(_) => Request::Diff { app: app.clone() },
             Change::Rollback(id) => Request::DiffToHistory {
                 app: app.clone(),
                 id,
@@ -688,26 +779,40 @@ impl View for ApproveView {
         }
         let [prompt, name_row, reason_row] =
             Layout::vertical([Constraint::Length(1); 3]).areas(form);
-        frame.render_widget(
-            Paragraph::new(Line::from(vec![
+        let step = if self.turns_auto_sync_off(ctx) {
+            " and turn auto-sync off"
+        } else {
+            ""
+        };
+        let prompt_line = match &self.form_error {
+            Some(m) => Line::from(vec![
+                widgets::styled(theme, Role::Danger, format!("✗ {m}")),
+                widgets::muted(theme, " · Esc cancel"),
+            ]),
+            None => Line::from(vec![
                 widgets::styled(
                     theme,
                     Role::Warning,
-                    format!("Type {} to approve", clean(&self.id.name)),
+                    format!("Type {} to approve{step}", clean(&self.id.name)),
                 ),
                 widgets::muted(
                     theme,
                     " · Tab reason · Enter confirm · Ctrl-d full diff · Esc cancel",
                 ),
-            ])),
-            prompt,
-        );
+            ]),
+        };
+        frame.render_widget(Paragraph::new(prompt_line), prompt);
+        let reason_label = if self.reason_required(ctx) {
+            "reason (required) "
+        } else {
+            "reason (optional) "
+        };
         for (row, label, ta, f) in [
-            (name_row, "name   ", &self.name, Field::Name),
-            (reason_row, "reason ", &self.reason, Field::Reason),
+            (name_row, "name ", &self.name, Field::Name),
+            (reason_row, reason_label, &self.reason, Field::Reason),
         ] {
             let [lab, field] =
-                Layout::horizontal([Constraint::Length(9), Constraint::Min(5)]).areas(row);
+                Layout::horizontal([Constraint::Length(21), Constraint::Min(5)]).areas(row);
             let role = if self.field == f {
                 Role::Accent
             } else {
@@ -801,8 +906,12 @@ impl View for ApproveView {
             && *ticket == t
         {
             match r {
+                // Setting a flag ends when Argo CD accepted it: nothing to follow.
+                Ok(_) if matches!(self.change, Change::AutoSync(_)) => self.phase = Phase::Done,
                 Ok(_) => {
+                    self.sent_after = Some(previous_start.clone());
                     self.phase = Phase::Following {
+                        ticket: t,
                         previous_start: previous_start.clone(),
                     };
                     self.watch.start(&self.id, out);
@@ -819,16 +928,20 @@ impl View for ApproveView {
             }
             return true;
         }
-        if self.watch.accept(resp) {
-            self.advance(ctx);
+        if let Phase::Following { ticket, .. } = &self.phase
+            && *ticket == t
+        {
+            self.phase = match r {
+                Ok(_) => Phase::Done,
+                Err(e) => Phase::Failed(e.clone()),
+            };
             return true;
         }
-        false
+        let _ = ctx;
+        self.watch.accept(resp)
     }
 
-    fn on_estate(&mut self, ctx: &Ctx, _out: &mut Outbox) {
-        self.advance(ctx);
-    }
+    fn on_estate(&mut self, _ctx: &Ctx, _out: &mut Outbox) {}
 
     fn tickets(&self) -> Vec<Ticket> {
         let mut v: Vec<Ticket> = [
@@ -842,7 +955,7 @@ impl View for ApproveView {
         .into_iter()
         .flatten()
         .collect();
-        if let Phase::Sent { ticket, .. } = &self.phase {
+        if let Phase::Sent { ticket, .. } | Phase::Following { ticket, .. } = &self.phase {
             v.push(*ticket);
         }
         v

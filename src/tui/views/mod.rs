@@ -27,6 +27,7 @@ pub fn app_intent(intent: Intent, id: Option<&AppId>, ctx: &Ctx, out: &mut Outbo
         return match intent {
             Intent::Open
             | Intent::Sync
+            | Intent::AutoSync
             | Intent::Diff
             | Intent::Rollback
             | Intent::Rollout
@@ -43,6 +44,7 @@ pub fn app_intent(intent: Intent, id: Option<&AppId>, ctx: &Ctx, out: &mut Outbo
             application::ApplicationView::new(id.clone()).focus_events(),
         )),
         Intent::Sync => start_sync(id, ctx, out),
+        Intent::AutoSync => toggle_auto_sync(id, ctx, out),
         Intent::Diff => out.push(Box::new(diff::DiffView::new(id.clone()))),
         Intent::Rollback => out.push(Box::new(history::HistoryView::new(id.clone()))),
         Intent::Rollout | Intent::Logs => out.push(Box::new(rollout::RolloutView::new(id.clone()))),
@@ -84,4 +86,43 @@ pub fn start_sync(id: &AppId, ctx: &Ctx, out: &mut Outbox) {
             out.flash(Level::Info, format!("sync of {} requested", id.name));
         }
     }
+}
+
+/// Turn the app's auto-sync the other way: refused in read-only mode; turning it on in a
+/// gated environment goes through the approval screen (Argo CD then deploys Git on its
+/// own), anything else is sent at once and its answer flashed.
+pub fn toggle_auto_sync(id: &AppId, ctx: &Ctx, out: &mut Outbox) {
+    if ctx.read_only {
+        out.flash(
+            Level::Warning,
+            "read-only mode: auto-sync cannot be changed",
+        );
+        return;
+    }
+    let Some(entry) = ctx.app(id) else {
+        out.flash(Level::Error, "application is gone");
+        return;
+    };
+    let enabled = !entry.app.auto_sync();
+    let gated = matches!(
+        ctx.policy(&entry.environment),
+        ApprovalPolicy::Required | ApprovalPolicy::Confirm
+    );
+    if enabled && gated {
+        out.push(Box::new(approve::ApproveView::auto_sync(id.clone(), true)));
+        return;
+    }
+    out.request(Request::AutoSync {
+        app: id.clone(),
+        enabled,
+        approval: None,
+    });
+    out.flash(
+        Level::Info,
+        format!(
+            "turning auto-sync {} for {}…",
+            if enabled { "on" } else { "off" },
+            id.name
+        ),
+    );
 }
