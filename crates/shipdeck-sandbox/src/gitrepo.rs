@@ -691,6 +691,9 @@ pub fn workflow_yaml(w: &crate::estate::WorkflowDef, estate: &Estate) -> String 
         CiAction::Deploy => s.push_str(
             "  deploy:\n    runs-on: ubuntu-latest\n    environment: ${{ inputs.environment }}\n    steps:\n      - uses: actions/checkout@v4\n      - name: Set image tag\n        run: ./scripts/bump.sh ${{ inputs.service }} ${{ inputs.version }} ${{ inputs.environment }}\n      - name: Commit and push\n        run: 'git commit -am \"deploy: ${{ inputs.service }} ${{ inputs.version }} to ${{ inputs.environment }}\" && git push'\n      - name: Notify Argo CD\n        run: curl -fsS -X POST \"$ARGOCD_WEBHOOK\"\n",
         ),
+        CiAction::Sync => s.push_str(
+            "  sync:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n      - name: Log in to Argo CD\n        run: argocd login \"$ARGOCD_SERVER\" --auth-token \"$ARGOCD_AUTH_TOKEN\" --grpc-web\n      - name: Sync applications\n        run: ./scripts/gitops-sync.sh --target ${{ inputs.sync_target }} --force ${{ inputs.force_sync }}\n",
+        ),
         CiAction::Verify => s.push_str(
             "  verify:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n      - name: Health checks\n        run: ./scripts/health-check.sh --environment ${{ inputs.environment }} --format json\n      - name: Smoke tests\n        if: inputs.test_type != 'health'\n        run: ./scripts/smoke.sh ${{ inputs.environment }} ${{ inputs.test_type }}\n",
         ),
