@@ -247,7 +247,11 @@ fn default_jobs(action: Option<CiAction>) -> Vec<JobSpec> {
         )],
         Some(CiAction::Sync) => vec![JobSpec::new(
             "sync",
-            &["Run actions/checkout@v4", "Log in to Argo CD", "Sync applications"],
+            &[
+                "Run actions/checkout@v4",
+                "Log in to Argo CD",
+                "Sync applications",
+            ],
             &[],
         )],
         Some(CiAction::Verify) | None => vec![JobSpec::new(

@@ -224,8 +224,8 @@ fn application_object(
         if let Some(pd) = estate.app(p)
             && pd.deployed_build() > pd.first_build()
         {
-            obj["metadata"]["annotations"]
-                ["notifications.argoproj.io/subscribe.on-sync-failed.slack"] = json!("deploys");
+            obj["metadata"]["annotations"]["notifications.argoproj.io/subscribe.on-sync-failed.slack"] =
+                json!("deploys");
         }
     }
     let source = obj["spec"]["source"].clone();
