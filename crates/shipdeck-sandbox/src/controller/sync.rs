@@ -27,6 +27,8 @@ struct Outcome {
     sha: String,
     results: Vec<Value>,
     source: Value,
+    /// Why later sync waves were not applied (an earlier one never became healthy).
+    blocked: Option<String>,
 }
 
 async fn execute(ctx: &Ctx, name: &str) {
@@ -109,7 +111,9 @@ async fn execute(ctx: &Ctx, name: &str) {
                 .filter(|r| r["status"] == "SyncFailed")
                 .collect();
             let sr = json!({"resources": o.results, "revision": o.sha, "source": o.source});
-            if let Some(f) = failed.first() {
+            if let Some(why) = &o.blocked {
+                ("Failed", why.clone(), Some(sr))
+            } else if let Some(f) = failed.first() {
                 (
                     "Failed",
                     format!(
@@ -442,11 +446,11 @@ async fn sync_once(
             results.push(result);
         }
         let failed = results.iter().any(|r| r["status"] == "SyncFailed");
-        if failed || dry_run || wi + 1 == waves.len() {
-            if failed && wi + 1 < waves.len() {
-                blocked = Some(format!("sync wave {wave} failed to apply"));
-                break;
-            }
+        if failed {
+            // Later waves are not applied after a failed one.
+            break;
+        }
+        if dry_run || wi + 1 == waves.len() {
             continue;
         }
         if let Err(e) = wait_wave(ctx, name, &cluster, *wave, &applied).await {
@@ -454,8 +458,13 @@ async fn sync_once(
             break;
         }
     }
-    if let Some(why) = blocked {
-        return Err(why);
+    if blocked.is_some() {
+        return Ok(Outcome {
+            sha,
+            results,
+            source,
+            blocked,
+        });
     }
     // Live objects with the app's label that Git no longer has.
     let prune = op["sync"]["prune"] == json!(true);
@@ -507,6 +516,7 @@ async fn sync_once(
         sha,
         results,
         source,
+        blocked: None,
     })
 }
 
