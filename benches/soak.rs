@@ -102,7 +102,7 @@ async fn main() {
     let mut next_report = Instant::now() + wall / 6;
     while started.elapsed() < wall {
         n += 1;
-        if n % 6 == 0
+        if n.is_multiple_of(6)
             && let Some(w) = &build
         {
             let service = services[(n as usize / 6) % services.len().max(1)].clone();
@@ -133,7 +133,7 @@ async fn main() {
             let name = p["metadata"]["name"].as_str().unwrap_or("");
             let _ = sb.world.store.delete(IN_CLUSTER, PODS, ns, name);
         }
-        if n % 30 == 0 {
+        if n.is_multiple_of(30) {
             let (apps, _) = sb.world.store.list(
                 IN_CLUSTER,
                 shipdeck::sandbox::store::APPLICATIONS,

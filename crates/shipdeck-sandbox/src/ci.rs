@@ -1034,7 +1034,7 @@ fn request_syncs(world: &World, run: &Run, out: &mut Outcome) {
             &name,
             false,
             |o| {
-                set = !o.get("operation").is_some_and(|op| !op.is_null());
+                set = o.get("operation").is_none_or(|op| op.is_null());
                 if set {
                     o["operation"] = operation.clone();
                 }
