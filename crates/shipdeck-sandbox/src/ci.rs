@@ -245,6 +245,15 @@ fn default_jobs(action: Option<CiAction>) -> Vec<JobSpec> {
             ],
             &[],
         )],
+        Some(CiAction::Sync) => vec![JobSpec::new(
+            "sync",
+            &[
+                "Run actions/checkout@v4",
+                "Log in to Argo CD",
+                "Sync applications",
+            ],
+            &[],
+        )],
         Some(CiAction::Verify) | None => vec![JobSpec::new(
             "verify",
             &["Run actions/checkout@v4", "Health checks", "Smoke tests"],
@@ -787,6 +796,9 @@ fn perform(world: &World, run: &Run) -> Outcome {
     };
     let mut bumps: Vec<ImageBump> = Vec::new();
     match run.action {
+        Some(CiAction::Build) if trigger_of(world, run).is_some() => {
+            trigger_downstream(world, run, &mut out);
+        }
         Some(CiAction::Build) => {
             let service = input("service");
             let build = 1000 + (run.id % 1_000_000) as usize;
@@ -810,6 +822,11 @@ fn perform(world: &World, run: &Run) -> Outcome {
                 e if e.is_empty() => input("ENVIRONMENT"),
                 e => e,
             };
+            // A job of a one-environment estate takes no ENVIRONMENT parameter.
+            let environment = match (environment.is_empty(), &world.estate.environments[..]) {
+                (true, [only]) => only.name.clone(),
+                _ => environment,
+            };
             let service = input("service");
             let version = input("version");
             if !service.is_empty() {
@@ -820,8 +837,7 @@ fn perform(world: &World, run: &Run) -> Outcome {
                 });
             }
             // Jenkins GitOps-Pipeline: one `<SERVICE>_DOCKER_TAG` parameter per service.
-            for s in world.estate.services() {
-                let p = format!("{}_DOCKER_TAG", s.to_ascii_uppercase().replace('-', "_"));
+            for (p, s) in world.estate.tag_parameters() {
                 let tag = input(&p);
                 if !tag.is_empty() {
                     bumps.push(ImageBump {
@@ -838,7 +854,7 @@ fn perform(world: &World, run: &Run) -> Outcome {
         }
         Some(CiAction::Verify) => {
             let env = input("environment");
-            let env = if env == "production" {
+            let env = if env == "production" && world.estate.environment("production").is_none() {
                 "prod".to_string()
             } else {
                 env
@@ -869,6 +885,7 @@ fn perform(world: &World, run: &Run) -> Outcome {
                     .push(format!("no applications in environment '{env}'"));
             }
         }
+        Some(CiAction::Sync) => request_syncs(world, run, &mut out),
         None => {}
     }
     for bump in bumps {
@@ -890,6 +907,147 @@ fn perform(world: &World, run: &Run) -> Outcome {
         }
     }
     out
+}
+
+/// The downstream job of a Jenkins build whose job definition names one.
+fn trigger_of(world: &World, run: &Run) -> Option<String> {
+    let Origin::Jenkins { job } = &run.origin else {
+        return None;
+    };
+    world
+        .estate
+        .jenkins
+        .iter()
+        .find(|j| &j.name == job)
+        .and_then(|j| j.trigger.clone())
+}
+
+/// A "CI" build: tag every image it built and hand the tags to the downstream job (its
+/// `<X>_DOCKER_TAG` parameters), which rewrites the manifests and pushes.
+fn trigger_downstream(world: &World, run: &Run, out: &mut Outcome) {
+    let Some(downstream) = trigger_of(world, run) else {
+        return;
+    };
+    let Some(def) = world.estate.jenkins.iter().find(|j| j.name == downstream) else {
+        out.ok = false;
+        out.lines
+            .push(format!("ERROR: No item named {downstream} found"));
+        return;
+    };
+    let build = 1000 + (run.id % 1_000_000) as usize;
+    let mut params = BTreeMap::new();
+    for (param, target) in world.estate.tag_parameters() {
+        if !def.parameters.iter().any(|p| p.name == param) {
+            continue;
+        }
+        let tag = world.estate.tag(&target, build, &run.branch);
+        out.lines.push(format!("built {target}:{tag}"));
+        params.insert(param, tag);
+    }
+    if params.is_empty() {
+        out.ok = false;
+        out.lines
+            .push(format!("{downstream} takes no image tag parameter"));
+        return;
+    }
+    out.tag = params.values().next().cloned();
+    let item = world.ci.enqueue_jenkins(
+        world,
+        NewRun {
+            origin: Origin::Jenkins {
+                job: downstream.clone(),
+            },
+            name: downstream.clone(),
+            action: Some(def.action),
+            inputs: params,
+            branch: run.branch.clone(),
+            head_sha: run.head_sha.clone(),
+            head_message: String::new(),
+            actor: run.actor.clone(),
+            jobs: vec![JobSpec::new(
+                &downstream,
+                &["Checkout SCM", "Update manifests", "Commit and push"],
+                &[],
+            )],
+        },
+    );
+    out.lines.push(format!(
+        "Scheduling project: {downstream} (queue item {})",
+        item.id
+    ));
+}
+
+/// gitops-sync: ask Argo CD to sync the apps of a target (by their sync wave: infrastructure
+/// up to 0, monitoring 1, microservices 2), only those out of sync unless `force_sync`.
+fn request_syncs(world: &World, run: &Run, out: &mut Outcome) {
+    let target = run
+        .inputs
+        .get("sync_target")
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| "all".into());
+    let force = truthy(run.inputs.get("force_sync"));
+    let waves: &dyn Fn(i64) -> bool = match target.as_str() {
+        "infrastructure" => &|w| w <= 0,
+        "monitoring" => &|w| w == 1,
+        "microservices" => &|w| w == 2,
+        "all" => &|_| true,
+        other => {
+            out.ok = false;
+            out.lines.push(format!(
+                "unknown sync_target '{other}' (infrastructure, monitoring, microservices, all)"
+            ));
+            return;
+        }
+    };
+    let (apps, _) = world.store.list(
+        super::IN_CLUSTER,
+        APPLICATIONS,
+        Some(super::ARGOCD_NAMESPACE),
+    );
+    let mut asked = 0;
+    for a in apps.iter() {
+        let wave = a["metadata"]["annotations"][super::estate::SYNC_WAVE]
+            .as_str()
+            .and_then(|w| w.trim().parse::<i64>().ok())
+            .unwrap_or(0);
+        let name = a["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let children = a["spec"]["source"]["path"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("argocd/"));
+        if children || !waves(wave) {
+            continue;
+        }
+        if !force && a["status"]["sync"]["status"] == "Synced" {
+            continue;
+        }
+        let operation = serde_json::json!({
+            "sync": {"revision": a["spec"]["source"]["targetRevision"], "prune": true,
+                     "syncOptions": if force { serde_json::json!(["Force=true"]) } else { serde_json::json!([]) }},
+            "initiatedBy": {"username": run.actor},
+            "retry": {},
+        });
+        let mut set = false;
+        let written = world.store.mutate(
+            super::IN_CLUSTER,
+            APPLICATIONS,
+            super::ARGOCD_NAMESPACE,
+            &name,
+            false,
+            |o| {
+                set = o.get("operation").is_none_or(|op| op.is_null());
+                if set {
+                    o["operation"] = operation.clone();
+                }
+                Ok(set)
+            },
+        );
+        if written.is_ok() && set {
+            asked += 1;
+            out.lines.push(format!("argocd app sync {name}"));
+        }
+    }
+    out.lines
+        .push(format!("{asked} application(s) asked to sync ({target})"));
 }
 
 fn finish_effect(world: &World, run: &mut Run, outcome: Outcome) {

@@ -39,7 +39,13 @@ pub struct Repo {
     builds: HashMap<(String, usize), BuildCommit>,
     listings: Mutex<HashMap<String, Listing>>,
     parsed: Mutex<HashMap<String, Arc<Vec<Value>>>>,
+    /// Parsed blobs kept: what the initial history primed plus [`PARSED_EXTRA`]; past it the
+    /// cache starts over, so hours of CI commits do not grow it without end.
+    parsed_limit: std::sync::atomic::AtomicUsize,
 }
+
+/// Parsed blobs kept beyond the primed ones.
+const PARSED_EXTRA: usize = 20_000;
 
 impl std::fmt::Debug for Repo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -138,6 +144,7 @@ impl Repo {
             builds,
             listings: Mutex::new(HashMap::new()),
             parsed: Mutex::new(HashMap::new()),
+            parsed_limit: std::sync::atomic::AtomicUsize::new(PARSED_EXTRA),
         };
         // Prime the parsed-manifest cache with what we just wrote, so the controller's
         // first pass over a large estate does not parse every file again.
@@ -155,6 +162,9 @@ impl Repo {
                 }
             }
         }
+        let primed = lock(&repo.parsed).len();
+        repo.parsed_limit
+            .store(primed + PARSED_EXTRA, std::sync::atomic::Ordering::Relaxed);
         Ok(repo)
     }
 
@@ -217,6 +227,11 @@ impl Repo {
         Ok(l)
     }
 
+    /// Sizes of the read caches: (commit listings, parsed blobs).
+    pub fn cache_sizes(&self) -> (usize, usize) {
+        (lock(&self.listings).len(), lock(&self.parsed).len())
+    }
+
     fn blob(&self, sha: &str) -> Result<String, String> {
         git(&self.path, &["cat-file", "blob", sha], None)
     }
@@ -270,7 +285,11 @@ impl Repo {
                         }
                     }
                     let docs = Arc::new(docs);
-                    lock(&self.parsed).insert(blob.clone(), docs.clone());
+                    let mut cache = lock(&self.parsed);
+                    if cache.len() >= self.parsed_limit.load(std::sync::atomic::Ordering::Relaxed) {
+                        cache.clear();
+                    }
+                    cache.insert(blob.clone(), docs.clone());
                     docs
                 }
             };
@@ -690,6 +709,9 @@ pub fn workflow_yaml(w: &crate::estate::WorkflowDef, estate: &Estate) -> String 
         )),
         CiAction::Deploy => s.push_str(
             "  deploy:\n    runs-on: ubuntu-latest\n    environment: ${{ inputs.environment }}\n    steps:\n      - uses: actions/checkout@v4\n      - name: Set image tag\n        run: ./scripts/bump.sh ${{ inputs.service }} ${{ inputs.version }} ${{ inputs.environment }}\n      - name: Commit and push\n        run: 'git commit -am \"deploy: ${{ inputs.service }} ${{ inputs.version }} to ${{ inputs.environment }}\" && git push'\n      - name: Notify Argo CD\n        run: curl -fsS -X POST \"$ARGOCD_WEBHOOK\"\n",
+        ),
+        CiAction::Sync => s.push_str(
+            "  sync:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n      - name: Log in to Argo CD\n        run: argocd login \"$ARGOCD_SERVER\" --auth-token \"$ARGOCD_AUTH_TOKEN\" --grpc-web\n      - name: Sync applications\n        run: ./scripts/gitops-sync.sh --target ${{ inputs.sync_target }} --force ${{ inputs.force_sync }}\n",
         ),
         CiAction::Verify => s.push_str(
             "  verify:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n      - name: Health checks\n        run: ./scripts/health-check.sh --environment ${{ inputs.environment }} --format json\n      - name: Smoke tests\n        if: inputs.test_type != 'health'\n        run: ./scripts/smoke.sh ${{ inputs.environment }} ${{ inputs.test_type }}\n",

@@ -250,6 +250,21 @@ struct Inner {
     compacted_rv: u64,
     history_limit: usize,
     next_uid: u64,
+    /// Events of each cluster, oldest first, for [`EVENT_LIMIT`].
+    event_order: HashMap<ClusterName, VecDeque<ObjKey>>,
+}
+
+/// Events kept per cluster. The API server expires Events after an hour (`--event-ttl`);
+/// the sandbox keeps the newest ones instead, so a sandbox left running stays bounded.
+pub const EVENT_LIMIT: usize = 5_000;
+
+/// Sizes of what the store holds, for the soak benchmark and the bounds tests.
+#[derive(Debug, Clone, Default)]
+pub struct StoreStats {
+    /// Objects per (cluster, plural), sorted.
+    pub objects: Vec<(String, String, usize)>,
+    pub history: usize,
+    pub event_order: usize,
 }
 
 /// The shared store. Cheap to clone.
@@ -290,6 +305,7 @@ impl Store {
                 compacted_rv: 0,
                 history_limit,
                 next_uid: 1,
+                event_order: HashMap::new(),
             })),
             events,
             watch_epoch: Arc::new(epoch),
@@ -418,11 +434,71 @@ impl Store {
         let obj = Arc::new(obj);
         inner
             .objects
-            .entry(key)
+            .entry(key.clone())
             .or_default()
-            .insert(okey, obj.clone());
+            .insert(okey.clone(), obj.clone());
         self.record(&mut inner, cluster, res, EventType::Added, obj.clone());
+        if res == EVENTS {
+            self.expire_events(&mut inner, cluster, key, okey);
+        }
         Ok(obj)
+    }
+
+    /// Keep at most [`EVENT_LIMIT`] Events in a cluster: the oldest go, with a DELETED watch
+    /// event, as the API server's TTL removes them.
+    fn expire_events(&self, inner: &mut Inner, cluster: &str, key: Key, added: ObjKey) {
+        let order = inner.event_order.entry(cluster.to_string()).or_default();
+        order.push_back(added);
+        let stored = inner.objects.get(&key).map_or(0, BTreeMap::len);
+        if order.len() > 2 * EVENT_LIMIT {
+            // Events deleted through the API leave stale entries; drop them.
+            let live = inner.objects.get(&key);
+            let order = inner.event_order.entry(cluster.to_string()).or_default();
+            order.retain(|k| live.is_some_and(|m| m.contains_key(k)));
+        }
+        let mut excess = stored.saturating_sub(EVENT_LIMIT);
+        while excess > 0 {
+            let Some(oldest) = inner
+                .event_order
+                .get_mut(cluster)
+                .and_then(VecDeque::pop_front)
+            else {
+                break;
+            };
+            let Some(old) = inner.objects.get_mut(&key).and_then(|m| m.remove(&oldest)) else {
+                continue;
+            };
+            excess -= 1;
+            inner.rv += 1;
+            let rv = inner.rv;
+            let mut obj = (*old).clone();
+            ensure_object(&mut obj, "metadata")
+                .insert("resourceVersion".into(), json!(rv.to_string()));
+            self.record(inner, cluster, EVENTS, EventType::Deleted, Arc::new(obj));
+        }
+    }
+
+    /// How much the store holds (objects per type, retained watch history).
+    pub fn stats(&self) -> StoreStats {
+        let inner = self.lock();
+        let mut objects: Vec<(String, String, usize)> = inner
+            .objects
+            .iter()
+            .map(|((c, g, p), m)| {
+                let plural = if g.is_empty() {
+                    (*p).to_string()
+                } else {
+                    format!("{p}.{g}")
+                };
+                (c.clone(), plural, m.len())
+            })
+            .collect();
+        objects.sort();
+        StoreStats {
+            objects,
+            history: inner.history.len(),
+            event_order: inner.event_order.values().map(VecDeque::len).sum(),
+        }
     }
 
     /// Replace an object. With `check_rv`, a resourceVersion in `obj` that is not the

@@ -252,6 +252,9 @@ impl ApplicationView {
                     Some(h) => spans.push(widgets::health_span(theme, h, false)),
                     None => spans.push(widgets::muted(theme, "-")),
                 }
+                if let Some(w) = r.sync_wave.filter(|w| *w != 0) {
+                    spans.push(widgets::muted(theme, format!(" wave {w}")));
+                }
                 if r.requires_pruning {
                     spans.push(widgets::styled(theme, Role::Warning, " prune"));
                 }

@@ -387,8 +387,13 @@ impl View for AppsView {
         } else {
             18
         };
+        // A WAVE column only on estates whose apps carry sync waves.
+        let waves = self.rows.iter().any(|r| {
+            matches!(r, Row::App(id) if ctx.app(id).is_some_and(|e| app_wave(&e.app).is_some()))
+        });
+        let wave_w = if waves { 6 } else { 0 };
         let name_w = width
-            .saturating_sub(2 + env_w + sync_w + health_w + ver_w + cause_w)
+            .saturating_sub(2 + env_w + sync_w + health_w + wave_w + ver_w + cause_w)
             .max(10);
         let mut lines = Vec::with_capacity(area.height as usize);
         let mut status = format!(
@@ -416,6 +421,9 @@ impl View for AppsView {
             pad("SYNC", sync_w),
             pad("HEALTH", health_w)
         );
+        if waves {
+            head.push_str(&pad("WAVE", wave_w));
+        }
         if show_version {
             head.push_str(&pad("VERSION", ver_w));
         }
@@ -500,6 +508,10 @@ impl View for AppsView {
                             pad(&h, health_w),
                             theme.style(widgets::health_role(health)),
                         ));
+                    }
+                    if waves {
+                        let w = app_wave(&e.app).map_or("-".to_string(), |w| w.to_string());
+                        spans.push(Span::styled(pad(&w, wave_w), theme.style(Role::Muted)));
                     }
                     if show_version {
                         spans.push(Span::styled(
@@ -662,4 +674,12 @@ impl View for AppsView {
         ]);
         v
     }
+}
+
+/// The `argocd.argoproj.io/sync-wave` of an Application (its place in an app-of-apps sync).
+pub(crate) fn app_wave(app: &shipdeck_wire::Application) -> Option<i64> {
+    app.metadata
+        .annotations
+        .get("argocd.argoproj.io/sync-wave")
+        .and_then(|w| w.trim().parse().ok())
 }

@@ -306,6 +306,13 @@ pub fn compare(
         if meta(d, "namespace").is_empty() {
             entry.as_object_mut().map(|o| o.remove("namespace"));
         }
+        if let Some(w) = d["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]
+            .as_str()
+            .and_then(|w| w.trim().parse::<i64>().ok())
+            .filter(|w| *w != 0)
+        {
+            entry["syncWave"] = json!(w);
+        }
         match l {
             None => {
                 synced = false;

@@ -6,7 +6,7 @@
 use super::argo::{COMPONENT, Ctx, compare_live, now, write_comparison};
 use super::{cluster_of, compare, windows};
 use crate::estate::seed::kubectl_name;
-use crate::store::{APPLICATIONS, APPPROJECTS, NAMESPACES, PODS, REPLICASETS};
+use crate::store::{APPLICATIONS, APPPROJECTS, DEPLOYMENTS, NAMESPACES, PODS, REPLICASETS};
 use crate::{ARGOCD_NAMESPACE, IN_CLUSTER, events};
 use serde_json::{Value, json};
 use shipdeck_wire::Application;
@@ -27,6 +27,8 @@ struct Outcome {
     sha: String,
     results: Vec<Value>,
     source: Value,
+    /// Why later sync waves were not applied (an earlier one never became healthy).
+    blocked: Option<String>,
 }
 
 async fn execute(ctx: &Ctx, name: &str) {
@@ -96,7 +98,10 @@ async fn execute(ctx: &Ctx, name: &str) {
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let outcome = app.and_then(|app| sync_once(ctx, &app, &op, automated, dry_run, &selected));
+    let outcome = match app {
+        Ok(app) => sync_once(ctx, &app, &op, automated, dry_run, &selected).await,
+        Err(e) => Err(e),
+    };
     let finished = now();
     let (phase, message, sync_result) = match &outcome {
         Ok(o) => {
@@ -106,7 +111,9 @@ async fn execute(ctx: &Ctx, name: &str) {
                 .filter(|r| r["status"] == "SyncFailed")
                 .collect();
             let sr = json!({"resources": o.results, "revision": o.sha, "source": o.source});
-            if let Some(f) = failed.first() {
+            if let Some(why) = &o.blocked {
+                ("Failed", why.clone(), Some(sr))
+            } else if let Some(f) = failed.first() {
                 (
                     "Failed",
                     format!(
@@ -229,7 +236,113 @@ fn selected_match(selected: &[Value], obj: &Value) -> bool {
     })
 }
 
-fn sync_once(
+/// The `argocd.argoproj.io/sync-wave` of a manifest (0 when absent or not a number).
+pub(crate) fn wave_of(obj: &Value) -> i64 {
+    obj["metadata"]["annotations"][crate::estate::SYNC_WAVE]
+        .as_str()
+        .and_then(|w| w.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// How long one wave may take to become healthy before the sync fails (simulated).
+const WAVE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Health of an applied object for the wave gate: a child Application by its own
+/// `status.health` (the health check app-of-apps users enable so that waves of child apps
+/// wait, as Argo CD documents), other kinds as Argo CD assesses them; kinds without a health
+/// check count as healthy.
+fn gate_health(ctx: &Ctx, cluster: &str, desired: &Value) -> (String, String) {
+    let Some(res) = compare::resource_type_of(desired) else {
+        return ("Healthy".into(), String::new());
+    };
+    let ns = compare::meta(desired, "namespace");
+    let name = compare::meta(desired, "name");
+    let what = format!("{}/{}/{name}", res.group, res.kind);
+    let Some(live) = ctx.world.store.get(cluster, res, ns, name) else {
+        return ("Missing".into(), what);
+    };
+    if res == APPLICATIONS {
+        let h = live["status"]["health"]["status"]
+            .as_str()
+            .unwrap_or("Unknown")
+            .to_string();
+        return (h, what);
+    }
+    let pods: Vec<Arc<Value>> = if res == DEPLOYMENTS {
+        let (all, _) = ctx.world.store.list(cluster, PODS, Some(ns));
+        all.into_iter().collect()
+    } else {
+        vec![]
+    };
+    match compare::resource_health(&live, &pods) {
+        Some((h, _)) => (h, what),
+        None => ("Healthy".into(), what),
+    }
+}
+
+/// Wait until every object of a wave is healthy (Argo CD moves to the next wave only then);
+/// a Degraded object or the timeout fails the sync.
+async fn wait_wave(
+    ctx: &Ctx,
+    app: &str,
+    cluster: &str,
+    wave: i64,
+    objects: &[&Value],
+) -> Result<(), String> {
+    let clock = ctx.world.clock;
+    let mut waited = Duration::ZERO;
+    let mut shown = String::new();
+    loop {
+        let pending: Vec<(String, String)> = objects
+            .iter()
+            .map(|d| gate_health(ctx, cluster, d))
+            .filter(|(h, _)| h != "Healthy")
+            .collect();
+        let Some((health, first)) = pending.first() else {
+            return Ok(());
+        };
+        if health == "Degraded" {
+            return Err(format!(
+                "sync wave {wave}: {first} is Degraded; later waves were not applied"
+            ));
+        }
+        if waited >= WAVE_TIMEOUT {
+            return Err(format!(
+                "sync wave {wave}: {first} still {health} after {}s; later waves were not applied",
+                WAVE_TIMEOUT.as_secs()
+            ));
+        }
+        let message = if pending.len() > 1 {
+            format!(
+                "waiting for healthy state of {first} and {} more resources",
+                pending.len() - 1
+            )
+        } else {
+            format!("waiting for healthy state of {first}")
+        };
+        if message != shown {
+            let _ = ctx.world.store.mutate(
+                IN_CLUSTER,
+                APPLICATIONS,
+                ARGOCD_NAMESPACE,
+                app,
+                true,
+                |o| {
+                    if o["status"]["operationState"]["phase"] != "Running" {
+                        return Ok(false);
+                    }
+                    o["status"]["operationState"]["message"] = json!(message);
+                    Ok(true)
+                },
+            );
+            shown = message;
+        }
+        clock.sleep(Duration::from_secs(1)).await;
+        waited += Duration::from_secs(1);
+    }
+}
+
+async fn sync_once(
     ctx: &Ctx,
     app: &Application,
     op: &Value,
@@ -289,25 +402,69 @@ fn sync_once(
     let create_ns = options.iter().any(|o| o == "CreateNamespace=true");
     let suffix = if dry_run { " (dry run)" } else { "" };
     let mut results = Vec::new();
-    for d in desired.iter().filter(|d| selected_match(selected, d)) {
-        let (group, version) = compare::group_version(d);
-        let mut result = json!({
-            "group": group, "version": version, "kind": d["kind"],
-            "namespace": compare::meta(d, "namespace"), "name": compare::meta(d, "name"),
-            "hookPhase": "Running", "syncPhase": "Sync",
-        });
-        match apply(ctx, &cluster, d, create_ns, dry_run) {
-            Ok(verb) => {
-                result["status"] = json!("Synced");
-                result["message"] = json!(format!("{} {verb}{suffix}", kubectl_name(&result)));
+    // Apply in sync-wave order, each wave healthy before the next, as Argo CD does.
+    let mut ordered: Vec<&Value> = desired
+        .iter()
+        .filter(|d| selected_match(selected, d))
+        .collect();
+    ordered.sort_by_key(|d| wave_of(d));
+    let waves: Vec<i64> = {
+        let mut w: Vec<i64> = ordered.iter().map(|d| wave_of(d)).collect();
+        w.dedup();
+        w
+    };
+    let mut blocked: Option<String> = None;
+    for (wi, wave) in waves.iter().enumerate() {
+        let in_wave: Vec<&Value> = ordered
+            .iter()
+            .copied()
+            .filter(|d| wave_of(d) == *wave)
+            .collect();
+        let mut applied = Vec::new();
+        for d in in_wave.iter().copied() {
+            let (group, version) = compare::group_version(d);
+            let mut result = json!({
+                "group": group, "version": version, "kind": d["kind"],
+                "namespace": compare::meta(d, "namespace"), "name": compare::meta(d, "name"),
+                "hookPhase": "Running", "syncPhase": "Sync",
+            });
+            if *wave != 0 {
+                result["syncWave"] = json!(wave);
             }
-            Err(e) => {
-                result["status"] = json!("SyncFailed");
-                result["hookPhase"] = json!("Failed");
-                result["message"] = json!(e);
+            match apply(ctx, &cluster, d, create_ns, dry_run) {
+                Ok(verb) => {
+                    result["status"] = json!("Synced");
+                    result["message"] = json!(format!("{} {verb}{suffix}", kubectl_name(&result)));
+                    applied.push(d);
+                }
+                Err(e) => {
+                    result["status"] = json!("SyncFailed");
+                    result["hookPhase"] = json!("Failed");
+                    result["message"] = json!(e);
+                }
             }
+            results.push(result);
         }
-        results.push(result);
+        let failed = results.iter().any(|r| r["status"] == "SyncFailed");
+        if failed {
+            // Later waves are not applied after a failed one.
+            break;
+        }
+        if dry_run || wi + 1 == waves.len() {
+            continue;
+        }
+        if let Err(e) = wait_wave(ctx, name, &cluster, *wave, &applied).await {
+            blocked = Some(e);
+            break;
+        }
+    }
+    if blocked.is_some() {
+        return Ok(Outcome {
+            sha,
+            results,
+            source,
+            blocked,
+        });
     }
     // Live objects with the app's label that Git no longer has.
     let prune = op["sync"]["prune"] == json!(true);
@@ -359,6 +516,7 @@ fn sync_once(
         sha,
         results,
         source,
+        blocked: None,
     })
 }
 

@@ -116,6 +116,18 @@ struct ServiceFile {
     /// `helm/<service>/values-{env}.yaml` kept beside rendered manifests.
     #[serde(default)]
     values_file: Option<String>,
+    /// App name when it differs from the pattern (`wanderlust`, `cert-manager`).
+    #[serde(default)]
+    app: Option<String>,
+    /// Destination namespace when it differs from the environment's.
+    #[serde(default)]
+    namespace: Option<String>,
+    /// Sync wave of the service's Applications in the app-of-apps.
+    #[serde(default)]
+    wave: Option<i32>,
+    /// Sync policy when it differs from the environment's.
+    #[serde(default)]
+    sync: Option<SyncMode>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,6 +142,9 @@ struct WorkloadFile {
     replicas: Option<u32>,
     #[serde(default)]
     port: Option<u16>,
+    /// Sync wave of this Deployment inside its app.
+    #[serde(default)]
+    wave: Option<i32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -150,6 +165,8 @@ struct InfraFile {
     self_heal: bool,
     #[serde(default = "default_broker_image")]
     image: String,
+    #[serde(default)]
+    wave: Option<i32>,
 }
 
 fn default_brokers() -> u32 {
@@ -221,6 +238,9 @@ struct JenkinsFile {
     action: CiAction,
     #[serde(default)]
     parameters: Vec<CiInput>,
+    /// Downstream job a successful build triggers with the tags it built.
+    #[serde(default)]
+    trigger: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -276,6 +296,7 @@ pub(super) fn parse(text: &str, seed: u64) -> Result<Estate, String> {
                 file: "deployment.yaml".into(),
                 replicas: s.replicas,
                 port: s.port,
+                wave: None,
             }]
         } else {
             s.workloads
@@ -290,6 +311,7 @@ pub(super) fn parse(text: &str, seed: u64) -> Result<Estate, String> {
                     file: w.file.clone().unwrap_or_else(|| format!("{}.yaml", w.name)),
                     replicas: w.replicas.unwrap_or(s.replicas),
                     port: w.port.unwrap_or(s.port),
+                    wave: w.wave,
                 })
                 .collect()
         };
@@ -298,7 +320,11 @@ pub(super) fn parse(text: &str, seed: u64) -> Result<Estate, String> {
                 continue;
             }
             let suffix = ef.suffix.clone().unwrap_or_else(|| env.name.clone());
-            let name = fill(&f.app_name, &s.name, &suffix);
+            let name = match &s.app {
+                Some(a) => fill(a, &s.name, &suffix),
+                None => fill(&f.app_name, &s.name, &suffix),
+            };
+            let sync = s.sync.unwrap_or(env.sync);
             let mut wl = workloads.clone();
             if let Some(r) = s.replicas_by_env.get(&env.name) {
                 for w in &mut wl {
@@ -313,13 +339,17 @@ pub(super) fn parse(text: &str, seed: u64) -> Result<Estate, String> {
                 environment: env.name.clone(),
                 kind: AppKind::Service,
                 cluster: env.cluster.clone(),
-                namespace: fill(&env.namespace, &s.name, &env.name),
+                namespace: fill(
+                    s.namespace.as_deref().unwrap_or(&env.namespace),
+                    &s.name,
+                    &env.name,
+                ),
                 branch: env.branch.clone(),
                 path: fill(s.path.as_deref().unwrap_or(&f.path), &s.name, &env.name),
                 project: env.project.clone(),
-                auto_sync: env.sync != SyncMode::Manual,
-                self_heal: env.sync == SyncMode::SelfHeal,
-                prune: env.sync != SyncMode::Manual,
+                auto_sync: sync != SyncMode::Manual,
+                self_heal: sync == SyncMode::SelfHeal,
+                prune: sync != SyncMode::Manual,
                 with_service: s.workloads.is_empty(),
                 workloads: wl,
                 topics: vec![],
@@ -332,6 +362,7 @@ pub(super) fn parse(text: &str, seed: u64) -> Result<Estate, String> {
                 versions,
                 pending: false,
                 fault: None,
+                wave: s.wave,
             });
         }
     }
@@ -369,6 +400,7 @@ pub(super) fn parse(text: &str, seed: u64) -> Result<Estate, String> {
                         i.brokers
                     },
                     port: 9092,
+                    wave: None,
                 }],
                 with_service: true,
                 topics: i.topics.clone(),
@@ -378,6 +410,7 @@ pub(super) fn parse(text: &str, seed: u64) -> Result<Estate, String> {
                 versions,
                 pending: false,
                 fault: None,
+                wave: i.wave,
             });
         }
     }
@@ -408,6 +441,7 @@ pub(super) fn parse(text: &str, seed: u64) -> Result<Estate, String> {
             versions: 2,
             pending: false,
             fault: None,
+            wave: None,
         });
     }
     for name in &f.faults.pending {
@@ -454,6 +488,7 @@ pub(super) fn parse(text: &str, seed: u64) -> Result<Estate, String> {
                 name: j.name,
                 parameters: j.parameters,
                 action: j.action,
+                trigger: j.trigger,
             })
             .collect(),
     };

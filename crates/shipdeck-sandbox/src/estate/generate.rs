@@ -79,6 +79,7 @@ pub(super) fn generate(n: usize, seed: u64) -> Estate {
                     file: "deployment.yaml".into(),
                     replicas: 1 + (h % 3) as u32,
                     port: 8080,
+                    wave: None,
                 }],
                 with_service: true,
                 topics: vec![],
@@ -88,6 +89,7 @@ pub(super) fn generate(n: usize, seed: u64) -> Estate {
                 versions,
                 pending,
                 fault,
+                wave: None,
             });
         }
     }

@@ -34,7 +34,18 @@ const BUILT_IN: &[(&str, &str)] = &[
         "banking",
         include_str!("../../../../assets/estates/banking.yaml"),
     ),
+    (
+        "wanderlust",
+        include_str!("../../../../assets/estates/wanderlust.yaml"),
+    ),
+    (
+        "social-platform",
+        include_str!("../../../../assets/estates/social-platform.yaml"),
+    ),
 ];
+
+/// Argo CD's sync-wave annotation (on resources, and on child Applications).
+pub const SYNC_WAVE: &str = "argocd.argoproj.io/sync-wave";
 
 /// Names of the built-in estates.
 pub fn built_in_names() -> Vec<&'static str> {
@@ -117,6 +128,8 @@ pub struct WorkloadDef {
     pub file: String,
     pub replicas: u32,
     pub port: u16,
+    /// `argocd.argoproj.io/sync-wave` of this Deployment inside its app.
+    pub wave: Option<i32>,
 }
 
 /// One Argo CD Application of the estate.
@@ -150,6 +163,8 @@ pub struct AppDef {
     pub pending: bool,
     /// Pod-template failure for the deployed version (`ImagePullBackOff`/`CrashLoopBackOff`).
     pub fault: Option<String>,
+    /// `argocd.argoproj.io/sync-wave` of the Application in its app-of-apps.
+    pub wave: Option<i32>,
 }
 
 impl AppDef {
@@ -227,6 +242,9 @@ pub enum CiAction {
     Deploy,
     /// Health check only.
     Verify,
+    /// Ask Argo CD to sync apps (`sync_target`: infrastructure | monitoring | microservices |
+    /// all, by sync wave; `force_sync`: also apps already in sync).
+    Sync,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -234,6 +252,9 @@ pub struct JenkinsJobDef {
     pub name: String,
     pub parameters: Vec<CiInput>,
     pub action: CiAction,
+    /// A downstream job a successful build triggers with one `<X>_DOCKER_TAG` parameter per
+    /// image it built (a "CI" job handing over to `GitOps-Pipeline`), instead of committing.
+    pub trigger: Option<String>,
 }
 
 /// A new image tag for one service in one environment (what CI commits).
@@ -334,6 +355,32 @@ impl Estate {
                 format!("v{}", t.format("%Y%m%d-%H%M%S"))
             }
         }
+    }
+
+    /// The `<X>_DOCKER_TAG` parameters CI jobs take, with the service or workload each one
+    /// bumps: one per service, and one per workload named `<service>-<x>` or otherwise
+    /// distinct from its service (`wanderlust-backend` -> `BACKEND_DOCKER_TAG`).
+    pub fn tag_parameters(&self) -> Vec<(String, String)> {
+        let param = |s: &str| format!("{}_DOCKER_TAG", s.to_ascii_uppercase().replace('-', "_"));
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut push = |p: String, target: String| {
+            if !out.iter().any(|(q, _)| *q == p) {
+                out.push((p, target));
+            }
+        };
+        for s in self.services() {
+            push(param(&s), s);
+        }
+        for a in self.apps.iter().filter(|a| a.kind == AppKind::Service) {
+            for w in a.workloads.iter().filter(|w| w.name != a.service) {
+                let short = w
+                    .name
+                    .strip_prefix(&format!("{}-", a.service))
+                    .unwrap_or(&w.name);
+                push(param(short), w.name.clone());
+            }
+        }
+        out
     }
 
     /// Clusters by name, with `in-cluster` first.
@@ -487,6 +534,7 @@ pub fn default_ci(
         name: "GitOps-Pipeline".into(),
         parameters: params,
         action: CiAction::Deploy,
+        trigger: None,
     }];
     (workflows, jenkins)
 }

@@ -2,7 +2,7 @@
 //! the live objects were applied: one function renders both so that what is seeded live and
 //! what Git says agree exactly (a difference would be a drift nobody made).
 
-use super::{AppDef, AppKind, Estate};
+use super::{AppDef, AppKind, Estate, SYNC_WAVE};
 use crate::ARGOCD_NAMESPACE;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
@@ -76,6 +76,9 @@ pub fn app_files(
                     d["spec"]["template"]["metadata"]["annotations"] =
                         json!({ FAIL_ANNOTATION: reason });
                 }
+                if let Some(wave) = w.wave {
+                    d["metadata"]["annotations"] = json!({ SYNC_WAVE: wave.to_string() });
+                }
                 files.push((w.file.clone(), vec![d]));
             }
             if app.with_service {
@@ -105,7 +108,7 @@ pub fn app_files(
                 if let Some(c) = estate.app(child) {
                     let mut m = application(c, repo_url);
                     if build > app.first_build() {
-                        m["metadata"]["annotations"] = json!({ NOTIFY_ANNOTATION: "deploys" });
+                        m["metadata"]["annotations"][NOTIFY_ANNOTATION] = json!("deploys");
                     }
                     files.push((format!("{child}.yaml"), vec![m]));
                 }
@@ -356,7 +359,7 @@ pub fn application(app: &AppDef, repo_url: &str) -> Value {
     if app.auto_sync {
         sync_policy["automated"] = json!({"prune": app.prune, "selfHeal": app.self_heal});
     }
-    json!({
+    let mut m = json!({
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Application",
         "metadata": {
@@ -372,7 +375,11 @@ pub fn application(app: &AppDef, repo_url: &str) -> Value {
             "syncPolicy": sync_policy,
             "revisionHistoryLimit": 10,
         },
-    })
+    });
+    if let Some(wave) = app.wave {
+        m["metadata"]["annotations"] = json!({ SYNC_WAVE: wave.to_string() });
+    }
+    m
 }
 
 #[cfg(test)]

@@ -164,7 +164,7 @@ fn with_live_status(mut obj: Value, app: &AppDef) -> Value {
                     & 0xff_ffff_ffff
             );
             obj["spec"]["progressDeadlineSeconds"] = json!(600);
-            obj["metadata"]["annotations"] = json!({"deployment.kubernetes.io/revision": "1"});
+            obj["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = json!("1");
             let broken =
                 obj["spec"]["template"]["metadata"]["annotations"][FAIL_ANNOTATION].is_string();
             obj["status"] = if broken {
@@ -224,8 +224,8 @@ fn application_object(
         if let Some(pd) = estate.app(p)
             && pd.deployed_build() > pd.first_build()
         {
-            obj["metadata"]["annotations"] =
-                json!({"notifications.argoproj.io/subscribe.on-sync-failed.slack": "deploys"});
+            obj["metadata"]["annotations"]["notifications.argoproj.io/subscribe.on-sync-failed.slack"] =
+                json!("deploys");
         }
     }
     let source = obj["spec"]["source"].clone();
