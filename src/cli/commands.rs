@@ -146,6 +146,10 @@ pub async fn run_headless(args: &ConsoleArgs, cmd: Command) -> i32 {
                         .into());
                     }
                 };
+                if let Command::History { app, out } = &other {
+                    let git = crate::connect::git(&room.config);
+                    return history(find(&backends, app).await?, app, out, git.as_deref()).await;
+                }
                 argo_command(&backends, &room.ops, other).await
             }
         }
@@ -198,7 +202,6 @@ async fn argo_command<S: ArgoSource>(
     match cmd {
         Command::Status(out) => status(backends, ops, &out).await,
         Command::Diff { app, out } => diff(find(backends, &app).await?, &app, &out).await,
-        Command::History { app, out } => history(find(backends, &app).await?, &app, &out).await,
         Command::Rollout { app, wait, out } => {
             rollout(find(backends, &app).await?, &app, &wait, &out).await
         }
@@ -338,9 +341,22 @@ async fn plan(
     })
 }
 
-async fn history<S: ArgoSource>(src: &S, name: &str, out: &OutputArgs) -> anyhow::Result<i32> {
+async fn history<S: ArgoSource>(
+    src: &S,
+    name: &str,
+    out: &OutputArgs,
+    git: Option<&crate::sources::git::GitMirrors>,
+) -> anyhow::Result<i32> {
     let app = bounded(name, src.get_application(name, Refresh::None)).await?;
-    let rows = output::history_rows(&app);
+    // Images of each deployment from its manifests in Git (None: Git cannot tell).
+    let images = tokio::time::timeout(
+        ANSWER_DEADLINE,
+        crate::ops::plan::history_images(git, &app),
+    )
+    .await
+    .ok()
+    .flatten();
+    let rows = output::history_rows(&app, images.as_deref());
     match out.output {
         OutputFormat::Json => print_json(&rows)?,
         OutputFormat::Table => print!("{}", output::history_table(&rows)),

@@ -127,14 +127,21 @@ pub struct HistoryRow {
     pub deployed_at: Option<String>,
     pub initiated_by: Option<String>,
     pub automated: bool,
+    /// Images the deployment ran (from its revision's manifests in Git); null when unknown.
+    pub images: Option<Vec<String>>,
 }
 
-pub fn history_rows(a: &Application) -> Vec<HistoryRow> {
+/// `images`: per history entry, oldest first (as `ops::plan::history_images` gives them).
+pub fn history_rows(a: &Application, images: Option<&[Vec<String>]>) -> Vec<HistoryRow> {
     a.status
         .history
         .iter()
+        .enumerate()
         .rev()
-        .map(|h: &HistoryEntry| HistoryRow {
+        .map(|(i, h): (usize, &HistoryEntry)| HistoryRow {
+            images: images
+                .and_then(|v| v.get(i))
+                .map(|v| v.iter().map(|s| clean(s)).collect()),
             id: h.id,
             revision: h
                 .revision
@@ -154,7 +161,7 @@ pub fn history_rows(a: &Application) -> Vec<HistoryRow> {
 
 pub fn history_table(rows: &[HistoryRow]) -> String {
     table(
-        &["ID", "REVISION", "DEPLOYED AT", "BY"],
+        &["ID", "REVISION", "DEPLOYED AT", "BY", "IMAGES"],
         rows.iter()
             .map(|r| {
                 vec![
@@ -166,6 +173,10 @@ pub fn history_table(rows: &[HistoryRow]) -> String {
                     } else {
                         r.initiated_by.clone().unwrap_or_else(|| "-".into())
                     },
+                    r.images
+                        .as_ref()
+                        .map(|v| v.join(","))
+                        .unwrap_or_else(|| "-".into()),
                 ]
             })
             .collect(),
