@@ -349,13 +349,10 @@ async fn history<S: ArgoSource>(
 ) -> anyhow::Result<i32> {
     let app = bounded(name, src.get_application(name, Refresh::None)).await?;
     // Images of each deployment from its manifests in Git (None: Git cannot tell).
-    let images = tokio::time::timeout(
-        ANSWER_DEADLINE,
-        crate::ops::plan::history_images(git, &app),
-    )
-    .await
-    .ok()
-    .flatten();
+    let images = tokio::time::timeout(ANSWER_DEADLINE, crate::ops::plan::history_images(git, &app))
+        .await
+        .ok()
+        .flatten();
     let rows = output::history_rows(&app, images.as_deref());
     match out.output {
         OutputFormat::Json => print_json(&rows)?,

@@ -267,7 +267,12 @@ impl Before {
                 since,
                 health,
             } => match since {
-                Some(t) => format!("{environment} runs {} since {t}, {health}", tags(images)),
+                Some(t) => {
+                    // RFC 3339 to minutes: "2026-11-27 01:03".
+                    let t = t.replace('T', " ");
+                    let t = t.get(..16).unwrap_or(&t);
+                    format!("{environment} runs {} since {t}, {health}", tags(images))
+                }
                 None => format!("{environment} runs {}, {health}", tags(images)),
             },
             Before::RanEarlier {

@@ -427,15 +427,19 @@ impl ApproveView {
                     ),
                 )));
             }
-            (Loadable::Ready(_) | Loadable::Failed(_), _, Some(_)) if self.diffs.ready().is_none() => {
+            (Loadable::Ready(_) | Loadable::Failed(_), _, Some(_))
+                if self.diffs.ready().is_none() =>
+            {
                 right.push(loading("computing diff"))
             }
-            (Loadable::Ready(_) | Loadable::Failed(_), _, _) if matches!(self.commits, Loadable::Failed(_)) => {
+            (Loadable::Ready(_) | Loadable::Failed(_), _, _)
+                if matches!(self.commits, Loadable::Failed(_)) =>
+            {
                 right.push(failed("commits", "no commits to link the build with"))
             }
             _ => right.push(loading("looking for the CI run")),
         }
-        right.push(self.proven_before(ctx));
+        right.extend(self.proven_before(ctx, if compact { width } else { width * 2 / 3 }));
         right.push(heading("In the way"));
         let blockers = self.blockers(ctx);
         if blockers.is_empty() {
@@ -472,13 +476,16 @@ impl ApproveView {
     }
 
     /// The environment before this one, compared by image (`ops::plan::before`).
-    fn proven_before(&self, ctx: &Ctx) -> Line<'static> {
+    fn proven_before(&self, ctx: &Ctx, width: usize) -> Vec<Line<'static>> {
         let theme = ctx.theme;
         let Some(e) = ctx.app(&self.id) else {
-            return Line::default();
+            return Vec::new();
         };
         let Some(d) = self.diffs.ready() else {
-            return Line::from(widgets::muted(theme, "  … comparing with the environment before"));
+            return vec![Line::from(widgets::muted(
+                theme,
+                "  … comparing with the environment before",
+            ))];
         };
         let prev_env = ctx.estate.previous_environment(&e.environment);
         let prev = prev_env.and_then(|p| ctx.estate.cell(&e.service, &p.name).next());
@@ -495,12 +502,21 @@ impl ApproveView {
             plan::Before::FirstEnvironment | plan::Before::NoNewImage { .. } => Role::Muted,
             _ => Role::Warning,
         };
-        let glyph = if b.proven() { "✓" } else if role == Role::Muted { " " } else { "!" };
-        Line::from(widgets::styled(
-            theme,
-            role,
-            format!("  {glyph} {}", clean(&b.words())),
-        ))
+        let glyph = if b.proven() {
+            "✓"
+        } else if role == Role::Muted {
+            " "
+        } else {
+            "!"
+        };
+        wrap(&clean(&b.words()), width.saturating_sub(6).max(20))
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let mark = if i == 0 { glyph } else { " " };
+                Line::from(widgets::styled(theme, role, format!("  {mark} {l}")))
+            })
+            .collect()
     }
 
     fn follow_lines(&self, ctx: &Ctx, width: usize) -> Vec<Line<'static>> {
@@ -609,11 +625,13 @@ impl View for ApproveView {
         self.ci = Loadable::Loading(out.request(Request::Runs));
         let before = ctx.app(&self.id).and_then(|e| {
             let p = ctx.estate.previous_environment(&e.environment)?;
-            ctx.estate.cell(&e.service, &p.name).next().map(|x| x.id.clone())
+            ctx.estate
+                .cell(&e.service, &p.name)
+                .next()
+                .map(|x| x.id.clone())
         });
         if let Some(b) = before {
-            self.before_history =
-                Loadable::Loading(out.request(Request::HistoryImages { app: b }));
+            self.before_history = Loadable::Loading(out.request(Request::HistoryImages { app: b }));
         }
         self.permission = Loadable::Loading(out.request(Request::Permission {
             app: app.clone(),
