@@ -280,18 +280,6 @@ pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tables_align_and_clean() {
-        let t = table(&["A", "BB"], vec![vec!["xyz".into(), "1".into()]]);
-        assert_eq!(t, "A    BB\nxyz  1\n");
-        assert_eq!(clean("a\u{1b}[2Jb"), "ab");
-    }
-}
-
 /// `shipdeck plan --output json`: the plan with every external string sanitized.
 pub fn plan_json(p: &crate::ops::plan::Plan) -> serde_json::Value {
     fn scrub(v: &mut serde_json::Value) {
@@ -363,4 +351,16 @@ pub fn plan_text(p: &crate::ops::plan::Plan) -> String {
         s.push_str(&format!("  ✗ {}\n", clean(b)));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_and_clean() {
+        let t = table(&["A", "BB"], vec![vec!["xyz".into(), "1".into()]]);
+        assert_eq!(t, "A    BB\nxyz  1\n");
+        assert_eq!(clean("a\u{1b}[2Jb"), "ab");
+    }
 }
