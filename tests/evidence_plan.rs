@@ -260,3 +260,65 @@ async fn history_lists_the_images_each_deployment_ran() {
         assert!(table.contains(first_image), "{table}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_build_is_linked_through_its_bump_commit() {
+    let w = start().await;
+    let api = format!("{}/repos/acme/shop-gitops/actions", w.var("GITHUB_API_URL"));
+    let r: Value = common::http()
+        .post(format!("{api}/workflows/build.yml/dispatches"))
+        .bearer_auth(w.var("GITHUB_TOKEN"))
+        .header("User-Agent", "evidence-test")
+        .header("X-GitHub-Api-Version", "2026-03-10")
+        .json(&serde_json::json!({"ref": "develop", "inputs": {"service": "catalog"}}))
+        .send()
+        .await
+        .expect("dispatch")
+        .json()
+        .await
+        .expect("json");
+    let id = r["workflow_run_id"].as_u64().expect("run id");
+    let run = common::wait_for("the build completes", || async {
+        let v: Value = common::http()
+            .get(format!("{api}/runs/{id}"))
+            .bearer_auth(w.var("GITHUB_TOKEN"))
+            .header("User-Agent", "evidence-test")
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (v["status"] == "completed").then_some(v)
+    })
+    .await;
+    assert_eq!(run["conclusion"], "success", "{run}");
+    // Oracle: the bump commit on main names the run and the commit it built.
+    let out = std::process::Command::new("git")
+        .args([
+            "-C",
+            &w.var("SHIPDECK_SANDBOX_REPO"),
+            "log",
+            "-1",
+            "--format=%B",
+            "main",
+        ])
+        .output()
+        .expect("git");
+    let msg = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(msg.contains(&format!("({id})")), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "Source-Commit: {}",
+            run["head_sha"].as_str().unwrap_or("?")
+        )),
+        "{msg}"
+    );
+    let p: Value = common::wait_for("catalog-prod has the new change", || async {
+        let (_, out, _) = w.run(false, &["plan", "catalog-prod", "-o", "json"]).await;
+        let p: Value = serde_json::from_str(&out).ok()?;
+        (!p["images"].as_array()?.is_empty()).then_some(p)
+    })
+    .await;
+    assert_eq!(p["build"]["run"]["id"].as_u64(), Some(id), "{p:#}");
+}
