@@ -30,6 +30,17 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+/// `plan --help`: the stable JSON fields.
+const PLAN_HELP: &str = "JSON fields (--output json; stable): app, environment, change (\"sync\"), \
+from_revision, to_revision, diff_digest, changes (\"Kind/ns/name: meaning\" lines), commits \
+([{sha, author, email, time, subject, body}], newest first), images (images the change starts \
+running), build ({run: {pipeline, id, state, head_sha, url, linked_by: image-tag | \
+source-commit-trailer | built-by-trailer} or null, unknown: why no run is known or null}), \
+before ({state: first-environment | no-app | no-new-image | runs | ran-earlier | never-ran | \
+not-now, environment, images, since, health}), proven (built by a successful run and Healthy \
+in the environment before), blockers (the guard's words).\n\nExit codes: 0 proven and nothing \
+in the way, 1 not proven or something in the way; others as every command (see shipdeck --help).";
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     #[default]
@@ -54,6 +65,15 @@ pub enum Command {
     /// Show what a sync of APP would change (exits 1 when there are differences).
     #[command(after_help = exit::EXIT_CODES_HELP)]
     Diff {
+        app: String,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// What a sync of APP would change, why (commits), whether it was proven (the CI run
+    /// that built the target image; the same image Healthy in the environment before) and
+    /// what stands in the way: the approval screen's evidence, headless.
+    #[command(after_help = PLAN_HELP)]
+    Plan {
         app: String,
         #[command(flatten)]
         out: OutputArgs,
@@ -155,6 +175,7 @@ pub async fn run(console: &ConsoleArgs, command: Command) -> anyhow::Result<i32>
         cmd @ (Command::Status(_)
         | Command::Diff { .. }
         | Command::History { .. }
+        | Command::Plan { .. }
         | Command::Rollout { .. }
         | Command::Sync(_)
         | Command::Rollback(_)

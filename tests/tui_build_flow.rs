@@ -89,7 +89,9 @@ async fn trigger_a_build_by_keys_and_see_prod_wait_for_approval() {
     press(&mut h, KeyCode::Char('b'));
     let mut listed = false;
     for _ in 0..400 {
-        if h.screen(160, 48).contains("build.yml") {
+        // The pipeline rows ("· N inputs"), not only the runs CI already has.
+        let s = h.screen(160, 48);
+        if s.contains("build.yml") && s.contains(" inputs") {
             listed = true;
             break;
         }

@@ -674,12 +674,16 @@ fn approve_view() -> views::approve::ApproveView {
     views::approve::ApproveView::sync(id("event-ingestion-prod")).with_review(
         diffs(),
         vec![
-            commit(
-                NEW,
-                "ci-bot",
-                "2024-06-12T14:52:00Z",
-                "bump event-consumer to v20240612-143022",
-            ),
+            // The bump commit names the run that pushed it (a date tag names no commit).
+            Commit {
+                body: "Built-by: Build event-ingestion run #7 (4242)".into(),
+                ..commit(
+                    NEW,
+                    "ci-bot",
+                    "2024-06-12T14:52:00Z",
+                    "bump event-consumer to v20240612-143022",
+                )
+            },
             commit(
                 "3333333333333333333333333333333333333333",
                 "bob",
@@ -702,7 +706,11 @@ fn approve_screen() {
     c.push(Box::new(approve_view()));
     snap("approve", &c);
     let t = text(&draw(&c, 160, 48));
-    assert!(t.contains("same image runs Healthy in staging"), "{t}");
+    assert!(t.contains("built by build.yml run #4242 (success)"), "{t}");
+    assert!(
+        t.contains("staging runs v20240612-143022 since 2024-06-12 14:10"),
+        "{t}"
+    );
     assert!(t.contains("nothing: no window"), "{t}");
 }
 

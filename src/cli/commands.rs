@@ -164,6 +164,7 @@ pub async fn run_headless(args: &ConsoleArgs, cmd: Command) -> i32 {
         }
         match cmd {
             Command::Build(b) => super::build::build(&mut room, b).await,
+            Command::Plan { app, out } => plan(&mut room, &app, &out).await,
             other => {
                 let backends = match tokio::time::timeout(ANSWER_DEADLINE, room.argo()).await {
                     Ok(b) => b?,
@@ -175,6 +176,10 @@ pub async fn run_headless(args: &ConsoleArgs, cmd: Command) -> i32 {
                         .into());
                     }
                 };
+                if let Command::History { app, out } = &other {
+                    let git = crate::connect::git(&room.config);
+                    return history(find(&backends, app).await?, app, out, git.as_deref()).await;
+                }
                 argo_command(&backends, &room.ops, &room.config, other).await
             }
         }
@@ -228,7 +233,6 @@ async fn argo_command<S: ArgoSource>(
     match cmd {
         Command::Status(out) => status(backends, ops, &out).await,
         Command::Diff { app, out } => diff(find(backends, &app).await?, &app, &out).await,
-        Command::History { app, out } => history(find(backends, &app).await?, &app, &out).await,
         Command::Rollout { app, wait, out } => {
             let seconds = wait.seconds(config);
             rollout(find(backends, &app).await?, &app, &wait, seconds, &out).await
@@ -308,9 +312,87 @@ async fn diff<S: ArgoSource>(src: &S, name: &str, out: &OutputArgs) -> anyhow::R
     })
 }
 
-async fn history<S: ArgoSource>(src: &S, name: &str, out: &OutputArgs) -> anyhow::Result<i32> {
+/// `shipdeck plan APP`: the approval screen's evidence, computed by `ops::plan`.
+async fn plan(
+    room: &mut crate::connect::Room,
+    name: &str,
+    out: &OutputArgs,
+) -> anyhow::Result<i32> {
+    let backends = match tokio::time::timeout(ANSWER_DEADLINE, room.argo()).await {
+        Ok(b) => b?,
+        Err(_) => {
+            return Err(ActionError::Timeout {
+                what: "connecting to Argo CD".into(),
+                seconds: ANSWER_DEADLINE.as_secs(),
+            }
+            .into());
+        }
+    };
+    let src = find(&backends, name).await?;
+    let mut estate = Estate::with_classifier(room.ops.classifier.clone());
+    let mut all = Vec::new();
+    for b in &backends {
+        let apps = bounded("list applications", b.list_applications()).await?;
+        all.extend(apps.iter().cloned());
+        estate.apply(Update::Resync {
+            instance: b.instance().to_string(),
+            apps: apps
+                .into_iter()
+                .map(|a| {
+                    let id = crate::model::AppId::new(
+                        b.instance(),
+                        a.metadata.namespace.clone(),
+                        a.metadata.name.clone(),
+                    );
+                    (id, a)
+                })
+                .collect(),
+        });
+    }
+    let git = crate::connect::git(&room.config);
+    let ci = room.ci(git.clone());
+    ci.learn_from_apps(&all, &room.config);
+    let runs = if ci.is_empty() {
+        Err(crate::connect::Ci::nothing_configured().to_string())
+    } else {
+        match tokio::time::timeout(ANSWER_DEADLINE, ci.runs()).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err("CI did not answer in time".to_string()),
+        }
+    };
+    let p = tokio::time::timeout(
+        ANSWER_DEADLINE * 2,
+        crate::ops::plan::compute(src, &room.ops, &estate, name, git.as_deref(), runs),
+    )
+    .await
+    .map_err(|_| ActionError::Timeout {
+        what: format!("planning {name}"),
+        seconds: ANSWER_DEADLINE.as_secs() * 2,
+    })??;
+    match out.output {
+        OutputFormat::Json => print_json(&output::plan_json(&p))?,
+        OutputFormat::Table => print!("{}", output::plan_text(&p)),
+    }
+    Ok(if p.proven && p.blockers.is_empty() {
+        exit::OK
+    } else {
+        exit::DIFFERENCES
+    })
+}
+
+async fn history<S: ArgoSource>(
+    src: &S,
+    name: &str,
+    out: &OutputArgs,
+    git: Option<&crate::sources::git::GitMirrors>,
+) -> anyhow::Result<i32> {
     let app = bounded(name, src.get_application(name, Refresh::None)).await?;
-    let rows = output::history_rows(&app);
+    // Images of each deployment from its manifests in Git (None: Git cannot tell).
+    let images = tokio::time::timeout(ANSWER_DEADLINE, crate::ops::plan::history_images(git, &app))
+        .await
+        .ok()
+        .flatten();
+    let rows = output::history_rows(&app, images.as_deref());
     match out.output {
         OutputFormat::Json => print_json(&rows)?,
         OutputFormat::Table => print!("{}", output::history_table(&rows)),

@@ -61,7 +61,7 @@ pub const CODES: &[(i32, &str)] = &[
     (OK, "ok"),
     (
         DIFFERENCES,
-        "diff: there are differences (as `argocd app diff`)",
+        "diff: there are differences (as `argocd app diff`); plan: not proven, or something in the way",
     ),
     (
         USAGE,
@@ -86,7 +86,7 @@ pub const CODES: &[(i32, &str)] = &[
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  ok
-  1  diff: there are differences (as `argocd app diff`)
+  1  diff: there are differences (as `argocd app diff`); plan: not proven, or something in the way
   2  usage or configuration error: a bad flag or value, an unknown theme or workflow
      input, a config file that does not parse or has a wrong value, a missing --config
   3  refused by policy: needs approval or confirmation, read-only mode, sync window,

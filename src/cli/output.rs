@@ -127,14 +127,21 @@ pub struct HistoryRow {
     pub deployed_at: Option<String>,
     pub initiated_by: Option<String>,
     pub automated: bool,
+    /// Images the deployment ran (from its revision's manifests in Git); null when unknown.
+    pub images: Option<Vec<String>>,
 }
 
-pub fn history_rows(a: &Application) -> Vec<HistoryRow> {
+/// `images`: per history entry, oldest first (as `ops::plan::history_images` gives them).
+pub fn history_rows(a: &Application, images: Option<&[Vec<String>]>) -> Vec<HistoryRow> {
     a.status
         .history
         .iter()
+        .enumerate()
         .rev()
-        .map(|h: &HistoryEntry| HistoryRow {
+        .map(|(i, h): (usize, &HistoryEntry)| HistoryRow {
+            images: images
+                .and_then(|v| v.get(i))
+                .map(|v| v.iter().map(|s| clean(s)).collect()),
             id: h.id,
             revision: h
                 .revision
@@ -154,7 +161,7 @@ pub fn history_rows(a: &Application) -> Vec<HistoryRow> {
 
 pub fn history_table(rows: &[HistoryRow]) -> String {
     table(
-        &["ID", "REVISION", "DEPLOYED AT", "BY"],
+        &["ID", "REVISION", "DEPLOYED AT", "BY", "IMAGES"],
         rows.iter()
             .map(|r| {
                 vec![
@@ -166,6 +173,10 @@ pub fn history_table(rows: &[HistoryRow]) -> String {
                     } else {
                         r.initiated_by.clone().unwrap_or_else(|| "-".into())
                     },
+                    r.images
+                        .as_ref()
+                        .map(|v| v.join(","))
+                        .unwrap_or_else(|| "-".into()),
                 ]
             })
             .collect(),
@@ -267,6 +278,79 @@ pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
         line(row.iter().map(String::as_str).collect());
     }
     out
+}
+
+/// `shipdeck plan --output json`: the plan with every external string sanitized.
+pub fn plan_json(p: &crate::ops::plan::Plan) -> serde_json::Value {
+    fn scrub(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) => *s = clean(s),
+            serde_json::Value::Array(a) => a.iter_mut().for_each(scrub),
+            serde_json::Value::Object(m) => m.values_mut().for_each(scrub),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(p).unwrap_or_default();
+    scrub(&mut v);
+    v
+}
+
+/// `shipdeck plan`: the approval screen's sections as text.
+pub fn plan_text(p: &crate::ops::plan::Plan) -> String {
+    let short = |r: &Option<String>| {
+        r.as_deref()
+            .map(|s| clean(s.get(..7).unwrap_or(s)))
+            .unwrap_or_else(|| "-".into())
+    };
+    let mut s = format!(
+        "{} {} in {} ({} -> {})  diff {}\n\nWhat changes\n",
+        clean(&p.change),
+        clean(&p.app),
+        clean(&p.environment),
+        short(&p.from_revision),
+        short(&p.to_revision),
+        p.diff_digest.get(..12).unwrap_or(""),
+    );
+    if p.changes.is_empty() {
+        s.push_str("  no resource differs\n");
+    }
+    for c in &p.changes {
+        s.push_str(&format!("  {}\n", clean(c)));
+    }
+    s.push_str("\nWhy: commits\n");
+    if p.commits.is_empty() {
+        s.push_str("  no commits between these revisions\n");
+    }
+    for c in &p.commits {
+        s.push_str(&format!(
+            "  {} {} {}\n",
+            clean(c.sha.get(..7).unwrap_or(&c.sha)),
+            clean(&c.author),
+            clean(&c.subject)
+        ));
+    }
+    let mark = |ok: bool| if ok { "✓" } else { "!" };
+    s.push_str("\nProven\n");
+    s.push_str(&format!(
+        "  {} {}\n  {} {}\n",
+        mark(p.build.succeeded()),
+        clean(&p.build.words()),
+        mark(p.before.proven()),
+        clean(&p.before.words())
+    ));
+    s.push_str(if p.proven {
+        "  proven\n"
+    } else {
+        "  not proven\n"
+    });
+    s.push_str("\nIn the way\n");
+    if p.blockers.is_empty() {
+        s.push_str("  nothing\n");
+    }
+    for b in &p.blockers {
+        s.push_str(&format!("  ✗ {}\n", clean(b)));
+    }
+    s
 }
 
 #[cfg(test)]

@@ -8,4 +8,5 @@ pub mod audit;
 pub mod classify;
 pub mod diff;
 pub mod estate;
+pub mod plan;
 pub mod policy;

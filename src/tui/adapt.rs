@@ -219,6 +219,12 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
                     .await
                     .map(Payload::Commits),
                 Request::CiRuns { sha, .. } => super::ci::runs_for_sha(ci, &sha).await,
+                Request::HistoryImages { .. } => {
+                    crate::ops::plan::history_images(git.as_deref(), &app)
+                        .await
+                        .map(Payload::HistoryImages)
+                        .ok_or_else(|| "Git cannot tell this app's images".to_string())
+                }
                 Request::DiffToHistory { id, .. } => {
                     crate::ops::actions::rollback_diff_of(&*source, &app, Some(id))
                         .await

@@ -46,6 +46,11 @@ pub enum Request {
         from: String,
         to: String,
     },
+    /// The images each history entry of the app deployed (from its manifests in Git),
+    /// oldest first, as `ops::plan::history_images` reads them.
+    HistoryImages {
+        app: AppId,
+    },
     /// CI runs that built `sha`.
     CiRuns {
         app: AppId,
@@ -123,6 +128,7 @@ impl Request {
             | Request::Events { app }
             | Request::Commits { app, .. }
             | Request::CiRuns { app, .. }
+            | Request::HistoryImages { app }
             | Request::Permission { app, .. }
             | Request::SyncWindows { app }
             | Request::Logs { app, .. }
@@ -159,6 +165,8 @@ pub enum Payload {
     Events(Vec<AppEvent>),
     Commits(Vec<Commit>),
     CiRuns(Vec<BuildRun>),
+    /// Images per history entry, oldest first.
+    HistoryImages(Vec<Vec<String>>),
     Allowed(bool),
     Windows(SyncWindowsState),
     /// More log lines (appended to what came before for the same ticket).

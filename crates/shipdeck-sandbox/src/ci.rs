@@ -888,8 +888,13 @@ fn perform(world: &World, run: &Run) -> Outcome {
         Some(CiAction::Sync) => request_syncs(world, run, &mut out),
         None => {}
     }
+    // The bump commit says which run made it and from which commit, as CI bots' trailers do.
+    let trailer = format!(
+        "Built-by: {} run #{} ({})\nSource-Commit: {}",
+        run.name, run.number, run.id, run.head_sha
+    );
     for bump in bumps {
-        match super::estate::apply_bump(world, &bump, "ci-bot") {
+        match super::estate::apply_bump_with(world, &bump, "ci-bot", &trailer) {
             Ok(sha) => {
                 out.lines.push(format!(
                     "bumped {} in {} to {} ({})",
@@ -1086,6 +1091,129 @@ fn finish_effect(world: &World, run: &mut Run, outcome: Outcome) {
     }
     let _ = world;
     run.updated_at = ts;
+}
+
+/// The source commit a seeded build ran on: the sha in its image tag (`sha-3fdd1ba`,
+/// `main-3fdd1ba`), completed to 40 hex digits, as a real build's head SHA is the commit
+/// the tag names. None for tag styles without a sha (semver, date).
+pub fn source_commit(seed: u64, tag: &str) -> Option<String> {
+    let short = tag.rsplit('-').next()?;
+    if short.len() != 7 || !short.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut out = short.to_ascii_lowercase();
+    let mut i = 0u32;
+    while out.len() < 40 {
+        let h = super::estate::hash(seed, &format!("{tag}/{i}"));
+        out.push_str(&format!("{h:016x}"));
+        i += 1;
+    }
+    out.truncate(40);
+    Some(out)
+}
+
+/// The build history CI has at start: one completed `build.yml` run per image the estate's
+/// Git holds (oldest first), on the source commit its tag names, concluded `success` (the
+/// estate's failing services' newest builds `failure`). This is what links an image to the
+/// run that built it, as in a real pipeline.
+pub fn seed_history(world: &World) {
+    let estate = &world.estate;
+    let Some(wf) = estate
+        .github
+        .workflows
+        .iter()
+        .find(|w| w.action == CiAction::Build)
+    else {
+        return;
+    };
+    let mut builds: BTreeMap<(usize, String), (String, String)> = BTreeMap::new();
+    for app in estate
+        .apps
+        .iter()
+        .filter(|a| a.kind == super::estate::AppKind::Service)
+    {
+        for build in app.builds() {
+            let tag = estate.tag(&app.service, build, &app.branch);
+            builds
+                .entry((build, app.service.clone()))
+                .or_insert((tag, app.branch.clone()));
+        }
+    }
+    let newest: BTreeMap<&str, usize> =
+        builds
+            .keys()
+            .map(|(b, s)| (s.as_str(), *b))
+            .fold(BTreeMap::new(), |mut m, (s, b)| {
+                let e = m.entry(s).or_insert(b);
+                *e = (*e).max(b);
+                m
+            });
+    let mut st = world.ci.lock();
+    for ((build, service), (tag, branch)) in &builds {
+        let Some(head_sha) = source_commit(estate.seed, tag) else {
+            continue;
+        };
+        let failed = estate.fails_builds(service) && newest.get(service.as_str()) == Some(build);
+        st.next_run += 1;
+        let id = 9_000_000_000 + st.next_run;
+        let number = {
+            let n = st.numbers.entry(format!("gh:{}", wf.file)).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let at = super::estate::render::build_time(estate, service, *build);
+        let conclusion = if failed { "failure" } else { "success" };
+        let jobs = default_jobs(Some(CiAction::Build))
+            .into_iter()
+            .map(|spec| {
+                st.next_job += 1;
+                let mut job =
+                    build_job(20_000_000_000 + st.next_job, spec.name, spec.steps, vec![]);
+                job.status = Status::Completed;
+                job.conclusion = Some(conclusion);
+                job.started_at = Some(at);
+                job.completed_at = Some(at + chrono::Duration::minutes(3));
+                for step in &mut job.steps {
+                    step.status = Status::Completed;
+                    step.conclusion = Some(conclusion);
+                    step.started_at = Some(at);
+                    step.completed_at = Some(at + chrono::Duration::minutes(3));
+                }
+                job
+            })
+            .collect();
+        let mut inputs = BTreeMap::new();
+        inputs.insert("service".to_string(), service.clone());
+        st.runs.push(Run {
+            id,
+            origin: Origin::Github {
+                workflow_id: super::github_api::workflow_id(&wf.file),
+                file: wf.file.clone(),
+            },
+            name: wf.name.clone(),
+            number,
+            attempt: 1,
+            action: Some(CiAction::Build),
+            inputs,
+            branch: branch.clone(),
+            head_sha,
+            head_message: format!("{service}: build {build}"),
+            event: "push".into(),
+            actor: "ci-bot".into(),
+            status: Status::Completed,
+            conclusion: Some(conclusion),
+            jobs,
+            created_at: at,
+            updated_at: at + chrono::Duration::minutes(3),
+            started_at: Some(at),
+            tag: (!failed).then(|| tag.clone()),
+            commits: Vec::new(),
+            log: Vec::new(),
+            fail_at: None,
+            next_at: None,
+        });
+    }
+    st.trim();
 }
 
 /// Counter of GitHub API calls answered (rate-limit headers).

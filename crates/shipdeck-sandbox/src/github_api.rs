@@ -173,7 +173,7 @@ fn html_base(world: &World) -> String {
 }
 
 /// Stable id of a workflow file.
-fn workflow_id(file: &str) -> u64 {
+pub(crate) fn workflow_id(file: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in file.bytes() {
         h ^= u64::from(b);

@@ -176,6 +176,7 @@ impl Sandbox {
             seed: opts.seed,
         });
         estate::seed_store(&world).map_err(SandboxError::Estate)?;
+        ci::seed_history(&world);
         files::write_state_files(&world, &state_dir).map_err(|source| SandboxError::StateDir {
             path: state_dir.clone(),
             source,

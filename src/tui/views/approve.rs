@@ -9,9 +9,10 @@
 //! the ops engine's, whose digest the approval record carries.
 
 use super::rollout::{WorkloadWatch, workload_lines};
-use crate::model::{AppId, BuildRun, BuildState, HealthStatus};
+use crate::model::{AppId, BuildRun, BuildState};
 use crate::ops::diff::{AppDiff, ResourceDiff};
 use crate::ops::estate::{compared_revision, deployed_revision};
+use crate::ops::plan;
 use crate::ops::policy::{self, GuardInput, Mutation, Refusal};
 use crate::sources::SyncWindowsState;
 use crate::tui::keymap::Intent;
@@ -65,6 +66,8 @@ pub struct ApproveView {
     diffs: Loadable<AppDiff>,
     commits: Loadable<Vec<Commit>>,
     ci: Loadable<Vec<BuildRun>>,
+    /// Images of each deployment of the same service in the environment before.
+    before_history: Loadable<Vec<Vec<String>>>,
     permission: Loadable<bool>,
     windows: Loadable<SyncWindowsState>,
     name: TextArea<'static>,
@@ -158,6 +161,7 @@ impl ApproveView {
             diffs: Loadable::Idle,
             commits: Loadable::Idle,
             ci: Loadable::Idle,
+            before_history: Loadable::Idle,
             permission: Loadable::Idle,
             windows: Loadable::Idle,
             name: input("type the application's name"),
@@ -462,35 +466,43 @@ impl ApproveView {
         }
         let mut right = Vec::new();
         right.push(heading("Proven"));
-        match &self.ci {
-            Loadable::Ready(runs) => match runs.first() {
-                Some(r) => {
-                    let (glyph, role) = match r.state {
-                        BuildState::Succeeded => ("✓", Role::Healthy),
-                        BuildState::Failed | BuildState::Cancelled => ("✗", Role::Degraded),
-                        _ => ("◔", Role::Progressing),
-                    };
-                    right.push(Line::from(vec![
-                        Span::styled(format!("  {glyph} CI {:?} ", r.state), theme.style(role)),
-                        widgets::muted(
-                            theme,
-                            fit(
-                                &format!("{} #{}", clean(&r.pipeline), r.id),
-                                width.saturating_sub(20),
-                            ),
-                        ),
-                    ]));
-                }
-                None => right.push(Line::from(widgets::styled(
+        // The evidence is `ops::plan`'s, as `shipdeck plan` prints it.
+        match (&self.ci, self.diffs.ready(), self.commits.ready()) {
+            (Loadable::Ready(_) | Loadable::Failed(_), Some(d), Some(c)) => {
+                let runs = match &self.ci {
+                    Loadable::Ready(r) => Ok(r.as_slice()),
+                    Loadable::Failed(e) => Err(e.as_str()),
+                    _ => Ok(&[][..]),
+                };
+                let e = plan::link_build(&plan::target_images(d), c, runs);
+                let (glyph, role) = match e.run.as_ref().map(|r| r.state) {
+                    Some(BuildState::Succeeded) => ("✓", Role::Healthy),
+                    Some(BuildState::Failed | BuildState::Cancelled) => ("✗", Role::Degraded),
+                    Some(_) => ("◔", Role::Progressing),
+                    None => ("?", Role::Warning),
+                };
+                right.push(Line::from(widgets::styled(
                     theme,
-                    Role::Warning,
-                    "  ? no CI run found for the target commit",
-                ))),
-            },
-            Loadable::Failed(e) => right.push(failed("CI", e)),
+                    role,
+                    fit(
+                        &format!("  {glyph} {}", clean(&e.words())),
+                        width.saturating_sub(2),
+                    ),
+                )));
+            }
+            (Loadable::Ready(_) | Loadable::Failed(_), _, Some(_))
+                if self.diffs.ready().is_none() =>
+            {
+                right.push(loading("computing diff"))
+            }
+            (Loadable::Ready(_) | Loadable::Failed(_), _, _)
+                if matches!(self.commits, Loadable::Failed(_)) =>
+            {
+                right.push(failed("commits", "no commits to link the build with"))
+            }
             _ => right.push(loading("looking for the CI run")),
         }
-        right.push(self.proven_before(ctx));
+        right.extend(self.proven_before(ctx, if compact { width } else { width * 2 / 3 }));
         right.push(heading("In the way"));
         let blockers = self.blockers(ctx);
         if blockers.is_empty() {
@@ -541,73 +553,48 @@ impl ApproveView {
         (left, right)
     }
 
-    /// The same image healthy in the environment before this one.
-    fn proven_before(&self, ctx: &Ctx) -> Line<'static> {
+    /// The environment before this one, compared by image (`ops::plan::before`).
+    fn proven_before(&self, ctx: &Ctx, width: usize) -> Vec<Line<'static>> {
         let theme = ctx.theme;
         let Some(e) = ctx.app(&self.id) else {
-            return Line::default();
+            return Vec::new();
         };
-        let Some(prev_env) = ctx.estate.previous_environment(&e.environment) else {
-            return Line::from(widgets::muted(
+        let Some(d) = self.diffs.ready() else {
+            return vec![Line::from(widgets::muted(
                 theme,
-                "  first environment: nothing before it",
-            ));
+                "  … comparing with the environment before",
+            ))];
         };
-        let Some(prev) = ctx.estate.cell(&e.service, &prev_env.name).next() else {
-            return Line::from(widgets::muted(
-                theme,
-                format!("  {} has no {}", clean(&prev_env.name), clean(&e.service)),
-            ));
+        let prev_env = ctx.estate.previous_environment(&e.environment);
+        let prev = prev_env.and_then(|p| ctx.estate.cell(&e.service, &p.name).next());
+        let b = plan::before(
+            &plan::target_images(d),
+            prev_env.map(|p| plan::PreviousEnv {
+                environment: &p.name,
+                app: prev.map(|x| &x.app),
+                history_images: self.before_history.ready().cloned(),
+            }),
+        );
+        let role = match &b {
+            plan::Before::Runs { .. } if b.proven() => Role::Healthy,
+            plan::Before::FirstEnvironment | plan::Before::NoNewImage { .. } => Role::Muted,
+            _ => Role::Warning,
         };
-        let new_images: Vec<String> = self
-            .diffs
-            .ready()
+        let glyph = if b.proven() {
+            "✓"
+        } else if role == Role::Muted {
+            " "
+        } else {
+            "!"
+        };
+        wrap(&clean(&b.words()), width.saturating_sub(6).max(20))
             .into_iter()
-            .flat_map(AppDiff::changed)
-            .flat_map(|d| d.images.iter().cloned())
-            .collect();
-        let prev_images: Vec<String> = prev
-            .app
-            .status
-            .summary
-            .as_ref()
-            .map(|s| s.images.clone())
-            .unwrap_or_default();
-        let same = !new_images.is_empty() && new_images.iter().all(|i| prev_images.contains(i));
-        let healthy = prev.app.status.health.status == HealthStatus::Healthy;
-        match (same, healthy) {
-            (true, true) => Line::from(widgets::styled(
-                theme,
-                Role::Healthy,
-                format!("  ✓ same image runs Healthy in {}", clean(&prev_env.name)),
-            )),
-            (true, false) => Line::from(widgets::styled(
-                theme,
-                Role::Warning,
-                format!(
-                    "  ! same image runs in {} but it is {}",
-                    clean(&prev_env.name),
-                    prev.app.status.health.status
-                ),
-            )),
-            (false, _) if new_images.is_empty() => Line::from(widgets::muted(
-                theme,
-                format!(
-                    "  {} runs {}",
-                    clean(&prev_env.name),
-                    widgets::version_of(prev)
-                ),
-            )),
-            (false, _) => Line::from(widgets::styled(
-                theme,
-                Role::Warning,
-                format!(
-                    "  ! {} runs {}, not this image",
-                    clean(&prev_env.name),
-                    widgets::version_of(prev)
-                ),
-            )),
-        }
+            .enumerate()
+            .map(|(i, l)| {
+                let mark = if i == 0 { glyph } else { " " };
+                Line::from(widgets::styled(theme, role, format!("  {mark} {l}")))
+            })
+            .collect()
     }
 
     fn follow_lines(&self, ctx: &Ctx, width: usize) -> Vec<Line<'static>> {
@@ -711,21 +698,32 @@ impl View for ApproveView {
             },
         }));
         let (live, target) = self.revisions(ctx);
-        self.commits = match (&live, &target) {
-            (Some(l), Some(t)) => Loadable::Loading(out.request(Request::Commits {
+        // A sync brings in live..target; a rollback undoes target..live.
+        let range = match (self.change, &live, &target) {
+            (Change::Sync, Some(l), Some(t)) => Some((l.clone(), t.clone())),
+            (Change::Rollback(_), Some(l), Some(t)) => Some((t.clone(), l.clone())),
+            _ => None,
+        };
+        self.commits = match range {
+            Some((from, to)) => Loadable::Loading(out.request(Request::Commits {
                 app: app.clone(),
-                from: l.clone(),
-                to: t.clone(),
+                from,
+                to,
             })),
             _ => Loadable::Failed("no deployed revision to compare with".into()),
         };
-        self.ci = match &target {
-            Some(t) => Loadable::Loading(out.request(Request::CiRuns {
-                app: app.clone(),
-                sha: t.clone(),
-            })),
-            None => Loadable::Failed("no target revision".into()),
-        };
+        // Every run CI knows; `ops::plan` links the one that built the target image.
+        self.ci = Loadable::Loading(out.request(Request::Runs));
+        let before = ctx.app(&self.id).and_then(|e| {
+            let p = ctx.estate.previous_environment(&e.environment)?;
+            ctx.estate
+                .cell(&e.service, &p.name)
+                .next()
+                .map(|x| x.id.clone())
+        });
+        if let Some(b) = before {
+            self.before_history = Loadable::Loading(out.request(Request::HistoryImages { app: b }));
+        }
         self.permission = Loadable::Loading(out.request(Request::Permission {
             app: app.clone(),
             action: self.mutation().rbac_action().into(),
@@ -896,7 +894,8 @@ impl View for ApproveView {
         }
         take!(self.diffs, Payload::Diff);
         take!(self.commits, Payload::Commits);
-        take!(self.ci, Payload::CiRuns);
+        take!(self.ci, Payload::Runs);
+        take!(self.before_history, Payload::HistoryImages);
         take!(self.permission, Payload::Allowed);
         take!(self.windows, Payload::Windows);
         if let Phase::Sent {
@@ -948,6 +947,7 @@ impl View for ApproveView {
             self.diffs.ticket(),
             self.commits.ticket(),
             self.ci.ticket(),
+            self.before_history.ticket(),
             self.permission.ticket(),
             self.windows.ticket(),
             self.watch.ticket,

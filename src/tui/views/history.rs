@@ -5,9 +5,9 @@
 
 use crate::model::{AppId, ApprovalPolicy, HistoryEntry, Revision};
 use crate::tui::keymap::Intent;
-use crate::tui::request::Request;
+use crate::tui::request::{Payload, Request, Response, Ticket};
 use crate::tui::theme::Role;
-use crate::tui::view::{Ctx, Level, Outbox, View};
+use crate::tui::view::{Ctx, Level, Loadable, Outbox, View};
 use crate::tui::widgets::{self, clean, fit};
 use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::Frame;
@@ -24,22 +24,13 @@ pub fn who(d: &HistoryEntry) -> String {
     }
 }
 
-fn images_of(d: &HistoryEntry) -> String {
-    let imgs = d
-        .source
-        .as_ref()
-        .and_then(|s| s.extra.get("kustomize"))
-        .and_then(|k| k.get("images"))
-        .and_then(|i| i.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str())
-                .map(|s| s.rsplit(':').next().unwrap_or(s).to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
-    clean(&imgs).into_owned()
+/// Images as a list shows them: the last path segment with its tag (`cart:sha-3fdd1ba`).
+pub fn image_words(images: &[String]) -> String {
+    images
+        .iter()
+        .map(|i| i.rsplit('/').next().unwrap_or(i))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Whether two deployments put the same thing in place (revision and source alike).
@@ -52,6 +43,8 @@ fn same_deployment(a: &HistoryEntry, b: &HistoryEntry) -> bool {
 
 pub struct HistoryView {
     id: AppId,
+    /// Images of each history entry (oldest first), from its manifests in Git.
+    images: Loadable<Vec<Vec<String>>>,
     selected: usize,
     /// The history id under the cursor: the cursor follows the entry when new rows are
     /// added on top (after a rollback), never the row number.
@@ -64,6 +57,7 @@ impl HistoryView {
     pub fn new(id: AppId) -> Self {
         HistoryView {
             id,
+            images: Loadable::Idle,
             selected: 0,
             pinned: None,
             confirm: None,
@@ -139,6 +133,30 @@ impl View for HistoryView {
         format!("history {}", clean(&self.id.name))
     }
 
+    fn open(&mut self, ctx: &Ctx, out: &mut Outbox) {
+        self.follow(ctx);
+        if matches!(self.images, Loadable::Idle) {
+            self.images = Loadable::Loading(out.request(Request::HistoryImages {
+                app: self.id.clone(),
+            }));
+        }
+    }
+
+    fn on_response(&mut self, resp: &Response, _ctx: &Ctx, _out: &mut Outbox) -> bool {
+        if self.images.ticket() != Some(resp.ticket) {
+            return false;
+        }
+        let v = resp.result.clone().and_then(|p| match p {
+            Payload::HistoryImages(x) => Ok(x),
+            _ => Err("unexpected answer".to_string()),
+        });
+        self.images.accept(resp.ticket, v)
+    }
+
+    fn tickets(&self) -> Vec<Ticket> {
+        self.images.ticket().into_iter().collect()
+    }
+
     fn typing(&self) -> bool {
         self.confirm.is_some()
     }
@@ -150,8 +168,8 @@ impl View for HistoryView {
         let mut lines = vec![Line::from(widgets::muted(
             theme,
             format!(
-                "{:<6}{:<10}{:<10}{:<18}{}",
-                "ID", "REVISION", "WHEN", "BY", "IMAGES"
+                "{:<6}{:<10}{:<10}{:<18}{:<11}{}",
+                "ID", "REVISION", "WHEN", "BY", "STATE", "IMAGES"
             ),
         ))];
         if entries.is_empty() {
@@ -179,13 +197,24 @@ impl View for HistoryView {
                     ),
                 ),
                 widgets::text(theme, format!("{:<18}", fit(&who(d), 17))),
-                widgets::muted(theme, fit(&images_of(d), w.saturating_sub(44))),
+                if i == 0 {
+                    widgets::styled(theme, Role::Synced, format!("{:<15}", "← running"))
+                } else if entries.first().is_some_and(|r| same_deployment(d, r)) {
+                    widgets::styled(theme, Role::Synced, format!("{:<15}", "= running now"))
+                } else {
+                    widgets::muted(theme, format!("{:<15}", ""))
+                },
             ];
-            if i == 0 {
-                spans.push(widgets::styled(theme, Role::Synced, "  ← running"));
-            } else if entries.first().is_some_and(|r| same_deployment(d, r)) {
-                spans.push(widgets::styled(theme, Role::Synced, "  = running now"));
-            }
+            // Entries are drawn newest first; the images are kept oldest first.
+            let images = match &self.images {
+                Loadable::Ready(v) => v
+                    .get(entries.len() - 1 - i)
+                    .map(|x| clean(&image_words(x)).into_owned())
+                    .unwrap_or_else(|| "-".into()),
+                Loadable::Failed(_) => "?".into(),
+                _ => "…".into(),
+            };
+            spans.push(widgets::text(theme, fit(&images, w.saturating_sub(59))));
             if i == self.selected {
                 for s in spans.iter_mut() {
                     s.style = theme.selected(s.style);
@@ -268,10 +297,6 @@ impl View for HistoryView {
             Intent::Back => out.pop(),
             _ => {}
         }
-    }
-
-    fn open(&mut self, ctx: &Ctx, _out: &mut Outbox) {
-        self.follow(ctx);
     }
 
     fn on_estate(&mut self, ctx: &Ctx, _out: &mut Outbox) {

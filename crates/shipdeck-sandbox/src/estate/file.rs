@@ -255,6 +255,10 @@ struct FaultsFile {
     /// Services whose CI builds fail.
     #[serde(default)]
     failing_builds: Vec<String>,
+    /// Pending apps whose change is already proven: Git holds the build the environment
+    /// before it runs (its CI run succeeded; that environment runs it Healthy).
+    #[serde(default)]
+    promoted: Vec<String>,
 }
 
 fn fill(pattern: &str, service: &str, env: &str) -> String {
@@ -451,6 +455,29 @@ pub(super) fn parse(text: &str, seed: u64) -> Result<Estate, String> {
             .ok_or_else(|| format!("faults.pending: no app named {name}"))?;
         app.pending = true;
         app.versions = app.versions.max(3);
+    }
+    for name in &f.faults.promoted {
+        let Some(i) = apps.iter().position(|a| &a.name == name && a.pending) else {
+            return Err(format!("faults.promoted: no pending app named {name}"));
+        };
+        let (service, env) = (apps[i].service.clone(), apps[i].environment.clone());
+        let before = f
+            .environments
+            .iter()
+            .position(|e| e.name == env)
+            .and_then(|r| r.checked_sub(1))
+            .map(|r| f.environments[r].name.clone());
+        let build = apps
+            .iter()
+            .find(|a| a.service == service && Some(&a.environment) == before.as_ref())
+            .map(AppDef::deployed_build)
+            .ok_or_else(|| {
+                format!("faults.promoted: {name} has no app in the environment before it")
+            })?;
+        // Git now holds the build the environment before runs; this one runs the one before.
+        let app = &mut apps[i];
+        app.git_build = build;
+        app.versions = app.versions.min(build);
     }
     for (name, reason) in &f.faults.broken {
         if reason != "ImagePullBackOff" && reason != "CrashLoopBackOff" {

@@ -11,7 +11,7 @@ mod generate;
 pub mod render;
 pub mod seed;
 
-pub use seed::{apply_bump, seed_store};
+pub use seed::{apply_bump, apply_bump_with, seed_store};
 
 use crate::IN_CLUSTER;
 use std::collections::BTreeMap;

@@ -349,6 +349,17 @@ pub fn kubectl_name(r: &Value) -> String {
 /// as CI does; returns the new commit sha and wakes the Argo CD controller like a webhook.
 /// A bump also drops the sandbox's failure annotation: the new image is the fix.
 pub fn apply_bump(world: &World, bump: &ImageBump, author: &str) -> Result<String, String> {
+    apply_bump_with(world, bump, author, "")
+}
+
+/// [`apply_bump`] with `trailers` appended to the commit message after a blank line (the
+/// run that built the image and its source commit).
+pub fn apply_bump_with(
+    world: &World,
+    bump: &ImageBump,
+    author: &str,
+    trailers: &str,
+) -> Result<String, String> {
     let estate = &world.estate;
     let app = estate
         .app_of(&bump.service, &bump.environment)
@@ -430,7 +441,11 @@ pub fn apply_bump(world: &World, bump: &ImageBump, author: &str) -> Result<Strin
     if changes.is_empty() {
         return repo.resolve(&app.branch);
     }
-    let message = format!("ci: bump {} to {tag} in {}", bump.service, bump.environment);
+    let mut message = format!("ci: bump {} to {tag} in {}", bump.service, bump.environment);
+    if !trailers.is_empty() {
+        message.push_str("\n\n");
+        message.push_str(trailers);
+    }
     let sha = repo.commit_files(&app.branch, &changes, &message, author)?;
     world.refresh.notify_waiters();
     world.refresh.notify_one();
