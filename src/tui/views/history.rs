@@ -168,7 +168,7 @@ impl View for HistoryView {
         let mut lines = vec![Line::from(widgets::muted(
             theme,
             format!(
-                "{:<6}{:<10}{:<10}{:<18}{:<11}{}",
+                "{:<6}{:<10}{:<10}{:<18}{:<15}{}",
                 "ID", "REVISION", "WHEN", "BY", "STATE", "IMAGES"
             ),
         ))];
