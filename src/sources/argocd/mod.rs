@@ -261,6 +261,43 @@ impl ArgoApi {
     }
 }
 
+/// The parts of an Application the board, `status` and the estate read, as Argo CD's `fields`
+/// paths (its UI lists the same way). Left out: `metadata.managedFields`, `status.sync.comparedTo`,
+/// `status.operationState.syncResult.resources` and anything the model does not type; a
+/// screen that needs the whole object reads it with `get_application`.
+pub const APP_FIELDS: &[&str] = &[
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.labels",
+    "metadata.annotations",
+    "metadata.resourceVersion",
+    "metadata.uid",
+    "metadata.generation",
+    "metadata.creationTimestamp",
+    "metadata.deletionTimestamp",
+    "spec",
+    "operation",
+    "status.sync.status",
+    "status.sync.revision",
+    "status.sync.revisions",
+    "status.health",
+    "status.history",
+    "status.operationState.operation",
+    "status.operationState.phase",
+    "status.operationState.message",
+    "status.operationState.startedAt",
+    "status.operationState.finishedAt",
+    "status.operationState.retryCount",
+    "status.operationState.syncResult.revision",
+    "status.operationState.syncResult.revisions",
+    "status.operationState.syncResult.source",
+    "status.resources",
+    "status.reconciledAt",
+    "status.summary",
+    "status.sourceType",
+    "status.conditions",
+];
+
 fn enc(s: &str) -> String {
     // Path segments and query values: percent-encode everything outside unreserved.
     let mut out = String::with_capacity(s.len());
@@ -468,6 +505,13 @@ impl Inner {
         self.list_with(false).await
     }
 
+    /// `/api/v1/applications?fields=..`: the list projected to what the estate models.
+    fn list_path() -> String {
+        let mut fields = vec!["metadata.resourceVersion".to_string()];
+        fields.extend(APP_FIELDS.iter().map(|f| format!("items.{f}")));
+        format!("/api/v1/applications?fields={}", fields.join(","))
+    }
+
     async fn list_with(
         &self,
         retrying: bool,
@@ -485,7 +529,7 @@ impl Inner {
             metadata: Option<Meta>,
         }
         let what = "list applications";
-        let rb = self.request(Method::GET, "/api/v1/applications");
+        let rb = self.request(Method::GET, &Self::list_path());
         let body = if retrying {
             self.send_raw(rb, what).await?
         } else {

@@ -127,6 +127,25 @@ pub(super) fn watch(inner: Arc<Inner>, tx: mpsc::Sender<Update>) -> JoinHandle<(
     })
 }
 
+/// `/api/v1/stream/applications?fields=result.type,result.application...`: the stream
+/// projected like the list, so a change to a part the board does not read (a managed
+/// field, a comparison's source) sends nothing at all (Argo CD skips a message whose
+/// projection equals the last one sent for that app).
+fn stream_path(rv: Option<&str>) -> String {
+    let mut fields = vec!["result.type".to_string()];
+    fields.extend(
+        super::APP_FIELDS
+            .iter()
+            .map(|f| format!("result.application.{f}")),
+    );
+    let mut path = format!("/api/v1/stream/applications?fields={}", fields.join(","));
+    if let Some(rv) = rv {
+        path.push_str("&resourceVersion=");
+        path.push_str(&super::enc(rv));
+    }
+    path
+}
+
 fn id_of(inner: &Inner, app: &Application) -> AppId {
     AppId::new(&inner.instance, inner.app_ns(app), &app.metadata.name)
 }
@@ -165,13 +184,7 @@ async fn run_once(inner: &Inner, tx: &mpsc::Sender<Update>, since: &mut String) 
         return Outcome::Closed;
     }
     *since = now();
-    let path = match &rv {
-        Some(rv) => format!(
-            "/api/v1/stream/applications?resourceVersion={}",
-            super::enc(rv)
-        ),
-        None => "/api/v1/stream/applications".to_string(),
-    };
+    let path = stream_path(rv.as_deref());
     let rb = inner
         .request_with(&inner.stream_client, Method::GET, &path)
         .header(reqwest::header::ACCEPT, "text/event-stream");

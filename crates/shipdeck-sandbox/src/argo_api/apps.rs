@@ -9,6 +9,7 @@ use crate::{ARGOCD_NAMESPACE, IN_CLUSTER, World};
 use axum::Json;
 use axum::extract::{Path, Query};
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use shipdeck_wire::Application;
 use std::sync::Arc;
@@ -98,7 +99,7 @@ pub async fn list(
     axum::extract::State(world): Shared,
     headers: HeaderMap,
     Query(q): Query<Vec<(String, String)>>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let user = caller(&world, &headers)?;
     let selector = selector_of(&q)?;
     let (apps, rv) = world
@@ -120,10 +121,77 @@ pub async fn list(
         world.refresh.notify_waiters();
         items = names.iter().filter_map(|n| find(&world, n)).collect();
     }
-    let items: Vec<&Value> = items.iter().map(|a| a.as_ref()).collect();
-    Ok(Json(
-        json!({"metadata": {"resourceVersion": rv.to_string()}, "items": items}),
-    ))
+    list_body(&items, &rv.to_string(), Fields::of(&q).as_ref())
+}
+
+/// The list serialized once, straight from the store's shared objects into the response
+/// body (no intermediate JSON tree), projected by `fields` when asked.
+fn list_body(items: &[Arc<Value>], rv: &str, fields: Option<&Fields>) -> ApiResult<Response> {
+    struct Items<'a>(&'a [Arc<Value>]);
+    impl serde::Serialize for Items<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(self.0.iter().map(|a| a.as_ref()))
+        }
+    }
+    #[derive(serde::Serialize)]
+    struct Meta<'a> {
+        #[serde(rename = "resourceVersion")]
+        resource_version: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct List<'a> {
+        metadata: Meta<'a>,
+        items: Items<'a>,
+    }
+    let list = List {
+        metadata: Meta {
+            resource_version: rv,
+        },
+        items: Items(items),
+    };
+    let body = match fields {
+        None => serde_json::to_vec(&list),
+        Some(f) => {
+            // Project through a tree only for the small top level; each item is projected
+            // as it is written.
+            struct ProjectedList<'a>(&'a Fields, &'a [Arc<Value>], &'a str);
+            impl serde::Serialize for ProjectedList<'_> {
+                fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                    use serde::ser::SerializeMap;
+                    let (f, items, rv) = (self.0, self.1, self.2);
+                    let mut m = s.serialize_map(None)?;
+                    let meta = json!({ "resourceVersion": rv });
+                    if f.keep("metadata").0 {
+                        m.serialize_entry("metadata", &f.project("metadata", &meta))?;
+                    }
+                    if f.keep("items").0 {
+                        struct Each<'a>(&'a Fields, &'a [Arc<Value>]);
+                        impl serde::Serialize for Each<'_> {
+                            fn serialize<S: serde::Serializer>(
+                                &self,
+                                s: S,
+                            ) -> Result<S::Ok, S::Error> {
+                                s.collect_seq(self.1.iter().map(|a| self.0.project("items", a)))
+                            }
+                        }
+                        if f.keep("items").1 {
+                            m.serialize_entry("items", &Items(items))?;
+                        } else {
+                            m.serialize_entry("items", &Each(f, items))?;
+                        }
+                    }
+                    m.end()
+                }
+            }
+            serde_json::to_vec(&ProjectedList(f, items, rv))
+        }
+    }
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 fn request_refresh(world: &World, name: &str, kind: &str) {
@@ -712,5 +780,177 @@ mod tests {
         assert!(ok("env in (dev, prod),team notin (infra)"));
         assert!(!ok("!team"));
         assert!(ok(""));
+    }
+}
+
+/// Argo CD's `fields` query parameter (argoproj/pkg `grpc/http` forwarders, used by the API
+/// server for the application list and stream): one comma-separated value; a leading `-`
+/// turns it into a list of fields to leave out. A key is kept when its dotted path is named
+/// or is a string prefix of a named path (so its inside is filtered further); arrays are
+/// walked element by element under the same path. Paths that match nothing are dropped
+/// silently, never an error.
+#[derive(Debug, Clone, Default)]
+pub struct Fields {
+    paths: Vec<String>,
+    exclude: bool,
+}
+
+impl Fields {
+    pub fn of(q: &[(String, String)]) -> Option<Fields> {
+        // Go's `URL.Query().Get`: the first value only.
+        let raw = q
+            .iter()
+            .find(|(k, _)| k == "fields")
+            .map(|(_, v)| v.as_str())?;
+        if raw.is_empty() {
+            return None;
+        }
+        let (raw, exclude) = match raw.strip_prefix('-') {
+            Some(rest) => (rest, true),
+            None => (raw, false),
+        };
+        Some(Fields {
+            paths: raw.split(',').map(str::to_string).collect(),
+            exclude,
+        })
+    }
+
+    /// Whether the key at `path` stays, and whether it is named itself (then whole).
+    pub fn keep(&self, path: &str) -> (bool, bool) {
+        let exact = self.paths.iter().any(|p| p == path);
+        let parent = exact || self.paths.iter().any(|p| p.starts_with(path));
+        let keep = if self.exclude { !exact } else { parent };
+        (keep, exact)
+    }
+
+    /// `value` (found at `path`, "" for the root) as the projection serializes it.
+    pub fn project<'a>(&'a self, path: &'a str, value: &'a Value) -> Projected<'a> {
+        Projected {
+            fields: self,
+            path: std::borrow::Cow::Borrowed(path),
+            value,
+        }
+    }
+}
+
+/// A JSON value seen through `Fields`, serialized without copying the value.
+pub struct Projected<'a> {
+    fields: &'a Fields,
+    path: std::borrow::Cow<'a, str>,
+    value: &'a Value,
+}
+
+impl serde::Serialize for Projected<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self.value {
+            Value::Object(map) => {
+                let mut out = s.serialize_map(None)?;
+                for (k, v) in map {
+                    let path = if self.path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{}.{k}", self.path)
+                    };
+                    let (keep, exact) = self.fields.keep(&path);
+                    if !keep {
+                        continue;
+                    }
+                    if exact {
+                        // Named (only possible when including): the whole value.
+                        out.serialize_entry(k, v)?;
+                    } else {
+                        out.serialize_entry(
+                            k,
+                            &Projected {
+                                fields: self.fields,
+                                path: std::borrow::Cow::Owned(path),
+                                value: v,
+                            },
+                        )?;
+                    }
+                }
+                out.end()
+            }
+            Value::Array(items) => {
+                let mut out = s.serialize_seq(Some(items.len()))?;
+                for v in items {
+                    out.serialize_element(&Projected {
+                        fields: self.fields,
+                        path: self.path.clone(),
+                        value: v,
+                    })?;
+                }
+                out.end()
+            }
+            other => other.serialize(s),
+        }
+    }
+}
+
+#[cfg(test)]
+mod fields_tests {
+    use super::*;
+
+    fn project(q: &str, v: Value) -> Value {
+        let q = vec![("fields".to_string(), q.to_string())];
+        let f = Fields::of(&q).unwrap_or_default();
+        serde_json::to_value(f.project("", &v)).unwrap_or_default()
+    }
+
+    #[test]
+    fn named_paths_are_kept_through_arrays_and_unknown_ones_dropped() {
+        let list = json!({
+            "metadata": {"resourceVersion": "7"},
+            "items": [
+                {"metadata": {"name": "a", "managedFields": [{"x": 1}]},
+                 "status": {"sync": {"status": "Synced", "comparedTo": {"x": 1}},
+                            "resources": [{"kind": "Deployment", "name": "d", "extra": 1}]}},
+                {"metadata": {"name": "b"}, "spec": {"project": "p"}}
+            ]
+        });
+        let got = project(
+            "metadata.resourceVersion,items.metadata.name,items.status.sync.status,items.status.resources.kind,items.no.such.path",
+            list,
+        );
+        assert_eq!(
+            got,
+            json!({
+                "metadata": {"resourceVersion": "7"},
+                "items": [
+                    {"metadata": {"name": "a"},
+                     "status": {"sync": {"status": "Synced"}, "resources": [{"kind": "Deployment"}]}},
+                    {"metadata": {"name": "b"}}
+                ]
+            })
+        );
+    }
+
+    #[test]
+    fn a_leading_minus_leaves_the_named_paths_out() {
+        let got = project(
+            "-items.status.resources,items.metadata.managedFields",
+            json!({"items": [{"metadata": {"name": "a", "managedFields": []},
+                              "status": {"resources": [], "health": {"status": "Healthy"}}}]}),
+        );
+        assert_eq!(
+            got,
+            json!({"items": [{"metadata": {"name": "a"}, "status": {"health": {"status": "Healthy"}}}]})
+        );
+    }
+
+    #[test]
+    fn a_named_parent_keeps_its_whole_inside_and_prefixes_match_as_strings() {
+        // A named path keeps everything under it; a sibling nobody names goes.
+        let got = project(
+            "result.application.status.health,result.type",
+            json!({"result": {"type": "ADDED", "application": {
+                "status": {"health": {"status": "Degraded", "message": "m"}, "sync": {}}}}}),
+        );
+        assert_eq!(
+            got,
+            json!({"result": {"type": "ADDED", "application": {
+                "status": {"health": {"status": "Degraded", "message": "m"}}}}})
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! resource tree. A stream ends when the client goes, when its watch falls behind, or when
 //! the "drop watches" fault fires; clients reconnect as they would with Argo CD.
 
-use super::apps::{passes, readable, selector_of};
+use super::apps::{Fields, passes, readable, selector_of};
 use super::resources::tree_of;
 use super::{ApiResult, Shared, caller, seams};
 use crate::store::{APPLICATIONS, EVENTS, EventType};
@@ -14,7 +14,9 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use shipdeck_wire::Application;
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::hash::{Hash, Hasher};
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
@@ -22,12 +24,22 @@ use tokio::sync::mpsc;
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
 fn sse(rx: mpsc::Receiver<Value>) -> Response {
+    let (tx, out) = mpsc::channel::<String>(16);
+    tokio::spawn(async move {
+        let mut rx = rx;
+        while let Some(v) = rx.recv().await {
+            if tx.send(v.to_string()).await.is_err() {
+                return;
+            }
+        }
+    });
+    sse_text(out)
+}
+
+fn sse_text(rx: mpsc::Receiver<String>) -> Response {
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         let v = rx.recv().await?;
-        Some((
-            Ok::<_, Infallible>(Event::default().data(v.to_string())),
-            rx,
-        ))
+        Some((Ok::<_, Infallible>(Event::default().data(v)), rx))
     });
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(KEEPALIVE))
@@ -71,25 +83,41 @@ pub async fn applications(
                 (backlog, rx, apps)
             }
         };
-    let (tx, out) = mpsc::channel::<Value>(512);
+    let fields = Fields::of(&q);
+    let (tx, out) = mpsc::channel::<String>(512);
     tokio::spawn(async move {
         let visible = |app: &Value| {
             app["metadata"]["namespace"] == ARGOCD_NAMESPACE
                 && passes(app, &q, &selector)
                 && seams::allowed(&world, &user, "get", Some(app))
         };
+        // Argo CD's stream forwarder keys messages by application name and sends one only
+        // when its (projected) text differs from the last one sent for that app.
+        let mut last: HashMap<String, u64> = HashMap::new();
+        let mut emit = |kind: &str, app: &Value| -> Option<String> {
+            let text = message(kind, app, fields.as_ref())?;
+            let name = app["metadata"]["name"].as_str().unwrap_or("").to_string();
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            text.hash(&mut h);
+            let h = h.finish();
+            if last.insert(name, h) == Some(h) {
+                return None;
+            }
+            Some(text)
+        };
         for app in initial.iter().filter(|a| visible(a)) {
-            let msg = json!({"result": {"type": "ADDED", "application": **app}});
-            if tx.send(msg).await.is_err() {
+            if let Some(msg) = emit("ADDED", app)
+                && tx.send(msg).await.is_err()
+            {
                 return;
             }
         }
         for ev in backlog {
-            if visible(&ev.object) {
-                let msg = json!({"result": {"type": event_name(ev.event_type), "application": *ev.object}});
-                if tx.send(msg).await.is_err() {
-                    return;
-                }
+            if visible(&ev.object)
+                && let Some(msg) = emit(event_name(ev.event_type), &ev.object)
+                && tx.send(msg).await.is_err()
+            {
+                return;
             }
         }
         loop {
@@ -99,8 +127,9 @@ pub async fn applications(
                         if ev.resource != APPLICATIONS || ev.cluster != IN_CLUSTER || !visible(&ev.object) {
                             continue;
                         }
-                        let msg = json!({"result": {"type": event_name(ev.event_type), "application": *ev.object}});
-                        if tx.send(msg).await.is_err() {
+                        if let Some(msg) = emit(event_name(ev.event_type), &ev.object)
+                            && tx.send(msg).await.is_err()
+                        {
                             return;
                         }
                     }
@@ -112,7 +141,53 @@ pub async fn applications(
             }
         }
     });
-    Ok(sse(out))
+    Ok(sse_text(out))
+}
+
+/// One stream message, `{"result":{"type":..,"application":..}}`, written straight from the
+/// store's object and projected by `fields` (paths start at `result.`).
+fn message(kind: &str, app: &Value, fields: Option<&Fields>) -> Option<String> {
+    #[derive(serde::Serialize)]
+    struct Event<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        application: &'a Value,
+    }
+    #[derive(serde::Serialize)]
+    struct Msg<'a> {
+        result: Event<'a>,
+    }
+    let msg = Msg {
+        result: Event {
+            kind,
+            application: app,
+        },
+    };
+    match fields {
+        None => serde_json::to_string(&msg).ok(),
+        Some(f) => {
+            // The envelope is tiny: build it as a tree around a projected application.
+            let mut result = serde_json::Map::new();
+            if f.keep("result.type").0 {
+                result.insert("type".into(), json!(kind));
+            }
+            match f.keep("result.application") {
+                (false, _) => {}
+                (true, true) => {
+                    result.insert("application".into(), app.clone());
+                }
+                (true, false) => {
+                    let inner = serde_json::to_value(f.project("result.application", app)).ok()?;
+                    result.insert("application".into(), inner);
+                }
+            }
+            let mut top = serde_json::Map::new();
+            if f.keep("result").0 {
+                top.insert("result".into(), Value::Object(result));
+            }
+            serde_json::to_string(&Value::Object(top)).ok()
+        }
+    }
 }
 
 pub async fn resource_tree(
