@@ -263,7 +263,11 @@ async fn cancel_asks_once_and_the_sandbox_aborts_the_build() {
 async fn rerun_asks_once_and_github_holds_a_second_attempt() {
     let mut r = rig(0.02).await;
     command(&mut r.h, "builds");
-    wait_screen(&mut r.h, "the pipelines", |s| s.contains("build.yml")).await;
+    wait_screen(&mut r.h, "the pipelines", |s| {
+        // The pipeline rows ("· N inputs"), not only the runs CI already has.
+        s.contains("build.yml") && s.contains(" inputs")
+    })
+    .await;
     // The first pipeline is the build workflow; its defaults are enough.
     press(&mut r.h, KeyCode::Enter);
     wait_screen(&mut r.h, "the form", |s| s.contains("trigger build.yml")).await;

@@ -207,7 +207,7 @@ fn approval_footer_offers_only_keys_that_work_in_the_field() {
     key(&mut c, KeyCode::Char('?'));
     assert_eq!(c.screen_titles().len(), 2, "{:?}", c.screen_titles());
     let t = text(&draw(&c, 120, 30));
-    assert!(t.contains("▸ name   ?"), "{t}");
+    assert_eq!(name_field(&t).as_deref(), Some("?"), "{t}");
     // The palette's footer is the palette's.
     let mut p = console();
     key(&mut p, KeyCode::Char(':'));
@@ -227,11 +227,15 @@ fn ctrl_u_clears_text_fields() {
         "cart-prod",
     ))));
     chars(&mut c, "cart-pr");
-    assert!(text(&draw(&c, 120, 30)).contains("▸ name   cart-pr"));
+    let t = text(&draw(&c, 120, 30));
+    assert_eq!(name_field(&t).as_deref(), Some("cart-pr"), "{t}");
     ctrl(&mut c, 'u');
     let t = text(&draw(&c, 120, 30));
     assert!(t.contains("type the application's name"), "{t}");
-    assert!(!t.contains("cart-pru") && !t.contains("▸ name   u"), "{t}");
+    assert!(
+        !t.contains("cart-pru") && name_field(&t).as_deref() != Some("u"),
+        "{t}"
+    );
     // The palette: Ctrl-U clears, it never types `u`.
     let mut p = console();
     key(&mut p, KeyCode::Char(':'));
@@ -524,4 +528,13 @@ fn no_color_input_cursor_shows_and_placeholder_is_dim() {
         term.backend().cursor_position(),
         ratatui::layout::Position::new(field_x + 4, name_y)
     );
+}
+
+/// What the approval form's name field holds, as drawn (its label is padded to line up with
+/// the reason field's).
+fn name_field(screen: &str) -> Option<String> {
+    screen.lines().find_map(|l| {
+        let rest = &l[l.find("▸ name")? + "▸ name".len()..];
+        Some(rest.trim().trim_end_matches('│').trim().to_string())
+    })
 }

@@ -262,8 +262,10 @@ async fn fetch_all<T: DeserializeOwned>(
     for r in results {
         match r {
             Ok(v) => out.push(v),
-            // A pod can vanish between the tree and the fetch.
+            // A pod can vanish between the tree and the fetch: Argo CD then answers that it
+            // is "not found as part of application" (InvalidArgument), or 404.
             Err(SourceError::NotFound(_)) => {}
+            Err(SourceError::Refused(m)) if m.contains("not found as part of application") => {}
             Err(e) => return Err(e),
         }
     }
