@@ -45,7 +45,7 @@ pub struct ConsoleArgs {
     /// Argo CD API server (API mode), e.g. argocd.example.com or http://127.0.0.1:8080.
     #[arg(long, global = true, env = "ARGOCD_SERVER")]
     pub argocd_server: Option<String>,
-    /// Refuse every mutation (sync, rollback, build).
+    /// Refuse every mutation (sync, rollback, auto-sync, build, rerun, cancel).
     #[arg(long, global = true)]
     pub read_only: bool,
     /// Skip TLS verification for the servers given on the command line.
