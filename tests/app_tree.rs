@@ -6,6 +6,7 @@
 mod common;
 
 use common::sandbox_scaled;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use serde_json::Value;
@@ -197,6 +198,31 @@ async fn tree_matches_kubectl(sb: &Sandbox, src: &impl ArgoSource, name: &str, m
                 shown.iter().any(|e| e.0 == "Pod"),
                 "{mode}: no pods on screen\n{}",
                 lines.join("\n")
+            );
+            // Enter on a pod row opens the rollout, as on its Deployment.
+            let rows: Vec<&String> = lines
+                .iter()
+                .filter(|l| {
+                    let l: String = l.chars().take(110).collect();
+                    l.contains("Deployment/")
+                        || l.contains("ReplicaSet/")
+                        || l.contains("Pod/")
+                        || l.contains("Service/")
+                })
+                .collect();
+            let pod_row = rows
+                .iter()
+                .position(|l| l.chars().take(110).collect::<String>().contains("Pod/"))
+                .expect("a pod row");
+            for _ in 0..pod_row {
+                c.key(KeyEvent::new(KeyCode::Char('j'), KeyModifiers::NONE));
+            }
+            c.key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+            assert_eq!(
+                c.screen_titles().last().map(|t| t.starts_with("rollout")),
+                Some(true),
+                "{mode}: Enter on a pod row: {:?}",
+                c.screen_titles()
             );
             return;
         }
