@@ -2,7 +2,7 @@
 //! auto-sync, why it is out of sync), its resource tree with per-resource sync and health,
 //! recent events (loaded on open) and deployment history. `Tab` moves between sections.
 
-use crate::model::AppId;
+use crate::model::{AppId, ResourceStatus, WorkloadRollout};
 use crate::ops::estate::{compared_revision, deployed_revision};
 use crate::sources::AppEvent;
 use crate::tui::keymap::Intent;
@@ -27,6 +27,111 @@ pub struct ApplicationView {
     section: Section,
     scroll: [usize; 3],
     events: Loadable<Vec<AppEvent>>,
+    /// The app's workloads (Deployments with their ReplicaSets and pods), from the source's
+    /// resource tree (API mode) or owner references (core mode); the last answer is kept
+    /// while a refresh is in flight so the tree does not collapse under the cursor.
+    workloads: Option<Vec<WorkloadRollout>>,
+    workloads_ticket: Option<crate::tui::request::Ticket>,
+}
+
+/// One row of the resource tree: a managed resource (depth 0, under the Application), or a
+/// ReplicaSet under its Deployment, or a Pod under the ReplicaSet that owns it.
+struct TreeRow<'a> {
+    prefix: String,
+    kind: &'static str,
+    name: String,
+    managed: Option<&'a ResourceStatus>,
+    /// Pod: phase, readiness, waiting reason; ReplicaSet: ready/desired and revision.
+    note: String,
+}
+
+/// The tree Argo CD draws: each managed resource under the Application; under a Deployment
+/// its ReplicaSets (new first), under each ReplicaSet the pods it owns. A pod whose owning
+/// ReplicaSet the workload does not list (scaled to zero, pod still terminating) gets that
+/// ReplicaSet as a row of its own rather than being hung under another one.
+fn tree_rows<'a>(res: &'a [ResourceStatus], workloads: &'a [WorkloadRollout]) -> Vec<TreeRow<'a>> {
+    let mut rows = Vec::new();
+    for r in res {
+        rows.push(TreeRow {
+            prefix: String::new(),
+            kind: "",
+            name: String::new(),
+            managed: Some(r),
+            note: String::new(),
+        });
+        if r.kind != "Deployment" {
+            continue;
+        }
+        let Some(w) = workloads
+            .iter()
+            .find(|w| w.name == r.name && (r.namespace.is_empty() || w.namespace == r.namespace))
+        else {
+            continue;
+        };
+        let mut sets: Vec<(String, String)> = w
+            .new_replicaset
+            .iter()
+            .chain(w.old_replicasets.iter())
+            .map(|rs| {
+                let rev = rs
+                    .revision
+                    .as_deref()
+                    .map(|r| format!(" rev {}", clean(r)))
+                    .unwrap_or_default();
+                (
+                    rs.name.clone(),
+                    format!("{}/{} ready{rev}", rs.ready, rs.desired),
+                )
+            })
+            .collect();
+        for p in &w.pods {
+            if let Some(o) = &p.owner_replicaset
+                && !sets.iter().any(|(n, _)| n == o)
+            {
+                sets.push((o.clone(), String::new()));
+            }
+        }
+        let n_sets = sets.len();
+        for (si, (rs, note)) in sets.into_iter().enumerate() {
+            let last_rs = si + 1 == n_sets;
+            rows.push(TreeRow {
+                prefix: if last_rs { "└─ " } else { "├─ " }.into(),
+                kind: "ReplicaSet",
+                name: rs.clone(),
+                managed: None,
+                note,
+            });
+            let pods: Vec<_> = w
+                .pods
+                .iter()
+                .filter(|p| p.owner_replicaset.as_deref() == Some(rs.as_str()))
+                .collect();
+            for (pi, p) in pods.iter().enumerate() {
+                let stem = if last_rs { "   " } else { "│  " };
+                let branch = if pi + 1 == pods.len() {
+                    "└─ "
+                } else {
+                    "├─ "
+                };
+                let mut note = format!(
+                    "{} {}",
+                    clean(&p.phase),
+                    if p.ready { "ready" } else { "not ready" }
+                );
+                if let Some(w) = &p.waiting_reason {
+                    note.push_str(&format!(" {}", clean(w)));
+                }
+                rows.push(TreeRow {
+                    prefix: format!("{stem}{branch}"),
+                    kind: "Pod",
+                    name: p.name.clone(),
+                    managed: None,
+                    note,
+                });
+            }
+        }
+    }
+    rows
 }
 
 impl ApplicationView {
@@ -36,7 +141,24 @@ impl ApplicationView {
             section: Section::Resources,
             scroll: [0; 3],
             events: Loadable::Idle,
+            workloads: None,
+            workloads_ticket: None,
         }
+    }
+
+    fn load_workloads(&mut self, out: &mut Outbox) {
+        self.workloads_ticket = Some(out.request(Request::Workloads {
+            app: self.id.clone(),
+        }));
+    }
+
+    fn tree<'a>(&'a self, ctx: &'a Ctx) -> Vec<TreeRow<'a>> {
+        ctx.app(&self.id).map_or_else(Vec::new, |e| {
+            tree_rows(
+                &e.app.status.resources,
+                self.workloads.as_deref().unwrap_or(&[]),
+            )
+        })
     }
 
     pub fn focus_events(mut self) -> Self {
@@ -56,9 +178,7 @@ impl ApplicationView {
     /// Rows in a pane, for moving its cursor.
     fn rows(&self, ctx: &Ctx, section: Section) -> usize {
         match section {
-            Section::Resources => ctx
-                .app(&self.id)
-                .map_or(0, |e| e.app.status.resources.len()),
+            Section::Resources => self.tree(ctx).len(),
             Section::Events => self.events.ready().map_or(0, Vec::len),
             Section::History => ctx.app(&self.id).map_or(0, |e| e.app.status.history.len()),
         }
@@ -83,15 +203,13 @@ impl ApplicationView {
     /// Enter on the resource under the cursor: a workload's rollout (its ReplicaSets and
     /// pods), any other resource's diff.
     fn open_resource(&self, ctx: &Ctx, out: &mut Outbox) {
-        let Some(e) = ctx.app(&self.id) else {
-            return;
-        };
-        let res = &e.app.status.resources;
-        let Some(r) = res.get(self.cursor(Section::Resources, res.len())) else {
+        let rows = self.tree(ctx);
+        let Some(r) = rows.get(self.cursor(Section::Resources, rows.len())) else {
             out.flash(crate::tui::view::Level::Info, "no resource here");
             return;
         };
-        match r.kind.as_str() {
+        let kind = r.managed.map_or(r.kind, |m| m.kind.as_str());
+        match kind {
             "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Pod" | "Rollout" => {
                 out.push(Box::new(super::rollout::RolloutView::new(self.id.clone())))
             }
@@ -223,21 +341,30 @@ impl ApplicationView {
         let Some(e) = ctx.app(&self.id) else {
             return Vec::new();
         };
-        let res = &e.app.status.resources;
-        if res.is_empty() {
+        if e.app.status.resources.is_empty() {
             return vec![Line::from(widgets::muted(
                 theme,
                 "no managed resources reported",
             ))];
         }
-        let cursor = self.cursor(Section::Resources, res.len());
-        let offset = widgets::scroll_offset(cursor, height, res.len());
+        let rows = self.tree(ctx);
+        let cursor = self.cursor(Section::Resources, rows.len());
+        let offset = widgets::scroll_offset(cursor, height, rows.len());
         let name_w = width.saturating_sub(14 + 16 + 4).max(10);
-        res.iter()
+        rows.iter()
             .enumerate()
             .skip(offset)
             .take(height)
-            .map(|(i, r)| {
+            .map(|(i, row)| {
+                let Some(r) = row.managed else {
+                    let label = format!("{}{}/{}", row.prefix, row.kind, clean(&row.name));
+                    let spans = vec![
+                        Span::styled(pad(&label, name_w), theme.style(Role::Text)),
+                        Span::raw(" "),
+                        widgets::muted(theme, row.note.clone()),
+                    ];
+                    return self.mark_cursor(ctx, Section::Resources, i == cursor, spans);
+                };
                 let h = r.health.as_ref().map(|h| h.status);
                 let mut spans = vec![
                     Span::styled(
@@ -371,6 +498,7 @@ impl View for ApplicationView {
         self.events = Loadable::Loading(out.request(Request::Events {
             app: self.id.clone(),
         }));
+        self.load_workloads(out);
     }
 
     fn render(&self, ctx: &Ctx, frame: &mut Frame, area: Rect) {
@@ -469,6 +597,7 @@ impl View for ApplicationView {
                 self.events = Loadable::Loading(out.request(Request::Events {
                     app: self.id.clone(),
                 }));
+                self.load_workloads(out);
             }
             Intent::Open if self.section == Section::History => {
                 out.push(Box::new(super::history::HistoryView::new(self.id.clone())))
@@ -483,6 +612,15 @@ impl View for ApplicationView {
     }
 
     fn on_response(&mut self, resp: &Response, _ctx: &Ctx, _out: &mut Outbox) -> bool {
+        if self.workloads_ticket == Some(resp.ticket) {
+            self.workloads_ticket = None;
+            // A failed load keeps the flat list (and the last tree): the managed resources
+            // are still true, only their children are unknown.
+            if let Ok(Payload::Workloads(w)) = &resp.result {
+                self.workloads = Some(w.clone());
+            }
+            return true;
+        }
         let r = resp.result.clone().and_then(|p| match p {
             Payload::Events(v) => Ok(v),
             _ => Err("unexpected answer".into()),
@@ -495,7 +633,11 @@ impl View for ApplicationView {
     }
 
     fn tickets(&self) -> Vec<crate::tui::request::Ticket> {
-        self.events.ticket().into_iter().collect()
+        self.events
+            .ticket()
+            .into_iter()
+            .chain(self.workloads_ticket)
+            .collect()
     }
 
     fn busy(&self, _ctx: &Ctx) -> bool {

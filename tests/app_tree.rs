@@ -1,0 +1,261 @@
+//! The app screen's resource list is the tree Argo CD draws (Application -> Deployment ->
+//! ReplicaSet -> Pod): each Pod under the ReplicaSet that owns it and each ReplicaSet under
+//! its Deployment, in API mode (the resource tree's parentRefs) and core mode (owner
+//! references). The oracle is `kubectl get rs,pods -o json` on the same cluster.
+
+mod common;
+
+use common::sandbox_scaled;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use serde_json::Value;
+use shipdeck::model::*;
+use shipdeck::ops::estate::Estate;
+use shipdeck::sandbox::Sandbox;
+use shipdeck::sandbox::auth::Role;
+use shipdeck::secrets::Secret;
+use shipdeck::sources::ArgoSource;
+use shipdeck::sources::argocd::{ArgoApi, ArgoApiOptions};
+use shipdeck::sources::git::GitMirrors;
+use shipdeck::sources::kube::{CoreArgo, CoreOptions};
+use shipdeck::tui::console::{Console, Settings};
+use shipdeck::tui::request::{Payload, Request, Response};
+use shipdeck::tui::views;
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn kubectl_available() -> bool {
+    Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// (child kind, child name, parent kind, parent name) edges.
+type Edges = BTreeSet<(String, String, String, String)>;
+
+/// kubectl's ownership edges in `ns` for the Deployments named in `deps`: ReplicaSets that
+/// still run or own a pod, and every pod of those ReplicaSets.
+fn kubectl_edges(sb: &Sandbox, ns: &str, deps: &BTreeSet<String>) -> Edges {
+    let out = Command::new("kubectl")
+        .env("KUBECONFIG", sb.kubeconfig_path())
+        .args(["get", "rs,pods", "-n", ns, "-o", "json"])
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("kubectl json");
+    let items = v["items"].as_array().cloned().unwrap_or_default();
+    let owner = |i: &Value, kind: &str| -> Option<String> {
+        i["metadata"]["ownerReferences"]
+            .as_array()?
+            .iter()
+            .find(|o| o["kind"] == kind)
+            .and_then(|o| o["name"].as_str().map(String::from))
+    };
+    let mut rs_of_app: BTreeSet<String> = BTreeSet::new();
+    let mut edges = Edges::new();
+    for i in items.iter().filter(|i| i["kind"] == "ReplicaSet") {
+        if let Some(d) = owner(i, "Deployment").filter(|d| deps.contains(d)) {
+            let name = i["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            rs_of_app.insert(name.clone());
+            let running = i["spec"]["replicas"].as_i64().unwrap_or(0) > 0
+                || i["status"]["readyReplicas"].as_i64().unwrap_or(0) > 0;
+            let owns_pod = items.iter().any(|p| {
+                p["kind"] == "Pod" && owner(p, "ReplicaSet").as_deref() == Some(name.as_str())
+            });
+            if running || owns_pod {
+                edges.insert(("ReplicaSet".into(), name, "Deployment".into(), d));
+            }
+        }
+    }
+    for p in items.iter().filter(|i| i["kind"] == "Pod") {
+        if let Some(rs) = owner(p, "ReplicaSet").filter(|r| rs_of_app.contains(r)) {
+            let name = p["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            edges.insert(("Pod".into(), name, "ReplicaSet".into(), rs));
+        }
+    }
+    edges
+}
+
+fn screen(c: &Console, w: u16, h: u16) -> Vec<String> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+    t.draw(|f| c.render(f)).expect("draw");
+    let buf = t.backend().buffer().clone();
+    (0..buf.area.height)
+        .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect())
+        .collect()
+}
+
+/// The edges the screen draws: a ReplicaSet row's parent is the last Deployment row above
+/// it, indented less; a Pod row's is the last ReplicaSet row above it, indented less.
+fn screen_edges(lines: &[String]) -> Edges {
+    let mut edges = Edges::new();
+    let mut dep: Option<(usize, String)> = None;
+    let mut rs: Option<(usize, String)> = None;
+    let name_after = |line: &str, at: usize, kind: &str| -> String {
+        line[at + kind.len() + 1..]
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    for line in lines {
+        // The resources pane is the left one at this width: stop at its right border.
+        let line: String = line.chars().take(110).collect();
+        let col = |at: usize| line[..at].chars().count();
+        if let Some(at) = line.find("Deployment/") {
+            dep = Some((col(at), name_after(&line, at, "Deployment")));
+            rs = None;
+        } else if let Some(at) = line.find("ReplicaSet/") {
+            let (dc, d) = dep
+                .clone()
+                .expect("a ReplicaSet row under a Deployment row");
+            assert!(
+                col(at) > dc,
+                "ReplicaSet not indented under its Deployment: {line}"
+            );
+            let name = name_after(&line, at, "ReplicaSet");
+            edges.insert(("ReplicaSet".into(), name.clone(), "Deployment".into(), d));
+            rs = Some((col(at), name));
+        } else if let Some(at) = line.find("Pod/") {
+            let (rc, r) = rs.clone().expect("a Pod row under a ReplicaSet row");
+            assert!(
+                col(at) > rc,
+                "Pod not indented under its ReplicaSet: {line}"
+            );
+            edges.insert((
+                "Pod".into(),
+                name_after(&line, at, "Pod"),
+                "ReplicaSet".into(),
+                r,
+            ));
+        } else if line.contains("Service/") || line.contains("ConfigMap/") {
+            dep = None;
+            rs = None;
+        }
+    }
+    edges
+}
+
+/// Opens `name`'s app screen on a console fed by `src`, answers its workload request with
+/// the source's answer, and compares the drawn tree with kubectl's owner references,
+/// retrying while the cluster changes under the comparison.
+async fn tree_matches_kubectl(sb: &Sandbox, src: &impl ArgoSource, name: &str, mode: &str) {
+    let app = src
+        .get_application(name, shipdeck::sources::Refresh::None)
+        .await
+        .expect("app");
+    let ns = app.spec.destination.namespace.clone().unwrap_or_default();
+    let deps: BTreeSet<String> = app
+        .status
+        .resources
+        .iter()
+        .filter(|r| r.kind == "Deployment")
+        .map(|r| r.name.clone())
+        .collect();
+    assert!(!deps.is_empty(), "{name} manages no Deployment");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let before = kubectl_edges(sb, &ns, &deps);
+        let mut estate = Estate::new();
+        let id = AppId::new("argocd", "argocd", name);
+        estate.apply(Update::Upsert(id.clone(), Box::new(app.clone())));
+        let mut c = Console::new(estate, Settings::default());
+        c.push(Box::new(views::application::ApplicationView::new(id)));
+        for o in c.take_requests() {
+            if let Request::Workloads { .. } = o.request {
+                let ws = src.workloads(&app).await.expect("workloads");
+                c.respond(Response {
+                    ticket: o.ticket,
+                    result: Ok(Payload::Workloads(ws)),
+                });
+            }
+        }
+        let lines = screen(&c, 200, 80);
+        let after = kubectl_edges(sb, &ns, &deps);
+        if before == after && !before.is_empty() {
+            let shown = screen_edges(&lines);
+            assert_eq!(
+                shown,
+                before,
+                "{mode}: the tree on screen is not kubectl's ownership\n{}",
+                lines.join("\n")
+            );
+            assert!(
+                shown.iter().any(|e| e.0 == "Pod"),
+                "{mode}: no pods on screen\n{}",
+                lines.join("\n")
+            );
+            // Enter on a pod row opens the rollout, as on its Deployment.
+            let rows: Vec<&String> = lines
+                .iter()
+                .filter(|l| {
+                    let l: String = l.chars().take(110).collect();
+                    l.contains("Deployment/")
+                        || l.contains("ReplicaSet/")
+                        || l.contains("Pod/")
+                        || l.contains("Service/")
+                })
+                .collect();
+            let pod_row = rows
+                .iter()
+                .position(|l| l.chars().take(110).collect::<String>().contains("Pod/"))
+                .expect("a pod row");
+            for _ in 0..pod_row {
+                c.key(KeyEvent::new(KeyCode::Char('j'), KeyModifiers::NONE));
+            }
+            c.key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+            assert_eq!(
+                c.screen_titles().last().map(|t| t.starts_with("rollout")),
+                Some(true),
+                "{mode}: Enter on a pod row: {:?}",
+                c.screen_titles()
+            );
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{mode}: the cluster never held still long enough to compare"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_screen_tree_is_kubectls_ownership_in_api_and_core_mode() {
+    if !kubectl_available() {
+        println!("SKIP app_tree: kubectl is not on PATH");
+        return;
+    }
+    let sb = sandbox_scaled(0.1).await;
+    let api = ArgoApi::new(ArgoApiOptions {
+        server: sb.url.clone(),
+        token: Some(Secret::new(sb.world.users.token(Role::Admin))),
+        ..Default::default()
+    })
+    .expect("client");
+    tree_matches_kubectl(&sb, &api, "cart-dev", "API mode").await;
+    let cache = tempfile::tempdir().expect("tempdir");
+    let kc = kube::config::Kubeconfig::read_from(sb.kubeconfig_path()).expect("kubeconfig");
+    let core = CoreArgo::connect(CoreOptions {
+        kubeconfig: Some(kc),
+        git: Some(Arc::new(GitMirrors::new(cache.path()))),
+        ..Default::default()
+    })
+    .await
+    .expect("core mode connects");
+    tree_matches_kubectl(&sb, &core, "cart-dev", "core mode").await;
+}
