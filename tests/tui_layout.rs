@@ -220,7 +220,25 @@ fn cells(line: &str) -> Vec<String> {
 
 #[test]
 fn lag_mark_only_where_the_environment_before_runs_something_newer() {
-    let c = console();
+    let mut c = console();
+    // The images each prod history entry deployed (as Git would give them): `«` is told
+    // from these; cart prod never ran staging's image, search prod ran it before its
+    // hotfix, billing prod ran staging's image (b2) and rolled back from it.
+    let img = |i: &str| vec![format!("registry.example.com/shop/{i}")];
+    c.estate
+        .set_history_images(&id("cart-prod"), vec![img("cart:sha-0aa11bb")]);
+    c.estate.set_history_images(
+        &id("search-prod"),
+        vec![img("search:sha-1111111"), img("search:sha-2222222")],
+    );
+    c.estate.set_history_images(
+        &id("billing-prod"),
+        vec![
+            img("billing:sha-3333333"),
+            img("billing:sha-4444444"),
+            img("billing:sha-3333333"),
+        ],
+    );
     let lines = screen(&c, 160, 30);
     let cart = cells(line_with(&lines, "cart"));
     let search = cells(line_with(&lines, "search"));
@@ -233,7 +251,7 @@ fn lag_mark_only_where_the_environment_before_runs_something_newer() {
     );
     assert!(
         !billing[2].contains('«'),
-        "billing staging's t1 is older than prod's rollback (b1 on June 4): {billing:?}"
+        "billing prod ran staging's image before rolling back: {billing:?}"
     );
     assert!(!cart[1].contains('«') && !search[1].contains('«'));
 }

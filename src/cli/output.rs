@@ -216,10 +216,9 @@ pub fn rollout_text(workloads: &[WorkloadRollout]) -> String {
             .collect(),
     );
     for w in workloads {
-        let (_, msg) = verdict_word(&w.verdict());
-        if !msg.is_empty() {
-            out.push_str(&format!("{}: {msg}\n", clean(&w.name)));
-        }
+        // kubectl's own line for this state (`kubectl rollout status --watch=false`), word
+        // for word: complete, in progress and failed alike.
+        out.push_str(&format!("{}\n", clean(&w.status_line())));
         if !w.pods.is_empty() {
             out.push('\n');
             out.push_str(&table(

@@ -165,6 +165,11 @@ pub struct Estate {
     services: BTreeMap<String, usize>,
     pub connections: BTreeMap<String, Connection>,
     classifier: Classifier,
+    /// The images each history entry of an app deployed (oldest first, as
+    /// `ops::plan::history_images` reads them from Git), keyed by app, with the history
+    /// length they were read for (a new deploy makes them stale). Loaded on demand; what is
+    /// not loaded is not known, and [`Estate::lag`] then claims no lag.
+    history_images: HashMap<AppId, (usize, Vec<Vec<String>>)>,
     /// Bumped on every change; views compare it to decide whether to redraw.
     pub generation: u64,
 }
@@ -235,6 +240,7 @@ impl Estate {
         let Some(old) = self.apps.remove(id) else {
             return;
         };
+        self.history_images.remove(id);
         let cell = (old.service.clone(), old.environment.name.clone());
         if let Some(ids) = self.by_cell.get_mut(&cell) {
             ids.retain(|x| x != id);
@@ -324,6 +330,19 @@ fn running(entry: &AppEntry) -> Vec<String> {
     images
 }
 
+/// The images Argo CD reports the app runs, sorted (empty when it reports none).
+fn images_of(entry: &AppEntry) -> Vec<String> {
+    let mut images: Vec<String> = entry
+        .app
+        .status
+        .summary
+        .as_ref()
+        .map(|s| s.images.clone())
+        .unwrap_or_default();
+    images.sort();
+    images
+}
+
 /// When the app started running its deployed revision: the deploy time of the oldest
 /// entry of the newest run of history entries with that revision (a re-sync of the same
 /// revision does not make it newer).
@@ -346,32 +365,63 @@ pub fn running_since(app: &Application) -> Option<chrono::DateTime<chrono::Utc>>
 }
 
 impl Estate {
-    /// Whether the environment before runs something this cell has not run yet, in
-    /// promotion order: the two run different images (or revisions), and the environment
-    /// before started running its own after this one started running what it runs now.
-    /// A cell that runs something newer than the environment before (a hotfix straight to
-    /// prod) does not lag. None when there is no environment before, nothing to compare, or
-    /// no deploy times to order by (not knowing is not lagging).
+    /// Record the images each history entry of `id` deployed (oldest first), as read from
+    /// Git for the app's current history.
+    pub fn set_history_images(&mut self, id: &AppId, images: Vec<Vec<String>>) {
+        let Some(entry) = self.apps.get(id) else {
+            return;
+        };
+        let len = entry.app.status.history.len();
+        if images.len() != len {
+            return;
+        }
+        self.generation += 1;
+        self.history_images.insert(id.clone(), (len, images));
+    }
+
+    /// The images each history entry of the app deployed, when loaded for its current
+    /// history (None when not loaded or stale).
+    pub fn history_images_of(&self, entry: &AppEntry) -> Option<&[Vec<String>]> {
+        self.history_images
+            .get(&entry.id)
+            .filter(|(len, _)| *len == entry.app.status.history.len())
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// Whether the lag of this cell can only be told with its history images (the
+    /// environment before runs images other than this cell's) and they are not loaded.
+    pub fn lag_needs_history(&self, entry: &AppEntry) -> bool {
+        let Some(prev) = self.previous_environment(&entry.environment) else {
+            return false;
+        };
+        let Some(there_entry) = self.cell(&entry.service, &prev.name).next() else {
+            return false;
+        };
+        let (here, there) = (images_of(entry), images_of(there_entry));
+        !there.is_empty() && here != there && self.history_images_of(entry).is_none()
+    }
+
+    /// Whether the environment before runs something this cell has never run, in promotion
+    /// order: an image the environment before runs now appears in none of this cell's
+    /// history entries (their images from Git, see [`Estate::set_history_images`]). A cell
+    /// that ran that image before and moved on (a newer build, a hotfix) does not lag.
+    /// None when there is no environment before, the environment before reports no images,
+    /// or this cell's history images are not known (not knowing is not lagging).
     pub fn lag(&self, entry: &AppEntry) -> Option<Lag> {
         let prev = self.previous_environment(&entry.environment)?;
         let there_entry = self.cell(&entry.service, &prev.name).next()?;
-        let (here, there) = (running(entry), running(there_entry));
-        if here.is_empty() || there.is_empty() || here == there {
+        let there = images_of(there_entry);
+        if there.is_empty() || there == images_of(entry) {
             return None;
         }
-        // The environment before went back to something older: it holds nothing new.
-        if rolled_back(&there_entry.app) {
-            return None;
-        }
-        let there_since = running_since(&there_entry.app)?;
-        if let Some(here_since) = running_since(&entry.app)
-            && here_since >= there_since
-        {
+        let history = self.history_images_of(entry)?;
+        let ran: BTreeSet<&str> = history.iter().flatten().map(String::as_str).collect();
+        if there.iter().all(|i| ran.contains(i.as_str())) {
             return None;
         }
         Some(Lag {
             previous_environment: prev.name.clone(),
-            here,
+            here: running(entry),
             there,
         })
     }
@@ -460,7 +510,13 @@ mod tests {
             ),
             &["cart:sha-ccc"],
         );
-        let (e, _, p) = two_envs(staging, prod);
+        let (mut e, _, p) = two_envs(staging, prod);
+        assert_eq!(e.lag(&p), None, "history unknown: no lag claimed");
+        // Prod ran staging's sha-aaa first, then the hotfix.
+        e.set_history_images(
+            &p.id,
+            vec![vec!["cart:sha-aaa".into()], vec!["cart:sha-ccc".into()]],
+        );
         assert_eq!(e.lag(&p), None);
     }
 
@@ -487,7 +543,12 @@ mod tests {
             ),
             &["cart:sha-aaa"],
         );
-        let (e, s, p) = two_envs(staging, prod);
+        let (mut e, s, p) = two_envs(staging, prod);
+        assert_eq!(e.lag(&p), None, "history unknown: no lag claimed");
+        e.set_history_images(
+            &p.id,
+            vec![vec!["cart:sha-aaa".into()], vec!["cart:sha-aaa".into()]],
+        );
         let lag = e.lag(&p);
         assert_eq!(
             lag.as_ref()
@@ -621,6 +682,7 @@ mod tests {
         let (Some(p), Some(d)) = (p, d) else {
             panic!("entries missing");
         };
+        e.set_history_images(&p.id, vec![vec!["event-consumer:v20240611-090000".into()]]);
         let lag = e.lag(&p);
         assert_eq!(
             lag.as_ref().map(|l| l.previous_environment.as_str()),

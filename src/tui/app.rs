@@ -233,7 +233,8 @@ fn submit(
             h.abort();
         }
     }
-    for out in console.take_requests() {
+    let background = console.take_background_requests();
+    for out in console.take_requests().into_iter().chain(background) {
         tracing::debug!(ticket = out.ticket.0, request = ?out.request, "request");
         if let Some(h) = provider.submit(out.ticket, out.request, out.app, tx.clone()) {
             tasks.insert(out.ticket, h);

@@ -11,14 +11,14 @@ use super::views::{
     apps::AppsView, board::BoardView, builds::BuildsView, help::HelpView, palette::PaletteView,
 };
 use super::widgets::{self, clean, fit};
-use crate::model::{Application, Connection, Update};
+use crate::model::{AppId, Application, Connection, Update};
 use crate::ops::estate::Estate;
 use crossterm::event::{KeyEvent, KeyEventKind};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
 /// The smallest terminal the layout is made for; below it a message replaces the screens.
@@ -67,6 +67,9 @@ pub struct Outgoing {
     pub app: Option<Application>,
 }
 
+/// Where the board's background tickets start (the screens count up from 1).
+const LAG_TICKETS: u64 = 1 << 62;
+
 pub struct Console {
     pub estate: Estate,
     screens: Vec<Box<dyn View>>,
@@ -84,6 +87,14 @@ pub struct Console {
     now: chrono::DateTime<chrono::Utc>,
     /// The refreshes of the last `:refresh` (or Ctrl-r), until every answer is in.
     refreshes: Refreshes,
+    /// History-image loads for the board's `«`: the ticket of each, and per app the history
+    /// length asked for (asked once per new deploy, only for cells whose environment before
+    /// runs other images).
+    lag_loads: BTreeMap<Ticket, AppId>,
+    lag_asked: HashMap<AppId, usize>,
+    /// Those loads not yet handed to the loop (apart from the screens' requests).
+    lag_queue: Vec<(Ticket, Request)>,
+    lag_next: u64,
 }
 
 /// One round of refreshes: which tickets are out, and how the answered ones went.
@@ -182,8 +193,13 @@ impl Console {
             cancelled: Vec::new(),
             now: chrono::Utc::now(),
             refreshes: Refreshes::default(),
+            lag_loads: BTreeMap::new(),
+            lag_asked: HashMap::new(),
+            lag_queue: Vec::new(),
+            lag_next: 0,
         };
         c.push(Box::new(BoardView::new()));
+        c.ask_lag_history();
         c
     }
 
@@ -456,6 +472,7 @@ impl Console {
         for u in updates {
             self.estate.apply(u);
         }
+        self.ask_lag_history();
         let ctx = ctx_of(&self.estate, &self.settings, self.now, self.tick);
         for s in self.screens.iter_mut() {
             s.on_estate(&ctx, &mut self.outbox);
@@ -463,9 +480,39 @@ impl Console {
         self.settle();
     }
 
+    /// `«` needs the images each history entry of a cell deployed (from Git) wherever the
+    /// environment before runs other images; ask once per app and history length. Cells that
+    /// run what the environment before runs (most of a settled estate) ask nothing.
+    fn ask_lag_history(&mut self) {
+        let want: Vec<(AppId, usize)> = self
+            .estate
+            .apps()
+            .filter(|e| self.estate.lag_needs_history(e))
+            .map(|e| (e.id.clone(), e.app.status.history.len()))
+            .filter(|(id, len)| self.lag_asked.get(id) != Some(len))
+            .collect();
+        for (id, len) in want {
+            // Tickets from a range of their own, far from the screens' counter.
+            self.lag_next += 1;
+            let t = Ticket(LAG_TICKETS + self.lag_next);
+            self.lag_queue
+                .push((t, Request::HistoryImages { app: id.clone() }));
+            self.lag_loads.insert(t, id.clone());
+            self.lag_asked.insert(id, len);
+        }
+    }
+
     /// Hand an answer to the screens; unclaimed errors and acknowledgements become the
     /// flash line (a bulk sync's answers belong to no screen).
     pub fn respond(&mut self, resp: Response) -> bool {
+        if let Some(id) = self.lag_loads.remove(&resp.ticket) {
+            // Not known (no Git, an unreadable revision) stays unknown: no `«` claimed.
+            if let Ok(Payload::HistoryImages(images)) = resp.result {
+                self.estate.set_history_images(&id, images);
+            }
+            self.settle();
+            return true;
+        }
         let ctx = ctx_of(&self.estate, &self.settings, self.now, self.tick);
         let mut claimed = false;
         for s in self.screens.iter_mut().rev() {
@@ -511,6 +558,25 @@ impl Console {
         }
         self.settle();
         true
+    }
+
+    /// The board's own background loads (history images for `«`), with their apps attached;
+    /// the loop runs them like the screens' requests.
+    pub fn take_background_requests(&mut self) -> Vec<Outgoing> {
+        std::mem::take(&mut self.lag_queue)
+            .into_iter()
+            .map(|(ticket, request)| {
+                let app = request
+                    .app()
+                    .and_then(|id| self.estate.get(id))
+                    .map(|e| e.app.clone());
+                Outgoing {
+                    ticket,
+                    request,
+                    app,
+                }
+            })
+            .collect()
     }
 
     /// Requests queued by screens, with their apps attached; mutations are refused here in
