@@ -8,7 +8,10 @@
 //!   `{"fault":"drop-watches"}`, `{"fault":"expire-watch-versions"}`,
 //!   `{"fault":"fail","path":"/applications","status":503,"count":3}` (or `"seconds":10`),
 //!   `{"fault":"delay","path":"/pods","ms":500,"seconds":5}`, `{"fault":"expire-tokens"}`,
-//!   `{"fault":"conflict","count":2}`, `{"fault":"churn","per_second":50,"seconds":30}`;
+//!   `{"fault":"conflict","count":2}`, `{"fault":"churn","per_second":50,"seconds":30}`,
+//!   `{"fault":"deny-apply","kind":"Deployment","name":"checkout","message":"...","count":1}`
+//!   (the controller's apply of that object is denied the way an admission webhook denies
+//!   it, so the sync ends `Failed` with Argo CD's "one or more objects failed to apply");
 //! - `DELETE /_sandbox/faults` clears every rule, pending conflict and churn;
 //! - `GET /_sandbox/faults` lists active rules; `GET /_sandbox/health` says the server lives.
 //!
@@ -68,6 +71,29 @@ pub enum Fault {
         per_second: u64,
         seconds: f64,
     },
+    /// The controller's apply of objects of `kind` (named `name`, if given) answers the
+    /// API server's admission denial with `message`, for `count` applies (else until
+    /// cleared).
+    DenyApply {
+        kind: String,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        message: Option<String>,
+        #[serde(default)]
+        count: Option<u64>,
+    },
+}
+
+/// The webhook named in a denied apply, as the API server names it.
+pub const DENY_WEBHOOK: &str = "validate.policy.sandbox.shipdeck.dev";
+
+#[derive(Debug)]
+struct Denial {
+    kind: String,
+    name: Option<String>,
+    message: String,
+    remaining: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -93,6 +119,7 @@ impl Rule {
 #[derive(Debug, Default)]
 struct State_ {
     rules: Vec<Rule>,
+    denials: Vec<Denial>,
     churn: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -160,6 +187,23 @@ impl Faults {
                 let action = Action::Delay(Duration::from_millis(ms));
                 faults.add_rule(path, action, count, bounded_seconds(seconds)?);
             }
+            Fault::DenyApply {
+                kind,
+                name,
+                message,
+                count,
+            } => {
+                if kind.is_empty() {
+                    return Err("kind must name a Kubernetes kind".into());
+                }
+                faults.lock().denials.push(Denial {
+                    kind,
+                    name,
+                    message: message
+                        .unwrap_or_else(|| "the object is denied by the sandbox's policy".into()),
+                    remaining: count,
+                });
+            }
             Fault::Churn {
                 per_second,
                 seconds,
@@ -186,10 +230,29 @@ impl Faults {
         });
     }
 
+    /// The API server's error for the controller's apply of `kind`/`name`, when a
+    /// `deny-apply` fault matches it (one use of its count).
+    pub fn denied_apply(&self, kind: &str, name: &str) -> Option<String> {
+        let mut s = self.lock();
+        let d = s.denials.iter_mut().find(|d| {
+            d.remaining != Some(0) && d.kind == kind && d.name.as_deref().is_none_or(|n| n == name)
+        })?;
+        if let Some(n) = d.remaining.as_mut() {
+            *n = n.saturating_sub(1);
+        }
+        let why = format!(
+            "admission webhook \"{DENY_WEBHOOK}\" denied the request: {}",
+            d.message
+        );
+        s.denials.retain(|d| d.remaining != Some(0));
+        Some(why)
+    }
+
     /// Clear every rule, pending conflict and churn.
     pub fn clear(&self) {
         let mut s = self.lock();
         s.rules.clear();
+        s.denials.clear();
         if let Some(t) = s.churn.take() {
             t.abort();
         }
@@ -236,8 +299,14 @@ impl Faults {
                        "seconds_left": r.until.map(|u| u.saturating_duration_since(now).as_secs_f64())})
             })
             .collect();
+        let denials: Vec<Value> = s
+            .denials
+            .iter()
+            .map(|d| json!({"fault": "deny-apply", "kind": d.kind, "name": d.name, "remaining": d.remaining}))
+            .collect();
         json!({
             "rules": rules,
+            "denials": denials,
             "pending_conflicts": self.conflicts.load(Ordering::SeqCst),
             "churn": s.churn.as_ref().is_some_and(|t| !t.is_finished()),
         })

@@ -539,6 +539,9 @@ fn apply(
     })?;
     let ns = compare::meta(desired, "namespace");
     let name = compare::meta(desired, "name");
+    if let Some(why) = ctx.world.faults.denied_apply(res.kind, name) {
+        return Err(why);
+    }
     if res.namespaced && store.get(cluster, NAMESPACES, "", ns).is_none() {
         if !create_ns {
             return Err(format!("namespaces \"{ns}\" not found"));
