@@ -7,77 +7,16 @@
 //! Kubernetes API.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use shipdeck::ops::actions::Ops;
-use shipdeck::ops::audit::AuditLog;
-use shipdeck::ops::estate::Estate;
-use shipdeck::ops::policy::Policies;
-use shipdeck::sandbox::{Sandbox, auth::Role};
-use shipdeck::secrets::Secret;
 use shipdeck::sources::ArgoSource;
-use shipdeck::sources::argocd::{ArgoApi, ArgoApiOptions};
-use shipdeck::sources::git::GitMirrors;
-use shipdeck::tui::adapt::ArgoProvider;
 use shipdeck::tui::app::Headless;
-use shipdeck::tui::console::{Console, Settings};
-use shipdeck::tui::request::Provider;
-use std::sync::Arc;
 use std::time::Duration;
 
 mod common;
 
-struct Rig {
-    h: Headless,
-    api: ArgoApi,
-    audit: AuditLog,
-    sb: Sandbox,
-    _dir: tempfile::TempDir,
-    _watch: tokio::task::JoinHandle<()>,
-}
+use common::console::Rig;
 
 async fn rig() -> Rig {
-    let sb = common::sandbox().await;
-    let dir = tempfile::tempdir().unwrap();
-    let api = ArgoApi::new(ArgoApiOptions {
-        name: Some("sandbox".into()),
-        server: sb.url.clone(),
-        token: Some(Secret::new(sb.world.users.token(Role::Admin))),
-        workload_poll: Some(Duration::from_millis(100)),
-        ..Default::default()
-    })
-    .unwrap();
-    let (tx, rx) = tokio::sync::mpsc::channel(4096);
-    let watch = api.watch_applications(tx);
-    let audit = AuditLog::in_dir(&dir.path().join("audit"));
-    let ops = Ops {
-        operator: "admin".into(),
-        read_only: false,
-        policies: Policies::default(),
-        classifier: Default::default(),
-        audit: audit.clone(),
-    };
-    let git = Some(Arc::new(GitMirrors::new(dir.path().join("mirrors"))));
-    let provider: Arc<dyn Provider> = Arc::new(ArgoProvider::new(
-        vec![api.clone()],
-        ops,
-        git,
-        "sandbox".into(),
-    ));
-    let console = Console::new(
-        Estate::new(),
-        Settings {
-            operator: "admin".into(),
-            source_label: "sandbox".into(),
-            ..Settings::default()
-        },
-    );
-    Rig {
-        h: Headless::new(console, provider, rx),
-        api,
-        audit,
-        sb,
-        _dir: dir,
-        _watch: watch,
-    }
+    common::console::rig(common::console::Options::default()).await
 }
 
 fn press(h: &mut Headless, code: KeyCode) {
@@ -130,7 +69,7 @@ async fn open_sync(r: &mut Rig, name: &str) {
 }
 
 async fn started_at(r: &Rig, name: &str) -> Option<String> {
-    r.api
+    r.argo
         .get_application(name, Default::default())
         .await
         .unwrap()
@@ -246,7 +185,7 @@ async fn rolling_back_an_auto_sync_app_names_auto_sync_off_as_a_step() {
     let mut off = None;
     for _ in 0..600 {
         let app = r
-            .api
+            .argo
             .get_application(name, Default::default())
             .await
             .unwrap();

@@ -10,70 +10,23 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde_json::Value;
-use shipdeck::ops::actions::Ops;
-use shipdeck::ops::audit::AuditLog;
-use shipdeck::ops::estate::Estate;
-use shipdeck::ops::policy::Policies;
-use shipdeck::sandbox::{Sandbox, auth::Role};
-use shipdeck::secrets::Secret;
-use shipdeck::sources::ArgoSource;
-use shipdeck::sources::argocd::{ArgoApi, ArgoApiOptions};
-use shipdeck::sources::git::GitMirrors;
-use shipdeck::tui::adapt::ArgoProvider;
+use shipdeck::sandbox::Sandbox;
 use shipdeck::tui::app::Headless;
-use shipdeck::tui::console::{Console, Settings};
-use shipdeck::tui::request::Provider;
-use std::sync::Arc;
 use std::time::Duration;
 
 mod common;
 
 const JOB: &str = "GitOps-Pipeline";
 
-struct Rig {
-    h: Headless,
-    sb: Sandbox,
-    _dir: tempfile::TempDir,
-    _watch: tokio::task::JoinHandle<()>,
-}
+use common::console::Rig;
 
 async fn rig(time_scale: f64) -> Rig {
-    let sb = common::sandbox_scaled(time_scale).await;
-    let dir = tempfile::tempdir().unwrap();
-    let api = ArgoApi::new(ArgoApiOptions {
-        name: Some("sandbox".into()),
-        server: sb.url.clone(),
-        token: Some(Secret::new(sb.world.users.token(Role::Admin))),
+    common::console::rig(common::console::Options {
+        time_scale,
+        ci: true,
         ..Default::default()
     })
-    .unwrap();
-    let (tx, rx) = tokio::sync::mpsc::channel(4096);
-    let watch = api.watch_applications(tx);
-    let git = Some(Arc::new(GitMirrors::new(dir.path().join("mirrors"))));
-    let ops = Ops {
-        operator: "admin".into(),
-        read_only: false,
-        policies: Policies::default(),
-        classifier: Default::default(),
-        audit: AuditLog::in_dir(&dir.path().join("audit")),
-    };
-    let ci = shipdeck::tui::run::sandbox_ci(&sb, git.clone());
-    let provider: Arc<dyn Provider> =
-        Arc::new(ArgoProvider::new(vec![api], ops, git, "sandbox".into()).with_ci(ci));
-    let console = Console::new(
-        Estate::new(),
-        Settings {
-            operator: "admin".into(),
-            source_label: "sandbox".into(),
-            ..Settings::default()
-        },
-    );
-    Rig {
-        h: Headless::new(console, provider, rx),
-        sb,
-        _dir: dir,
-        _watch: watch,
-    }
+    .await
 }
 
 fn press(h: &mut Headless, code: KeyCode) {

@@ -6,71 +6,21 @@
 //! - marking a gated app says why it cannot join a bulk sync.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use shipdeck::ops::actions::Ops;
-use shipdeck::ops::audit::AuditLog;
-use shipdeck::ops::estate::Estate;
 use shipdeck::ops::policy::Policies;
-use shipdeck::sandbox::{Sandbox, auth::Role};
-use shipdeck::secrets::Secret;
-use shipdeck::sources::ArgoSource;
-use shipdeck::sources::argocd::{ArgoApi, ArgoApiOptions};
-use shipdeck::tui::adapt::ArgoProvider;
 use shipdeck::tui::app::Headless;
-use shipdeck::tui::console::{Console, Settings};
-use shipdeck::tui::request::Provider;
-use std::sync::Arc;
+use shipdeck::tui::console::Console;
 use std::time::Duration;
 
 mod common;
 
-struct Rig {
-    h: Headless,
-    api: common::Api,
-    audit: AuditLog,
-    _sb: Sandbox,
-    _dir: tempfile::TempDir,
-    _watch: tokio::task::JoinHandle<()>,
-}
+use common::console::Rig;
 
 async fn rig() -> Rig {
-    let sb = common::sandbox().await;
-    let dir = tempfile::tempdir().unwrap();
-    let client = ArgoApi::new(ArgoApiOptions {
-        name: Some("sandbox".into()),
-        server: sb.url.clone(),
-        token: Some(Secret::new(sb.world.users.token(Role::Admin))),
-        workload_poll: Some(Duration::from_millis(100)),
+    common::console::rig(common::console::Options {
+        git: false,
         ..Default::default()
     })
-    .unwrap();
-    let (tx, rx) = tokio::sync::mpsc::channel(4096);
-    let watch = client.watch_applications(tx);
-    let audit = AuditLog::in_dir(&dir.path().join("audit"));
-    let ops = Ops {
-        operator: "admin".into(),
-        read_only: false,
-        policies: Policies::default(),
-        classifier: Default::default(),
-        audit: audit.clone(),
-    };
-    let provider: Arc<dyn Provider> =
-        Arc::new(ArgoProvider::new(vec![client], ops, None, "sandbox".into()));
-    let console = Console::new(
-        Estate::new(),
-        Settings {
-            operator: "admin".into(),
-            source_label: "sandbox".into(),
-            ..Settings::default()
-        },
-    );
-    Rig {
-        h: Headless::new(console, provider, rx),
-        api: common::Api::new(&sb, Role::Admin),
-        audit,
-        _sb: sb,
-        _dir: dir,
-        _watch: watch,
-    }
+    .await
 }
 
 fn press(h: &mut Headless, code: KeyCode) {

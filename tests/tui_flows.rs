@@ -4,77 +4,18 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use shipdeck::model::SyncStatus;
-use shipdeck::ops::actions::Ops;
-use shipdeck::ops::audit::AuditLog;
-use shipdeck::ops::estate::Estate;
 use shipdeck::ops::policy::Policies;
-use shipdeck::sandbox::{Sandbox, auth::Role};
-use shipdeck::secrets::Secret;
 use shipdeck::sources::ArgoSource;
-use shipdeck::sources::argocd::{ArgoApi, ArgoApiOptions};
-use shipdeck::sources::git::GitMirrors;
-use shipdeck::tui::adapt::ArgoProvider;
 use shipdeck::tui::app::Headless;
-use shipdeck::tui::console::{Console, Settings};
-use shipdeck::tui::request::Provider;
-use std::sync::Arc;
+use shipdeck::tui::console::Console;
 use std::time::Duration;
 
 mod common;
 
-struct Rig {
-    h: Headless,
-    api: ArgoApi,
-    audit: AuditLog,
-    _sb: Sandbox,
-    _dir: tempfile::TempDir,
-    _watch: tokio::task::JoinHandle<()>,
-}
+use common::console::Rig;
 
 async fn rig() -> Rig {
-    let sb = common::sandbox().await;
-    let dir = tempfile::tempdir().unwrap();
-    let api = ArgoApi::new(ArgoApiOptions {
-        name: Some("sandbox".into()),
-        server: sb.url.clone(),
-        token: Some(Secret::new(sb.world.users.token(Role::Admin))),
-        workload_poll: Some(Duration::from_millis(100)),
-        ..Default::default()
-    })
-    .unwrap();
-    let (tx, rx) = tokio::sync::mpsc::channel(4096);
-    let watch = api.watch_applications(tx);
-    let audit = AuditLog::in_dir(&dir.path().join("audit"));
-    let ops = Ops {
-        operator: "admin".into(),
-        read_only: false,
-        policies: Policies::default(),
-        classifier: Default::default(),
-        audit: audit.clone(),
-    };
-    let git = Some(Arc::new(GitMirrors::new(dir.path().join("mirrors"))));
-    let provider: Arc<dyn Provider> = Arc::new(ArgoProvider::new(
-        vec![api.clone()],
-        ops,
-        git,
-        "sandbox".into(),
-    ));
-    let console = Console::new(
-        Estate::new(),
-        Settings {
-            operator: "admin".into(),
-            source_label: "sandbox".into(),
-            ..Settings::default()
-        },
-    );
-    Rig {
-        h: Headless::new(console, provider, rx),
-        api,
-        audit,
-        _sb: sb,
-        _dir: dir,
-        _watch: watch,
-    }
+    common::console::rig(common::console::Options::default()).await
 }
 
 fn press(h: &mut Headless, code: KeyCode) {
@@ -152,7 +93,7 @@ async fn approve_a_prod_change_by_keys() {
     assert!(done, "{}", r.h.screen(160, 48));
     // What the sandbox holds now, through its API.
     let app = r
-        .api
+        .argo
         .get_application(&name, Default::default())
         .await
         .unwrap();
@@ -247,7 +188,7 @@ async fn roll_back_by_keys_through_approval() {
     let mut rolled = false;
     for _ in 0..1200 {
         let app = r
-            .api
+            .argo
             .get_application(&name, Default::default())
             .await
             .unwrap();
@@ -263,7 +204,7 @@ async fn roll_back_by_keys_through_approval() {
         r.h.step(Duration::from_millis(50)).await;
     }
     let app = r
-        .api
+        .argo
         .get_application(&name, Default::default())
         .await
         .unwrap();

@@ -4,6 +4,8 @@
 //! it (`mod common;`), hence the dead-code allowance.
 #![allow(dead_code)]
 
+pub mod console;
+
 use serde_json::Value;
 use shipdeck::sandbox::auth::Role;
 use shipdeck::sandbox::{Sandbox, SandboxOptions};
