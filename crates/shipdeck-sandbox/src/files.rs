@@ -101,6 +101,10 @@ pub fn env_file(world: &World, dir: &Path) -> String {
             world.repo.path().display().to_string(),
         ),
         ("SHIPDECK_SANDBOX_URL", base.clone()),
+        (
+            "SHIPDECK_SANDBOX_WEBHOOK_URL",
+            format!("{base}/_sandbox/webhooks/shipdeck"),
+        ),
         ("SHIPDECK_SANDBOX_ADMIN_TOKEN", users.token(Role::Admin)),
         ("SHIPDECK_SANDBOX_VIEWER_TOKEN", users.token(Role::Viewer)),
         (

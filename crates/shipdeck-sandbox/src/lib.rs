@@ -22,6 +22,7 @@ pub mod jenkins_api;
 pub mod kube_api;
 pub mod serve;
 pub mod store;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -263,6 +264,7 @@ pub fn router(world: Arc<World>) -> axum::Router {
         .merge(faults::admin_router(world.clone()))
         .merge(controller::admin_router(world.clone()))
         .merge(controller::deploy::admin_router(world.clone()))
+        .merge(webhooks::router())
         .layer(axum::middleware::from_fn_with_state(
             world,
             faults::fault_layer,
