@@ -231,6 +231,25 @@ impl Default for PollConfig {
     }
 }
 
+/// `[[notify]]`: a webhook that hears about actions (see `ops::notify`). The URL is given
+/// inline (`url`) or, so a Slack webhook's secret stays out of the file, by the name of an
+/// environment variable holding it (`url_env`); exactly one of the two.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// A label for messages about this webhook (default: its host).
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub url_env: Option<String>,
+    /// `slack` (incoming-webhook JSON) or `json` (shipdeck's own object).
+    pub kind: String,
+    /// Which events it wants: [`crate::ops::notify::EVENTS`].
+    pub events: Vec<String>,
+}
+
 /// The whole configuration, defaults filled in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
@@ -246,6 +265,7 @@ pub struct Config {
     pub jenkins: JenkinsConfig,
     pub keys: BTreeMap<String, String>,
     pub poll: PollConfig,
+    pub notify: Vec<NotifyConfig>,
     /// The file the values came from, if any.
     pub path: Option<PathBuf>,
 }
@@ -343,6 +363,13 @@ const POLL: &[Field] = &[
     f("git_fetch_min_seconds", Ty::Int(1, 86400)),
     f("follow_deadline_seconds", Ty::Int(5, 86400)),
 ];
+const NOTIFY: &[Field] = &[
+    f("name", Ty::Str),
+    f("url", Ty::Str),
+    f("url_env", Ty::Str),
+    req("kind", Ty::OneOf(crate::ops::notify::KINDS)),
+    req("events", Ty::StrList),
+];
 const TOP: &[Field] = &[
     f("theme", Ty::Str),
     f("read_only", Ty::Bool),
@@ -356,6 +383,7 @@ const TOP: &[Field] = &[
     f("jenkins", Ty::Table(JENKINS)),
     f("keys", Ty::StrMap),
     f("poll", Ty::Table(POLL)),
+    f("notify", Ty::Tables(NOTIFY)),
 ];
 
 /// What a value is, for "found ..." in messages (strings quoted: `"yes"` is not `true`).
@@ -825,6 +853,10 @@ impl Config {
         if let Some(v) = table.get("poll") {
             c.poll = r.value(v, "poll")?;
         }
+        c.notify = r.list(table.get("notify"), "notify")?;
+        for (i, n) in c.notify.iter().enumerate() {
+            check_notify(&r, n, &format!("notify[{i}]"))?;
+        }
         Ok((c, r.warnings))
     }
     /// The operator's name for `initiatedBy` and the audit log: config, else the login
@@ -835,6 +867,51 @@ impl Config {
             .or_else(login_name)
             .filter(|s| !s.trim().is_empty())
     }
+}
+
+/// A `[[notify]]` entry shipdeck will send to: one of `url` / `url_env`, an http(s) URL,
+/// events it knows, at least one.
+fn check_notify(r: &Reader<'_>, n: &NotifyConfig, key: &str) -> Result<(), ConfigError> {
+    match (&n.url, &n.url_env) {
+        (Some(_), Some(_)) | (None, None) => {
+            return Err(r.error(
+                key,
+                "a webhook needs exactly one of `url` and `url_env`",
+                "url = \"https://...\" or url_env = \"ENV_VAR_WITH_THE_URL\"",
+            ));
+        }
+        (Some(url), None) => {
+            if let Err(e) = crate::ops::notify::check_url(url) {
+                return Err(r.error(&join(key, "url"), e, "an http:// or https:// URL"));
+            }
+        }
+        (None, Some(var)) => {
+            if var.trim().is_empty() || var.contains('=') {
+                return Err(r.error(
+                    &join(key, "url_env"),
+                    format!("{var:?} is not an environment variable name"),
+                    "the name of an environment variable, e.g. \"SHIPDECK_SLACK_WEBHOOK\"",
+                ));
+            }
+        }
+    }
+    if n.events.is_empty() {
+        return Err(r.error(
+            &join(key, "events"),
+            "no events: this webhook would never hear anything",
+            crate::ops::notify::EVENTS.join(", "),
+        ));
+    }
+    for (j, e) in n.events.iter().enumerate() {
+        if crate::ops::notify::Event::parse(e).is_none() {
+            return Err(r.error(
+                &format!("{key}.events[{j}]"),
+                format!("{e:?} is not an event"),
+                crate::ops::notify::EVENTS.join(", "),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The login name from the environment (`USER`, `LOGNAME`, `USERNAME`).

@@ -41,6 +41,11 @@ fn main() {
             2
         }
     };
+    // Notifications still queued get a short bounded wait; one not delivered is a warning,
+    // never a failure exit (the action's result is already printed).
+    for w in shipdeck::ops::notify::flush_all(shipdeck::ops::notify::EXIT_FLUSH) {
+        eprintln!("shipdeck: warning: {}", shipdeck::model::text::sanitize(&w));
+    }
     // A console ended by a signal exits 128 + its number, like a program the signal killed.
     std::process::exit(shipdeck::tui::terminal::exit_status(code));
 }

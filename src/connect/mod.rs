@@ -122,7 +122,8 @@ pub fn ops(args: &ConsoleArgs, config: &Config) -> anyhow::Result<Ops> {
         read_only: args.read_only || config.read_only,
         policies: policies(config),
         classifier: classifier(config),
-        audit: AuditLog::open_default()?,
+        audit: AuditLog::open_default()?
+            .with_notifier(crate::ops::notify::Notifier::from_config(config)?),
     })
 }
 

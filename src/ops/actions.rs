@@ -464,7 +464,15 @@ pub fn audit_finish(
     outcome: &ActionOutcome,
     result: &Result<Application, ActionError>,
 ) -> Result<(), AuditError> {
-    ops.audit.append(&AuditRecord {
+    // The images the app runs now, for notifications: the followed app's, else as sent.
+    let app = result.as_ref().unwrap_or(&outcome.app);
+    let images = app
+        .status
+        .summary
+        .as_ref()
+        .map(|s| s.images.clone())
+        .unwrap_or_default();
+    let rec = AuditRecord {
         at: chrono::Utc::now(),
         who: ops.operator.clone(),
         action: outcome.action.into(),
@@ -479,7 +487,8 @@ pub fn audit_finish(
         outcome: build::final_outcome(result).into(),
         detail: result.as_ref().err().map(|e| e.to_string()),
         dry_run: outcome.dry_run,
-    })
+    };
+    ops.audit.append_with_images(&rec, &images)
 }
 
 /// Wait for a started sync or rollback to end and record how it ended (`succeeded`,

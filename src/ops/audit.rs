@@ -79,10 +79,11 @@ impl AuditRecord {
     }
 }
 
-/// Where audit lines go.
+/// Where audit lines go, and (`[[notify]]`) who hears about them.
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     path: PathBuf,
+    notifier: Option<super::notify::Notifier>,
 }
 
 impl AuditLog {
@@ -94,7 +95,18 @@ impl AuditLog {
     pub fn in_dir(dir: &Path) -> Self {
         Self {
             path: dir.join(FILE_NAME),
+            notifier: None,
         }
+    }
+
+    /// Fan every record appended from now on out to these webhooks (`ops::notify`).
+    pub fn with_notifier(mut self, notifier: Option<super::notify::Notifier>) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    pub fn notifier(&self) -> Option<&super::notify::Notifier> {
+        self.notifier.as_ref()
     }
 
     pub fn path(&self) -> &Path {
@@ -102,6 +114,25 @@ impl AuditLog {
     }
 
     pub fn append(&self, record: &AuditRecord) -> Result<(), AuditError> {
+        self.append_with_images(record, &[])
+    }
+
+    /// Append, then queue the record's notification (never blocks), naming the images the
+    /// app runs where the caller knows them. A record that could not be written notifies
+    /// nobody: a message never claims what the log does not hold.
+    pub fn append_with_images(
+        &self,
+        record: &AuditRecord,
+        images: &[String],
+    ) -> Result<(), AuditError> {
+        self.write(record)?;
+        if let Some(n) = &self.notifier {
+            n.notify(record, images);
+        }
+        Ok(())
+    }
+
+    fn write(&self, record: &AuditRecord) -> Result<(), AuditError> {
         let write_err = |source| AuditError::Write {
             path: self.path.clone(),
             source,
