@@ -125,6 +125,14 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
         self.label.clone()
     }
 
+    fn notices(&self) -> Vec<String> {
+        self.ops
+            .audit
+            .notifier()
+            .map(|n| n.take_warnings())
+            .unwrap_or_default()
+    }
+
     fn submit(
         &self,
         ticket: Ticket,

@@ -127,6 +127,9 @@ where
     let mut tick = tokio::time::interval(Duration::from_millis(120));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut buf: Vec<Update> = Vec::with_capacity(BATCH);
+    // Background warnings (undelivered notifications) are looked for once a second.
+    let mut notices = tokio::time::interval(Duration::from_secs(1));
+    notices.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut updates_open = true;
     let mut dirty = true;
     submit(console, &provider, &resp_tx, &mut tasks);
@@ -175,6 +178,13 @@ where
             _ = tick.tick(), if busy => {
                 console.tick();
                 dirty = true;
+            }
+            _ = notices.tick() => {
+                let n = provider.notices();
+                if !n.is_empty() {
+                    console.notice(n);
+                    dirty = true;
+                }
             }
             _ = recv(&mut signals.int) => break Ok(Exit::Signal(libc::SIGINT)),
             _ = recv(&mut signals.quit) => break Ok(Exit::Signal(libc::SIGQUIT)),
@@ -310,6 +320,7 @@ impl Headless {
             Some(r) = self.resp_rx.recv() => { self.console.respond(r); }
             _ = tokio::time::sleep(wait) => {}
         }
+        self.console.notice(self.provider.notices());
         self.console.tick();
         self.submit();
     }

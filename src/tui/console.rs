@@ -203,6 +203,19 @@ impl Console {
         c
     }
 
+    /// Background warnings (an undelivered notification): kept for `:warnings`, the first
+    /// shown on the flash line.
+    pub fn notice(&mut self, warnings: Vec<String>) {
+        let Some(first) = warnings.first() else {
+            return;
+        };
+        self.flash = Some((
+            Level::Warning,
+            format!("{} (:warnings lists them)", clean(first)),
+        ));
+        self.settings.warnings.extend(warnings);
+    }
+
     /// Pin the clock (tests and snapshots).
     pub fn set_now(&mut self, now: chrono::DateTime<chrono::Utc>) {
         self.now = now;

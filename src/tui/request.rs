@@ -198,6 +198,12 @@ pub trait Provider: Send + Sync + 'static {
 
     /// One line for the header: what the console is connected to.
     fn describe(&self) -> String;
+
+    /// Warnings that arose in the background since the last call (an undelivered
+    /// notification), for the flash line and `:warnings`.
+    fn notices(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// A provider with nothing behind it: every request fails and says why. Used by render

@@ -26,6 +26,8 @@ pub struct Options {
     pub git: bool,
     /// The sandbox's GitHub Actions and Jenkins, as `shipdeck demo` wires them.
     pub ci: bool,
+    /// Webhooks the audit log fans out to (`[[notify]]`).
+    pub notifier: Option<shipdeck::ops::notify::Notifier>,
 }
 
 impl Default for Options {
@@ -34,6 +36,7 @@ impl Default for Options {
             time_scale: 0.02,
             git: true,
             ci: false,
+            notifier: None,
         }
     }
 }
@@ -63,7 +66,7 @@ pub async fn rig(o: Options) -> Rig {
     .expect("API client");
     let (tx, rx) = tokio::sync::mpsc::channel(4096);
     let watch = argo.watch_applications(tx);
-    let audit = AuditLog::in_dir(&dir.path().join("audit"));
+    let audit = AuditLog::in_dir(&dir.path().join("audit")).with_notifier(o.notifier.clone());
     let ops = Ops {
         operator: "admin".into(),
         read_only: false,
