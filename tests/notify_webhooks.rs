@@ -56,6 +56,31 @@ fn slack_env(w: &World) -> Vec<(&'static str, String)> {
     )]
 }
 
+/// The image Git wants for the app's Deployment, as Argo CD's managed-resources says.
+async fn target_image(w: &World, app: &str) -> String {
+    let r = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/applications/{app}/managed-resources",
+            w.var("ARGOCD_SERVER")
+        ))
+        .bearer_auth(w.var("ARGOCD_AUTH_TOKEN"))
+        .send()
+        .await
+        .expect("managed-resources");
+    let v: Value = r.json().await.expect("json");
+    let d = v["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i["kind"] == "Deployment"))
+        .cloned()
+        .expect("a Deployment");
+    let target: Value =
+        serde_json::from_str(d["targetState"].as_str().expect("targetState")).expect("json");
+    target["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .expect("image")
+        .to_string()
+}
+
 fn deployed(app: &Value) -> Option<String> {
     app["status"]["history"]
         .as_array()
@@ -87,7 +112,8 @@ fn slack_fields(body: &Value) -> std::collections::BTreeMap<String, String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sync_and_a_rollback_reach_both_webhooks_with_the_facts_and_retries_deliver_once() {
+async fn a_sync_a_rollback_and_a_failure_reach_the_webhooks_with_the_facts_and_retries_deliver_once()
+ {
     let w = start().await;
     let cfg = config(&w, &format!("{}/_sandbox/webhooks/json", w.sandbox.url));
     let env = slack_env(&w);
@@ -276,6 +302,61 @@ async fn a_sync_and_a_rollback_reach_both_webhooks_with_the_facts_and_retries_de
             .is_some_and(|t| t.contains(&format!("rolled back {dev} in dev"))),
         "{}",
         slack[2]
+    );
+
+    // A sync whose rollout fails: `failed`, with Argo CD's reason, and no image claimed
+    // (the live ones are the old ones).
+    let rows = w.status(Mode::Api).await;
+    let broken = rows
+        .iter()
+        .find(|r| {
+            r["environment"] == "prod"
+                && r["out_of_sync"] == "pending-change"
+                && r["name"] != app.as_str()
+        })
+        .and_then(|r| r["name"].as_str())
+        .map(str::to_owned)
+        .expect("a second prod app waiting for a sync");
+    let image = target_image(&w, &broken).await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/_sandbox/image-fault", w.sandbox.url))
+        .json(&json!({"image": image, "mode": "ImagePullBackOff"}))
+        .send()
+        .await
+        .expect("image-fault");
+    assert!(r.status().is_success());
+    let out = w
+        .run_with(
+            Mode::Api,
+            &[
+                "--config",
+                &cfg,
+                "sync",
+                &broken,
+                "--approve",
+                &broken,
+                "--reason",
+                "hotfix",
+                "--wait",
+                "--timeout",
+                "600",
+            ],
+            &env,
+        )
+        .await;
+    assert_eq!(out.code, 6, "the sync fails: {}", out.stderr);
+    let msgs = accepted(&w, "json").await;
+    let m = msgs.last().expect("a message");
+    assert_eq!(m["event"], "failed", "{m}");
+    assert_eq!(m["outcome"], "failed");
+    assert_eq!(m["app"], broken.as_str());
+    assert_eq!(m["images"], json!([]));
+    let detail = m["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains(&image), "the failing image named: {detail}");
+    assert!(
+        out.stderr.contains(detail),
+        "the same reason as the command's: {detail} / {}",
+        out.stderr
     );
     w.sandbox.stop().await;
 }

@@ -464,12 +464,13 @@ pub fn audit_finish(
     outcome: &ActionOutcome,
     result: &Result<Application, ActionError>,
 ) -> Result<(), AuditError> {
-    // The images the app runs now, for notifications: the followed app's, else as sent.
-    let app = result.as_ref().unwrap_or(&outcome.app);
-    let images = app
-        .status
-        .summary
+    // The images the app runs once the operation succeeded, for notifications; after a
+    // failure the live images are the old ones, so none are claimed (the detail names the
+    // failing image).
+    let images = result
         .as_ref()
+        .ok()
+        .and_then(|app| app.status.summary.as_ref())
         .map(|s| s.images.clone())
         .unwrap_or_default();
     let rec = AuditRecord {

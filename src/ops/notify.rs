@@ -267,7 +267,8 @@ pub struct Message {
     pub who: String,
     pub from_revision: Option<String>,
     pub to_revision: Option<String>,
-    /// The images the app runs after the action, where known.
+    /// The images the app runs after a followed sync or rollback that succeeded; empty
+    /// when not known (a failed one: the detail names the failing image).
     pub images: Vec<String>,
     pub reason: Option<String>,
     /// Why it failed, or other detail.
