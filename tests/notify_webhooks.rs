@@ -435,7 +435,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
             let p = e.path();
             if p.is_dir() {
                 out.extend(walk(&p));
-            } else if !p.extension().is_some_and(|x| x == "toml") {
+            } else if p.extension().is_none_or(|x| x != "toml") {
                 out.push(p);
             }
         }

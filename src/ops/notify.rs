@@ -316,8 +316,15 @@ impl Message {
             "synced" => format!("{} synced", self.who),
             "rolled-back" => format!("{} rolled back", self.who),
             "failed" => format!("{} by {} failed:", self.action, self.who),
-            "frozen" => format!("{} froze", self.who),
-            "unfrozen" => format!("{} unfroze", self.who),
+            // A freeze is of an environment; its record lists the apps it covers.
+            "frozen" | "unfrozen" => {
+                let verb = if self.event == "frozen" {
+                    "froze"
+                } else {
+                    "unfroze"
+                };
+                return format!("{} {verb} {} ({})", self.who, self.environment, self.app);
+            }
             _ => format!("{} confirmed the prune of", self.who),
         };
         let revs = if self.from_revision.is_some() || self.to_revision.is_some() {
@@ -791,6 +798,16 @@ mod tests {
         assert!(all.contains("&lt;!channel&gt; fix &amp; go"), "{all}");
         assert!(!all.contains("<!channel>"));
         assert!(all.contains("shop:1.2"));
+    }
+
+    #[test]
+    fn a_freeze_names_the_environment_first() {
+        let mut r = rec("freeze", "succeeded");
+        r.app = "cart-prod,shop-prod".into();
+        r.from_revision = None;
+        r.to_revision = None;
+        let m = Message::of(Event::Frozen, &r, &[]);
+        assert_eq!(m.headline(), "ana froze prod (cart-prod,shop-prod)");
     }
 
     #[test]
