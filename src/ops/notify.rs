@@ -800,6 +800,55 @@ mod tests {
         assert!(all.contains("shop:1.2"));
     }
 
+    /// A webhook that takes the connection and never answers holds the sender on its first
+    /// message: the queue fills, further messages are dropped with a warning (the caller is
+    /// never held up), and a flush at its deadline says how many are still pending.
+    #[test]
+    fn a_full_queue_drops_with_a_warning_and_flush_reports_the_pending() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let port = silent.local_addr().map(|a| a.port()).unwrap_or_default();
+        let n = NotifyConfig {
+            name: Some("silent".into()),
+            url: Some(format!("http://127.0.0.1:{port}/h")),
+            url_env: None,
+            kind: "json".into(),
+            events: vec!["synced".into()],
+        };
+        let t =
+            Target::from_config(&n, "notify[0]", None, |_| None).unwrap_or_else(|e| panic!("{e}"));
+        let notifier = Notifier::start(
+            vec![t],
+            Retry {
+                attempts: 1,
+                backoff: Duration::from_millis(1),
+                timeout: Duration::from_secs(600),
+            },
+        )
+        .unwrap_or_else(|| panic!("started"));
+        let r = rec("sync", "succeeded");
+        for _ in 0..QUEUE + 3 {
+            notifier.notify(&r, &[]);
+        }
+        // Not wanted by this webhook: nothing queued, nothing dropped.
+        notifier.notify(&rec("rollback", "succeeded"), &[]);
+        let w = notifier.flush(Duration::from_millis(200));
+        let dropped = w
+            .iter()
+            .filter(|w| {
+                w.as_str()
+                    == "notification synced for shop-prod to silent dropped: the queue is full"
+            })
+            .count();
+        assert!((2..=3).contains(&dropped), "{w:?}");
+        let pending = w.last().cloned().unwrap_or_default();
+        assert!(
+            pending.ends_with("notification(s) not delivered before exit (still being retried)"),
+            "{w:?}"
+        );
+        assert_eq!(notifier.delivered(), 0);
+        drop(silent);
+    }
+
     #[test]
     fn a_freeze_names_the_environment_first() {
         let mut r = rec("freeze", "succeeded");
