@@ -10,3 +10,4 @@ pub mod diff;
 pub mod estate;
 pub mod plan;
 pub mod policy;
+pub mod promote;
