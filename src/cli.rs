@@ -9,6 +9,7 @@ mod build;
 mod commands;
 pub mod exit;
 mod output;
+mod promote;
 
 pub use crate::connect::{ConsoleArgs, LoginSystem};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -107,6 +108,13 @@ pub enum Command {
     /// Start a build: APP's pipeline, a GitHub workflow, or a Jenkins job.
     #[command(after_help = exit::EXIT_CODES_HELP)]
     Build(BuildArgs),
+    /// Promote SERVICE into --to ENV: the images it runs Healthy in the environment before
+    /// (or --from ENV), written into ENV's manifests on its branch as a commit by you (plain
+    /// `image:`, kustomize `images`, Helm values), shown, and pushed with your own git
+    /// credentials when confirmed (--yes, or `y` on the terminal; with neither it refuses).
+    /// The app then waits for its normal sync and approval.
+    #[command(after_help = exit::EXIT_CODES_HELP)]
+    Promote(promote::PromoteArgs),
     /// Store a credential in the OS keyring. Reads the token (Jenkins: `user:api-token`;
     /// Argo CD with --username: the password) from standard input.
     #[command(after_help = exit::EXIT_CODES_HELP)]
@@ -180,7 +188,8 @@ pub async fn run(console: &ConsoleArgs, command: Command) -> anyhow::Result<i32>
         | Command::Sync(_)
         | Command::Rollback(_)
         | Command::Autosync(_)
-        | Command::Build(_)) => Ok(commands::run_headless(console, cmd).await),
+        | Command::Build(_)
+        | Command::Promote(_)) => Ok(commands::run_headless(console, cmd).await),
         Command::Sandbox(args) => crate::sandbox::serve::run(args.options()).await.map(|()| 0),
         Command::Demo(_) => Err(anyhow::anyhow!(
             "`demo` opens the console: run it from the shipdeck binary"
