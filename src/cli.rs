@@ -39,7 +39,9 @@ running), build ({run: {pipeline, id, state, head_sha, url, linked_by: image-tag
 source-commit-trailer | built-by-trailer} or null, unknown: why no run is known or null}), \
 before ({state: first-environment | no-app | no-new-image | runs | ran-earlier | never-ran | \
 not-now, environment, images, since, health}), proven (built by a successful run and Healthy \
-in the environment before), blockers (the guard's words).\n\nExit codes: 0 proven and nothing \
+in the environment before), blockers (the guard's words), promotion ({commit, by, from, \
+source_app, images, source_revision, healthy_since}: the `shipdeck promote` commit among the \
+commits, from its trailers; or null).\n\nExit codes: 0 proven and nothing \
 in the way, 1 not proven or something in the way; others as every command (see shipdeck --help).";
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]

@@ -319,7 +319,10 @@ pub fn edit_files(
         .iter()
         .find(|f| {
             let rest = &f[prefix.len()..];
-            matches!(rest, "kustomization.yaml" | "kustomization.yml" | "Kustomization")
+            matches!(
+                rest,
+                "kustomization.yaml" | "kustomization.yml" | "Kustomization"
+            )
         })
         .map(|f| f.to_string());
     let (form, targets): (Form, Vec<String>) = if !sel.value_files.is_empty() {
@@ -440,10 +443,7 @@ pub async fn prepare(
     )
     .trim()
     .to_string();
-    let listing = clone
-        .git(&["ls-files", "-z"])
-        .await
-        .map_err(git_failed)?;
+    let listing = clone.git(&["ls-files", "-z"]).await.map_err(git_failed)?;
     let files: Vec<String> = listing
         .split(|b| *b == 0)
         .filter(|s| !s.is_empty())
@@ -517,7 +517,10 @@ async fn commit(
     let email = configured.unwrap_or_else(|| {
         format!(
             "{}@users.noreply.shipdeck",
-            name.replace(|c: char| !c.is_ascii_alphanumeric() && c != '.' && c != '-', "-")
+            name.replace(
+                |c: char| !c.is_ascii_alphanumeric() && c != '.' && c != '-',
+                "-"
+            )
         )
     });
     let env = [
@@ -531,12 +534,24 @@ async fn commit(
         .await
         .map_err(git_failed)?;
     let _ = tokio::fs::remove_file(&msg_file).await;
-    let sha = String::from_utf8_lossy(&clone.git(&["rev-parse", "HEAD"]).await.map_err(git_failed)?)
-        .trim()
-        .to_string();
+    let sha = String::from_utf8_lossy(
+        &clone
+            .git(&["rev-parse", "HEAD"])
+            .await
+            .map_err(git_failed)?,
+    )
+    .trim()
+    .to_string();
     let diff = String::from_utf8_lossy(
         &clone
-            .git(&["show", "--no-color", "--stat", "--patch", "--format=fuller", "HEAD"])
+            .git(&[
+                "show",
+                "--no-color",
+                "--stat",
+                "--patch",
+                "--format=fuller",
+                "HEAD",
+            ])
             .await
             .map_err(git_failed)?,
     )
@@ -701,7 +716,10 @@ mod tests {
 
     #[test]
     fn normalizes_value_file_paths() {
-        assert_eq!(normalize("helm/app/../values-prod.yaml"), "helm/values-prod.yaml");
+        assert_eq!(
+            normalize("helm/app/../values-prod.yaml"),
+            "helm/values-prod.yaml"
+        );
         assert_eq!(normalize("./a//b.yaml"), "a/b.yaml");
     }
 

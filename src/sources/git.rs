@@ -345,7 +345,9 @@ pub struct WorkClone {
 /// Why a push did not land.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PushRejected {
-    #[error("the remote moved on (someone pushed to {branch} first): fetch and promote again ({detail})")]
+    #[error(
+        "the remote moved on (someone pushed to {branch} first): fetch and promote again ({detail})"
+    )]
     NotFastForward { branch: String, detail: String },
     #[error("no permission to push to {url}: {detail}")]
     Permission { url: String, detail: String },
@@ -389,16 +391,19 @@ impl GitMirrors {
             }
             let _ = tokio::fs::remove_dir_all(&w.dir).await;
             let dest = w.dir.to_string_lossy().into_owned();
-            run_git(None, &["clone", "--quiet", "--no-checkout", url, &dest], url)
-                .await
-                .map_err(|e| fetch_error(url, e))?;
+            run_git(
+                None,
+                &["clone", "--quiet", "--no-checkout", url, &dest],
+                url,
+            )
+            .await
+            .map_err(|e| fetch_error(url, e))?;
         }
         w.git(&["fetch", "--prune", "--quiet", "origin"])
             .await
             .map_err(|e| fetch_error(url, e))?;
         let remote = format!("refs/remotes/origin/{branch}");
-        if w
-            .git(&["rev-parse", "--verify", "--quiet", &remote])
+        if w.git(&["rev-parse", "--verify", "--quiet", &remote])
             .await
             .is_err()
         {
@@ -436,9 +441,7 @@ impl WorkClone {
     /// says why.
     pub async fn push(&self) -> Result<(), PushRejected> {
         let refspec = format!("HEAD:refs/heads/{}", self.branch);
-        let result = self
-            .git(&["push", "origin", &refspec])
-            .await;
+        let result = self.git(&["push", "origin", &refspec]).await;
         let Err(e) = result else {
             let _ = self.git(&["fetch", "--quiet", "origin"]).await;
             return Ok(());
@@ -455,13 +458,23 @@ impl WorkClone {
 /// What git's words on a failed push mean.
 pub fn classify_push(url: &str, branch: &str, detail: &str) -> PushRejected {
     let d = detail.to_ascii_lowercase();
-    let last = detail
+    // The lines that say why (the remote's words, the rejected ref), else the last one.
+    let why: Vec<&str> = detail
         .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or(detail)
-        .trim()
-        .to_string();
+        .map(str::trim)
+        .filter(|l| l.starts_with("remote:") || l.contains("rejected") || l.contains("denied"))
+        .collect();
+    let last = if why.is_empty() {
+        detail
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or(detail)
+            .trim()
+            .to_string()
+    } else {
+        why.join("; ")
+    };
     if d.contains("non-fast-forward") || d.contains("fetch first") || d.contains("[rejected]") {
         PushRejected::NotFastForward {
             branch: branch.to_string(),

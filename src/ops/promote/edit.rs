@@ -240,8 +240,9 @@ pub fn set_kustomize(text: &str, repo: &str, tag: &str) -> Edit {
             j += 1;
         }
         for (s, e) in entries {
-            let fields: Vec<(usize, Kv<'_>)> =
-                (s..=e).filter_map(|n| kv(ls[n].0).map(|k| (n, k))).collect();
+            let fields: Vec<(usize, Kv<'_>)> = (s..=e)
+                .filter_map(|n| kv(ls[n].0).map(|k| (n, k)))
+                .collect();
             let get = |name: &str| fields.iter().find(|(_, k)| k.key == name);
             let hit = match get("newName") {
                 Some((_, k)) => k.value == repo,
@@ -303,15 +304,15 @@ mod tests {
         let text = "# keep me\nspec:\n  containers:\n  - name: cart\n    image: \"ghcr.io/acme/cart:sha-old\"  # bumped by CI\n  - name: side\n    image: ghcr.io/acme/sidecar:1.0\n";
         let e = set_plain(text, "ghcr.io/acme/cart", "sha-new");
         assert_eq!((e.matched, e.changed), (1, 1));
-        assert_eq!(
-            e.text,
-            text.replace("cart:sha-old\"", "cart:sha-new\"")
-        );
+        assert_eq!(e.text, text.replace("cart:sha-old\"", "cart:sha-new\""));
         let again = set_plain(&e.text, "ghcr.io/acme/cart", "sha-new");
         assert_eq!((again.matched, again.changed), (1, 0));
         assert_eq!(again.text, e.text);
         let none = set_plain(text, "ghcr.io/acme/other", "x");
-        assert_eq!((none.matched, none.changed, none.text.as_str()), (0, 0, text));
+        assert_eq!(
+            (none.matched, none.changed, none.text.as_str()),
+            (0, 0, text)
+        );
     }
 
     #[test]
@@ -323,13 +324,19 @@ mod tests {
         let e = set_kustomize(text, "ghcr.io/acme/api", "v2");
         assert_eq!((e.matched, e.changed), (1, 1));
         assert!(
-            e.text
-                .contains("    newName: ghcr.io/acme/api\n    newTag: v2\n  - name: ghcr.io/acme/web\n"),
+            e.text.contains(
+                "    newName: ghcr.io/acme/api\n    newTag: v2\n  - name: ghcr.io/acme/web\n"
+            ),
             "{}",
             e.text
         );
         let e = set_kustomize(text, "ghcr.io/acme/web", "v3");
-        assert!(e.text.ends_with("  - name: ghcr.io/acme/web\n    newTag: v3\n"), "{}", e.text);
+        assert!(
+            e.text
+                .ends_with("  - name: ghcr.io/acme/web\n    newTag: v3\n"),
+            "{}",
+            e.text
+        );
         // `placeholder` is renamed by newName, so its name does not match.
         assert_eq!(set_kustomize(text, "placeholder", "x").matched, 0);
         // `resources:` entries are not images.
