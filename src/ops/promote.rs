@@ -43,7 +43,7 @@ pub enum PromoteError {
 }
 
 /// What a promotion would move, decided from the estate alone.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Selection {
     pub service: String,
     pub from_env: String,
@@ -234,7 +234,7 @@ impl Form {
 }
 
 /// A promotion commit made locally, not pushed yet.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Prepared {
     pub selection: Selection,
     pub clone: WorkClone,

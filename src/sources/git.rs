@@ -96,6 +96,18 @@ impl GitMirrors {
         self.root.join(format!("{tail}-{hash}.git"))
     }
 
+    /// Forget when `url` was last fetched, so the next [`GitMirrors::mirror`] fetches (after
+    /// we pushed to it: the commit we just made must be found).
+    pub async fn invalidate(&self, url: &str) {
+        let state = {
+            let map = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            map.get(url).cloned()
+        };
+        if let Some(s) = state {
+            *s.lock.lock().await = None;
+        }
+    }
+
     /// The mirror of `url`, cloned or fetched as needed (`force` fetches even if recent).
     pub async fn mirror(&self, url: &str, force: bool) -> Result<Mirror, GitError> {
         let state = {
@@ -335,7 +347,7 @@ impl Mirror {
 /// commit that was never pushed never survives into the next promotion. Pushes use the
 /// operator's own git: SSH agent, credential helpers; prompts are disabled, never tokens on
 /// the command line.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkClone {
     pub url: String,
     pub branch: String,
