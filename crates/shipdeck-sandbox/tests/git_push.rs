@@ -42,7 +42,11 @@ async fn a_push_to_main_is_noticed_and_a_rejected_one_changes_nothing() {
         .arg(&clone)
         .output()
         .expect("git clone");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let before = application(&sb, "frontend-prod").await;
     assert_eq!(before["status"]["sync"]["status"], "Synced", "{before}");
     let file = clone.join("apps/frontend/prod/deployment.yaml");
@@ -55,13 +59,16 @@ async fn a_push_to_main_is_noticed_and_a_rejected_one_changes_nothing() {
     let new_line = format!("{}:sha-pushed1", line.rsplit_once(':').expect("tag").0);
     std::fs::write(&file, text.replace(&line, &new_line)).expect("edit");
     let id = ["-c", "user.name=Ana", "-c", "user.email=ana@example.com"];
-    git(&clone, &[&id[..], &["commit", "-qam", "bump frontend by hand"]].concat());
+    git(
+        &clone,
+        &[&id[..], &["commit", "-qam", "bump frontend by hand"]].concat(),
+    );
     let sha = git(&clone, &["rev-parse", "HEAD"]);
     git(&clone, &["push", "-q", "origin", "HEAD:refs/heads/main"]);
     assert_eq!(git(&repo, &["rev-parse", "main"]), sha);
     // The checked-out tree follows the push (`cat` in the repo shows the truth).
-    let served = std::fs::read_to_string(repo.join("apps/frontend/prod/deployment.yaml"))
-        .expect("read");
+    let served =
+        std::fs::read_to_string(repo.join("apps/frontend/prod/deployment.yaml")).expect("read");
     assert!(served.contains("sha-pushed1"), "{served}");
     let app = wait_for("frontend-prod OutOfSync at the pushed commit", || {
         let sb = &sb;
