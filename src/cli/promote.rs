@@ -30,11 +30,144 @@ pub struct PromoteArgs {
     /// refuses when there is none.
     #[arg(long)]
     pub yes: bool,
+    /// How: a Git commit (default), or the estate's deploy workflow with a tag input
+    /// (`deploy-service.yml`), dispatched with the tag through the configured CI.
+    #[arg(long, value_enum, default_value_t = Via::Git)]
+    pub via: Via,
     #[command(flatten)]
     pub out: super::OutputArgs,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Via {
+    Git,
+    Workflow,
+}
+
 const DEADLINE: Duration = Duration::from_secs(30);
+
+fn confirm(yes: bool, question: &str) -> bool {
+    yes || (std::io::stdin().is_terminal() && std::io::stderr().is_terminal() && ask(question))
+}
+
+/// The workflow route: dispatch the deploy workflow with the tag, audited as `promote`.
+async fn via_workflow(
+    room: &mut Room,
+    estate: &Estate,
+    sel: promote::Selection,
+    a: &PromoteArgs,
+) -> anyhow::Result<i32> {
+    use crate::model::BuildSystem;
+    let apps: Vec<_> = estate.apps().map(|e| e.app.clone()).collect();
+    let ci = room.ci(crate::connect::git(&room.config));
+    ci.learn_from_apps(&apps, &room.config);
+    if ci.is_empty() {
+        return Err(crate::connect::Ci::nothing_configured().into());
+    }
+    let pipelines = match tokio::time::timeout(DEADLINE, ci.pipelines()).await {
+        Ok(p) => p?,
+        Err(_) => {
+            return Err(SourceError::Timeout {
+                what: "listing workflows".into(),
+                seconds: DEADLINE.as_secs(),
+            }
+            .into());
+        }
+    };
+    let mut found = None;
+    let mut ordered: Vec<_> = pipelines
+        .iter()
+        .filter(|p| p.system == BuildSystem::GithubActions)
+        .collect();
+    ordered.sort_by_key(|p| !p.name.ends_with("deploy-service.yml"));
+    for p in ordered {
+        if let Some(inputs) = promote::workflow_inputs(&p.inputs, &sel)? {
+            found = Some((p.clone(), inputs));
+            break;
+        }
+    }
+    let Some((p, inputs)) = found else {
+        let e = PromoteError::NotFound(
+            "no deploy workflow with a tag input (like deploy-service.yml) in the configured CI: promote through Git (--via git)".into(),
+        );
+        promote::audit_selection(&room.ops, &sel, "refused", e.to_string());
+        return Err(e.into());
+    };
+    let words = format!(
+        "dispatch {} with {}",
+        p.name,
+        inputs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    eprintln!(
+        "{}",
+        clean(&format!(
+            "Promote {} from {} to {} ({}): {words}",
+            sel.images.join(", "),
+            sel.from_env,
+            sel.to_env,
+            sel.target_app.name
+        ))
+    );
+    if !confirm(a.yes, &clean(&format!("{words}?"))) {
+        promote::audit_selection(
+            &room.ops,
+            &sel,
+            "refused",
+            format!("not confirmed: {words}"),
+        );
+        return Err(PromoteError::Refused(format!(
+            "promote {} to {} needs confirmation: rerun with --yes (or on a terminal); nothing was dispatched",
+            sel.service, sel.to_env
+        ))
+        .into());
+    }
+    let req = crate::ops::actions::BuildRequest {
+        system: p.system,
+        pipeline: p.name.clone(),
+        repo: p.repo.clone(),
+        git_ref: p.git_ref.clone(),
+        inputs: inputs.clone(),
+        app: Some(sel.target_app.name.clone()),
+    };
+    promote::audit_selection(&room.ops, &sel, "started", words.clone());
+    match crate::ops::actions::build(&ci, &room.ops, &req).await {
+        Ok(run) => {
+            promote::audit_selection(
+                &room.ops,
+                &sel,
+                "succeeded",
+                format!("{words}: run {}", run.id),
+            );
+            match a.out.output {
+                OutputFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "service": clean(&sel.service),
+                        "from": clean(&sel.from_env),
+                        "to": clean(&sel.to_env),
+                        "app": clean(&sel.target_app.name),
+                        "images": sel.images.iter().map(|i| clean(i)).collect::<Vec<_>>(),
+                        "workflow": clean(&p.name),
+                        "run": run.id,
+                        "inputs": inputs.iter().map(|(k, v)| (clean(k), serde_json::Value::from(clean(v)))).collect::<serde_json::Map<_, _>>(),
+                    }))?
+                ),
+                OutputFormat::Table => {
+                    println!("{}", clean(&format!("{words}: run {} started", run.id)))
+                }
+            }
+            Ok(super::exit::OK)
+        }
+        Err(e) => {
+            promote::audit_selection(&room.ops, &sel, "failed", e.to_string());
+            Err(e.into())
+        }
+    }
+}
 
 /// Every application of every connected Argo CD, classified as the board does.
 pub(super) async fn estate_of(room: &mut Room) -> anyhow::Result<Estate> {
@@ -102,6 +235,9 @@ pub async fn promote(room: &mut Room, a: PromoteArgs) -> anyhow::Result<i32> {
         e.into()
     };
     let sel = promote::select(&estate, &a.service, &a.to, a.from.as_deref()).map_err(refuse)?;
+    if a.via == Via::Workflow {
+        return via_workflow(room, &estate, sel, &a).await;
+    }
     let git = crate::connect::git(&room.config).ok_or_else(|| {
         UsageError("no cache directory for the working clone (set HOME or XDG_CACHE_HOME)".into())
     })?;

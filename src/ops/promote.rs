@@ -628,6 +628,75 @@ fn audit(ops: &Ops, p: &Prepared, outcome: &str, detail: Option<String>) {
     }
 }
 
+/// An audit line about a selection without a commit (the workflow route).
+pub fn audit_selection(ops: &Ops, s: &Selection, outcome: &str, detail: String) {
+    let rec = AuditRecord {
+        at: chrono::Utc::now(),
+        who: ops.operator.clone(),
+        action: "promote".into(),
+        instance: s.target_app.instance.clone(),
+        app: s.target_app.name.clone(),
+        environment: s.to_env.clone(),
+        from_revision: None,
+        to_revision: None,
+        diff_digest: None,
+        approval_id: None,
+        reason: None,
+        outcome: outcome.into(),
+        detail: Some(detail),
+        dry_run: false,
+    };
+    if let Err(e) = ops.audit.append(&rec) {
+        tracing::warn!("audit log not written: {e}");
+    }
+}
+
+/// The inputs of a deploy workflow (`deploy-service.yml`: `service`, a tag input named
+/// `version`, `tag` or `image_tag`, optionally `environment`) for `sel`; None when the
+/// workflow has no tag input. Refuses an `environment` choice that lacks the target.
+pub fn workflow_inputs(
+    inputs: &[crate::ops::actions::PipelineInput],
+    sel: &Selection,
+) -> Result<Option<Vec<(String, String)>>, PromoteError> {
+    const TAG: &[&str] = &["version", "tag", "image_tag", "image-tag"];
+    if !inputs.iter().any(|i| TAG.contains(&i.name.as_str())) {
+        return Ok(None);
+    }
+    let [image] = sel.images.as_slice() else {
+        return Err(PromoteError::Usage(format!(
+            "{} moves {} images; a deploy workflow takes one tag: promote through Git instead",
+            sel.service,
+            sel.images.len()
+        )));
+    };
+    let tag = tag_of(image).to_string();
+    let mut out = Vec::new();
+    for i in inputs {
+        let v = match i.name.as_str() {
+            n if TAG.contains(&n) => tag.clone(),
+            "service" => sel.service.clone(),
+            // The workflow's word for the environment: shipdeck's, or the one the app's name
+            // ends with (`user-svc-production` for shipdeck's `prod`).
+            "environment" => i
+                .options
+                .iter()
+                .find(|o| **o == sel.to_env || sel.target_app.name.ends_with(&format!("-{o}")))
+                .cloned()
+                .unwrap_or_else(|| sel.to_env.clone()),
+            _ => continue,
+        };
+        if !i.options.is_empty() && !i.options.contains(&v) {
+            return Err(PromoteError::Refused(format!(
+                "the deploy workflow's {} input offers {}, not {v}",
+                i.name,
+                i.options.join(", ")
+            )));
+        }
+        out.push((i.name.clone(), v));
+    }
+    Ok(Some(out))
+}
+
 /// A refusal before any commit was made is audited too.
 pub fn audit_refusal(ops: &Ops, instance: &str, app: &str, env: &str, e: &PromoteError) {
     let rec = AuditRecord {
@@ -713,6 +782,69 @@ impl Promotion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sel(images: &[&str]) -> Selection {
+        Selection {
+            service: "user-svc".into(),
+            from_env: "staging".into(),
+            to_env: "prod".into(),
+            source_app: AppId::new("i", "argocd", "user-svc-staging"),
+            target_app: AppId::new("i", "argocd", "user-svc-production"),
+            images: images.iter().map(|s| s.to_string()).collect(),
+            source_images: vec![],
+            healthy_since: None,
+            source_revision: None,
+            repo_url: "file:///r".into(),
+            branch: "main".into(),
+            path: "apps/user-svc/production".into(),
+            value_files: vec![],
+        }
+    }
+
+    #[test]
+    fn deploy_workflow_inputs_take_the_tag_service_and_the_workflows_environment_word() {
+        use crate::ops::actions::PipelineInput;
+        let input = |name: &str, options: &[&str]| PipelineInput {
+            name: name.into(),
+            options: options.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        let inputs = vec![
+            input("service", &[]),
+            input("version", &[]),
+            input("environment", &["dev", "staging", "production"]),
+            input("dry_run", &[]),
+        ];
+        let got = workflow_inputs(&inputs, &sel(&["r/user-svc:sha-80d612e"]))
+            .expect("inputs")
+            .expect("a tag input");
+        let want: Vec<(String, String)> = [
+            ("service", "user-svc"),
+            ("version", "sha-80d612e"),
+            ("environment", "production"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(got, want);
+        // No tag input: not a deploy workflow.
+        assert!(
+            workflow_inputs(&inputs[..1], &sel(&["r/x:1"]))
+                .expect("ok")
+                .is_none()
+        );
+        // An environment the workflow does not offer is refused, not guessed.
+        let narrow = vec![input("version", &[]), input("environment", &["dev"])];
+        assert!(matches!(
+            workflow_inputs(&narrow, &sel(&["r/x:1"])),
+            Err(PromoteError::Refused(_))
+        ));
+        // Two images cannot go through one tag.
+        assert!(matches!(
+            workflow_inputs(&inputs, &sel(&["r/a:1", "r/b:1"])),
+            Err(PromoteError::Usage(_))
+        ));
+    }
 
     #[test]
     fn normalizes_value_file_paths() {
