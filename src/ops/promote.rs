@@ -255,7 +255,12 @@ fn tag_of(image: &str) -> &str {
 
 /// The commit message: what was promoted from where, with trailers `ops::plan` reads.
 pub fn message(sel: &Selection) -> (String, String) {
-    let tags: Vec<&str> = sel.images.iter().map(|i| tag_of(i)).collect();
+    let mut tags: Vec<&str> = Vec::new();
+    for t in sel.images.iter().map(|i| tag_of(i)) {
+        if !tags.contains(&t) {
+            tags.push(t);
+        }
+    }
     let subject = format!(
         "promote {} {} from {} to {}",
         sel.service,
