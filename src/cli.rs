@@ -9,6 +9,7 @@ mod build;
 mod commands;
 pub mod exit;
 mod output;
+mod promote;
 
 pub use crate::connect::{ConsoleArgs, LoginSystem};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -38,7 +39,9 @@ running), build ({run: {pipeline, id, state, head_sha, url, linked_by: image-tag
 source-commit-trailer | built-by-trailer} or null, unknown: why no run is known or null}), \
 before ({state: first-environment | no-app | no-new-image | runs | ran-earlier | never-ran | \
 not-now, environment, images, since, health}), proven (built by a successful run and Healthy \
-in the environment before), blockers (the guard's words).\n\nExit codes: 0 proven and nothing \
+in the environment before), blockers (the guard's words), promotion ({commit, by, from, \
+source_app, images, source_revision, healthy_since}: the `shipdeck promote` commit among the \
+commits, from its trailers; or null).\n\nExit codes: 0 proven and nothing \
 in the way, 1 not proven or something in the way; others as every command (see shipdeck --help).";
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
@@ -107,6 +110,13 @@ pub enum Command {
     /// Start a build: APP's pipeline, a GitHub workflow, or a Jenkins job.
     #[command(after_help = exit::EXIT_CODES_HELP)]
     Build(BuildArgs),
+    /// Promote SERVICE into --to ENV: the images it runs Healthy in the environment before
+    /// (or --from ENV), written into ENV's manifests on its branch as a commit by you (plain
+    /// `image:`, kustomize `images`, Helm values), shown, and pushed with your own git
+    /// credentials when confirmed (--yes, or `y` on the terminal; with neither it refuses).
+    /// The app then waits for its normal sync and approval.
+    #[command(after_help = exit::EXIT_CODES_HELP)]
+    Promote(promote::PromoteArgs),
     /// Store a credential in the OS keyring. Reads the token (Jenkins: `user:api-token`;
     /// Argo CD with --username: the password) from standard input.
     #[command(after_help = exit::EXIT_CODES_HELP)]
@@ -180,7 +190,8 @@ pub async fn run(console: &ConsoleArgs, command: Command) -> anyhow::Result<i32>
         | Command::Sync(_)
         | Command::Rollback(_)
         | Command::Autosync(_)
-        | Command::Build(_)) => Ok(commands::run_headless(console, cmd).await),
+        | Command::Build(_)
+        | Command::Promote(_)) => Ok(commands::run_headless(console, cmd).await),
         Command::Sandbox(args) => crate::sandbox::serve::run(args.options()).await.map(|()| 0),
         Command::Demo(_) => Err(anyhow::anyhow!(
             "`demo` opens the console: run it from the shipdeck binary"

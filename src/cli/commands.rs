@@ -164,6 +164,7 @@ pub async fn run_headless(args: &ConsoleArgs, cmd: Command) -> i32 {
         }
         match cmd {
             Command::Build(b) => super::build::build(&mut room, b).await,
+            Command::Promote(p) => super::promote::promote(&mut room, p).await,
             Command::Plan { app, out } => plan(&mut room, &app, &out).await,
             other => {
                 let backends = match tokio::time::timeout(ANSWER_DEADLINE, room.argo()).await {

@@ -131,6 +131,17 @@ pub fn kind_of_action(e: &ActionError) -> Kind {
     }
 }
 
+pub fn kind_of_promote(e: &crate::ops::promote::PromoteError) -> Kind {
+    use crate::ops::promote::PromoteError as P;
+    match e {
+        P::Refused(_) => Kind::Refused,
+        P::NotFound(_) => Kind::NotFound,
+        P::Permission(_) => Kind::Permission,
+        P::Failed(_) => Kind::Failed,
+        P::Usage(_) => Kind::Usage,
+    }
+}
+
 /// The kind of any error a command returns; what nobody classified is a usage error.
 pub fn kind_of(e: &anyhow::Error) -> Kind {
     if let Some(a) = e.downcast_ref::<ActionError>() {
@@ -139,6 +150,8 @@ pub fn kind_of(e: &anyhow::Error) -> Kind {
         kind_of_source(s)
     } else if let Some(r) = e.downcast_ref::<Refusal>() {
         kind_of_refusal(r)
+    } else if let Some(p) = e.downcast_ref::<crate::ops::promote::PromoteError>() {
+        kind_of_promote(p)
     } else {
         // UsageError, ConfigError, and anything unexpected.
         Kind::Usage

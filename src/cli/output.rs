@@ -337,6 +337,9 @@ pub fn plan_text(p: &crate::ops::plan::Plan) -> String {
         mark(p.before.proven()),
         clean(&p.before.words())
     ));
+    if let Some(pr) = &p.promotion {
+        s.push_str(&format!("  ↑ {}\n", clean(&pr.words())));
+    }
     s.push_str(if p.proven {
         "  proven\n"
     } else {

@@ -12,3 +12,4 @@ pub mod estate;
 pub mod notify;
 pub mod plan;
 pub mod policy;
+pub mod promote;

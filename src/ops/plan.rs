@@ -440,6 +440,16 @@ pub struct Plan {
     pub proven: bool,
     /// What stands in the way, in the guard's words.
     pub blockers: Vec<String>,
+    /// The shipdeck promotion among the commits (newest first), from its trailers: where the
+    /// images were promoted from and since when they ran Healthy there.
+    pub promotion: Option<crate::ops::promote::Promotion>,
+}
+
+/// The newest promotion among `commits` (newest first), read from its trailers.
+pub fn promotion(commits: &[Commit]) -> Option<crate::ops::promote::Promotion> {
+    commits
+        .iter()
+        .find_map(crate::ops::promote::Promotion::from_commit)
 }
 
 /// Everything a plan is made from, fetched by the caller.
@@ -479,6 +489,11 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         build,
         before,
         blockers: input.blockers,
+        promotion: if input.rollback {
+            None
+        } else {
+            promotion(input.commits)
+        },
     }
 }
 

@@ -96,6 +96,18 @@ impl GitMirrors {
         self.root.join(format!("{tail}-{hash}.git"))
     }
 
+    /// Forget when `url` was last fetched, so the next [`GitMirrors::mirror`] fetches (after
+    /// we pushed to it: the commit we just made must be found).
+    pub async fn invalidate(&self, url: &str) {
+        let state = {
+            let map = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            map.get(url).cloned()
+        };
+        if let Some(s) = state {
+            *s.lock.lock().await = None;
+        }
+    }
+
     /// The mirror of `url`, cloned or fetched as needed (`force` fetches even if recent).
     pub async fn mirror(&self, url: &str, force: bool) -> Result<Mirror, GitError> {
         let state = {
@@ -157,10 +169,33 @@ fn fetch_error(url: &str, e: GitError) -> GitError {
 /// Run git with prompts disabled; returns stdout. The operator's environment (SSH agent,
 /// credential helpers, proxies) is inherited on purpose.
 async fn run_git(dir: Option<&Path>, args: &[&str], url: &str) -> Result<Vec<u8>, GitError> {
+    run_git_env(dir.map(Place::GitDir), args, url, &[]).await
+}
+
+/// Where git runs: a bare mirror (`--git-dir`) or a working clone (`-C`).
+#[derive(Clone, Copy)]
+enum Place<'a> {
+    GitDir(&'a Path),
+    WorkTree(&'a Path),
+}
+
+async fn run_git_env(
+    place: Option<Place<'_>>,
+    args: &[&str],
+    url: &str,
+    env: &[(&str, &str)],
+) -> Result<Vec<u8>, GitError> {
     let mut cmd = tokio::process::Command::new("git");
-    if let Some(d) = dir {
-        cmd.arg("--git-dir").arg(d);
+    match place {
+        Some(Place::GitDir(d)) => {
+            cmd.arg("--git-dir").arg(d);
+        }
+        Some(Place::WorkTree(d)) => {
+            cmd.arg("-C").arg(d);
+        }
+        None => {}
     }
+    cmd.envs(env.iter().copied());
     cmd.args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_ASKPASS", "")
@@ -304,6 +339,176 @@ impl Mirror {
             tokio::fs::write(&target, content).await.map_err(io)?;
         }
         Ok(())
+    }
+}
+
+/// A working clone of one branch, for writing (promotion): a normal clone under the cache
+/// dir (`<cache>/worktrees/…`), reset to the remote branch every time it is opened, so a
+/// commit that was never pushed never survives into the next promotion. Pushes use the
+/// operator's own git: SSH agent, credential helpers; prompts are disabled, never tokens on
+/// the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkClone {
+    pub url: String,
+    pub branch: String,
+    pub dir: PathBuf,
+}
+
+/// Why a push did not land.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PushRejected {
+    #[error(
+        "the remote moved on (someone pushed to {branch} first): fetch and promote again ({detail})"
+    )]
+    NotFastForward { branch: String, detail: String },
+    #[error("no permission to push to {url}: {detail}")]
+    Permission { url: String, detail: String },
+    #[error("push to {url} failed: {detail}")]
+    Other { url: String, detail: String },
+}
+
+impl GitMirrors {
+    /// `<cache dir>/worktrees/<name>`: the working clone of `url` (beside the mirrors).
+    pub fn work_path(&self, url: &str) -> PathBuf {
+        let name = self
+            .path_for(url)
+            .file_name()
+            .map(|n| n.to_string_lossy().trim_end_matches(".git").to_string())
+            .unwrap_or_else(|| "repo".into());
+        self.root.with_file_name("worktrees").join(name)
+    }
+
+    /// The working clone of `url` at the remote's `branch`, clean (cloned or fetched and
+    /// reset). Refuses a revision that is not a branch of the remote.
+    pub async fn work_clone(&self, url: &str, branch: &str) -> Result<WorkClone, GitError> {
+        if branch.is_empty() || branch == "HEAD" || branch.starts_with('-') {
+            return Err(GitError::UnknownRevision {
+                url: url.to_string(),
+                rev: branch.to_string(),
+            });
+        }
+        let w = WorkClone {
+            url: url.to_string(),
+            branch: branch.to_string(),
+            dir: self.work_path(url),
+        };
+        if !w.dir.join(".git").exists() {
+            if let Some(parent) = w.dir.parent() {
+                tokio::fs::create_dir_all(parent)
+                    .await
+                    .map_err(|e| GitError::Fetch {
+                        url: url.to_string(),
+                        detail: format!("cannot create {}: {e}", parent.display()),
+                    })?;
+            }
+            let _ = tokio::fs::remove_dir_all(&w.dir).await;
+            let dest = w.dir.to_string_lossy().into_owned();
+            run_git(
+                None,
+                &["clone", "--quiet", "--no-checkout", url, &dest],
+                url,
+            )
+            .await
+            .map_err(|e| fetch_error(url, e))?;
+        }
+        w.git(&["fetch", "--prune", "--quiet", "origin"])
+            .await
+            .map_err(|e| fetch_error(url, e))?;
+        let remote = format!("refs/remotes/origin/{branch}");
+        if w.git(&["rev-parse", "--verify", "--quiet", &remote])
+            .await
+            .is_err()
+        {
+            return Err(GitError::UnknownRevision {
+                url: url.to_string(),
+                rev: format!("branch {branch}"),
+            });
+        }
+        w.git(&["checkout", "--quiet", "--force", "-B", branch, &remote])
+            .await?;
+        w.reset().await?;
+        Ok(w)
+    }
+}
+
+impl WorkClone {
+    /// Run git in the clone; `env` adds variables (author and committer identity).
+    pub async fn git_env(&self, args: &[&str], env: &[(&str, &str)]) -> Result<Vec<u8>, GitError> {
+        run_git_env(Some(Place::WorkTree(&self.dir)), args, &self.url, env).await
+    }
+
+    pub async fn git(&self, args: &[&str]) -> Result<Vec<u8>, GitError> {
+        self.git_env(args, &[]).await
+    }
+
+    /// Back to the remote branch as last fetched: drops local commits and edits.
+    pub async fn reset(&self) -> Result<(), GitError> {
+        let remote = format!("refs/remotes/origin/{}", self.branch);
+        self.git(&["reset", "--quiet", "--hard", &remote]).await?;
+        self.git(&["clean", "-q", "-fdx"]).await?;
+        Ok(())
+    }
+
+    /// Push HEAD to the branch. A rejection resets the clone (nothing is left behind) and
+    /// says why.
+    pub async fn push(&self) -> Result<(), PushRejected> {
+        let refspec = format!("HEAD:refs/heads/{}", self.branch);
+        let result = self.git(&["push", "origin", &refspec]).await;
+        let Err(e) = result else {
+            let _ = self.git(&["fetch", "--quiet", "origin"]).await;
+            return Ok(());
+        };
+        let detail = match e {
+            GitError::Command { detail, .. } => detail,
+            other => other.to_string(),
+        };
+        let _ = self.reset().await;
+        Err(classify_push(&self.url, &self.branch, &detail))
+    }
+}
+
+/// What git's words on a failed push mean.
+pub fn classify_push(url: &str, branch: &str, detail: &str) -> PushRejected {
+    let d = detail.to_ascii_lowercase();
+    // The lines that say why (the remote's words, the rejected ref), else the last one.
+    let why: Vec<&str> = detail
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("remote:") || l.contains("rejected") || l.contains("denied"))
+        .collect();
+    let last = if why.is_empty() {
+        detail
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or(detail)
+            .trim()
+            .to_string()
+    } else {
+        why.join("; ")
+    };
+    if d.contains("non-fast-forward") || d.contains("fetch first") || d.contains("[rejected]") {
+        PushRejected::NotFastForward {
+            branch: branch.to_string(),
+            detail: last,
+        }
+    } else if d.contains("permission")
+        || d.contains("denied")
+        || d.contains("403")
+        || d.contains("401")
+        || d.contains("authentication failed")
+        || d.contains("could not read username")
+        || d.contains("protected branch")
+    {
+        PushRejected::Permission {
+            url: url.to_string(),
+            detail: last,
+        }
+    } else {
+        PushRejected::Other {
+            url: url.to_string(),
+            detail: last,
+        }
     }
 }
 

@@ -147,6 +147,14 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
         let ops = self.ops.clone();
         let deadline = self.follow_deadline;
         let follow_tx = tx.clone();
+        if matches!(
+            req,
+            Request::PromotePrepare { .. }
+                | Request::PromotePush { .. }
+                | Request::PromoteCancel { .. }
+        ) {
+            return Some(super::promote::task(git, ops, ticket, req, tx).abort_handle());
+        }
         if req.app().is_none() {
             return Some(super::ci::task(self.ci.clone(), ops, ticket, req, tx).abort_handle());
         }

@@ -10,6 +10,7 @@ pub mod colour_out;
 pub mod console;
 pub mod input;
 pub mod keymap;
+pub mod promote;
 pub mod request;
 pub mod run;
 pub mod terminal;

@@ -115,6 +115,18 @@ pub enum Request {
         pipeline: String,
         id: u64,
     },
+    /// Make the promotion commit locally (clone, edit, commit) and show it.
+    PromotePrepare {
+        selection: Box<crate::ops::promote::Selection>,
+    },
+    /// Push a prepared promotion commit.
+    PromotePush {
+        prepared: Box<crate::ops::promote::Prepared>,
+    },
+    /// Drop a prepared promotion commit (the operator said no).
+    PromoteCancel {
+        prepared: Box<crate::ops::promote::Prepared>,
+    },
 }
 
 impl Request {
@@ -150,6 +162,9 @@ impl Request {
                 | Request::Trigger { .. }
                 | Request::Rerun { .. }
                 | Request::Cancel { .. }
+                | Request::PromotePrepare { .. }
+                | Request::PromotePush { .. }
+                | Request::PromoteCancel { .. }
         )
     }
 }
@@ -176,6 +191,7 @@ pub enum Payload {
     Pipelines(Vec<Pipeline>),
     Runs(Vec<BuildRun>),
     Run(BuildRun),
+    Promotion(Box<crate::ops::promote::Prepared>),
 }
 
 #[derive(Debug, Clone)]

@@ -77,6 +77,13 @@ impl Repo {
             "created by shipdeck sandbox\n",
         )
         .map_err(|e| format!("{}: {e}", path.display()))?;
+        // Operators push to it (a promotion): a push to the checked-out branch updates the
+        // working tree too, as long as it is clean (it is: every sandbox commit resets it).
+        git(
+            path,
+            &["config", "receive.denyCurrentBranch", "updateInstead"],
+            None,
+        )?;
         let url = file_url(path);
         let (plans, heads) = plan_history(estate, &url);
         let mut stream = Vec::with_capacity(1 << 20);
@@ -341,6 +348,32 @@ impl Repo {
             git(&self.path, &["reset", "-q", "--hard"], None)?;
         }
         Ok(sha)
+    }
+
+    /// A fingerprint of every branch head, read from the ref files alone (no git process):
+    /// it changes when anything, a push included, moves a branch.
+    pub fn refs_stamp(&self) -> Vec<(String, String)> {
+        let git_dir = self.path.join(".git");
+        let mut out = Vec::new();
+        let mut stack = vec![git_dir.join("refs").join("heads")];
+        while let Some(dir) = stack.pop() {
+            let Ok(rd) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if let Ok(text) = std::fs::read_to_string(&p) {
+                    out.push((p.display().to_string(), text));
+                }
+            }
+        }
+        if let Ok(text) = std::fs::read_to_string(git_dir.join("packed-refs")) {
+            out.push(("packed-refs".into(), text));
+        }
+        out.sort();
+        out
     }
 
     /// Commit time of a revision, Unix seconds.

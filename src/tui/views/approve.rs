@@ -503,6 +503,16 @@ impl ApproveView {
             _ => right.push(loading("looking for the CI run")),
         }
         right.extend(self.proven_before(ctx, if compact { width } else { width * 2 / 3 }));
+        if let Some(pr) = self.commits.ready().and_then(|c| plan::promotion(c)) {
+            right.push(Line::from(widgets::styled(
+                theme,
+                Role::Accent,
+                fit(
+                    &format!("  ↑ {}", clean(&pr.words())),
+                    width.saturating_sub(2),
+                ),
+            )));
+        }
         right.push(heading("In the way"));
         let blockers = self.blockers(ctx);
         if blockers.is_empty() {

@@ -6,7 +6,7 @@ use crate::model::{AppId, Environment};
 use crate::ops::estate::AppEntry;
 use crate::tui::keymap::Intent;
 use crate::tui::theme::Role;
-use crate::tui::view::{Ctx, Outbox, View};
+use crate::tui::view::{Ctx, Level, Outbox, View};
 use crate::tui::widgets::{self, Marks, clean, pad};
 use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::Frame;
@@ -328,6 +328,23 @@ impl View for BoardView {
             Intent::Refresh => out
                 .effects
                 .push(crate::tui::view::Effect::Command("refresh".into())),
+            Intent::Promote => {
+                let services = self.services(ctx);
+                let env = ctx
+                    .estate
+                    .environments()
+                    .nth(self.col)
+                    .map(|e| e.name.clone());
+                match (services.get(self.row), env) {
+                    (Some(s), Some(e)) if !ctx.read_only => {
+                        out.push(Box::new(super::promote::PromoteView::new(s, &e)))
+                    }
+                    (Some(_), Some(_)) => {
+                        out.flash(Level::Warning, "read-only mode: promotion is disabled")
+                    }
+                    _ => out.flash(Level::Info, "no cell here"),
+                }
+            }
             Intent::Back if !self.filter.is_empty() => {
                 self.filter.clear();
                 self.row = 0;
@@ -356,6 +373,7 @@ impl View for BoardView {
         if !ctx.read_only {
             v.insert(0, (Intent::Sync, "sync/approve"));
             v.push((Intent::Build, "build"));
+            v.push((Intent::Promote, "promote"));
         }
         v.extend([
             (Intent::Left, "env"),

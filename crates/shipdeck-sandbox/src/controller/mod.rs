@@ -8,6 +8,7 @@
 mod argo;
 pub mod compare;
 pub mod deploy;
+mod pushes;
 mod sync;
 pub mod windows;
 mod workloads;
@@ -23,7 +24,8 @@ pub use compare::normalize;
 pub fn spawn_all(world: Arc<World>) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = argo::spawn(world.clone());
     tasks.extend(deploy::spawn(world.clone()));
-    tasks.extend(workloads::spawn(world));
+    tasks.extend(workloads::spawn(world.clone()));
+    tasks.push(pushes::spawn(world));
     tasks
 }
 
