@@ -5,11 +5,17 @@
 //!
 //! Run: `cargo bench --bench listing -- 50000`.
 //!
-//! Medians of `RUNS` paired runs. "First full estate" is the console's store holding every
+//! Medians of `SHIPDECK_BENCH_RUNS` (default 3) paired runs. "First full estate" is the console's store holding every
 //! app (the `Resync` the board renders from), measured in this process with the product's
-//! own sources; rendering a frame from it is `benches/tui_render.rs`'s. Peak RSS is that of
-//! a `shipdeck status` process (wait4's ru_maxrss), the headless twin of the console's load.
+//! own sources. Peak RSS of `status` and kubectl is GNU time's `%M`. The console itself
+//! (first frame, RSS, key to frame under churn, idle) is measured as run, in tmux panes:
+//! see `listing/console.rs`. Knobs: `SHIPDECK_BENCH_RUNS` (3), `SHIPDECK_BENCH_CHURN`
+//! (5000 changes/s), `SHIPDECK_BENCH_CHURN_SECONDS` (30), `SHIPDECK_BENCH_IDLE_SECONDS` (60).
 
+#[path = "listing/console.rs"]
+mod console;
+
+use console::Pane;
 use serde_json::Value;
 use shipdeck::model::Update;
 use shipdeck::ops::estate::Estate;
@@ -22,7 +28,17 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const RUNS: usize = 3;
+/// Paired runs per figure (`SHIPDECK_BENCH_RUNS`, default 3).
+fn runs() -> usize {
+    env_num("SHIPDECK_BENCH_RUNS", 3.0) as usize
+}
+
+fn env_num(key: &str, default: f64) -> f64 {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
 
 fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
@@ -45,30 +61,47 @@ fn read_env(path: &Path) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Run a command to the end: wall time, peak RSS (MiB) and stdout size.
-fn run_measured(cmd: &mut Command) -> anyhow::Result<(Duration, f64, usize)> {
+/// Run a command to the end: wall time, peak RSS (MiB) and stdout size. The peak is GNU
+/// time's (`%M`, from its own wait4 of the command): a child spawned from this process
+/// would carry the bench's own memory in its high-water mark until it execs.
+fn run_measured(cmd: &Command) -> anyhow::Result<(Duration, f64, usize)> {
+    let peak_file = tempfile::NamedTempFile::new()?;
+    let mut timed = Command::new("/usr/bin/time");
+    timed
+        .args(["-f", "%M", "-o"])
+        .arg(peak_file.path())
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))));
     let started = Instant::now();
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
+    let mut child = timed.stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
     let mut out = child
         .stdout
         .take()
         .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
     let reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = out.read_to_end(&mut buf);
-        buf.len()
+        let mut buf = [0u8; 1 << 16];
+        let mut n = 0;
+        while let Ok(k) = out.read(&mut buf) {
+            if k == 0 {
+                break;
+            }
+            n += k;
+        }
+        n
     });
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: rusage is plain data; wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let status = child.wait()?;
     let took = started.elapsed();
     let bytes = reader.join().unwrap_or(0);
-    if r != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-        anyhow::bail!("{cmd:?} failed (status {status})");
-    }
-    Ok((took, usage.ru_maxrss as f64 / 1024.0, bytes))
+    anyhow::ensure!(status.success(), "{cmd:?} failed ({status})");
+    let kb: f64 = std::fs::read_to_string(peak_file.path())?
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or("0")
+        .parse()
+        .unwrap_or(0.0);
+    Ok((took, kb / 1024.0, bytes))
 }
 
 async fn first_resync(src: &impl ArgoSource) -> (Duration, usize) {
@@ -104,6 +137,297 @@ fn row(measure: &str, ours: Duration, peer_name: &str, peer: Duration) -> Row {
         peer: secs(peer),
         ratio: format!("{:.2}x", ours.as_secs_f64() / peer.as_secs_f64().max(1e-9)),
     }
+}
+
+fn ms(v: f64) -> String {
+    format!("{v:.0} ms")
+}
+
+/// Churn stamps and reconcile times per app, as the sandbox's own unprojected list says.
+fn sandbox_marks(server: &str, token: &str) -> anyhow::Result<BTreeMap<String, (String, String)>> {
+    let out = Command::new("curl")
+        .args(["-sf", "-H"])
+        .arg(format!("Authorization: Bearer {token}"))
+        .arg(format!("{server}/api/v1/applications"))
+        .output()?;
+    let v: Value = serde_json::from_slice(&out.stdout)?;
+    Ok(v["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|a| {
+                    let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+                    (
+                        s(&a["metadata"]["name"]),
+                        (
+                            s(&a["metadata"]["annotations"]["sandbox.shipdeck.io/churn"]),
+                            s(&a["status"]["reconciledAt"]),
+                        ),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+type Marks = std::sync::Arc<std::sync::Mutex<BTreeMap<String, (String, String)>>>;
+
+/// The product's own watch (the code the console runs) folding every update into the
+/// same marks, to compare with the sandbox's once churn stops.
+fn watch_marks(
+    src: &(impl ArgoSource + 'static),
+    rt: &tokio::runtime::Handle,
+) -> (
+    Marks,
+    tokio::task::JoinHandle<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let marks: Marks = Default::default();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4096);
+    let _guard = rt.enter();
+    let watch = src.watch_applications(tx);
+    let m = marks.clone();
+    let fold = rt.spawn(async move {
+        let mark = |a: &shipdeck::model::Application| {
+            (
+                a.metadata
+                    .annotations
+                    .get("sandbox.shipdeck.io/churn")
+                    .cloned()
+                    .unwrap_or_default(),
+                a.status.reconciled_at.clone().unwrap_or_default(),
+            )
+        };
+        while let Some(u) = rx.recv().await {
+            let Ok(mut m) = m.lock() else { return };
+            match u {
+                Update::Resync { apps, .. } => {
+                    m.clear();
+                    for (id, a) in apps {
+                        m.insert(id.name, mark(&a));
+                    }
+                }
+                Update::Upsert(id, a) => {
+                    m.insert(id.name, mark(&a));
+                }
+                Update::Delete(id) => {
+                    m.remove(&id.name);
+                }
+                _ => {}
+            }
+        }
+    });
+    (marks, watch, fold)
+}
+
+/// First frame, RSS, key to frame under churn, no event lost, idle: both modes.
+fn console_phase(
+    apps: usize,
+    bin: &str,
+    dir: &Path,
+    server: &str,
+    curl: Duration,
+) -> anyhow::Result<Vec<Row>> {
+    let env_file = dir.join("env");
+    let env = read_env(&env_file);
+    let token = env.get("ARGOCD_AUTH_TOKEN").cloned().unwrap_or_default();
+    let socket = format!("shipdeck-bench-{}", std::process::id());
+    let marker = format!(" {apps} apps");
+    let shows_all =
+        |t: &str| t.contains(&marker) && t.contains("connected") && t.contains("SERVICE");
+    let mut rows = Vec::new();
+    let result = (|| -> anyhow::Result<()> {
+        let mut panes = Vec::new();
+        for (mode, core) in [("API", false), ("core", true)] {
+            let mut firsts = Vec::new();
+            let mut kept = None;
+            for run in 0..runs() {
+                let name = format!("{}{run}", if core { "core" } else { "api" });
+                let t = Instant::now();
+                let pane = Pane::start(&socket, dir, &name, bin, &env_file, core)?;
+                if pane.wait(Duration::from_secs(600), shows_all).is_none() {
+                    anyhow::bail!("{mode} console never showed{marker}:\n{}", pane.text());
+                }
+                firsts.push(t.elapsed());
+                if run + 1 < runs() {
+                    pane.kill();
+                } else {
+                    kept = Some(pane);
+                }
+            }
+            rows.push(row(
+                &format!("console first frame with all apps, {mode} mode"),
+                median(firsts),
+                "curl list + JSON parse",
+                curl,
+            ));
+            if let Some(p) = kept {
+                panes.push((mode, p));
+            }
+        }
+        // Settle, then RSS of the console processes.
+        std::thread::sleep(Duration::from_secs(3));
+        for (mode, p) in &panes {
+            let (rss, hwm) = p.rss();
+            rows.push(Row {
+                measure: format!("console RSS after load, {mode} mode (VmRSS / VmHWM)"),
+                ours: format!("{rss:.0} / {hwm:.0} MiB"),
+                peer_name: "goal".into(),
+                peer: "150 MiB".into(),
+                ratio: format!("{:.2}x", rss / 150.0),
+            });
+        }
+
+        // Key to frame while the sandbox churns: `?` until the help is on screen, Esc
+        // until it is gone; the product's own watchers fold every update meanwhile.
+        let per_second = env_num("SHIPDECK_BENCH_CHURN", 5000.0) as u64;
+        let churn_secs = env_num("SHIPDECK_BENCH_CHURN_SECONDS", 30.0) as u64;
+        let rt = tokio::runtime::Handle::current();
+        let api = ArgoApi::new(ArgoApiOptions {
+            server: server.to_string(),
+            token: Some(shipdeck::secrets::Secret::new(token.clone())),
+            ..Default::default()
+        })?;
+        let core = rt.block_on(CoreArgo::connect(CoreOptions {
+            kubeconfig: Some(kube::config::Kubeconfig::read_from(
+                env.get("KUBECONFIG").cloned().unwrap_or_default(),
+            )?),
+            ..Default::default()
+        }))?;
+        let watchers = [watch_marks(&api, &rt), watch_marks(&core, &rt)];
+        // Both watchers hold the full estate before churn starts.
+        let loaded = Instant::now();
+        while watchers
+            .iter()
+            .any(|(m, _, _)| m.lock().map(|m| m.len()).unwrap_or(0) < apps)
+        {
+            anyhow::ensure!(
+                loaded.elapsed() < Duration::from_secs(600),
+                "watchers never loaded"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let armed = Command::new("curl")
+            .stdout(Stdio::null())
+            .args([
+                "-sf",
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+            ])
+            .arg(format!(
+                r#"{{"fault":"churn","per_second":{per_second},"seconds":{churn_secs}}}"#
+            ))
+            .arg(format!("{server}/_sandbox/faults"))
+            .status()?
+            .success();
+        anyhow::ensure!(armed, "the sandbox refused churn");
+        let churn_started = Instant::now();
+        std::thread::sleep(Duration::from_secs(2));
+        let mut lat: Vec<(&str, Vec<Duration>)> =
+            panes.iter().map(|(m, _)| (*m, Vec::new())).collect();
+        let end = Duration::from_secs(churn_secs.saturating_sub(2));
+        while churn_started.elapsed() < end {
+            for ((_, p), (_, v)) in panes.iter().zip(lat.iter_mut()) {
+                let t = Instant::now();
+                p.key("?");
+                if p.wait(Duration::from_secs(10), |s| s.contains("Keys on"))
+                    .is_some()
+                {
+                    v.push(t.elapsed());
+                }
+                p.key("Escape");
+                let _ = p.wait(Duration::from_secs(10), |s| !s.contains("Keys on"));
+            }
+        }
+        std::thread::sleep(churn_secs_left(churn_started, churn_secs));
+        for (mode, v) in &lat {
+            rows.push(Row {
+                measure: format!(
+                    "key to frame p99 during churn, {mode} mode (p50; {} keys)",
+                    v.len()
+                ),
+                ours: format!(
+                    "{} ({})",
+                    ms(console::percentile(v, 99.0)),
+                    ms(console::percentile(v, 50.0))
+                ),
+                peer_name: "goal".into(),
+                peer: "50 ms".into(),
+                ratio: format!("{:.2}x", console::percentile(v, 99.0) / 50.0),
+            });
+        }
+        // Churn stopped: the sandbox's state against what each watch folded.
+        std::thread::sleep(Duration::from_secs(1));
+        let truth = sandbox_marks(server, &token)?;
+        let max_stamp = truth
+            .values()
+            .filter_map(|(s, _)| s.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0);
+        for ((marks, watch, fold), mode) in watchers.iter().zip(["API", "core"]) {
+            let t = Instant::now();
+            let mut differ = usize::MAX;
+            while t.elapsed() < Duration::from_secs(60) {
+                let m = marks.lock().map(|m| m.clone()).unwrap_or_default();
+                differ = truth.iter().filter(|(k, v)| m.get(*k) != Some(*v)).count()
+                    + m.keys().filter(|k| !truth.contains_key(*k)).count();
+                if differ == 0 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            watch.abort();
+            fold.abort();
+            rows.push(Row {
+                measure: format!("after churn, {mode} watch equals the sandbox's list"),
+                ours: if differ == 0 {
+                    format!("equal ({:.1} s after)", t.elapsed().as_secs_f64())
+                } else {
+                    format!("{differ} apps differ")
+                },
+                peer_name: "sandbox changes made".into(),
+                peer: format!(
+                    "{max_stamp} ({:.0}/s asked {per_second}/s)",
+                    max_stamp as f64 / churn_secs.max(1) as f64
+                ),
+                ratio: "-".into(),
+            });
+        }
+
+        // Idle: bytes to the terminal and CPU over the window.
+        let idle = env_num("SHIPDECK_BENCH_IDLE_SECONDS", 60.0);
+        std::thread::sleep(Duration::from_secs(5));
+        let mut before = Vec::new();
+        for (_, p) in &panes {
+            p.count_bytes()?;
+            before.push(p.cpu_seconds());
+        }
+        let t = Instant::now();
+        std::thread::sleep(Duration::from_secs_f64(idle));
+        let wall = t.elapsed().as_secs_f64();
+        for ((mode, p), cpu0) in panes.iter().zip(before) {
+            let cpu = (p.cpu_seconds() - cpu0) / wall * 100.0;
+            rows.push(Row {
+                measure: format!("idle {idle:.0} s, {mode} mode: bytes to terminal, CPU"),
+                ours: format!("{} B, {cpu:.2}% of a core", p.bytes_written()),
+                peer_name: "goal".into(),
+                peer: "0 B, < 0.5%".into(),
+                ratio: "-".into(),
+            });
+            anyhow::ensure!(p.alive(), "the {mode} console exited");
+        }
+        Ok(())
+    })();
+    console::stop(&socket);
+    result.map(|()| rows)
+}
+
+fn churn_secs_left(started: Instant, secs: u64) -> Duration {
+    Duration::from_secs(secs).saturating_sub(started.elapsed())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -216,7 +540,7 @@ fn main() -> anyhow::Result<()> {
             ..Default::default()
         })
         .await?;
-        for _ in 0..RUNS {
+        for _ in 0..runs() {
             let t = Instant::now();
             let out = Command::new("curl")
                 .args(["-sf", "-H"])
@@ -281,11 +605,11 @@ fn main() -> anyhow::Result<()> {
             let mut a = Vec::new();
             let mut b = Vec::new();
             let mut peak = (0.0f64, 0.0f64);
-            for _ in 0..RUNS {
-                let (d, r, _) = run_measured(&mut shipdeck(&ours))?;
+            for _ in 0..runs() {
+                let (d, r, _) = run_measured(&shipdeck(&ours))?;
                 a.push(d);
                 peak.0 = peak.0.max(r);
-                let (d, r, _) = run_measured(&mut kubectl(&peer))?;
+                let (d, r, _) = run_measured(&kubectl(&peer))?;
                 b.push(d);
                 peak.1 = peak.1.max(r);
             }
@@ -301,6 +625,12 @@ fn main() -> anyhow::Result<()> {
                 ratio: format!("{:.2}x", ours / peer.max(1e-9)),
             });
         }
+
+        // The console as run, in tmux panes (see console.rs), API and core mode.
+        let curl_ms = curl;
+        let console_rows =
+            tokio::task::block_in_place(|| console_phase(apps, bin, dir.path(), &server, curl_ms))?;
+        rows.extend(console_rows);
 
         println!();
         println!("| measure ({apps} apps) | shipdeck | peer | peer figure | ratio |");

@@ -196,7 +196,12 @@ pub async fn run_headless(args: &ConsoleArgs, cmd: Command) -> i32 {
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    // Written as it serializes (no whole string first): `status` prints every app.
+    use std::io::Write;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut out, v)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
     Ok(())
 }
 
@@ -252,28 +257,22 @@ async fn argo_command<S: ArgoSource>(
 }
 
 async fn status<S: ArgoSource>(backends: &[S], ops: &Ops, out: &OutputArgs) -> anyhow::Result<i32> {
-    let mut estate = Estate::with_classifier(ops.classifier.clone());
+    // Rows stream out of each list as it decodes; no store of whole apps is built.
+    let mut rows = output::StatusRows::new(&ops.classifier, &ops.policies);
     for b in backends {
-        let apps = bounded("list applications", b.list_applications()).await?;
-        estate.apply(Update::Resync {
-            instance: b.instance().to_string(),
-            apps: apps
-                .into_iter()
-                .map(|a| {
-                    let id = crate::model::AppId::new(
-                        b.instance(),
-                        a.metadata.namespace.clone(),
-                        a.metadata.name.clone(),
-                    );
-                    (id, a)
-                })
-                .collect(),
-        });
+        let instance = b.instance();
+        let each = &mut |a| rows.push(instance, a);
+        bounded("list applications", b.for_each_application(each)).await?;
     }
-    let rows = output::status_rows(&estate, &ops.policies);
+    let rows = rows.finish();
     match out.output {
         OutputFormat::Json => print_json(&rows)?,
-        OutputFormat::Table => print!("{}", output::status_table(&rows)),
+        OutputFormat::Table => {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(output::status_table(&rows).as_bytes())?;
+            stdout.flush()?;
+        }
     }
     Ok(exit::OK)
 }

@@ -5,7 +5,7 @@
 
 use crate::model::text::sanitize;
 use crate::model::{Application, HistoryEntry, RolloutVerdict, WorkloadRollout};
-use crate::ops::estate::{AppEntry, Estate, compared_revision, deployed_revision};
+use crate::ops::estate::{AppEntry, compared_revision, deployed_revision};
 use serde::Serialize;
 use unicode_width::UnicodeWidthStr;
 
@@ -68,56 +68,123 @@ fn operation_phase(a: &Application) -> Option<String> {
     )
 }
 
-/// Rows in board order: environment (promotion order), service, name.
-pub fn status_rows(estate: &Estate, policies: &crate::ops::policy::Policies) -> Vec<StatusRow> {
-    let mut entries: Vec<&AppEntry> = estate.apps().collect();
-    entries.sort_by(|a, b| {
-        (&a.environment, &a.service, &a.id).cmp(&(&b.environment, &b.service, &b.id))
-    });
-    entries
-        .into_iter()
-        .map(|e| StatusRow::new(e, policies))
-        .collect()
+/// `status`'s rows built as each app decodes: the app is classified, its row made and the
+/// app dropped at once, so no store of whole apps is ever built (see
+/// [`crate::sources::ArgoSource::for_each_application`]).
+pub struct StatusRows<'a> {
+    classifier: &'a crate::ops::classify::Classifier,
+    policies: &'a crate::ops::policy::Policies,
+    rows: Vec<(
+        crate::model::Environment,
+        String,
+        crate::model::AppId,
+        StatusRow,
+    )>,
 }
 
-pub fn status_table(rows: &[StatusRow]) -> String {
-    let short = |r: &Option<String>| {
+impl<'a> StatusRows<'a> {
+    pub fn new(
+        classifier: &'a crate::ops::classify::Classifier,
+        policies: &'a crate::ops::policy::Policies,
+    ) -> Self {
+        Self {
+            classifier,
+            policies,
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, instance: &str, app: Application) {
+        let id = crate::model::AppId::new(
+            instance,
+            app.metadata.namespace.clone(),
+            app.metadata.name.clone(),
+        );
+        let e = AppEntry::classified(id, app, self.classifier);
+        let row = StatusRow::new(&e, self.policies);
+        self.rows.push((e.environment, e.service, e.id, row));
+    }
+
+    /// In board order: environment (promotion order), service, id.
+    pub fn finish(mut self) -> Vec<StatusRow> {
+        self.rows
+            .sort_by(|a, b| (&a.0, &a.1, &a.2).cmp(&(&b.0, &b.1, &b.2)));
+        self.rows.into_iter().map(|r| r.3).collect()
+    }
+}
+
+const STATUS_HEADERS: [&str; 11] = [
+    "NAME",
+    "ENV",
+    "POLICY",
+    "SERVICE",
+    "SYNC",
+    "HEALTH",
+    "REVISION",
+    "DEPLOYED",
+    "WHY",
+    "AUTO",
+    "OPERATION",
+];
+
+fn status_cells(r: &StatusRow) -> [&str; 11] {
+    fn short(r: &Option<String>) -> &str {
         r.as_deref()
-            .map(|s| crate::model::Revision::new(s).short().to_string())
-            .unwrap_or_else(|| "-".into())
-    };
-    table(
-        &[
-            "NAME",
-            "ENV",
-            "POLICY",
-            "SERVICE",
-            "SYNC",
-            "HEALTH",
-            "REVISION",
-            "DEPLOYED",
-            "WHY",
-            "AUTO",
-            "OPERATION",
-        ],
-        rows.iter()
-            .map(|r| {
-                vec![
-                    r.name.clone(),
-                    r.environment.clone(),
-                    r.policy.clone(),
-                    r.service.clone(),
-                    r.sync.clone(),
-                    r.health.clone(),
-                    short(&r.revision),
-                    short(&r.deployed_revision),
-                    r.out_of_sync.clone().unwrap_or_else(|| "-".into()),
-                    if r.auto_sync { "auto" } else { "manual" }.into(),
-                    r.operation.clone().unwrap_or_else(|| "-".into()),
-                ]
+            .map(|s| {
+                if s.len() >= 40 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    &s[..7]
+                } else {
+                    s
+                }
             })
-            .collect(),
-    )
+            .unwrap_or("-")
+    }
+    fn or_dash(r: &Option<String>) -> &str {
+        r.as_deref().unwrap_or("-")
+    }
+    [
+        &r.name,
+        &r.environment,
+        &r.policy,
+        &r.service,
+        &r.sync,
+        &r.health,
+        short(&r.revision),
+        short(&r.deployed_revision),
+        or_dash(&r.out_of_sync),
+        if r.auto_sync { "auto" } else { "manual" },
+        or_dash(&r.operation),
+    ]
+}
+
+/// The `status` table, aligned as [`table`] aligns, with cells borrowed from the rows
+/// (one pass for the widths, one to write; no copy of every cell).
+pub fn status_table(rows: &[StatusRow]) -> String {
+    let mut widths: Vec<usize> = STATUS_HEADERS.iter().map(|h| h.width()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(status_cells(r).iter()) {
+            *w = (*w).max(c.width());
+        }
+    }
+    let mut out = String::with_capacity((widths.iter().sum::<usize>() + 24) * (rows.len() + 1));
+    let mut line = |cells: &[&str]| {
+        let start = out.len();
+        for (i, c) in cells.iter().enumerate() {
+            out.push_str(c);
+            if i + 1 < cells.len() {
+                let pad = widths[i].saturating_sub(c.width()) + 2;
+                out.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        let kept = start + out[start..].trim_end().len();
+        out.truncate(kept);
+        out.push('\n');
+    };
+    line(&STATUS_HEADERS);
+    for r in rows {
+        line(&status_cells(r));
+    }
+    out
 }
 
 #[derive(Debug, Clone, Serialize)]

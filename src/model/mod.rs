@@ -4,10 +4,12 @@
 //! shares; nothing else here is shared with it.
 
 mod build;
+mod compact;
 pub mod text;
 mod workload;
 
 pub use build::*;
+pub use compact::compact_for_board;
 pub use shipdeck_wire::*;
 pub use workload::*;
 

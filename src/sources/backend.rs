@@ -249,6 +249,13 @@ impl ArgoSource for Backend {
         dispatch!(self, b => b.list_applications().await)
     }
 
+    async fn for_each_application(
+        &self,
+        each: &mut (dyn FnMut(Application) + Send),
+    ) -> Result<(), SourceError> {
+        dispatch!(self, b => b.for_each_application(each).await)
+    }
+
     async fn get_application(
         &self,
         name: &str,

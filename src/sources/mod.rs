@@ -142,6 +142,20 @@ pub trait ArgoSource: Send + Sync {
         &self,
     ) -> impl Future<Output = Result<Vec<Application>, SourceError>> + Send;
 
+    /// Every application once, handed to `each` as it decodes, in list order (what
+    /// `status` streams its rows from: no `Vec` of every app). The default walks the list.
+    fn for_each_application(
+        &self,
+        each: &mut (dyn FnMut(Application) + Send),
+    ) -> impl Future<Output = Result<(), SourceError>> + Send {
+        async move {
+            for a in self.list_applications().await? {
+                each(a);
+            }
+            Ok(())
+        }
+    }
+
     fn get_application(
         &self,
         name: &str,

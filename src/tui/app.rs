@@ -57,7 +57,9 @@ pub trait JobControl {
 }
 
 impl JobControl
-    for ratatui::backend::CrosstermBackend<super::colour_out::ColourWriter<std::io::Stdout>>
+    for ratatui::backend::CrosstermBackend<
+        super::frame_gate::FrameGate<super::colour_out::ColourWriter<std::io::Stdout>>,
+    >
 {
     fn suspend(&mut self) -> std::io::Result<()> {
         super::terminal::suspend()

@@ -8,6 +8,7 @@ pub mod app;
 pub mod ci;
 pub mod colour_out;
 pub mod console;
+pub mod frame_gate;
 pub mod input;
 pub mod keymap;
 pub mod promote;

@@ -22,9 +22,10 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 /// The console's terminal: ratatui over crossterm on standard output, through the colour
 /// writer that keeps escapes to the terminal's depth.
-pub type Tui = Terminal<CrosstermBackend<ColourWriter<io::Stdout>>>;
+pub type Tui = Terminal<CrosstermBackend<FrameGate<ColourWriter<io::Stdout>>>>;
 
 use super::colour_out::ColourWriter;
+use super::frame_gate::FrameGate;
 
 /// Whether the console holds the terminal (so giving it back twice does nothing).
 static HELD: AtomicBool = AtomicBool::new(false);
@@ -67,7 +68,7 @@ pub fn enter() -> io::Result<Tui> {
     take()?;
     // Colours at the depth the terminal has (the same reading as the theme's).
     let out = ColourWriter::new(io::stdout(), super::theme::ColorDepth::detect());
-    match Terminal::new(CrosstermBackend::new(out)) {
+    match Terminal::new(CrosstermBackend::new(FrameGate::new(out))) {
         Ok(t) => Ok(t),
         Err(e) => {
             leave();

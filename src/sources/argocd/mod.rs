@@ -4,6 +4,7 @@
 //! never prints or logs the token.
 
 mod eventlogs;
+mod listing;
 mod watch;
 mod workloads;
 
@@ -549,6 +550,22 @@ impl Inner {
         ))
     }
 
+    /// The projected list, each app handed to `each` as it decodes (with retries, as
+    /// [`Inner::list`]).
+    async fn list_each(
+        &self,
+        each: &mut (dyn FnMut(Application) + Send),
+    ) -> Result<(), SourceError> {
+        let what = "list applications";
+        let body = self
+            .send_raw(self.request(Method::GET, &Self::list_path()), what)
+            .await?;
+        listing::for_each_item(&body, each).map_err(|e| SourceError::Protocol {
+            server: self.base.clone(),
+            detail: format!("{what}: {e}"),
+        })
+    }
+
     async fn get_app(&self, app: &Application) -> Result<Application, SourceError> {
         let path = self.app_path(app, "");
         self.send(
@@ -747,6 +764,13 @@ impl ArgoSource for ArgoApi {
 
     async fn list_applications(&self) -> Result<Vec<Application>, SourceError> {
         Ok(self.inner.list().await?.0)
+    }
+
+    async fn for_each_application(
+        &self,
+        each: &mut (dyn FnMut(Application) + Send),
+    ) -> Result<(), SourceError> {
+        self.inner.list_each(each).await
     }
 
     async fn get_application(

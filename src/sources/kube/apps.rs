@@ -3,6 +3,7 @@
 //! rollback makes (as `argocd --core` does: refuse when one is set, update with retry on
 //! conflict), auto-sync on/off, access reviews and sync windows.
 
+use super::compact::CompactApp;
 use super::{Inner, kube_err, read};
 use crate::model::{
     AppId, AppProject, Application, Connection, InitiatedBy, Operation, SyncOperation, Update,
@@ -46,6 +47,11 @@ fn apps_api(inner: &Inner, namespace: &str) -> Api<DynamicObject> {
     Api::namespaced_with(inner.client.clone(), namespace, &app_resource())
 }
 
+/// Applications decoded straight into the board's compact app (list and watch).
+fn compact_api(inner: &Inner, namespace: &str) -> Api<CompactApp> {
+    Api::namespaced_with(inner.client.clone(), namespace, &app_resource())
+}
+
 fn app_ns<'a>(inner: &'a Inner, app: &'a Application) -> &'a str {
     if app.metadata.namespace.is_empty() {
         &inner.namespace
@@ -75,14 +81,33 @@ fn now() -> String {
 }
 
 pub(super) async fn list(inner: &Inner) -> Result<Vec<Application>, SourceError> {
-    let api = apps_api(inner, &inner.namespace);
+    let api = compact_api(inner, &inner.namespace);
     let lp = kube::api::ListParams::default();
     let list = read(&inner.context, "list applications", || api.list(&lp)).await?;
-    Ok(list
-        .items
-        .iter()
-        .filter_map(|o| convert(inner, o).map_err(|e| tracing::warn!("{e}")).ok())
-        .collect())
+    Ok(list.items.into_iter().map(|c| c.app).collect())
+}
+
+/// The list in pages of [`PAGE`] (as kubectl asks for it), each app handed to `each` as
+/// its page decodes: one page of apps in memory at a time.
+pub(super) async fn list_each(
+    inner: &Inner,
+    each: &mut (dyn FnMut(Application) + Send),
+) -> Result<(), SourceError> {
+    const PAGE: u32 = 500;
+    let api = compact_api(inner, &inner.namespace);
+    let mut token: Option<String> = None;
+    loop {
+        let mut lp = kube::api::ListParams::default().limit(PAGE);
+        if let Some(t) = &token {
+            lp = lp.continue_token(t);
+        }
+        let page = read(&inner.context, "list applications", || api.list(&lp)).await?;
+        token = page.metadata.continue_.filter(|t| !t.is_empty());
+        page.items.into_iter().for_each(|c| each(c.app));
+        if token.is_none() {
+            return Ok(());
+        }
+    }
 }
 
 pub(super) async fn get(inner: &Inner, name: &str) -> Result<Application, SourceError> {
@@ -141,7 +166,7 @@ pub(super) fn watch(inner: Arc<Inner>, tx: mpsc::Sender<Update>) -> JoinHandle<(
         let mut since = now();
         let mut backoff = BackoffBuilder::build(retry::reconnect_backoff());
         loop {
-            let api = apps_api(&inner, &inner.namespace);
+            let api = compact_api(&inner, &inner.namespace);
             // No StreamBackoff: on an error this loop drops the watcher and relists itself.
             let mut stream = watcher(api, watcher::Config::default()).boxed();
             let mut buffer: Vec<(AppId, Application)> = Vec::new();
@@ -158,23 +183,17 @@ pub(super) fn watch(inner: Arc<Inner>, tx: mpsc::Sender<Update>) -> JoinHandle<(
                         None
                     }
                     Some(Ok(Event::InitApply(o))) => {
-                        if let Ok(app) = convert(&inner, &o).map_err(|e| tracing::warn!("{e}")) {
-                            buffer.push((id_of(&inner, &app), app));
-                        }
+                        buffer.push((id_of(&inner, &o.app), o.app));
                         None
                     }
                     Some(Ok(Event::InitDone)) => Some(Update::Resync {
                         instance: inner.instance.clone(),
                         apps: std::mem::take(&mut buffer),
                     }),
-                    Some(Ok(Event::Apply(o))) => convert(&inner, &o)
-                        .map_err(|e| tracing::warn!("{e}"))
-                        .ok()
-                        .map(|app| Update::Upsert(id_of(&inner, &app), Box::new(app))),
-                    Some(Ok(Event::Delete(o))) => convert(&inner, &o)
-                        .map_err(|e| tracing::warn!("{e}"))
-                        .ok()
-                        .map(|app| Update::Delete(id_of(&inner, &app))),
+                    Some(Ok(Event::Apply(o))) => {
+                        Some(Update::Upsert(id_of(&inner, &o.app), Box::new(o.app)))
+                    }
+                    Some(Ok(Event::Delete(o))) => Some(Update::Delete(id_of(&inner, &o.app))),
                     Some(Err(e)) => {
                         let reason = reason_of(&inner, e);
                         tracing::info!(source = %inner.instance, "application watch: {reason}");

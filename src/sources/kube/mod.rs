@@ -6,6 +6,7 @@
 //! `ops`; this file only reports facts and performs what it is told.
 
 mod apps;
+mod compact;
 pub mod kubeconfig;
 mod render;
 pub(crate) use render::{desired as render_desired, pair_with_live};
@@ -252,6 +253,13 @@ impl ArgoSource for CoreArgo {
 
     async fn list_applications(&self) -> Result<Vec<Application>, SourceError> {
         apps::list(&self.inner).await
+    }
+
+    async fn for_each_application(
+        &self,
+        each: &mut (dyn FnMut(Application) + Send),
+    ) -> Result<(), SourceError> {
+        apps::list_each(&self.inner, each).await
     }
 
     async fn get_application(

@@ -1,0 +1,176 @@
+//! Issue 11: both modes hold the board's compact app, and `status` streams its rows.
+//! Core mode decodes each Application from the API server's bytes straight into the
+//! compact app (no `DynamicObject`, no `managedFields`, no `status.sync.comparedTo`, no
+//! per-resource sync results), the same projection API mode asks Argo CD for with
+//! `fields`; `for_each_application` hands over every app once, across the Kubernetes
+//! API's pages (500 a page) in core mode. Oracle: `kubectl get applications -A -o json`
+//! against the same sandbox (the whole objects).
+
+mod common;
+
+use serde_json::Value;
+use shipdeck::model::{Application, Update};
+use shipdeck::sandbox::SandboxOptions;
+use shipdeck::sandbox::auth::Role;
+use shipdeck::secrets::Secret;
+use shipdeck::sources::ArgoSource;
+use shipdeck::sources::argocd::{ArgoApi, ArgoApiOptions};
+use shipdeck::sources::kube::{CoreArgo, CoreOptions};
+use std::collections::BTreeMap;
+use std::process::Command;
+
+/// More than two of kubectl's (and core mode's) 500-item pages.
+const APPS: usize = 1_200;
+
+/// Run off the runtime's threads: the sandbox serves kubectl from this process.
+async fn kubectl_apps(kubeconfig: std::path::PathBuf) -> Option<Vec<Value>> {
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["get", "applications", "-A", "-o", "json"])
+            .output()
+    })
+    .await
+    .expect("kubectl task");
+    let out = match out {
+        Ok(o) => o,
+        Err(_) => {
+            println!("SKIP: kubectl not installed");
+            return None;
+        }
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("kubectl prints JSON");
+    Some(v["items"].as_array().cloned().unwrap_or_default())
+}
+
+/// The fields that do not move while the estate idles: what the board groups by.
+fn stable(a: &Application) -> (String, String, String, String) {
+    (
+        a.spec.project.clone(),
+        a.spec.destination.namespace.clone().unwrap_or_default(),
+        a.spec
+            .source
+            .as_ref()
+            .map(|s| s.repo_url.clone())
+            .unwrap_or_default(),
+        a.metadata.labels.get("env").cloned().unwrap_or_default(),
+    )
+}
+
+fn stable_raw(v: &Value) -> (String, String, String, String) {
+    let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+    (
+        s(&v["spec"]["project"]),
+        s(&v["spec"]["destination"]["namespace"]),
+        s(&v["spec"]["source"]["repoURL"]),
+        s(&v["metadata"]["labels"]["env"]),
+    )
+}
+
+async fn collect(src: &impl ArgoSource) -> Vec<Application> {
+    let mut out = Vec::new();
+    src.for_each_application(&mut |a| out.push(a))
+        .await
+        .expect("the list decodes");
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_modes_hold_the_compact_app_and_stream_every_app_once() {
+    let sb = common::sandbox_with(SandboxOptions {
+        apps: Some(APPS),
+        time_scale: 0.02,
+        ..Default::default()
+    })
+    .await;
+    let Some(raw) = kubectl_apps(sb.kubeconfig_path()).await else {
+        return;
+    };
+    assert_eq!(raw.len(), APPS);
+    let truth: BTreeMap<String, &Value> = raw
+        .iter()
+        .map(|v| (v["metadata"]["name"].as_str().unwrap_or("").to_string(), v))
+        .collect();
+    // The whole objects carry what the board drops.
+    assert!(
+        raw.iter()
+            .all(|v| v["status"]["sync"]["comparedTo"].is_object()),
+        "kubectl shows comparedTo on every app"
+    );
+
+    let kc = kube::config::Kubeconfig::read_from(sb.kubeconfig_path()).expect("kubeconfig");
+    let core = CoreArgo::connect(CoreOptions {
+        kubeconfig: Some(kc),
+        ..Default::default()
+    })
+    .await
+    .expect("core mode connects");
+    let api = ArgoApi::new(ArgoApiOptions {
+        server: sb.url.clone(),
+        token: Some(Secret::new(sb.world.users.token(Role::Admin))),
+        ..Default::default()
+    })
+    .expect("api client");
+
+    // Core mode's watcher: the first full estate holds compact apps.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let task = core.watch_applications(tx);
+    let watched = loop {
+        match rx.recv().await.expect("the watch reports") {
+            Update::Resync { apps, .. } => break apps,
+            _ => continue,
+        }
+    };
+    task.abort();
+    assert_eq!(watched.len(), APPS);
+    for (id, a) in &watched {
+        let t = truth
+            .get(&id.name)
+            .unwrap_or_else(|| panic!("{} not in kubectl", id.name));
+        assert_eq!(stable(a), stable_raw(t), "{}", id.name);
+        assert_eq!(
+            a.status.sync.compared_to, None,
+            "{} keeps comparedTo",
+            id.name
+        );
+        let results = a
+            .status
+            .operation_state
+            .as_ref()
+            .and_then(|o| o.sync_result.as_ref())
+            .map(|r| r.resources.len());
+        assert!(
+            matches!(results, None | Some(0)),
+            "{} keeps sync results",
+            id.name
+        );
+    }
+
+    // Streamed lists, both modes: every app exactly once, the same apps kubectl lists.
+    for (mode, apps) in [("core", collect(&core).await), ("api", collect(&api).await)] {
+        assert_eq!(apps.len(), APPS, "{mode}: every app once");
+        let mut seen = BTreeMap::new();
+        for a in &apps {
+            assert!(
+                seen.insert(a.metadata.name.clone(), ()).is_none(),
+                "{mode}: {} twice",
+                a.metadata.name
+            );
+            let t = truth
+                .get(&a.metadata.name)
+                .unwrap_or_else(|| panic!("{mode}: {} not in kubectl", a.metadata.name));
+            assert_eq!(stable(a), stable_raw(t), "{mode}: {}", a.metadata.name);
+            assert_eq!(
+                a.status.sync.compared_to, None,
+                "{mode}: {}",
+                a.metadata.name
+            );
+        }
+    }
+}
