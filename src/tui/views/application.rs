@@ -370,7 +370,17 @@ impl ApplicationView {
         }
         let cursor = self.cursor(Section::Resources, rows.len());
         let offset = widgets::scroll_offset(cursor, height, rows.len());
-        let name_w = width.saturating_sub(14 + 16 + 4).max(10);
+        // Room for the sync and health columns, or for the longest pod/ReplicaSet note
+        // (`Pending not ready ImagePullBackOff`), whichever is wider: a waiting reason is
+        // what the operator looks for, it is not cut while names have room.
+        let longest_note = rows
+            .iter()
+            .map(|r| r.note.chars().count() + 1)
+            .max()
+            .unwrap_or(0);
+        let name_w = width
+            .saturating_sub((14 + 16 + 4).max(longest_note))
+            .max(10);
         lines.extend(
             rows.iter()
                 .enumerate()
