@@ -372,7 +372,6 @@ async fn tree_follows_a_rollout(
     // with a ReplicaSet that did not exist before (the new one) and an old one beside it.
     let deps = BTreeSet::from([dep.clone()]);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let (mut last_rows, mut last_reasons) = (String::new(), String::new());
     loop {
         h.step(Duration::from_millis(50)).await;
         let k1 = kubectl_edges(sb, &ns, &deps);
@@ -402,13 +401,13 @@ async fn tree_follows_a_rollout(
                 None => true,
             })
             && reasons == kubectl_reasons(sb, &ns);
-        last_rows = screen_now
+        let last_rows = screen_now
             .iter()
             .filter(|l| l.contains("Pod/"))
             .cloned()
             .collect::<Vec<_>>()
             .join("\n");
-        last_reasons = format!("{reasons:?}");
+        let last_reasons = format!("{reasons:?}");
         if k1 == k2 && shown == k1 && new_has_pod && old_still && reason {
             break;
         }
