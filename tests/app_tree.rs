@@ -1,7 +1,10 @@
 //! The app screen's resource list is the tree Argo CD draws (Application -> Deployment ->
 //! ReplicaSet -> Pod): each Pod under the ReplicaSet that owns it and each ReplicaSet under
 //! its Deployment, in API mode (the resource tree's parentRefs) and core mode (owner
-//! references). The oracle is `kubectl get rs,pods -o json` on the same cluster.
+//! references). The oracle is `kubectl get rs,pods -o json` on the same cluster. The tree
+//! is live: with the app screen open, a rollout started under it (an image whose pods
+//! cannot pull, so the rollout stays in the middle) shows its new ReplicaSet and pods
+//! beside the old ones, as kubectl has them, without a key pressed.
 
 mod common;
 
@@ -176,7 +179,7 @@ async fn tree_matches_kubectl(sb: &Sandbox, src: &impl ArgoSource, name: &str, m
         let mut c = Console::new(estate, Settings::default());
         c.push(Box::new(views::application::ApplicationView::new(id)));
         for o in c.take_requests() {
-            if let Request::Workloads { .. } = o.request {
+            if let Request::WatchWorkloads { .. } | Request::Workloads { .. } = o.request {
                 let ws = src.workloads(&app).await.expect("workloads");
                 c.respond(Response {
                     ticket: o.ticket,
@@ -234,6 +237,190 @@ async fn tree_matches_kubectl(sb: &Sandbox, src: &impl ArgoSource, name: &str, m
     }
 }
 
+/// Each pod's first container waiting reason in `ns`, as kubectl has it.
+fn kubectl_reasons(sb: &Sandbox, ns: &str) -> std::collections::BTreeMap<String, String> {
+    let out = Command::new("kubectl")
+        .env("KUBECONFIG", sb.kubeconfig_path())
+        .args(["get", "pods", "-n", ns, "-o", "json"])
+        .output()
+        .expect("kubectl runs");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("kubectl json");
+    v["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| {
+            let reason = p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+                .as_str()?
+                .to_string();
+            Some((p["metadata"]["name"].as_str()?.to_string(), reason))
+        })
+        .collect()
+}
+
+/// Names of the ReplicaSets of Deployment `dep` in `ns`, as kubectl lists them.
+fn kubectl_replicasets(sb: &Sandbox, ns: &str, dep: &str) -> BTreeSet<String> {
+    let deps = BTreeSet::from([dep.to_string()]);
+    kubectl_edges(sb, ns, &deps)
+        .into_iter()
+        .filter(|e| e.0 == "ReplicaSet")
+        .map(|e| e.1)
+        .collect()
+}
+
+/// Start a rollout of `dep` to `image` under the open screen: replace the Deployment with
+/// its pod template's first container image changed (kube-rs, as any client would).
+async fn set_image(sb: &Sandbox, ns: &str, dep: &str, image: &str) {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let client = common::kube_default(sb).await;
+    let api: kube::Api<Deployment> = kube::Api::namespaced(client, ns);
+    let mut d = api.get(dep).await.expect("deployment");
+    let c = d
+        .spec
+        .template
+        .spec
+        .as_mut()
+        .and_then(|p| p.containers.first_mut())
+        .expect("a container");
+    c.image = Some(image.into());
+    api.replace(dep, &Default::default(), &d)
+        .await
+        .expect("replace deployment");
+}
+
+/// With `name`'s app screen open on a console fed by `provider`, a rollout started under it
+/// shows up on the screen as kubectl has it: the new ReplicaSet (one that did not exist
+/// when the screen opened) with its pods, under the Deployment, beside the old one.
+async fn tree_follows_a_rollout(
+    sb: &Sandbox,
+    src: &(impl ArgoSource + Clone + 'static),
+    name: &str,
+    mode: &str,
+    image: &str,
+) {
+    use shipdeck::ops::actions::Ops;
+    use shipdeck::ops::audit::AuditLog;
+    use shipdeck::tui::adapt::ArgoProvider;
+    use shipdeck::tui::app::Headless;
+    use shipdeck::tui::request::Provider;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ops = Ops {
+        operator: "admin".into(),
+        read_only: false,
+        policies: Default::default(),
+        classifier: Default::default(),
+        audit: AuditLog::in_dir(dir.path()),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(4096);
+    let watch = src.watch_applications(tx);
+    let provider: Arc<dyn Provider> = Arc::new(ArgoProvider::new(
+        vec![src.clone()],
+        ops,
+        None,
+        "sandbox".into(),
+    ));
+    let mut h = Headless::new(
+        Console::new(Estate::new(), Settings::default()),
+        provider,
+        rx,
+    );
+    let app = src
+        .get_application(name, shipdeck::sources::Refresh::None)
+        .await
+        .expect("app");
+    let ns = app.spec.destination.namespace.clone().unwrap_or_default();
+    let dep = app
+        .status
+        .resources
+        .iter()
+        .find(|r| r.kind == "Deployment")
+        .map(|r| r.name.clone())
+        .expect("a Deployment");
+    let id = AppId::new(src.instance(), "argocd", name);
+    h.console
+        .push(Box::new(views::application::ApplicationView::new(id)));
+    let before = kubectl_replicasets(sb, &ns, &dep);
+    // The screen shows the tree as it is before the rollout.
+    let lines =
+        |h: &Headless| -> Vec<String> { h.screen(200, 80).lines().map(str::to_string).collect() };
+    let drawn = h
+        .until(Duration::from_secs(30), |c| {
+            let text = screen(c, 200, 80);
+            screen_edges(&text)
+                .iter()
+                .any(|e| e.0 == "ReplicaSet" && before.contains(&e.1))
+        })
+        .await;
+    assert!(
+        drawn,
+        "{mode}: the tree before the rollout\n{}",
+        lines(&h).join("\n")
+    );
+
+    common::http()
+        .post(format!("{}/_sandbox/image-fault", sb.url))
+        .json(&serde_json::json!({"image": image, "mode": "ImagePullBackOff"}))
+        .send()
+        .await
+        .expect("image fault")
+        .error_for_status()
+        .expect("image fault set");
+    set_image(sb, &ns, &dep, image).await;
+
+    // No key is pressed: the screen follows the cluster until it draws kubectl's tree,
+    // with a ReplicaSet that did not exist before (the new one) and an old one beside it.
+    let deps = BTreeSet::from([dep.clone()]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        h.step(Duration::from_millis(50)).await;
+        let k1 = kubectl_edges(sb, &ns, &deps);
+        let shown = screen_edges(&lines(&h));
+        let k2 = kubectl_edges(sb, &ns, &deps);
+        let new_rs: Vec<&String> = k1
+            .iter()
+            .filter(|e| e.0 == "ReplicaSet" && !before.contains(&e.1))
+            .map(|e| &e.1)
+            .collect();
+        let new_has_pod = k1.iter().any(|e| e.0 == "Pod" && new_rs.contains(&&e.3));
+        let old_still = k1
+            .iter()
+            .any(|e| e.0 == "ReplicaSet" && before.contains(&e.1));
+        // The new pods' status follows too: each new pod's row shows the waiting reason
+        // kubectl reports for it (ContainerCreating, ErrImagePull, ImagePullBackOff).
+        let reasons = kubectl_reasons(sb, &ns);
+        // Wider than the tree comparison, so a pod row's note is not cut at the pane.
+        let screen_now: Vec<String> = h.screen(260, 80).lines().map(str::to_string).collect();
+        let reason = k1
+            .iter()
+            .filter(|e| e.0 == "Pod" && new_rs.contains(&&e.3))
+            .all(|e| match reasons.get(&e.1) {
+                Some(r) => screen_now
+                    .iter()
+                    .any(|l| l.contains(&format!("Pod/{}", e.1)) && l.contains(r.as_str())),
+                None => true,
+            })
+            && reasons == kubectl_reasons(sb, &ns);
+        let last_rows = screen_now
+            .iter()
+            .filter(|l| l.contains("Pod/"))
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n");
+        let last_reasons = format!("{reasons:?}");
+        if k1 == k2 && shown == k1 && new_has_pod && old_still && reason {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{mode}: the screen never drew the rollout's new ReplicaSet as kubectl has it\n\
+             kubectl: {k1:?}\nscreen: {shown:?}\nkubectl's waiting reasons: {last_reasons}\nwide rows:\n{last_rows}\n{}",
+            lines(&h).join("\n")
+        );
+    }
+    watch.abort();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn app_screen_tree_is_kubectls_ownership_in_api_and_core_mode() {
     if !kubectl_available() {
@@ -258,4 +445,23 @@ async fn app_screen_tree_is_kubectls_ownership_in_api_and_core_mode() {
     .await
     .expect("core mode connects");
     tree_matches_kubectl(&sb, &core, "cart-dev", "core mode").await;
+
+    // Live: a rollout under the open screen, in each mode on an app without auto-sync
+    // (self-heal would undo the change).
+    tree_follows_a_rollout(
+        &sb,
+        &api,
+        "cart-prod",
+        "API mode",
+        "ghcr.io/acme/cart:no-such-1",
+    )
+    .await;
+    tree_follows_a_rollout(
+        &sb,
+        &core,
+        "checkout-prod",
+        "core mode",
+        "ghcr.io/acme/checkout:no-such-2",
+    )
+    .await;
 }

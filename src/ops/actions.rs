@@ -95,8 +95,91 @@ pub struct ActionOutcome {
     /// Things the operator should hear (auto-sync stays disabled, event not recorded).
     pub notes: Vec<String>,
     /// `operationState.startedAt` before the request, to tell our operation's end from an
-    /// earlier one's.
+    /// earlier one's when the operation carries no id (see [`OurOperation`]).
     pub previous_started_at: Option<String>,
+    /// The `shipdeck-op` info entry sent with the operation ([`INFO_OP_ID`]).
+    pub op_id: Option<String>,
+}
+
+impl ActionOutcome {
+    /// What tells the operation this action sent from every other one.
+    pub fn ours(&self) -> OurOperation {
+        OurOperation {
+            id: self.op_id.clone(),
+            previous_started_at: self.previous_started_at.clone(),
+        }
+    }
+}
+
+/// The info entry that names one operation shipdeck sent (`shipdeck-op=<id>`). Argo CD
+/// keeps `operation.info` in `status.operationState.operation.info`, so the follower
+/// knows its own operation's end from an earlier one's even within the same second.
+pub const INFO_OP_ID: &str = "shipdeck-op";
+
+/// A fresh id for one operation: random, so two shipdecks (or two syncs in one second)
+/// never share one.
+pub fn new_op_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// What identifies the operation we sent: its `shipdeck-op` id, and `startedAt` of the
+/// operation state before we sent it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OurOperation {
+    pub id: Option<String>,
+    pub previous_started_at: Option<String>,
+}
+
+impl OurOperation {
+    /// Only the `startedAt` fallback (an operation sent without an id).
+    pub fn started_after(previous_started_at: Option<&str>) -> Self {
+        Self {
+            id: None,
+            previous_started_at: previous_started_at.map(str::to_owned),
+        }
+    }
+
+    /// Is `state` the state of our operation?
+    pub fn is(&self, state: &crate::model::OperationState) -> bool {
+        match (op_id_of(&state.operation), self.id.as_deref()) {
+            (Some(theirs), Some(ours)) => theirs == ours,
+            // No id to compare: an operation started outside shipdeck, or one whose
+            // server drops info (Argo CD's rollback API takes no `infos`). Then only
+            // `startedAt` tells it apart, and it has whole seconds: an operation started
+            // within the same second as the previous one looks like the previous one (we
+            // keep waiting, we never take its end for ours).
+            _ => state.started_at.as_deref() != self.previous_started_at.as_deref(),
+        }
+    }
+
+    /// Is `op` (a pending `.operation` or a state's operation) known to be another
+    /// shipdeck operation than ours?
+    pub fn is_other(&self, op: &crate::model::Operation) -> bool {
+        matches!((op_id_of(op), self.id.as_deref()), (Some(theirs), Some(ours)) if theirs != ours)
+    }
+
+    /// Is `op` known to be ours by its id?
+    pub fn is_ours_by_id(&self, op: &crate::model::Operation) -> bool {
+        matches!((op_id_of(op), self.id.as_deref()), (Some(theirs), Some(ours)) if theirs == ours)
+    }
+}
+
+/// The `shipdeck-op` id an operation carries.
+pub fn op_id_of(op: &crate::model::Operation) -> Option<&str> {
+    op.info
+        .iter()
+        .find(|i| i.name == INFO_OP_ID)
+        .map(|i| i.value.as_str())
+}
+
+/// The info entries an operation carries: the approval's, and our operation id.
+fn operation_info(approval: Option<&ApprovalRecord>, op_id: &str) -> Vec<crate::model::InfoEntry> {
+    let mut info = approval.map(approval::info_entries).unwrap_or_default();
+    info.push(crate::model::InfoEntry {
+        name: INFO_OP_ID.into(),
+        value: op_id.to_string(),
+    });
+    info
 }
 
 /// The diff a sync of `app` would apply, for the approval screen, `shipdeck diff` and the
@@ -398,6 +481,7 @@ pub async fn sync<S: ArgoSource>(
         to.clone(),
         digest.clone(),
     )?;
+    let op_id = new_op_id();
     let req = SyncRequest {
         revision: opts.revision.clone(),
         prune: opts.prune,
@@ -405,10 +489,7 @@ pub async fn sync<S: ArgoSource>(
         resources: opts.resources.clone(),
         apply_strategy: false,
         initiated_by: ops.operator.clone(),
-        info: approval
-            .as_ref()
-            .map(approval::info_entries)
-            .unwrap_or_default(),
+        info: operation_info(approval.as_ref(), &op_id),
     };
     let previous_started_at = started_at(&p.app);
     let result = src.sync(&p.app, req).await;
@@ -455,6 +536,7 @@ pub async fn sync<S: ArgoSource>(
         approval,
         notes: p.notes,
         previous_started_at,
+        op_id: Some(op_id),
     })
 }
 
@@ -502,14 +584,7 @@ pub async fn follow_operation<S: ArgoSource>(
     timeout: Duration,
     poll: Duration,
 ) -> Result<Application, ActionError> {
-    let r = wait_for_operation(
-        src,
-        &outcome.id.name,
-        outcome.previous_started_at.as_deref(),
-        timeout,
-        poll,
-    )
-    .await;
+    let r = wait_for_operation(src, &outcome.id.name, &outcome.ours(), timeout, poll).await;
     if let Err(e) = audit_finish(ops, outcome, &r) {
         tracing::warn!("audit log not written: {e}");
     }
@@ -705,15 +780,13 @@ pub async fn rollback<S: ArgoSource>(
         audit_or_note(ops, &rec, &mut p.notes);
         p.app = r?;
     }
+    let op_id = new_op_id();
     let req = RollbackRequest {
         id,
         prune: opts.prune,
         dry_run: opts.dry_run,
         initiated_by: ops.operator.clone(),
-        info: approval
-            .as_ref()
-            .map(approval::info_entries)
-            .unwrap_or_default(),
+        info: operation_info(approval.as_ref(), &op_id),
     };
     let previous_started_at = started_at(&p.app);
     let result = src.rollback(&p.app, req).await;
@@ -750,6 +823,7 @@ pub async fn rollback<S: ArgoSource>(
         approval,
         notes: p.notes,
         previous_started_at,
+        op_id: Some(op_id),
     })
 }
 
@@ -775,14 +849,14 @@ pub enum WaitState {
 /// Judge one look at the app after our operation was sent: done when our operation
 /// finished, Argo CD reconciled after it, and the app is Healthy and Synced (or, after a
 /// rollback or a sync to another revision than Git's, Healthy at the revision sent).
-pub fn judge(app: &Application, previous_started_at: Option<&str>) -> WaitState {
+pub fn judge(app: &Application, ours: &OurOperation) -> WaitState {
     if app.operation.is_some() {
         return WaitState::Running;
     }
     let Some(op) = &app.status.operation_state else {
         return WaitState::Running;
     };
-    if op.started_at.as_deref() == previous_started_at || op.finished_at.is_none() {
+    if !ours.is(op) || op.finished_at.is_none() {
         return WaitState::Running;
     }
     match op.phase {
@@ -824,11 +898,11 @@ pub fn judge(app: &Application, previous_started_at: Option<&str>) -> WaitState 
 pub async fn wait_for_operation<S: ArgoSource>(
     src: &S,
     name: &str,
-    previous_started_at: Option<&str>,
+    ours: &OurOperation,
     timeout: Duration,
     poll: Duration,
 ) -> Result<Application, ActionError> {
-    follow::follow(src, name, previous_started_at, timeout, poll).await
+    follow::follow(src, name, ours, timeout, poll).await
 }
 
 pub mod follow;

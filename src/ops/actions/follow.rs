@@ -4,7 +4,7 @@
 //! operation message, the failing pods and their waiting reasons, a deadline passed).
 //! The outcome is written to the audit log by [`super::follow_operation`].
 
-use super::{ActionError, WaitState, judge};
+use super::{ActionError, OurOperation, WaitState, judge};
 use crate::model::text::sanitize;
 use crate::model::{Application, HealthStatus, RolloutVerdict, WorkloadRollout};
 use crate::sources::{ArgoSource, Refresh, SourceError};
@@ -85,14 +85,16 @@ pub fn outcome_line(name: &str, action: &str, r: &Result<Application, ActionErro
     }
 }
 
-/// Follow until the operation sent after `previous_started_at` ends and the app settles,
-/// fails (Argo CD's `Failed`/`Error` with its message, a failing pod, a rollout past its
-/// deadline, Degraded health once applied), or `deadline` passes. A source error during
-/// the follow is retried until the deadline (a dropped connection is not a failed sync).
+/// Follow until our operation (`ours`: its `shipdeck-op` id, else started after the
+/// previous one) ends and the app settles, fails (Argo CD's `Failed`/`Error` with its
+/// message, a failing pod, a rollout past its deadline, Degraded health once applied), or
+/// `deadline` passes. Another shipdeck operation taking its place once ours was seen ends
+/// the follow with that said (its end is not ours). A source error during the follow is
+/// retried until the deadline (a dropped connection is not a failed sync).
 pub async fn follow<S: ArgoSource>(
     src: &S,
     name: &str,
-    previous_started_at: Option<&str>,
+    ours: &OurOperation,
     deadline: Duration,
     poll: Duration,
 ) -> Result<Application, ActionError> {
@@ -100,18 +102,22 @@ pub async fn follow<S: ArgoSource>(
     let mut last_err: Option<SourceError>;
     let mut last: Option<Application> = None;
     let mut last_failing: Vec<String> = Vec::new();
+    let mut seen_ours = false;
     loop {
         match src.get_application(name, Refresh::None).await {
             Ok(app) => {
                 last_err = None;
-                match judge(&app, previous_started_at) {
+                if let Some(why) = superseded(&app, ours, &mut seen_ours) {
+                    return Err(ActionError::Failed(format!("{}: {why}", sanitize(name))));
+                }
+                match judge(&app, ours) {
                     WaitState::Done => return Ok(app),
                     WaitState::Failed(m) => {
                         return Err(ActionError::Failed(format!("{}: {m}", sanitize(name))));
                     }
                     WaitState::Running => {}
                 }
-                if applied(&app, previous_started_at) {
+                if applied(&app, ours) {
                     match src.workloads(&app).await {
                         Ok(w) => {
                             let f = failing(&w);
@@ -143,14 +149,40 @@ pub async fn follow<S: ArgoSource>(
     }
 }
 
+/// Once our operation was seen (pending or in the operation state, by its id), another
+/// shipdeck operation in its place means ours ended unseen: say so rather than judge the
+/// other one's end as ours.
+fn superseded(app: &Application, ours: &OurOperation, seen_ours: &mut bool) -> Option<String> {
+    let pending = app.operation.as_ref();
+    let state = app.status.operation_state.as_ref().map(|s| &s.operation);
+    if pending.is_some_and(|o| ours.is_ours_by_id(o))
+        || state.is_some_and(|o| ours.is_ours_by_id(o))
+    {
+        *seen_ours = true;
+        return None;
+    }
+    if !*seen_ours {
+        return None;
+    }
+    let other = pending
+        .filter(|o| ours.is_other(o))
+        .or(state.filter(|o| ours.is_other(o)))?;
+    let id = super::op_id_of(other).unwrap_or_default();
+    Some(format!(
+        "another operation ({}={}) replaced ours before its end was seen",
+        super::INFO_OP_ID,
+        sanitize(id)
+    ))
+}
+
 /// Whether our operation has been applied (it ended `Succeeded`): from then on the
 /// workloads are ours to judge.
-fn applied(app: &Application, previous_started_at: Option<&str>) -> bool {
+fn applied(app: &Application, ours: &OurOperation) -> bool {
     let Some(op) = &app.status.operation_state else {
         return false;
     };
     app.operation.is_none()
-        && op.started_at.as_deref() != previous_started_at
+        && ours.is(op)
         && op.finished_at.is_some()
         && op.phase == crate::model::OperationPhase::Succeeded
 }

@@ -205,7 +205,12 @@ async fn gated_sync_needs_approval_and_sends_it_as_info() {
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].initiated_by, "ana");
     let info: Vec<_> = sent[0].info.iter().map(|i| i.name.as_str()).collect();
-    assert_eq!(info, ["approved-by", "reason", "approval-id"]);
+    assert_eq!(info, ["approved-by", "reason", "approval-id", INFO_OP_ID]);
+    assert_eq!(
+        sent[0].info.last().map(|i| Some(i.value.clone())),
+        Some(out.op_id.clone()),
+        "the operation carries the id the follower looks for"
+    );
     let lines = ops.audit.read_all().unwrap_or_default();
     let lines = &lines[1..];
     assert_eq!(lines.len(), 2);
@@ -320,16 +325,21 @@ fn judge_waits_for_our_operation_then_sync_and_health() {
         retry_count: None,
     });
     // The old operation's end is not ours.
-    assert_eq!(judge(&a, Some("t1")), WaitState::Running);
-    assert_eq!(judge(&a, None), WaitState::Running); // still OutOfSync
+    assert_eq!(
+        judge(&a, &OurOperation::started_after(Some("t1"))),
+        WaitState::Running
+    );
+    assert_eq!(judge(&a, &OurOperation::default()), WaitState::Running); // still OutOfSync
     a.status.sync.status = SyncStatus::Synced;
     a.status.health.status = HealthStatus::Healthy;
-    assert_eq!(judge(&a, None), WaitState::Done);
+    assert_eq!(judge(&a, &OurOperation::default()), WaitState::Done);
     if let Some(op) = a.status.operation_state.as_mut() {
         op.phase = OperationPhase::Failed;
         op.message = Some("one or more objects failed\u{1b}[31m".into());
     }
-    assert!(matches!(judge(&a, None), WaitState::Failed(m) if !m.contains('\u{1b}')));
+    assert!(
+        matches!(judge(&a, &OurOperation::default()), WaitState::Failed(m) if !m.contains('\u{1b}'))
+    );
 }
 
 #[test]
@@ -353,10 +363,10 @@ fn judge_accepts_out_of_sync_after_a_rollback_but_not_after_a_plain_sync() {
     };
     // Rolled back to an older revision while Git holds `head`: OutOfSync is the end state.
     a.status.operation_state = Some(state("older"));
-    assert_eq!(judge(&a, None), WaitState::Done);
+    assert_eq!(judge(&a, &OurOperation::default()), WaitState::Done);
     // Synced to `head` but still OutOfSync: something is not applied yet; keep waiting.
     a.status.operation_state = Some(state("head"));
-    assert_eq!(judge(&a, None), WaitState::Running);
+    assert_eq!(judge(&a, &OurOperation::default()), WaitState::Running);
 }
 
 /// A CI that records what it was asked and answers runs in a fixed state.
@@ -522,5 +532,57 @@ async fn rerun_goes_through_ops_and_a_followed_build_ends_with_its_outcome() {
             "build failed",
             "build timed-out"
         ]
+    );
+}
+
+#[test]
+fn judge_tells_operations_apart_by_their_id_within_the_same_second() {
+    use crate::model::{InfoEntry, Operation, OperationState};
+    let state = |id: &str, phase: OperationPhase| OperationState {
+        operation: Operation {
+            info: vec![InfoEntry {
+                name: INFO_OP_ID.into(),
+                value: id.into(),
+            }],
+            ..Default::default()
+        },
+        phase,
+        message: Some("boom".into()),
+        sync_result: None,
+        // Both operations started within the same (whole) second.
+        started_at: Some("2026-01-01T00:00:01Z".into()),
+        finished_at: Some("2026-01-01T00:00:01Z".into()),
+        retry_count: None,
+    };
+    let mut a = app("x", false);
+    a.status.sync.status = SyncStatus::Synced;
+    a.status.health.status = HealthStatus::Healthy;
+    let second = OurOperation {
+        id: Some("b".into()),
+        previous_started_at: Some("2026-01-01T00:00:01Z".into()),
+    };
+    let first = OurOperation {
+        id: Some("a".into()),
+        previous_started_at: None,
+    };
+    // The first one's success is not the second's.
+    a.status.operation_state = Some(state("a", OperationPhase::Succeeded));
+    assert_eq!(judge(&a, &second), WaitState::Running);
+    assert_eq!(judge(&a, &first), WaitState::Done);
+    // The second one's failure is the second's, though its startedAt equals the first's,
+    // and it is not the first's.
+    a.status.operation_state = Some(state("b", OperationPhase::Failed));
+    assert!(matches!(judge(&a, &second), WaitState::Failed(m) if m.contains("boom")));
+    assert_eq!(judge(&a, &first), WaitState::Running);
+    // Without an id the same-second operation is not taken for ours (startedAt fallback).
+    let mut no_id = state("b", OperationPhase::Failed);
+    no_id.operation.info.clear();
+    a.status.operation_state = Some(no_id);
+    assert_eq!(
+        judge(
+            &a,
+            &OurOperation::started_after(Some("2026-01-01T00:00:01Z"))
+        ),
+        WaitState::Running
     );
 }

@@ -148,6 +148,30 @@ fn reason_of(inner: &Inner, e: watcher::Error) -> String {
     crate::model::text::sanitize(&mapped).into_owned()
 }
 
+/// A watch error that retrying will not cure: the API server refused the kubeconfig's
+/// credential (401) or it may not list/watch Applications (403). Then the connection is
+/// `failed` with what to do, not `reconnecting` forever.
+fn credential_failure(inner: &Inner, e: &watcher::Error) -> Option<String> {
+    let code = match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.code,
+        watcher::Error::WatchError(s) => s.code,
+        _ => return None,
+    };
+    match code {
+        401 => Some(super::credential_refused(&inner.context)),
+        403 => Some(super::credential_lacks(
+            &inner.context,
+            &format!(
+                "list and watch Applications in namespace `{}`",
+                inner.namespace
+            ),
+        )),
+        _ => None,
+    }
+}
+
 /// Watch Applications with kube-rs' watcher. Any error (a failed list, a watch that will
 /// not start, 410 Gone, a broken stream) is reported at once as `reconnecting` with the
 /// reason, and the watcher starts over with a fresh list after the reconnect backoff of
@@ -171,6 +195,7 @@ pub(super) fn watch(inner: Arc<Inner>, tx: mpsc::Sender<Update>) -> JoinHandle<(
             let mut stream = watcher(api, watcher::Config::default()).boxed();
             let mut buffer: Vec<(AppId, Application)> = Vec::new();
             let mut listed = false;
+            let mut failed = false;
             loop {
                 let next = tokio::select! {
                     _ = tx.closed() => return,
@@ -195,12 +220,21 @@ pub(super) fn watch(inner: Arc<Inner>, tx: mpsc::Sender<Update>) -> JoinHandle<(
                     }
                     Some(Ok(Event::Delete(o))) => Some(Update::Delete(id_of(&inner, &o.app))),
                     Some(Err(e)) => {
-                        let reason = reason_of(&inner, e);
-                        tracing::info!(source = %inner.instance, "application watch: {reason}");
-                        let state = Connection::Reconnecting {
-                            reason,
-                            since: since.clone(),
+                        let state = match credential_failure(&inner, &e) {
+                            Some(reason) => {
+                                tracing::warn!(source = %inner.instance, "application watch: {reason}");
+                                Connection::Failed { reason }
+                            }
+                            None => {
+                                let reason = reason_of(&inner, e);
+                                tracing::info!(source = %inner.instance, "application watch: {reason}");
+                                Connection::Reconnecting {
+                                    reason,
+                                    since: since.clone(),
+                                }
+                            }
                         };
+                        failed = matches!(state, Connection::Failed { .. });
                         if tx.send(conn(state)).await.is_err() {
                             return;
                         }
@@ -222,7 +256,13 @@ pub(super) fn watch(inner: Arc<Inner>, tx: mpsc::Sender<Update>) -> JoinHandle<(
                     }
                 }
             }
-            let wait = backoff.next().unwrap_or(retry::RECONNECT_MAX_DELAY);
+            // A refused credential is tried again now and then (an exec plugin may hand out
+            // a fresh one), without hammering the API server.
+            let wait = if failed {
+                retry::RECONNECT_MAX_DELAY
+            } else {
+                backoff.next().unwrap_or(retry::RECONNECT_MAX_DELAY)
+            };
             tokio::select! {
                 _ = tx.closed() => return,
                 _ = tokio::time::sleep(wait) => {}

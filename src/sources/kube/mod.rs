@@ -196,6 +196,28 @@ where
         .map_err(|e| kube_err(context, what, e))
 }
 
+/// What to do when the API server refuses a kubeconfig credential (401): retrying will
+/// not help, the credential must be refreshed where it came from.
+pub fn credential_refused(context: &str) -> String {
+    format!(
+        "the kubeconfig credential of context `{}` was refused (401 Unauthorized: expired or \
+         revoked): refresh it (re-run your cloud login, e.g. `aws eks update-kubeconfig`, \
+         `gcloud container clusters get-credentials`, `az aks get-credentials`, or \
+         `kubectl` auth) and start shipdeck again",
+        crate::model::text::sanitize(context)
+    )
+}
+
+/// What to do when the API server knows the credential but it may not do `what` (403).
+pub fn credential_lacks(context: &str, what: &str) -> String {
+    format!(
+        "the kubeconfig credential of context `{}` lacks permission to {} (403 Forbidden): \
+         grant it (RBAC), or use a context that has it (--context)",
+        crate::model::text::sanitize(context),
+        crate::model::text::sanitize(what)
+    )
+}
+
 /// Map a kube-rs error to what the operator needs to know.
 pub(crate) fn kube_err(context: &str, what: &str, e: kube::Error) -> SourceError {
     match e {
@@ -209,10 +231,12 @@ pub(crate) fn kube_err(context: &str, what: &str, e: kube::Error) -> SourceError
                 401 => SourceError::Unauthorized {
                     server: context.to_string(),
                     detail: msg,
-                    hint: "refresh your kubeconfig credentials (e.g. log in to the cluster again)"
-                        .into(),
+                    hint: credential_refused(context),
                 },
-                403 => SourceError::Forbidden(format!("{what}: {msg}")),
+                403 => SourceError::Forbidden(format!(
+                    "{what}: {msg}; {}",
+                    credential_lacks(context, what)
+                )),
                 404 => SourceError::NotFound(format!("{what}: {msg}")),
                 409 => SourceError::Conflict(format!("{what}: {msg}")),
                 400 | 422 => SourceError::Refused(msg),

@@ -28,10 +28,14 @@ pub struct ApplicationView {
     scroll: [usize; 3],
     events: Loadable<Vec<AppEvent>>,
     /// The app's workloads (Deployments with their ReplicaSets and pods), from the source's
-    /// resource tree (API mode) or owner references (core mode); the last answer is kept
-    /// while a refresh is in flight so the tree does not collapse under the cursor.
+    /// resource tree (API mode) or owner references (core mode), followed live while the
+    /// screen is open (a workload watch whose answers arrive as responses; it stops when
+    /// the screen closes). The last answer is kept while the watch restarts or fails, so
+    /// the tree does not collapse under the cursor.
     workloads: Option<Vec<WorkloadRollout>>,
     workloads_ticket: Option<crate::tui::request::Ticket>,
+    /// Why the tree's children are not live (the watch's last error), shown above it.
+    workloads_error: Option<String>,
 }
 
 /// One row of the resource tree: a managed resource (depth 0, under the Application), or a
@@ -143,11 +147,14 @@ impl ApplicationView {
             events: Loadable::Idle,
             workloads: None,
             workloads_ticket: None,
+            workloads_error: None,
         }
     }
 
+    /// (Re)start following the workloads; a previous watch's ticket is dropped, so the
+    /// console cancels its task.
     fn load_workloads(&mut self, out: &mut Outbox) {
-        self.workloads_ticket = Some(out.request(Request::Workloads {
+        self.workloads_ticket = Some(out.request(Request::WatchWorkloads {
             app: self.id.clone(),
         }));
     }
@@ -348,46 +355,71 @@ impl ApplicationView {
             ))];
         }
         let rows = self.tree(ctx);
+        let mut lines = Vec::new();
+        let mut height = height;
+        if let Some(err) = &self.workloads_error {
+            lines.push(Line::from(widgets::styled(
+                theme,
+                Role::Warning,
+                fit(
+                    &format!("pods and ReplicaSets not live: {}", clean(err)),
+                    width,
+                ),
+            )));
+            height = height.saturating_sub(1);
+        }
         let cursor = self.cursor(Section::Resources, rows.len());
         let offset = widgets::scroll_offset(cursor, height, rows.len());
-        let name_w = width.saturating_sub(14 + 16 + 4).max(10);
-        rows.iter()
-            .enumerate()
-            .skip(offset)
-            .take(height)
-            .map(|(i, row)| {
-                let Some(r) = row.managed else {
-                    let label = format!("{}{}/{}", row.prefix, row.kind, clean(&row.name));
-                    let spans = vec![
-                        Span::styled(pad(&label, name_w), theme.style(Role::Text)),
+        // Room for the sync and health columns, or for the longest pod/ReplicaSet note
+        // (`Pending not ready ImagePullBackOff`), whichever is wider: a waiting reason is
+        // what the operator looks for, it is not cut while names have room.
+        let longest_note = rows
+            .iter()
+            .map(|r| r.note.chars().count() + 1)
+            .max()
+            .unwrap_or(0);
+        let name_w = width
+            .saturating_sub((14 + 16 + 4).max(longest_note))
+            .max(10);
+        lines.extend(
+            rows.iter()
+                .enumerate()
+                .skip(offset)
+                .take(height)
+                .map(|(i, row)| {
+                    let Some(r) = row.managed else {
+                        let label = format!("{}{}/{}", row.prefix, row.kind, clean(&row.name));
+                        let spans = vec![
+                            Span::styled(pad(&label, name_w), theme.style(Role::Text)),
+                            Span::raw(" "),
+                            widgets::muted(theme, row.note.clone()),
+                        ];
+                        return self.mark_cursor(ctx, Section::Resources, i == cursor, spans);
+                    };
+                    let h = r.health.as_ref().map(|h| h.status);
+                    let mut spans = vec![
+                        Span::styled(
+                            pad(&format!("{}/{}", clean(&r.kind), clean(&r.name)), name_w),
+                            theme.style(Role::Text),
+                        ),
                         Span::raw(" "),
-                        widgets::muted(theme, row.note.clone()),
                     ];
-                    return self.mark_cursor(ctx, Section::Resources, i == cursor, spans);
-                };
-                let h = r.health.as_ref().map(|h| h.status);
-                let mut spans = vec![
-                    Span::styled(
-                        pad(&format!("{}/{}", clean(&r.kind), clean(&r.name)), name_w),
-                        theme.style(Role::Text),
-                    ),
-                    Span::raw(" "),
-                ];
-                let s = widgets::sync_span(theme, r.status, false);
-                spans.push(Span::styled(pad(&s.content, 13), s.style));
-                match h {
-                    Some(h) => spans.push(widgets::health_span(theme, h, false)),
-                    None => spans.push(widgets::muted(theme, "-")),
-                }
-                if let Some(w) = r.sync_wave.filter(|w| *w != 0) {
-                    spans.push(widgets::muted(theme, format!(" wave {w}")));
-                }
-                if r.requires_pruning {
-                    spans.push(widgets::styled(theme, Role::Warning, " prune"));
-                }
-                self.mark_cursor(ctx, Section::Resources, i == cursor, spans)
-            })
-            .collect()
+                    let s = widgets::sync_span(theme, r.status, false);
+                    spans.push(Span::styled(pad(&s.content, 13), s.style));
+                    match h {
+                        Some(h) => spans.push(widgets::health_span(theme, h, false)),
+                        None => spans.push(widgets::muted(theme, "-")),
+                    }
+                    if let Some(w) = r.sync_wave.filter(|w| *w != 0) {
+                        spans.push(widgets::muted(theme, format!(" wave {w}")));
+                    }
+                    if r.requires_pruning {
+                        spans.push(widgets::styled(theme, Role::Warning, " prune"));
+                    }
+                    self.mark_cursor(ctx, Section::Resources, i == cursor, spans)
+                }),
+        );
+        lines
     }
 
     fn events_lines(&self, ctx: &Ctx, height: usize, width: usize) -> Vec<Line<'static>> {
@@ -613,11 +645,16 @@ impl View for ApplicationView {
 
     fn on_response(&mut self, resp: &Response, _ctx: &Ctx, _out: &mut Outbox) -> bool {
         if self.workloads_ticket == Some(resp.ticket) {
-            self.workloads_ticket = None;
-            // A failed load keeps the flat list (and the last tree): the managed resources
-            // are still true, only their children are unknown.
-            if let Ok(Payload::Workloads(w)) = &resp.result {
-                self.workloads = Some(w.clone());
+            // The watch keeps its ticket: every change of the cluster comes as another
+            // answer. A failed answer keeps the last tree (the managed resources are still
+            // true, only their children may be stale) and says so above it.
+            match &resp.result {
+                Ok(Payload::Workloads(w)) => {
+                    self.workloads = Some(w.clone());
+                    self.workloads_error = None;
+                }
+                Ok(_) => self.workloads_error = Some("unexpected answer".into()),
+                Err(e) => self.workloads_error = Some(e.clone()),
             }
             return true;
         }
