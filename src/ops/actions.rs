@@ -145,13 +145,13 @@ pub fn rollback_spec(app: &Application, id: Option<i64>) -> Result<Application, 
 
 /// Ask `can_i`; a failure to ask is not a denial (the server still checks), except a lost
 /// session, which the operator must fix first.
-async fn permitted<S: ArgoSource>(
+async fn permitted_as<S: ArgoSource>(
     src: &S,
-    m: Mutation,
+    rbac: &str,
     app: &Application,
     notes: &mut Vec<String>,
 ) -> Result<Option<bool>, ActionError> {
-    match src.can_i(m.rbac_action(), app).await {
+    match src.can_i(rbac, app).await {
         Ok(b) => Ok(Some(b)),
         Err(e @ SourceError::Unauthorized { .. }) => Err(e.into()),
         Err(e) => {
@@ -208,7 +208,23 @@ async fn prepare<S: ArgoSource>(
     let environment = ops.classifier.classify(&app).environment.name;
     let policy = ops.policies.for_env_name(&environment);
     let mut notes = Vec::new();
-    let permitted = permitted(src, m, &app, &mut notes).await?;
+    // Auto-sync's permission depends on the server's route (its resource action or
+    // `update`); a refusal names the one this server checks.
+    let rbac = if m == Mutation::DisableAutoSync {
+        src.auto_sync_rbac(&app).await
+    } else {
+        m.rbac_action()
+    };
+    let permitted = permitted_as(src, rbac, &app, &mut notes).await?;
+    if permitted == Some(false) && rbac != m.rbac_action() {
+        let r = Refusal::PermissionDenied {
+            action: m.as_str(),
+            app: name.to_string(),
+            rbac,
+        };
+        audit_refusal(ops, src.instance(), name, &environment, word, &r);
+        return Err(r.into());
+    }
     let windows = windows(src, &app, &mut notes).await?;
     let checked = policy::check(&GuardInput {
         mutation: m,
@@ -539,14 +555,14 @@ pub async fn auto_sync<S: ArgoSource>(
         false,
     )
     .await?;
-    // The change is an `update` of the Application whichever way it goes.
-    if enabled
-        && permitted(src, Mutation::DisableAutoSync, &p.app, &mut p.notes).await? == Some(false)
-    {
+    // Whichever way it goes, the change needs the permission of this server's route: the
+    // `toggle-auto-sync` action's, or `update` of the Application.
+    let rbac = src.auto_sync_rbac(&p.app).await;
+    if enabled && permitted_as(src, rbac, &p.app, &mut p.notes).await? == Some(false) {
         let r = Refusal::PermissionDenied {
             action: "enable auto-sync of",
             app: name.to_string(),
-            rbac: "update",
+            rbac,
         };
         audit_refusal(ops, src.instance(), name, &p.environment, action, &r);
         return Err(r.into());
@@ -555,7 +571,7 @@ pub async fn auto_sync<S: ArgoSource>(
     let r = src
         .set_auto_sync(&p.app, enabled)
         .await
-        .map_err(|e| missing_permission(e, &p.app));
+        .map_err(|e| missing_permission(e, &p.app, rbac));
     let mut rec = mutation_record(
         ops,
         &p,
@@ -576,7 +592,7 @@ pub async fn auto_sync<S: ArgoSource>(
 }
 
 /// A refused policy change names the Argo CD permission it needs.
-fn missing_permission(e: SourceError, app: &Application) -> SourceError {
+fn missing_permission(e: SourceError, app: &Application, rbac: &str) -> SourceError {
     match e {
         SourceError::Forbidden(m) => {
             let project = if app.spec.project.is_empty() {
@@ -585,7 +601,7 @@ fn missing_permission(e: SourceError, app: &Application) -> SourceError {
                 &app.spec.project
             };
             SourceError::Forbidden(format!(
-                "changing the sync policy of {} needs the Argo CD permission `applications, update, {project}/{}` ({})",
+                "changing the sync policy of {} needs the Argo CD permission `applications, {rbac}, {project}/{}` ({})",
                 app.metadata.name,
                 app.metadata.name,
                 crate::model::text::sanitize(&m)
