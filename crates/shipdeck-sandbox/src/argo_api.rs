@@ -249,9 +249,9 @@ async fn can_i(
             if matches!(a, "sync" | "override" | "action") || a.starts_with("action/") =>
         {
             match &app {
-            Some(a) => seams::may_sync(&world, &user, a),
-            // A wildcard asks whether the user may sync some apps at all.
-            None => user.role != seams::Role::Viewer,
+                Some(a) => seams::may_sync(&world, &user, a),
+                // A wildcard asks whether the user may sync some apps at all.
+                None => user.role != seams::Role::Viewer,
             }
         }
         ("applications", verb) => {

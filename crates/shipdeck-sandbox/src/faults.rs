@@ -12,6 +12,8 @@
 //!   `{"fault":"deny-apply","kind":"Deployment","name":"checkout","message":"...","count":1}`
 //!   (the controller's apply of that object is denied the way an admission webhook denies
 //!   it, so the sync ends `Failed` with Argo CD's "one or more objects failed to apply");
+//!   `{"fault":"hold-operations","seconds":30}` (the controller starts no `.operation`
+//!   for a while, as a busy one; what is queued runs after);
 //!   `{"fault":"argocd-version","version":"v3.4.2"}` (be an older Argo CD: `/api/version`
 //!   says so and what came later is not served, e.g. the Application's `toggle-auto-sync`
 //!   resource action of 3.5);
@@ -97,6 +99,11 @@ pub enum Fault {
         #[serde(default)]
         count: Option<u64>,
     },
+    /// The Argo CD controller starts no operation for `seconds` (a busy controller:
+    /// `.operation` waits), until cleared.
+    HoldOperations {
+        seconds: f64,
+    },
     /// Answer as Argo CD `version` (`vMAJOR.MINOR.PATCH`) until cleared.
     ArgocdVersion {
         version: String,
@@ -142,6 +149,7 @@ struct State_ {
     rules: Vec<Rule>,
     denials: Vec<Denial>,
     version: Option<String>,
+    hold_until: Option<Instant>,
     churn: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -226,9 +234,15 @@ impl Faults {
                     remaining: count,
                 });
             }
+            Fault::HoldOperations { seconds } => {
+                let d = bounded_seconds(Some(seconds))?.unwrap_or_default();
+                faults.lock().hold_until = Some(Instant::now() + d);
+            }
             Fault::ArgocdVersion { version } => {
                 if parse_version(&version).is_none() {
-                    return Err(format!("version must be vMAJOR.MINOR.PATCH, got {version:?}"));
+                    return Err(format!(
+                        "version must be vMAJOR.MINOR.PATCH, got {version:?}"
+                    ));
                 }
                 faults.lock().version = Some(version);
             }
@@ -276,6 +290,11 @@ impl Faults {
         Some(why)
     }
 
+    /// Whether the controller holds operations now (fault `hold-operations`).
+    pub fn holding_operations(&self) -> bool {
+        self.lock().hold_until.is_some_and(|u| Instant::now() < u)
+    }
+
     /// The Argo CD version the sandbox answers as (`v3.5.1` unless a fault says older).
     pub fn argocd_version(&self) -> String {
         self.lock()
@@ -295,6 +314,7 @@ impl Faults {
         s.rules.clear();
         s.denials.clear();
         s.version = None;
+        s.hold_until = None;
         if let Some(t) = s.churn.take() {
             t.abort();
         }
