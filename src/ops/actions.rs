@@ -782,6 +782,9 @@ pub enum WaitState {
 /// finished, Argo CD reconciled after it, and the app is Healthy and Synced (or, after a
 /// rollback or a sync to another revision than Git's, Healthy at the revision sent).
 pub fn judge(app: &Application, previous_started_at: Option<&str>) -> WaitState {
+    if let Some(why) = blocked_by_window(app, previous_started_at) {
+        return WaitState::Failed(why);
+    }
     if app.operation.is_some() {
         return WaitState::Running;
     }
@@ -823,6 +826,28 @@ pub fn judge(app: &Application, previous_started_at: Option<&str>) -> WaitState 
         (SyncStatus::OutOfSync, HealthStatus::Healthy) if git_elsewhere => WaitState::Done,
         _ => WaitState::Running,
     }
+}
+
+/// What Argo CD's controller says of an operation a sync window keeps from running
+/// (`controller/sync.go`): the operation stays `Running` with this message (and a detail
+/// when the windows do not parse) and runs when a window allows it.
+pub const BLOCKED_BY_WINDOW: &str = "Sync operation blocked by sync window";
+
+/// Our operation is held by a sync window: it will not end on its own while the window
+/// denies, so the follow ends here with Argo CD's message and what becomes of it.
+fn blocked_by_window(app: &Application, previous_started_at: Option<&str>) -> Option<String> {
+    let op = app.status.operation_state.as_ref()?;
+    let message = op.message.as_deref()?;
+    if op.phase != OperationPhase::Running
+        || op.started_at.as_deref() == previous_started_at
+        || !message.starts_with(BLOCKED_BY_WINDOW)
+    {
+        return None;
+    }
+    Some(format!(
+        "{}; Argo CD keeps the operation queued and runs it when a window allows it (terminate it to drop it)",
+        crate::model::text::sanitize(message)
+    ))
 }
 
 /// Wait until the operation sent finishes and the app is settled (see [`judge`]), or it
