@@ -41,8 +41,8 @@ fn kubectl_json(w: &World, args: &[&str]) -> Value {
 
 /// `spec.syncPolicy.automated` of an Application as kubectl reads it.
 fn automated(w: &World, app: &str) -> Value {
-    kubectl_json(w, &["-n", "argocd", "get", "applications.argoproj.io", app])["spec"]
-        ["syncPolicy"]["automated"]
+    kubectl_json(w, &["-n", "argocd", "get", "applications.argoproj.io", app])["spec"]["syncPolicy"]
+        ["automated"]
         .clone()
 }
 
@@ -162,7 +162,9 @@ async fn a_refusal_names_the_permission_of_the_route() {
     let rec = last(&w, app, "disable-auto-sync");
     assert_eq!(rec["outcome"], "refused");
     assert!(
-        rec["detail"].as_str().is_some_and(|d| d.contains(ACTION_RBAC)),
+        rec["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(ACTION_RBAC)),
         "{rec}"
     );
 
@@ -177,7 +179,10 @@ async fn a_refusal_names_the_permission_of_the_route() {
         out.stderr
     );
     assert!(automated(&w, "cart-dev")["enabled"] != json!(false));
-    assert_eq!(last(&w, "cart-dev", "disable-auto-sync")["outcome"], "failed");
+    assert_eq!(
+        last(&w, "cart-dev", "disable-auto-sync")["outcome"],
+        "failed"
+    );
 
     // An older server checks `update`.
     w.fault(json!({"fault": "argocd-version", "version": "v3.4.2"}))
