@@ -865,6 +865,7 @@ pub async fn wait_for_operation<S: ArgoSource>(
 pub mod follow;
 
 mod build;
+pub mod produced;
 pub use build::{
     BuildRequest, CiSource, Pipeline, PipelineInput, RunRef, build, cancel, final_outcome,
     follow_build, follow_run, refuse_read_only, rerun, wait_for_build,
