@@ -6,6 +6,7 @@
 //! (the commits and what they wrote) and the Applications as kube-rs reads them.
 
 mod cli_support;
+mod common;
 
 use cli_support::{Mode, World, start};
 use serde_json::Value;
@@ -175,4 +176,104 @@ async fn a_github_build_says_the_image_it_produced_and_where_it_goes_next() {
         out.stdout
     );
     w.sandbox.stop().await;
+}
+
+/// The console's run screen: after `b`uilding with the build workflow, the run screen
+/// shows the image from the run's bump commit and where it goes next.
+mod console {
+    use crate::common;
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use shipdeck::tui::app::Headless;
+    use std::time::Duration;
+
+    fn press(h: &mut Headless, code: KeyCode) {
+        h.key(KeyEvent::new(code, KeyModifiers::NONE));
+    }
+
+    async fn wait_screen(h: &mut Headless, what: &str, f: impl Fn(&str) -> bool) -> String {
+        for _ in 0..1200 {
+            let s = h.screen(180, 60);
+            if f(&s) {
+                return s;
+            }
+            h.step(Duration::from_millis(50)).await;
+        }
+        panic!("timed out waiting for {what}:\n{}", h.screen(180, 60));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_run_screen_shows_the_image_and_where_it_goes_next() {
+        let mut r = common::console::rig(common::console::Options {
+            ci: true,
+            ..Default::default()
+        })
+        .await;
+        assert!(
+            r.h.until(Duration::from_secs(30), |c| c.estate.len() > 10)
+                .await
+        );
+        press(&mut r.h, KeyCode::Char(':'));
+        r.h.type_str("builds");
+        press(&mut r.h, KeyCode::Enter);
+        wait_screen(&mut r.h, "the pipelines", |s| {
+            s.contains("build.yml") && s.contains(" inputs")
+        })
+        .await;
+        press(&mut r.h, KeyCode::Enter);
+        wait_screen(&mut r.h, "the form", |s| s.contains("trigger build.yml")).await;
+        press(&mut r.h, KeyCode::Enter);
+        let s = wait_screen(&mut r.h, "the image of the finished run", |s| {
+            s.contains("(bump ") && s.contains("goes next")
+        })
+        .await;
+        let id: u64 = s
+            .lines()
+            .find_map(|l| {
+                let rest = &l[l.find("build.yml #")? + "build.yml #".len()..];
+                rest.split_whitespace().next()?.parse().ok()
+            })
+            .unwrap_or_else(|| panic!("no run id:\n{s}"));
+        // The oracle: the system git on the sandbox's repository.
+        let repo = r.sb.world.repo.path().to_path_buf();
+        let git = |args: &[&str]| {
+            let o = std::process::Command::new("git")
+                .arg("-C")
+                .arg(&repo)
+                .args(args)
+                .output()
+                .expect("git runs");
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        };
+        let log = git(&["log", "--all", "--format=%H%x00%B%x1e"]);
+        let bumps: Vec<String> = log
+            .split('\x1e')
+            .filter_map(|e| {
+                let (sha, body) = e.trim().split_once('\0')?;
+                body.contains(&format!("({id})")).then(|| sha.to_string())
+            })
+            .collect();
+        assert!(!bumps.is_empty(), "run {id} pushed a bump:\n{log}");
+        let image_line = s
+            .lines()
+            .find(|l| l.contains("(bump "))
+            .expect("the image line");
+        for sha in &bumps {
+            assert!(image_line.contains(&sha[..7]), "{sha} in {image_line}");
+            let show = git(&["show", "--format=", sha]);
+            for l in show.lines() {
+                if let Some(i) = l
+                    .strip_prefix('+')
+                    .and_then(|l| l.trim().strip_prefix("image:"))
+                {
+                    assert!(image_line.contains(i.trim()), "{i} in {image_line}");
+                }
+            }
+        }
+        let next = s
+            .lines()
+            .find(|l| l.contains("goes next"))
+            .expect("goes next");
+        assert!(next.contains("waits for approval"), "prod waits: {next}");
+        r.sb.stop().await;
+    }
 }

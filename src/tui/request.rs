@@ -115,6 +115,11 @@ pub enum Request {
         pipeline: String,
         id: u64,
     },
+    /// The image a GitHub run produced and where it goes next (its bump commit in the
+    /// GitOps repo, `ops::actions::produced`).
+    RunProduced {
+        id: u64,
+    },
 }
 
 impl Request {
@@ -176,6 +181,10 @@ pub enum Payload {
     Pipelines(Vec<Pipeline>),
     Runs(Vec<BuildRun>),
     Run(BuildRun),
+    Produced {
+        produced: Vec<crate::ops::actions::produced::Produced>,
+        next: Vec<crate::ops::actions::produced::NextStop>,
+    },
 }
 
 #[derive(Debug, Clone)]
