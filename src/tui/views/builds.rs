@@ -175,8 +175,11 @@ pub struct BuildsView {
 struct RunImage {
     id: u64,
     ticket: Ticket,
-    result: Option<Result<(Vec<Produced>, Vec<NextStop>), String>>,
+    result: Option<Found>,
 }
+
+/// The run's bump commits and next stops, or why they are not known.
+type Found = Result<(Vec<Produced>, Vec<NextStop>), String>;
 
 /// The answer to a rerun or cancel: None until it came.
 type Answer = Option<Result<String, String>>;
