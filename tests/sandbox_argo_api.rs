@@ -548,8 +548,9 @@ async fn sync_windows_open_in_their_time_zone() {
         .post("/api/v1/applications/checkout-prod/sync", json!({}))
         .await;
     assert_eq!(status, 403, "{body}");
-    assert!(
-        body.to_string().contains("blocked by sync window"),
+    // Argo CD's words exactly (server/application/application.go, Sync).
+    assert_eq!(
+        body["message"], "cannot sync: blocked by sync window",
         "{body}"
     );
 

@@ -343,21 +343,46 @@ async fn argo_controller_syncs_rolls_back_drifts_and_honours_windows() {
         Ok(true)
     }).unwrap();
     let before = history(&app(&sb, "cart-prod")).len();
+    let last_id = history(&app(&sb, "cart-prod"))
+        .last()
+        .map(|h| h["id"].clone());
     set_operation(
         &sb,
         "cart-prod",
         json!({"initiatedBy": {"username": "alice"}, "sync": {"revision": "main"}}),
     );
-    let a = finished_operation(&sb, "cart-prod").await;
-    assert_eq!(a["status"]["operationState"]["phase"], "Failed");
-    assert!(
-        a["status"]["operationState"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("blocked by sync window")
-    );
+    // As Argo CD's controller: the operation stays Running, queued, with its message.
+    let a = wait_for("cart-prod's operation to be held by the window", || async {
+        let a = app(&sb, "cart-prod");
+        (a["status"]["operationState"]["message"] == "Sync operation blocked by sync window")
+            .then_some(a)
+    })
+    .await;
+    assert_eq!(a["status"]["operationState"]["phase"], "Running");
+    assert!(a["operation"].is_object(), "still queued");
     assert_eq!(history(&a).len(), before);
     assert_eq!(truth_of(&sb, "cart-prod").await["sync"], "OutOfSync");
+    // The window goes: the queued operation runs.
+    w.store
+        .mutate(
+            IN_CLUSTER,
+            APPPROJECTS,
+            ARGOCD_NAMESPACE,
+            "prod",
+            false,
+            |p| {
+                p["spec"]["syncWindows"].as_array_mut().unwrap().pop();
+                Ok(true)
+            },
+        )
+        .unwrap();
+    let a = finished_operation(&sb, "cart-prod").await;
+    assert_eq!(a["status"]["operationState"]["phase"], "Succeeded");
+    assert_ne!(
+        history(&a).last().map(|h| h["id"].clone()),
+        last_id,
+        "a new history entry"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -169,11 +169,25 @@ pub async fn build(room: &mut Room, b: BuildArgs) -> anyhow::Result<i32> {
     } else {
         (run, super::exit::OK, None)
     };
+    // A GitHub run reports no image: once it succeeded, its bump commit in the GitOps repo
+    // says which image it wrote and where it goes next.
+    let (produced, next) = if b.wait.wait
+        && error.is_none()
+        && run.system == BuildSystem::GithubActions
+        && run.state == crate::model::BuildState::Succeeded
+    {
+        what_it_produced(room, run.id).await
+    } else {
+        (Ok(Vec::new()), Vec::new())
+    };
     match b.out.output {
         OutputFormat::Json => println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "run": run, "waited": b.wait.wait, "error": error,
+                "produced": produced.as_ref().ok(),
+                "produced_error": produced.as_ref().err(),
+                "goes_next": next,
             }))?
         ),
         OutputFormat::Table => {
@@ -181,8 +195,80 @@ pub async fn build(room: &mut Room, b: BuildArgs) -> anyhow::Result<i32> {
                 eprintln!("shipdeck: {e}");
             } else {
                 println!("{} run {}: {:?}", clean(&run.pipeline), run.id, run.state);
+                print_produced(&produced, &next, b.wait.wait && run.state.is_done());
             }
         }
     }
     Ok(code)
+}
+
+/// The run's bump commits and where their image goes next; an error says why not known.
+async fn what_it_produced(
+    room: &mut Room,
+    run_id: u64,
+) -> (
+    Result<Vec<actions::produced::Produced>, String>,
+    Vec<actions::produced::NextStop>,
+) {
+    let Some(git) = crate::connect::git(&room.config) else {
+        return (Err("no cache dir for Git mirrors".into()), Vec::new());
+    };
+    let mut apps = Vec::new();
+    match room.argo().await {
+        Ok(backends) => {
+            for be in &backends {
+                match be.list_applications().await {
+                    Ok(a) => apps.extend(a),
+                    Err(e) => return (Err(e.to_string()), Vec::new()),
+                }
+            }
+        }
+        Err(e) => return (Err(e.to_string()), Vec::new()),
+    }
+    match actions::produced::produced_by(&git, &apps, run_id).await {
+        Ok(p) => {
+            let next = actions::produced::next_stops(&room.ops, &p, &apps);
+            (Ok(p), next)
+        }
+        Err(e) => (Err(e.to_string()), Vec::new()),
+    }
+}
+
+fn print_produced(
+    produced: &Result<Vec<actions::produced::Produced>, String>,
+    next: &[actions::produced::NextStop],
+    asked: bool,
+) {
+    match produced {
+        Ok(p) if !p.is_empty() => {
+            let mut images: Vec<String> = Vec::new();
+            for i in p.iter().flat_map(|p| p.images.iter()) {
+                if !images.contains(i) {
+                    images.push(i.clone());
+                }
+            }
+            let commits: Vec<String> = p
+                .iter()
+                .map(|p| clean(p.commit.get(..7).unwrap_or(&p.commit)))
+                .collect();
+            println!(
+                "  image      {} (bump {} in the GitOps repo)",
+                clean(&images.join(", ")),
+                commits.join(", ")
+            );
+            for n in next {
+                println!(
+                    "  goes next  {} ({}) {}",
+                    clean(&n.app),
+                    clean(&n.environment),
+                    n.how
+                );
+            }
+        }
+        Ok(_) if asked => {
+            println!("  image      not known: no commit in the GitOps repo names this run")
+        }
+        Ok(_) => {}
+        Err(e) => println!("  image      not known: {}", clean(e)),
+    }
 }

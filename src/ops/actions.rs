@@ -228,13 +228,13 @@ pub fn rollback_spec(app: &Application, id: Option<i64>) -> Result<Application, 
 
 /// Ask `can_i`; a failure to ask is not a denial (the server still checks), except a lost
 /// session, which the operator must fix first.
-async fn permitted<S: ArgoSource>(
+async fn permitted_as<S: ArgoSource>(
     src: &S,
-    m: Mutation,
+    rbac: &str,
     app: &Application,
     notes: &mut Vec<String>,
 ) -> Result<Option<bool>, ActionError> {
-    match src.can_i(m.rbac_action(), app).await {
+    match src.can_i(rbac, app).await {
         Ok(b) => Ok(Some(b)),
         Err(e @ SourceError::Unauthorized { .. }) => Err(e.into()),
         Err(e) => {
@@ -291,7 +291,23 @@ async fn prepare<S: ArgoSource>(
     let environment = ops.classifier.classify(&app).environment.name;
     let policy = ops.policies.for_env_name(&environment);
     let mut notes = Vec::new();
-    let permitted = permitted(src, m, &app, &mut notes).await?;
+    // Auto-sync's permission depends on the server's route (its resource action or
+    // `update`); a refusal names the one this server checks.
+    let rbac = if m == Mutation::DisableAutoSync {
+        src.auto_sync_rbac(&app).await
+    } else {
+        m.rbac_action()
+    };
+    let permitted = permitted_as(src, rbac, &app, &mut notes).await?;
+    if permitted == Some(false) && rbac != m.rbac_action() {
+        let r = Refusal::PermissionDenied {
+            action: m.as_str(),
+            app: name.to_string(),
+            rbac,
+        };
+        audit_refusal(ops, src.instance(), name, &environment, word, &r);
+        return Err(r.into());
+    }
     let windows = windows(src, &app, &mut notes).await?;
     let checked = policy::check(&GuardInput {
         mutation: m,
@@ -624,14 +640,14 @@ pub async fn auto_sync<S: ArgoSource>(
         false,
     )
     .await?;
-    // The change is an `update` of the Application whichever way it goes.
-    if enabled
-        && permitted(src, Mutation::DisableAutoSync, &p.app, &mut p.notes).await? == Some(false)
-    {
+    // Whichever way it goes, the change needs the permission of this server's route: the
+    // `toggle-auto-sync` action's, or `update` of the Application.
+    let rbac = src.auto_sync_rbac(&p.app).await;
+    if enabled && permitted_as(src, rbac, &p.app, &mut p.notes).await? == Some(false) {
         let r = Refusal::PermissionDenied {
             action: "enable auto-sync of",
             app: name.to_string(),
-            rbac: "update",
+            rbac,
         };
         audit_refusal(ops, src.instance(), name, &p.environment, action, &r);
         return Err(r.into());
@@ -640,7 +656,7 @@ pub async fn auto_sync<S: ArgoSource>(
     let r = src
         .set_auto_sync(&p.app, enabled)
         .await
-        .map_err(|e| missing_permission(e, &p.app));
+        .map_err(|e| missing_permission(e, &p.app, rbac));
     let mut rec = mutation_record(
         ops,
         &p,
@@ -661,7 +677,7 @@ pub async fn auto_sync<S: ArgoSource>(
 }
 
 /// A refused policy change names the Argo CD permission it needs.
-fn missing_permission(e: SourceError, app: &Application) -> SourceError {
+fn missing_permission(e: SourceError, app: &Application, rbac: &str) -> SourceError {
     match e {
         SourceError::Forbidden(m) => {
             let project = if app.spec.project.is_empty() {
@@ -670,7 +686,7 @@ fn missing_permission(e: SourceError, app: &Application) -> SourceError {
                 &app.spec.project
             };
             SourceError::Forbidden(format!(
-                "changing the sync policy of {} needs the Argo CD permission `applications, update, {project}/{}` ({})",
+                "changing the sync policy of {} needs the Argo CD permission `applications, {rbac}, {project}/{}` ({})",
                 app.metadata.name,
                 app.metadata.name,
                 crate::model::text::sanitize(&m)
@@ -850,6 +866,9 @@ pub enum WaitState {
 /// finished, Argo CD reconciled after it, and the app is Healthy and Synced (or, after a
 /// rollback or a sync to another revision than Git's, Healthy at the revision sent).
 pub fn judge(app: &Application, ours: &OurOperation) -> WaitState {
+    if let Some(why) = blocked_by_window(app, ours) {
+        return WaitState::Failed(why);
+    }
     if app.operation.is_some() {
         return WaitState::Running;
     }
@@ -893,6 +912,26 @@ pub fn judge(app: &Application, ours: &OurOperation) -> WaitState {
     }
 }
 
+/// What Argo CD's controller says of an operation a sync window keeps from running
+/// (`controller/sync.go`): the operation stays `Running` with this message (and a detail
+/// when the windows do not parse) and runs when a window allows it.
+pub const BLOCKED_BY_WINDOW: &str = "Sync operation blocked by sync window";
+
+/// Our operation is held by a sync window: it will not end on its own while the window
+/// denies, so the follow ends here with Argo CD's message and what becomes of it.
+fn blocked_by_window(app: &Application, ours: &OurOperation) -> Option<String> {
+    let op = app.status.operation_state.as_ref()?;
+    let message = op.message.as_deref()?;
+    if op.phase != OperationPhase::Running || !ours.is(op) || !message.starts_with(BLOCKED_BY_WINDOW)
+    {
+        return None;
+    }
+    Some(format!(
+        "{}; Argo CD keeps the operation queued and runs it when a window allows it (terminate it to drop it)",
+        crate::model::text::sanitize(message)
+    ))
+}
+
 /// Wait until the operation sent finishes and the app is settled (see [`judge`]), or it
 /// fails, or `timeout` passes: the one follower ([`follow::follow`]), without the audit.
 pub async fn wait_for_operation<S: ArgoSource>(
@@ -908,6 +947,7 @@ pub async fn wait_for_operation<S: ArgoSource>(
 pub mod follow;
 
 mod build;
+pub mod produced;
 pub use build::{
     BuildRequest, CiSource, Pipeline, PipelineInput, RunRef, build, cancel, final_outcome,
     follow_build, follow_run, refuse_read_only, rerun, wait_for_build,

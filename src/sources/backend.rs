@@ -314,6 +314,10 @@ impl ArgoSource for Backend {
         dispatch!(self, b => b.set_auto_sync(app, enabled).await)
     }
 
+    async fn auto_sync_rbac(&self, app: &Application) -> &'static str {
+        dispatch!(self, b => b.auto_sync_rbac(app).await)
+    }
+
     async fn can_i(&self, action: &str, app: &Application) -> Result<bool, SourceError> {
         dispatch!(self, b => b.can_i(action, app).await)
     }

@@ -276,6 +276,31 @@ impl Mirror {
         Ok(parse_log(&String::from_utf8_lossy(&out)))
     }
 
+    /// The newest `limit` commits reachable from `rev` whose message contains `text`
+    /// (fixed string), newest first.
+    pub async fn commits_mentioning(
+        &self,
+        rev: &str,
+        text: &str,
+        limit: usize,
+    ) -> Result<Vec<Commit>, GitError> {
+        let to = self.resolve(rev).await?;
+        let grep = format!("--grep={text}");
+        let max = format!("--max-count={limit}");
+        let out = self
+            .git(&[
+                "log",
+                "--no-color",
+                "--fixed-strings",
+                &grep,
+                &max,
+                "--format=%H%x00%an%x00%ae%x00%aI%x00%s%x00%b%x1e",
+                &to,
+            ])
+            .await?;
+        Ok(parse_log(&String::from_utf8_lossy(&out)))
+    }
+
     /// Paths of all files at `rev` under `dir` (recursive), relative to the repo root.
     pub async fn list_files(&self, rev: &str, dir: &str) -> Result<Vec<String>, GitError> {
         let sha = self.resolve(rev).await?;

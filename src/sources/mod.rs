@@ -224,6 +224,13 @@ pub trait ArgoSource: Send + Sync {
         enabled: bool,
     ) -> impl Future<Output = Result<Application, SourceError>> + Send;
 
+    /// The Argo CD RBAC action turning auto-sync on or off needs on this server: `update`
+    /// (a patch of the sync policy), or the `toggle-auto-sync` resource action's where the
+    /// server has it.
+    fn auto_sync_rbac(&self, _app: &Application) -> impl Future<Output = &'static str> + Send {
+        async { "update" }
+    }
+
     /// May the current user do `action` (`get`, `sync`, `update`, `override`) on the app?
     fn can_i(
         &self,

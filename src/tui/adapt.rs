@@ -116,6 +116,26 @@ fn follow_to_end<A: ArgoSource + 'static>(
     });
 }
 
+/// A run's bump commits in the GitOps repos the apps deploy from, and where the image
+/// goes next.
+async fn run_produced<A: ArgoSource>(
+    sources: &[Arc<A>],
+    git: Option<Arc<GitMirrors>>,
+    ops: &Ops,
+    id: u64,
+) -> Result<Payload, String> {
+    let git = git.ok_or("Git is not available: the run's bump commit cannot be read")?;
+    let mut apps = Vec::new();
+    for s in sources {
+        apps.extend(s.list_applications().await.map_err(|e| e.to_string())?);
+    }
+    let produced = crate::ops::actions::produced::produced_by(&git, &apps, id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let next = crate::ops::actions::produced::next_stops(ops, &produced, &apps);
+    Ok(Payload::Produced { produced, next })
+}
+
 fn not_yet(what: &str) -> String {
     format!("{what} is not available in this build yet")
 }
@@ -154,6 +174,14 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
                 | Request::PromoteCancel { .. }
         ) {
             return Some(super::promote::task(git, ops, ticket, req, tx).abort_handle());
+        }
+        if let Request::RunProduced { id } = req {
+            let sources: Vec<Arc<A>> = self.sources.values().cloned().collect();
+            let task = tokio::spawn(async move {
+                let result = run_produced(&sources, git, &ops, id).await;
+                let _ = tx.send(Response { ticket, result }).await;
+            });
+            return Some(task.abort_handle());
         }
         if req.app().is_none() {
             return Some(super::ci::task(self.ci.clone(), ops, ticket, req, tx).abort_handle());

@@ -127,6 +127,11 @@ pub enum Request {
     PromoteCancel {
         prepared: Box<crate::ops::promote::Prepared>,
     },
+    /// The image a GitHub run produced and where it goes next (its bump commit in the
+    /// GitOps repo, `ops::actions::produced`).
+    RunProduced {
+        id: u64,
+    },
 }
 
 impl Request {
@@ -192,6 +197,10 @@ pub enum Payload {
     Runs(Vec<BuildRun>),
     Run(BuildRun),
     Promotion(Box<crate::ops::promote::Prepared>),
+    Produced {
+        produced: Vec<crate::ops::actions::produced::Produced>,
+        next: Vec<crate::ops::actions::produced::NextStop>,
+    },
 }
 
 #[derive(Debug, Clone)]

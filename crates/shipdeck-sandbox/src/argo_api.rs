@@ -6,6 +6,7 @@
 //! `.operation` (sync, rollback), `operationState.phase = Terminating`, and the refresh
 //! annotation. Running an operation is the Argo CD controller's job, never this file's.
 
+mod actions;
 mod apps;
 mod body;
 mod health;
@@ -71,6 +72,14 @@ pub fn router(world: Arc<World>) -> axum::Router {
             get(resource::get_resource),
         )
         .route("/api/v1/applications/{name}/events", get(resources::events))
+        .route(
+            "/api/v1/applications/{name}/resource/actions",
+            get(actions::list).post(actions::run_v1),
+        )
+        .route(
+            "/api/v1/applications/{name}/resource/actions/v2",
+            post(actions::run_v2),
+        )
         .route(
             "/api/v1/applications/{name}/revisions/{revision}/metadata",
             get(resources::revision_metadata),
@@ -166,10 +175,11 @@ pub fn caller(world: &World, headers: &HeaderMap) -> ApiResult<User> {
     })
 }
 
-async fn version() -> Json<Value> {
+async fn version(State(world): Shared) -> Json<Value> {
+    let v = world.faults.argocd_version();
     Json(json!({
-        "Version": "v3.1.0+sandbox", "BuildDate": "2026-01-01T00:00:00Z",
-        "GitCommit": "0000000000000000000000000000000000000000", "GitTag": "v3.1.0",
+        "Version": format!("{v}+sandbox"), "BuildDate": "2026-01-01T00:00:00Z",
+        "GitCommit": "0000000000000000000000000000000000000000", "GitTag": v,
         "GitTreeState": "clean", "GoVersion": "go1.24.0", "Compiler": "gc",
         "Platform": "linux/amd64", "KustomizeVersion": "v5.6.0", "HelmVersion": "v3.17.0",
         "KubectlVersion": "v0.32.0", "JsonnetVersion": "v0.20.0",
@@ -235,11 +245,15 @@ async fn can_i(
         .then(|| apps::find(&world, app_name))
         .flatten();
     let yes = match (resource.as_str(), action.as_str()) {
-        ("applications", "sync" | "override" | "action") => match &app {
-            Some(a) => seams::may_sync(&world, &user, a),
-            // A wildcard asks whether the user may sync some apps at all.
-            None => user.role != seams::Role::Viewer,
-        },
+        ("applications", a)
+            if matches!(a, "sync" | "override" | "action") || a.starts_with("action/") =>
+        {
+            match &app {
+                Some(a) => seams::may_sync(&world, &user, a),
+                // A wildcard asks whether the user may sync some apps at all.
+                None => user.role != seams::Role::Viewer,
+            }
+        }
         ("applications", verb) => {
             let verb = match verb {
                 "get" => "get",

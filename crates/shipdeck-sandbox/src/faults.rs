@@ -12,6 +12,11 @@
 //!   `{"fault":"deny-apply","kind":"Deployment","name":"checkout","message":"...","count":1}`
 //!   (the controller's apply of that object is denied the way an admission webhook denies
 //!   it, so the sync ends `Failed` with Argo CD's "one or more objects failed to apply");
+//!   `{"fault":"hold-operations","seconds":30}` (the controller starts no `.operation`
+//!   for a while, as a busy one; what is queued runs after);
+//!   `{"fault":"argocd-version","version":"v3.4.2"}` (be an older Argo CD: `/api/version`
+//!   says so and what came later is not served, e.g. the Application's `toggle-auto-sync`
+//!   resource action of 3.5);
 //! - `DELETE /_sandbox/faults` clears every rule, pending conflict and churn;
 //! - `GET /_sandbox/faults` lists active rules; `GET /_sandbox/health` says the server lives.
 //!
@@ -31,6 +36,17 @@ use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// `v3.4.2` (or `3.4.2`, with any `+build` tail) as (major, minor).
+fn parse_version(v: &str) -> Option<(u64, u64)> {
+    let v = v.strip_prefix('v').unwrap_or(v);
+    let v = v.split(['+', '-']).next()?;
+    let mut it = v.split('.');
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next()?.parse().ok()?;
+    it.next()?.parse::<u64>().ok()?;
+    Some((major, minor))
+}
 
 /// Upper bounds that keep a fault from taking the machine down.
 const MAX_CHURN_PER_SECOND: u64 = 20_000;
@@ -83,7 +99,19 @@ pub enum Fault {
         #[serde(default)]
         count: Option<u64>,
     },
+    /// The Argo CD controller starts no operation for `seconds` (a busy controller:
+    /// `.operation` waits), until cleared.
+    HoldOperations {
+        seconds: f64,
+    },
+    /// Answer as Argo CD `version` (`vMAJOR.MINOR.PATCH`) until cleared.
+    ArgocdVersion {
+        version: String,
+    },
 }
+
+/// The Argo CD version the sandbox is by default.
+pub const ARGOCD_VERSION: &str = "v3.5.1";
 
 /// The webhook named in a denied apply, as the API server names it.
 pub const DENY_WEBHOOK: &str = "validate.policy.sandbox.shipdeck.dev";
@@ -120,6 +148,8 @@ impl Rule {
 struct State_ {
     rules: Vec<Rule>,
     denials: Vec<Denial>,
+    version: Option<String>,
+    hold_until: Option<Instant>,
     churn: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -204,6 +234,18 @@ impl Faults {
                     remaining: count,
                 });
             }
+            Fault::HoldOperations { seconds } => {
+                let d = bounded_seconds(Some(seconds))?.unwrap_or_default();
+                faults.lock().hold_until = Some(Instant::now() + d);
+            }
+            Fault::ArgocdVersion { version } => {
+                if parse_version(&version).is_none() {
+                    return Err(format!(
+                        "version must be vMAJOR.MINOR.PATCH, got {version:?}"
+                    ));
+                }
+                faults.lock().version = Some(version);
+            }
             Fault::Churn {
                 per_second,
                 seconds,
@@ -248,11 +290,31 @@ impl Faults {
         Some(why)
     }
 
+    /// Whether the controller holds operations now (fault `hold-operations`).
+    pub fn holding_operations(&self) -> bool {
+        self.lock().hold_until.is_some_and(|u| Instant::now() < u)
+    }
+
+    /// The Argo CD version the sandbox answers as (`v3.5.1` unless a fault says older).
+    pub fn argocd_version(&self) -> String {
+        self.lock()
+            .version
+            .clone()
+            .unwrap_or_else(|| ARGOCD_VERSION.to_string())
+    }
+
+    /// Whether the Argo CD the sandbox is serves something added in `major.minor`.
+    pub fn argocd_at_least(&self, major: u64, minor: u64) -> bool {
+        parse_version(&self.argocd_version()).is_none_or(|v| v >= (major, minor))
+    }
+
     /// Clear every rule, pending conflict and churn.
     pub fn clear(&self) {
         let mut s = self.lock();
         s.rules.clear();
         s.denials.clear();
+        s.version = None;
+        s.hold_until = None;
         if let Some(t) = s.churn.take() {
             t.abort();
         }

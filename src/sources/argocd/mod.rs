@@ -3,10 +3,13 @@
 //! values and its errors into [`SourceError`]s with a hint the operator can act on. It
 //! never prints or logs the token.
 
+mod autosync;
 mod eventlogs;
 mod listing;
 mod watch;
 mod workloads;
+
+pub use autosync::{Route as AutoSyncRoute, TOGGLE_AUTO_SYNC_RBAC};
 
 use super::fate::SentOperation;
 use super::retry::{self, Transience};
@@ -892,8 +895,10 @@ impl ArgoSource for ArgoApi {
             .await
     }
 
+    /// The `toggle-auto-sync` resource action where the server lists it for the app
+    /// (Argo CD 3.5+, see `autosync.rs`), else
     /// `PATCH /api/v1/applications/{name}` with a merge patch, as `argocd app set` does.
-    /// This endpoint is Argo CD's (ApplicationService.Patch) but is not in the reference
+    /// That endpoint is Argo CD's (ApplicationService.Patch) but is not in the reference
     /// swagger subset; a server without it answers 404/405 and the operator is told to
     /// change the policy another way.
     async fn set_auto_sync(
@@ -901,6 +906,9 @@ impl ArgoSource for ArgoApi {
         app: &Application,
         enabled: bool,
     ) -> Result<Application, SourceError> {
+        if self.auto_sync_route(app).await == AutoSyncRoute::Action {
+            return self.toggle_auto_sync(app, enabled).await;
+        }
         let body_for = |a: &Application| {
             json!({
                 "name": a.metadata.name,
@@ -935,6 +943,10 @@ impl ArgoSource for ArgoApi {
             }
             other => other,
         }
+    }
+
+    async fn auto_sync_rbac(&self, app: &Application) -> &'static str {
+        self.auto_sync_route(app).await.rbac()
     }
 
     async fn can_i(&self, action: &str, app: &Application) -> Result<bool, SourceError> {

@@ -4,7 +4,8 @@
 //! submitting triggers it and follows the run's jobs and steps live; `r` reruns and `c`
 //! cancels the followed run.
 
-use crate::model::{AppId, BuildRun, BuildState};
+use crate::model::{AppId, BuildRun, BuildState, BuildSystem};
+use crate::ops::actions::produced::{NextStop, Produced};
 use crate::tui::keymap::Intent;
 use crate::tui::request::{Payload, Pipeline, PipelineInput, Request, Response, Ticket};
 use crate::tui::theme::{Role, Theme};
@@ -166,7 +167,19 @@ pub struct BuildsView {
     action: Option<(Ticket, RunAction, Answer)>,
     /// The inputs this screen started the followed run with (GitHub does not report them).
     sent: Vec<(String, String)>,
+    /// What the followed GitHub run produced, asked once it succeeded.
+    produced: Option<RunImage>,
 }
+
+/// The image a succeeded GitHub run wrote to the GitOps repo, and where it goes next.
+struct RunImage {
+    id: u64,
+    ticket: Ticket,
+    result: Option<Found>,
+}
+
+/// The run's bump commits and next stops, or why they are not known.
+type Found = Result<(Vec<Produced>, Vec<NextStop>), String>;
 
 /// The answer to a rerun or cancel: None until it came.
 type Answer = Option<Result<String, String>>;
@@ -281,6 +294,7 @@ impl BuildsView {
             ask: None,
             action: None,
             sent: Vec::new(),
+            produced: None,
         }
     }
 
@@ -519,6 +533,54 @@ impl BuildsView {
         );
     }
 
+    /// The image line and the next stops: from the inputs where they name the image,
+    /// else (a GitHub run) from the bump commit the run pushed, once known.
+    fn produced_words(
+        &self,
+        run: &BuildRun,
+        images: Vec<String>,
+        stops: Vec<(String, String)>,
+    ) -> (String, Vec<(String, String)>) {
+        if !images.is_empty() {
+            return (clean(&images.join(", ")).into_owned(), stops);
+        }
+        let known = self.produced.as_ref().filter(|p| p.id == run.id);
+        match known.map(|p| &p.result) {
+            Some(Some(Ok((produced, next)))) if !produced.is_empty() => {
+                let mut images: Vec<&str> = Vec::new();
+                for i in produced.iter().flat_map(|p| p.images.iter()) {
+                    if !images.contains(&i.as_str()) {
+                        images.push(i);
+                    }
+                }
+                let commits: Vec<&str> = produced
+                    .iter()
+                    .map(|p| p.commit.get(..7).unwrap_or(&p.commit))
+                    .collect();
+                let words = format!(
+                    "{} (bump {} in the GitOps repo)",
+                    images.join(", "),
+                    commits.join(", ")
+                );
+                let stops = next
+                    .iter()
+                    .map(|n| (clean(&n.app).into_owned(), n.how.clone()))
+                    .collect();
+                (clean(&words).into_owned(), stops)
+            }
+            Some(Some(Ok(_))) => (
+                "not known: no commit in the GitOps repo names this run".into(),
+                stops,
+            ),
+            Some(Some(Err(e))) => (format!("not known: {}", clean(e)), stops),
+            Some(None) => ("looking for the run's bump commit…".into(), stops),
+            None if run.system == BuildSystem::GithubActions && !run.state.is_done() => {
+                ("known once the run succeeds".into(), stops)
+            }
+            None => ("not reported by the run".into(), stops),
+        }
+    }
+
     fn render_run(
         &self,
         ctx: &Ctx,
@@ -574,17 +636,15 @@ impl BuildsView {
                             fit(&pairs_words(inputs), area.width.saturating_sub(20) as usize),
                         ),
                     ]));
+                }
+                // The image line shows when the inputs name it or the run's bump commit is
+                // being looked for.
+                if !inputs.is_empty() || self.produced.as_ref().is_some_and(|p| p.id == r.id) {
                     let (images, stops) = next_stops(ctx, inputs);
+                    let (image, stops) = self.produced_words(r, images, stops);
                     lines.push(Line::from(vec![
                         widgets::muted(theme, "  image         "),
-                        widgets::text(
-                            theme,
-                            if images.is_empty() {
-                                "not reported by the run".to_string()
-                            } else {
-                                clean(&images.join(", ")).into_owned()
-                            },
-                        ),
+                        widgets::text(theme, fit(&image, area.width.saturating_sub(20) as usize)),
                     ]));
                     if !stops.is_empty() {
                         let words: Vec<String> =
@@ -915,6 +975,36 @@ impl View for BuildsView {
             });
             return self.runs.accept(t, v);
         }
+        if let Some(p) = &mut self.produced
+            && p.ticket == t
+        {
+            p.result = Some(match &resp.result {
+                Ok(Payload::Produced { produced, next }) => Ok((produced.clone(), next.clone())),
+                Ok(_) => Err("unexpected answer".into()),
+                Err(e) => Err(e.clone()),
+            });
+            return true;
+        }
+        // A GitHub run reports no image: once it succeeded, ask for its bump commit.
+        let succeeded = match (&self.mode, &resp.result) {
+            (Mode::Run { watch, trigger, .. }, Ok(Payload::Run(r)))
+                if (*watch == Some(t) || *trigger == Some(t))
+                    && r.system == BuildSystem::GithubActions
+                    && r.state == BuildState::Succeeded =>
+            {
+                Some(r.id)
+            }
+            _ => None,
+        };
+        if let Some(id) = succeeded
+            && self.produced.as_ref().is_none_or(|p| p.id != id)
+        {
+            self.produced = Some(RunImage {
+                id,
+                ticket: out.request(Request::RunProduced { id }),
+                result: None,
+            });
+        }
         if let Mode::Run {
             trigger,
             watch,
@@ -957,6 +1047,11 @@ impl View for BuildsView {
             .collect();
         if let Mode::Run { trigger, watch, .. } = &self.mode {
             v.extend(trigger.iter().chain(watch.iter()));
+        }
+        if let Some(p) = &self.produced
+            && p.result.is_none()
+        {
+            v.push(p.ticket);
         }
         if let Some((t, _, None)) = &self.action {
             v.push(*t);

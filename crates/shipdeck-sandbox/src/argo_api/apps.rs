@@ -307,10 +307,16 @@ pub async fn sync(
     let req = body::decode(&body, &body::SYNC_REQUEST)?;
     let wins = windows::sync_windows(&world, &app, chrono::Utc::now());
     if !wins.can_sync {
+        // Argo CD's words exactly (`server/application/application.go` Sync); only
+        // windows that do not parse get a detail.
         let why = wins.refusal.unwrap_or_default();
-        return Err(ApiError::denied(format!(
-            "cannot sync: blocked by sync window: {why}"
-        )));
+        return Err(ApiError::denied(
+            if why.starts_with("invalid sync window") {
+                format!("cannot sync: invalid sync window: {why}")
+            } else {
+                "cannot sync: blocked by sync window".to_string()
+            },
+        ));
     }
     let t = typed(&app);
     let target = t.target_revision().unwrap_or("HEAD").to_string();

@@ -139,6 +139,23 @@ pub static PATCH_REQUEST: Struct = Struct {
     ],
 };
 
+/// `ResourceActionRunRequestV2` (POST /api/v1/applications/{name}/resource/actions/v2).
+pub static RESOURCE_ACTION_RUN_V2: Struct = Struct {
+    go: "application.ResourceActionRunRequestV2",
+    fields: &[
+        ("name", T::Str),
+        ("namespace", T::Str),
+        ("resourceName", T::Str),
+        ("version", T::Str),
+        ("group", T::Str),
+        ("kind", T::Str),
+        ("action", T::Str),
+        ("appNamespace", T::Str),
+        ("project", T::Str),
+        ("resourceActionParameters", T::Any),
+    ],
+};
+
 /// `SessionCreateRequest` (POST /api/v1/session).
 pub static SESSION_REQUEST: Struct = Struct {
     go: "session.SessionCreateRequest",

@@ -40,8 +40,53 @@ async fn execute(ctx: &Ctx, name: &str) {
     let Some(op) = obj.get("operation").filter(|o| !o.is_null()).cloned() else {
         return;
     };
-    let started = now();
     let automated = op["initiatedBy"]["automated"] == json!(true);
+    if world.faults.holding_operations() {
+        // A busy controller: the operation waits in `.operation` for a later pass.
+        world.clock.sleep(Duration::from_secs(1)).await;
+        return;
+    }
+    if let Some(why) = window_blocks(ctx, &obj, automated) {
+        // As Argo CD's controller (`syncWindowPreventsSync`): the operation stays Running
+        // with this message, `.operation` stays set, and it is tried again on each pass
+        // until a window allows it (or someone terminates it).
+        let message = match why {
+            Blocked::Window => "Sync operation blocked by sync window".to_string(),
+            Blocked::Invalid(e) => format!("Sync operation blocked by sync window: {e}"),
+        };
+        let _ = store.mutate(
+            IN_CLUSTER,
+            APPLICATIONS,
+            ARGOCD_NAMESPACE,
+            name,
+            true,
+            |o| {
+                if !o["status"].is_object() {
+                    o["status"] = json!({});
+                }
+                let st = &o["status"]["operationState"];
+                let same = st["phase"] == "Running" && st["operation"] == op;
+                if same && st["message"] == json!(message) {
+                    return Ok(false);
+                }
+                let started = if same {
+                    st["startedAt"].clone()
+                } else {
+                    json!(now())
+                };
+                o["status"]["operationState"] = json!({
+                    "operation": op,
+                    "phase": "Running",
+                    "message": message,
+                    "startedAt": started,
+                });
+                Ok(true)
+            },
+        );
+        world.clock.sleep(Duration::from_secs(1)).await;
+        return;
+    }
+    let started = now();
     let user = op["initiatedBy"]["username"]
         .as_str()
         .unwrap_or("admin")
@@ -99,7 +144,7 @@ async fn execute(ctx: &Ctx, name: &str) {
         .cloned()
         .unwrap_or_default();
     let outcome = match app {
-        Ok(app) => sync_once(ctx, &app, &op, automated, dry_run, &selected).await,
+        Ok(app) => sync_once(ctx, &app, &op, dry_run, &selected).await,
         Err(e) => Err(e),
     };
     let finished = now();
@@ -342,11 +387,37 @@ async fn wait_wave(
     }
 }
 
+enum Blocked {
+    Window,
+    Invalid(String),
+}
+
+/// Whether the app's project windows keep this operation from running now (Argo CD's
+/// `CanSync(isManual)`; a manual operation is one not initiated by automation).
+fn window_blocks(ctx: &Ctx, obj: &Value, automated: bool) -> Option<Blocked> {
+    let world = &ctx.world;
+    let app: Application = serde_json::from_value(obj.clone()).ok()?;
+    let cluster = cluster_of(world, &app)?;
+    let project = world
+        .store
+        .get(IN_CLUSTER, APPPROJECTS, ARGOCD_NAMESPACE, &app.spec.project)?;
+    match windows::can_sync(
+        &project["spec"]["syncWindows"],
+        &app,
+        &cluster,
+        !automated,
+        chrono::Utc::now(),
+    ) {
+        Ok(()) => None,
+        Err(e) if e.starts_with("invalid sync window") => Some(Blocked::Invalid(e)),
+        Err(_) => Some(Blocked::Window),
+    }
+}
+
 async fn sync_once(
     ctx: &Ctx,
     app: &Application,
     op: &Value,
-    automated: bool,
     dry_run: bool,
     selected: &[Value],
 ) -> Result<Outcome, String> {
@@ -356,17 +427,6 @@ async fn sync_once(
     let cluster = cluster_of(world, app).ok_or_else(|| {
         "ComparisonError: the destination cluster has not been configured".to_string()
     })?;
-    if let Some(project) = store.get(IN_CLUSTER, APPPROJECTS, ARGOCD_NAMESPACE, &app.spec.project)
-        && let Err(why) = windows::can_sync(
-            &project["spec"]["syncWindows"],
-            app,
-            &cluster,
-            !automated,
-            chrono::Utc::now(),
-        )
-    {
-        return Err(format!("Sync operation blocked by sync window: {why}"));
-    }
     let spec_source = serde_json::to_value(app.spec.primary_source()).unwrap_or(Value::Null);
     let source = if op["sync"]["source"].is_object() {
         op["sync"]["source"].clone()
