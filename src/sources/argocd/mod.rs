@@ -4,6 +4,7 @@
 //! never prints or logs the token.
 
 mod eventlogs;
+mod foureyes;
 mod watch;
 mod workloads;
 
@@ -739,6 +740,19 @@ struct ResourceDiff {
 impl ArgoSource for ArgoApi {
     fn instance(&self) -> &str {
         &self.inner.instance
+    }
+
+    async fn identity(&self) -> Result<String, SourceError> {
+        self.server_identity().await
+    }
+
+    async fn annotate(
+        &self,
+        app: &Application,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<Application, SourceError> {
+        self.patch_annotation(app, key, value).await
     }
 
     fn watch_applications(&self, tx: mpsc::Sender<Update>) -> JoinHandle<()> {
