@@ -12,6 +12,7 @@ pub mod help;
 pub mod history;
 pub mod logs;
 pub mod palette;
+pub mod pending;
 pub mod rollout;
 pub mod warnings;
 
