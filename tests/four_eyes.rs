@@ -117,11 +117,9 @@ fn info_of(op: &Value) -> BTreeMap<String, String> {
 
 fn requested_id(r: Result<actions::ActionOutcome, ActionError>) -> String {
     match r {
-        Err(ActionError::Refused(Refusal::AwaitingSecondApprover {
-            id, requested_by, ..
-        })) => {
-            assert_eq!(requested_by, "admin", "the server's identity, not $USER");
-            id
+        Err(ActionError::Refused(Refusal::AwaitingSecondApprover(a))) => {
+            assert_eq!(a.requested_by, "admin", "the server's identity, not $USER");
+            a.id
         }
         other => panic!("expected a request, got {other:?}"),
     }

@@ -193,17 +193,8 @@ pub enum Refusal {
     )]
     PruneNeedsConfirmation { app: String, environment: String },
     /// Four-eyes: the first approval became a request on the Application; nothing was sent.
-    #[error(
-        "{action} of {app} ({environment}) not sent: it needs a second approver; request {id} by {requested_by} is written on the Application until {expires}; a different operator approves with `shipdeck approve {app} --request {id} --approve {app} --reason '...'` (or on the console's :pending)"
-    )]
-    AwaitingSecondApprover {
-        action: &'static str,
-        app: String,
-        environment: String,
-        id: String,
-        requested_by: String,
-        expires: String,
-    },
+    #[error("{0}")]
+    AwaitingSecondApprover(Box<Awaiting>),
     #[error(
         "cannot tell who you are as the server sees it ({detail}), and four-eyes approvals compare exactly that: refused; log in again or check the kubeconfig context"
     )]
@@ -259,6 +250,34 @@ impl Refusal {
         matches!(
             self,
             Refusal::PermissionDenied { .. } | Refusal::IdentityUnknown { .. }
+        )
+    }
+}
+
+/// A four-eyes request just written: what the requester hears.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Awaiting {
+    pub action: &'static str,
+    pub app: String,
+    pub environment: String,
+    pub id: String,
+    pub requested_by: String,
+    pub expires: String,
+}
+
+impl std::fmt::Display for Awaiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Awaiting {
+            action,
+            app,
+            environment,
+            id,
+            requested_by,
+            expires,
+        } = self;
+        write!(
+            f,
+            "{action} of {app} ({environment}) not sent: it needs a second approver; request {id} by {requested_by} is written on the Application until {expires}; a different operator approves with `shipdeck approve {app} --request {id} --approve {app} --reason '...'` (or on the console's :pending)"
         )
     }
 }

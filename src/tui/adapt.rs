@@ -79,7 +79,7 @@ async fn git_commits(
 fn requested_or(e: crate::ops::actions::ActionError) -> Result<Payload, String> {
     match e {
         crate::ops::actions::ActionError::Refused(
-            r @ crate::ops::policy::Refusal::AwaitingSecondApprover { .. },
+            r @ crate::ops::policy::Refusal::AwaitingSecondApprover(_),
         ) => Ok(Payload::Requested(r.to_string())),
         e => Err(e.to_string()),
     }

@@ -538,6 +538,9 @@ impl Console {
             match &resp.result {
                 Err(e) => self.flash = Some((Level::Error, clean(e).into_owned())),
                 Ok(Payload::Accepted(m)) => self.flash = Some((Level::Info, clean(m).into_owned())),
+                Ok(Payload::Requested(m)) => {
+                    self.flash = Some((Level::Warning, clean(m).into_owned()))
+                }
                 Ok(_) => {}
             }
         }

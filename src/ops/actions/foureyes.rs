@@ -138,14 +138,14 @@ pub(super) async fn write_request<S: ArgoSource>(
     if let Err(e) = written {
         return e.into();
     }
-    Refusal::AwaitingSecondApprover {
+    Refusal::AwaitingSecondApprover(Box::new(crate::ops::policy::Awaiting {
         action: word,
         app: p.id.name.clone(),
         environment: p.environment.clone(),
         id: req.id,
         requested_by: who,
         expires: req.expires.format("%Y-%m-%d %H:%M UTC").to_string(),
-    }
+    }))
     .into()
 }
 
@@ -153,6 +153,7 @@ pub(super) async fn write_request<S: ArgoSource>(
 /// request still stands for what would be sent now (`git_target` and `digest`), and it is
 /// removed from the Application (bound to the version read) before anything is sent, so it
 /// is used once. Returns the info entries the operation carries about the request.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn consume<S: ArgoSource>(
     src: &S,
     ops: &Ops,

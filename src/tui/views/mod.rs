@@ -69,6 +69,9 @@ pub fn start_sync(id: &AppId, ctx: &Ctx, out: &mut Outbox) {
         return;
     };
     match ctx.policy(&entry.environment) {
+        _ if ctx.policies.for_env(&entry.environment).four_eyes() => {
+            out.push(Box::new(approve::ApproveView::sync(id.clone())))
+        }
         ApprovalPolicy::Required | ApprovalPolicy::Confirm => {
             out.push(Box::new(approve::ApproveView::sync(id.clone())))
         }

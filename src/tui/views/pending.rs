@@ -59,7 +59,7 @@ impl PendingView {
                 })
             })
             .collect();
-        rows.sort_by(|a, b| a.request.at.cmp(&b.request.at));
+        rows.sort_by_key(|r| r.request.at);
         rows
     }
 
