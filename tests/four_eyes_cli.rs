@@ -1,9 +1,9 @@
 //! Four-eyes approvals headless, with the real `shipdeck` binary against a sandbox started
 //! in the test, as two people would run it: the admin requests a sync (exit 3, nothing
 //! sent) and cannot approve it; `shipdeck approve APP` shows it; the approver approves it in
-//! core mode (kubeconfig context `approver@in-cluster`, SelfSubjectReview) and the sync runs
-//! with both names; a rollback request by the admin is approved by the approver in API mode
-//! (`SHIPDECK_SANDBOX_APPROVER_TOKEN`). The oracle is the Application as the sandbox's
+//! API mode (`SHIPDECK_SANDBOX_APPROVER_TOKEN`, userinfo) and the sync runs with both names;
+//! a rollback request by the admin is approved by the approver in core mode (kubeconfig
+//! context `approver@in-cluster`, SelfSubjectReview). The oracle is the Application as the sandbox's
 //! Kubernetes API returns it, and the audit log's lines.
 
 mod cli_support;
@@ -108,15 +108,13 @@ async fn two_people_headless_sync_and_rollback() {
         out.stdout
     );
 
-    // The approver, in core mode through their own kubeconfig context.
+    // The approver in API mode, with the approver's Argo CD token.
     let out = w
-        .run(
-            Mode::Core,
+        .run_with(
+            Mode::Api,
             &[
                 "--config",
                 &cfg,
-                "--context",
-                "approver@in-cluster",
                 "approve",
                 app,
                 "--request",
@@ -129,6 +127,7 @@ async fn two_people_headless_sync_and_rollback() {
                 "--timeout",
                 "120",
             ],
+            &[("ARGOCD_AUTH_TOKEN", approver_token.clone())],
         )
         .await;
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
@@ -160,13 +159,17 @@ async fn two_people_headless_sync_and_rollback() {
     assert_eq!(req["historyId"], prev["id"]);
     assert_eq!(req["targetRevision"], prev["revision"]);
     let id = req["id"].as_str().expect("id").to_string();
-    // The approver in API mode, with the approver's Argo CD token.
+    // The approver in core mode, through their own kubeconfig context (SelfSubjectReview).
+    // (Core mode, because Argo CD's rollback API carries no info entries: over the API the
+    // names are in the audit log only.)
     let out = w
-        .run_with(
-            Mode::Api,
+        .run(
+            Mode::Core,
             &[
                 "--config",
                 &cfg,
+                "--context",
+                "approver@in-cluster",
                 "approve",
                 app,
                 "--request",
@@ -179,7 +182,6 @@ async fn two_people_headless_sync_and_rollback() {
                 "--timeout",
                 "120",
             ],
-            &[("ARGOCD_AUTH_TOKEN", approver_token.clone())],
         )
         .await;
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
