@@ -13,7 +13,7 @@ mod promote;
 
 pub use crate::connect::{ConsoleArgs, LoginSystem};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-pub use commands::{AutoSyncArgs, BuildArgs, RollbackArgs, SyncArgs, WaitArgs};
+pub use commands::{ApproveArgs, AutoSyncArgs, BuildArgs, RollbackArgs, SyncArgs, WaitArgs};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -103,6 +103,10 @@ pub enum Command {
     /// Roll APP back to a deployment in its history (default: the previous one).
     #[command(after_help = exit::EXIT_CODES_HELP)]
     Rollback(RollbackArgs),
+    /// Four-eyes: show the approval request waiting on APP, or approve it as a different
+    /// operator (--request ID --approve APP --reason) and send the sync or rollback it asks for.
+    #[command(after_help = exit::EXIT_CODES_HELP)]
+    Approve(ApproveArgs),
     /// Turn APP's automated sync on or off (gated environments need --approve APP --reason
     /// to turn it on, as for a sync).
     #[command(after_help = exit::EXIT_CODES_HELP)]
@@ -189,6 +193,7 @@ pub async fn run(console: &ConsoleArgs, command: Command) -> anyhow::Result<i32>
         | Command::Rollout { .. }
         | Command::Sync(_)
         | Command::Rollback(_)
+        | Command::Approve(_)
         | Command::Autosync(_)
         | Command::Build(_)
         | Command::Promote(_)) => Ok(commands::run_headless(console, cmd).await),

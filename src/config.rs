@@ -124,6 +124,9 @@ pub struct EnvPolicy {
     pub approvers: u32,
     #[serde(default = "yes")]
     pub prune_needs_confirm: bool,
+    /// How long a four-eyes request stands (`4h`, `90m`, `1h30m`); default 4h.
+    #[serde(default)]
+    pub approval_request_ttl: Option<String>,
 }
 
 fn one() -> u32 {
@@ -152,6 +155,7 @@ impl EnvironmentsConfig {
             approval: d.approval,
             approvers: d.approvers,
             prune_needs_confirm: true,
+            approval_request_ttl: None,
         }
     }
 }
@@ -287,6 +291,8 @@ enum Ty {
     OneOf(&'static [&'static str]),
     Glob,
     OwnerRepo,
+    /// A duration such as `4h`, `90m`, `1h30m` (`ops::foureyes::parse_ttl`).
+    Duration,
     Table(&'static [Field]),
     /// `[[name]]`: a list of tables.
     Tables(&'static [Field]),
@@ -341,6 +347,7 @@ const POLICY: &[Field] = &[
     f("approval", Ty::OneOf(&["none", "confirm", "required"])),
     f("approvers", Ty::Int(1, 10)),
     f("prune_needs_confirm", Ty::Bool),
+    f("approval_request_ttl", Ty::Duration),
 ];
 const ENVIRONMENTS: &[Field] = &[
     f("order", Ty::StrList),
@@ -413,6 +420,7 @@ fn allowed(ty: &Ty) -> String {
             .join(", "),
         Ty::Glob => "a glob: * any run, ? one character, [abc], {a,b}".into(),
         Ty::OwnerRepo => "\"owner/repo\"".into(),
+        Ty::Duration => "a quoted duration such as \"4h\", \"90m\", \"1h30m\" (at most 30d)".into(),
         Ty::Table(fields) | Ty::Tables(fields) | Ty::MapOf(fields) => format!(
             "{} with the keys {}",
             match ty {
@@ -558,7 +566,15 @@ impl Reader<'_> {
         };
         match ty {
             Ty::Bool if !v.is_bool() => bad(self, v),
-            Ty::Str | Ty::Glob | Ty::OwnerRepo | Ty::OneOf(_) if !v.is_str() => bad(self, v),
+            Ty::Str | Ty::Glob | Ty::OwnerRepo | Ty::Duration | Ty::OneOf(_) if !v.is_str() => {
+                bad(self, v)
+            }
+            Ty::Duration => {
+                let s = v.as_str().unwrap_or_default();
+                crate::ops::foureyes::parse_ttl(s)
+                    .map(|_| ())
+                    .map_err(|e| self.error(key, e, allowed(ty)))
+            }
             Ty::Int(..) if !v.is_integer() => bad(self, v),
             Ty::Int(lo, hi) => {
                 let n = v.as_integer().unwrap_or_default();

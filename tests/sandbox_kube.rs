@@ -682,6 +682,7 @@ async fn bad_requests_limits_faults_and_second_cluster() {
             "apps",
             "events.k8s.io",
             "authorization.k8s.io",
+            "authentication.k8s.io",
             "batch",
             "argoproj.io"
         ]

@@ -14,6 +14,9 @@ use crate::sources::{ArgoSource, Refresh};
 use clap::Args;
 use std::time::Duration;
 
+mod approve;
+pub use approve::ApproveArgs;
+
 /// `--wait` and how long.
 #[derive(Debug, Clone, Args, Default)]
 pub struct WaitArgs {
@@ -252,6 +255,10 @@ async fn argo_command<S: ArgoSource>(
             rollback(find(backends, &a.app).await?, ops, a, seconds).await
         }
         Command::Autosync(a) => autosync(find(backends, &a.app).await?, ops, a).await,
+        Command::Approve(a) => {
+            let seconds = a.wait.seconds(config);
+            approve::approve(find(backends, &a.app).await?, ops, a, seconds).await
+        }
         _ => Err(UsageError("not a headless Argo CD command".into()).into()),
     }
 }
@@ -490,6 +497,7 @@ async fn sync<S: ArgoSource>(src: &S, ops: &Ops, a: SyncArgs, seconds: u64) -> a
             dry_run: a.dry_run,
             resources,
             approval: approval(ops, a.approve.clone(), a.reason.clone()),
+            four_eyes: None,
         },
     ))
     .await?;
@@ -512,6 +520,7 @@ async fn rollback<S: ArgoSource>(
             dry_run: a.dry_run,
             disable_auto_sync: a.disable_auto_sync,
             approval: approval(ops, a.approve.clone(), a.reason.clone()),
+            four_eyes: None,
         },
     ))
     .await?;

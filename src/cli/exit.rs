@@ -69,7 +69,7 @@ pub const CODES: &[(i32, &str)] = &[
     ),
     (
         REFUSED,
-        "refused by policy: needs approval or confirmation, read-only mode, sync window, operation running, auto-sync on (rollback)",
+        "refused by policy: needs approval or confirmation (or a second approver: the four-eyes request is written, nothing sent), read-only mode, sync window, operation running, auto-sync on (rollback)",
     ),
     (PERMISSION, "permission denied or not authenticated"),
     (
@@ -89,7 +89,8 @@ Exit codes:
   1  diff: there are differences (as `argocd app diff`); plan: not proven, or something in the way
   2  usage or configuration error: a bad flag or value, an unknown theme or workflow
      input, a config file that does not parse or has a wrong value, a missing --config
-  3  refused by policy: needs approval or confirmation, read-only mode, sync window,
+  3  refused by policy: needs approval or confirmation (or a second approver: the
+     four-eyes request is written, nothing sent), read-only mode, sync window,
      operation running, auto-sync on (rollback)
   4  permission denied or not authenticated
   5  not found: application, history id, pipeline, workflow or job

@@ -106,6 +106,7 @@ pub fn policies(config: &Config) -> Policies {
                         // confirmation where the environment needs no approval.
                         prune_without_confirmation: !p.prune_needs_confirm
                             || p.approval == crate::model::ApprovalPolicy::None,
+                        approval_request_ttl: p.approval_request_ttl.clone(),
                     },
                 )
             })

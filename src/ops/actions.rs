@@ -65,6 +65,8 @@ pub struct SyncOptions {
     pub dry_run: bool,
     pub resources: Vec<SyncResourceRef>,
     pub approval: Option<Approval>,
+    /// Four-eyes: the request this (second) approval approves; None writes a request.
+    pub four_eyes: Option<FourEyes>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -76,6 +78,8 @@ pub struct RollbackOptions {
     /// Disable auto-sync first when it is on (it then stays disabled).
     pub disable_auto_sync: bool,
     pub approval: Option<Approval>,
+    /// Four-eyes: the request this (second) approval approves; None writes a request.
+    pub four_eyes: Option<FourEyes>,
 }
 
 /// What an action did.
@@ -386,11 +390,16 @@ fn record_approval(
     from: Option<Revision>,
     to: Option<Revision>,
     digest: Option<String>,
+    four_eyes: Option<&FourEyes>,
 ) -> Result<Option<ApprovalRecord>, ActionError> {
     let Some(a) = approval else {
         return Ok(None);
     };
-    let rec = approval::record(a, &p.id, &p.environment, from, to, digest);
+    let mut rec = approval::record(a, &p.id, &p.environment, from, to, digest);
+    // A four-eyes approval carries the request's id: one id from request to operation.
+    if let Some(fe) = four_eyes {
+        rec.id = fe.request.id.clone();
+    }
     match ops.audit.append(&AuditRecord::approval(&rec)) {
         Ok(()) => Ok(Some(rec)),
         Err(e) if p.clearance.approval_required => Err(ActionError::AuditBeforeSend(e)),
@@ -489,13 +498,47 @@ pub async fn sync<S: ArgoSource>(
             None
         }
     };
+    let mut given = opts.approval.clone();
+    let mut request_info = Vec::new();
+    if p.clearance.second_approver_required && !opts.dry_run {
+        match (&opts.four_eyes, given.as_mut()) {
+            (Some(fe), Some(a)) => {
+                let git_target = compared_revision(&p.app);
+                request_info = foureyes::consume(
+                    src,
+                    ops,
+                    &p,
+                    fe,
+                    git_target.as_ref(),
+                    digest.as_deref(),
+                    a,
+                    opts.dry_run,
+                )
+                .await?;
+            }
+            _ => {
+                return Err(foureyes::write_request(
+                    src,
+                    ops,
+                    &p,
+                    RequestAction::Sync,
+                    given.as_ref(),
+                    (to.clone(), None),
+                    digest.clone(),
+                    opts.prune,
+                )
+                .await);
+            }
+        }
+    }
     let approval = record_approval(
         ops,
         &p,
-        opts.approval.as_ref(),
+        given.as_ref(),
         from.clone(),
         to.clone(),
         digest.clone(),
+        opts.four_eyes.as_ref(),
     )?;
     let op_id = new_op_id();
     let req = SyncRequest {
@@ -505,7 +548,11 @@ pub async fn sync<S: ArgoSource>(
         resources: opts.resources.clone(),
         apply_strategy: false,
         initiated_by: ops.operator.clone(),
-        info: operation_info(approval.as_ref(), &op_id),
+        info: request_info
+            .iter()
+            .cloned()
+            .chain(operation_info(approval.as_ref(), &op_id))
+            .collect(),
     };
     let previous_started_at = started_at(&p.app);
     let result = src.sync(&p.app, req).await;
@@ -640,6 +687,16 @@ pub async fn auto_sync<S: ArgoSource>(
         false,
     )
     .await?;
+    // Four-eyes environments: auto-sync on would deploy Git without a second approval.
+    if enabled && p.clearance.second_approver_required {
+        let r = Refusal::TooFewApprovers {
+            app: name.to_string(),
+            environment: p.environment.clone(),
+            approvers: ops.policies.for_env_name(&p.environment).approvers,
+        };
+        audit_refusal(ops, src.instance(), name, &p.environment, action, &r);
+        return Err(r.into());
+    }
     // Whichever way it goes, the change needs the permission of this server's route: the
     // `toggle-auto-sync` action's, or `update` of the Application.
     let rbac = src.auto_sync_rbac(&p.app).await;
@@ -652,7 +709,7 @@ pub async fn auto_sync<S: ArgoSource>(
         audit_refusal(ops, src.instance(), name, &p.environment, action, &r);
         return Err(r.into());
     }
-    let approval = record_approval(ops, &p, approval.as_ref(), None, None, None)?;
+    let approval = record_approval(ops, &p, approval.as_ref(), None, None, None, None)?;
     let r = src
         .set_auto_sync(&p.app, enabled)
         .await
@@ -772,13 +829,46 @@ pub async fn rollback<S: ArgoSource>(
             None
         }
     };
+    let mut given = opts.approval.clone();
+    let mut request_info = Vec::new();
+    if p.clearance.second_approver_required && !opts.dry_run {
+        match (&opts.four_eyes, given.as_mut()) {
+            (Some(fe), Some(a)) => {
+                request_info = foureyes::consume(
+                    src,
+                    ops,
+                    &p,
+                    fe,
+                    to.as_ref(),
+                    digest.as_deref(),
+                    a,
+                    opts.dry_run,
+                )
+                .await?;
+            }
+            _ => {
+                return Err(foureyes::write_request(
+                    src,
+                    ops,
+                    &p,
+                    RequestAction::Rollback,
+                    given.as_ref(),
+                    (to.clone(), Some(id)),
+                    digest.clone(),
+                    opts.prune,
+                )
+                .await);
+            }
+        }
+    }
     let approval = record_approval(
         ops,
         &p,
-        opts.approval.as_ref(),
+        given.as_ref(),
         from.clone(),
         to.clone(),
         digest.clone(),
+        opts.four_eyes.as_ref(),
     )?;
     if p.clearance.disable_auto_sync_first {
         let r = src.set_auto_sync(&p.app, false).await;
@@ -802,7 +892,11 @@ pub async fn rollback<S: ArgoSource>(
         prune: opts.prune,
         dry_run: opts.dry_run,
         initiated_by: ops.operator.clone(),
-        info: operation_info(approval.as_ref(), &op_id),
+        info: request_info
+            .iter()
+            .cloned()
+            .chain(operation_info(approval.as_ref(), &op_id))
+            .collect(),
     };
     let previous_started_at = started_at(&p.app);
     let result = src.rollback(&p.app, req).await;
@@ -945,6 +1039,10 @@ pub async fn wait_for_operation<S: ArgoSource>(
 }
 
 pub mod follow;
+
+mod foureyes;
+use crate::ops::foureyes::RequestAction;
+pub use foureyes::{ApproveOptions, FourEyes, approve, pending};
 
 mod build;
 pub mod produced;

@@ -556,6 +556,7 @@ mod tests {
                 approval: ApprovalPolicy::Required,
                 approvers: 2,
                 prune_without_confirmation: false,
+                approval_request_ttl: None,
             },
         );
         let c = Classifier::default().with_policies(Policies::new(m));

@@ -10,6 +10,7 @@ pub mod classify;
 pub mod diff;
 pub mod estate;
 pub mod notify;
+pub mod foureyes;
 pub mod plan;
 pub mod policy;
 pub mod promote;

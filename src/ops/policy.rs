@@ -14,10 +14,13 @@ use std::collections::BTreeMap;
 #[serde(default, deny_unknown_fields)]
 pub struct EnvPolicy {
     pub approval: ApprovalPolicy,
-    /// How many operators must approve (shipdeck records one approval per action).
+    /// How many operators must approve. 2 or more: four-eyes (one requests, a different
+    /// identity approves; `ops::foureyes`).
     pub approvers: u32,
     /// Whether a prune may go ahead without an extra confirmation.
     pub prune_without_confirmation: bool,
+    /// How long a four-eyes request stands (`4h`, `90m`); None: [`super::foureyes::DEFAULT_TTL`].
+    pub approval_request_ttl: Option<String>,
 }
 
 impl Default for EnvPolicy {
@@ -26,6 +29,7 @@ impl Default for EnvPolicy {
             approval: ApprovalPolicy::None,
             approvers: 1,
             prune_without_confirmation: true,
+            approval_request_ttl: None,
         }
     }
 }
@@ -43,6 +47,7 @@ impl EnvPolicy {
                 approval: ApprovalPolicy::Required,
                 approvers: 1,
                 prune_without_confirmation: false,
+                approval_request_ttl: None,
             }
         } else if canonical(env).is_some() {
             Self::default()
@@ -51,6 +56,7 @@ impl EnvPolicy {
                 approval: ApprovalPolicy::Confirm,
                 approvers: 1,
                 prune_without_confirmation: false,
+                approval_request_ttl: None,
             }
         }
     }
@@ -65,7 +71,21 @@ impl EnvPolicy {
     }
 
     pub fn gated(&self) -> bool {
-        self.approval != ApprovalPolicy::None
+        self.approval != ApprovalPolicy::None || self.four_eyes()
+    }
+
+    /// Two or more approvers: a request by one identity, an approval by another.
+    pub fn four_eyes(&self) -> bool {
+        self.approvers > 1
+    }
+
+    /// How long a request stands; an unreadable value is an error (fail closed).
+    pub fn request_ttl(&self) -> Result<chrono::Duration, String> {
+        super::foureyes::parse_ttl(
+            self.approval_request_ttl
+                .as_deref()
+                .unwrap_or(super::foureyes::DEFAULT_TTL),
+        )
     }
 }
 
@@ -141,7 +161,7 @@ pub enum Refusal {
     #[error("{app} ({environment}) needs a reason with its approval: add --reason '...'")]
     ReasonRequired { app: String, environment: String },
     #[error(
-        "{app} ({environment}) requires {approvers} approvers; shipdeck records one approval per action: have the others approve in Argo CD, or lower `approvers` for {environment}"
+        "{app} ({environment}) requires {approvers} approvers, and turning auto-sync on would let Git deploy without the second approval: refused; sync through a four-eyes request instead"
     )]
     TooFewApprovers {
         app: String,
@@ -172,12 +192,93 @@ pub enum Refusal {
         "{app} ({environment}): prune needs an approval in this environment: rerun with --approve {app}"
     )]
     PruneNeedsConfirmation { app: String, environment: String },
+    /// Four-eyes: the first approval became a request on the Application; nothing was sent.
+    #[error("{0}")]
+    AwaitingSecondApprover(Box<Awaiting>),
+    #[error(
+        "cannot tell who you are as the server sees it ({detail}), and four-eyes approvals compare exactly that: refused; log in again or check the kubeconfig context"
+    )]
+    IdentityUnknown { detail: String },
+    #[error(
+        "{who} requested {id} for {app}, so {who} cannot approve it: a different operator must approve"
+    )]
+    SelfApproval {
+        app: String,
+        id: String,
+        who: String,
+    },
+    #[error(
+        "{app} has no approval request waiting; request one with `shipdeck sync {app} --approve {app} --reason '...'`"
+    )]
+    NoRequest { app: String },
+    #[error(
+        "{app}'s waiting request is {found}, not {id}: look again (`shipdeck approve {app}` without --request lists it)"
+    )]
+    OtherRequest {
+        app: String,
+        id: String,
+        found: String,
+    },
+    #[error("request {id} for {app} is {standing}: request it again")]
+    RequestStale {
+        app: String,
+        id: String,
+        standing: String,
+    },
+    #[error("{0}")]
+    RequestUnreadable(String),
+    #[error(
+        "{app} already has request {id} by {requested_by} waiting (until {expires}): approve it (a different operator) or let it expire; it is not overwritten"
+    )]
+    RequestPending {
+        app: String,
+        id: String,
+        requested_by: String,
+        expires: String,
+    },
+    #[error(
+        "request {id} for {app} changed while it was being approved (someone else approved or replaced it): nothing was sent; look again"
+    )]
+    RequestRaced { app: String, id: String },
+    #[error("{0}")]
+    RequestConfig(String),
 }
 
 impl Refusal {
     /// Permission problems exit 4, every other refusal 3.
     pub fn is_permission(&self) -> bool {
-        matches!(self, Refusal::PermissionDenied { .. })
+        matches!(
+            self,
+            Refusal::PermissionDenied { .. } | Refusal::IdentityUnknown { .. }
+        )
+    }
+}
+
+/// A four-eyes request just written: what the requester hears.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Awaiting {
+    pub action: &'static str,
+    pub app: String,
+    pub environment: String,
+    pub id: String,
+    pub requested_by: String,
+    pub expires: String,
+}
+
+impl std::fmt::Display for Awaiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Awaiting {
+            action,
+            app,
+            environment,
+            id,
+            requested_by,
+            expires,
+        } = self;
+        write!(
+            f,
+            "{action} of {app} ({environment}) not sent: it needs a second approver; request {id} by {requested_by} is written on the Application until {expires}; a different operator approves with `shipdeck approve {app} --request {id} --approve {app} --reason '...'` (or on the console's :pending)"
+        )
     }
 }
 
@@ -205,6 +306,9 @@ pub struct Clearance {
     pub disable_auto_sync_first: bool,
     /// The environment is gated, so the approval must be recorded before anything is sent.
     pub approval_required: bool,
+    /// Four-eyes: this approval is the first of `approvers`; a request is written instead of
+    /// sending, and only a different identity's approval of it sends.
+    pub second_approver_required: bool,
     /// Things the operator should hear ("auto-sync stays disabled").
     pub notes: Vec<String>,
 }
@@ -268,6 +372,7 @@ pub fn check(input: &GuardInput<'_>) -> Result<Clearance, Refusal> {
     clearance.approval_required = true;
     let Some(approval) = input.approval else {
         return Err(match policy.approval {
+            _ if policy.four_eyes() => Refusal::NeedsApproval { app, environment },
             ApprovalPolicy::Required => Refusal::NeedsApproval { app, environment },
             ApprovalPolicy::Confirm => Refusal::NeedsConfirmation { app, environment },
             ApprovalPolicy::None => Refusal::PruneNeedsConfirmation { app, environment },
@@ -279,7 +384,7 @@ pub fn check(input: &GuardInput<'_>) -> Result<Clearance, Refusal> {
             app,
         });
     }
-    if policy.approval == ApprovalPolicy::Required
+    if (policy.approval == ApprovalPolicy::Required || policy.four_eyes())
         && approval
             .reason
             .as_deref()
@@ -287,13 +392,7 @@ pub fn check(input: &GuardInput<'_>) -> Result<Clearance, Refusal> {
     {
         return Err(Refusal::ReasonRequired { app, environment });
     }
-    if policy.approvers > 1 {
-        return Err(Refusal::TooFewApprovers {
-            app,
-            environment,
-            approvers: policy.approvers,
-        });
-    }
+    clearance.second_approver_required = policy.four_eyes();
     Ok(clearance)
 }
 

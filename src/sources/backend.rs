@@ -350,4 +350,17 @@ impl ArgoSource for Backend {
     async fn record_event(&self, app: &Application, event: &AppEvent) -> Result<bool, SourceError> {
         dispatch!(self, b => b.record_event(app, event).await)
     }
+
+    async fn identity(&self) -> Result<String, SourceError> {
+        dispatch!(self, b => b.identity().await)
+    }
+
+    async fn annotate(
+        &self,
+        app: &Application,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<Application, SourceError> {
+        dispatch!(self, b => b.annotate(app, key, value).await)
+    }
 }

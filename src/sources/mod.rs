@@ -295,6 +295,34 @@ pub trait ArgoSource: Send + Sync {
         }
     }
 
+    /// Who the server says the caller is (Argo CD `session/userinfo` in API mode, a
+    /// `SelfSubjectReview` in core mode): the identity four-eyes approvals compare. Never a
+    /// local name; a source that cannot ask refuses, so the caller fails closed.
+    fn identity(&self) -> impl Future<Output = Result<String, SourceError>> + Send {
+        async {
+            Err(SourceError::Refused(
+                "this source cannot ask the server who you are".into(),
+            ))
+        }
+    }
+
+    /// Set (Some) or remove (None) one annotation on the Application with a merge patch
+    /// that carries the app's `resourceVersion`, so it lands only on the version read (a
+    /// 409 Conflict otherwise, never retried here). Returns the app as written.
+    fn annotate(
+        &self,
+        app: &Application,
+        key: &str,
+        value: Option<&str>,
+    ) -> impl Future<Output = Result<Application, SourceError>> + Send {
+        let _ = (app, key, value);
+        async {
+            Err(SourceError::Refused(
+                "this source cannot write annotations on an Application".into(),
+            ))
+        }
+    }
+
     /// Record a Kubernetes Event on the Application (audit of approvals and mutations).
     /// Ok(false) when this source cannot (API mode has no Event API; core mode without
     /// permission to create Events); the audit log has the record either way.
@@ -320,6 +348,16 @@ pub fn info_with_operator(info: &[InfoEntry], operator: &str) -> Vec<InfoEntry> 
         });
     }
     out
+}
+
+/// The merge patch [`ArgoSource::annotate`] sends: the annotation (null removes it) and the
+/// resourceVersion read, so the server refuses it (409) if the app changed since.
+pub fn annotation_patch(app: &Application, key: &str, value: Option<&str>) -> Value {
+    let mut meta = serde_json::json!({"annotations": {key: value}});
+    if let Some(rv) = &app.metadata.resource_version {
+        meta["resourceVersion"] = Value::String(rv.clone());
+    }
+    serde_json::json!({"metadata": meta})
 }
 
 /// A Kubernetes Event as the console shows it.

@@ -74,6 +74,17 @@ async fn git_commits(
         .map_err(|e| e.to_string())
 }
 
+/// A four-eyes request written is not a failure: nothing was sent, and the screen says
+/// what waits for whom.
+fn requested_or(e: crate::ops::actions::ActionError) -> Result<Payload, String> {
+    match e {
+        crate::ops::actions::ActionError::Refused(
+            r @ crate::ops::policy::Refusal::AwaitingSecondApprover(_),
+        ) => Ok(Payload::Requested(r.to_string())),
+        e => Err(e.to_string()),
+    }
+}
+
 fn outcome_words(what: &str, app: &Application, o: &ActionOutcome) -> String {
     let mut s = format!("{what} of {} sent", app.metadata.name);
     if let Some(a) = &o.approval {
@@ -293,7 +304,7 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
                             );
                             Payload::Accepted(outcome_words("sync", &app, &o))
                         })
-                        .map_err(|e| e.to_string())
+                        .or_else(requested_or)
                 }
                 Request::Rollback {
                     id,
@@ -320,8 +331,37 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
                             );
                             Payload::Accepted(outcome_words("rollback", &app, &o))
                         })
+                        .or_else(requested_or)
+                }
+                Request::Approve {
+                    request, approval, ..
+                } => {
+                    let opts = crate::ops::actions::ApproveOptions {
+                        request: Some(request),
+                        approval,
+                        dry_run: false,
+                        disable_auto_sync: app.auto_sync(),
+                    };
+                    crate::ops::actions::approve(&*source, &ops, &app.metadata.name, opts)
+                        .await
+                        .map(|o| {
+                            follow_to_end(
+                                source.clone(),
+                                ops.clone(),
+                                o.clone(),
+                                deadline,
+                                ticket,
+                                follow_tx.clone(),
+                            );
+                            Payload::Accepted(outcome_words(o.action, &app, &o))
+                        })
                         .map_err(|e| e.to_string())
                 }
+                Request::Identity { .. } => source
+                    .identity()
+                    .await
+                    .map(Payload::Identity)
+                    .map_err(|e| e.to_string()),
                 Request::AutoSync {
                     enabled, approval, ..
                 } => crate::ops::actions::auto_sync(

@@ -308,7 +308,12 @@ impl Console {
                 .effects
                 .push(Effect::Home(Box::new(BoardView::new()))),
             ("apps", _) => self.go_to(Box::new(AppsView::new(None))),
+            // Four-eyes requests first while any wait; else the apps that need approval.
+            ("pending", _) if self.has_requests() => {
+                self.go_to(Box::new(super::views::pending::PendingView::new()))
+            }
             ("pending", _) => self.go_to(Box::new(AppsView::waiting())),
+            ("requests", _) => self.go_to(Box::new(super::views::pending::PendingView::new())),
             ("env", Some(env)) => self.go_to(Box::new(AppsView::new(Some(env.to_string())))),
             ("env", None) => self.flash = Some((Level::Warning, "usage: :env NAME".into())),
             ("builds", _) => self.go_to(Box::new(BuildsView::new(None))),
@@ -359,6 +364,12 @@ impl Console {
             }
         }
         // Commands may queue pushes; they are applied by the caller's settle loop.
+    }
+
+    /// Whether a standing four-eyes request waits anywhere in the estate.
+    fn has_requests(&self) -> bool {
+        let ctx = ctx_of(&self.estate, &self.settings, self.now, self.tick);
+        super::views::pending::PendingView::any(&ctx)
     }
 
     /// A palette command goes to a screen: it replaces what is above the board instead of
@@ -540,6 +551,9 @@ impl Console {
             match &resp.result {
                 Err(e) => self.flash = Some((Level::Error, clean(e).into_owned())),
                 Ok(Payload::Accepted(m)) => self.flash = Some((Level::Info, clean(m).into_owned())),
+                Ok(Payload::Requested(m)) => {
+                    self.flash = Some((Level::Warning, clean(m).into_owned()))
+                }
                 Ok(_) => {}
             }
         }

@@ -82,6 +82,18 @@ pub enum Request {
         approval: Option<Approval>,
         disable_auto_sync: bool,
     },
+    /// Four-eyes: approve the request waiting on the app (`ops::actions::approve`) as the
+    /// identity the server reports; the sync or rollback it names is then followed.
+    Approve {
+        app: AppId,
+        request: String,
+        approval: Option<Approval>,
+    },
+    /// Who the server says the operator is on the app's instance (userinfo /
+    /// SelfSubjectReview): `:pending` hides the operator's own requests.
+    Identity {
+        app: AppId,
+    },
     /// Turn automated sync on or off (`ops::actions::auto_sync`).
     AutoSync {
         app: AppId,
@@ -151,6 +163,8 @@ impl Request {
             | Request::Logs { app, .. }
             | Request::Sync { app, .. }
             | Request::Rollback { app, .. }
+            | Request::Approve { app, .. }
+            | Request::Identity { app }
             | Request::AutoSync { app, .. } => Some(app),
             Request::Refresh { app, .. } => app.as_ref(),
             _ => None,
@@ -163,6 +177,7 @@ impl Request {
             self,
             Request::Sync { .. }
                 | Request::Rollback { .. }
+                | Request::Approve { .. }
                 | Request::AutoSync { .. }
                 | Request::Trigger { .. }
                 | Request::Rerun { .. }
@@ -193,6 +208,11 @@ pub enum Payload {
     LogLines(Vec<String>),
     /// An action was accepted; the text says what happens next.
     Accepted(String),
+    /// Four-eyes: nothing was sent; the request is written and waits for a second
+    /// approver (the text says which and how).
+    Requested(String),
+    /// The operator's identity as the server reports it.
+    Identity(String),
     Pipelines(Vec<Pipeline>),
     Runs(Vec<BuildRun>),
     Run(BuildRun),

@@ -118,6 +118,8 @@ pub struct Marks {
     /// Auto-sync turned off by shipdeck (a rollback, `autosync off`): since when is on the
     /// app screen.
     pub auto_sync_off: bool,
+    /// A four-eyes request waits for a second approver (`1/2`: one of two approvals).
+    pub four_eyes: bool,
 }
 
 impl Marks {
@@ -129,6 +131,10 @@ impl Marks {
         (
             "⏸",
             "auto-sync turned off by a rollback or shipdeck (since when: app screen)",
+        ),
+        (
+            "1/2",
+            "1 of 2 approvals: a four-eyes request waits for a second approver (:requests)",
         ),
     ];
 
@@ -149,6 +155,9 @@ impl Marks {
         if self.auto_sync_off {
             v.push(Span::styled("⏸", theme.style(Role::Warning)));
         }
+        if self.four_eyes {
+            v.push(Span::styled("1/2", theme.style(Role::Warning)));
+        }
         v
     }
 
@@ -165,6 +174,9 @@ impl Marks {
         }
         if self.operation {
             v.push("syncing");
+        }
+        if self.four_eyes {
+            v.push("1 of 2 approvals");
         }
         v
     }
@@ -205,6 +217,9 @@ pub fn marks_of(ctx: &super::view::Ctx, entry: &AppEntry) -> Marks {
                 .metadata
                 .annotations
                 .contains_key(crate::sources::kube::AUTO_SYNC_OFF_SINCE),
+        four_eyes: crate::ops::foureyes::request_of(&entry.app)
+            .and_then(Result::ok)
+            .is_some_and(|r| chrono::Utc::now() < r.expires),
     }
 }
 

@@ -1,5 +1,6 @@
-//! Sandbox users and their bearer tokens: an admin, a read-only viewer, and a deployer who
-//! may sync only non-production applications. Every API of the sandbox (Kubernetes, Argo CD,
+//! Sandbox users and their bearer tokens: an admin, a read-only viewer, a deployer who
+//! may sync only non-production applications, and an approver (a second person allowed to
+//! sync production, so four-eyes approvals can be played by two identities). Every API of the sandbox (Kubernetes, Argo CD,
 //! GitHub, Jenkins) asks this room who a caller is and what they may do.
 //!
 //! Every credential is derived from one secret. A normal start draws that secret from the
@@ -18,10 +19,13 @@ pub enum Role {
     Admin,
     Viewer,
     Deployer,
+    /// Reads everything and may sync (patch or update) every Application, production too;
+    /// nothing else (no impersonation, no other writes).
+    Approver,
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Admin, Role::Viewer, Role::Deployer];
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Viewer, Role::Deployer, Role::Approver];
 
     /// The user name of the role (kube user, Argo CD account, audit name).
     pub fn username(self) -> &'static str {
@@ -29,6 +33,7 @@ impl Role {
             Role::Admin => "admin",
             Role::Viewer => "viewer",
             Role::Deployer => "deployer",
+            Role::Approver => "approver",
         }
     }
 }
@@ -184,13 +189,17 @@ impl Users {
                         && *res == APPLICATIONS
                         && obj.is_none_or(|o| self.may_sync(user, o)))
             }
+            Role::Approver => {
+                READ_VERBS.contains(&verb)
+                    || (matches!(verb, "patch" | "update") && *res == APPLICATIONS)
+            }
         }
     }
 
     /// Whether a user may sync (or roll back) an application: deployers only outside prod.
     pub fn may_sync(&self, user: &User, app: &Value) -> bool {
         match user.role {
-            Role::Admin => true,
+            Role::Admin | Role::Approver => true,
             Role::Viewer => false,
             Role::Deployer => !is_production(app),
         }
@@ -285,5 +294,13 @@ mod tests {
         assert!(!u.allowed(&deployer, "patch", &APPLICATIONS, Some(&prod)));
         assert!(!u.allowed(&deployer, "delete", &PODS, None));
         assert!(!u.may_sync(&deployer, &prod));
+        let approver = User {
+            name: "approver".into(),
+            role: Role::Approver,
+        };
+        assert!(u.may_sync(&approver, &prod));
+        assert!(u.allowed(&approver, "patch", &APPLICATIONS, Some(&prod)));
+        assert!(!u.allowed(&approver, "delete", &APPLICATIONS, Some(&prod)));
+        assert!(!u.allowed(&approver, "patch", &PODS, None));
     }
 }

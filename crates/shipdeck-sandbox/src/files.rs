@@ -79,8 +79,14 @@ pub fn kubeconfig(world: &World) -> String {
     }
     context(&format!("viewer@{IN_CLUSTER}"), IN_CLUSTER, "viewer");
     context(&format!("deployer@{IN_CLUSTER}"), IN_CLUSTER, "deployer");
+    context(&approver_context(), IN_CLUSTER, "approver");
     y.push_str(&format!("current-context: {}\n", q(IN_CLUSTER)));
     y
+}
+
+/// The kubeconfig context of the second person (`approver`), for four-eyes approvals.
+pub fn approver_context() -> String {
+    format!("approver@{IN_CLUSTER}")
 }
 
 pub fn env_file(world: &World, dir: &Path) -> String {
@@ -110,6 +116,15 @@ pub fn env_file(world: &World, dir: &Path) -> String {
         (
             "SHIPDECK_SANDBOX_DEPLOYER_TOKEN",
             users.token(Role::Deployer),
+        ),
+        (
+            "SHIPDECK_SANDBOX_APPROVER_TOKEN",
+            users.token(Role::Approver),
+        ),
+        ("SHIPDECK_SANDBOX_APPROVER_CONTEXT", approver_context()),
+        (
+            "SHIPDECK_SANDBOX_APPROVER_PASSWORD",
+            users.password(Role::Approver),
         ),
         (
             "SHIPDECK_SANDBOX_ADMIN_PASSWORD",

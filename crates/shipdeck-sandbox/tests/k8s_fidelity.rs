@@ -821,3 +821,84 @@ async fn delete_answers_a_success_status_for_built_in_types() {
     let list: Value = r.json().await.unwrap();
     assert_eq!(list["items"], json!([]));
 }
+
+/// Four-eyes needs a second identity the servers name: `SelfSubjectReview` answers as
+/// kube-apiserver does (201, `status.userInfo.username`), for the admin by token and for the
+/// approver through its own kubeconfig context with the real kubectl (`auth whoami`), and
+/// Argo CD's userinfo names the approver by its token; the approver may sync production, the
+/// deployer may not.
+#[tokio::test]
+async fn self_subject_review_and_the_approver_identity() {
+    let sb = start().await;
+    let r = post(
+        &sb,
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}),
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 201);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["kind"], "SelfSubjectReview");
+    assert_eq!(v["status"]["userInfo"]["username"], "admin");
+    assert!(
+        v["status"]["userInfo"]["groups"]
+            .as_array()
+            .is_some_and(|g| g.iter().any(|x| x == "system:authenticated"))
+    );
+    let approver = sb.world.users.token(Role::Approver);
+    let info: Value = http()
+        .get(format!("{}/api/v1/session/userinfo", sb.url))
+        .bearer_auth(&approver)
+        .send()
+        .await
+        .expect("userinfo")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(info["username"], "approver");
+    assert_eq!(info["loggedIn"], true);
+    for (who, yes) in [(Role::Approver, "yes"), (Role::Deployer, "no")] {
+        let v: Value = http()
+            .get(format!(
+                "{}/api/v1/account/can-i/applications/sync/default/cart-prod",
+                sb.url
+            ))
+            .bearer_auth(sb.world.users.token(who))
+            .send()
+            .await
+            .expect("can-i")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(v["value"], yes, "{who:?}");
+    }
+    let env = std::fs::read_to_string(sb.env_path()).expect("env file");
+    assert!(env.contains(&format!(
+        "export SHIPDECK_SANDBOX_APPROVER_TOKEN='{approver}'"
+    )));
+    if have("kubectl") {
+        let out = tokio::process::Command::new("kubectl")
+            .args([
+                "--context",
+                "approver@in-cluster",
+                "auth",
+                "whoami",
+                "-o",
+                "json",
+            ])
+            .env("KUBECONFIG", sb.kubeconfig_path())
+            .env_remove("HTTP_PROXY")
+            .env_remove("http_proxy")
+            .output()
+            .await
+            .expect("kubectl runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("kubectl printed JSON");
+        assert_eq!(v["status"]["userInfo"]["username"], "approver");
+    }
+    sb.stop().await;
+}

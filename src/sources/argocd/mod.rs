@@ -6,6 +6,7 @@
 mod autosync;
 mod eventlogs;
 mod listing;
+mod foureyes;
 mod watch;
 mod workloads;
 
@@ -759,6 +760,19 @@ struct ResourceDiff {
 impl ArgoSource for ArgoApi {
     fn instance(&self) -> &str {
         &self.inner.instance
+    }
+
+    async fn identity(&self) -> Result<String, SourceError> {
+        self.server_identity().await
+    }
+
+    async fn annotate(
+        &self,
+        app: &Application,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<Application, SourceError> {
+        self.patch_annotation(app, key, value).await
     }
 
     fn watch_applications(&self, tx: mpsc::Sender<Update>) -> JoinHandle<()> {

@@ -43,7 +43,7 @@ fn project_resource() -> ApiResource {
     )
 }
 
-fn apps_api(inner: &Inner, namespace: &str) -> Api<DynamicObject> {
+pub(super) fn apps_api(inner: &Inner, namespace: &str) -> Api<DynamicObject> {
     Api::namespaced_with(inner.client.clone(), namespace, &app_resource())
 }
 
@@ -52,7 +52,7 @@ fn compact_api(inner: &Inner, namespace: &str) -> Api<CompactApp> {
     Api::namespaced_with(inner.client.clone(), namespace, &app_resource())
 }
 
-fn app_ns<'a>(inner: &'a Inner, app: &'a Application) -> &'a str {
+pub(super) fn app_ns<'a>(inner: &'a Inner, app: &'a Application) -> &'a str {
     if app.metadata.namespace.is_empty() {
         &inner.namespace
     } else {
@@ -60,7 +60,7 @@ fn app_ns<'a>(inner: &'a Inner, app: &'a Application) -> &'a str {
     }
 }
 
-fn convert(inner: &Inner, obj: &DynamicObject) -> Result<Application, SourceError> {
+pub(super) fn convert(inner: &Inner, obj: &DynamicObject) -> Result<Application, SourceError> {
     serde_json::to_value(obj)
         .and_then(serde_json::from_value::<Application>)
         .map_err(|e| SourceError::Protocol {

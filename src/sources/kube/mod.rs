@@ -7,6 +7,7 @@
 
 mod apps;
 mod compact;
+mod foureyes;
 pub mod kubeconfig;
 mod render;
 pub(crate) use render::{desired as render_desired, pair_with_live};
@@ -356,6 +357,19 @@ impl ArgoSource for CoreArgo {
 
     async fn can_i(&self, action: &str, app: &Application) -> Result<bool, SourceError> {
         apps::can_i(&self.inner, action, app).await
+    }
+
+    async fn identity(&self) -> Result<String, SourceError> {
+        foureyes::identity(&self.inner).await
+    }
+
+    async fn annotate(
+        &self,
+        app: &Application,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<Application, SourceError> {
+        foureyes::annotate(&self.inner, app, key, value).await
     }
 
     async fn sync_windows(&self, app: &Application) -> Result<SyncWindowsState, SourceError> {

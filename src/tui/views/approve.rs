@@ -52,6 +52,8 @@ enum Phase {
     },
     Done,
     Failed(String),
+    /// Four-eyes: nothing was sent; the request is written and waits for a second approver.
+    Requested(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,7 +261,8 @@ impl ApproveView {
     /// Whether the environment's policy needs a reason with the approval.
     fn reason_required(&self, ctx: &Ctx) -> bool {
         ctx.app(&self.id).is_some_and(|e| {
-            ctx.policies.for_env(&e.environment).approval == crate::model::ApprovalPolicy::Required
+            let p = ctx.policies.for_env(&e.environment);
+            p.approval == crate::model::ApprovalPolicy::Required || p.four_eyes()
         })
     }
 
@@ -268,6 +271,72 @@ impl ApproveView {
     fn turns_auto_sync_off(&self, ctx: &Ctx) -> bool {
         matches!(self.change, Change::Rollback(_))
             && ctx.app(&self.id).is_some_and(|e| e.app.auto_sync())
+    }
+
+    /// The four-eyes request waiting on the app (from the estate's copy of it), if the
+    /// environment needs two approvers and the request is for this change.
+    fn four_eyes_request(&self, ctx: &Ctx) -> Option<crate::ops::foureyes::ApprovalRequest> {
+        let e = ctx.app(&self.id)?;
+        if !ctx.policies.for_env(&e.environment).four_eyes() {
+            return None;
+        }
+        let r = crate::ops::foureyes::request_of(&e.app)?.ok()?;
+        let same = match (self.change, r.action) {
+            (Change::Sync, crate::ops::foureyes::RequestAction::Sync) => true,
+            (Change::Rollback(h), crate::ops::foureyes::RequestAction::Rollback) => {
+                r.history_id == Some(h)
+            }
+            _ => false,
+        };
+        same.then_some(r)
+    }
+
+    /// Lines about the four-eyes request: who requested, when, why, until when; or what a
+    /// confirmation here does in a four-eyes environment.
+    fn four_eyes_lines(&self, ctx: &Ctx) -> Vec<Line<'static>> {
+        let theme = ctx.theme;
+        let Some(e) = ctx.app(&self.id) else {
+            return Vec::new();
+        };
+        let policy = ctx.policies.for_env(&e.environment);
+        if !policy.four_eyes() {
+            return Vec::new();
+        }
+        match self.four_eyes_request(ctx) {
+            Some(r) => {
+                let expired = chrono::Utc::now() >= r.expires;
+                vec![
+                    Line::from(widgets::styled(
+                        theme,
+                        Role::Warning,
+                        format!(
+                            "four-eyes: {} · requested by {} at {} · request {}",
+                            crate::ops::foureyes::progress(&r),
+                            clean(&r.requested_by),
+                            r.at.format("%Y-%m-%d %H:%M UTC"),
+                            clean(&r.id)
+                        ),
+                    )),
+                    Line::from(widgets::muted(
+                        theme,
+                        format!(
+                            "why: {} · {} {}",
+                            clean(&r.reason),
+                            if expired { "expired" } else { "expires" },
+                            r.expires.format("%Y-%m-%d %H:%M UTC")
+                        ),
+                    )),
+                ]
+            }
+            None => vec![Line::from(widgets::styled(
+                theme,
+                Role::Warning,
+                format!(
+                    "four-eyes: {} approvers; confirming writes a request, a different operator approves it",
+                    policy.approvers
+                ),
+            ))],
+        }
     }
 
     fn action_word(&self) -> &'static str {
@@ -334,18 +403,24 @@ impl ApproveView {
                 return;
             }
         }
-        let req = match self.change {
-            Change::Sync => Request::Sync {
+        let pending = self.four_eyes_request(ctx);
+        let req = match (pending, self.change) {
+            (Some(r), Change::Sync | Change::Rollback(_)) => Request::Approve {
+                app: self.id.clone(),
+                request: r.id,
+                approval: Some(approval),
+            },
+            (_, Change::Sync) => Request::Sync {
                 app: self.id.clone(),
                 approval: Some(approval),
             },
-            Change::Rollback(id) => Request::Rollback {
+            (_, Change::Rollback(id)) => Request::Rollback {
                 app: self.id.clone(),
                 id,
                 approval: Some(approval),
                 disable_auto_sync: ctx.app(&self.id).is_some_and(|e| e.app.auto_sync()),
             },
-            Change::AutoSync(enabled) => Request::AutoSync {
+            (_, Change::AutoSync(enabled)) => Request::AutoSync {
                 app: self.id.clone(),
                 enabled,
                 approval: Some(approval),
@@ -391,7 +466,7 @@ impl ApproveView {
                 })
                 .unwrap_or_else(|| "-".into())
         };
-        let mut left = Vec::new();
+        let mut left = self.four_eyes_lines(ctx);
         let heading = |t: &str| Line::from(Span::styled(t.to_string(), theme.style(Role::Accent)));
         let digest = self
             .diffs
@@ -637,6 +712,11 @@ impl ApproveView {
                 theme,
                 Role::Degraded,
                 format!("✗ failed: {}", clean(m)),
+            )),
+            Phase::Requested(m) => Line::from(widgets::styled(
+                theme,
+                Role::Warning,
+                format!("⚑ requested: {}", clean(m)),
             )),
             Phase::Review => Line::default(),
         };
@@ -916,6 +996,17 @@ impl View for ApproveView {
         {
             match r {
                 // Setting a flag ends when Argo CD accepted it: nothing to follow.
+                Ok(Payload::Requested(m)) => {
+                    out.flash(
+                        Level::Info,
+                        format!(
+                            "{} of {}: request written, waiting for a second approver",
+                            self.action_word(),
+                            self.id.name
+                        ),
+                    );
+                    self.phase = Phase::Requested(m.clone());
+                }
                 Ok(_) if matches!(self.change, Change::AutoSync(_)) => self.phase = Phase::Done,
                 Ok(_) => {
                     self.sent_after = Some(previous_start.clone());

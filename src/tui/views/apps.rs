@@ -641,6 +641,8 @@ impl View for AppsView {
         };
         slot.2 = Some(match &resp.result {
             Ok(Payload::Accepted(m)) => Ok(m.clone()),
+            // Four-eyes: written, not sent; the words say so.
+            Ok(Payload::Requested(m)) => Ok(m.clone()),
             Ok(_) => Ok("sent".into()),
             Err(e) => Err(e.clone()),
         });

@@ -13,6 +13,7 @@ pub mod history;
 pub mod logs;
 pub mod palette;
 pub mod promote;
+pub mod pending;
 pub mod rollout;
 pub mod warnings;
 
@@ -69,6 +70,9 @@ pub fn start_sync(id: &AppId, ctx: &Ctx, out: &mut Outbox) {
         return;
     };
     match ctx.policy(&entry.environment) {
+        _ if ctx.policies.for_env(&entry.environment).four_eyes() => {
+            out.push(Box::new(approve::ApproveView::sync(id.clone())))
+        }
         ApprovalPolicy::Required | ApprovalPolicy::Confirm => {
             out.push(Box::new(approve::ApproveView::sync(id.clone())))
         }

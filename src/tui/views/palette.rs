@@ -14,7 +14,11 @@ use ratatui::widgets::{Clear, Paragraph};
 pub const COMMANDS: &[(&str, &str)] = &[
     ("board", "the board (home)"),
     ("apps", "all applications"),
-    ("pending", "applications waiting for approval"),
+    (
+        "pending",
+        "applications waiting for approval (four-eyes requests first)",
+    ),
+    ("requests", "four-eyes requests waiting for you"),
     ("builds", "pipelines and runs"),
     ("ctx", "contexts and their connection state"),
     ("env NAME", "applications of one environment"),

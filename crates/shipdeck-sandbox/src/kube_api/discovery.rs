@@ -10,6 +10,7 @@ pub const GROUPS: &[(&str, &str)] = &[
     ("apps", "v1"),
     ("events.k8s.io", "v1"),
     ("authorization.k8s.io", "v1"),
+    ("authentication.k8s.io", "v1"),
     ("batch", "v1"),
     ("argoproj.io", "v1alpha1"),
 ];
@@ -101,6 +102,15 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
             "singularName": "selfsubjectaccessreview",
             "namespaced": false,
             "kind": "SelfSubjectAccessReview",
+            "verbs": ["create"]
+        }));
+    }
+    if group == "authentication.k8s.io" && version == "v1" {
+        resources.push(json!({
+            "name": "selfsubjectreviews",
+            "singularName": "selfsubjectreview",
+            "namespaced": false,
+            "kind": "SelfSubjectReview",
             "verbs": ["create"]
         }));
     }
@@ -207,7 +217,12 @@ pub fn openapi_v3_doc(key: &str) -> Option<Value> {
             json!({"get": op, "put": op, "patch": op, "delete": op}),
         );
     }
-    if paths.is_empty() && !(group == "authorization.k8s.io" && version == "v1") {
+    if paths.is_empty()
+        && !(matches!(
+            group.as_str(),
+            "authorization.k8s.io" | "authentication.k8s.io"
+        ) && version == "v1")
+    {
         return None;
     }
     Some(json!({

@@ -579,6 +579,23 @@ pub fn access_review(ctx: &Ctx, body: &[u8]) -> Result<Response, ApiError> {
     Ok(json_value(StatusCode::CREATED, &review))
 }
 
+/// `POST /apis/authentication.k8s.io/v1/selfsubjectreviews` (`kubectl auth whoami`): the
+/// caller's user info as kube-apiserver answers it (201 Created, `status.userInfo`).
+pub fn self_subject_review(ctx: &Ctx) -> Response {
+    let groups = if ctx.user.name == "system:anonymous" {
+        json!(["system:unauthenticated"])
+    } else {
+        json!(["system:authenticated"])
+    };
+    let review = json!({
+        "kind": "SelfSubjectReview",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"creationTimestamp": null},
+        "status": {"userInfo": {"username": ctx.user.name, "groups": groups}}
+    });
+    json_value(StatusCode::CREATED, &review)
+}
+
 /// `GET .../pods/{name}/log`: the lines the Deployment controller derives for the pod.
 pub fn pod_log(ctx: &Ctx, ns: Option<&str>, name: &str) -> Result<Response, ApiError> {
     ctx.authorize("get", PODS, ns, Some(name), None)?;

@@ -331,6 +331,15 @@ async fn resource(
         let body = read_body(req).await?;
         return handlers::access_review(&ctx, &body);
     }
+    if group == "authentication.k8s.io" && version == "v1" && t == ["selfsubjectreviews"] {
+        if method != Method::POST {
+            return Err(ApiError::method_not_allowed(method.as_str()));
+        }
+        // The review carries no input (kube-apiserver ignores its body): who is asking is
+        // the whole answer, so a JSON or protobuf body is read and dropped alike.
+        let _ = read_body(req).await?;
+        return Ok(handlers::self_subject_review(&ctx));
+    }
     let namespaced_path = t.len() >= 3
         && t[0] == "namespaces"
         && resource_type(group, t[2]).is_some_and(|r| r.namespaced);

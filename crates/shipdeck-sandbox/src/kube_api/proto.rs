@@ -1,7 +1,7 @@
 //! Just enough of Kubernetes' protobuf encoding to read what kubectl sends for built-in
 //! types (it posts `application/vnd.kubernetes.protobuf` and does not fall back to JSON):
 //! the `k8s\0` envelope, ObjectMeta, and the few bodies kubectl writes typed —
-//! SelfSubjectAccessReview (`auth can-i`), Namespace and ConfigMap (`create`). Anything else
+//! SelfSubjectAccessReview (`auth can-i`), SelfSubjectReview (`auth whoami`), Namespace and ConfigMap (`create`). Anything else
 //! answers 415 so the client sees a clear refusal instead of a guess.
 
 use serde_json::{Map, Value, json};
@@ -194,7 +194,7 @@ pub fn decode(body: &[u8]) -> Option<Value> {
     }
     if !matches!(
         kind.as_str(),
-        "SelfSubjectAccessReview" | "Namespace" | "ConfigMap"
+        "SelfSubjectAccessReview" | "SelfSubjectReview" | "Namespace" | "ConfigMap"
     ) {
         return None;
     }
