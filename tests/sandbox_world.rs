@@ -348,16 +348,36 @@ async fn argo_controller_syncs_rolls_back_drifts_and_honours_windows() {
         "cart-prod",
         json!({"initiatedBy": {"username": "alice"}, "sync": {"revision": "main"}}),
     );
-    let a = finished_operation(&sb, "cart-prod").await;
-    assert_eq!(a["status"]["operationState"]["phase"], "Failed");
-    assert!(
-        a["status"]["operationState"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("blocked by sync window")
-    );
+    // As Argo CD's controller does: the operation stays Running, held by the window.
+    let a = wait_for("the operation held by the window", || async {
+        let a = app(&sb, "cart-prod");
+        (a["status"]["operationState"]["message"] == "Sync operation blocked by sync window")
+            .then_some(a)
+    })
+    .await;
+    assert_eq!(a["status"]["operationState"]["phase"], "Running");
     assert_eq!(history(&a).len(), before);
     assert_eq!(truth_of(&sb, "cart-prod").await["sync"], "OutOfSync");
+    // The window gone, the held operation goes ahead.
+    w.store
+        .mutate(
+            IN_CLUSTER,
+            APPPROJECTS,
+            ARGOCD_NAMESPACE,
+            "prod",
+            false,
+            |p| {
+                p["spec"]["syncWindows"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|w| w["kind"] != "deny" || w["schedule"] != "* * * * *");
+                Ok(true)
+            },
+        )
+        .unwrap();
+    let a = finished_operation(&sb, "cart-prod").await;
+    assert_eq!(a["status"]["operationState"]["phase"], "Succeeded");
+    assert_eq!(history(&a).len(), before + 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -90,6 +90,9 @@ async fn execute(ctx: &Ctx, name: &str) {
     );
     // Argo CD takes a moment to apply; let watchers see the Running phase.
     world.clock.sleep(Duration::from_secs(1)).await;
+    if !wait_for_window(ctx, name, automated).await {
+        return;
+    }
 
     let app: Result<Application, String> =
         serde_json::from_value((*running).clone()).map_err(|e| format!("invalid application: {e}"));
@@ -220,6 +223,91 @@ async fn execute(ctx: &Ctx, name: &str) {
         );
     }
 }
+
+/// Argo CD's `SyncAppState` under a sync window that prevents the sync
+/// (`syncWindowPreventsSync`): the operation stays Running with the message "Sync operation
+/// blocked by sync window" (with the window error, if one does not parse) and is tried again
+/// on the next pass, so it goes ahead once the window lets it. False when the operation went
+/// away or was terminated meanwhile (then it has been finished here).
+async fn wait_for_window(ctx: &Ctx, name: &str, automated: bool) -> bool {
+    let store = &ctx.world.store;
+    let mut shown = String::new();
+    loop {
+        let Some(obj) = store.get(IN_CLUSTER, APPLICATIONS, ARGOCD_NAMESPACE, name) else {
+            return false;
+        };
+        if obj.get("operation").is_none_or(Value::is_null) {
+            return false;
+        }
+        if obj["status"]["operationState"]["phase"] == "Terminating" {
+            let _ = store.mutate(
+                IN_CLUSTER,
+                APPLICATIONS,
+                ARGOCD_NAMESPACE,
+                name,
+                true,
+                |o| {
+                    o["status"]["operationState"]["phase"] = json!("Failed");
+                    o["status"]["operationState"]["message"] = json!("Operation terminated");
+                    o["status"]["operationState"]["finishedAt"] = json!(now());
+                    if let Some(m) = o.as_object_mut() {
+                        m.remove("operation");
+                    }
+                    Ok(true)
+                },
+            );
+            return false;
+        }
+        let Ok(app) = serde_json::from_value::<Application>((*obj).clone()) else {
+            // Unreadable: the sync itself reports it.
+            return true;
+        };
+        let Some(cluster) = cluster_of(&ctx.world, &app) else {
+            return true;
+        };
+        let Some(project) = store.get(IN_CLUSTER, APPPROJECTS, ARGOCD_NAMESPACE, &app.spec.project)
+        else {
+            return true;
+        };
+        let why = match windows::can_sync(
+            &project["spec"]["syncWindows"],
+            &app,
+            &cluster,
+            !automated,
+            chrono::Utc::now(),
+        ) {
+            Ok(()) => return true,
+            Err(why) => why,
+        };
+        // Argo CD adds the reason only when a window cannot be evaluated.
+        let message = if why.starts_with("invalid") {
+            format!("{BLOCKED}: {why}")
+        } else {
+            BLOCKED.to_string()
+        };
+        if message != shown {
+            let _ = store.mutate(
+                IN_CLUSTER,
+                APPLICATIONS,
+                ARGOCD_NAMESPACE,
+                name,
+                true,
+                |o| {
+                    if o["status"]["operationState"]["phase"] != "Running" {
+                        return Ok(false);
+                    }
+                    o["status"]["operationState"]["message"] = json!(message);
+                    Ok(true)
+                },
+            );
+            shown = message;
+        }
+        ctx.world.clock.sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Argo CD's wording for an operation held by a sync window.
+pub const BLOCKED: &str = "Sync operation blocked by sync window";
 
 fn selected_match(selected: &[Value], obj: &Value) -> bool {
     if selected.is_empty() {
