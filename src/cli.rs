@@ -8,11 +8,13 @@
 mod build;
 mod commands;
 pub mod exit;
+mod freeze;
 mod output;
 
 pub use crate::connect::{ConsoleArgs, LoginSystem};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 pub use commands::{AutoSyncArgs, BuildArgs, RollbackArgs, SyncArgs, WaitArgs};
+pub use freeze::{FreezeArgs, UnfreezeArgs};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -104,6 +106,15 @@ pub enum Command {
     /// to turn it on, as for a sync).
     #[command(after_help = exit::EXIT_CODES_HELP)]
     Autosync(AutoSyncArgs),
+    /// Incident freeze: add a deny sync window (marked as shipdeck's) to the AppProjects of
+    /// ENV's apps, so Argo CD refuses their syncs from every client until `unfreeze ENV`.
+    /// Needs no approval; `--list` shows the freezes open now.
+    #[command(after_help = exit::EXIT_CODES_HELP)]
+    Freeze(FreezeArgs),
+    /// Lift a shipdeck freeze of ENV: remove exactly its window (other windows stay). A gated
+    /// environment needs --approve ENV (and --reason where required), as for a sync.
+    #[command(after_help = exit::EXIT_CODES_HELP)]
+    Unfreeze(UnfreezeArgs),
     /// Start a build: APP's pipeline, a GitHub workflow, or a Jenkins job.
     #[command(after_help = exit::EXIT_CODES_HELP)]
     Build(BuildArgs),
@@ -180,6 +191,8 @@ pub async fn run(console: &ConsoleArgs, command: Command) -> anyhow::Result<i32>
         | Command::Sync(_)
         | Command::Rollback(_)
         | Command::Autosync(_)
+        | Command::Freeze(_)
+        | Command::Unfreeze(_)
         | Command::Build(_)) => Ok(commands::run_headless(console, cmd).await),
         Command::Sandbox(args) => crate::sandbox::serve::run(args.options()).await.map(|()| 0),
         Command::Demo(_) => Err(anyhow::anyhow!(

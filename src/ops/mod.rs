@@ -8,5 +8,6 @@ pub mod audit;
 pub mod classify;
 pub mod diff;
 pub mod estate;
+pub mod freeze;
 pub mod plan;
 pub mod policy;

@@ -4,6 +4,7 @@
 //! never prints or logs the token.
 
 mod eventlogs;
+mod projects;
 mod watch;
 mod workloads;
 

@@ -7,6 +7,7 @@
 
 mod apps;
 pub mod kubeconfig;
+mod projects;
 mod render;
 pub(crate) use render::{desired as render_desired, pair_with_live};
 mod workloads;
