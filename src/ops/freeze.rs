@@ -195,18 +195,68 @@ pub fn active_in(project: &Value, now: DateTime<Utc>) -> Vec<FreezeMark> {
         .collect()
 }
 
-async fn get_project(b: &Backend, name: &str) -> Result<Value, SourceError> {
-    match b {
-        Backend::Api(a) => a.get_project(name).await,
-        Backend::Core(c) => c.get_project(name).await,
+/// Reading and replacing AppProjects whole: the projects API in API mode, the custom
+/// resource in core mode.
+pub trait Projects: ArgoSource {
+    fn projects_read_only(&self) -> bool;
+    fn get_project(
+        &self,
+        name: &str,
+    ) -> impl std::future::Future<Output = Result<Value, SourceError>> + Send;
+    fn put_project(
+        &self,
+        project: &Value,
+    ) -> impl std::future::Future<Output = Result<Value, SourceError>> + Send;
+}
+
+impl Projects for crate::sources::argocd::ArgoApi {
+    fn projects_read_only(&self) -> bool {
+        self.read_only()
+    }
+    async fn get_project(&self, name: &str) -> Result<Value, SourceError> {
+        crate::sources::argocd::ArgoApi::get_project(self, name).await
+    }
+    async fn put_project(&self, project: &Value) -> Result<Value, SourceError> {
+        crate::sources::argocd::ArgoApi::put_project(self, project).await
     }
 }
 
-async fn put_project(b: &Backend, p: &Value) -> Result<Value, SourceError> {
-    match b {
-        Backend::Api(a) => a.put_project(p).await,
-        Backend::Core(c) => c.put_project(p).await,
+impl Projects for crate::sources::kube::CoreArgo {
+    fn projects_read_only(&self) -> bool {
+        self.read_only()
     }
+    async fn get_project(&self, name: &str) -> Result<Value, SourceError> {
+        crate::sources::kube::CoreArgo::get_project(self, name).await
+    }
+    async fn put_project(&self, project: &Value) -> Result<Value, SourceError> {
+        crate::sources::kube::CoreArgo::put_project(self, project).await
+    }
+}
+
+impl Projects for Backend {
+    fn projects_read_only(&self) -> bool {
+        self.read_only()
+    }
+    async fn get_project(&self, name: &str) -> Result<Value, SourceError> {
+        match self {
+            Backend::Api(a) => a.get_project(name).await,
+            Backend::Core(c) => c.get_project(name).await,
+        }
+    }
+    async fn put_project(&self, project: &Value) -> Result<Value, SourceError> {
+        match self {
+            Backend::Api(a) => a.put_project(project).await,
+            Backend::Core(c) => c.put_project(project).await,
+        }
+    }
+}
+
+async fn get_project<S: Projects>(b: &S, name: &str) -> Result<Value, SourceError> {
+    Projects::get_project(b, name).await
+}
+
+async fn put_project<S: Projects>(b: &S, p: &Value) -> Result<Value, SourceError> {
+    Projects::put_project(b, p).await
 }
 
 fn project_of(app: &Application) -> String {
@@ -218,8 +268,8 @@ fn project_of(app: &Application) -> String {
 }
 
 /// The environment's apps, by project.
-async fn env_apps(
-    b: &Backend,
+async fn env_apps<S: Projects>(
+    b: &S,
     ops: &Ops,
     env: &str,
 ) -> Result<BTreeMap<String, Vec<String>>, ActionError> {
@@ -244,8 +294,8 @@ async fn env_apps(
 
 /// Change one project's windows with `edit` (false: nothing to change), re-reading it on a
 /// conflict. Returns whether it was written.
-async fn edit_windows(
-    b: &Backend,
+async fn edit_windows<S: Projects>(
+    b: &S,
     project: &str,
     mut edit: impl FnMut(&mut Vec<Value>) -> bool,
 ) -> Result<bool, SourceError> {
@@ -290,9 +340,9 @@ pub struct FreezeOutcome {
     pub mark: Option<FreezeMark>,
 }
 
-fn audit(
+fn audit<S: Projects>(
     ops: &Ops,
-    b: &Backend,
+    b: &S,
     action: &str,
     env: &str,
     apps: &[String],
@@ -321,7 +371,7 @@ fn audit(
     }
 }
 
-fn refused(ops: &Ops, b: &Backend, action: &str, env: &str, r: Refusal) -> ActionError {
+fn refused<S: Projects>(ops: &Ops, b: &S, action: &str, env: &str, r: Refusal) -> ActionError {
     audit(
         ops,
         b,
@@ -337,14 +387,14 @@ fn refused(ops: &Ops, b: &Backend, action: &str, env: &str, r: Refusal) -> Actio
 
 /// Freeze `env`: a shipdeck deny window on every project of its apps (replacing an earlier
 /// shipdeck freeze of the same environment).
-pub async fn freeze(
-    b: &Backend,
+pub async fn freeze<S: Projects>(
+    b: &S,
     ops: &Ops,
     env: &str,
     reason: &str,
     until: Option<DateTime<Utc>>,
 ) -> Result<FreezeOutcome, ActionError> {
-    if ops.read_only || b.read_only() {
+    if ops.read_only || b.projects_read_only() {
         let r = Refusal::ReadOnly {
             action: "freeze",
             app: env.to_string(),
@@ -470,13 +520,13 @@ fn check_unfreeze_approval(
 }
 
 /// Unfreeze `env`: remove exactly shipdeck's freeze windows of that environment.
-pub async fn unfreeze(
-    b: &Backend,
+pub async fn unfreeze<S: Projects>(
+    b: &S,
     ops: &Ops,
     env: &str,
     approval: Option<&Approval>,
 ) -> Result<FreezeOutcome, ActionError> {
-    if ops.read_only || b.read_only() {
+    if ops.read_only || b.projects_read_only() {
         let r = Refusal::ReadOnly {
             action: "unfreeze",
             app: env.to_string(),
@@ -543,7 +593,7 @@ pub async fn unfreeze(
 }
 
 /// The freezes open now over the projects of `apps` (for the header and `freeze --list`).
-pub async fn active_freezes(b: &Backend, apps: &[Application]) -> Vec<FreezeMark> {
+pub async fn active_freezes<S: Projects>(b: &S, apps: &[Application]) -> Vec<FreezeMark> {
     let mut projects: Vec<String> = apps.iter().map(project_of).collect();
     projects.sort();
     projects.dedup();

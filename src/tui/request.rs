@@ -115,6 +115,19 @@ pub enum Request {
         pipeline: String,
         id: u64,
     },
+    /// Incident freeze of an environment (`ops::freeze`), on every connected instance.
+    Freeze {
+        env: String,
+        reason: String,
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// Lift it; the approval names the environment (typed in the command).
+    Unfreeze {
+        env: String,
+        approval: Option<Approval>,
+    },
+    /// The freezes open now (the header's line).
+    Freezes,
 }
 
 impl Request {
@@ -150,6 +163,8 @@ impl Request {
                 | Request::Trigger { .. }
                 | Request::Rerun { .. }
                 | Request::Cancel { .. }
+                | Request::Freeze { .. }
+                | Request::Unfreeze { .. }
         )
     }
 }
@@ -176,6 +191,7 @@ pub enum Payload {
     Pipelines(Vec<Pipeline>),
     Runs(Vec<BuildRun>),
     Run(BuildRun),
+    Freezes(Vec<crate::ops::freeze::FreezeMark>),
 }
 
 #[derive(Debug, Clone)]

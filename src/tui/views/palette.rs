@@ -26,6 +26,14 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("refresh!", "hard refresh of it (re-render manifests)"),
     ("refresh all", "refresh every application"),
     ("warnings", "every config, theme and key warning"),
+    (
+        "freeze ENV REASON",
+        "incident freeze: Argo CD refuses ENV's syncs (until=2h first for an end)",
+    ),
+    (
+        "unfreeze ENV REASON",
+        "lift shipdeck's freeze of ENV (the name typed is the confirmation)",
+    ),
     ("q", "quit"),
 ];
 
