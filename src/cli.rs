@@ -10,11 +10,13 @@ mod commands;
 pub mod exit;
 mod freeze;
 mod output;
+mod prune;
 
 pub use crate::connect::{ConsoleArgs, LoginSystem};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 pub use commands::{AutoSyncArgs, BuildArgs, RollbackArgs, SyncArgs, WaitArgs};
 pub use freeze::{FreezeArgs, UnfreezeArgs};
+pub use prune::ConfirmPruneArgs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -115,6 +117,10 @@ pub enum Command {
     /// environment needs --approve ENV (and --reason where required), as for a sync.
     #[command(after_help = exit::EXIT_CODES_HELP)]
     Unfreeze(UnfreezeArgs),
+    /// Confirm the prunes a sync of APP waits for (resources marked Prune=confirm, Argo CD
+    /// 3.4+): writes argocd.argoproj.io/deletion-approved. Gated like a sync (--approve APP).
+    #[command(name = "confirm-prune", after_help = exit::EXIT_CODES_HELP)]
+    ConfirmPrune(ConfirmPruneArgs),
     /// Start a build: APP's pipeline, a GitHub workflow, or a Jenkins job.
     #[command(after_help = exit::EXIT_CODES_HELP)]
     Build(BuildArgs),
@@ -193,6 +199,7 @@ pub async fn run(console: &ConsoleArgs, command: Command) -> anyhow::Result<i32>
         | Command::Autosync(_)
         | Command::Freeze(_)
         | Command::Unfreeze(_)
+        | Command::ConfirmPrune(_)
         | Command::Build(_)) => Ok(commands::run_headless(console, cmd).await),
         Command::Sandbox(args) => crate::sandbox::serve::run(args.options()).await.map(|()| 0),
         Command::Demo(_) => Err(anyhow::anyhow!(

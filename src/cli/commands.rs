@@ -183,6 +183,10 @@ pub async fn run_headless(args: &ConsoleArgs, cmd: Command) -> i32 {
                     Command::Unfreeze(a) => {
                         return super::freeze::unfreeze_cmd(&backends, &room.ops, a).await;
                     }
+                    Command::ConfirmPrune(a) => {
+                        let src = find(&backends, &a.app).await?;
+                        return super::prune::confirm_prune(src, &room.ops, a).await;
+                    }
                     _ => {}
                 }
                 if let Command::History { app, out } = &other {

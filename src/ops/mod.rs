@@ -11,3 +11,4 @@ pub mod estate;
 pub mod freeze;
 pub mod plan;
 pub mod policy;
+pub mod prune;

@@ -30,3 +30,23 @@ impl ArgoApi {
         self.inner.send(rb, &format!("update project {name}")).await
     }
 }
+
+impl ArgoApi {
+    /// A JSON merge patch of the Application (`PATCH /api/v1/applications/{name}`, as
+    /// `argocd app patch --type merge` sends it). Sent once.
+    pub async fn patch_application(
+        &self,
+        app: &crate::model::Application,
+        patch: &Value,
+    ) -> Result<(), SourceError> {
+        let path = self.inner.app_path(app, "");
+        let rb = self
+            .inner
+            .request(Method::PATCH, &path)
+            .json(&json!({"patch": patch.to_string(), "patchType": "merge"}));
+        self.inner
+            .send_raw(rb, &format!("patch application {}", app.metadata.name))
+            .await
+            .map(|_| ())
+    }
+}

@@ -42,11 +42,11 @@ pub(super) fn project_resource() -> ApiResource {
     )
 }
 
-fn apps_api(inner: &Inner, namespace: &str) -> Api<DynamicObject> {
+pub(super) fn apps_api(inner: &Inner, namespace: &str) -> Api<DynamicObject> {
     Api::namespaced_with(inner.client.clone(), namespace, &app_resource())
 }
 
-fn app_ns<'a>(inner: &'a Inner, app: &'a Application) -> &'a str {
+pub(super) fn app_ns<'a>(inner: &'a Inner, app: &'a Application) -> &'a str {
     if app.metadata.namespace.is_empty() {
         &inner.namespace
     } else {

@@ -53,3 +53,25 @@ impl CoreArgo {
         })
     }
 }
+
+impl CoreArgo {
+    /// A JSON merge patch of the Application custom resource (as `kubectl patch --type
+    /// merge`). Sent once.
+    pub async fn patch_application(
+        &self,
+        app: &crate::model::Application,
+        patch: &Value,
+    ) -> Result<(), SourceError> {
+        let ns = super::apps::app_ns(&self.inner, app).to_string();
+        let what = format!("patch application {}", app.metadata.name);
+        super::apps::apps_api(&self.inner, &ns)
+            .patch(
+                &app.metadata.name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(patch),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| kube_err(&self.inner.context, &what, e))
+    }
+}
