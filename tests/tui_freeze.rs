@@ -113,3 +113,95 @@ async fn freeze_and_unfreeze_from_the_console() {
             .any(|a| a.action == "unfreeze" && a.outcome == "succeeded")
     );
 }
+
+/// `:confirm-prune` from the console over the event-ingestion estate: the app screen says
+/// what a confirmation deletes; the confirmation without prod's reason is refused; with it
+/// the sandbox prunes the ConfigMap (read from its own store) and the operation Succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirm_prune_from_the_console() {
+    use shipdeck::sandbox::store::{APPLICATIONS, CONFIGMAPS};
+    let mut r = common::console::rig(common::console::Options {
+        estate: "event-ingestion".into(),
+        ..Default::default()
+    })
+    .await;
+    let app = "event-ingestion-prod";
+    let store = r.sb.world.store.clone();
+    let live = |store: &shipdeck::sandbox::store::Store| {
+        store.get(IN_CLUSTER, APPLICATIONS, ARGOCD_NAMESPACE, app)
+    };
+    let ns = live(&store).expect("app")["spec"]["destination"]["namespace"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cm = || {
+        store
+            .get(IN_CLUSTER, CONFIGMAPS, &ns, "event-ingestion-legacy-flags")
+            .is_some()
+    };
+    assert!(cm());
+    // A sync with prune, sent as any Argo CD client would (not by the console).
+    store
+        .mutate(
+            IN_CLUSTER,
+            APPLICATIONS,
+            ARGOCD_NAMESPACE,
+            app,
+            false,
+            |o| {
+                o["operation"] = serde_json::json!({
+                    "initiatedBy": {"username": "alice"},
+                    "sync": {"revision": "main", "prune": true},
+                });
+                Ok(true)
+            },
+        )
+        .unwrap();
+    assert!(
+        r.h.until(Duration::from_secs(30), |c| c
+            .estate
+            .find_by_name(app)
+            .first()
+            .is_some_and(|e| shipdeck::ops::prune::waiting(&e.app).is_some()))
+            .await,
+        "the console sees the wait"
+    );
+    let id = r.h.console.estate.find_by_name(app)[0].id.clone();
+    r.h.console.push(Box::new(
+        shipdeck::tui::views::application::ApplicationView::new(id),
+    ));
+    let screen = r.h.screen(160, 40);
+    assert!(
+        screen.contains("waiting for prune confirmation: this 1 resource will be deleted"),
+        "{screen}"
+    );
+    assert!(screen.contains("event-ingestion-legacy-flags"), "{screen}");
+
+    command(&mut r.h, &format!("confirm-prune {app}"));
+    assert!(
+        r.h.until(Duration::from_secs(30), |c| c
+            .flash()
+            .is_some_and(|(_, t)| t.contains("needs a reason")))
+            .await,
+        "{:?}",
+        r.h.console.flash()
+    );
+    assert!(cm());
+    command(
+        &mut r.h,
+        &format!("confirm-prune {app} legacy flags retired"),
+    );
+    assert!(
+        r.h.until(Duration::from_secs(30), |c| c.flash().is_some_and(
+            |(_, t)| t.contains("prune of event-ingestion-prod confirmed")
+        ))
+        .await,
+        "{:?}",
+        r.h.console.flash()
+    );
+    common::wait_until("the confirmed sync to succeed", || {
+        (live(&store)?["status"]["operationState"]["phase"] == "Succeeded").then_some(())
+    })
+    .await;
+    assert!(!cm(), "the sandbox pruned the ConfigMap");
+}

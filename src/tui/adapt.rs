@@ -186,7 +186,9 @@ fn not_yet(what: &str) -> String {
     format!("{what} is not available in this build yet")
 }
 
-impl<A: crate::ops::freeze::Projects + 'static> Provider for ArgoProvider<A> {
+impl<A: crate::ops::freeze::Projects + crate::ops::prune::Annotate + 'static> Provider
+    for ArgoProvider<A>
+{
     fn describe(&self) -> String {
         self.label.clone()
     }
@@ -370,6 +372,21 @@ impl<A: crate::ops::freeze::Projects + 'static> Provider for ArgoProvider<A> {
                         "✓ auto-sync of {} is {}",
                         a.metadata.name,
                         if a.auto_sync() { "on" } else { "off" }
+                    ))
+                })
+                .map_err(|e| e.to_string()),
+                Request::ConfirmPrune { approval, .. } => crate::ops::prune::confirm(
+                    &*source,
+                    &ops,
+                    &app.metadata.name,
+                    approval.as_ref(),
+                )
+                .await
+                .map(|w| {
+                    Payload::Accepted(format!(
+                        "✓ prune of {} confirmed; the sync goes ahead and deletes {}",
+                        app.metadata.name,
+                        w.resources.join(", ")
                     ))
                 })
                 .map_err(|e| e.to_string()),

@@ -307,6 +307,42 @@ impl Console {
         self.outbox.request(Request::Freeze { env, reason, until });
     }
 
+    /// `:confirm-prune APP [REASON...]`: the app's name typed in full is the confirmation a
+    /// gated environment needs, as for a sync.
+    fn confirm_prune(&mut self, rest: &[&str]) {
+        let Some((name, words)) = rest.split_first() else {
+            self.flash = Some((Level::Warning, "usage: :confirm-prune APP [REASON]".into()));
+            return;
+        };
+        let id = match self.estate.find_by_name(name).as_slice() {
+            [one] => one.id.clone(),
+            [] => {
+                self.flash = Some((
+                    Level::Warning,
+                    format!("no application named `{}`", clean(name)),
+                ));
+                return;
+            }
+            _ => {
+                self.flash = Some((
+                    Level::Warning,
+                    format!("`{}` names several applications", clean(name)),
+                ));
+                return;
+            }
+        };
+        let reason = words.join(" ");
+        let approval = crate::ops::approval::Approval {
+            named_app: name.to_string(),
+            reason: (!reason.trim().is_empty()).then_some(reason),
+            operator: self.settings.operator.clone(),
+        };
+        self.outbox.request(Request::ConfirmPrune {
+            app: id,
+            approval: Some(approval),
+        });
+    }
+
     pub fn flash(&self) -> Option<&(Level, String)> {
         self.flash.as_ref()
     }
@@ -373,6 +409,11 @@ impl Console {
     fn run_command(&mut self, cmd: &str) {
         let mut words = cmd.split_whitespace();
         let head = words.next().unwrap_or("");
+        if head == "confirm-prune" {
+            let rest: Vec<&str> = words.collect();
+            self.confirm_prune(&rest);
+            return;
+        }
         if head == "freeze" || head == "unfreeze" {
             let rest: Vec<&str> = words.collect();
             self.freeze_command(head, &rest);

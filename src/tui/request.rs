@@ -128,6 +128,11 @@ pub enum Request {
     },
     /// The freezes open now (the header's line).
     Freezes,
+    /// Confirm the prunes the app's sync waits for (`ops::prune`); the approval names the app.
+    ConfirmPrune {
+        app: AppId,
+        approval: Option<Approval>,
+    },
 }
 
 impl Request {
@@ -147,7 +152,8 @@ impl Request {
             | Request::Logs { app, .. }
             | Request::Sync { app, .. }
             | Request::Rollback { app, .. }
-            | Request::AutoSync { app, .. } => Some(app),
+            | Request::AutoSync { app, .. }
+            | Request::ConfirmPrune { app, .. } => Some(app),
             Request::Refresh { app, .. } => app.as_ref(),
             _ => None,
         }
@@ -165,6 +171,7 @@ impl Request {
                 | Request::Cancel { .. }
                 | Request::Freeze { .. }
                 | Request::Unfreeze { .. }
+                | Request::ConfirmPrune { .. }
         )
     }
 }

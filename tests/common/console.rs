@@ -26,6 +26,8 @@ pub struct Options {
     pub git: bool,
     /// The sandbox's GitHub Actions and Jenkins, as `shipdeck demo` wires them.
     pub ci: bool,
+    /// The built-in estate (default: `default`).
+    pub estate: String,
 }
 
 impl Default for Options {
@@ -34,6 +36,7 @@ impl Default for Options {
             time_scale: 0.02,
             git: true,
             ci: false,
+            estate: "default".into(),
         }
     }
 }
@@ -51,7 +54,12 @@ pub struct Rig {
 }
 
 pub async fn rig(o: Options) -> Rig {
-    let sb = super::sandbox_scaled(o.time_scale).await;
+    let sb = super::sandbox_with(shipdeck::sandbox::SandboxOptions {
+        time_scale: o.time_scale,
+        estate: o.estate.clone(),
+        ..Default::default()
+    })
+    .await;
     let dir = tempfile::tempdir().expect("temp dir");
     let argo = ArgoApi::new(ArgoApiOptions {
         name: Some("sandbox".into()),

@@ -31,6 +31,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "incident freeze: Argo CD refuses ENV's syncs (until=2h first for an end)",
     ),
     (
+        "confirm-prune APP REASON",
+        "confirm the prunes APP's sync waits for (Prune=confirm)",
+    ),
+    (
         "unfreeze ENV REASON",
         "lift shipdeck's freeze of ENV (the name typed is the confirmation)",
     ),
