@@ -340,6 +340,7 @@ pub struct FreezeOutcome {
     pub mark: Option<FreezeMark>,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn audit<S: Projects>(
     ops: &Ops,
     b: &S,
