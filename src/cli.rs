@@ -8,12 +8,16 @@
 mod build;
 mod commands;
 pub mod exit;
+mod freeze;
 mod output;
 mod promote;
+mod prune;
 
 pub use crate::connect::{ConsoleArgs, LoginSystem};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 pub use commands::{ApproveArgs, AutoSyncArgs, BuildArgs, RollbackArgs, SyncArgs, WaitArgs};
+pub use freeze::{FreezeArgs, UnfreezeArgs};
+pub use prune::ConfirmPruneArgs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -111,6 +115,19 @@ pub enum Command {
     /// to turn it on, as for a sync).
     #[command(after_help = exit::EXIT_CODES_HELP)]
     Autosync(AutoSyncArgs),
+    /// Incident freeze: add a deny sync window (marked as shipdeck's) to the AppProjects of
+    /// ENV's apps, so Argo CD refuses their syncs from every client until `unfreeze ENV`.
+    /// Needs no approval; `--list` shows the freezes open now.
+    #[command(after_help = exit::EXIT_CODES_HELP)]
+    Freeze(FreezeArgs),
+    /// Lift a shipdeck freeze of ENV: remove exactly its window (other windows stay). A gated
+    /// environment needs --approve ENV (and --reason where required), as for a sync.
+    #[command(after_help = exit::EXIT_CODES_HELP)]
+    Unfreeze(UnfreezeArgs),
+    /// Confirm the prunes a sync of APP waits for (resources marked Prune=confirm, Argo CD
+    /// 3.4+): writes argocd.argoproj.io/deletion-approved. Gated like a sync (--approve APP).
+    #[command(name = "confirm-prune", after_help = exit::EXIT_CODES_HELP)]
+    ConfirmPrune(ConfirmPruneArgs),
     /// Start a build: APP's pipeline, a GitHub workflow, or a Jenkins job.
     #[command(after_help = exit::EXIT_CODES_HELP)]
     Build(BuildArgs),
@@ -195,6 +212,9 @@ pub async fn run(console: &ConsoleArgs, command: Command) -> anyhow::Result<i32>
         | Command::Rollback(_)
         | Command::Approve(_)
         | Command::Autosync(_)
+        | Command::Freeze(_)
+        | Command::Unfreeze(_)
+        | Command::ConfirmPrune(_)
         | Command::Build(_)
         | Command::Promote(_)) => Ok(commands::run_headless(console, cmd).await),
         Command::Sandbox(args) => crate::sandbox::serve::run(args.options()).await.map(|()| 0),

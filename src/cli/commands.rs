@@ -180,6 +180,19 @@ pub async fn run_headless(args: &ConsoleArgs, cmd: Command) -> i32 {
                         .into());
                     }
                 };
+                match other {
+                    Command::Freeze(a) => {
+                        return super::freeze::freeze_cmd(&backends, &room.ops, a).await;
+                    }
+                    Command::Unfreeze(a) => {
+                        return super::freeze::unfreeze_cmd(&backends, &room.ops, a).await;
+                    }
+                    Command::ConfirmPrune(a) => {
+                        let src = find(&backends, &a.app).await?;
+                        return super::prune::confirm_prune(src, &room.ops, a).await;
+                    }
+                    _ => {}
+                }
                 if let Command::History { app, out } = &other {
                     let git = crate::connect::git(&room.config);
                     return history(find(&backends, app).await?, app, out, git.as_deref()).await;

@@ -1016,7 +1016,9 @@ pub const BLOCKED_BY_WINDOW: &str = "Sync operation blocked by sync window";
 fn blocked_by_window(app: &Application, ours: &OurOperation) -> Option<String> {
     let op = app.status.operation_state.as_ref()?;
     let message = op.message.as_deref()?;
-    if op.phase != OperationPhase::Running || !ours.is(op) || !message.starts_with(BLOCKED_BY_WINDOW)
+    if op.phase != OperationPhase::Running
+        || !ours.is(op)
+        || !message.starts_with(BLOCKED_BY_WINDOW)
     {
         return None;
     }

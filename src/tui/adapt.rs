@@ -147,11 +147,79 @@ async fn run_produced<A: ArgoSource>(
     Ok(Payload::Produced { produced, next })
 }
 
+/// Freeze, unfreeze or list freezes over every instance (the environment may span several).
+async fn freeze_task<A: crate::ops::freeze::Projects>(
+    sources: &[Arc<A>],
+    ops: &Ops,
+    req: Request,
+) -> Result<Payload, String> {
+    use crate::ops::actions::ActionError;
+    use crate::ops::freeze;
+    let mut done = Vec::new();
+    let mut missing = None;
+    for s in sources {
+        let r = match &req {
+            Request::Freezes => {
+                let apps = s.list_applications().await.map_err(|e| e.to_string())?;
+                done.extend(
+                    freeze::active_freezes(&**s, &apps)
+                        .await
+                        .into_iter()
+                        .map(|m| (m, Vec::new())),
+                );
+                continue;
+            }
+            Request::Freeze { env, reason, until } => {
+                freeze::freeze(&**s, ops, env, reason, *until).await
+            }
+            Request::Unfreeze { env, approval } => {
+                freeze::unfreeze(&**s, ops, env, approval.as_ref()).await
+            }
+            _ => return Err(not_yet("this request")),
+        };
+        match r {
+            Ok(o) => done.push((
+                o.mark.clone().unwrap_or(freeze::FreezeMark {
+                    env: o.env.clone(),
+                    by: ops.operator.clone(),
+                    at: None,
+                    until: None,
+                    reason: String::new(),
+                }),
+                o.projects,
+            )),
+            Err(ActionError::NotFound(m)) => missing = Some(m),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    match req {
+        Request::Freezes => Ok(Payload::Freezes(done.into_iter().map(|(m, _)| m).collect())),
+        _ if done.is_empty() => Err(missing.unwrap_or_else(|| "nothing to do".into())),
+        Request::Freeze { env, .. } => {
+            let projects: Vec<String> = done.into_iter().flat_map(|(_, p)| p).collect();
+            Ok(Payload::Accepted(format!(
+                "✓ {env} frozen: a deny window on project(s) {}; Argo CD refuses its syncs until :unfreeze {env}",
+                projects.join(", ")
+            )))
+        }
+        Request::Unfreeze { env, .. } => {
+            let projects: Vec<String> = done.into_iter().flat_map(|(_, p)| p).collect();
+            Ok(Payload::Accepted(format!(
+                "✓ {env} unfrozen: the freeze window is gone from project(s) {}",
+                projects.join(", ")
+            )))
+        }
+        _ => Err(not_yet("this request")),
+    }
+}
+
 fn not_yet(what: &str) -> String {
     format!("{what} is not available in this build yet")
 }
 
-impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
+impl<A: crate::ops::freeze::Projects + crate::ops::prune::Annotate + 'static> Provider
+    for ArgoProvider<A>
+{
     fn describe(&self) -> String {
         self.label.clone()
     }
@@ -185,6 +253,17 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
                 | Request::PromoteCancel { .. }
         ) {
             return Some(super::promote::task(git, ops, ticket, req, tx).abort_handle());
+        }
+        if matches!(
+            req,
+            Request::Freeze { .. } | Request::Unfreeze { .. } | Request::Freezes
+        ) {
+            let sources: Vec<Arc<A>> = self.sources.values().cloned().collect();
+            let task = tokio::spawn(async move {
+                let result = freeze_task(&sources, &ops, req).await;
+                let _ = tx.send(Response { ticket, result }).await;
+            });
+            return Some(task.abort_handle());
         }
         if let Request::RunProduced { id } = req {
             let sources: Vec<Arc<A>> = self.sources.values().cloned().collect();
@@ -377,6 +456,21 @@ impl<A: ArgoSource + 'static> Provider for ArgoProvider<A> {
                         "✓ auto-sync of {} is {}",
                         a.metadata.name,
                         if a.auto_sync() { "on" } else { "off" }
+                    ))
+                })
+                .map_err(|e| e.to_string()),
+                Request::ConfirmPrune { approval, .. } => crate::ops::prune::confirm(
+                    &*source,
+                    &ops,
+                    &app.metadata.name,
+                    approval.as_ref(),
+                )
+                .await
+                .map(|w| {
+                    Payload::Accepted(format!(
+                        "✓ prune of {} confirmed; the sync goes ahead and deletes {}",
+                        app.metadata.name,
+                        w.resources.join(", ")
                     ))
                 })
                 .map_err(|e| e.to_string()),

@@ -95,7 +95,14 @@ pub struct Console {
     /// Those loads not yet handed to the loop (apart from the screens' requests).
     lag_queue: Vec<(Ticket, Request)>,
     lag_next: u64,
+    /// Incident freezes open now (`ops::freeze`), for the header; asked in the background.
+    freezes: Vec<crate::ops::freeze::FreezeMark>,
+    freeze_ticket: Option<Ticket>,
+    freeze_asked: Option<std::time::Instant>,
 }
+
+/// How often the header's freeze line is asked again.
+const FREEZE_POLL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// One round of refreshes: which tickets are out, and how the answered ones went.
 #[derive(Debug, Default)]
@@ -197,7 +204,11 @@ impl Console {
             lag_asked: HashMap::new(),
             lag_queue: Vec::new(),
             lag_next: 0,
+            freezes: Vec::new(),
+            freeze_ticket: None,
+            freeze_asked: None,
         };
+        c.ask_freezes(true);
         c.push(Box::new(BoardView::new()));
         c.ask_lag_history();
         c
@@ -232,6 +243,117 @@ impl Console {
     pub fn screen_titles(&self) -> Vec<String> {
         let ctx = ctx_of(&self.estate, &self.settings, self.now, self.tick);
         self.screens.iter().map(|s| s.title(&ctx)).collect()
+    }
+
+    /// The freezes the header shows.
+    pub fn freezes(&self) -> &[crate::ops::freeze::FreezeMark] {
+        &self.freezes
+    }
+
+    /// Ask for the freezes open now, unless an answer is awaited or came recently.
+    fn ask_freezes(&mut self, now: bool) {
+        if self.freeze_ticket.is_some() {
+            return;
+        }
+        if !now && self.freeze_asked.is_some_and(|t| t.elapsed() < FREEZE_POLL) {
+            return;
+        }
+        self.lag_next += 1;
+        let t = Ticket(LAG_TICKETS + self.lag_next);
+        self.lag_queue.push((t, Request::Freezes));
+        self.freeze_ticket = Some(t);
+        self.freeze_asked = Some(std::time::Instant::now());
+    }
+
+    /// `:freeze ENV [until=TIME] REASON...` and `:unfreeze ENV [REASON...]`: the environment
+    /// typed in full is the confirmation a gated unfreeze needs (as a sync's typed name).
+    fn freeze_command(&mut self, head: &str, rest: &[&str]) {
+        let Some((env, words)) = rest.split_first() else {
+            self.flash = Some((
+                Level::Warning,
+                format!(
+                    "usage: :{head} ENV {}",
+                    if head == "freeze" {
+                        "[until=2h] REASON"
+                    } else {
+                        "[REASON]"
+                    }
+                ),
+            ));
+            return;
+        };
+        let env = env.to_string();
+        if head == "unfreeze" {
+            let reason = words.join(" ");
+            let approval = crate::ops::approval::Approval {
+                named_app: env.clone(),
+                reason: (!reason.trim().is_empty()).then_some(reason),
+                operator: self.settings.operator.clone(),
+            };
+            self.outbox.request(Request::Unfreeze {
+                env,
+                approval: Some(approval),
+            });
+            return;
+        }
+        let mut until = None;
+        let mut words: Vec<&str> = words.to_vec();
+        if let Some(u) = words.first().and_then(|w| w.strip_prefix("until=")) {
+            match crate::ops::freeze::parse_until(u, chrono::Utc::now()) {
+                Ok(t) => until = Some(t),
+                Err(e) => {
+                    self.flash = Some((Level::Warning, e.replace("--until", "until=")));
+                    return;
+                }
+            }
+            words.remove(0);
+        }
+        let reason = words.join(" ");
+        if reason.trim().is_empty() {
+            self.flash = Some((
+                Level::Warning,
+                "usage: :freeze ENV [until=2h] REASON (the reason is shown to every operator)"
+                    .into(),
+            ));
+            return;
+        }
+        self.outbox.request(Request::Freeze { env, reason, until });
+    }
+
+    /// `:confirm-prune APP [REASON...]`: the app's name typed in full is the confirmation a
+    /// gated environment needs, as for a sync.
+    fn confirm_prune(&mut self, rest: &[&str]) {
+        let Some((name, words)) = rest.split_first() else {
+            self.flash = Some((Level::Warning, "usage: :confirm-prune APP [REASON]".into()));
+            return;
+        };
+        let id = match self.estate.find_by_name(name).as_slice() {
+            [one] => one.id.clone(),
+            [] => {
+                self.flash = Some((
+                    Level::Warning,
+                    format!("no application named `{}`", clean(name)),
+                ));
+                return;
+            }
+            _ => {
+                self.flash = Some((
+                    Level::Warning,
+                    format!("`{}` names several applications", clean(name)),
+                ));
+                return;
+            }
+        };
+        let reason = words.join(" ");
+        let approval = crate::ops::approval::Approval {
+            named_app: name.to_string(),
+            reason: (!reason.trim().is_empty()).then_some(reason),
+            operator: self.settings.operator.clone(),
+        };
+        self.outbox.request(Request::ConfirmPrune {
+            app: id,
+            approval: Some(approval),
+        });
     }
 
     pub fn flash(&self) -> Option<&(Level, String)> {
@@ -300,6 +422,16 @@ impl Console {
     fn run_command(&mut self, cmd: &str) {
         let mut words = cmd.split_whitespace();
         let head = words.next().unwrap_or("");
+        if head == "confirm-prune" {
+            let rest: Vec<&str> = words.collect();
+            self.confirm_prune(&rest);
+            return;
+        }
+        if head == "freeze" || head == "unfreeze" {
+            let rest: Vec<&str> = words.collect();
+            self.freeze_command(head, &rest);
+            return;
+        }
         let arg = words.next();
         match (head, arg) {
             ("", _) => {}
@@ -497,6 +629,7 @@ impl Console {
             self.estate.apply(u);
         }
         self.ask_lag_history();
+        self.ask_freezes(false);
         let ctx = ctx_of(&self.estate, &self.settings, self.now, self.tick);
         for s in self.screens.iter_mut() {
             s.on_estate(&ctx, &mut self.outbox);
@@ -529,6 +662,17 @@ impl Console {
     /// Hand an answer to the screens; unclaimed errors and acknowledgements become the
     /// flash line (a bulk sync's answers belong to no screen).
     pub fn respond(&mut self, resp: Response) -> bool {
+        if self.freeze_ticket == Some(resp.ticket) {
+            self.freeze_ticket = None;
+            match resp.result {
+                Ok(Payload::Freezes(f)) => self.freezes = f,
+                Ok(_) => {}
+                // Keep what was known; the next ask may do better.
+                Err(e) => tracing::debug!("freezes: {e}"),
+            }
+            return true;
+        }
+        let freeze_change = self.mutations.contains(&resp.ticket);
         if let Some(id) = self.lag_loads.remove(&resp.ticket) {
             // Not known (no Git, an unreadable revision) stays unknown: no `«` claimed.
             if let Ok(Payload::HistoryImages(images)) = resp.result {
@@ -575,6 +719,10 @@ impl Console {
             if resp.result.is_err() {
                 self.followed.remove(&resp.ticket);
             }
+        }
+        if freeze_change {
+            // A freeze, an unfreeze or another change: the header reads the freezes again.
+            self.ask_freezes(true);
         }
         if let Some(name) = self.refreshes.pending.remove(&resp.ticket) {
             match &resp.result {
@@ -649,6 +797,7 @@ impl Console {
     pub fn tick(&mut self) {
         self.tick = self.tick.wrapping_add(1);
         self.now = chrono::Utc::now();
+        self.ask_freezes(false);
     }
 
     /// Draw one frame. Read-only.
@@ -672,13 +821,38 @@ impl Console {
             return;
         }
         let ctx = ctx_of(&self.estate, &self.settings, self.now, self.tick);
+        // An open freeze takes a second header line, in the danger colour.
+        let header_rows = if self.freezes.is_empty() { 1 } else { 2 };
         let [header, body, flash, footer] = Layout::vertical([
-            Constraint::Length(1),
+            Constraint::Length(header_rows),
             Constraint::Min(1),
             Constraint::Length(1),
             Constraint::Length(1),
         ])
         .areas(area);
+        let header = if let Some(first) = self.freezes.first() {
+            let [top, line] =
+                Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(header);
+            let mut text = clean(&first.line()).into_owned();
+            if self.freezes.len() > 1 {
+                text.push_str(&format!(
+                    "  (+{} more: shipdeck freeze --list)",
+                    self.freezes.len() - 1
+                ));
+            }
+            frame.render_widget(
+                Paragraph::new(Span::styled(
+                    fit(&format!("❄ {text}"), line.width as usize),
+                    theme
+                        .style(Role::Danger)
+                        .add_modifier(ratatui::style::Modifier::BOLD),
+                )),
+                line,
+            );
+            top
+        } else {
+            header
+        };
         self.render_header(&ctx, frame, header);
         if let Some(top) = self.screens.last() {
             if top.overlay()

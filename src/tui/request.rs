@@ -144,6 +144,24 @@ pub enum Request {
     RunProduced {
         id: u64,
     },
+    /// Incident freeze of an environment (`ops::freeze`), on every connected instance.
+    Freeze {
+        env: String,
+        reason: String,
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// Lift it; the approval names the environment (typed in the command).
+    Unfreeze {
+        env: String,
+        approval: Option<Approval>,
+    },
+    /// The freezes open now (the header's line).
+    Freezes,
+    /// Confirm the prunes the app's sync waits for (`ops::prune`); the approval names the app.
+    ConfirmPrune {
+        app: AppId,
+        approval: Option<Approval>,
+    },
 }
 
 impl Request {
@@ -165,7 +183,8 @@ impl Request {
             | Request::Rollback { app, .. }
             | Request::Approve { app, .. }
             | Request::Identity { app }
-            | Request::AutoSync { app, .. } => Some(app),
+            | Request::AutoSync { app, .. }
+            | Request::ConfirmPrune { app, .. } => Some(app),
             Request::Refresh { app, .. } => app.as_ref(),
             _ => None,
         }
@@ -185,6 +204,9 @@ impl Request {
                 | Request::PromotePrepare { .. }
                 | Request::PromotePush { .. }
                 | Request::PromoteCancel { .. }
+                | Request::Freeze { .. }
+                | Request::Unfreeze { .. }
+                | Request::ConfirmPrune { .. }
         )
     }
 }
@@ -221,6 +243,7 @@ pub enum Payload {
         produced: Vec<crate::ops::actions::produced::Produced>,
         next: Vec<crate::ops::actions::produced::NextStop>,
     },
+    Freezes(Vec<crate::ops::freeze::FreezeMark>),
 }
 
 #[derive(Debug, Clone)]

@@ -51,9 +51,15 @@ fn parse_env(text: &str) -> BTreeMap<String, String> {
 }
 
 pub async fn start() -> World {
+    start_estate("default").await
+}
+
+/// [`start`] over another built-in estate.
+pub async fn start_estate(estate: &str) -> World {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let sandbox = Sandbox::start(SandboxOptions {
         time_scale: 0.02,
+        estate: estate.to_string(),
         ..Default::default()
     })
     .await

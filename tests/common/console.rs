@@ -28,6 +28,8 @@ pub struct Options {
     pub ci: bool,
     /// Webhooks the audit log fans out to (`[[notify]]`).
     pub notifier: Option<shipdeck::ops::notify::Notifier>,
+    /// The built-in estate (default: `default`).
+    pub estate: String,
 }
 
 impl Default for Options {
@@ -37,6 +39,7 @@ impl Default for Options {
             git: true,
             ci: false,
             notifier: None,
+            estate: "default".into(),
         }
     }
 }
@@ -54,7 +57,12 @@ pub struct Rig {
 }
 
 pub async fn rig(o: Options) -> Rig {
-    let sb = super::sandbox_scaled(o.time_scale).await;
+    let sb = super::sandbox_with(shipdeck::sandbox::SandboxOptions {
+        time_scale: o.time_scale,
+        estate: o.estate.clone(),
+        ..Default::default()
+    })
+    .await;
     let dir = tempfile::tempdir().expect("temp dir");
     let argo = ArgoApi::new(ArgoApiOptions {
         name: Some("sandbox".into()),

@@ -11,6 +11,7 @@ mod apps;
 mod body;
 mod health;
 mod logs;
+mod projects;
 mod resource;
 mod resources;
 pub(crate) mod seams;
@@ -48,6 +49,10 @@ pub fn router(world: Arc<World>) -> axum::Router {
         .route(
             "/api/v1/applications/{name}",
             get(apps::get_app).patch(apps::patch).put(apps::update),
+        )
+        .route(
+            "/api/v1/projects/{name}",
+            get(projects::get_project).put(projects::update_project),
         )
         .route("/api/v1/applications/{name}/sync", post(apps::sync))
         .route("/api/v1/applications/{name}/rollback", post(apps::rollback))

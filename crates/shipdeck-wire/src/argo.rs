@@ -430,4 +430,7 @@ pub struct SyncWindow {
         skip_serializing_if = "std::ops::Not::not"
     )]
     pub and_operator: bool,
+    /// Free text (Argo CD 2.13+); shipdeck marks its freeze windows here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }

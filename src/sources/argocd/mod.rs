@@ -5,8 +5,9 @@
 
 mod autosync;
 mod eventlogs;
-mod listing;
 mod foureyes;
+mod listing;
+mod projects;
 mod watch;
 mod workloads;
 

@@ -36,7 +36,7 @@ fn app_resource() -> ApiResource {
     )
 }
 
-fn project_resource() -> ApiResource {
+pub(super) fn project_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "AppProject"),
         "appprojects",

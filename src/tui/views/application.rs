@@ -327,6 +327,23 @@ impl ApplicationView {
                 ],
             ));
         }
+        // Argo CD 3.4+ Prune=confirm: say what a confirmation deletes, and how to give it.
+        if let Some(wait) = crate::ops::prune::waiting(app) {
+            lines.push(widgets::field(
+                theme,
+                "prune",
+                vec![widgets::styled(
+                    theme,
+                    Role::Warning,
+                    format!(
+                        "{}: {} (:confirm-prune {})",
+                        wait.headline(),
+                        wait.resources.join(", "),
+                        clean(&app.metadata.name)
+                    ),
+                )],
+            ));
+        }
         if let Some(msg) = app
             .status
             .health

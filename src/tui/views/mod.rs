@@ -12,8 +12,8 @@ pub mod help;
 pub mod history;
 pub mod logs;
 pub mod palette;
-pub mod promote;
 pub mod pending;
+pub mod promote;
 pub mod rollout;
 pub mod warnings;
 

@@ -30,6 +30,18 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("refresh!", "hard refresh of it (re-render manifests)"),
     ("refresh all", "refresh every application"),
     ("warnings", "every config, theme and key warning"),
+    (
+        "freeze ENV REASON",
+        "incident freeze: Argo CD refuses ENV's syncs (until=2h first for an end)",
+    ),
+    (
+        "confirm-prune APP REASON",
+        "confirm the prunes APP's sync waits for (Prune=confirm)",
+    ),
+    (
+        "unfreeze ENV REASON",
+        "lift shipdeck's freeze of ENV (the name typed is the confirmation)",
+    ),
     ("q", "quit"),
 ];
 

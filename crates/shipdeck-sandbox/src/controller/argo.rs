@@ -487,6 +487,25 @@ fn auto_sync(ctx: &Arc<Ctx>, app: &Application, obj: &Value, sha: &str) {
     if ctx.running().contains(name) {
         return;
     }
+    // "Sync prevented by sync window": no automated operation while a window forbids it.
+    if let Some(project) = ctx.world.store.get(
+        IN_CLUSTER,
+        crate::store::APPPROJECTS,
+        ARGOCD_NAMESPACE,
+        &app.spec.project,
+    ) && let Some(cluster) = cluster_of(&ctx.world, app)
+        && super::windows::can_sync(
+            &project["spec"]["syncWindows"],
+            app,
+            &cluster,
+            false,
+            Utc::now(),
+        )
+        .is_err()
+    {
+        tracing::debug!("{name}: sync prevented by sync window");
+        return;
+    }
     let state = &obj["status"]["operationState"];
     let last = state["syncResult"]["revision"].as_str().unwrap_or("");
     let phase = state["phase"].as_str().unwrap_or("");

@@ -135,6 +135,9 @@ async fn execute(ctx: &Ctx, name: &str) {
     );
     // Argo CD takes a moment to apply; let watchers see the Running phase.
     world.clock.sleep(Duration::from_secs(1)).await;
+    if !wait_for_window(ctx, name, automated).await {
+        return;
+    }
 
     let app: Result<Application, String> =
         serde_json::from_value((*running).clone()).map_err(|e| format!("invalid application: {e}"));
@@ -265,6 +268,204 @@ async fn execute(ctx: &Ctx, name: &str) {
         );
     }
 }
+
+/// Argo CD's `SyncAppState` under a sync window that prevents the sync
+/// (`syncWindowPreventsSync`): the operation stays Running with the message "Sync operation
+/// blocked by sync window" (with the window error, if one does not parse) and is tried again
+/// on the next pass, so it goes ahead once the window lets it. False when the operation went
+/// away or was terminated meanwhile (then it has been finished here).
+async fn wait_for_window(ctx: &Ctx, name: &str, automated: bool) -> bool {
+    let store = &ctx.world.store;
+    let mut shown = String::new();
+    loop {
+        let Some(obj) = store.get(IN_CLUSTER, APPLICATIONS, ARGOCD_NAMESPACE, name) else {
+            return false;
+        };
+        if obj.get("operation").is_none_or(Value::is_null) {
+            return false;
+        }
+        if obj["status"]["operationState"]["phase"] == "Terminating" {
+            let _ = store.mutate(
+                IN_CLUSTER,
+                APPLICATIONS,
+                ARGOCD_NAMESPACE,
+                name,
+                true,
+                |o| {
+                    o["status"]["operationState"]["phase"] = json!("Failed");
+                    o["status"]["operationState"]["message"] = json!("Operation terminated");
+                    o["status"]["operationState"]["finishedAt"] = json!(now());
+                    if let Some(m) = o.as_object_mut() {
+                        m.remove("operation");
+                    }
+                    Ok(true)
+                },
+            );
+            return false;
+        }
+        let Ok(app) = serde_json::from_value::<Application>((*obj).clone()) else {
+            // Unreadable: the sync itself reports it.
+            return true;
+        };
+        let Some(cluster) = cluster_of(&ctx.world, &app) else {
+            return true;
+        };
+        let Some(project) = store.get(IN_CLUSTER, APPPROJECTS, ARGOCD_NAMESPACE, &app.spec.project)
+        else {
+            return true;
+        };
+        let why = match windows::can_sync(
+            &project["spec"]["syncWindows"],
+            &app,
+            &cluster,
+            !automated,
+            chrono::Utc::now(),
+        ) {
+            Ok(()) => return true,
+            Err(why) => why,
+        };
+        // Argo CD adds the reason only when a window cannot be evaluated.
+        let message = if why.starts_with("invalid") {
+            format!("{BLOCKED}: {why}")
+        } else {
+            BLOCKED.to_string()
+        };
+        if message != shown {
+            let _ = store.mutate(
+                IN_CLUSTER,
+                APPLICATIONS,
+                ARGOCD_NAMESPACE,
+                name,
+                true,
+                |o| {
+                    if o["status"]["operationState"]["phase"] != "Running" {
+                        return Ok(false);
+                    }
+                    o["status"]["operationState"]["message"] = json!(message);
+                    Ok(true)
+                },
+            );
+            shown = message;
+        }
+        ctx.world.clock.sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Live objects with the app's tracking label that Git no longer has (prune candidates),
+/// among the selected resources.
+fn orphans(
+    ctx: &Ctx,
+    name: &str,
+    cluster: &str,
+    desired: &[Value],
+    selected: &[Value],
+) -> Vec<(super::argo::ObjRef, Arc<Value>)> {
+    let store = &ctx.world.store;
+    let wanted: Vec<(String, String, String)> = desired
+        .iter()
+        .map(|d| {
+            (
+                d["kind"].as_str().unwrap_or("").to_string(),
+                compare::meta(d, "namespace").to_string(),
+                compare::meta(d, "name").to_string(),
+            )
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut refs = ctx.index().of(name);
+    refs.sort_by(|a, b| {
+        (a.res.kind, &a.namespace, &a.name).cmp(&(b.res.kind, &b.namespace, &b.name))
+    });
+    for r in refs {
+        if r.cluster != cluster || r.res == PODS || r.res == REPLICASETS {
+            continue;
+        }
+        let Some(live) = store.get(&r.cluster, r.res, &r.namespace, &r.name) else {
+            continue;
+        };
+        if live["metadata"]["ownerReferences"]
+            .as_array()
+            .is_some_and(|o| !o.is_empty())
+            || wanted.contains(&(r.res.kind.to_string(), r.namespace.clone(), r.name.clone()))
+            || !selected_match(selected, &live)
+        {
+            continue;
+        }
+        out.push((r, live));
+    }
+    out
+}
+
+/// gitops-engine's `objRequiresPruneConfirmation`: the live object's
+/// `argocd.argoproj.io/sync-options` has `Prune=confirm`.
+fn requires_prune_confirmation(live: &Value) -> bool {
+    live["metadata"]["annotations"][crate::estate::render::SYNC_OPTIONS]
+        .as_str()
+        .is_some_and(|o| o.split(',').any(|x| x.trim() == "Prune=confirm"))
+}
+
+/// The Application annotation that confirms pending prunes (`argocd app confirm-deletion`
+/// writes it with the time; the UI's confirm button too).
+pub const DELETION_APPROVED: &str = "argocd.argoproj.io/deletion-approved";
+
+/// Hold the operation Running with gitops-engine's message ("waiting for pruning
+/// confirmation of GROUP/KIND/NAME and N more resources") until the app carries
+/// `argocd.argoproj.io/deletion-approved` with an RFC 3339 time at or after the operation's
+/// `startedAt` (Argo CD's `IsDeletionConfirmed`); an unreadable time confirms nothing.
+async fn wait_for_prune_confirmation(
+    ctx: &Ctx,
+    name: &str,
+    waiting: &[String],
+) -> Result<(), String> {
+    let store = &ctx.world.store;
+    let mut message = format!("waiting for pruning confirmation of {}", waiting[0]);
+    if waiting.len() > 1 {
+        message.push_str(&format!(" and {} more resources", waiting.len() - 1));
+    }
+    let mut shown = false;
+    loop {
+        let Some(obj) = store.get(IN_CLUSTER, APPLICATIONS, ARGOCD_NAMESPACE, name) else {
+            return Err("application deleted".into());
+        };
+        if obj.get("operation").is_none_or(Value::is_null)
+            || obj["status"]["operationState"]["phase"] == "Terminating"
+        {
+            return Err("Operation terminated".into());
+        }
+        let started = obj["status"]["operationState"]["startedAt"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        let approved = obj["metadata"]["annotations"][DELETION_APPROVED]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        if let (Some(started), Some(approved)) = (started, approved)
+            && approved >= started
+        {
+            return Ok(());
+        }
+        if !shown {
+            let _ = store.mutate(
+                IN_CLUSTER,
+                APPLICATIONS,
+                ARGOCD_NAMESPACE,
+                name,
+                true,
+                |o| {
+                    if o["status"]["operationState"]["phase"] != "Running" {
+                        return Ok(false);
+                    }
+                    o["status"]["operationState"]["message"] = json!(message);
+                    Ok(true)
+                },
+            );
+            shown = true;
+        }
+        ctx.world.clock.sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Argo CD's wording for an operation held by a sync window.
+pub const BLOCKED: &str = "Sync operation blocked by sync window";
 
 fn selected_match(selected: &[Value], obj: &Value) -> bool {
     if selected.is_empty() {
@@ -460,6 +661,19 @@ async fn sync_once(
         )
         .collect();
     let create_ns = options.iter().any(|o| o == "CreateNamespace=true");
+    // Argo CD 3.4+: prunes of resources marked `Prune=confirm` (or all, with the app's
+    // `Prune=confirm` option) wait for a deletion confirmation before the wave runs.
+    if op["sync"]["prune"] == json!(true) && !dry_run {
+        let default_confirm = options.iter().any(|o| o == "Prune=confirm");
+        let waiting: Vec<String> = orphans(ctx, name, &cluster, &desired, selected)
+            .into_iter()
+            .filter(|(_, live)| default_confirm || requires_prune_confirmation(live))
+            .map(|(r, _)| format!("{}/{}/{}", r.res.group, r.res.kind, r.name))
+            .collect();
+        if !waiting.is_empty() {
+            wait_for_prune_confirmation(ctx, name, &waiting).await?;
+        }
+    }
     let suffix = if dry_run { " (dry run)" } else { "" };
     let mut results = Vec::new();
     // Apply in sync-wave order, each wave healthy before the next, as Argo CD does.
@@ -528,32 +742,7 @@ async fn sync_once(
     }
     // Live objects with the app's label that Git no longer has.
     let prune = op["sync"]["prune"] == json!(true);
-    let wanted: Vec<(String, String, String)> = desired
-        .iter()
-        .map(|d| {
-            (
-                d["kind"].as_str().unwrap_or("").to_string(),
-                compare::meta(d, "namespace").to_string(),
-                compare::meta(d, "name").to_string(),
-            )
-        })
-        .collect();
-    let refs = ctx.index().of(name);
-    for r in refs {
-        if r.cluster != cluster || r.res == PODS || r.res == REPLICASETS {
-            continue;
-        }
-        let Some(live) = store.get(&r.cluster, r.res, &r.namespace, &r.name) else {
-            continue;
-        };
-        if live["metadata"]["ownerReferences"]
-            .as_array()
-            .is_some_and(|o| !o.is_empty())
-            || wanted.contains(&(r.res.kind.to_string(), r.namespace.clone(), r.name.clone()))
-            || !selected_match(selected, &live)
-        {
-            continue;
-        }
+    for (r, live) in orphans(ctx, name, &cluster, &desired, selected) {
         let (group, version) = compare::group_version(&live);
         let mut result = json!({
             "group": group, "version": version, "kind": r.res.kind,

@@ -259,6 +259,10 @@ struct FaultsFile {
     /// before it runs (its CI run succeeded; that environment runs it Healthy).
     #[serde(default)]
     promoted: Vec<String>,
+    /// Pending service apps whose deployed build has a resource marked `Prune=confirm` that
+    /// Git's newest build dropped (see `AppDef::prune_confirm`).
+    #[serde(default)]
+    prune_confirm: Vec<String>,
 }
 
 fn fill(pattern: &str, service: &str, env: &str) -> String {
@@ -366,6 +370,7 @@ pub(super) fn parse(text: &str, seed: u64) -> Result<Estate, String> {
                 versions,
                 pending: false,
                 fault: None,
+                prune_confirm: false,
                 wave: s.wave,
             });
         }
@@ -414,6 +419,7 @@ pub(super) fn parse(text: &str, seed: u64) -> Result<Estate, String> {
                 versions,
                 pending: false,
                 fault: None,
+                prune_confirm: false,
                 wave: i.wave,
             });
         }
@@ -445,6 +451,7 @@ pub(super) fn parse(text: &str, seed: u64) -> Result<Estate, String> {
             versions: 2,
             pending: false,
             fault: None,
+            prune_confirm: false,
             wave: None,
         });
     }
@@ -455,6 +462,13 @@ pub(super) fn parse(text: &str, seed: u64) -> Result<Estate, String> {
             .ok_or_else(|| format!("faults.pending: no app named {name}"))?;
         app.pending = true;
         app.versions = app.versions.max(3);
+    }
+    for name in &f.faults.prune_confirm {
+        let app = apps
+            .iter_mut()
+            .find(|a| &a.name == name && a.pending && a.kind == AppKind::Service)
+            .ok_or_else(|| format!("faults.prune_confirm: no pending service app named {name}"))?;
+        app.prune_confirm = true;
     }
     for name in &f.faults.promoted {
         let Some(i) = apps.iter().position(|a| &a.name == name && a.pending) else {

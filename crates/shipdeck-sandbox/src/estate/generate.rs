@@ -89,6 +89,7 @@ pub(super) fn generate(n: usize, seed: u64) -> Estate {
                 versions,
                 pending,
                 fault,
+                prune_confirm: false,
                 wave: None,
             });
         }

@@ -163,6 +163,10 @@ pub struct AppDef {
     pub pending: bool,
     /// Pod-template failure for the deployed version (`ImagePullBackOff`/`CrashLoopBackOff`).
     pub fault: Option<String>,
+    /// The deployed build has a ConfigMap `{service}-legacy-flags` marked
+    /// `argocd.argoproj.io/sync-options: Prune=confirm` that Git's newest build dropped: a
+    /// sync with prune waits for a deletion confirmation (Argo CD 3.4+).
+    pub prune_confirm: bool,
     /// `argocd.argoproj.io/sync-wave` of the Application in its app-of-apps.
     pub wave: Option<i32>,
 }

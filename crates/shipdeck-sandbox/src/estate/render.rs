@@ -86,6 +86,23 @@ pub fn app_files(
                 files.push(("service.yaml".into(), vec![service(&w.name, w.port)]));
                 files.push(("configmap.yaml".into(), vec![config_map(app)]));
             }
+            if app.prune_confirm {
+                // The repository only writes files, so the newest build empties this one.
+                let objects = if build < app.git_build {
+                    vec![json!({
+                        "apiVersion": "v1",
+                        "kind": "ConfigMap",
+                        "metadata": {
+                            "name": format!("{}-legacy-flags", app.service),
+                            "annotations": {SYNC_OPTIONS: "Prune=confirm"},
+                        },
+                        "data": {"LEGACY_CHECKOUT": "true"},
+                    })]
+                } else {
+                    Vec::new()
+                };
+                files.push(("legacy-flags.yaml".into(), objects));
+            }
         }
         AppKind::Infra => {
             let w = &app.workloads[0];
@@ -320,6 +337,9 @@ fn service(name: &str, port: u16) -> Value {
         },
     })
 }
+
+/// Argo CD's per-resource sync options annotation.
+pub const SYNC_OPTIONS: &str = "argocd.argoproj.io/sync-options";
 
 fn config_map(app: &AppDef) -> Value {
     json!({
