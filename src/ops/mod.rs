@@ -8,5 +8,6 @@ pub mod audit;
 pub mod classify;
 pub mod diff;
 pub mod estate;
+pub mod metrics;
 pub mod plan;
 pub mod policy;

@@ -1,0 +1,320 @@
+//! Gathering one app's delivery record from the sources: Argo CD (history, operation state,
+//! the Application's events), Git (commit times, trailers, bump commits on the app's path)
+//! and the audit log (syncs, rollbacks, failed operations).
+
+use super::{AppRecord, Deploy, Failure, FailureKind, HealthChange, LeadStart, Seen};
+use crate::model::{Application, Commit};
+use crate::ops::audit::AuditRecord;
+use crate::sources::ArgoSource;
+use crate::sources::git::{GitMirrors, Mirror};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
+/// Argo CD's default `revisionHistoryLimit`.
+pub const DEFAULT_HISTORY_LIMIT: i64 = 10;
+/// Bump commits read per app from Git.
+const GIT_LOG_LIMIT: usize = 2_000;
+
+pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s.trim())
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// `Updated health status: Healthy -> Degraded` -> `Degraded`.
+pub fn health_change(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("Updated health status:")?;
+    let (_, to) = rest.split_once("->")?;
+    let to = to.trim();
+    (!to.is_empty()).then(|| to.to_string())
+}
+
+/// Commits of the app's path on its branch, by sha, and a lookup for others.
+struct GitView {
+    mirror: Mirror,
+    by_sha: HashMap<String, Commit>,
+    path_log: Vec<Commit>,
+}
+
+impl GitView {
+    async fn open(git: &GitMirrors, app: &Application) -> Result<GitView, String> {
+        let src = app
+            .spec
+            .primary_source()
+            .ok_or("the app has no source in Git")?;
+        let mirror = git
+            .mirror(&src.repo_url, false)
+            .await
+            .map_err(|e| e.to_string())?;
+        let branch = src
+            .target_revision
+            .clone()
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| "HEAD".into());
+        let path_log = mirror
+            .log(&branch, src.path.as_deref(), GIT_LOG_LIMIT)
+            .await
+            .map_err(|e| e.to_string())?;
+        let by_sha = path_log
+            .iter()
+            .map(|c| (c.sha.clone(), c.clone()))
+            .collect();
+        Ok(GitView {
+            mirror,
+            by_sha,
+            path_log,
+        })
+    }
+
+    async fn commit(&mut self, rev: &str) -> Option<Commit> {
+        if let Some(c) = self.by_sha.get(rev) {
+            return Some(c.clone());
+        }
+        let c = self
+            .mirror
+            .log(rev, None, 1)
+            .await
+            .ok()?
+            .into_iter()
+            .next()?;
+        self.by_sha.insert(rev.to_string(), c.clone());
+        Some(c)
+    }
+
+    /// When the change a revision deployed was committed: the `Source-Commit:` trailer's
+    /// commit when this repository has it, else the revision's own commit.
+    async fn committed(&mut self, rev: &str) -> Option<(DateTime<Utc>, LeadStart)> {
+        let c = self.commit(rev).await?;
+        let source = c.body.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("source-commit")
+                .then(|| v.trim().to_string())
+        });
+        if let Some(s) = source.filter(|s| !s.is_empty())
+            && let Some(sc) = self.commit(&s).await
+            && let Some(t) = parse_time(&sc.time)
+        {
+            return Some((t, LeadStart::SourceCommit));
+        }
+        parse_time(&c.time).map(|t| (t, LeadStart::RevisionCommit))
+    }
+}
+
+/// One app's record. `audit` is the whole audit log (or why it cannot be read).
+pub async fn gather<S: ArgoSource>(
+    src: &S,
+    app: &Application,
+    service: &str,
+    environment: &str,
+    git: Option<&GitMirrors>,
+    audit: Result<&[AuditRecord], &str>,
+) -> AppRecord {
+    let name = app.metadata.name.clone();
+    let mut r = AppRecord {
+        app: name.clone(),
+        service: service.to_string(),
+        environment: environment.to_string(),
+        health_now: app.status.health.status.as_str().to_string(),
+        history_limit: app
+            .spec
+            .revision_history_limit
+            .unwrap_or(DEFAULT_HISTORY_LIMIT),
+        history_len: app.status.history.len(),
+        ..Default::default()
+    };
+    let mut view = match git {
+        None => {
+            r.git_unknown = Some("no Git mirror is configured".into());
+            None
+        }
+        Some(g) => match GitView::open(g, app).await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                r.git_unknown = Some(crate::model::text::sanitize(&e).into_owned());
+                None
+            }
+        },
+    };
+
+    // Argo CD history, oldest first.
+    let mut history: Vec<_> = app.status.history.iter().collect();
+    history.sort_by_key(|h| h.id);
+    let mut revisions_before: Vec<String> = Vec::new();
+    let mut oldest: Option<DateTime<Utc>> = None;
+    for h in history {
+        let Some(at) = h.deployed_at.as_deref().and_then(parse_time) else {
+            r.notes.push(format!(
+                "history entry {} has no deployedAt; not counted",
+                h.id
+            ));
+            continue;
+        };
+        let Some(rev) = h.revision.clone().or_else(|| h.revisions.first().cloned()) else {
+            continue;
+        };
+        oldest = Some(oldest.map_or(at, |o| o.min(at)));
+        // Returning to a revision an older entry ran (not the one just before) is a rollback.
+        let rollback = revisions_before.last() != Some(&rev) && revisions_before.contains(&rev);
+        let committed = match view.as_mut() {
+            Some(v) => v.committed(&rev).await,
+            None => None,
+        };
+        r.deploys.push(Deploy {
+            at,
+            revision: rev.clone(),
+            seen: Seen::History,
+            committed,
+            rollback,
+        });
+        revisions_before.push(rev);
+    }
+    let truncated = r.history_len as i64 >= r.history_limit;
+
+    // Before Argo CD's oldest entry: auto-synced apps deployed each commit on their path.
+    if truncated
+        && app.auto_sync()
+        && let (Some(v), Some(oldest)) = (view.as_ref(), oldest)
+    {
+        let mut n = 0;
+        for c in &v.path_log {
+            if let Some(t) = parse_time(&c.time)
+                && t < oldest
+            {
+                r.deploys.push(Deploy {
+                    at: t,
+                    revision: c.sha.clone(),
+                    seen: Seen::Git,
+                    // When Argo CD applied it is not recorded: no lead time.
+                    committed: None,
+                    rollback: false,
+                });
+                n += 1;
+            }
+        }
+        if n > 0 {
+            r.notes.push(format!(
+                "{n} deployments before Argo CD's oldest history entry are the app's commits in Git \
+                 (auto-sync deploys each, at about its commit time; no lead time for them)"
+            ));
+        }
+    }
+
+    // The audit log: this console's syncs, rollbacks and failed operations.
+    match audit {
+        Err(why) => {
+            r.signals_unknown = Some(format!("the audit log cannot be read: {why}"));
+        }
+        Ok(records) => {
+            for a in records
+                .iter()
+                .filter(|a| a.app == name && a.environment == environment && !a.dry_run)
+            {
+                let failed = matches!(a.outcome.as_str(), "failed" | "timed-out");
+                let done = a.outcome == "succeeded";
+                match a.action.as_str() {
+                    "sync" | "rollback" if failed => r.failures.push(Failure {
+                        at: a.at,
+                        kind: FailureKind::FailedOperation,
+                    }),
+                    "rollback" if done => r.failures.push(Failure {
+                        at: a.at,
+                        kind: FailureKind::Rollback,
+                    }),
+                    "sync" if done && truncated && oldest.is_some_and(|o| a.at < o) => {
+                        let committed = match (view.as_mut(), a.to_revision.as_ref()) {
+                            (Some(v), Some(rev)) => v.committed(rev.as_str()).await,
+                            _ => None,
+                        };
+                        r.deploys.push(Deploy {
+                            at: a.at,
+                            revision: a
+                                .to_revision
+                                .as_ref()
+                                .map(|x| x.as_str().to_string())
+                                .unwrap_or_default(),
+                            seen: Seen::Audit,
+                            committed,
+                            rollback: false,
+                        });
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    // The operation Argo CD last ran.
+    if let Some(op) = &app.status.operation_state
+        && matches!(
+            op.phase,
+            crate::model::OperationPhase::Failed | crate::model::OperationPhase::Error
+        )
+        && let Some(at) = op
+            .finished_at
+            .as_deref()
+            .or(op.started_at.as_deref())
+            .and_then(parse_time)
+    {
+        r.failures.push(Failure {
+            at,
+            kind: FailureKind::FailedOperation,
+        });
+    }
+
+    // The Application's events: health changes and failed operations.
+    match src.events(app).await {
+        Err(e) => {
+            let why = format!(
+                "Argo CD events: {}",
+                crate::model::text::sanitize(&e.to_string())
+            );
+            r.signals_unknown = Some(match r.signals_unknown.take() {
+                Some(a) => format!("{a}; {why}"),
+                None => why,
+            });
+        }
+        Ok(events) => {
+            for e in events
+                .iter()
+                .filter(|e| e.object.starts_with("Application/"))
+            {
+                let Some(at) = e.last_seen.as_deref().and_then(parse_time) else {
+                    continue;
+                };
+                if let Some(to) = health_change(&e.message) {
+                    r.health.push(HealthChange { at, to });
+                } else if e.reason == "OperationCompleted"
+                    && (e.event_type == "Warning" || e.message.contains(" failed"))
+                {
+                    r.failures.push(Failure {
+                        at,
+                        kind: FailureKind::FailedOperation,
+                    });
+                }
+            }
+        }
+    }
+    if r.health_now == "Degraded" && !r.health.iter().any(|h| h.to == "Degraded") {
+        r.notes
+            .push("Degraded now, and no event says since when".to_string());
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_health_changes() {
+        assert_eq!(
+            health_change("Updated health status: Healthy -> Degraded").as_deref(),
+            Some("Degraded")
+        );
+        assert_eq!(
+            health_change("Updated sync status: Synced -> OutOfSync"),
+            None
+        );
+    }
+}
