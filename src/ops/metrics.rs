@@ -25,7 +25,7 @@ pub mod gather;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-pub use gather::gather;
+pub use gather::{gather, report};
 
 /// How each figure is computed, in words (help screen, `--help`, README).
 pub const HOW: &str = "\
@@ -182,6 +182,15 @@ pub struct Figures {
     pub change_failure_rate: FailureRate,
     pub time_to_restore: Restore,
     pub notes: Vec<String>,
+}
+
+/// Every app's figures over one period (`shipdeck metrics --output json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub since: String,
+    pub until: String,
+    pub window_seconds: i64,
+    pub apps: Vec<Figures>,
 }
 
 fn ts(t: DateTime<Utc>) -> String {

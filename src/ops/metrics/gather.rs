@@ -302,6 +302,47 @@ pub async fn gather<S: ArgoSource>(
     r
 }
 
+/// The figures of every app of `estate` (the CLI's and the console's one computation):
+/// sorted by service, then environment in promotion order.
+pub async fn report<S: ArgoSource>(
+    backends: &[S],
+    estate: &crate::ops::estate::Estate,
+    git: Option<&GitMirrors>,
+    audit: Result<&[AuditRecord], &str>,
+    params: &super::Params,
+) -> super::Report {
+    use futures::StreamExt;
+    let mut entries: Vec<&crate::ops::estate::AppEntry> = estate.apps().collect();
+    entries.sort_by(|a, b| {
+        (
+            a.service.as_str(),
+            a.environment.rank,
+            a.app.metadata.name.as_str(),
+        )
+            .cmp(&(
+                b.service.as_str(),
+                b.environment.rank,
+                b.app.metadata.name.as_str(),
+            ))
+    });
+    let apps: Vec<super::Figures> = futures::stream::iter(entries)
+        .map(|e| async move {
+            let src = backends.iter().find(|b| b.instance() == e.id.instance)?;
+            let r = gather(src, &e.app, &e.service, &e.environment.name, git, audit).await;
+            Some(super::figures(&r, params))
+        })
+        .buffered(4)
+        .filter_map(|x| async move { x })
+        .collect()
+        .await;
+    super::Report {
+        since: super::ts(params.since),
+        until: super::ts(params.now),
+        window_seconds: params.window.num_seconds(),
+        apps,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
