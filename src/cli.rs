@@ -88,7 +88,7 @@ pub enum Command {
     },
     /// Delivery metrics per service and environment: deployments (count, per day/week),
     /// lead time (median, p90), change failure rate and time to restore.
-    #[command(after_help = metrics::METRICS_HELP)]
+    #[command(after_help = metrics::help())]
     Metrics(metrics::MetricsArgs),
     /// Rollout of APP's Deployments: replicas, ReplicaSets, pods.
     #[command(after_help = exit::EXIT_CODES_HELP)]

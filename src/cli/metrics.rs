@@ -11,28 +11,21 @@ use clap::Args;
 use std::time::Duration;
 
 /// `metrics --help`: how each figure is computed and the stable JSON fields.
-pub const METRICS_HELP: &str = concat!(
-    "How each figure is computed:\n",
-    "- deployments: Argo CD history entries deployed in the period (per day, per week). Argo CD \
-keeps only revisionHistoryLimit entries (default 10): older deployments come from the audit log \
-(successful syncs) and, for auto-synced apps, from Git (the app's commits on its branch and path). \
-An entry returning to an earlier revision is a rollback, not a deployment.\n",
-    "- lead time: from the commit a Source-Commit: trailer names (when Git has it), else the \
-deployed revision's commit, to deployedAt; median and p90 (nearest rank).\n",
-    "- change failure rate: deployments followed within --window (default 1h), before the next \
-deployment, by a rollback, a failed sync or Degraded, over all deployments in the period.\n",
-    "- time to restore: median from Degraded to the next Healthy (Argo CD health events), over \
-restores that ended in the period.\n",
-    "A figure without data is \"unknown\" with the reason; nothing is estimated.\n\n",
-    "JSON fields (--output json; stable): since, until, window_seconds, apps: [{app, service, \
-environment, since, until, window_seconds, deployments {count, per_day, per_week, from_history, \
-from_audit, from_git, rollbacks, history_limit, history_truncated}, lead_time {median_seconds, \
-p90_seconds, samples, from_source_commit, from_revision_commit, unknown}, change_failure_rate \
-{rate (0..1), failed, deployments, by_rollback, by_failed_operation, by_degraded, unknown}, \
-time_to_restore {median_seconds, restores, ongoing, unknown}, notes}]; a figure that cannot be \
-computed is null with its reason in `unknown`.\n\n",
-    "Exit codes: as every command (see shipdeck --help)."
-);
+pub fn help() -> String {
+    format!(
+        "How each figure is computed:\n{}\n\n{JSON_FIELDS}\n\nExit codes: as every command (see shipdeck --help).",
+        metrics::HOW
+    )
+}
+
+/// The stable JSON fields of `--output json`.
+pub const JSON_FIELDS: &str = "JSON fields (--output json; stable): since, until, window_seconds, \
+apps: [{app, service, environment, since, until, window_seconds, deployments {count, per_day, \
+per_week, from_history, from_audit, from_git, rollbacks, history_limit, history_truncated}, \
+lead_time {median_seconds, p90_seconds, samples, from_source_commit, from_revision_commit, \
+unknown}, change_failure_rate {rate (0..1), failed, deployments, by_rollback, \
+by_failed_operation, by_degraded, unknown}, time_to_restore {median_seconds, restores, ongoing, \
+unknown}, notes}]. A figure that cannot be computed is null, with the reason in `unknown`.";
 
 #[derive(Debug, Clone, Args)]
 pub struct MetricsArgs {

@@ -10,8 +10,8 @@
 //!   branch touching its path, at its commit time). A history entry that returns to a revision
 //!   an older entry ran is a rollback, not a deployment.
 //! - lead time: from the commit of the change (the `Source-Commit:` trailer's commit when Git
-//!   has it, else the deployed revision's own commit) to `deployedAt`; median and p90
-//!   (nearest rank) over the deployments Git can date.
+//!   has it, else the newest commit touching the app's path at the deployed revision) to
+//!   `deployedAt`; median and p90 (nearest rank) over the deployments Git can date.
 //! - change failure rate: deployments followed within the window (default 1 h), before the
 //!   next deployment, by a rollback, a failed operation or Degraded, over all deployments.
 //! - time to restore: median time from Degraded to the next Healthy (health events and the
@@ -32,13 +32,17 @@ pub const HOW: &str = "\
 deployments: Argo CD history entries deployed in the period, per day and per week. Argo CD \
 keeps only revisionHistoryLimit entries (default 10): older deployments come from the audit log \
 (successful syncs) and, for auto-synced apps, from Git (each commit on the app's branch and path, \
-at its commit time). An entry that returns to an earlier revision is a rollback, not a deployment.
-lead time: commit -> running: from the commit the Source-Commit: trailer names (when Git has it), \
-else the deployed revision's own commit, to deployedAt; median and p90 (nearest rank).
+at its commit time). An entry returning to an earlier revision (an older entry's, or one \
+committed before the revision running) is a rollback, not a deployment.
+lead time: commit -> running: from the commit a Source-Commit: trailer names (when Git has it), \
+else the newest commit touching the app's path at the deployed revision, to deployedAt; median \
+and p90 (nearest rank).
 change failure rate: deployments followed within the window (--window, default 1h), before the \
 next deployment, by a rollback, a failed sync or Degraded, over all deployments in the period.
-time to restore: median time from Degraded to the next Healthy (Argo CD health events, the audit \
-log), over the restores that ended in the period; a Degraded period still open is counted apart.
+time to restore: median time from Degraded to the next Healthy (the Application's health events \
+in Argo CD), over the restores that ended in the period; a Degraded period still open is \
+counted apart. Kubernetes keeps Events only for a while (1h by default): older restores are \
+unknown unless the cluster keeps them longer.
 unknown: a figure with no data says so and why; nothing is estimated.";
 
 /// Where a deployment was seen.

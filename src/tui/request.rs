@@ -115,6 +115,22 @@ pub enum Request {
         pipeline: String,
         id: u64,
     },
+    /// Delivery metrics of these apps (instance, app, service, environment) over the last
+    /// `since` with the failure `window` (`ops::metrics`).
+    Metrics {
+        apps: Vec<MetricsApp>,
+        since: chrono::Duration,
+        window: chrono::Duration,
+    },
+}
+
+/// One app a metrics request is about, as the estate holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsApp {
+    pub id: AppId,
+    pub app: Application,
+    pub service: String,
+    pub environment: String,
 }
 
 impl Request {
@@ -176,6 +192,7 @@ pub enum Payload {
     Pipelines(Vec<Pipeline>),
     Runs(Vec<BuildRun>),
     Run(BuildRun),
+    Metrics(crate::ops::metrics::Report),
 }
 
 #[derive(Debug, Clone)]

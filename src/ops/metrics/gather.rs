@@ -32,7 +32,10 @@ pub fn health_change(message: &str) -> Option<String> {
 /// Commits of the app's path on its branch, by sha, and a lookup for others.
 struct GitView {
     mirror: Mirror,
+    path: Option<String>,
     by_sha: HashMap<String, Commit>,
+    /// The newest commit touching the app's path at a revision, by revision.
+    change_at: HashMap<String, Option<Commit>>,
     path_log: Vec<Commit>,
 }
 
@@ -61,7 +64,9 @@ impl GitView {
             .collect();
         Ok(GitView {
             mirror,
+            path: src.path.clone(),
             by_sha,
+            change_at: HashMap::new(),
             path_log,
         })
     }
@@ -81,10 +86,35 @@ impl GitView {
         Some(c)
     }
 
-    /// When the change a revision deployed was committed: the `Source-Commit:` trailer's
-    /// commit when this repository has it, else the revision's own commit.
-    async fn committed(&mut self, rev: &str) -> Option<(DateTime<Utc>, LeadStart)> {
+    /// Commit time of a revision itself.
+    async fn time_of(&mut self, rev: &str) -> Option<DateTime<Utc>> {
         let c = self.commit(rev).await?;
+        parse_time(&c.time)
+    }
+
+    /// The change a revision deployed: the newest commit at it touching the app's path
+    /// (Argo CD deploys the branch head; a later commit elsewhere is not this app's change).
+    async fn change(&mut self, rev: &str) -> Option<Commit> {
+        if let Some(c) = self.change_at.get(rev) {
+            return c.clone();
+        }
+        let c = match self.path.as_deref() {
+            Some(p) => self
+                .mirror
+                .log(rev, Some(p), 1)
+                .await
+                .ok()
+                .and_then(|v| v.into_iter().next()),
+            None => self.commit(rev).await,
+        };
+        self.change_at.insert(rev.to_string(), c.clone());
+        c
+    }
+
+    /// When the change a revision deployed was committed: the `Source-Commit:` trailer's
+    /// commit when this repository has it, else the app's change at that revision.
+    async fn committed(&mut self, rev: &str) -> Option<(DateTime<Utc>, LeadStart)> {
+        let c = self.change(rev).await?;
         let source = c.body.lines().find_map(|l| {
             let (k, v) = l.split_once(':')?;
             k.trim()
@@ -154,8 +184,18 @@ pub async fn gather<S: ArgoSource>(
             continue;
         };
         oldest = Some(oldest.map_or(at, |o| o.min(at)));
-        // Returning to a revision an older entry ran (not the one just before) is a rollback.
-        let rollback = revisions_before.last() != Some(&rev) && revisions_before.contains(&rev);
+        // Returning to a revision an older entry ran (not the one just before), or to a
+        // revision committed before the one running, is a rollback.
+        let mut rollback = revisions_before.last() != Some(&rev) && revisions_before.contains(&rev);
+        if let (Some(v), Some(prev)) = (view.as_mut(), revisions_before.last())
+            && !rollback
+            && prev != &rev
+        {
+            let prev = prev.clone();
+            if let (Some(p), Some(t)) = (v.time_of(&prev).await, v.time_of(&rev).await) {
+                rollback = t < p;
+            }
+        }
         let committed = match view.as_mut() {
             Some(v) => v.committed(&rev).await,
             None => None,
@@ -311,7 +351,6 @@ pub async fn report<S: ArgoSource>(
     audit: Result<&[AuditRecord], &str>,
     params: &super::Params,
 ) -> super::Report {
-    use futures::StreamExt;
     let mut entries: Vec<&crate::ops::estate::AppEntry> = estate.apps().collect();
     entries.sort_by(|a, b| {
         (
@@ -325,16 +364,36 @@ pub async fn report<S: ArgoSource>(
                 b.app.metadata.name.as_str(),
             ))
     });
-    let apps: Vec<super::Figures> = futures::stream::iter(entries)
-        .map(|e| async move {
+    let list: Vec<(&S, &Application, &str, &str)> = entries
+        .iter()
+        .filter_map(|e| {
             let src = backends.iter().find(|b| b.instance() == e.id.instance)?;
-            let r = gather(src, &e.app, &e.service, &e.environment.name, git, audit).await;
-            Some(super::figures(&r, params))
+            Some((src, &e.app, e.service.as_str(), e.environment.name.as_str()))
         })
-        .buffered(4)
-        .filter_map(|x| async move { x })
-        .collect()
-        .await;
+        .collect();
+    report_of(&list, git, audit, params).await
+}
+
+/// The figures of these apps (source, app, service, environment), in this order.
+pub async fn report_of<S: ArgoSource>(
+    apps: &[(&S, &Application, &str, &str)],
+    git: Option<&GitMirrors>,
+    audit: Result<&[AuditRecord], &str>,
+    params: &super::Params,
+) -> super::Report {
+    // Four apps at a time (each reads its events and Git); a plain loop keeps the future
+    // Send for the console's task.
+    let mut out: Vec<super::Figures> = Vec::with_capacity(apps.len());
+    for chunk in apps.chunks(4) {
+        let mut futs = Vec::with_capacity(chunk.len());
+        for (src, app, service, env) in chunk {
+            futs.push(gather(*src, app, service, env, git, audit));
+        }
+        for r in futures::future::join_all(futs).await {
+            out.push(super::figures(&r, params));
+        }
+    }
+    let apps = out;
     super::Report {
         since: super::ts(params.since),
         until: super::ts(params.now),
