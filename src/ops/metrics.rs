@@ -381,6 +381,13 @@ pub fn figures(r: &AppRecord, p: &Params) -> Figures {
         ongoing,
         unknown: ttr_unknown,
     };
+    if deployments.from_git > 0 {
+        notes.push(format!(
+            "{} deployments before Argo CD's oldest history entry are the app's commits in Git \
+             (auto-sync deploys each, at about its commit time; no lead time for them)",
+            deployments.from_git
+        ));
+    }
     if history_truncated {
         notes.push(format!(
             "Argo CD keeps only {} history entries: older deployments come from Git and the audit log",

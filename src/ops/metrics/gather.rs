@@ -216,7 +216,6 @@ pub async fn gather<S: ArgoSource>(
         && app.auto_sync()
         && let (Some(v), Some(oldest)) = (view.as_ref(), oldest)
     {
-        let mut n = 0;
         for c in &v.path_log {
             if let Some(t) = parse_time(&c.time)
                 && t < oldest
@@ -229,14 +228,7 @@ pub async fn gather<S: ArgoSource>(
                     committed: None,
                     rollback: false,
                 });
-                n += 1;
             }
-        }
-        if n > 0 {
-            r.notes.push(format!(
-                "{n} deployments before Argo CD's oldest history entry are the app's commits in Git \
-                 (auto-sync deploys each, at about its commit time; no lead time for them)"
-            ));
         }
     }
 
@@ -315,10 +307,9 @@ pub async fn gather<S: ArgoSource>(
             });
         }
         Ok(events) => {
-            for e in events
-                .iter()
-                .filter(|e| e.object.starts_with("Application/"))
-            {
+            // The Application's own events (an app-of-apps' resources are Applications too).
+            let own = format!("Application/{name}");
+            for e in events.iter().filter(|e| e.object == own) {
                 let Some(at) = e.last_seen.as_deref().and_then(parse_time) else {
                     continue;
                 };
