@@ -9,6 +9,7 @@ mod build;
 mod commands;
 pub mod exit;
 mod freeze;
+mod metrics;
 mod output;
 mod promote;
 mod prune;
@@ -92,6 +93,10 @@ pub enum Command {
         #[command(flatten)]
         out: OutputArgs,
     },
+    /// Delivery metrics per service and environment: deployments (count, per day/week),
+    /// lead time (median, p90), change failure rate and time to restore.
+    #[command(after_help = metrics::help())]
+    Metrics(metrics::MetricsArgs),
     /// Rollout of APP's Deployments: replicas, ReplicaSets, pods.
     #[command(after_help = exit::EXIT_CODES_HELP)]
     Rollout {
@@ -217,6 +222,7 @@ pub async fn run(console: &ConsoleArgs, command: Command) -> anyhow::Result<i32>
         | Command::ConfirmPrune(_)
         | Command::Build(_)
         | Command::Promote(_)) => Ok(commands::run_headless(console, cmd).await),
+        Command::Metrics(m) => Ok(metrics::run(console, m).await),
         Command::Sandbox(args) => crate::sandbox::serve::run(args.options()).await.map(|()| 0),
         Command::Demo(_) => Err(anyhow::anyhow!(
             "`demo` opens the console: run it from the shipdeck binary"

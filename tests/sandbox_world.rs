@@ -76,8 +76,15 @@ async fn default_estate_starts_as_the_demo_needs() {
             "{name} has env label"
         );
         let history = a["status"]["history"].as_array().unwrap();
+        // Services carry weeks of past deployments: Argo CD's default 10 entries are full.
+        // Infrastructure and the app-of-apps have only their recent builds.
+        let service = !name.starts_with("kafka-") && name != "shop-apps";
         assert!(
-            (2..=4).contains(&history.len()),
+            if service {
+                history.len() == 10
+            } else {
+                (2..=4).contains(&history.len())
+            },
             "{name}: {} history entries",
             history.len()
         );
@@ -234,7 +241,8 @@ async fn argo_controller_syncs_rolls_back_drifts_and_honours_windows() {
         .then_some(a)
     })
     .await;
-    assert_eq!(history(&a).len(), before + 1);
+    // Argo CD keeps revisionHistoryLimit (10) entries: a full history stays full.
+    assert_eq!(history(&a).len(), (before + 1).min(10));
     assert_eq!(
         history(&a).last().unwrap()["initiatedBy"]["automated"],
         true
@@ -278,7 +286,7 @@ async fn argo_controller_syncs_rolls_back_drifts_and_honours_windows() {
             .any(|r| r["kind"] == "Deployment" && r["status"] == "Synced")
     );
     let h = history(&a);
-    assert_eq!(h.len(), before + 1);
+    assert_eq!(h.len(), (before + 1).min(10));
     let main = w.repo.resolve("main").unwrap();
     assert_eq!(h.last().unwrap()["revision"], main.as_str());
     assert_eq!(h.last().unwrap()["initiatedBy"]["username"], "alice");
@@ -503,7 +511,8 @@ async fn kube_patch_of_operation_syncs_to_the_production_cluster() {
         "{}",
         a["status"]["operationState"]
     );
-    assert_eq!(history(&a).len(), before + 1);
+    // Argo CD keeps revisionHistoryLimit (10) entries: a full history stays full.
+    assert_eq!(history(&a).len(), (before + 1).min(10));
     assert_eq!(a["status"]["sync"]["status"], "Synced");
     let want = sb
         .world

@@ -11,6 +11,7 @@ pub mod diff;
 pub mod estate;
 pub mod foureyes;
 pub mod freeze;
+pub mod metrics;
 pub mod notify;
 pub mod plan;
 pub mod policy;

@@ -301,6 +301,31 @@ impl Mirror {
         Ok(parse_log(&String::from_utf8_lossy(&out)))
     }
 
+    /// Commits reachable from `rev`, newest first, touching `path` if set, at most `max`
+    /// (delivery metrics: an app's bump commits; one commit with `max` 1).
+    pub async fn log(
+        &self,
+        rev: &str,
+        path: Option<&str>,
+        max: usize,
+    ) -> Result<Vec<Commit>, GitError> {
+        let rev = self.resolve(rev).await?;
+        let max = format!("--max-count={max}");
+        let mut args = vec![
+            "log",
+            "--no-color",
+            &max,
+            "--format=%H%x00%an%x00%ae%x00%aI%x00%s%x00%b%x1e",
+            &rev,
+        ];
+        if let Some(p) = path.filter(|p| !p.is_empty() && *p != ".") {
+            args.push("--");
+            args.push(p);
+        }
+        let out = self.git(&args).await?;
+        Ok(parse_log(&String::from_utf8_lossy(&out)))
+    }
+
     /// Paths of all files at `rev` under `dir` (recursive), relative to the repo root.
     pub async fn list_files(&self, rev: &str, dir: &str) -> Result<Vec<String>, GitError> {
         let sha = self.resolve(rev).await?;

@@ -213,6 +213,49 @@ async fn freeze_task<A: crate::ops::freeze::Projects>(
     }
 }
 
+impl<A: ArgoSource + 'static> ArgoProvider<A> {
+    /// `:metrics`: the one computation `shipdeck metrics` runs, over the estate's apps.
+    fn metrics(
+        &self,
+        ticket: Ticket,
+        apps: Vec<super::request::MetricsApp>,
+        since: chrono::Duration,
+        window: chrono::Duration,
+        tx: mpsc::Sender<Response>,
+    ) -> tokio::task::JoinHandle<()> {
+        let sources = self.sources.clone();
+        let git = self.git.clone();
+        let ops = self.ops.clone();
+        tokio::spawn(async move {
+            let audit = ops.audit.read_all().map_err(|e| e.to_string());
+            let audit_ref = audit.as_deref().map_err(String::as_str);
+            let now = chrono::Utc::now();
+            let params = crate::ops::metrics::Params {
+                since: now - since,
+                now,
+                window,
+            };
+            let entries: Vec<(Arc<A>, &super::request::MetricsApp)> = apps
+                .iter()
+                .filter_map(|a| sources.get(&a.id.instance).map(|s| (s.clone(), a)))
+                .collect();
+            let refs: Vec<(&A, &Application, &str, &str)> = entries
+                .iter()
+                .map(|(s, a)| (&**s, &a.app, a.service.as_str(), a.environment.as_str()))
+                .collect();
+            let report =
+                crate::ops::metrics::gather::report_of(&refs, git.as_deref(), audit_ref, &params)
+                    .await;
+            let _ = tx
+                .send(Response {
+                    ticket,
+                    result: Ok(Payload::Metrics(report)),
+                })
+                .await;
+        })
+    }
+}
+
 fn not_yet(what: &str) -> String {
     format!("{what} is not available in this build yet")
 }
@@ -272,6 +315,14 @@ impl<A: crate::ops::freeze::Projects + crate::ops::prune::Annotate + 'static> Pr
                 let _ = tx.send(Response { ticket, result }).await;
             });
             return Some(task.abort_handle());
+        }
+        if let Request::Metrics {
+            apps,
+            since,
+            window,
+        } = req
+        {
+            return Some(self.metrics(ticket, apps, since, window, tx).abort_handle());
         }
         if req.app().is_none() {
             return Some(super::ci::task(self.ci.clone(), ops, ticket, req, tx).abort_handle());

@@ -449,6 +449,12 @@ impl Console {
             ("env", Some(env)) => self.go_to(Box::new(AppsView::new(Some(env.to_string())))),
             ("env", None) => self.flash = Some((Level::Warning, "usage: :env NAME".into())),
             ("builds", _) => self.go_to(Box::new(BuildsView::new(None))),
+            ("metrics", span) => match super::views::metrics::MetricsView::new(span) {
+                Ok(v) => self.go_to(Box::new(v)),
+                Err(e) => {
+                    self.flash = Some((Level::Warning, format!("usage: :metrics [30d]: {e}")))
+                }
+            },
             ("warnings", _) => self.go_to(Box::new(super::views::warnings::WarningsView::new(
                 self.settings.warnings.clone(),
             ))),
@@ -598,7 +604,7 @@ impl Console {
             let typing = top.typing();
             match intent {
                 Intent::Help if !typing => {
-                    let h = HelpView::new(top.title(&ctx), top.keys(&ctx));
+                    let h = HelpView::new(top.title(&ctx), top.keys(&ctx)).with_about(top.about());
                     self.outbox.push(Box::new(h));
                 }
                 Intent::Palette if !typing => {

@@ -162,6 +162,22 @@ pub enum Request {
         app: AppId,
         approval: Option<Approval>,
     },
+    /// Delivery metrics of these apps (instance, app, service, environment) over the last
+    /// `since` with the failure `window` (`ops::metrics`).
+    Metrics {
+        apps: Vec<MetricsApp>,
+        since: chrono::Duration,
+        window: chrono::Duration,
+    },
+}
+
+/// One app a metrics request is about, as the estate holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsApp {
+    pub id: AppId,
+    pub app: Application,
+    pub service: String,
+    pub environment: String,
 }
 
 impl Request {
@@ -244,6 +260,7 @@ pub enum Payload {
         next: Vec<crate::ops::actions::produced::NextStop>,
     },
     Freezes(Vec<crate::ops::freeze::FreezeMark>),
+    Metrics(crate::ops::metrics::Report),
 }
 
 #[derive(Debug, Clone)]

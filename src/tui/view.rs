@@ -181,6 +181,12 @@ pub trait View {
     /// Bindings that work here, for the footer and the help screen.
     fn keys(&self, ctx: &Ctx) -> Vec<(Intent, &'static str)>;
 
+    /// What the help screen says about this screen beyond its keys (how its figures are
+    /// computed), one paragraph per entry.
+    fn about(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Whether the view is taking text right now (palette and `q` are then plain letters).
     fn typing(&self) -> bool {
         false

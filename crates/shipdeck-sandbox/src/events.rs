@@ -14,10 +14,29 @@ pub fn emit(
     message: &str,
     component: &str,
 ) {
+    emit_at(
+        store,
+        cluster,
+        involved,
+        (event_type, reason, message),
+        component,
+        chrono::Utc::now(),
+    );
+}
+
+/// [`emit`] as of a past time `at` (the estate's seeded history).
+pub fn emit_at(
+    store: &Store,
+    cluster: &str,
+    involved: &Value,
+    (event_type, reason, message): (&str, &str, &str),
+    component: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) {
     let meta = &involved["metadata"];
     let namespace = meta["namespace"].as_str().unwrap_or("default");
     let name = meta["name"].as_str().unwrap_or("");
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let now = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let event = json!({
         "metadata": {"generateName": format!("{name}."), "namespace": namespace},
         "involvedObject": {
@@ -35,7 +54,7 @@ pub fn emit(
         "reportingComponent": component,
         // Set as the events.k8s.io recorder does, so clients of that version (whose
         // models require it) can read every Event.
-        "eventTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "eventTime": at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         "reportingInstance": format!("{component}-sandbox"),
         "firstTimestamp": now,
         "lastTimestamp": now,

@@ -37,6 +37,8 @@ pub struct Repo {
     path: PathBuf,
     write: Mutex<()>,
     builds: HashMap<(String, usize), BuildCommit>,
+    /// The commits of each app's past builds (`estate::history`), by (app, index).
+    past: HashMap<(String, usize), BuildCommit>,
     listings: Mutex<HashMap<String, Listing>>,
     parsed: Mutex<HashMap<String, Arc<Vec<Value>>>>,
     /// Parsed blobs kept: what the initial history primed plus [`PARSED_EXTRA`]; past it the
@@ -65,6 +67,8 @@ struct Plan {
     author: (String, String),
     files: Vec<(String, String)>,
     builds: Vec<(String, usize)>,
+    /// Past builds (`estate::history`) this commit brought: (app, index).
+    past: Vec<(String, usize)>,
 }
 
 impl Repo {
@@ -131,8 +135,18 @@ impl Repo {
             }
         }
         let mut builds = HashMap::new();
+        let mut past = HashMap::new();
         for (i, p) in plans.iter().enumerate() {
             if let Some(sha) = by_mark.get(&(i + 1)) {
+                for key in &p.past {
+                    past.insert(
+                        key.clone(),
+                        BuildCommit {
+                            sha: sha.clone(),
+                            time: p.time,
+                        },
+                    );
+                }
                 for key in &p.builds {
                     builds.insert(
                         key.clone(),
@@ -149,6 +163,7 @@ impl Repo {
             path: path.to_path_buf(),
             write: Mutex::new(()),
             builds,
+            past,
             listings: Mutex::new(HashMap::new()),
             parsed: Mutex::new(HashMap::new()),
             parsed_limit: std::sync::atomic::AtomicUsize::new(PARSED_EXTRA),
@@ -187,6 +202,11 @@ impl Repo {
     /// The commit that brought `build` of `app` into Git (initial history only).
     pub fn build_commit(&self, app: &str, build: usize) -> Option<&BuildCommit> {
         self.builds.get(&(app.to_string(), build))
+    }
+
+    /// The commit of past build `k` of `app` (`estate::history`; initial history only).
+    pub fn past_commit(&self, app: &str, k: usize) -> Option<&BuildCommit> {
+        self.past.get(&(app.to_string(), k))
     }
 
     /// Branch, tag or (short) sha -> full commit sha.
@@ -524,6 +544,17 @@ fn plan_history(
 ) -> (Vec<Plan>, Vec<(String, Vec<(String, Vec<Value>)>)>) {
     let start = start_of_history().timestamp();
     let grouped = estate.apps.len() > 300;
+    // Weeks of past builds before the recent ones (small estates): the layout is older.
+    let any_past = estate
+        .apps
+        .iter()
+        .any(|a| crate::estate::history::has_past(estate, a));
+    let setup_time = if any_past {
+        start - 86_400 * (crate::estate::history::PAST_DAYS + 1)
+    } else {
+        start - 86_400
+    };
+    let mut initial_past = Vec::new();
     let mut initial_files: Vec<(String, String)> = vec![
         ("README.md".into(), readme(estate)),
         (".gitignore".into(), "*.swp\n.DS_Store\n".into()),
@@ -557,22 +588,76 @@ fn plan_history(
         if let Some(v) = &app.values_file {
             first_files.push((v.clone(), render::values_yaml(estate, app, first)));
         }
+        let past = crate::estate::history::past_builds(estate, app, start_of_history());
+        let mut setup_files = first_files.clone();
+        let mut setup_build = Some((app.name.clone(), first));
+        if let Some(p0) = past.first() {
+            // The layout held the oldest past build; each past bump follows, then the bump
+            // to the first recent build (whose commit is that build's).
+            let first_tag = estate.tag(&app.service, first, &app.branch);
+            let at = |tag: &str| -> Vec<(String, String)> {
+                first_files
+                    .iter()
+                    .map(|(f, t)| {
+                        (
+                            f.clone(),
+                            crate::estate::history::at_past(t, &first_tag, tag),
+                        )
+                    })
+                    .collect()
+            };
+            setup_files = at(&p0.tag);
+            setup_build = None;
+            for (k, b) in past.iter().enumerate().skip(1) {
+                plans.push(Plan {
+                    branch: app.branch.clone(),
+                    time: b.time.timestamp(),
+                    message: format!(
+                        "ci: bump {} to {} in {}",
+                        app.service, b.tag, app.environment
+                    ),
+                    author: (CI_BOT.0.into(), CI_BOT.1.into()),
+                    files: at(&b.tag),
+                    builds: vec![],
+                    past: vec![(app.name.clone(), k)],
+                });
+            }
+            plans.push(Plan {
+                branch: app.branch.clone(),
+                time: render::commit_time(estate, app, first)
+                    .timestamp()
+                    .min(start - 3_600),
+                message: bump_message(estate, app, first),
+                author: (CI_BOT.0.into(), CI_BOT.1.into()),
+                files: first_files.clone(),
+                builds: vec![(app.name.clone(), first)],
+                past: vec![],
+            });
+        }
+        let setup_past: Vec<(String, usize)> = if past.is_empty() {
+            vec![]
+        } else {
+            vec![(app.name.clone(), 0)]
+        };
         if app.branch == "main" {
-            initial_files.extend(first_files);
-            initial_builds.push((app.name.clone(), first));
+            initial_files.extend(setup_files);
+            initial_builds.extend(setup_build);
+            initial_past.extend(setup_past);
         } else {
             let plan = branch_setup
                 .entry(app.branch.clone())
                 .or_insert_with(|| Plan {
                     branch: app.branch.clone(),
-                    time: start - 86_400 + 3_600,
+                    time: setup_time + 3_600,
                     message: format!("Set up {} for the pre-production environments", app.branch),
                     author: ("platform-team".into(), "platform@acme.dev".into()),
                     files: vec![],
                     builds: vec![],
+                    past: vec![],
                 });
-            plan.files.extend(first_files);
-            plan.builds.push((app.name.clone(), first));
+            plan.files.extend(setup_files);
+            plan.builds.extend(setup_build);
+            plan.past.extend(setup_past);
         }
         for build in app.builds() {
             let last = build == app.git_build;
@@ -609,6 +694,7 @@ fn plan_history(
                     author: (CI_BOT.0.into(), CI_BOT.1.into()),
                     files: vec![],
                     builds: vec![],
+                    past: vec![],
                 });
                 plan.files.extend(texts);
                 plan.builds.push((app.name.clone(), build));
@@ -625,6 +711,7 @@ fn plan_history(
                     author: (CI_BOT.0.into(), CI_BOT.1.into()),
                     files: texts,
                     builds: vec![(app.name.clone(), build)],
+                    past: vec![],
                 });
             }
         }
@@ -654,16 +741,18 @@ fn plan_history(
                 ),
             )],
             builds: vec![],
+            past: vec![],
         });
     }
     plans.sort_by_key(|p| p.time);
     let initial = Plan {
         branch: "main".into(),
-        time: start - 86_400,
+        time: setup_time,
         message: format!("Initial GitOps layout for {}", estate.name),
         author: ("platform-team".into(), "platform@acme.dev".into()),
         files: initial_files,
         builds: initial_builds,
+        past: initial_past,
     };
     let mut all = vec![initial];
     all.extend(branch_setup.into_values());

@@ -14,6 +14,8 @@ use std::cell::Cell;
 pub struct HelpView {
     screen: String,
     bindings: Vec<(Intent, &'static str)>,
+    /// What the screen says about itself (`View::about`), e.g. how its figures are computed.
+    about: Vec<String>,
     scroll: usize,
     /// The last scroll that still fills the window, as the last frame measured it (help
     /// never scrolls past its end).
@@ -25,10 +27,36 @@ impl HelpView {
         HelpView {
             screen,
             bindings,
+            about: Vec::new(),
             scroll: 0,
             max_scroll: Cell::new(usize::MAX),
         }
     }
+
+    /// With the screen's own words (shown after its keys, wrapped).
+    pub fn with_about(mut self, about: Vec<String>) -> Self {
+        self.about = about;
+        self
+    }
+}
+
+/// Word-wrap `s` at `width` columns.
+fn wrap(s: &str, width: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut line = String::new();
+    for word in s.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            out.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        out.push(line);
+    }
+    out
 }
 
 const ALWAYS: &[(Intent, &str)] = &[
@@ -118,6 +146,22 @@ impl HelpView {
                 widgets::styled(theme, Role::Accent, format!("  {}", pad(&keys, 18))),
                 widgets::text(theme, (*what).to_string()),
             ]));
+        }
+        if !self.about.is_empty() {
+            lines.push(Line::default());
+            lines.push(Line::from(Span::styled(
+                "How this screen's figures are computed",
+                theme.style(Role::Accent),
+            )));
+            for paragraph in &self.about {
+                for (i, l) in wrap(paragraph, 88).into_iter().enumerate() {
+                    let indent = if i == 0 { "  " } else { "    " };
+                    lines.push(Line::from(widgets::text(
+                        theme,
+                        format!("{indent}{}", widgets::clean(&l)),
+                    )));
+                }
+            }
         }
         let unbound = ctx.keymap.unbound();
         if !unbound.is_empty() {

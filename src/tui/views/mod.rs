@@ -11,6 +11,7 @@ pub mod diff;
 pub mod help;
 pub mod history;
 pub mod logs;
+pub mod metrics;
 pub mod palette;
 pub mod pending;
 pub mod promote;

@@ -20,6 +20,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ),
     ("requests", "four-eyes requests waiting for you"),
     ("builds", "pipelines and runs"),
+    (
+        "metrics SPAN",
+        "delivery metrics over the last SPAN (30d, 2w; default 30d)",
+    ),
     ("ctx", "contexts and their connection state"),
     ("env NAME", "applications of one environment"),
     ("theme NAME", "switch colour theme"),

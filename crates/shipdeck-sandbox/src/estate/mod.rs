@@ -8,6 +8,7 @@
 
 mod file;
 mod generate;
+pub mod history;
 pub mod render;
 pub mod seed;
 

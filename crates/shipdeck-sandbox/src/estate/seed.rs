@@ -126,7 +126,7 @@ pub fn seed_store(world: &World) -> Result<(), String> {
         }
         let cmp = compare::compare(&desired, &live_objects, &[], &|_| Vec::new());
         let head = heads.get(&app.branch).cloned().unwrap_or_default();
-        let application = application_object(
+        let (application, past_events) = application_object(
             world,
             app,
             parents.get(app.name.as_str()).copied(),
@@ -135,9 +135,19 @@ pub fn seed_store(world: &World) -> Result<(), String> {
             &cmp,
             now,
         )?;
-        store
+        let stored = store
             .create(IN_CLUSTER, APPLICATIONS, application)
             .map_err(err)?;
+        for (at, kind, reason, message) in past_events {
+            crate::events::emit_at(
+                store,
+                IN_CLUSTER,
+                &stored,
+                (kind, reason, &message),
+                "argocd-application-controller",
+                at,
+            );
+        }
     }
     Ok(())
 }
@@ -212,7 +222,7 @@ fn application_object(
     head: &(String, i64),
     cmp: &compare::Comparison,
     now: DateTime<Utc>,
-) -> Result<Value, String> {
+) -> Result<(Value, Vec<PastEvent>), String> {
     let estate = &world.estate;
     let mut obj = render::application(app, url);
     if app.cluster != IN_CLUSTER {
@@ -235,6 +245,94 @@ fn application_object(
     let deployed = app.deployed_build();
     let mut last_deploy: Option<(String, DateTime<Utc>, DateTime<Utc>, Value)> = None;
     let target = head.0.as_str();
+    let mut past_events: Vec<PastEvent> = Vec::new();
+    // Weeks of past deployments first (estate::history), with their aftermath.
+    let past = super::history::past_builds(estate, app, super::render::start_of_history());
+    let mut next_id = first_id;
+    let mut previous: Option<String> = None;
+    for (k, b) in past.iter().enumerate() {
+        let Some(commit) = world.repo.past_commit(&app.name, k).cloned() else {
+            return Err(format!(
+                "no commit recorded for {} past build {k}",
+                app.name
+            ));
+        };
+        let committed = DateTime::<Utc>::from_timestamp(commit.time, 0).unwrap_or(b.time);
+        let jitter = (super::hash(estate.seed, &format!("{}:past{k}", app.name)) % 170) as i64;
+        let started = if app.auto_sync {
+            committed + Duration::seconds(20 + jitter)
+        } else {
+            committed + Duration::hours(2) + Duration::minutes(jitter)
+        };
+        let finished = started + Duration::seconds(4 + jitter % 30);
+        let operator = OPERATORS[(h as usize + k) % OPERATORS.len()];
+        let initiated = if app.auto_sync {
+            json!({"automated": true})
+        } else {
+            json!({"username": operator})
+        };
+        history.push(json!({
+            "id": next_id,
+            "revision": commit.sha,
+            "source": source,
+            "deployStartedAt": ts(started),
+            "deployedAt": ts(finished),
+            "initiatedBy": initiated,
+        }));
+        next_id += 1;
+        match super::history::aftermath(estate, app, k, past.len()) {
+            super::history::Aftermath::Fine => {}
+            super::history::Aftermath::RolledBack(m) => {
+                if let Some(prev) = &previous {
+                    let at = finished + Duration::minutes(m);
+                    history.push(json!({
+                        "id": next_id,
+                        "revision": prev,
+                        "source": source,
+                        "deployStartedAt": ts(at - Duration::seconds(6)),
+                        "deployedAt": ts(at),
+                        "initiatedBy": {"username": operator},
+                    }));
+                    past_events.push((
+                        at - Duration::seconds(6),
+                        "Normal",
+                        "OperationStarted",
+                        format!("{operator} initiated rollback to {}", next_id - 2),
+                    ));
+                    next_id += 1;
+                }
+            }
+            super::history::Aftermath::Degraded(after, restore) => {
+                let at = finished + Duration::minutes(after);
+                past_events.push((
+                    at,
+                    "Normal",
+                    "ResourceUpdated",
+                    "Updated health status: Healthy -> Degraded".into(),
+                ));
+                past_events.push((
+                    at + Duration::minutes(restore),
+                    "Normal",
+                    "ResourceUpdated",
+                    "Updated health status: Degraded -> Healthy".into(),
+                ));
+            }
+            super::history::Aftermath::SyncFailed(after) => {
+                past_events.push((
+                    finished + Duration::minutes(after),
+                    "Warning",
+                    "OperationCompleted",
+                    format!(
+                        "Sync operation to {} failed: one or more objects failed to apply, \
+                         reason: admission webhook denied the request",
+                        commit.sha
+                    ),
+                ));
+            }
+        }
+        previous = Some(commit.sha.clone());
+    }
+    let first_id = next_id;
     for (i, build) in (app.first_build()..=deployed).enumerate() {
         let mut commit = world
             .repo
@@ -330,8 +428,11 @@ fn application_object(
         });
     }
     obj["status"] = status;
-    Ok(obj)
+    Ok((obj, past_events))
 }
+
+/// An Application event of the seeded past: (time, type, reason, message).
+type PastEvent = (DateTime<Utc>, &'static str, &'static str, String);
 
 /// `deployment.apps/web`, `service/web`: how kubectl and Argo CD name a resource.
 pub fn kubectl_name(r: &Value) -> String {
