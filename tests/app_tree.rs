@@ -294,13 +294,7 @@ async fn set_image(sb: &Sandbox, ns: &str, dep: &str, image: &str) {
 /// when the screen opened) with its pods, under the Deployment, beside the old one.
 async fn tree_follows_a_rollout(
     sb: &Sandbox,
-    src: &(
-         impl ArgoSource
-         + shipdeck::ops::freeze::Projects
-         + shipdeck::ops::prune::Annotate
-         + Clone
-         + 'static
-     ),
+    src: &(impl shipdeck::ops::freeze::Projects + shipdeck::ops::prune::Annotate + Clone + 'static),
     name: &str,
     mode: &str,
     image: &str,
