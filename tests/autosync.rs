@@ -228,7 +228,14 @@ mod console {
         press(&mut h, KeyCode::Char('A'));
         let mut off = false;
         for _ in 0..600 {
-            if !auto(&api, name).await.auto_sync() {
+            // Off, and marked since when: with Argo CD's `toggle-auto-sync` action the mark
+            // is a second write (a merge patch) right after the action.
+            let a = auto(&api, name).await;
+            if !a.auto_sync()
+                && a.metadata
+                    .annotations
+                    .contains_key("shipdeck.io/auto-sync-off-since")
+            {
                 off = true;
                 break;
             }
@@ -247,7 +254,11 @@ mod console {
                 .estate
                 .find_by_name(name)
                 .first()
-                .is_some_and(|e| !e.app.auto_sync()))
+                .is_some_and(|e| !e.app.auto_sync()
+                    && e.app
+                        .metadata
+                        .annotations
+                        .contains_key("shipdeck.io/auto-sync-off-since")))
                 .await
         );
         let s = h.screen(160, 48);

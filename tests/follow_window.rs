@@ -223,3 +223,59 @@ mod console {
         r.sb.stop().await;
     }
 }
+
+/// Argo CD refuses a sync request while a deny window is open with gRPC PermissionDenied
+/// (HTTP 403) "cannot sync: blocked by sync window". That is the project's policy, not a
+/// missing permission: the client says Refused (exit 3), never Forbidden (exit 4, "ask for
+/// RBAC"). A window that closes between shipdeck's own check and the request lands here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_the_api_refuses_for_a_window_is_refused_not_forbidden() {
+    use shipdeck::sources::argocd::{ArgoApi, ArgoApiOptions};
+    use shipdeck::sources::{ArgoSource, SourceError, SyncRequest};
+    let sb = common::sandbox().await;
+    let name = "checkout-prod";
+    deny_window(&sb, name, true);
+    let src = ArgoApi::new(ArgoApiOptions {
+        server: sb.url.clone(),
+        token: Some(shipdeck::secrets::Secret::new(
+            sb.world.users.token(shipdeck::sandbox::auth::Role::Admin),
+        )),
+        ..Default::default()
+    })
+    .expect("client");
+    let apps = src.list_applications().await.expect("list");
+    let a = apps
+        .iter()
+        .find(|a| a.metadata.name == name)
+        .expect("the app");
+    // The oracle: the sandbox's Argo CD answers 403 with Argo CD's words.
+    let raw = reqwest::Client::new()
+        .post(format!("{}/api/v1/applications/{name}/sync", sb.url))
+        .bearer_auth(sb.world.users.token(shipdeck::sandbox::auth::Role::Admin))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("sync request");
+    assert_eq!(raw.status().as_u16(), 403);
+    assert!(
+        raw.text()
+            .await
+            .unwrap_or_default()
+            .contains("cannot sync: blocked by sync window")
+    );
+    let err = src
+        .sync(
+            a,
+            SyncRequest {
+                initiated_by: "admin".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect_err("the window refuses it");
+    assert!(
+        matches!(&err, SourceError::Refused(m) if m.contains("blocked by sync window")),
+        "{err:?}"
+    );
+    assert!(app(&sb, name)["operation"].is_null(), "nothing was queued");
+}

@@ -95,10 +95,15 @@ fn stored_request(sb: &Sandbox, name: &str) -> Option<Value> {
         .map(|s| serde_json::from_str(s).expect("request annotation is JSON"))
 }
 
+/// Deployments recorded so far: the id of the newest history entry. Argo CD numbers its
+/// history entries one up per deployment and keeps only the last ten, so the length stops
+/// growing while the id does not.
 fn history_len(sb: &Sandbox, name: &str) -> usize {
     stored(sb, name)["status"]["history"]
         .as_array()
-        .map_or(0, Vec::len)
+        .and_then(|h| h.last())
+        .and_then(|e| e["id"].as_u64())
+        .map_or(0, |id| id as usize)
 }
 
 fn info_of(op: &Value) -> BTreeMap<String, String> {

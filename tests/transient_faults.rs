@@ -352,8 +352,11 @@ async fn conflict_is_retried(sb: &Sandbox, source: &impl ArgoSource, label: &str
         .unwrap_or_else(|e| panic!("{label}: auto-sync off after one 409: {e}"));
     assert_eq!(fault_state(sb).await["pending_conflicts"], 0);
     let seen = kubectl_app(sb, &app.metadata.name);
+    // Off either way Argo CD writes it: no `automated` (a PATCH) or `enabled: false`
+    // (its `toggle-auto-sync` action keeps prune/selfHeal).
+    let automated = &seen["spec"]["syncPolicy"]["automated"];
     assert!(
-        seen["spec"]["syncPolicy"]["automated"].is_null(),
+        automated.is_null() || automated["enabled"] == false,
         "{label}: auto-sync is off: {}",
         seen["spec"]["syncPolicy"]
     );

@@ -387,6 +387,10 @@ impl Inner {
                 detail: msg,
                 hint: LOGIN_HINT.into(),
             },
+            // Argo CD answers a sync that a window blocks with gRPC PermissionDenied (403),
+            // "cannot sync: blocked by sync window": that is a policy of the project, not
+            // a missing permission (exit 3, not 4).
+            403 if is_window_refusal(&msg) => SourceError::Refused(format!("{what}: {msg}")),
             403 => SourceError::Forbidden(format!("{what}: {msg}")),
             404 => SourceError::NotFound(format!("{what}: {msg}")),
             409 => SourceError::Conflict(format!("{what}: {msg}")),
@@ -1114,5 +1118,27 @@ mod tests {
         assert_eq!(b["infos"][0]["name"], "initiated-by");
         assert_eq!(b["infos"][0]["value"], "ann");
         assert_eq!(b["strategy"], json!({"hook": {}}));
+    }
+}
+
+/// Argo CD's words when a sync window refuses a sync (`server/application/application.go`).
+fn is_window_refusal(msg: &str) -> bool {
+    msg.contains("cannot sync: blocked by sync window")
+        || msg.contains("cannot sync: invalid sync window")
+}
+
+#[cfg(test)]
+mod window_refusal_tests {
+    #[test]
+    fn a_window_refusal_is_not_a_missing_permission() {
+        assert!(super::is_window_refusal(
+            "cannot sync: blocked by sync window"
+        ));
+        assert!(super::is_window_refusal(
+            "cannot sync: invalid sync window: bad cron"
+        ));
+        assert!(!super::is_window_refusal(
+            "permission denied: applications, sync, prod/cart-prod"
+        ));
     }
 }
