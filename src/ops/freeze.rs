@@ -24,7 +24,7 @@ use super::actions::{ActionError, Ops};
 use super::approval::Approval;
 use super::audit::AuditRecord;
 use super::policy::Refusal;
-use crate::model::{Application, ApprovalPolicy, SyncWindow};
+use crate::model::{Application, SyncWindow};
 use crate::sources::{ArgoSource, Backend, SourceError};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde_json::Value;
@@ -487,37 +487,8 @@ fn check_unfreeze_approval(
     env: &str,
     approval: Option<&Approval>,
 ) -> Result<(), Refusal> {
-    let policy = ops.policies.for_env_name(env);
-    if !policy.gated() {
-        return Ok(());
-    }
-    let Some(a) = approval else {
-        return Err(match policy.approval {
-            ApprovalPolicy::Required => Refusal::NeedsApproval {
-                app: env.to_string(),
-                environment: env.to_string(),
-            },
-            _ => Refusal::NeedsConfirmation {
-                app: env.to_string(),
-                environment: env.to_string(),
-            },
-        });
-    };
-    if !a.named_app.eq_ignore_ascii_case(env) {
-        return Err(Refusal::ApprovalNamesOtherApp {
-            named: a.named_app.clone(),
-            app: env.to_string(),
-        });
-    }
-    if policy.approval == ApprovalPolicy::Required
-        && a.reason.as_deref().is_none_or(|r| r.trim().is_empty())
-    {
-        return Err(Refusal::ReasonRequired {
-            app: env.to_string(),
-            environment: env.to_string(),
-        });
-    }
-    Ok(())
+    // The environment's name stands where a sync types the app's.
+    crate::ops::prune::check_approval(ops, env, env, approval)
 }
 
 /// Unfreeze `env`: remove exactly shipdeck's freeze windows of that environment.

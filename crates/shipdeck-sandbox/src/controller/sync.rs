@@ -50,10 +50,7 @@ async fn execute(ctx: &Ctx, name: &str) {
         // As Argo CD's controller (`syncWindowPreventsSync`): the operation stays Running
         // with this message, `.operation` stays set, and it is tried again on each pass
         // until a window allows it (or someone terminates it).
-        let message = match why {
-            Blocked::Window => "Sync operation blocked by sync window".to_string(),
-            Blocked::Invalid(e) => format!("Sync operation blocked by sync window: {e}"),
-        };
+        let message = why.message();
         let _ = store.mutate(
             IN_CLUSTER,
             APPLICATIONS,
@@ -303,48 +300,14 @@ async fn wait_for_window(ctx: &Ctx, name: &str, automated: bool) -> bool {
             );
             return false;
         }
-        let Ok(app) = serde_json::from_value::<Application>((*obj).clone()) else {
-            // Unreadable: the sync itself reports it.
-            return true;
-        };
-        let Some(cluster) = cluster_of(&ctx.world, &app) else {
-            return true;
-        };
-        let Some(project) = store.get(IN_CLUSTER, APPPROJECTS, ARGOCD_NAMESPACE, &app.spec.project)
-        else {
-            return true;
-        };
-        let why = match windows::can_sync(
-            &project["spec"]["syncWindows"],
-            &app,
-            &cluster,
-            !automated,
-            chrono::Utc::now(),
-        ) {
-            Ok(()) => return true,
-            Err(why) => why,
-        };
-        // Argo CD adds the reason only when a window cannot be evaluated.
-        let message = if why.starts_with("invalid") {
-            format!("{BLOCKED}: {why}")
-        } else {
-            BLOCKED.to_string()
+        // The same rule as before the operation started (`window_blocks`); Argo CD adds
+        // the reason only when a window cannot be evaluated.
+        let message = match window_blocks(ctx, &obj, automated) {
+            None => return true,
+            Some(why) => why.message(),
         };
         if message != shown {
-            let _ = store.mutate(
-                IN_CLUSTER,
-                APPLICATIONS,
-                ARGOCD_NAMESPACE,
-                name,
-                true,
-                |o| {
-                    if o["status"]["operationState"]["phase"] != "Running" {
-                        return Ok(false);
-                    }
-                    o["status"]["operationState"]["message"] = json!(message);
-                    Ok(true)
-                },
-            );
+            show_while_running(store, name, &message);
             shown = message;
         }
         ctx.world.clock.sleep(Duration::from_secs(1)).await;
@@ -444,24 +407,30 @@ async fn wait_for_prune_confirmation(
             return Ok(());
         }
         if !shown {
-            let _ = store.mutate(
-                IN_CLUSTER,
-                APPLICATIONS,
-                ARGOCD_NAMESPACE,
-                name,
-                true,
-                |o| {
-                    if o["status"]["operationState"]["phase"] != "Running" {
-                        return Ok(false);
-                    }
-                    o["status"]["operationState"]["message"] = json!(message);
-                    Ok(true)
-                },
-            );
+            show_while_running(store, name, &message);
             shown = true;
         }
         ctx.world.clock.sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// Put `message` on the app's operation state while it is still Running (a held operation
+/// says why it waits).
+fn show_while_running(store: &crate::store::Store, name: &str, message: &str) {
+    let _ = store.mutate(
+        IN_CLUSTER,
+        APPLICATIONS,
+        ARGOCD_NAMESPACE,
+        name,
+        true,
+        |o| {
+            if o["status"]["operationState"]["phase"] != "Running" {
+                return Ok(false);
+            }
+            o["status"]["operationState"]["message"] = json!(message);
+            Ok(true)
+        },
+    );
 }
 
 /// Argo CD's wording for an operation held by a sync window.
@@ -591,6 +560,17 @@ async fn wait_wave(
 enum Blocked {
     Window,
     Invalid(String),
+}
+
+impl Blocked {
+    /// Argo CD's message on the held operation (with the window error when one does not
+    /// parse).
+    fn message(&self) -> String {
+        match self {
+            Blocked::Window => BLOCKED.to_string(),
+            Blocked::Invalid(e) => format!("{BLOCKED}: {e}"),
+        }
+    }
 }
 
 /// Whether the app's project windows keep this operation from running now (Argo CD's
