@@ -338,6 +338,16 @@ async fn tree_follows_a_rollout(
         .map(|r| r.name.clone())
         .expect("a Deployment");
     let id = AppId::new(src.instance(), "argocd", name);
+    // As an operator would: the app is opened once the estate has it (its requests name an
+    // app the console knows).
+    assert!(
+        h.until(Duration::from_secs(30), |c| !c
+            .estate
+            .find_by_name(name)
+            .is_empty())
+            .await,
+        "{mode}: {name} in the console's estate"
+    );
     h.console
         .push(Box::new(views::application::ApplicationView::new(id)));
     let before = kubectl_replicasets(sb, &ns, &dep);
