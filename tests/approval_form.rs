@@ -189,7 +189,14 @@ async fn rolling_back_an_auto_sync_app_names_auto_sync_off_as_a_step() {
             .get_application(name, Default::default())
             .await
             .unwrap();
-        if !app.auto_sync() {
+        // Off, and marked since when (with Argo CD's `toggle-auto-sync` action the mark is
+        // a second write right after it).
+        if !app.auto_sync()
+            && app
+                .metadata
+                .annotations
+                .contains_key("shipdeck.io/auto-sync-off-since")
+        {
             off = Some(app);
             break;
         }
@@ -203,7 +210,19 @@ async fn rolling_back_an_auto_sync_app_names_auto_sync_off_as_a_step() {
         "{:?}",
         app.metadata.annotations
     );
-    let records = r.audit.read_all().unwrap();
+    // The audit line is written once the change is read back, which can be a step after
+    // the sandbox shows it: wait for it with a deadline.
+    let mut records = Vec::new();
+    for _ in 0..600 {
+        records = r.audit.read_all().unwrap();
+        if records
+            .iter()
+            .any(|a| a.action == "disable-auto-sync" && a.app == name)
+        {
+            break;
+        }
+        r.h.step(Duration::from_millis(50)).await;
+    }
     let approve = records
         .iter()
         .find(|a| a.action == "approve" && a.app == name)
