@@ -536,20 +536,7 @@ async fn wait_wave(
             format!("waiting for healthy state of {first}")
         };
         if message != shown {
-            let _ = ctx.world.store.mutate(
-                IN_CLUSTER,
-                APPLICATIONS,
-                ARGOCD_NAMESPACE,
-                app,
-                true,
-                |o| {
-                    if o["status"]["operationState"]["phase"] != "Running" {
-                        return Ok(false);
-                    }
-                    o["status"]["operationState"]["message"] = json!(message);
-                    Ok(true)
-                },
-            );
+            show_while_running(&ctx.world.store, app, &message);
             shown = message;
         }
         clock.sleep(Duration::from_secs(1)).await;
