@@ -311,7 +311,19 @@ mod console {
             h.step(Duration::from_millis(50)).await;
         }
         assert!(on, "auto-sync still off:\n{}", h.screen(160, 48));
-        let records = audit.read_all().unwrap();
+        // The audit line is written once the change is read back, a step after the sandbox
+        // shows it: wait for it with a deadline.
+        let mut records = Vec::new();
+        for _ in 0..600 {
+            records = audit.read_all().unwrap();
+            if records
+                .iter()
+                .any(|a| a.action == "enable-auto-sync" && a.app == name && a.outcome != "started")
+            {
+                break;
+            }
+            h.step(Duration::from_millis(50)).await;
+        }
         let approve = records
             .iter()
             .find(|a| a.action == "approve" && a.app == name)
