@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod connect;
 pub mod logging;
+pub mod memory;
 pub mod model;
 pub mod ops;
 pub mod paths;

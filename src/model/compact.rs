@@ -10,9 +10,19 @@ use shipdeck_wire::Application;
 /// Drop what the board, `status` and the estate never read: the comparison target
 /// (`status.sync.comparedTo`, a copy of the source and destination) and the per-resource
 /// results of the last sync (`status.operationState.syncResult.resources`, one entry per
-/// managed resource). Everything `APP_FIELDS` names is kept.
+/// managed resource). Everything `APP_FIELDS` names is kept, except that a history entry's
+/// `source` equal to the app's own source is left out: it is the same in nearly every entry
+/// (up to ten per app), and every reader falls back to the app's source when an entry has
+/// none, so the meaning is unchanged.
 pub fn compact_for_board(app: &mut Application) {
     app.status.sync.compared_to = None;
+    if let Some(own) = app.spec.primary_source().cloned() {
+        for h in app.status.history.iter_mut() {
+            if h.source.as_ref() == Some(&own) {
+                h.source = None;
+            }
+        }
+    }
     if let Some(result) = app
         .status
         .operation_state
@@ -48,5 +58,33 @@ mod tests {
         assert_eq!(r.and_then(|r| r.revision).as_deref(), Some("abc"));
         assert_eq!(a.status.sync.revision.as_deref(), Some("abc"));
         assert_eq!(a.metadata.name, "web");
+    }
+
+    #[test]
+    fn a_history_source_equal_to_the_apps_own_is_left_out_and_others_kept() {
+        let mut a: Application = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web"},
+            "spec": {"source": {"repoURL": "https://git/x", "path": "web", "targetRevision": "main"}},
+            "status": {"history": [
+                {"id": 1, "revision": "a", "source": {"repoURL": "https://git/x", "path": "old", "targetRevision": "main"}},
+                {"id": 2, "revision": "b", "source": {"repoURL": "https://git/x", "path": "web", "targetRevision": "main"}}
+            ]}
+        }))
+        .expect("fixture parses");
+        compact_for_board(&mut a);
+        let h = &a.status.history;
+        assert_eq!(
+            h[0].source.as_ref().and_then(|s| s.path.as_deref()),
+            Some("old")
+        );
+        assert_eq!(h[1].source, None);
+        // What readers do with an entry without a source: the app's own, as before.
+        assert_eq!(
+            crate::ops::actions::rollback_spec(&a, Some(2))
+                .ok()
+                .and_then(|s| s.spec.source)
+                .and_then(|s| s.path),
+            Some("web".to_string())
+        );
     }
 }

@@ -141,7 +141,9 @@ impl AppEntry {
     }
 
     /// An entry classified by config rules in front of the defaults.
-    pub fn classified(id: AppId, app: Application, classifier: &Classifier) -> Self {
+    pub fn classified(id: AppId, mut app: Application, classifier: &Classifier) -> Self {
+        // The estate keeps the board's projection, whatever the source sent.
+        crate::model::compact_for_board(&mut app);
         let Classified {
             environment,
             service,
@@ -159,7 +161,10 @@ impl AppEntry {
 
 #[derive(Debug, Default)]
 pub struct Estate {
-    apps: HashMap<AppId, AppEntry>,
+    /// Boxed: a table slot is then a pointer, so the table's spare capacity and its growth
+    /// (old and new table both alive while it rehashes) cost bytes per slot, not an
+    /// Application's worth (~2 KB) per slot.
+    apps: HashMap<AppId, Box<AppEntry>>,
     by_cell: HashMap<(String, String), Vec<AppId>>,
     environments: BTreeMap<Environment, usize>,
     services: BTreeMap<String, usize>,
@@ -170,6 +175,11 @@ pub struct Estate {
     /// length they were read for (a new deploy makes them stale). Loaded on demand; what is
     /// not loaded is not known, and [`Estate::lag`] then claims no lag.
     history_images: HashMap<AppId, (usize, Vec<Vec<String>>)>,
+    /// Apps whose lag was asked for (a screen drew the cell) while their history images were
+    /// not known: the console loads just those, so a large estate reads Git only for the
+    /// cells on screen, never for every app. Interior mutability because drawing reads the
+    /// estate by shared reference; taken with [`Estate::take_lag_wanted`].
+    lag_wanted: std::cell::RefCell<BTreeSet<AppId>>,
     /// Bumped on every change; views compare it to decide whether to redraw.
     pub generation: u64,
 }
@@ -233,7 +243,7 @@ impl Estate {
                 .or_default() += 1;
             *self.services.entry(entry.service.clone()).or_default() += 1;
         }
-        self.apps.insert(id, entry);
+        self.apps.insert(id, Box::new(entry));
     }
 
     fn remove(&mut self, id: &AppId) {
@@ -253,12 +263,16 @@ impl Estate {
     }
 
     pub fn get(&self, id: &AppId) -> Option<&AppEntry> {
-        self.apps.get(id)
+        self.apps.get(id).map(|e| &**e)
     }
 
     /// Find an app by name alone (the CLI's `APP` argument); None when absent or ambiguous.
     pub fn find_by_name(&self, name: &str) -> Vec<&AppEntry> {
-        self.apps.values().filter(|e| e.id.name == name).collect()
+        self.apps
+            .values()
+            .filter(|e| e.id.name == name)
+            .map(|e| &**e)
+            .collect()
     }
 
     pub fn len(&self) -> usize {
@@ -270,7 +284,7 @@ impl Estate {
     }
 
     pub fn apps(&self) -> impl Iterator<Item = &AppEntry> {
-        self.apps.values()
+        self.apps.values().map(|e| &**e)
     }
 
     /// Apps of one board cell.
@@ -279,7 +293,7 @@ impl Estate {
             .get(&(service.to_string(), environment.to_string()))
             .into_iter()
             .flatten()
-            .filter_map(|id| self.apps.get(id))
+            .filter_map(|id| self.apps.get(id).map(|e| &**e))
     }
 
     /// Environments present, in promotion order.
@@ -388,17 +402,10 @@ impl Estate {
             .map(|(_, v)| v.as_slice())
     }
 
-    /// Whether the lag of this cell can only be told with its history images (the
-    /// environment before runs images other than this cell's) and they are not loaded.
-    pub fn lag_needs_history(&self, entry: &AppEntry) -> bool {
-        let Some(prev) = self.previous_environment(&entry.environment) else {
-            return false;
-        };
-        let Some(there_entry) = self.cell(&entry.service, &prev.name).next() else {
-            return false;
-        };
-        let (here, there) = (images_of(entry), images_of(there_entry));
-        !there.is_empty() && here != there && self.history_images_of(entry).is_none()
+    /// The apps whose lag a screen asked for without their history images being known,
+    /// since the last call (see `lag_wanted`).
+    pub fn take_lag_wanted(&self) -> BTreeSet<AppId> {
+        std::mem::take(&mut *self.lag_wanted.borrow_mut())
     }
 
     /// Whether the environment before runs something this cell has never run, in promotion
@@ -414,7 +421,10 @@ impl Estate {
         if there.is_empty() || there == images_of(entry) {
             return None;
         }
-        let history = self.history_images_of(entry)?;
+        let Some(history) = self.history_images_of(entry) else {
+            self.lag_wanted.borrow_mut().insert(entry.id.clone());
+            return None;
+        };
         let ran: BTreeSet<&str> = history.iter().flatten().map(String::as_str).collect();
         if there.iter().all(|i| ran.contains(i.as_str())) {
             return None;
@@ -544,12 +554,28 @@ mod tests {
             &["cart:sha-aaa"],
         );
         let (mut e, s, p) = two_envs(staging, prod);
+        assert!(
+            e.take_lag_wanted().is_empty(),
+            "nothing drawn, nothing wanted"
+        );
         assert_eq!(e.lag(&p), None, "history unknown: no lag claimed");
+        // Asking for the lag without the history is what makes the console load it; staging
+        // has no environment before it and wants nothing.
+        assert_eq!(e.lag(&s), None);
+        assert_eq!(
+            e.take_lag_wanted().into_iter().collect::<Vec<_>>(),
+            vec![p.id.clone()]
+        );
+        assert!(e.take_lag_wanted().is_empty(), "taken once");
         e.set_history_images(
             &p.id,
             vec![vec!["cart:sha-aaa".into()], vec!["cart:sha-aaa".into()]],
         );
         let lag = e.lag(&p);
+        assert!(
+            e.take_lag_wanted().is_empty(),
+            "known history is not asked again"
+        );
         assert_eq!(
             lag.as_ref()
                 .map(|l| (l.previous_environment.as_str(), l.there.clone())),

@@ -141,6 +141,8 @@ where
             terminal.draw(|f| console.render(f))?;
             terminal.backend_mut().end();
             dirty = false;
+            // What the frame drew may ask for loads (history images of the cells on screen).
+            submit(console, &provider, &resp_tx, &mut tasks);
         }
         if console.quit_requested() {
             break Ok::<Exit, std::io::Error>(Exit::Quit);

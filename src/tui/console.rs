@@ -631,10 +631,15 @@ impl Console {
 
     /// Apply a batch of source updates, then let screens react once.
     pub fn apply(&mut self, updates: impl IntoIterator<Item = Update>) {
+        let mut relisted = false;
         for u in updates {
+            relisted |= matches!(u, Update::Resync { .. });
             self.estate.apply(u);
         }
-        self.ask_lag_history();
+        if relisted {
+            // A relist decoded the whole estate once more; hand what that freed back.
+            crate::memory::give_back();
+        }
         self.ask_freezes(false);
         let ctx = ctx_of(&self.estate, &self.settings, self.now, self.tick);
         for s in self.screens.iter_mut() {
@@ -644,17 +649,18 @@ impl Console {
     }
 
     /// `«` needs the images each history entry of a cell deployed (from Git) wherever the
-    /// environment before runs other images; ask once per app and history length. Cells that
-    /// run what the environment before runs (most of a settled estate) ask nothing.
+    /// environment before runs other images. Only cells a screen drew ask (the estate notes
+    /// them while drawing), once per app and history length: a large estate reads Git for
+    /// what is on screen, and scrolling asks for the rest as it comes into view.
     fn ask_lag_history(&mut self) {
-        let want: Vec<(AppId, usize)> = self
-            .estate
-            .apps()
-            .filter(|e| self.estate.lag_needs_history(e))
-            .map(|e| (e.id.clone(), e.app.status.history.len()))
-            .filter(|(id, len)| self.lag_asked.get(id) != Some(len))
-            .collect();
-        for (id, len) in want {
+        let wanted = self.estate.take_lag_wanted();
+        for id in wanted {
+            let Some(len) = self.estate.get(&id).map(|e| e.app.status.history.len()) else {
+                continue;
+            };
+            if self.lag_asked.get(&id) == Some(&len) {
+                continue;
+            }
             // Tickets from a range of their own, far from the screens' counter.
             self.lag_next += 1;
             let t = Ticket(LAG_TICKETS + self.lag_next);
@@ -744,6 +750,7 @@ impl Console {
     /// The board's own background loads (history images for `«`), with their apps attached;
     /// the loop runs them like the screens' requests.
     pub fn take_background_requests(&mut self) -> Vec<Outgoing> {
+        self.ask_lag_history();
         std::mem::take(&mut self.lag_queue)
             .into_iter()
             .map(|(ticket, request)| {
