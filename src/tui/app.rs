@@ -1,6 +1,7 @@
-//! The console loop: one `tokio::select!` over terminal input, source updates (drained in
-//! batches with `recv_many`), answers to requests, signals, and a spinner tick that runs
-//! only while something is in progress. It draws only when something changed, inside a
+//! The console loop: one `tokio::select!` over terminal input (taken first, so a key never
+//! waits behind a batch of updates), source updates (drained in batches with `recv_many`),
+//! answers to requests, signals, and a spinner tick that runs only while something is in
+//! progress. It draws only when something changed, inside a
 //! synchronized update, so an idle console writes nothing to the terminal.
 //!
 //! Signals: SIGINT, SIGQUIT, SIGTERM and SIGHUP end the loop with [`Exit::Signal`] (the
@@ -149,6 +150,9 @@ where
         }
         let busy = console.busy();
         tokio::select! {
+            // Keys first: under a storm of updates a pressed key never waits behind
+            // another batch (each branch is otherwise picked at random).
+            biased;
             ev = input.next() => match ev {
                 Some(Ok(Event::Key(k))) => dirty |= console.key(k),
                 Some(Ok(Event::Resize(..))) => {
