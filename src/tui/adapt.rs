@@ -275,6 +275,10 @@ impl<A: crate::ops::freeze::Projects + crate::ops::prune::Annotate + 'static> Pr
             .unwrap_or_default()
     }
 
+    fn has_notices(&self) -> bool {
+        self.ops.audit.notifier().is_some()
+    }
+
     fn submit(
         &self,
         ticket: Ticket,

@@ -130,7 +130,9 @@ where
     let mut tick = tokio::time::interval(Duration::from_millis(120));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut buf: Vec<Update> = Vec::with_capacity(BATCH);
-    // Background warnings (undelivered notifications) are looked for once a second.
+    // Background warnings (undelivered notifications) are looked for once a second, and
+    // only when a notifier is configured: an idle console without one never wakes.
+    let notices_on = provider.has_notices();
     let mut notices = tokio::time::interval(Duration::from_secs(1));
     notices.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut updates_open = true;
@@ -187,7 +189,7 @@ where
                 console.tick();
                 dirty = true;
             }
-            _ = notices.tick() => {
+            _ = notices.tick(), if notices_on => {
                 let n = provider.notices();
                 if !n.is_empty() {
                     console.notice(n);

@@ -43,7 +43,7 @@ impl<W: Write> FrameGate<W> {
     fn end(&mut self) -> io::Result<()> {
         self.framing = false;
         let frame = std::mem::take(&mut self.frame);
-        let idle = frame.is_empty() || (frame == HIDE && self.cursor_hidden);
+        let idle = changes_nothing(&frame, self.cursor_hidden);
         if !idle {
             if frame.ends_with(HIDE) {
                 self.cursor_hidden = true;
@@ -59,6 +59,33 @@ impl<W: Write> FrameGate<W> {
         self.frame.clear();
         Ok(())
     }
+}
+
+/// Whether a frame leaves the screen as it was: only attribute settings (ratatui ends every
+/// draw by resetting colours and attributes, cells or not; they colour nothing when no
+/// character follows, and each draw starts again from the reset state) and a cursor hide
+/// when the cursor is hidden already.
+fn changes_nothing(frame: &[u8], cursor_hidden: bool) -> bool {
+    let mut rest = frame;
+    while !rest.is_empty() {
+        if cursor_hidden && rest.starts_with(HIDE) {
+            rest = &rest[HIDE.len()..];
+            continue;
+        }
+        // `ESC [ params m`: select graphic rendition, nothing drawn.
+        let Some(params) = rest.strip_prefix(b"\x1b[") else {
+            return false;
+        };
+        let n = params
+            .iter()
+            .take_while(|b| b.is_ascii_digit() || **b == b';' || **b == b':')
+            .count();
+        if params.get(n) != Some(&b'm') {
+            return false;
+        }
+        rest = &params[n + 1..];
+    }
+    true
 }
 
 impl<W: Write> Write for FrameGate<W> {
@@ -115,6 +142,75 @@ mod tests {
         assert_eq!(frame(&mut g, show), BEGIN.len() + show.len() + END.len());
         assert_eq!(frame(&mut g, HIDE), BEGIN.len() + HIDE.len() + END.len());
         assert_eq!(frame(&mut g, HIDE), 0);
+    }
+
+    /// The oracle is ratatui itself: the same screen drawn twice through the real backend.
+    #[test]
+    fn ratatui_redrawing_the_same_screen_writes_nothing() {
+        use ratatui::style::{Color, Style};
+        use ratatui::widgets::Paragraph;
+        #[derive(Clone, Default)]
+        struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+        impl Write for Shared {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.0.borrow_mut().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let out = Shared::default();
+        let mut t = ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(
+            FrameGate::new(out.clone()),
+        ))
+        .expect("terminal");
+        let _ = t.resize(ratatui::layout::Rect::new(0, 0, 20, 3));
+        let mut draw = |text: &str| {
+            let before = out.0.borrow().len();
+            crossterm::execute!(
+                t.backend_mut(),
+                crossterm::terminal::BeginSynchronizedUpdate
+            )
+            .expect("begin");
+            t.draw(|f| {
+                f.render_widget(
+                    Paragraph::new(text.to_string()).style(Style::new().fg(Color::Red)),
+                    f.area(),
+                )
+            })
+            .expect("draw");
+            crossterm::execute!(t.backend_mut(), crossterm::terminal::EndSynchronizedUpdate)
+                .expect("end");
+            out.0.borrow().len() - before
+        };
+        assert!(draw("cart Synced") > 0, "the first frame paints");
+        assert_eq!(
+            draw("cart Synced"),
+            0,
+            "the same frame again writes nothing"
+        );
+        assert!(draw("cart OutOfSync") > 0, "a changed cell goes out");
+        assert_eq!(draw("cart OutOfSync"), 0);
+    }
+
+    #[test]
+    fn attribute_settings_alone_change_nothing_and_text_does() {
+        assert!(changes_nothing(b"\x1b[39m\x1b[49m\x1b[59m\x1b[0m", true));
+        assert!(changes_nothing(
+            b"\x1b[39m\x1b[49m\x1b[59m\x1b[0m\x1b[?25l",
+            true
+        ));
+        assert!(
+            !changes_nothing(b"\x1b[0m\x1b[?25l", false),
+            "the cursor goes away"
+        );
+        assert!(!changes_nothing(b"\x1b[0mx", true));
+        assert!(
+            !changes_nothing(b"\x1b[1;1H", true),
+            "a move is not an attribute"
+        );
+        assert!(!changes_nothing(b"\x1b[?25h", true));
     }
 
     #[test]

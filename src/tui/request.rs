@@ -289,6 +289,12 @@ pub trait Provider: Send + Sync + 'static {
     fn notices(&self) -> Vec<String> {
         Vec::new()
     }
+
+    /// Whether [`Provider::notices`] can ever have something (a notifier is configured);
+    /// the loop looks only then, so a console without one never wakes for it.
+    fn has_notices(&self) -> bool {
+        false
+    }
 }
 
 /// A provider with nothing behind it: every request fails and says why. Used by render
