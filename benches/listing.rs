@@ -73,8 +73,12 @@ fn run_measured(cmd: &Command) -> anyhow::Result<(Duration, f64, usize)> {
         .arg(cmd.get_program())
         .args(cmd.get_args())
         .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))));
+    let errors = tempfile::NamedTempFile::new()?;
     let started = Instant::now();
-    let mut child = timed.stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
+    let mut child = timed
+        .stdout(Stdio::piped())
+        .stderr(errors.reopen()?)
+        .spawn()?;
     let mut out = child
         .stdout
         .take()
@@ -93,7 +97,15 @@ fn run_measured(cmd: &Command) -> anyhow::Result<(Duration, f64, usize)> {
     let status = child.wait()?;
     let took = started.elapsed();
     let bytes = reader.join().unwrap_or(0);
-    anyhow::ensure!(status.success(), "{cmd:?} failed ({status})");
+    // The program and its arguments only: the environment carries the sandbox's tokens.
+    let said = std::fs::read_to_string(errors.path()).unwrap_or_default();
+    anyhow::ensure!(
+        status.success(),
+        "{} {:?} failed ({status}): {}",
+        cmd.get_program().to_string_lossy(),
+        cmd.get_args().collect::<Vec<_>>(),
+        said.lines().rev().take(5).collect::<Vec<_>>().join(" | ")
+    );
     let kb: f64 = std::fs::read_to_string(peak_file.path())?
         .trim()
         .lines()
