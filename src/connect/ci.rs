@@ -320,7 +320,11 @@ impl Ci {
     /// The pipelines the apps name (annotations, then `[[pipelines]]` rules); a GitHub
     /// repository named for an app reads its workflow files from the app's own Git source
     /// when nothing better is known.
-    pub fn learn_from_apps(&self, apps: &[Application], config: &Config) {
+    pub fn learn_from_apps<'a>(
+        &self,
+        apps: impl IntoIterator<Item = &'a Application>,
+        config: &Config,
+    ) {
         for app in apps {
             match config::pipeline_for(app, &config.pipelines) {
                 Some(config::Pipeline::Github {

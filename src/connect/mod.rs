@@ -213,7 +213,6 @@ pub fn load_config(
 
 /// The longest the background look at the apps (which pipelines their annotations name)
 /// waits for an answer.
-const PIPELINE_SCAN: Duration = Duration::from_secs(30);
 
 /// Flags, config and the ops context; connects the rest on request.
 pub struct Room {
@@ -283,24 +282,8 @@ impl Room {
         .await
         .context("credential lookup")?;
         let ci = Arc::new(ci);
-        // The apps' annotations name more pipelines; learn them without holding up the
-        // console (an unreachable instance must not delay it).
-        for b in &backends {
-            let (b, ci, config) = (b.clone(), ci.clone(), self.config.clone());
-            tokio::spawn(async move {
-                match tokio::time::timeout(PIPELINE_SCAN, b.list_applications()).await {
-                    Ok(Ok(apps)) => ci.learn_from_apps(&apps, &config),
-                    Ok(Err(e)) => {
-                        tracing::warn!("{}: pipelines of the apps not read ({e})", b.instance())
-                    }
-                    Err(_) => tracing::warn!(
-                        "{}: pipelines of the apps not read (no answer in {}s)",
-                        b.instance(),
-                        PIPELINE_SCAN.as_secs()
-                    ),
-                }
-            });
-        }
+        // The apps' annotations name more pipelines: the console learns them from the apps
+        // its watches deliver (see `Wired::learn_pipelines`), not from a list of its own.
         let warnings = self.warnings;
         let label = describe(&backends);
         Ok(Wired {
@@ -316,6 +299,34 @@ impl Room {
 }
 
 impl Wired {
+    /// Pass the watches' updates on, learning the pipelines the apps' annotations name from
+    /// every app they carry (the first list, then each change), so the console reads each
+    /// app once: a second list of every app only for its annotations doubled the start-up
+    /// load and the peak memory of a large estate.
+    pub fn learn_pipelines(
+        &self,
+        mut updates: tokio::sync::mpsc::Receiver<crate::model::Update>,
+    ) -> tokio::sync::mpsc::Receiver<crate::model::Update> {
+        use crate::model::Update;
+        let (tx, rx) = tokio::sync::mpsc::channel(4096);
+        let (ci, config) = (self.ci.clone(), self.config.clone());
+        tokio::spawn(async move {
+            while let Some(u) = updates.recv().await {
+                match &u {
+                    Update::Resync { apps, .. } => {
+                        ci.learn_from_apps(apps.iter().map(|(_, a)| a), &config)
+                    }
+                    Update::Upsert(_, app) => ci.learn_from_apps([&**app], &config),
+                    _ => {}
+                }
+                if tx.send(u).await.is_err() {
+                    return;
+                }
+            }
+        });
+        rx
+    }
+
     /// `shipdeck demo`: the in-process sandbox with its admin token, its CI and its own
     /// audit log in the data dir's `demo/` folder (kept after quitting, apart from the
     /// operator's real one); the config's environment rules and policies still apply.

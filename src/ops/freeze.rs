@@ -566,7 +566,15 @@ pub async fn unfreeze<S: Projects>(
 
 /// The freezes open now over the projects of `apps` (for the header and `freeze --list`).
 pub async fn active_freezes<S: Projects>(b: &S, apps: &[Application]) -> Vec<FreezeMark> {
-    let mut projects: Vec<String> = apps.iter().map(project_of).collect();
+    active_freezes_in(b, apps.iter().map(project_of)).await
+}
+
+/// The freezes open now over these projects (an app's project as [`project_of`] names it).
+pub async fn active_freezes_in<S: Projects>(
+    b: &S,
+    projects: impl IntoIterator<Item = String>,
+) -> Vec<FreezeMark> {
+    let mut projects: Vec<String> = projects.into_iter().collect();
     projects.sort();
     projects.dedup();
     let now = Utc::now();

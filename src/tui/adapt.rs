@@ -159,10 +159,13 @@ async fn freeze_task<A: crate::ops::freeze::Projects>(
     let mut missing = None;
     for s in sources {
         let r = match &req {
-            Request::Freezes => {
-                let apps = s.list_applications().await.map_err(|e| e.to_string())?;
+            Request::Freezes { projects } => {
+                let mine = projects
+                    .iter()
+                    .filter(|(instance, _)| instance == s.instance())
+                    .map(|(_, p)| p.clone());
                 done.extend(
-                    freeze::active_freezes(&**s, &apps)
+                    freeze::active_freezes_in(&**s, mine)
                         .await
                         .into_iter()
                         .map(|m| (m, Vec::new())),
@@ -193,7 +196,7 @@ async fn freeze_task<A: crate::ops::freeze::Projects>(
         }
     }
     match req {
-        Request::Freezes => Ok(Payload::Freezes(done.into_iter().map(|(m, _)| m).collect())),
+        Request::Freezes { .. } => Ok(Payload::Freezes(done.into_iter().map(|(m, _)| m).collect())),
         _ if done.is_empty() => Err(missing.unwrap_or_else(|| "nothing to do".into())),
         Request::Freeze { env, .. } => {
             let projects: Vec<String> = done.into_iter().flat_map(|(_, p)| p).collect();
@@ -303,7 +306,7 @@ impl<A: crate::ops::freeze::Projects + crate::ops::prune::Annotate + 'static> Pr
         }
         if matches!(
             req,
-            Request::Freeze { .. } | Request::Unfreeze { .. } | Request::Freezes
+            Request::Freeze { .. } | Request::Unfreeze { .. } | Request::Freezes { .. }
         ) {
             let sources: Vec<Arc<A>> = self.sources.values().cloned().collect();
             let task = tokio::spawn(async move {

@@ -252,7 +252,8 @@ impl Console {
 
     /// Ask for the freezes open now, unless an answer is awaited or came recently.
     fn ask_freezes(&mut self, now: bool) {
-        if self.freeze_ticket.is_some() {
+        // Freezes are looked for over the estate's projects: none before the first list.
+        if self.freeze_ticket.is_some() || self.estate.is_empty() {
             return;
         }
         if !now && self.freeze_asked.is_some_and(|t| t.elapsed() < FREEZE_POLL) {
@@ -260,7 +261,23 @@ impl Console {
         }
         self.lag_next += 1;
         let t = Ticket(LAG_TICKETS + self.lag_next);
-        self.lag_queue.push((t, Request::Freezes));
+        // The projects the estate's apps use (as `freeze::project_of` names them), once each.
+        let projects: std::collections::BTreeSet<(&str, &str)> = self
+            .estate
+            .apps()
+            .map(|e| {
+                let p = e.app.spec.project.as_str();
+                (
+                    e.id.instance.as_str(),
+                    if p.is_empty() { "default" } else { p },
+                )
+            })
+            .collect();
+        let projects = projects
+            .into_iter()
+            .map(|(i, p)| (i.to_string(), p.to_string()))
+            .collect();
+        self.lag_queue.push((t, Request::Freezes { projects }));
         self.freeze_ticket = Some(t);
         self.freeze_asked = Some(std::time::Instant::now());
     }
@@ -640,7 +657,8 @@ impl Console {
             // A relist decoded the whole estate once more; hand what that freed back.
             crate::memory::give_back();
         }
-        self.ask_freezes(false);
+        // A relist may bring projects not looked at yet: look now rather than at the poll.
+        self.ask_freezes(relisted);
         let ctx = ctx_of(&self.estate, &self.settings, self.now, self.tick);
         for s in self.screens.iter_mut() {
             s.on_estate(&ctx, &mut self.outbox);

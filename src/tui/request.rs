@@ -155,8 +155,11 @@ pub enum Request {
         env: String,
         approval: Option<Approval>,
     },
-    /// The freezes open now (the header's line).
-    Freezes,
+    /// The freezes open now (the header's line), over the projects the estate's apps use,
+    /// by instance (what the console already knows: no list of every app to find them).
+    Freezes {
+        projects: Vec<(String, String)>,
+    },
     /// Confirm the prunes the app's sync waits for (`ops::prune`); the approval names the app.
     ConfirmPrune {
         app: AppId,

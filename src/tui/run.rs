@@ -169,6 +169,7 @@ async fn console(args: &ConsoleArgs, wired: crate::connect::Wired) -> anyhow::Re
         .map(|b| b.watch_applications(tx.clone()))
         .collect();
     drop(tx);
+    let rx = wired.learn_pipelines(rx);
     let mut settings = settings(args, wired.label.clone());
     settings
         .warnings
