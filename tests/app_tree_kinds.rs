@@ -120,7 +120,11 @@ fn rows(screen: &str) -> Vec<Row> {
             continue;
         };
         let after = &line[at + kind.len() + 1..];
-        let name = after.split_whitespace().next().unwrap_or_default().to_string();
+        let name = after
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
         out.push(Row {
             col: line[..at].chars().count(),
             kind,
@@ -191,7 +195,10 @@ fn compare(sb: &Sandbox, ns: &str, screen: &str) -> Result<(), String> {
         }
     }
     // The StatefulSet's and Job's pods (the namespace's other pods are tests/app_tree.rs's).
-    for (pod, reason) in reasons.iter().filter(|(p, _)| k1.iter().any(|e| &e.0 == *p)) {
+    for (pod, reason) in reasons
+        .iter()
+        .filter(|(p, _)| k1.iter().any(|e| &e.0 == *p))
+    {
         let row = rs.iter().find(|r| r.kind == "Pod" && r.name == *pod);
         if !row.is_some_and(|r| r.rest.contains(reason.as_str())) {
             return Err(format!(
@@ -311,6 +318,31 @@ where
     })
     .await;
     until_kubectl(&mut h, sb, ns, mode, "catalog-dev at rest").await;
+    // The version the screen gives the app is its Deployment's image tag (kubectl's), not
+    // the database's that sorts first among the app's images.
+    let image = kubectl(
+        sb,
+        &[
+            "get",
+            "deployment",
+            "catalog",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}",
+        ],
+    );
+    let tag = image.rsplit(':').next().unwrap_or_default().to_string();
+    let live = h
+        .screen(200, 80)
+        .lines()
+        .find(|l| l.contains("live "))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        tag.starts_with("sha-") && live.contains(&format!("({tag})")),
+        "{mode}: the live line gives the Deployment's tag {tag:?}: {live}"
+    );
 
     // Enter on the Job: its events, as kubectl lists them.
     let job_row = row_index(&h, "Job");
@@ -419,8 +451,14 @@ where
 /// pulled: the roll stops with its highest pod replaced and waiting), and the screen
 /// follows to kubectl's tree, counts and waiting reasons; the source's status line for the
 /// StatefulSet is kubectl's `rollout status` line at that point.
-async fn follows_a_statefulset_roll<S>(sb: &Sandbox, src: &S, app: &str, ns: &str, image: &str, mode: &str)
-where
+async fn follows_a_statefulset_roll<S>(
+    sb: &Sandbox,
+    src: &S,
+    app: &str,
+    ns: &str,
+    image: &str,
+    mode: &str,
+) where
     S: shipdeck::ops::freeze::Projects + shipdeck::ops::prune::Annotate + Clone + 'static,
 {
     use k8s_openapi::api::apps::v1::StatefulSet;
@@ -451,7 +489,15 @@ where
     until_kubectl(&mut h, sb, ns, mode, "before the roll").await;
     let before = kubectl(
         sb,
-        &["get", "sts", "catalog-db", "-n", ns, "-o", "jsonpath={.status.updateRevision}"],
+        &[
+            "get",
+            "sts",
+            "catalog-db",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.status.updateRevision}",
+        ],
     );
 
     common::http()
@@ -478,16 +524,28 @@ where
         .expect("replace statefulset");
 
     // kubectl: the roll is under way (a new update revision, a pod waiting on its image).
-    common::wait_for_within("the roll stalls on the image", Duration::from_secs(60), || async {
-        let rev = kubectl(
-            sb,
-            &["get", "sts", "catalog-db", "-n", ns, "-o", "jsonpath={.status.updateRevision}"],
-        );
-        let waiting = kubectl_reasons(sb, ns)
-            .iter()
-            .any(|(p, r)| p.starts_with("catalog-db-") && r == "ImagePullBackOff");
-        (rev != before && waiting).then_some(())
-    })
+    common::wait_for_within(
+        "the roll stalls on the image",
+        Duration::from_secs(60),
+        || async {
+            let rev = kubectl(
+                sb,
+                &[
+                    "get",
+                    "sts",
+                    "catalog-db",
+                    "-n",
+                    ns,
+                    "-o",
+                    "jsonpath={.status.updateRevision}",
+                ],
+            );
+            let waiting = kubectl_reasons(sb, ns)
+                .iter()
+                .any(|(p, r)| p.starts_with("catalog-db-") && r == "ImagePullBackOff");
+            (rev != before && waiting).then_some(())
+        },
+    )
     .await;
     // No key pressed: the open screen follows.
     until_kubectl(&mut h, sb, ns, mode, "mid-roll").await;
@@ -497,7 +555,14 @@ where
         .expect("app");
     let oracle = Command::new("kubectl")
         .env("KUBECONFIG", sb.kubeconfig_path())
-        .args(["rollout", "status", "statefulset/catalog-db", "-n", ns, "--watch=false"])
+        .args([
+            "rollout",
+            "status",
+            "statefulset/catalog-db",
+            "-n",
+            ns,
+            "--watch=false",
+        ])
         .output()
         .expect("kubectl runs");
     let oracle = String::from_utf8_lossy(&oracle.stdout).trim().to_string();
@@ -506,7 +571,11 @@ where
         .iter()
         .find(|w| w.kind() == "StatefulSet" && w.name == "catalog-db")
         .expect("the StatefulSet among the workloads");
-    assert_eq!(sts.status_line(), oracle, "{mode}: kubectl's rollout status line mid-roll");
+    assert_eq!(
+        sts.status_line(),
+        oracle,
+        "{mode}: kubectl's rollout status line mid-roll"
+    );
     watch.abort();
 }
 
