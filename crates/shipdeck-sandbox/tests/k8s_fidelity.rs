@@ -505,7 +505,10 @@ async fn statefulsets_daemonsets_jobs_and_events_v1_are_served() {
         .filter_map(|n| n.as_str().map(str::to_string))
         .collect();
     core_selected.sort();
-    assert!(core_selected.contains(&"kafka.rebalance".to_string()), "{v}");
+    assert!(
+        core_selected.contains(&"kafka.rebalance".to_string()),
+        "{v}"
+    );
     assert_eq!(core_selected, about_kafka, "{v}");
 
     // Ordered creation, from the sandbox's own watch stream: kafka-N is created only after

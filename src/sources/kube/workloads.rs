@@ -136,7 +136,7 @@ pub(super) async fn workloads(
             // The app's own Jobs, and the Jobs its CronJobs started (by owner uid).
             let cron_refs: Vec<_> = crons
                 .iter()
-                .map(|c| rollout::cronjob(c))
+                .map(rollout::cronjob)
                 .map(|w| crate::model::ObjectRef {
                     kind: w.kind,
                     namespace: w.namespace,

@@ -400,7 +400,7 @@ impl ApplicationView {
             .filter(|e| {
                 self.events_of
                     .as_ref()
-                    .is_none_or(|(_, objs)| objs.iter().any(|o| *o == e.object))
+                    .is_none_or(|(_, objs)| objs.contains(&e.object))
             })
             .collect()
     }
