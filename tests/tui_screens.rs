@@ -354,6 +354,7 @@ fn workloads() -> Vec<WorkloadRollout> {
             owner_replicaset: Some(rs.into()),
             images: vec![],
             created_at: None,
+            owner: None,
         };
     vec![WorkloadRollout {
         namespace: "shop-prod".into(),
@@ -417,6 +418,7 @@ fn workloads() -> Vec<WorkloadRollout> {
                 "event-ingestion-5c6b4",
             ),
         ],
+        ..Default::default()
     }]
 }
 

@@ -261,7 +261,8 @@ pub fn verdict_word(v: &RolloutVerdict) -> (&'static str, String) {
 pub fn rollout_text(workloads: &[WorkloadRollout]) -> String {
     let mut out = table(
         &[
-            "DEPLOYMENT",
+            "KIND",
+            "WORKLOAD",
             "DESIRED",
             "UPDATED",
             "READY",
@@ -272,9 +273,15 @@ pub fn rollout_text(workloads: &[WorkloadRollout]) -> String {
             .iter()
             .map(|w| {
                 vec![
+                    clean(w.kind()),
                     format!("{}/{}", clean(&w.namespace), clean(&w.name)),
                     w.desired.to_string(),
-                    w.updated.to_string(),
+                    // A Job has completions, not updated replicas.
+                    if matches!(w.kind(), "Job" | "CronJob") {
+                        "-".into()
+                    } else {
+                        w.updated.to_string()
+                    },
                     w.ready.to_string(),
                     w.available.to_string(),
                     verdict_word(&w.verdict()).0.to_string(),

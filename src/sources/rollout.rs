@@ -1,10 +1,17 @@
-//! Turning Kubernetes Deployments, ReplicaSets and Pods into [`WorkloadRollout`]s, shared by
-//! core mode (objects from the cluster) and API mode (manifests from Argo CD's resource
-//! API). Pure: no I/O, inputs are already fetched.
+//! Turning Kubernetes Deployments, ReplicaSets and Pods (and StatefulSets, DaemonSets,
+//! Jobs, CronJobs) into [`WorkloadRollout`]s, shared by core mode (objects from the
+//! cluster) and API mode (manifests from Argo CD's resource API). Pure: no I/O, inputs are
+//! already fetched. Children are found by their controlling owner reference (uid, or kind
+//! and name when the uid is missing), as Kubernetes' garbage collector and Argo CD's
+//! resource tree link them.
 
-use crate::model::{Pod as PodInfo, ReplicaSetInfo, WorkloadRollout};
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use crate::model::{
+    JobState, ObjectRef, Pod as PodInfo, ReplicaSetInfo, StatefulSetState, WorkloadRollout,
+};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 
@@ -31,6 +38,56 @@ fn images_of(spec: Option<&k8s_openapi::api::core::v1::PodSpec>) -> Vec<String> 
 
 fn count(v: Option<i32>) -> u32 {
     v.unwrap_or(0).max(0) as u32
+}
+
+/// The controlling owner of an object (`controller: true`, else the only owner).
+pub fn controller_of(meta: &ObjectMeta) -> Option<ObjectRef> {
+    let owners = meta.owner_references.as_deref().unwrap_or_default();
+    owners
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .or(if owners.len() == 1 {
+            owners.first()
+        } else {
+            None
+        })
+        .map(|o| ObjectRef {
+            kind: o.kind.clone(),
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: o.name.clone(),
+            uid: o.uid.clone(),
+        })
+}
+
+fn self_ref(kind: &str, meta: &ObjectMeta) -> ObjectRef {
+    ObjectRef {
+        kind: kind.into(),
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        name: meta.name.clone().unwrap_or_default(),
+        uid: meta.uid.clone().unwrap_or_default(),
+    }
+}
+
+/// `child` (an owner reference) names `parent`: same kind and namespace, same uid when
+/// both have one, else same name.
+pub fn same_object(child: &ObjectRef, parent: &ObjectRef) -> bool {
+    child.kind == parent.kind
+        && child.namespace == parent.namespace
+        && if !child.uid.is_empty() && !parent.uid.is_empty() {
+            child.uid == parent.uid
+        } else {
+            child.name == parent.name
+        }
+}
+
+fn pods_of(parent: &ObjectRef, pods: &[Pod]) -> Vec<PodInfo> {
+    let mut out: Vec<PodInfo> = pods
+        .iter()
+        .map(pod_info)
+        .filter(|p| p.owner.as_ref().is_some_and(|o| same_object(o, parent)))
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
 }
 
 pub fn pod_info(p: &Pod) -> PodInfo {
@@ -84,6 +141,7 @@ pub fn pod_info(p: &Pod) -> PodInfo {
             .creation_timestamp
             .as_ref()
             .map(|t| t.0.to_string()),
+        owner: controller_of(&p.metadata),
     }
 }
 
@@ -173,6 +231,8 @@ pub fn rollout_of(d: &Deployment, replicasets: &[ReplicaSet], pods: &[Pod]) -> W
         .collect();
     pod_list.sort_by(|a, b| a.name.cmp(&b.name));
     WorkloadRollout {
+        kind: "Deployment".into(),
+        uid: uid.unwrap_or_default().to_string(),
         namespace: d.metadata.namespace.clone().unwrap_or_default(),
         name,
         generation: d.metadata.generation.unwrap_or(0),
@@ -193,7 +253,176 @@ pub fn rollout_of(d: &Deployment, replicasets: &[ReplicaSet], pods: &[Pod]) -> W
         new_replicaset,
         old_replicasets,
         pods: pod_list,
+        owner: controller_of(&d.metadata),
+        ..Default::default()
     }
+}
+
+/// A StatefulSet with its pods: desired is `spec.replicas` (1 when unset), the counts its
+/// status reports, the revisions and update strategy kubectl's rollout status reads.
+pub fn statefulset(s: &StatefulSet, pods: &[Pod]) -> WorkloadRollout {
+    let me = self_ref("StatefulSet", &s.metadata);
+    let spec = Some(&s.spec);
+    let st = s.status.as_ref();
+    let strategy = spec.and_then(|s| s.update_strategy.as_ref());
+    let rolling = strategy.and_then(|u| u.rolling_update.as_ref());
+    WorkloadRollout {
+        kind: "StatefulSet".into(),
+        uid: me.uid.clone(),
+        namespace: me.namespace.clone(),
+        name: me.name.clone(),
+        owner: controller_of(&s.metadata),
+        generation: s.metadata.generation.unwrap_or(0),
+        observed_generation: st.and_then(|s| s.observed_generation).unwrap_or(0),
+        desired: spec.and_then(|s| s.replicas).map_or(1, |r| r.max(0) as u32),
+        current: st.map_or(0, |s| s.replicas.max(0) as u32),
+        updated: count(st.and_then(|s| s.updated_replicas)),
+        ready: count(st.and_then(|s| s.ready_replicas)),
+        available: count(st.and_then(|s| s.available_replicas)),
+        images: images_of(spec.and_then(|s| s.template.spec.as_ref())),
+        statefulset: Some(StatefulSetState {
+            current_replicas: count(st.and_then(|s| s.current_replicas)),
+            current_revision: st
+                .and_then(|s| s.current_revision.clone())
+                .unwrap_or_default(),
+            update_revision: st
+                .and_then(|s| s.update_revision.clone())
+                .unwrap_or_default(),
+            strategy: strategy
+                .and_then(|u| u.type_.clone())
+                .unwrap_or_else(|| "RollingUpdate".into()),
+            rolling_update: rolling.is_some(),
+            partition: rolling.and_then(|r| r.partition),
+        }),
+        pods: pods_of(&me, pods),
+        ..Default::default()
+    }
+}
+
+/// A DaemonSet with its pods: desired/current/ready/updated/available are
+/// `desiredNumberScheduled`, `currentNumberScheduled`, `numberReady`,
+/// `updatedNumberScheduled`, `numberAvailable` (kubectl's DESIRED CURRENT READY UP-TO-DATE
+/// AVAILABLE).
+pub fn daemonset(d: &DaemonSet, pods: &[Pod]) -> WorkloadRollout {
+    let me = self_ref("DaemonSet", &d.metadata);
+    let spec = Some(&d.spec);
+    let st = d.status.as_ref();
+    WorkloadRollout {
+        kind: "DaemonSet".into(),
+        uid: me.uid.clone(),
+        namespace: me.namespace.clone(),
+        name: me.name.clone(),
+        owner: controller_of(&d.metadata),
+        generation: d.metadata.generation.unwrap_or(0),
+        observed_generation: st.and_then(|s| s.observed_generation).unwrap_or(0),
+        desired: st.map_or(0, |s| s.desired_number_scheduled.max(0) as u32),
+        current: st.map_or(0, |s| s.current_number_scheduled.max(0) as u32),
+        updated: count(st.and_then(|s| s.updated_number_scheduled)),
+        ready: st.map_or(0, |s| s.number_ready.max(0) as u32),
+        available: count(st.and_then(|s| s.number_available)),
+        images: images_of(spec.and_then(|s| s.template.spec.as_ref())),
+        strategy: Some(
+            spec.and_then(|s| s.update_strategy.as_ref())
+                .and_then(|u| u.type_.clone())
+                .unwrap_or_else(|| "RollingUpdate".into()),
+        ),
+        pods: pods_of(&me, pods),
+        ..Default::default()
+    }
+}
+
+/// A Job with its pods: completions (1 when unset), succeeded, failed, active, and the
+/// condition kubectl's STATUS column shows.
+pub fn job(j: &Job, pods: &[Pod]) -> WorkloadRollout {
+    let me = self_ref("Job", &j.metadata);
+    let spec = j.spec.as_ref();
+    let st = j.status.as_ref();
+    let conditions = st.and_then(|s| s.conditions.as_deref()).unwrap_or_default();
+    let holds = |t: &str| {
+        conditions
+            .iter()
+            .find(|c| c.type_ == t && c.status == "True")
+    };
+    // kubectl's order: a finished Job first, then failing/succeeding targets, suspended.
+    let condition = [
+        "Failed",
+        "Complete",
+        "FailureTarget",
+        "SuccessCriteriaMet",
+        "Suspended",
+    ]
+    .into_iter()
+    .find(|t| holds(t).is_some())
+    .map(str::to_string);
+    let completions = spec
+        .and_then(|s| s.completions)
+        .map_or(1, |c| c.max(0) as u32);
+    let succeeded = count(st.and_then(|s| s.succeeded));
+    WorkloadRollout {
+        kind: "Job".into(),
+        uid: me.uid.clone(),
+        namespace: me.namespace.clone(),
+        name: me.name.clone(),
+        owner: controller_of(&j.metadata),
+        desired: completions,
+        current: count(st.and_then(|s| s.active)),
+        ready: count(st.and_then(|s| s.ready)),
+        available: succeeded,
+        images: images_of(spec.and_then(|s| s.template.spec.as_ref())),
+        job: Some(JobState {
+            completions,
+            succeeded,
+            failed: count(st.and_then(|s| s.failed)),
+            active: count(st.and_then(|s| s.active)),
+            message: holds("Failed").and_then(|c| c.message.clone()),
+            condition,
+        }),
+        pods: pods_of(&me, pods),
+        ..Default::default()
+    }
+}
+
+/// A CronJob (its Jobs are workloads of their own, owned by it).
+pub fn cronjob(c: &CronJob) -> WorkloadRollout {
+    let me = self_ref("CronJob", &c.metadata);
+    WorkloadRollout {
+        kind: "CronJob".into(),
+        uid: me.uid.clone(),
+        namespace: me.namespace.clone(),
+        name: me.name.clone(),
+        owner: controller_of(&c.metadata),
+        images: images_of(
+            c.spec
+                .job_template
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.spec.as_ref()),
+        ),
+        ..Default::default()
+    }
+}
+
+/// Every workload of an app, fetched by kind: Deployments (with ReplicaSets), StatefulSets,
+/// DaemonSets, Jobs and CronJobs, each with its pods; sorted by namespace, kind, name.
+#[derive(Default)]
+pub struct Fetched {
+    pub deployments: Vec<Deployment>,
+    pub replicasets: Vec<ReplicaSet>,
+    pub statefulsets: Vec<StatefulSet>,
+    pub daemonsets: Vec<DaemonSet>,
+    pub jobs: Vec<Job>,
+    pub cronjobs: Vec<CronJob>,
+    pub pods: Vec<Pod>,
+}
+
+pub fn all_workloads(f: &Fetched) -> Vec<WorkloadRollout> {
+    let mut out = rollouts(&f.deployments, &f.replicasets, &f.pods);
+    out.extend(f.statefulsets.iter().map(|s| statefulset(s, &f.pods)));
+    out.extend(f.daemonsets.iter().map(|d| daemonset(d, &f.pods)));
+    out.extend(f.jobs.iter().map(|j| job(j, &f.pods)));
+    out.extend(f.cronjobs.iter().map(cronjob));
+    out.sort_by(|a, b| (&a.namespace, a.kind(), &a.name).cmp(&(&b.namespace, b.kind(), &b.name)));
+    out
 }
 
 /// Every Deployment's rollout, sorted by namespace and name.

@@ -182,15 +182,33 @@ impl Marks {
     }
 }
 
-/// The image tag of an app's first image, else its deployed revision shortened.
+/// The image tag of an app's own image, else its deployed revision shortened. Argo CD
+/// lists an app's images sorted by name, so with a database StatefulSet or a sidecar
+/// beside the service the first is not the service's: the image whose repository is named
+/// as one of the app's Deployments comes first, then the first listed.
 pub fn version_of(entry: &AppEntry) -> String {
-    if let Some(img) = entry
+    let images = entry
         .app
         .status
         .summary
         .as_ref()
-        .and_then(|s| s.images.first())
-    {
+        .map(|s| s.images.as_slice())
+        .unwrap_or_default();
+    let repo_name = |img: &str| -> String {
+        let last = img.rsplit('/').next().unwrap_or(img);
+        let end = last.find([':', '@']).unwrap_or(last.len());
+        last[..end].to_string()
+    };
+    let own = images.iter().find(|img| {
+        let repo = repo_name(img);
+        entry
+            .app
+            .status
+            .resources
+            .iter()
+            .any(|r| r.kind == "Deployment" && r.name == repo)
+    });
+    if let Some(img) = own.or(images.first()) {
         let last = img.rsplit('/').next().unwrap_or(img);
         if let Some((_, tag)) = last.rsplit_once(':') {
             return clean(tag).into_owned();

@@ -1,13 +1,14 @@
-//! Workloads in API mode: the resource tree names the app's Deployments, ReplicaSets and
-//! Pods, and the resource API gives their manifests, so clusters the operator has no
-//! kubeconfig for still show rollouts. While watched, polled (interval from config).
+//! Workloads in API mode: the resource tree names the app's Deployments, ReplicaSets,
+//! StatefulSets, DaemonSets, Jobs, CronJobs and Pods, and the resource API gives their
+//! manifests, so clusters the operator has no kubeconfig for still show rollouts. Who is
+//! whose child is the tree's `parentRefs` (Argo CD's view), not the manifests' owner
+//! references. While watched, polled (interval from config).
 
 use super::{Inner, enc};
-use crate::model::{Application, Pod as PodInfo, ReplicaSetInfo, WorkloadRollout};
+use crate::model::{Application, ObjectRef, Pod as PodInfo, ReplicaSetInfo, WorkloadRollout};
 use crate::sources::{SourceError, rollout};
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use reqwest::Method;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -35,9 +36,15 @@ struct Health {
 #[serde(rename_all = "camelCase")]
 struct ParentRef {
     #[serde(default)]
+    group: String,
+    #[serde(default)]
     kind: String,
     #[serde(default)]
+    namespace: String,
+    #[serde(default)]
     name: String,
+    #[serde(default)]
+    uid: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -60,9 +67,60 @@ struct Node {
     #[serde(default)]
     images: Vec<String>,
     #[serde(default)]
+    uid: String,
+    #[serde(default)]
     parent_refs: Vec<ParentRef>,
     #[serde(default)]
     created_at: Option<String>,
+}
+
+/// The parent the resource tree names for a node (its first `parentRefs` entry), as an
+/// object reference. A missing namespace is the child's own (Argo CD omits it for
+/// cluster-scoped parents only).
+fn tree_parent(n: &Node) -> Option<ObjectRef> {
+    n.parent_refs.first().map(|p| ObjectRef {
+        kind: p.kind.clone(),
+        namespace: if p.namespace.is_empty() {
+            n.namespace.clone()
+        } else {
+            p.namespace.clone()
+        },
+        name: p.name.clone(),
+        uid: p.uid.clone(),
+    })
+}
+
+/// Make `meta`'s controlling owner the parent the tree names for the same object (kind,
+/// namespace, name), so children nest by `parentRefs`; an object the tree has no parent
+/// for keeps no owner (it hangs under the Application).
+fn own_by_tree(kind: &str, meta: &mut ObjectMeta, nodes: &[Node]) {
+    let ns = meta.namespace.clone().unwrap_or_default();
+    let name = meta.name.clone().unwrap_or_default();
+    let Some(node) = nodes
+        .iter()
+        .find(|n| n.kind == kind && n.namespace == ns && n.name == name)
+    else {
+        return;
+    };
+    meta.owner_references = tree_parent(node).map(|p| {
+        let group = node
+            .parent_refs
+            .first()
+            .map(|r| r.group.clone())
+            .unwrap_or_default();
+        vec![OwnerReference {
+            api_version: if group.is_empty() {
+                "v1".into()
+            } else {
+                format!("{group}/v1")
+            },
+            kind: p.kind,
+            name: p.name,
+            uid: p.uid,
+            controller: Some(true),
+            block_owner_deletion: None,
+        }]
+    });
 }
 
 impl Node {
@@ -155,6 +213,7 @@ fn rollouts_from_tree(nodes: &[Node]) -> Vec<WorkloadRollout> {
                         owner_replicaset: Some(rs.name.clone()),
                         images: p.images.clone(),
                         created_at: p.created_at.clone(),
+                        owner: tree_parent(p),
                     }
                 })
                 .collect()
@@ -189,6 +248,12 @@ fn rollouts_from_tree(nodes: &[Node]) -> Vec<WorkloadRollout> {
             .is_some_and(|m| m.contains("progress deadline"));
         all_pods.sort_by(|a, b| a.name.cmp(&b.name));
         out.push(WorkloadRollout {
+            kind: "Deployment".into(),
+            uid: d.uid.clone(),
+            owner: tree_parent(d),
+            statefulset: None,
+            job: None,
+            strategy: None,
             namespace: d.namespace.clone(),
             name: d.name.clone(),
             generation: 0,
@@ -272,6 +337,17 @@ async fn fetch_all<T: DeserializeOwned>(
     Ok(out)
 }
 
+/// Kinds whose manifests the tree's nodes are fetched for, with their API group.
+const WORKLOAD_KINDS: &[(&str, &str)] = &[
+    ("apps", "Deployment"),
+    ("apps", "ReplicaSet"),
+    ("apps", "StatefulSet"),
+    ("apps", "DaemonSet"),
+    ("batch", "Job"),
+    ("batch", "CronJob"),
+    ("", "Pod"),
+];
+
 pub(super) async fn workloads(
     inner: &Inner,
     app: &Application,
@@ -294,22 +370,45 @@ pub(super) async fn workloads(
             })
             .collect()
     };
-    let dep_nodes = of("apps", "Deployment");
-    let Some(first) = dep_nodes.first() else {
+    let tops: Vec<Node> = WORKLOAD_KINDS
+        .iter()
+        .filter(|(_, k)| !matches!(*k, "ReplicaSet" | "Pod"))
+        .flat_map(|(g, k)| of(g, k))
+        .collect();
+    let Some(first) = tops.first() else {
         return Ok(Vec::new());
     };
-    // Servers without the resource API (404 on a Deployment the tree just listed) still
-    // give a rollout from the tree alone.
-    if let Err(SourceError::NotFound(_)) = manifest::<Deployment>(inner, app, first).await {
+    // Servers without the resource API (404 on a workload the tree just listed) still give
+    // Deployments' rollouts from the tree alone.
+    if let Err(SourceError::NotFound(_)) = manifest::<serde_json::Value>(inner, app, first).await {
         return Ok(rollouts_from_tree(&nodes));
     }
-    let deployments: Vec<Deployment> = fetch_all(inner, app, &dep_nodes).await?;
-    if deployments.is_empty() {
-        return Ok(Vec::new());
+    let f = rollout::Fetched {
+        deployments: fetch_all(inner, app, &of("apps", "Deployment")).await?,
+        replicasets: fetch_all(inner, app, &of("apps", "ReplicaSet")).await?,
+        statefulsets: fetch_all(inner, app, &of("apps", "StatefulSet")).await?,
+        daemonsets: fetch_all(inner, app, &of("apps", "DaemonSet")).await?,
+        jobs: fetch_all(inner, app, &of("batch", "Job")).await?,
+        cronjobs: fetch_all(inner, app, &of("batch", "CronJob")).await?,
+        pods: fetch_all(inner, app, &of("", "Pod")).await?,
+    };
+    Ok(nest_by_tree(&nodes, f))
+}
+
+/// The workloads of fetched manifests, each child (ReplicaSet, Job, Pod) under the parent
+/// the resource tree's `parentRefs` names for it, whatever its manifest's owner references
+/// say: the tree is what Argo CD shows.
+fn nest_by_tree(nodes: &[Node], mut f: rollout::Fetched) -> Vec<WorkloadRollout> {
+    for o in &mut f.replicasets {
+        own_by_tree("ReplicaSet", &mut o.metadata, nodes);
     }
-    let replicasets: Vec<ReplicaSet> = fetch_all(inner, app, &of("apps", "ReplicaSet")).await?;
-    let pods: Vec<Pod> = fetch_all(inner, app, &of("", "Pod")).await?;
-    Ok(rollout::rollouts(&deployments, &replicasets, &pods))
+    for o in &mut f.jobs {
+        own_by_tree("Job", &mut o.metadata, nodes);
+    }
+    for o in &mut f.pods {
+        own_by_tree("Pod", &mut o.metadata, nodes);
+    }
+    rollout::all_workloads(&f)
 }
 
 pub(super) fn watch(
@@ -337,4 +436,128 @@ pub(super) fn watch(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    /// A resource tree as Argo CD answers it (trimmed), with every parent kind: Deployment
+    /// -> ReplicaSet -> Pod, StatefulSet -> Pod, DaemonSet -> Pod, CronJob -> Job -> Pod.
+    fn recorded_tree() -> Vec<Node> {
+        let pref = |group: &str, kind: &str, name: &str, uid: &str| json!([{"group": group, "kind": kind, "namespace": "data", "name": name, "uid": uid}]);
+        // Argo CD omits `parentRefs` on nodes without a parent.
+        let n = |group: &str, kind: &str, name: &str, uid: &str, parent: Value| {
+            let mut v = json!({"group": group, "version": "v1", "kind": kind,
+                "namespace": "data", "name": name, "uid": uid});
+            if !parent.is_null() {
+                v["parentRefs"] = parent;
+            }
+            v
+        };
+        let tree = json!({"nodes": [
+            n("apps", "Deployment", "api", "u-dep", Value::Null),
+            n("apps", "ReplicaSet", "api-7d9", "u-rs", pref("apps", "Deployment", "api", "u-dep")),
+            n("", "Pod", "api-7d9-abcde", "u-p1", pref("apps", "ReplicaSet", "api-7d9", "u-rs")),
+            n("apps", "StatefulSet", "db", "u-sts", Value::Null),
+            n("", "Pod", "db-0", "u-p2", pref("apps", "StatefulSet", "db", "u-sts")),
+            n("", "Pod", "db-1", "u-p3", pref("apps", "StatefulSet", "db", "u-sts")),
+            n("apps", "DaemonSet", "agent", "u-ds", Value::Null),
+            n("", "Pod", "agent-x2x4z", "u-p4", pref("apps", "DaemonSet", "agent", "u-ds")),
+            n("batch", "CronJob", "nightly", "u-cj", Value::Null),
+            n("batch", "Job", "nightly-2901", "u-job", pref("batch", "CronJob", "nightly", "u-cj")),
+            n("", "Pod", "nightly-2901-q8w7s", "u-p5", pref("batch", "Job", "nightly-2901", "u-job")),
+        ]});
+        serde_json::from_value::<Tree>(tree)
+            .expect("tree parses")
+            .nodes
+            .unwrap_or_default()
+    }
+
+    /// A manifest named as a tree node, with owner references that lie (a stale owner):
+    /// nesting must follow the tree, not these.
+    fn manifest_of<T: serde::de::DeserializeOwned>(n: &Node) -> T {
+        let api = if n.group.is_empty() {
+            "v1".to_string()
+        } else {
+            format!("{}/v1", n.group)
+        };
+        let mut v = json!({"apiVersion": api, "kind": n.kind,
+            "metadata": {"name": n.name, "namespace": n.namespace, "uid": n.uid,
+                "ownerReferences": [{"apiVersion": "v1", "kind": "Stale", "name": "wrong",
+                    "uid": "u-wrong", "controller": true}]},
+            "spec": {}});
+        match n.kind.as_str() {
+            "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" => {
+                v["spec"] = json!({"selector": {}, "template": {"spec": {"containers": []}}});
+            }
+            "Job" => v["spec"] = json!({"template": {"spec": {"containers": []}}}),
+            "CronJob" => {
+                v["spec"] = json!({"schedule": "0 3 * * *",
+                    "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}})
+            }
+            "Pod" => v["spec"] = json!({"containers": []}),
+            _ => {}
+        }
+        if matches!(
+            n.kind.as_str(),
+            "Deployment" | "StatefulSet" | "DaemonSet" | "CronJob"
+        ) {
+            v["metadata"]["ownerReferences"] = json!([]);
+        }
+        serde_json::from_value(v).expect("manifest")
+    }
+
+    #[test]
+    fn children_nest_by_the_trees_parent_refs_for_every_kind() {
+        let nodes = recorded_tree();
+        let of = |k: &'static str| nodes.iter().filter(move |n| n.kind == k);
+        let f = rollout::Fetched {
+            deployments: of("Deployment").map(manifest_of).collect(),
+            replicasets: of("ReplicaSet").map(manifest_of).collect(),
+            statefulsets: of("StatefulSet").map(manifest_of).collect(),
+            daemonsets: of("DaemonSet").map(manifest_of).collect(),
+            jobs: of("Job").map(manifest_of).collect(),
+            cronjobs: of("CronJob").map(manifest_of).collect(),
+            pods: of("Pod").map(manifest_of).collect(),
+        };
+        let ws = nest_by_tree(&nodes, f);
+        let w = |kind: &str, name: &str| {
+            ws.iter()
+                .find(|w| w.kind() == kind && w.name == name)
+                .unwrap_or_else(|| panic!("{kind}/{name} in {ws:?}"))
+        };
+        let pods = |w: &WorkloadRollout| -> Vec<String> {
+            w.pods.iter().map(|p| p.name.clone()).collect()
+        };
+        assert_eq!(pods(w("Deployment", "api")), ["api-7d9-abcde"]);
+        assert_eq!(
+            w("Deployment", "api")
+                .new_replicaset
+                .as_ref()
+                .map(|r| r.name.as_str()),
+            Some("api-7d9")
+        );
+        assert_eq!(pods(w("StatefulSet", "db")), ["db-0", "db-1"]);
+        assert_eq!(pods(w("DaemonSet", "agent")), ["agent-x2x4z"]);
+        assert_eq!(pods(w("Job", "nightly-2901")), ["nightly-2901-q8w7s"]);
+        assert!(pods(w("CronJob", "nightly")).is_empty());
+        // The chain CronJob -> Job -> Pod: the Job's owner is the CronJob, with its uid.
+        let job = w("Job", "nightly-2901");
+        let owner = job.owner.as_ref().expect("the Job has a parent");
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()),
+            ("CronJob", "nightly", "u-cj")
+        );
+        let p = &job.pods[0];
+        let po = p.owner.as_ref().expect("the pod has a parent");
+        assert_eq!(
+            (po.kind.as_str(), po.name.as_str()),
+            ("Job", "nightly-2901")
+        );
+        // Top-level workloads have no parent.
+        assert!(w("StatefulSet", "db").owner.is_none());
+        assert!(w("CronJob", "nightly").owner.is_none());
+    }
 }

@@ -36,104 +36,244 @@ pub struct ApplicationView {
     workloads_ticket: Option<crate::tui::request::Ticket>,
     /// Why the tree's children are not live (the watch's last error), shown above it.
     workloads_error: Option<String>,
+    /// The events pane shows only these objects' events (`Kind/name`; Enter on a Job),
+    /// with a title; `e` shows all again.
+    events_of: Option<(String, Vec<String>)>,
 }
 
-/// One row of the resource tree: a managed resource (depth 0, under the Application), or a
-/// ReplicaSet under its Deployment, or a Pod under the ReplicaSet that owns it.
+/// One row of the resource tree: a managed resource (depth 0, under the Application), or
+/// a child Argo CD shows under its parent (ReplicaSet under Deployment, Pod under
+/// ReplicaSet, StatefulSet, DaemonSet or Job, Job under CronJob), or a workload child
+/// whose parent is not on the screen (hung under the Application).
 struct TreeRow<'a> {
     prefix: String,
-    kind: &'static str,
+    kind: String,
     name: String,
     managed: Option<&'a ResourceStatus>,
-    /// Pod: phase, readiness, waiting reason; ReplicaSet: ready/desired and revision.
+    /// The kind and name of the row's parent (None for rows under the Application).
+    parent: Option<(String, String)>,
+    /// Pod: phase, readiness, waiting reason; ReplicaSet: ready/desired and revision; a
+    /// StatefulSet, DaemonSet or Job: the counts `kubectl get` shows.
     note: String,
 }
 
-/// The tree Argo CD draws: each managed resource under the Application; under a Deployment
-/// its ReplicaSets (new first), under each ReplicaSet the pods it owns. A pod whose owning
-/// ReplicaSet the workload does not list (scaled to zero, pod still terminating) gets that
-/// ReplicaSet as a row of its own rather than being hung under another one.
-fn tree_rows<'a>(res: &'a [ResourceStatus], workloads: &'a [WorkloadRollout]) -> Vec<TreeRow<'a>> {
-    let mut rows = Vec::new();
-    for r in res {
-        rows.push(TreeRow {
-            prefix: String::new(),
-            kind: "",
-            name: String::new(),
-            managed: Some(r),
-            note: String::new(),
+/// A child in the tree: what it is, its note, and whose child it is (kind, namespace,
+/// name; None: the Application's).
+struct Child {
+    kind: String,
+    namespace: String,
+    name: String,
+    note: String,
+    parent: Option<(String, String, String)>,
+}
+
+fn pod_note(p: &crate::model::Pod) -> String {
+    let mut note = format!(
+        "{} {}",
+        clean(&p.phase),
+        if p.ready { "ready" } else { "not ready" }
+    );
+    if let Some(w) = &p.waiting_reason {
+        note.push_str(&format!(" {}", clean(w)));
+    }
+    note
+}
+
+/// Every child the workloads name, each with its parent, in tree order (a Deployment's
+/// ReplicaSets new first, pods by name).
+fn children(workloads: &[WorkloadRollout]) -> Vec<Child> {
+    let mut out: Vec<Child> = Vec::new();
+    for w in workloads {
+        let me = (w.kind().to_string(), w.namespace.clone(), w.name.clone());
+        out.push(Child {
+            kind: me.0.clone(),
+            namespace: w.namespace.clone(),
+            name: w.name.clone(),
+            note: if w.kind() == "Deployment" {
+                String::new()
+            } else {
+                clean(&w.summary()).into_owned()
+            },
+            parent: w
+                .owner
+                .as_ref()
+                .map(|o| (o.kind.clone(), o.namespace.clone(), o.name.clone())),
         });
-        if r.kind != "Deployment" {
-            continue;
-        }
-        let Some(w) = workloads
-            .iter()
-            .find(|w| w.name == r.name && (r.namespace.is_empty() || w.namespace == r.namespace))
-        else {
-            continue;
-        };
-        let mut sets: Vec<(String, String)> = w
-            .new_replicaset
-            .iter()
-            .chain(w.old_replicasets.iter())
-            .map(|rs| {
+        if w.kind() == "Deployment" {
+            let mut sets: Vec<String> = Vec::new();
+            for rs in w.new_replicaset.iter().chain(w.old_replicasets.iter()) {
                 let rev = rs
                     .revision
                     .as_deref()
                     .map(|r| format!(" rev {}", clean(r)))
                     .unwrap_or_default();
-                (
-                    rs.name.clone(),
-                    format!("{}/{} ready{rev}", rs.ready, rs.desired),
-                )
-            })
-            .collect();
-        for p in &w.pods {
-            if let Some(o) = &p.owner_replicaset
-                && !sets.iter().any(|(n, _)| n == o)
-            {
-                sets.push((o.clone(), String::new()));
-            }
-        }
-        let n_sets = sets.len();
-        for (si, (rs, note)) in sets.into_iter().enumerate() {
-            let last_rs = si + 1 == n_sets;
-            rows.push(TreeRow {
-                prefix: if last_rs { "└─ " } else { "├─ " }.into(),
-                kind: "ReplicaSet",
-                name: rs.clone(),
-                managed: None,
-                note,
-            });
-            let pods: Vec<_> = w
-                .pods
-                .iter()
-                .filter(|p| p.owner_replicaset.as_deref() == Some(rs.as_str()))
-                .collect();
-            for (pi, p) in pods.iter().enumerate() {
-                let stem = if last_rs { "   " } else { "│  " };
-                let branch = if pi + 1 == pods.len() {
-                    "└─ "
-                } else {
-                    "├─ "
-                };
-                let mut note = format!(
-                    "{} {}",
-                    clean(&p.phase),
-                    if p.ready { "ready" } else { "not ready" }
-                );
-                if let Some(w) = &p.waiting_reason {
-                    note.push_str(&format!(" {}", clean(w)));
-                }
-                rows.push(TreeRow {
-                    prefix: format!("{stem}{branch}"),
-                    kind: "Pod",
-                    name: p.name.clone(),
-                    managed: None,
-                    note,
+                sets.push(rs.name.clone());
+                out.push(Child {
+                    kind: "ReplicaSet".into(),
+                    namespace: w.namespace.clone(),
+                    name: rs.name.clone(),
+                    note: format!("{}/{} ready{rev}", rs.ready, rs.desired),
+                    parent: Some(me.clone()),
                 });
             }
+            // A pod whose ReplicaSet the workload does not list (scaled to zero, pod still
+            // terminating) gets that ReplicaSet as a row of its own.
+            for p in &w.pods {
+                if let Some(o) = &p.owner_replicaset
+                    && !sets.contains(o)
+                {
+                    sets.push(o.clone());
+                    out.push(Child {
+                        kind: "ReplicaSet".into(),
+                        namespace: w.namespace.clone(),
+                        name: o.clone(),
+                        note: String::new(),
+                        parent: Some(me.clone()),
+                    });
+                }
+            }
         }
+        for p in &w.pods {
+            let parent = match (&p.owner, &p.owner_replicaset) {
+                (Some(o), _) => (o.kind.clone(), o.namespace.clone(), o.name.clone()),
+                (None, Some(rs)) => ("ReplicaSet".into(), w.namespace.clone(), rs.clone()),
+                (None, None) => me.clone(),
+            };
+            out.push(Child {
+                kind: "Pod".into(),
+                namespace: p.namespace.clone(),
+                name: p.name.clone(),
+                note: pod_note(p),
+                parent: Some(parent),
+            });
+        }
+    }
+    out
+}
+
+/// The tree Argo CD draws: each managed resource under the Application, under each
+/// resource its children by owner (`parentRefs` in API mode, `ownerReferences` in core
+/// mode), to any depth. A child whose parent is neither managed nor another child hangs
+/// under the Application, after the managed resources.
+fn tree_rows<'a>(res: &'a [ResourceStatus], workloads: &'a [WorkloadRollout]) -> Vec<TreeRow<'a>> {
+    let kids = children(workloads);
+    let is = |k: &Child, kind: &str, ns: &str, name: &str| {
+        k.kind == kind && k.name == name && (ns.is_empty() || k.namespace == ns)
+    };
+    let managed_is = |k: &Child| res.iter().any(|r| is(k, &r.kind, &r.namespace, &r.name));
+    let of = |kind: &str, ns: &str, name: &str| -> Vec<usize> {
+        kids.iter()
+            .enumerate()
+            .filter(|(_, k)| {
+                k.parent.as_ref().is_some_and(|(pk, pns, pn)| {
+                    pk == kind && pn == name && (ns.is_empty() || pns == ns)
+                })
+            })
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let mut used = vec![false; kids.len()];
+    fn walk<'a>(
+        at: (&str, &str, &str),
+        stem: &str,
+        kids: &[Child],
+        of: &dyn Fn(&str, &str, &str) -> Vec<usize>,
+        used: &mut Vec<bool>,
+        rows: &mut Vec<TreeRow<'a>>,
+    ) {
+        let mine: Vec<usize> = of(at.0, at.1, at.2)
+            .into_iter()
+            .filter(|i| !used[*i])
+            .collect();
+        for i in &mine {
+            used[*i] = true;
+        }
+        for (n, i) in mine.iter().enumerate() {
+            let last = n + 1 == mine.len();
+            let k = &kids[*i];
+            rows.push(TreeRow {
+                prefix: format!("{stem}{}", if last { "└─ " } else { "├─ " }),
+                kind: k.kind.clone(),
+                name: k.name.clone(),
+                managed: None,
+                parent: Some((at.0.to_string(), at.2.to_string())),
+                note: k.note.clone(),
+            });
+            let deeper = format!("{stem}{}", if last { "   " } else { "│  " });
+            walk(
+                (&k.kind, &k.namespace, &k.name),
+                &deeper,
+                kids,
+                of,
+                used,
+                rows,
+            );
+        }
+    }
+    let mut rows = Vec::new();
+    for r in res {
+        // A managed workload's own row carries its counts.
+        let note = kids
+            .iter()
+            .find(|k| k.parent.is_none() && is(k, &r.kind, &r.namespace, &r.name))
+            .map(|k| k.note.clone())
+            .unwrap_or_default();
+        for (i, k) in kids.iter().enumerate() {
+            if is(k, &r.kind, &r.namespace, &r.name) {
+                used[i] = true;
+            }
+        }
+        rows.push(TreeRow {
+            prefix: String::new(),
+            kind: r.kind.clone(),
+            name: r.name.clone(),
+            managed: Some(r),
+            parent: None,
+            note,
+        });
+        walk(
+            (&r.kind, &r.namespace, &r.name),
+            "",
+            &kids,
+            &of,
+            &mut used,
+            &mut rows,
+        );
+    }
+    // Children whose parent is not drawn: under the Application, each with its own
+    // children.
+    for i in 0..kids.len() {
+        if used[i] || managed_is(&kids[i]) {
+            continue;
+        }
+        let parent_drawn = kids[i].parent.as_ref().is_some_and(|(pk, pns, pn)| {
+            res.iter().any(|r| {
+                r.kind == *pk && r.name == *pn && (r.namespace.is_empty() || r.namespace == *pns)
+            }) || kids
+                .iter()
+                .any(|k| k.kind == *pk && k.namespace == *pns && k.name == *pn)
+        });
+        if parent_drawn {
+            continue;
+        }
+        used[i] = true;
+        let k = &kids[i];
+        rows.push(TreeRow {
+            prefix: String::new(),
+            kind: k.kind.clone(),
+            name: k.name.clone(),
+            managed: None,
+            parent: None,
+            note: k.note.clone(),
+        });
+        walk(
+            (&k.kind, &k.namespace, &k.name),
+            "   ",
+            &kids,
+            &of,
+            &mut used,
+            &mut rows,
+        );
     }
     rows
 }
@@ -148,6 +288,7 @@ impl ApplicationView {
             workloads: None,
             workloads_ticket: None,
             workloads_error: None,
+            events_of: None,
         }
     }
 
@@ -186,7 +327,10 @@ impl ApplicationView {
     fn rows(&self, ctx: &Ctx, section: Section) -> usize {
         match section {
             Section::Resources => self.tree(ctx).len(),
-            Section::Events => self.events.ready().map_or(0, Vec::len),
+            Section::Events => self
+                .events
+                .ready()
+                .map_or(0, |e| self.shown_events(e).len()),
             Section::History => ctx.app(&self.id).map_or(0, |e| e.app.status.history.len()),
         }
     }
@@ -209,19 +353,56 @@ impl ApplicationView {
 
     /// Enter on the resource under the cursor: a workload's rollout (its ReplicaSets and
     /// pods), any other resource's diff.
-    fn open_resource(&self, ctx: &Ctx, out: &mut Outbox) {
+    ///
+    /// A Job or CronJob (and a Job's pod) has no rollout in kubectl: Enter shows its events
+    /// here (the Job's and its pods'), in the events pane.
+    fn open_resource(&mut self, ctx: &Ctx, out: &mut Outbox) {
         let rows = self.tree(ctx);
         let Some(r) = rows.get(self.cursor(Section::Resources, rows.len())) else {
             out.flash(crate::tui::view::Level::Info, "no resource here");
             return;
         };
-        let kind = r.managed.map_or(r.kind, |m| m.kind.as_str());
-        match kind {
+        let parent_kind = r.parent.as_ref().map(|p| p.0.as_str());
+        let job_like = matches!(r.kind.as_str(), "Job" | "CronJob")
+            || (r.kind == "Pod" && parent_kind == Some("Job"));
+        if job_like {
+            // The object and everything under it (a CronJob's Jobs, a Job's pods).
+            let at = self.cursor(Section::Resources, rows.len());
+            let depth = |row: &TreeRow| row.prefix.chars().count();
+            let mut objects = vec![format!("{}/{}", r.kind, r.name)];
+            objects.extend(
+                rows.iter()
+                    .skip(at + 1)
+                    .take_while(|row| depth(row) > depth(r) && row.managed.is_none())
+                    .map(|row| format!("{}/{}", row.kind, row.name)),
+            );
+            let title = format!("{}/{}", r.kind, clean(&r.name));
+            drop(rows);
+            self.events_of = Some((title, objects));
+            self.section = Section::Events;
+            self.scroll[Section::Events as usize] = 0;
+            self.events = Loadable::Loading(out.request(Request::Events {
+                app: self.id.clone(),
+            }));
+            return;
+        }
+        match r.kind.as_str() {
             "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Pod" | "Rollout" => {
                 out.push(Box::new(super::rollout::RolloutView::new(self.id.clone())))
             }
             _ => out.push(Box::new(super::diff::DiffView::new(self.id.clone()))),
         }
+    }
+
+    /// The events the pane shows: all of the app's, or those of the object Enter chose.
+    fn shown_events<'e>(&self, evs: &'e [AppEvent]) -> Vec<&'e AppEvent> {
+        evs.iter()
+            .filter(|e| {
+                self.events_of
+                    .as_ref()
+                    .is_none_or(|(_, objs)| objs.contains(&e.object))
+            })
+            .collect()
     }
 
     fn summary(&self, ctx: &Ctx) -> Vec<Line<'static>> {
@@ -433,6 +614,9 @@ impl ApplicationView {
                     if r.requires_pruning {
                         spans.push(widgets::styled(theme, Role::Warning, " prune"));
                     }
+                    if !row.note.is_empty() {
+                        spans.push(widgets::muted(theme, format!("  {}", row.note)));
+                    }
                     self.mark_cursor(ctx, Section::Resources, i == cursor, spans)
                 }),
         );
@@ -452,10 +636,15 @@ impl ApplicationView {
                 Role::Danger,
                 format!("events: {}", clean(e)),
             ))],
-            Loadable::Ready(evs) if evs.is_empty() => {
-                vec![Line::from(widgets::muted(theme, "no recent events"))]
+            Loadable::Ready(evs) if self.shown_events(evs).is_empty() => {
+                let what = match &self.events_of {
+                    Some((t, _)) => format!("no recent events of {t} (e: all events)"),
+                    None => "no recent events".into(),
+                };
+                vec![Line::from(widgets::muted(theme, what))]
             }
             Loadable::Ready(evs) => {
+                let evs = self.shown_events(evs);
                 let cursor = self.cursor(Section::Events, evs.len());
                 let offset = widgets::scroll_offset(cursor, height, evs.len());
                 evs.iter()
@@ -595,8 +784,18 @@ impl View for ApplicationView {
             res_area,
         );
         frame.render_widget(
-            Paragraph::new(self.events_lines(ctx, inner_h(ev_area), inner_w(ev_area)))
-                .block(widgets::block(theme, title(Section::Events, "events"))),
+            Paragraph::new(self.events_lines(ctx, inner_h(ev_area), inner_w(ev_area))).block(
+                widgets::block(
+                    theme,
+                    title(
+                        Section::Events,
+                        &match &self.events_of {
+                            Some((t, _)) => format!("events of {t}"),
+                            None => "events".into(),
+                        },
+                    ),
+                ),
+            ),
             ev_area,
         );
         frame.render_widget(
@@ -635,6 +834,7 @@ impl View for ApplicationView {
                 };
             }
             Intent::Events => {
+                self.events_of = None;
                 self.section = Section::Events;
                 self.events = Loadable::Loading(out.request(Request::Events {
                     app: self.id.clone(),
@@ -732,5 +932,114 @@ pub fn auto_sync_words(app: &crate::model::Application) -> String {
             clean(at)
         ),
         None => "off (manual sync)".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ObjectRef, Pod};
+
+    fn owner(kind: &str, name: &str) -> Option<ObjectRef> {
+        Some(ObjectRef {
+            kind: kind.into(),
+            namespace: "data".into(),
+            name: name.into(),
+            uid: String::new(),
+        })
+    }
+
+    fn pod(name: &str, parent: &str, kind: &str) -> Pod {
+        Pod {
+            namespace: "data".into(),
+            name: name.into(),
+            phase: "Running".into(),
+            ready: true,
+            owner: owner(kind, parent),
+            ..Default::default()
+        }
+    }
+
+    fn managed(kind: &str, name: &str) -> ResourceStatus {
+        serde_json::from_value(serde_json::json!({
+            "kind": kind, "name": name, "namespace": "data", "status": "Synced"
+        }))
+        .expect("resource status")
+    }
+
+    /// Any depth, any kind: CronJob -> Job -> Pod, StatefulSet -> Pod, each drawn under its
+    /// parent with tree branches; a Job whose CronJob is not managed hangs under the
+    /// Application.
+    #[test]
+    fn tree_rows_nest_by_owner_for_every_kind() {
+        let res = vec![managed("StatefulSet", "db"), managed("CronJob", "nightly")];
+        let ws = vec![
+            WorkloadRollout {
+                kind: "StatefulSet".into(),
+                namespace: "data".into(),
+                name: "db".into(),
+                desired: 2,
+                ready: 1,
+                pods: vec![
+                    pod("db-0", "db", "StatefulSet"),
+                    pod("db-1", "db", "StatefulSet"),
+                ],
+                ..Default::default()
+            },
+            WorkloadRollout {
+                kind: "CronJob".into(),
+                namespace: "data".into(),
+                name: "nightly".into(),
+                ..Default::default()
+            },
+            WorkloadRollout {
+                kind: "Job".into(),
+                namespace: "data".into(),
+                name: "nightly-1".into(),
+                owner: owner("CronJob", "nightly"),
+                job: Some(crate::model::JobState {
+                    completions: 1,
+                    succeeded: 1,
+                    condition: Some("Complete".into()),
+                    ..Default::default()
+                }),
+                pods: vec![pod("nightly-1-abcde", "nightly-1", "Job")],
+                ..Default::default()
+            },
+            WorkloadRollout {
+                kind: "Job".into(),
+                namespace: "data".into(),
+                name: "orphan".into(),
+                owner: owner("CronJob", "gone"),
+                job: Some(crate::model::JobState {
+                    completions: 1,
+                    active: 1,
+                    ..Default::default()
+                }),
+                pods: vec![pod("orphan-x", "orphan", "Job")],
+                ..Default::default()
+            },
+        ];
+        let rows: Vec<String> = tree_rows(&res, &ws)
+            .iter()
+            .map(|r| {
+                format!("{}{}/{} {}", r.prefix, r.kind, r.name, r.note)
+                    .trim_end()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                "StatefulSet/db ready 1/2",
+                "├─ Pod/db-0 Running ready",
+                "└─ Pod/db-1 Running ready",
+                "CronJob/nightly",
+                "└─ Job/nightly-1 Complete 1/1",
+                "   └─ Pod/nightly-1-abcde Running ready",
+                "Job/orphan Running 0/1",
+                "   └─ Pod/orphan-x Running ready",
+            ]
+        );
     }
 }

@@ -113,7 +113,7 @@ pub fn workload_lines(
     let bar_w = (width / 4).clamp(6, 30);
     for w in workloads {
         lines.push(Line::from(Span::styled(
-            format!("Deployment {}/{}", clean(&w.namespace), clean(&w.name)),
+            format!("{} {}/{}", w.kind(), clean(&w.namespace), clean(&w.name)),
             theme.style(Role::Accent),
         )));
         let verdict = w.verdict();
@@ -124,11 +124,18 @@ pub fn workload_lines(
         }
         v.content = format!("  {}", fit(&v.content, width.saturating_sub(2))).into();
         lines.push(Line::from(v));
-        for (label, v) in [
-            ("updated", w.updated),
-            ("ready", w.ready),
-            ("available", w.available),
-        ] {
+        // A Job counts completions (its line above), a CronJob only starts Jobs: no
+        // replica gauges for them.
+        let gauges: &[(&str, u32)] = if matches!(w.kind(), "Job" | "CronJob") {
+            &[]
+        } else {
+            &[
+                ("updated", w.updated),
+                ("ready", w.ready),
+                ("available", w.available),
+            ]
+        };
+        for &(label, v) in gauges {
             let role = if v >= w.desired {
                 Role::Healthy
             } else {

@@ -4,7 +4,7 @@
 
 use super::apps::readable;
 use super::{ApiError, ApiResult, Shared, caller, health, seams};
-use crate::store::{EVENTS, PODS, REPLICASETS, RESOURCE_TYPES, ResourceType};
+use crate::store::{EVENTS, JOBS, PODS, REPLICASETS, RESOURCE_TYPES, ResourceType};
 use crate::{ARGOCD_NAMESPACE, IN_CLUSTER, World};
 use axum::Json;
 use axum::extract::{Path, Query};
@@ -18,7 +18,8 @@ use std::sync::Arc;
 const TRACKING_LABEL: &str = "app.kubernetes.io/instance";
 
 type RefKey = (String, String, String, String); // group, kind, namespace, name
-type SetsAndPods = (Vec<Arc<Value>>, Vec<Arc<Value>>);
+/// The objects of one namespace that can be a workload's children: ReplicaSets, Jobs, Pods.
+type Children = Vec<Arc<Value>>;
 
 fn group_of(obj: &Value) -> String {
     obj["apiVersion"]
@@ -320,8 +321,44 @@ fn owner_uid(obj: &Value) -> Option<&str> {
         .and_then(|r| r["uid"].as_str())
 }
 
-/// The app's resource tree: managed objects, and under each Deployment its ReplicaSets and
-/// their pods.
+/// Kinds whose children (by controlling owner reference) the tree shows.
+const OWNER_KINDS: &[&str] = &[
+    "Deployment",
+    "ReplicaSet",
+    "StatefulSet",
+    "DaemonSet",
+    "Job",
+    "CronJob",
+];
+
+/// Under `parent`, every object of `candidates` it controls (owner reference with
+/// `controller: true` and its uid), each with `parentRefs` naming the parent (group, kind,
+/// namespace, name, uid) as Argo CD's resource tree does, and their children in turn:
+/// Deployment -> ReplicaSet -> Pod, StatefulSet/DaemonSet/Job -> Pod, CronJob -> Job -> Pod.
+fn add_children(
+    parent: &Value,
+    candidates: &Children,
+    nodes: &mut Vec<Value>,
+    seen: &mut std::collections::HashSet<String>,
+) {
+    let uid = parent["metadata"]["uid"].as_str().unwrap_or("");
+    if uid.is_empty() {
+        return;
+    }
+    for c in candidates.iter().filter(|c| owner_uid(c) == Some(uid)) {
+        let cuid = c["metadata"]["uid"].as_str().unwrap_or("").to_string();
+        if !seen.insert(cuid) {
+            continue;
+        }
+        nodes.push(node(c, vec![parent_ref(parent)], None));
+        if OWNER_KINDS.contains(&c["kind"].as_str().unwrap_or("")) {
+            add_children(c, candidates, nodes, seen);
+        }
+    }
+}
+
+/// The app's resource tree: managed objects, and under each workload its children by
+/// owner reference (ReplicaSets, Jobs, Pods), to any depth.
 pub fn tree_of(world: &World, app: &Value) -> Value {
     let m = managed_of(world, app);
     let reported: HashMap<RefKey, &Value> = app["status"]["resources"]
@@ -341,7 +378,14 @@ pub fn tree_of(world: &World, app: &Value) -> Value {
         })
         .collect();
     let mut nodes = Vec::new();
-    let mut by_ns: HashMap<String, SetsAndPods> = HashMap::new();
+    let mut by_ns: HashMap<String, Children> = HashMap::new();
+    // Managed objects are nodes of their own (a managed Job is not again a CronJob's child).
+    let mut seen: std::collections::HashSet<String> = m
+        .items
+        .values()
+        .filter_map(|(_, l)| l.as_ref())
+        .filter_map(|l| l["metadata"]["uid"].as_str().map(str::to_string))
+        .collect();
     for (k, (_, live)) in &m.items {
         let Some(live) = live else { continue };
         let rh = reported.get(k).copied().filter(|h| h.is_object());
@@ -352,23 +396,16 @@ pub fn tree_of(world: &World, app: &Value) -> Value {
             rh
         };
         nodes.push(node(live, Vec::new(), rh));
-        if k.1 != "Deployment" {
+        if !OWNER_KINDS.contains(&k.1.as_str()) {
             continue;
         }
-        let (sets, pods) = by_ns.entry(k.2.clone()).or_insert_with(|| {
-            (
-                world.store.list(&m.cluster, REPLICASETS, Some(&k.2)).0,
-                world.store.list(&m.cluster, PODS, Some(&k.2)).0,
-            )
+        let candidates = by_ns.entry(k.2.clone()).or_insert_with(|| {
+            let mut c = world.store.list(&m.cluster, REPLICASETS, Some(&k.2)).0;
+            c.extend(world.store.list(&m.cluster, JOBS, Some(&k.2)).0);
+            c.extend(world.store.list(&m.cluster, PODS, Some(&k.2)).0);
+            c
         });
-        let uid = live["metadata"]["uid"].as_str().unwrap_or("");
-        for rs in sets.iter().filter(|r| owner_uid(r) == Some(uid)) {
-            nodes.push(node(rs, vec![parent_ref(live)], None));
-            let rs_uid = rs["metadata"]["uid"].as_str().unwrap_or("");
-            for p in pods.iter().filter(|p| owner_uid(p) == Some(rs_uid)) {
-                nodes.push(node(p, vec![parent_ref(rs)], None));
-            }
-        }
+        add_children(live, candidates, &mut nodes, &mut seen);
     }
     json!({"nodes": nodes, "hosts": []})
 }

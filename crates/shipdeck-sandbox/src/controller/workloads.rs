@@ -211,6 +211,26 @@ fn advanced_status(pod: &Value, done: bool) -> Value {
     st
 }
 
+/// A pod whose image cannot be pulled, as the kubelet reports it: Pending, not Ready,
+/// each container waiting in `ImagePullBackOff` with the kubelet's message.
+fn pull_backoff_status(pod: &Value, image: &str) -> Value {
+    let mut st = pod["status"].clone();
+    st["phase"] = json!("Pending");
+    let statuses: Vec<Value> = pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            json!({"name": c["name"], "image": c["image"], "imageID": "", "ready": false,
+                   "started": false, "restartCount": 0, "lastState": {},
+                   "state": {"waiting": {"reason": "ImagePullBackOff",
+                       "message": format!("Back-off pulling image \"{image}\"")}}})
+        })
+        .collect();
+    st["containerStatuses"] = json!(statuses);
+    st
+}
+
 impl Controller {
     async fn run(mut self) {
         let world = self.world.clone();
@@ -266,13 +286,36 @@ impl Controller {
         self.born.get(&key).is_none_or(|t| now >= *t + wall)
     }
 
-    fn create_pod(&mut self, cluster: &str, pod: Value, now: Instant) {
+    /// Create a pod of `owner` and record the Event its controller records, in its words
+    /// (`create Pod NAME in StatefulSet OWNER successful`; `Created pod: NAME`).
+    fn create_pod(&mut self, cluster: &str, owner: &Value, pod: Value, now: Instant) {
         let key = (
             cluster.to_string(),
             meta(&pod, "namespace").to_string(),
             meta(&pod, "name").to_string(),
         );
         if self.world.store.create(cluster, PODS, pod).is_ok() {
+            let (message, component) = match owner["kind"].as_str().unwrap_or("") {
+                "StatefulSet" => (
+                    format!(
+                        "create Pod {} in StatefulSet {} successful",
+                        key.2,
+                        meta(owner, "name")
+                    ),
+                    "statefulset-controller",
+                ),
+                "DaemonSet" => (format!("Created pod: {}", key.2), "daemonset-controller"),
+                _ => (format!("Created pod: {}", key.2), "job-controller"),
+            };
+            crate::events::emit(
+                &self.world.store,
+                cluster,
+                owner,
+                "Normal",
+                "SuccessfulCreate",
+                &message,
+                component,
+            );
             self.born.insert(key, now);
         }
     }
@@ -285,7 +328,15 @@ impl Controller {
                 "Running" if job && self.start_due(cluster, pod, now, 2.0 * POD_START_SECS) => true,
                 _ => continue,
             };
-            let status = advanced_status(pod, done);
+            let status = match (done, self.pull_fault(pod)) {
+                // The kubelet cannot pull the image: the pod stays Pending, its container
+                // waiting in ImagePullBackOff, and is never Ready.
+                (false, Some(image)) => pull_backoff_status(pod, &image),
+                _ => advanced_status(pod, done),
+            };
+            if pod["status"] == status {
+                continue;
+            }
             let _ = self.world.store.mutate(
                 cluster,
                 PODS,
@@ -298,6 +349,26 @@ impl Controller {
                 },
             );
         }
+    }
+
+    /// The first image of the pod that `world.image_faults` says cannot be pulled.
+    fn pull_fault(&self, pod: &Value) -> Option<String> {
+        let faults = self
+            .world
+            .image_faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        pod["spec"]["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["image"].as_str())
+            .find(|i| {
+                faults
+                    .get(*i)
+                    .is_some_and(|m| matches!(m.as_str(), "ImagePullBackOff" | "ErrImagePull"))
+            })
+            .map(str::to_string)
     }
 
     fn owned_pods(&self, cluster: &str, owner: &Value) -> Vec<Arc<Value>> {
@@ -397,7 +468,7 @@ impl Controller {
                 if let Some(svc) = sts["spec"]["serviceName"].as_str() {
                     pod["spec"]["subdomain"] = json!(svc);
                 }
-                self.create_pod(cluster, pod, now);
+                self.create_pod(cluster, sts, pod, now);
             }
         } else if let Some(i) = surplus {
             if all_ready || parallel {
@@ -468,7 +539,7 @@ impl Controller {
                         &node,
                         &[("controller-revision-hash", rev.clone())],
                     );
-                    self.create_pod(cluster, pod, now);
+                    self.create_pod(cluster, ds, pod, now);
                 }
                 // Rolling update, one node at a time (maxUnavailable 1).
                 Some(p) if rev_of(p) != rev && all_ready => {
@@ -523,7 +594,7 @@ impl Controller {
                     ("job-name", name.to_string()),
                 ],
             );
-            self.create_pod(cluster, pod, now);
+            self.create_pod(cluster, job, pod, now);
         }
         let pods = self.owned_pods(cluster, job);
         let succeeded = pods.iter().filter(|p| phase(p) == "Succeeded").count();
@@ -546,6 +617,17 @@ impl Controller {
             status["startTime"] = json!(start.unwrap_or_else(now_ts));
         }
         if succeeded >= completions {
+            if prior["completionTime"].as_str().is_none() {
+                crate::events::emit(
+                    &self.world.store,
+                    cluster,
+                    job,
+                    "Normal",
+                    "Completed",
+                    "Job completed",
+                    "job-controller",
+                );
+            }
             let at = prior["completionTime"]
                 .as_str()
                 .map(str::to_string)

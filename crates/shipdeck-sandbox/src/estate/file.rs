@@ -128,6 +128,9 @@ struct ServiceFile {
     /// Sync policy when it differs from the environment's.
     #[serde(default)]
     sync: Option<SyncMode>,
+    /// StatefulSets, DaemonSets and Jobs in every environment of the service.
+    #[serde(default)]
+    extras: Vec<super::ExtraDef>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -297,6 +300,16 @@ pub(super) fn parse(text: &str, seed: u64) -> Result<Estate, String> {
     let n_env = environments.len();
     let mut apps = Vec::new();
     for s in &f.services {
+        if let Some(x) = s
+            .extras
+            .iter()
+            .find(|x| !matches!(x.kind.as_str(), "StatefulSet" | "DaemonSet" | "Job"))
+        {
+            return Err(format!(
+                "service {}: extra {}: kind {:?} is not StatefulSet, DaemonSet or Job",
+                s.name, x.name, x.kind
+            ));
+        }
         let workloads: Vec<WorkloadDef> = if s.workloads.is_empty() {
             vec![WorkloadDef {
                 name: s.name.clone(),
@@ -372,6 +385,7 @@ pub(super) fn parse(text: &str, seed: u64) -> Result<Estate, String> {
                 fault: None,
                 prune_confirm: false,
                 wave: s.wave,
+                extras: s.extras.clone(),
             });
         }
     }
@@ -421,6 +435,7 @@ pub(super) fn parse(text: &str, seed: u64) -> Result<Estate, String> {
                 fault: None,
                 prune_confirm: false,
                 wave: i.wave,
+                extras: vec![],
             });
         }
     }
@@ -453,6 +468,7 @@ pub(super) fn parse(text: &str, seed: u64) -> Result<Estate, String> {
             fault: None,
             prune_confirm: false,
             wave: None,
+            extras: vec![],
         });
     }
     for name in &f.faults.pending {

@@ -91,6 +91,7 @@ pub(super) fn generate(n: usize, seed: u64) -> Estate {
                 fault,
                 prune_confirm: false,
                 wave: None,
+                extras: vec![],
             });
         }
     }

@@ -133,6 +133,24 @@ pub struct WorkloadDef {
     pub wave: Option<i32>,
 }
 
+/// A workload beside a service's Deployments that the estate's Git holds as it is (its
+/// image does not follow the service's builds): a StatefulSet (a database or cache), a
+/// DaemonSet (a node agent) or a Job (a migration), run by the sandbox's controllers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtraDef {
+    /// `StatefulSet`, `DaemonSet` or `Job`.
+    pub kind: String,
+    pub name: String,
+    /// Full image reference with its tag, e.g. `docker.io/library/postgres:16.4`.
+    pub image: String,
+    /// StatefulSet replicas (1 when unset); a Job's completions.
+    #[serde(default)]
+    pub replicas: Option<u32>,
+    #[serde(default)]
+    pub port: Option<u16>,
+}
+
 /// One Argo CD Application of the estate.
 #[derive(Debug, Clone)]
 pub struct AppDef {
@@ -170,6 +188,8 @@ pub struct AppDef {
     pub prune_confirm: bool,
     /// `argocd.argoproj.io/sync-wave` of the Application in its app-of-apps.
     pub wave: Option<i32>,
+    /// StatefulSets, DaemonSets and Jobs beside the service's Deployments.
+    pub extras: Vec<ExtraDef>,
 }
 
 impl AppDef {

@@ -103,6 +103,9 @@ pub fn app_files(
                 };
                 files.push(("legacy-flags.yaml".into(), objects));
             }
+            for x in &app.extras {
+                files.push((format!("{}.yaml", x.name), vec![extra(app, x)]));
+            }
         }
         AppKind::Infra => {
             let w = &app.workloads[0];
@@ -324,6 +327,65 @@ fn deployment(estate: &Estate, app: &AppDef, i: usize, build: usize) -> Value {
             },
         },
     })
+}
+
+/// A StatefulSet, DaemonSet or Job of the app, the same at every build (Git holds it as
+/// is; a Job's pod template cannot change once it exists).
+fn extra(app: &AppDef, x: &super::ExtraDef) -> Value {
+    let mut container = json!({
+        "name": x.name,
+        "image": x.image,
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
+    });
+    if let Some(port) = x.port {
+        container["ports"] = json!([{"containerPort": port}]);
+    }
+    let labels = json!({"app": x.name, "app.kubernetes.io/part-of": app.service});
+    let template = |restart: Option<&str>| {
+        let mut spec = json!({"containers": [container.clone()]});
+        if let Some(r) = restart {
+            spec["restartPolicy"] = json!(r);
+        }
+        json!({
+            "metadata": {"labels": {"app": x.name, INSTANCE_LABEL: app.name}},
+            "spec": spec,
+        })
+    };
+    match x.kind.as_str() {
+        "StatefulSet" => json!({
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": {"name": x.name, "labels": labels},
+            "spec": {
+                "serviceName": x.name,
+                "replicas": x.replicas.unwrap_or(1),
+                "selector": {"matchLabels": {"app": x.name}},
+                // As the API server defaults it (kubectl's rollout status reads the partition).
+                "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
+                "template": template(None),
+            },
+        }),
+        "DaemonSet" => json!({
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": {"name": x.name, "labels": labels},
+            "spec": {
+                "selector": {"matchLabels": {"app": x.name}},
+                "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}},
+                "template": template(None),
+            },
+        }),
+        _ => json!({
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": x.name, "labels": labels},
+            "spec": {
+                "completions": x.replicas.unwrap_or(1),
+                "backoffLimit": 2,
+                "template": template(Some("Never")),
+            },
+        }),
+    }
 }
 
 fn service(name: &str, port: u16) -> Value {
