@@ -158,6 +158,7 @@ struct State_ {
 pub struct Faults {
     state: Mutex<State_>,
     conflicts: AtomicU64,
+    churn_stats: Arc<ChurnStats>,
 }
 
 fn bounded_seconds(s: Option<f64>) -> Result<Option<Duration>, String> {
@@ -254,10 +255,13 @@ impl Faults {
                     return Err(format!("per_second must be in 1..={MAX_CHURN_PER_SECOND}"));
                 }
                 let duration = bounded_seconds(Some(seconds))?.unwrap_or_default();
-                let task = tokio::spawn(churn(world.clone(), per_second, duration));
-                if let Some(old) = faults.lock().churn.replace(task) {
+                let mut state = faults.lock();
+                if let Some(old) = state.churn.take() {
                     old.abort();
                 }
+                let epoch = faults.churn_stats.begin(per_second, duration);
+                let task = churn(world.clone(), per_second, duration, epoch);
+                state.churn = Some(tokio::spawn(task));
             }
         }
         Ok(())
@@ -317,6 +321,7 @@ impl Faults {
         s.hold_until = None;
         if let Some(t) = s.churn.take() {
             t.abort();
+            self.churn_stats.end();
         }
         self.conflicts.store(0, Ordering::SeqCst);
     }
@@ -371,64 +376,161 @@ impl Faults {
             "denials": denials,
             "pending_conflicts": self.conflicts.load(Ordering::SeqCst),
             "churn": s.churn.as_ref().is_some_and(|t| !t.is_finished()),
+            "churn_stats": self.churn_stats.describe(s.churn.as_ref().is_some_and(|t| !t.is_finished())),
         })
     }
 }
 
-/// Churn: touch random Applications at a steady rate, bounded in time.
-async fn churn(world: Arc<World>, per_second: u64, duration: Duration) {
+/// What the last churn asked for and what it did, for `GET /_sandbox/faults` (`churn_stats`):
+/// a benchmark prints the rate the sandbox really achieved beside the one it asked for.
+#[derive(Debug, Default)]
+pub struct ChurnStats {
+    /// Which churn these figures belong to (an aborted one must not count into the next).
+    epoch: AtomicU64,
+    asked_per_second: AtomicU64,
+    /// Milliseconds the churn was asked to run.
+    asked_ms: AtomicU64,
+    /// Status changes written so far (each one a store write, so a watch event).
+    changes: AtomicU64,
+    /// The highest `sandbox.shipdeck.io/churn` stamp written (stamps count from 1 per churn).
+    last_stamp: AtomicU64,
+    started: Mutex<Option<Instant>>,
+    finished: Mutex<Option<Instant>>,
+}
+
+impl ChurnStats {
+    fn begin(&self, per_second: u64, duration: Duration) -> u64 {
+        let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        self.asked_per_second.store(per_second, Ordering::SeqCst);
+        self.asked_ms
+            .store(duration.as_millis() as u64, Ordering::SeqCst);
+        self.changes.store(0, Ordering::SeqCst);
+        self.last_stamp.store(0, Ordering::SeqCst);
+        *self.started.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        *self.finished.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        epoch
+    }
+
+    fn current(&self, epoch: u64) -> bool {
+        self.epoch.load(Ordering::SeqCst) == epoch
+    }
+
+    fn end(&self) {
+        let mut f = self.finished.lock().unwrap_or_else(|p| p.into_inner());
+        if f.is_none() {
+            *f = Some(Instant::now());
+        }
+    }
+
+    fn describe(&self, running: bool) -> Value {
+        let started = *self.started.lock().unwrap_or_else(|p| p.into_inner());
+        let finished = *self.finished.lock().unwrap_or_else(|p| p.into_inner());
+        let changes = self.changes.load(Ordering::SeqCst);
+        let elapsed = started.map(|s| finished.unwrap_or_else(Instant::now).duration_since(s));
+        let secs = elapsed.map_or(0.0, |d| d.as_secs_f64());
+        json!({
+            "running": running,
+            "asked_per_second": self.asked_per_second.load(Ordering::SeqCst),
+            "asked_seconds": self.asked_ms.load(Ordering::SeqCst) as f64 / 1000.0,
+            "changes": changes,
+            "last_stamp": self.last_stamp.load(Ordering::SeqCst),
+            "elapsed_seconds": secs,
+            "achieved_per_second": if secs > 0.0 { changes as f64 / secs } else { 0.0 },
+        })
+    }
+}
+
+/// Names of the churned Applications, read again at most this often (a list per tick of
+/// 50,000 apps is what kept churn at a fifth of the asked rate).
+const CHURN_NAMES_EVERY: Duration = Duration::from_secs(1);
+
+/// Churn: touch random Applications at a steady rate, bounded in time. Each change writes a
+/// new `sandbox.shipdeck.io/churn` stamp (1, 2, ... in write order) and `status.reconciledAt`
+/// through the store, so both watches (Kubernetes and Argo CD's stream) deliver it.
+async fn churn(world: Arc<World>, per_second: u64, duration: Duration, epoch: u64) {
+    let stats = world.faults.churn_stats.clone();
     let started = tokio::time::Instant::now();
     let tick = Duration::from_millis(20);
     let mut ticks = tokio::time::interval(tick);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut owed = 0.0f64;
     let mut counter: u64 = 0;
-    while started.elapsed() < duration {
+    let mut names: Vec<String> = Vec::new();
+    let mut names_at: Option<tokio::time::Instant> = None;
+    let mut last = started;
+    while started.elapsed() < duration && stats.current(epoch) {
         ticks.tick().await;
-        owed += per_second as f64 * tick.as_secs_f64();
-        let apps = world
-            .store
-            .list(IN_CLUSTER, APPLICATIONS, Some(ARGOCD_NAMESPACE))
-            .0;
-        if apps.is_empty() {
+        // What is owed follows the wall clock, so a slow tick is made up on the next one.
+        let now_i = tokio::time::Instant::now();
+        owed += per_second as f64 * now_i.duration_since(last).as_secs_f64();
+        last = now_i;
+        if names_at.is_none_or(|t| t.elapsed() >= CHURN_NAMES_EVERY) {
+            names = world
+                .store
+                .list(IN_CLUSTER, APPLICATIONS, Some(ARGOCD_NAMESPACE))
+                .0
+                .iter()
+                .filter_map(|a| a["metadata"]["name"].as_str().map(str::to_string))
+                .collect();
+            names_at = Some(now_i);
+        }
+        if names.is_empty() {
             owed = 0.0;
             continue;
         }
+        // Never more than a second's worth at once: a stalled sandbox does not burst.
+        owed = owed.min(per_second as f64);
         let picks: Vec<usize> = {
             use rand::Rng;
             let mut rng = rand::rng();
             (0..owed.floor() as u64)
-                .map(|_| rng.random_range(0..apps.len()))
+                .map(|_| rng.random_range(0..names.len()))
                 .collect()
         };
         owed -= picks.len() as f64;
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        for i in picks {
+        let now_v = json!(now);
+        for (n, i) in picks.into_iter().enumerate() {
             counter += 1;
-            let name = apps[i]["metadata"]["name"]
-                .as_str()
-                .unwrap_or("")
-                .to_string();
-            let stamp = counter.to_string();
-            let _ = world.store.mutate(
+            let stamp = json!(counter.to_string());
+            let wrote = world.store.mutate(
                 IN_CLUSTER,
                 APPLICATIONS,
                 ARGOCD_NAMESPACE,
-                &name,
+                &names[i],
                 true,
                 |app| {
                     if !app["metadata"]["annotations"].is_object() {
                         app["metadata"]["annotations"] = json!({});
                     }
-                    app["metadata"]["annotations"]["sandbox.shipdeck.io/churn"] = json!(stamp);
+                    app["metadata"]["annotations"]["sandbox.shipdeck.io/churn"] = stamp.clone();
                     if !app["status"].is_object() {
                         app["status"] = json!({});
                     }
-                    app["status"]["reconciledAt"] = json!(now);
+                    app["status"]["reconciledAt"] = now_v.clone();
                     Ok(true)
                 },
             );
+            match wrote {
+                Ok(_) if !stats.current(epoch) => return,
+                Ok(_) => {
+                    stats.changes.fetch_add(1, Ordering::SeqCst);
+                    stats.last_stamp.store(counter, Ordering::SeqCst);
+                }
+                // Deleted since the names were read: read them again next tick.
+                Err(_) => {
+                    counter -= 1;
+                    names_at = None;
+                }
+            }
+            // Let the watches that deliver these changes run between bursts.
+            if n % 500 == 499 {
+                tokio::task::yield_now().await;
+            }
         }
+    }
+    if stats.current(epoch) {
+        stats.end();
     }
 }
 

@@ -540,7 +540,7 @@ impl Store {
             .get("metadata")
             .cloned()
             .unwrap_or_else(|| json!({}));
-        let spec_changed = strip_meta_status(&obj) != strip_meta_status(&current);
+        let spec_changed = !same_but_meta_status(&obj, &current);
         let generation = cur_meta
             .get("generation")
             .and_then(Value::as_i64)
@@ -751,13 +751,19 @@ fn ensure_object<'a>(obj: &'a mut Value, field: &str) -> &'a mut serde_json::Map
     }
 }
 
-fn strip_meta_status(obj: &Value) -> Value {
-    let mut v = obj.clone();
-    if let Some(o) = v.as_object_mut() {
-        o.remove("metadata");
-        o.remove("status");
+/// Whether two objects are equal apart from `metadata` and `status`, compared in place (a
+/// write to a large object must not copy it twice just to ask).
+fn same_but_meta_status(a: &Value, b: &Value) -> bool {
+    match (a.as_object(), b.as_object()) {
+        (Some(a), Some(b)) => {
+            let rest = |k: &&String| k.as_str() != "metadata" && k.as_str() != "status";
+            a.keys().filter(rest).count() == b.keys().filter(rest).count()
+                && a.iter()
+                    .filter(|(k, _)| rest(k))
+                    .all(|(k, v)| b.get(k) == Some(v))
+        }
+        _ => a == b,
     }
-    v
 }
 
 #[cfg(test)]

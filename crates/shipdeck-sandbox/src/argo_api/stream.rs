@@ -165,28 +165,50 @@ fn message(kind: &str, app: &Value, fields: Option<&Fields>) -> Option<String> {
     };
     match fields {
         None => serde_json::to_string(&msg).ok(),
-        Some(f) => {
-            // The envelope is tiny: build it as a tree around a projected application.
-            let mut result = serde_json::Map::new();
-            if f.keep("result.type").0 {
-                result.insert("type".into(), json!(kind));
-            }
-            match f.keep("result.application") {
-                (false, _) => {}
-                (true, true) => {
-                    result.insert("application".into(), app.clone());
+        // Projected as it is written: no copy of the application, no tree in between.
+        Some(f) => serde_json::to_string(&ProjectedMsg {
+            fields: f,
+            kind,
+            app,
+        })
+        .ok(),
+    }
+}
+
+/// `{"result":{"type","application"}}` seen through `fields` (paths start at `result.`).
+struct ProjectedMsg<'a> {
+    fields: &'a Fields,
+    kind: &'a str,
+    app: &'a Value,
+}
+
+impl serde::Serialize for ProjectedMsg<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        struct Result_<'a>(&'a ProjectedMsg<'a>);
+        impl serde::Serialize for Result_<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let m = self.0;
+                let mut out = s.serialize_map(None)?;
+                if m.fields.keep("result.type").0 {
+                    out.serialize_entry("type", m.kind)?;
                 }
-                (true, false) => {
-                    let inner = serde_json::to_value(f.project("result.application", app)).ok()?;
-                    result.insert("application".into(), inner);
+                match m.fields.keep("result.application") {
+                    (false, _) => {}
+                    (true, true) => out.serialize_entry("application", m.app)?,
+                    (true, false) => out.serialize_entry(
+                        "application",
+                        &m.fields.project("result.application", m.app),
+                    )?,
                 }
+                out.end()
             }
-            let mut top = serde_json::Map::new();
-            if f.keep("result").0 {
-                top.insert("result".into(), Value::Object(result));
-            }
-            serde_json::to_string(&Value::Object(top)).ok()
         }
+        let mut top = s.serialize_map(None)?;
+        if self.fields.keep("result").0 {
+            top.serialize_entry("result", &Result_(self))?;
+        }
+        top.end()
     }
 }
 

@@ -15,6 +15,7 @@ mod workloads;
 
 use super::World;
 use super::estate::render::INSTANCE_LABEL;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use shipdeck_wire::Application;
 use std::sync::Arc;
@@ -145,7 +146,7 @@ pub fn truth(world: &World) -> Value {
     let mut out: Vec<Value> = apps
         .iter()
         .filter_map(|obj| {
-            let app: Application = serde_json::from_value((**obj).clone()).ok()?;
+            let app = Application::deserialize(&**obj).ok()?;
             let name = app.metadata.name.clone();
             let def = world.estate.app(&name);
             let branch = app.target_revision().unwrap_or("HEAD").to_string();
@@ -180,6 +181,10 @@ pub fn truth(world: &World) -> Value {
                 "auto_sync": app.auto_sync(),
                 "operation": app.status.operation_state.as_ref().map(|o| o.phase.as_str()),
                 "images": app.status.summary.as_ref().map(|s| s.images.clone()).unwrap_or_default(),
+                // What the churn fault last wrote (its stamp) and when the app was last
+                // reconciled: a watcher that lost no event ends with the same two.
+                "reconciled_at": obj["status"]["reconciledAt"].as_str(),
+                "churn": obj["metadata"]["annotations"]["sandbox.shipdeck.io/churn"].as_str(),
             }))
         })
         .collect();

@@ -584,6 +584,7 @@ pub(super) fn parse(text: &str, seed: u64) -> Result<Estate, String> {
         tag_style: f.tag_style,
         failing_builds: f.faults.failing_builds,
         seed,
+        by_name: Default::default(),
     };
     estate.normalize_clusters();
     Ok(estate)

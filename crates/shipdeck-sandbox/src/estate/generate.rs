@@ -128,6 +128,7 @@ pub(super) fn generate(n: usize, seed: u64) -> Estate {
         tag_style: TagStyle::Sha,
         failing_builds: vec![],
         seed,
+        by_name: Default::default(),
     };
     estate.normalize_clusters();
     estate

@@ -71,6 +71,9 @@ pub struct Estate {
     /// Services whose builds fail (an estate setting for CI).
     pub failing_builds: Vec<String>,
     pub seed: u64,
+    /// `apps` by name, built on first lookup (`app`): a lookup per app of 50,000 must not
+    /// scan them all.
+    pub by_name: std::sync::OnceLock<std::collections::HashMap<String, usize>>,
 }
 
 /// One environment: where its apps go and how they sync.
@@ -340,7 +343,20 @@ impl Estate {
     }
 
     pub fn app(&self, name: &str) -> Option<&AppDef> {
-        self.apps.iter().find(|a| a.name == name)
+        let index = self.by_name.get_or_init(|| {
+            let mut m = std::collections::HashMap::with_capacity(self.apps.len());
+            for (i, a) in self.apps.iter().enumerate() {
+                m.entry(a.name.clone()).or_insert(i);
+            }
+            m
+        });
+        // The index is a shortcut, never the authority: a miss or a stale slot (apps
+        // changed after it was built) falls back to the scan.
+        index
+            .get(name)
+            .and_then(|i| self.apps.get(*i))
+            .filter(|a| a.name == name)
+            .or_else(|| self.apps.iter().find(|a| a.name == name))
     }
 
     /// The app of a service in an environment.

@@ -65,18 +65,25 @@ impl Stream {
         } else {
             obj
         };
+        let table;
         let object = match self.table {
             Some(include) if kind != "ERROR" && kind != "BOOKMARK" => {
                 let rv = obj["metadata"]["resourceVersion"].as_str().unwrap_or("");
                 let row = table::row(self.res, obj, include, chrono::Utc::now());
-                let t = table::table(self.res, vec![row], rv, self.first_table);
+                table = table::table(self.res, vec![row], rv, self.first_table);
                 self.first_table = false;
-                t
+                &table
             }
-            _ => obj.clone(),
+            _ => obj,
         };
-        let mut line =
-            serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+        // Written straight from the stored object: no copy of it per event and watcher.
+        #[derive(serde::Serialize)]
+        struct Line<'a> {
+            #[serde(rename = "type")]
+            kind: &'a str,
+            object: &'a Value,
+        }
+        let mut line = serde_json::to_vec(&Line { kind, object }).unwrap_or_default();
         line.push(b'\n');
         Bytes::from(line)
     }
