@@ -133,6 +133,10 @@ impl WorkloadRollout {
     /// CronJobs have no rollout status in kubectl: their line is `kubectl get`'s STATUS
     /// and COMPLETIONS ([`Self::summary`]).
     pub fn status_line(&self) -> String {
+        if !self.rolls_out() {
+            return "error: rollout status is only available for RollingUpdate strategy type"
+                .into();
+        }
         match (self.kind(), self.verdict()) {
             ("Deployment", RolloutVerdict::Complete) => {
                 format!("deployment \"{}\" successfully rolled out", self.name)
@@ -141,6 +145,22 @@ impl WorkloadRollout {
             (_, RolloutVerdict::Complete) => self.complete_words(),
             (_, RolloutVerdict::InProgress(m)) => m,
             (_, RolloutVerdict::Failed(m)) => format!("error: {m}"),
+        }
+    }
+
+    /// Whether kubectl has a rollout status for the workload: a StatefulSet or DaemonSet
+    /// only with the `RollingUpdate` strategy (`OnDelete` ones are updated by hand).
+    fn rolls_out(&self) -> bool {
+        match self.kind() {
+            "StatefulSet" => self
+                .statefulset
+                .as_ref()
+                .is_none_or(|s| s.strategy == "RollingUpdate"),
+            "DaemonSet" => self
+                .strategy
+                .as_deref()
+                .is_none_or(|s| s == "RollingUpdate"),
+            _ => true,
         }
     }
 
@@ -240,10 +260,10 @@ impl WorkloadRollout {
 
     fn statefulset_verdict(&self) -> RolloutVerdict {
         let s = self.statefulset.clone().unwrap_or_default();
-        if s.strategy != "RollingUpdate" {
-            return RolloutVerdict::Failed(
-                "rollout status is only available for RollingUpdate strategy type".into(),
-            );
+        if !self.rolls_out() {
+            // Nothing rolls on its own (OnDelete): not a failure, kubectl just has no
+            // status for it (its line says so).
+            return RolloutVerdict::Complete;
         }
         if self.observed_generation == 0 || self.generation > self.observed_generation {
             return RolloutVerdict::InProgress(
@@ -279,10 +299,8 @@ impl WorkloadRollout {
 
     fn daemonset_verdict(&self) -> RolloutVerdict {
         let name = &self.name;
-        if self.strategy.as_deref() != Some("RollingUpdate") {
-            return RolloutVerdict::Failed(
-                "rollout status is only available for RollingUpdate strategy type".into(),
-            );
+        if !self.rolls_out() {
+            return RolloutVerdict::Complete;
         }
         if self.generation > self.observed_generation {
             return RolloutVerdict::InProgress(
@@ -396,6 +414,13 @@ mod tests {
         assert_eq!(
             ds(3, 3).status_line(),
             "daemon set \"agent\" successfully rolled out"
+        );
+        let mut on_delete = ds(1, 3);
+        on_delete.strategy = Some("OnDelete".into());
+        assert_eq!(on_delete.verdict(), RolloutVerdict::Complete);
+        assert_eq!(
+            on_delete.status_line(),
+            "error: rollout status is only available for RollingUpdate strategy type"
         );
         assert_eq!(
             ds(3, 3).summary(),

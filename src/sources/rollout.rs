@@ -343,17 +343,20 @@ pub fn job(j: &Job, pods: &[Pod]) -> WorkloadRollout {
             .iter()
             .find(|c| c.type_ == t && c.status == "True")
     };
-    // kubectl's order: a finished Job first, then failing/succeeding targets, suspended.
-    let condition = [
-        "Failed",
-        "Complete",
-        "FailureTarget",
-        "SuccessCriteriaMet",
-        "Suspended",
-    ]
-    .into_iter()
-    .find(|t| holds(t).is_some())
-    .map(str::to_string);
+    // kubectl's STATUS column, in its order (`printJob`): Complete, Failed, Terminating,
+    // Suspended, FailureTarget, SuccessCriteriaMet; else Running (None here).
+    let condition = if holds("Complete").is_some() {
+        Some("Complete".to_string())
+    } else if holds("Failed").is_some() {
+        Some("Failed".into())
+    } else if j.metadata.deletion_timestamp.is_some() {
+        Some("Terminating".into())
+    } else {
+        ["Suspended", "FailureTarget", "SuccessCriteriaMet"]
+            .into_iter()
+            .find(|t| holds(t).is_some())
+            .map(str::to_string)
+    };
     let completions = spec
         .and_then(|s| s.completions)
         .map_or(1, |c| c.max(0) as u32);
@@ -443,6 +446,62 @@ pub fn rollouts(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Pods hang under the StatefulSet or Job whose uid their controlling owner reference
+    /// names; a Job's line is kubectl's STATUS and COMPLETIONS.
+    #[test]
+    fn statefulset_and_job_own_their_pods_by_uid() {
+        let pod = |name: &str, kind: &str, owner: &str, uid: &str| -> Pod {
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "namespace": "data",
+                    "ownerReferences": [{"apiVersion": "v1", "kind": kind, "name": owner,
+                        "uid": uid, "controller": true}]},
+                "spec": {"containers": [{"name": "c", "image": "img:1"}]},
+                "status": {"phase": "Running"}
+            }))
+            .unwrap()
+        };
+        let sts: StatefulSet = serde_json::from_value(json!({
+            "metadata": {"name": "db", "namespace": "data", "uid": "s1", "generation": 1},
+            "spec": {"replicas": 2, "selector": {}, "serviceName": "db",
+                "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
+                "template": {"spec": {"containers": [{"name": "c", "image": "img:1"}]}}},
+            "status": {"observedGeneration": 1, "replicas": 2, "readyReplicas": 1,
+                "updatedReplicas": 2, "currentReplicas": 2}
+        }))
+        .unwrap();
+        let failed: Job = serde_json::from_value(json!({
+            "metadata": {"name": "migrate", "namespace": "data", "uid": "j1"},
+            "spec": {"completions": 1, "template": {"spec": {"containers": []}}},
+            "status": {"failed": 3, "conditions": [
+                {"type": "FailureTarget", "status": "True"},
+                {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                 "message": "Job has reached the specified backoff limit"}]}
+        }))
+        .unwrap();
+        let pods = [
+            pod("db-0", "StatefulSet", "db", "s1"),
+            // Same name, another uid (a StatefulSet deleted and recreated): not this one's.
+            pod("db-1", "StatefulSet", "db", "s0"),
+            pod("migrate-x", "Job", "migrate", "j1"),
+        ];
+        let s = statefulset(&sts, &pods);
+        assert_eq!(
+            s.pods.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+            ["db-0"]
+        );
+        assert_eq!(s.summary(), "ready 1/2");
+        assert_eq!(s.status_line(), "Waiting for 1 pods to be ready...");
+        let j = job(&failed, &pods);
+        assert_eq!(j.pods.len(), 1);
+        assert_eq!(j.summary(), "Failed 0/1");
+        assert_eq!(
+            j.verdict(),
+            crate::model::RolloutVerdict::Failed(
+                "Job has reached the specified backoff limit".into()
+            )
+        );
+    }
 
     #[test]
     fn maps_deployment_with_old_and_new_replicasets() {
