@@ -16,9 +16,9 @@ use shipdeck_wire::Application;
 /// none, so the meaning is unchanged.
 pub fn compact_for_board(app: &mut Application) {
     app.status.sync.compared_to = None;
-    if let Some(own) = app.spec.primary_source().cloned() {
+    if let Some(own) = app.spec.primary_source() {
         for h in app.status.history.iter_mut() {
-            if h.source.as_ref() == Some(&own) {
+            if h.source.as_ref() == Some(own) {
                 h.source = None;
             }
         }
