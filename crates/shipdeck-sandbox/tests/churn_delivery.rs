@@ -279,7 +279,9 @@ async fn churn_reaches_both_watches_and_ends_equal_to_truth() {
     assert_eq!(stats["last_stamp"].as_u64(), Some(changes), "{stats}");
     assert_eq!(stats["asked_per_second"], 1000, "{stats}");
     assert!(
-        stats["achieved_per_second"].as_f64().is_some_and(|r| r > 0.0),
+        stats["achieved_per_second"]
+            .as_f64()
+            .is_some_and(|r| r > 0.0),
         "{stats}"
     );
 
@@ -460,7 +462,9 @@ async fn list_bodies_are_byte_identical_to_a_plain_serialization() {
     );
     let plain = |meta: &Value, items: &[Value]| -> Vec<u8> {
         // The API server's field order: kind, apiVersion, metadata, items.
-        let mut out = br#"{"kind":"ApplicationList","apiVersion":"argoproj.io/v1alpha1","metadata":"#.to_vec();
+        let mut out =
+            br#"{"kind":"ApplicationList","apiVersion":"argoproj.io/v1alpha1","metadata":"#
+                .to_vec();
         out.extend(serde_json::to_vec(meta).unwrap());
         out.extend(br#","items":"#);
         out.extend(serde_json::to_vec(items).unwrap());
@@ -553,6 +557,9 @@ async fn list_bodies_are_byte_identical_to_a_plain_serialization() {
             have["result"]["application"]["metadata"], want["result"]["application"]["metadata"],
             "{name}"
         );
-        assert!(have["result"]["application"].get("spec").is_none(), "{name}");
+        assert!(
+            have["result"]["application"].get("spec").is_none(),
+            "{name}"
+        );
     }
 }
