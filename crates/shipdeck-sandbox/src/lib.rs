@@ -156,10 +156,31 @@ impl Sandbox {
             })?;
         let base_url = format!("http://{addr}");
 
+        // `SHIPDECK_SANDBOX_PHASES=1`: where a large start spends its time and memory, on
+        // stderr (for the scale benchmark; nothing is printed otherwise).
+        let phases = std::time::Instant::now();
+        let phase = |what: &str| {
+            if std::env::var_os("SHIPDECK_SANDBOX_PHASES").is_some() {
+                let rss = std::fs::read_to_string("/proc/self/status")
+                    .ok()
+                    .and_then(|s| {
+                        s.lines()
+                            .find(|l| l.starts_with("VmRSS:"))
+                            .map(str::to_string)
+                    })
+                    .unwrap_or_default();
+                eprintln!(
+                    "phase {what}: {:.2} s {rss}",
+                    phases.elapsed().as_secs_f64()
+                );
+            }
+        };
         let estate = estate::Estate::load(&opts.estate, opts.apps, opts.seed)
             .map_err(SandboxError::Estate)?;
+        phase("estate");
         let repo =
             gitrepo::Repo::create(&state_dir.join("repo"), &estate).map_err(SandboxError::Git)?;
+        phase("repo");
         let world = Arc::new(World {
             store: Store::default(),
             clock: Clock::new(opts.time_scale),
@@ -177,7 +198,9 @@ impl Sandbox {
             seed: opts.seed,
         });
         estate::seed_store(&world).map_err(SandboxError::Estate)?;
+        phase("seed_store");
         ci::seed_history(&world);
+        phase("ci");
         files::write_state_files(&world, &state_dir).map_err(|source| SandboxError::StateDir {
             path: state_dir.clone(),
             source,
@@ -195,6 +218,7 @@ impl Sandbox {
         })];
         tasks.extend(controller::spawn_all(world.clone()));
         tasks.extend(ci::spawn(world.clone()));
+        phase("spawned");
 
         Ok(Sandbox {
             world,

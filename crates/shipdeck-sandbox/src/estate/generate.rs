@@ -1,7 +1,8 @@
 //! `--apps N`: a large estate for scale tests and benchmarks, generated deterministically
 //! from the seed. Services `svc-0001`... each deployed to dev, staging and prod of one
 //! cluster (namespaces `scale-dev`, `scale-staging`, `scale`); a few prod apps wait for
-//! approval and a few are broken, as in a real estate of that size.
+//! approval and a few are broken, as in a real estate of that size. Manifests live under
+//! `apps/gNNN/svc-XXXX/ENV` (a hundred services per group directory).
 
 use super::{
     AppDef, AppKind, EnvDef, Estate, GithubDef, ProjectDef, SyncMode, TagStyle, WorkloadDef,
@@ -68,7 +69,10 @@ pub(super) fn generate(n: usize, seed: u64) -> Estate {
                 cluster: IN_CLUSTER.into(),
                 namespace: env.namespace.clone(),
                 branch: env.branch.clone(),
-                path: format!("apps/{service}/{}", env.name),
+                // Grouped a hundred services a directory: `git fast-import` finds a path's
+                // directory entry by a linear scan, so 16,667 services side by side in
+                // `apps/` made creating a 50,000-app repository quadratic (32 s of it).
+                path: format!("apps/g{:03}/{service}/{}", s / 100, env.name),
                 project: env.project.clone(),
                 auto_sync: !prod,
                 self_heal: false,
