@@ -68,18 +68,25 @@ async fn headless_names_the_operator_config_then_login_then_argocd_account() {
     let account = info["username"].as_str().expect("username").to_string();
 
     // No config, no login name: the Argo CD account.
-    let (code, err) = run(&w, &[], &["sync", app]).await;
+    // Each sync waits for its operation: the next one would otherwise find it running
+    // (Argo CD refuses a second operation) on a busy machine.
+    let (code, err) = run(&w, &[], &["sync", app, "--wait"]).await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(last_who(&w, app), account);
 
     // A login name wins over the account.
-    let (code, err) = run(&w, &[("LOGNAME", "lena")], &["sync", app]).await;
+    let (code, err) = run(&w, &[("LOGNAME", "lena")], &["sync", app, "--wait"]).await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(last_who(&w, app), "lena");
 
     // Config `operator` wins over both.
     let cfg = w.config("config.toml", "operator = \"ops-lead\"\n");
-    let (code, err) = run(&w, &[("USER", "lena")], &["--config", &cfg, "sync", app]).await;
+    let (code, err) = run(
+        &w,
+        &[("USER", "lena")],
+        &["--config", &cfg, "sync", app, "--wait"],
+    )
+    .await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(last_who(&w, app), "ops-lead");
     w.sandbox.stop().await;
