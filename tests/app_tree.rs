@@ -299,32 +299,7 @@ async fn tree_follows_a_rollout(
     mode: &str,
     image: &str,
 ) {
-    use shipdeck::ops::actions::Ops;
-    use shipdeck::ops::audit::AuditLog;
-    use shipdeck::tui::adapt::ArgoProvider;
-    use shipdeck::tui::app::Headless;
-    use shipdeck::tui::request::Provider;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ops = Ops {
-        operator: "admin".into(),
-        read_only: false,
-        policies: Default::default(),
-        classifier: Default::default(),
-        audit: AuditLog::in_dir(dir.path()),
-    };
-    let (tx, rx) = tokio::sync::mpsc::channel(4096);
-    let watch = src.watch_applications(tx);
-    let provider: Arc<dyn Provider> = Arc::new(ArgoProvider::new(
-        vec![src.clone()],
-        ops,
-        None,
-        "sandbox".into(),
-    ));
-    let mut h = Headless::new(
-        Console::new(Estate::new(), Settings::default()),
-        provider,
-        rx,
-    );
+    let (mut h, watch, _dir) = common::console::headless_over(src);
     let app = src
         .get_application(name, shipdeck::sources::Refresh::None)
         .await
@@ -352,8 +327,9 @@ async fn tree_follows_a_rollout(
         .push(Box::new(views::application::ApplicationView::new(id)));
     let before = kubectl_replicasets(sb, &ns, &dep);
     // The screen shows the tree as it is before the rollout.
-    let lines =
-        |h: &Headless| -> Vec<String> { h.screen(200, 80).lines().map(str::to_string).collect() };
+    let lines = |h: &shipdeck::tui::app::Headless| -> Vec<String> {
+        h.screen(200, 80).lines().map(str::to_string).collect()
+    };
     let drawn = h
         .until(Duration::from_secs(30), |c| {
             let text = screen(c, 200, 80);

@@ -14,7 +14,6 @@ use common::sandbox_scaled;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde_json::Value;
 use shipdeck::model::*;
-use shipdeck::ops::estate::Estate;
 use shipdeck::sandbox::Sandbox;
 use shipdeck::sandbox::auth::Role;
 use shipdeck::secrets::Secret;
@@ -22,7 +21,6 @@ use shipdeck::sources::argocd::{ArgoApi, ArgoApiOptions};
 use shipdeck::sources::git::GitMirrors;
 use shipdeck::sources::kube::{CoreArgo, CoreOptions};
 use shipdeck::tui::app::Headless;
-use shipdeck::tui::console::{Console, Settings};
 use shipdeck::tui::views;
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -233,35 +231,15 @@ fn key(h: &mut Headless, code: KeyCode) {
 
 /// A console fed by `src` (its estate watch and its provider), with `name`'s app screen
 /// open once the estate has it.
-async fn console_on<S>(src: &S, name: &str, mode: &str) -> (Headless, tokio::task::JoinHandle<()>)
+async fn console_on<S>(
+    src: &S,
+    name: &str,
+    mode: &str,
+) -> (Headless, tokio::task::JoinHandle<()>, tempfile::TempDir)
 where
     S: shipdeck::ops::freeze::Projects + shipdeck::ops::prune::Annotate + Clone + 'static,
 {
-    use shipdeck::ops::actions::Ops;
-    use shipdeck::ops::audit::AuditLog;
-    use shipdeck::tui::adapt::ArgoProvider;
-    use shipdeck::tui::request::Provider;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ops = Ops {
-        operator: "admin".into(),
-        read_only: false,
-        policies: Default::default(),
-        classifier: Default::default(),
-        audit: AuditLog::in_dir(dir.path()),
-    };
-    let (tx, rx) = tokio::sync::mpsc::channel(4096);
-    let watch = src.watch_applications(tx);
-    let provider: Arc<dyn Provider> = Arc::new(ArgoProvider::new(
-        vec![src.clone()],
-        ops,
-        None,
-        "sandbox".into(),
-    ));
-    let mut h = Headless::new(
-        Console::new(Estate::new(), Settings::default()),
-        provider,
-        rx,
-    );
+    let (mut h, watch, dir) = common::console::headless_over(src);
     assert!(
         h.until(Duration::from_secs(30), |c| !c
             .estate
@@ -273,7 +251,7 @@ where
     let id = AppId::new(src.instance(), "argocd", name);
     h.console
         .push(Box::new(views::application::ApplicationView::new(id)));
-    (h, watch)
+    (h, watch, dir)
 }
 
 /// Pump the console until its screen says what kubectl says (or fail with the last
@@ -308,7 +286,7 @@ where
     S: shipdeck::ops::freeze::Projects + shipdeck::ops::prune::Annotate + Clone + 'static,
 {
     let ns = "shop-dev";
-    let (mut h, watch) = console_on(src, "catalog-dev", mode).await;
+    let (mut h, watch, _dir) = console_on(src, "catalog-dev", mode).await;
     // The Job has completed (its pod Succeeded) and the StatefulSet is ready, as kubectl
     // tells once the estate settled.
     common::wait_for("catalog-db-migrate complete", || async {
@@ -485,7 +463,7 @@ async fn follows_a_statefulset_roll<S>(
         },
     )
     .await;
-    let (mut h, watch) = console_on(src, app, mode).await;
+    let (mut h, watch, _dir) = console_on(src, app, mode).await;
     until_kubectl(&mut h, sb, ns, mode, "before the roll").await;
     let before = kubectl(
         sb,

@@ -108,3 +108,34 @@ pub async fn rig(o: Options) -> Rig {
         _watch: watch,
     }
 }
+
+/// A headless console over any source (API or core mode) as `shipdeck` wires one: the
+/// source's estate watch, its provider, ops with an audit log in a temporary directory.
+/// Keep the watch and the directory as long as the console.
+pub fn headless_over<S>(src: &S) -> (Headless, tokio::task::JoinHandle<()>, tempfile::TempDir)
+where
+    S: shipdeck::ops::freeze::Projects + shipdeck::ops::prune::Annotate + Clone + 'static,
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ops = Ops {
+        operator: "admin".into(),
+        read_only: false,
+        policies: Default::default(),
+        classifier: Default::default(),
+        audit: AuditLog::in_dir(dir.path()),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(4096);
+    let watch = src.watch_applications(tx);
+    let provider: Arc<dyn Provider> = Arc::new(ArgoProvider::new(
+        vec![src.clone()],
+        ops,
+        None,
+        "sandbox".into(),
+    ));
+    let h = Headless::new(
+        Console::new(Estate::new(), Settings::default()),
+        provider,
+        rx,
+    );
+    (h, watch, dir)
+}
