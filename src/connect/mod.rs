@@ -211,9 +211,6 @@ pub fn load_config(
     Ok((config, warnings.iter().map(ToString::to_string).collect()))
 }
 
-/// The longest the background look at the apps (which pipelines their annotations name)
-/// waits for an answer.
-
 /// Flags, config and the ops context; connects the rest on request.
 pub struct Room {
     pub args: ConsoleArgs,
