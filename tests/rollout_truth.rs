@@ -112,7 +112,9 @@ async fn api_mode_rollout_says_what_kubectl_rollout_status_says() {
         println!("SKIP rollout_truth: kubectl is not on PATH");
         return;
     }
-    let sb = sandbox_scaled(0.1).await;
+    // Slow enough that a mid-rollout point is seen between polls even on a loaded machine
+    // (each poll reads the app's workloads, StatefulSet and Job included, and runs kubectl).
+    let sb = sandbox_scaled(0.3).await;
     let src = api(&sb);
     let a = app(&src, "catalog-prod").await;
     let deps: kube::Api<Deployment> = kube::Api::namespaced(kube_default(&sb).await, "shop");
