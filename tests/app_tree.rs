@@ -16,18 +16,12 @@ use serde_json::Value;
 use shipdeck::model::*;
 use shipdeck::ops::estate::Estate;
 use shipdeck::sandbox::Sandbox;
-use shipdeck::sandbox::auth::Role;
-use shipdeck::secrets::Secret;
 use shipdeck::sources::ArgoSource;
-use shipdeck::sources::argocd::{ArgoApi, ArgoApiOptions};
-use shipdeck::sources::git::GitMirrors;
-use shipdeck::sources::kube::{CoreArgo, CoreOptions};
 use shipdeck::tui::console::{Console, Settings};
 use shipdeck::tui::request::{Payload, Request, Response};
 use shipdeck::tui::views;
 use std::collections::BTreeSet;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 fn kubectl_available() -> bool {
@@ -414,22 +408,10 @@ async fn app_screen_tree_is_kubectls_ownership_in_api_and_core_mode() {
         return;
     }
     let sb = sandbox_scaled(0.1).await;
-    let api = ArgoApi::new(ArgoApiOptions {
-        server: sb.url.clone(),
-        token: Some(Secret::new(sb.world.users.token(Role::Admin))),
-        ..Default::default()
-    })
-    .expect("client");
+    let api = common::argo_admin(&sb);
     tree_matches_kubectl(&sb, &api, "cart-dev", "API mode").await;
     let cache = tempfile::tempdir().expect("tempdir");
-    let kc = kube::config::Kubeconfig::read_from(sb.kubeconfig_path()).expect("kubeconfig");
-    let core = CoreArgo::connect(CoreOptions {
-        kubeconfig: Some(kc),
-        git: Some(Arc::new(GitMirrors::new(cache.path()))),
-        ..Default::default()
-    })
-    .await
-    .expect("core mode connects");
+    let core = common::core_admin(&sb, cache.path()).await;
     tree_matches_kubectl(&sb, &core, "cart-dev", "core mode").await;
 
     // Live: a rollout under the open screen, in each mode on an app without auto-sync

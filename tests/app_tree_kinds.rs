@@ -15,16 +15,10 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde_json::Value;
 use shipdeck::model::*;
 use shipdeck::sandbox::Sandbox;
-use shipdeck::sandbox::auth::Role;
-use shipdeck::secrets::Secret;
-use shipdeck::sources::argocd::{ArgoApi, ArgoApiOptions};
-use shipdeck::sources::git::GitMirrors;
-use shipdeck::sources::kube::{CoreArgo, CoreOptions};
 use shipdeck::tui::app::Headless;
 use shipdeck::tui::views;
 use std::collections::BTreeSet;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 const KINDS: &[&str] = &[
@@ -564,21 +558,9 @@ async fn statefulset_and_job_pods_hang_under_their_owner_as_kubectl_says() {
         return;
     }
     let sb = sandbox_scaled(0.1).await;
-    let api = ArgoApi::new(ArgoApiOptions {
-        server: sb.url.clone(),
-        token: Some(Secret::new(sb.world.users.token(Role::Admin))),
-        ..Default::default()
-    })
-    .expect("client");
+    let api = common::argo_admin(&sb);
     let cache = tempfile::tempdir().expect("tempdir");
-    let kc = kube::config::Kubeconfig::read_from(sb.kubeconfig_path()).expect("kubeconfig");
-    let core = CoreArgo::connect(CoreOptions {
-        kubeconfig: Some(kc),
-        git: Some(Arc::new(GitMirrors::new(cache.path()))),
-        ..Default::default()
-    })
-    .await
-    .expect("core mode connects");
+    let core = common::core_admin(&sb, cache.path()).await;
 
     tree_and_enter(&sb, &api, "API mode").await;
     tree_and_enter(&sb, &core, "core mode").await;

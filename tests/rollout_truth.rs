@@ -10,15 +10,11 @@ use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::json;
 use shipdeck::model::{Application, WorkloadRollout};
 use shipdeck::sandbox::Sandbox;
-use shipdeck::sandbox::auth::Role;
-use shipdeck::secrets::Secret;
 use shipdeck::sources::ArgoSource;
-use shipdeck::sources::argocd::{ArgoApi, ArgoApiOptions};
-use shipdeck::sources::git::GitMirrors;
-use shipdeck::sources::kube::{CoreArgo, CoreOptions};
+use shipdeck::sources::argocd::ArgoApi;
+use shipdeck::sources::kube::CoreArgo;
 use std::collections::BTreeSet;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 mod common;
@@ -33,23 +29,11 @@ fn kubectl_available() -> bool {
 }
 
 fn api(sb: &Sandbox) -> ArgoApi {
-    ArgoApi::new(ArgoApiOptions {
-        server: sb.url.clone(),
-        token: Some(Secret::new(sb.world.users.token(Role::Admin))),
-        ..Default::default()
-    })
-    .expect("client")
+    common::argo_admin(sb)
 }
 
 async fn core(sb: &Sandbox, cache: &std::path::Path) -> CoreArgo {
-    let kc = kube::config::Kubeconfig::read_from(sb.kubeconfig_path()).expect("kubeconfig");
-    CoreArgo::connect(CoreOptions {
-        kubeconfig: Some(kc),
-        git: Some(Arc::new(GitMirrors::new(cache))),
-        ..Default::default()
-    })
-    .await
-    .expect("core mode connects")
+    common::core_admin(sb, cache).await
 }
 
 /// `kubectl rollout status --watch=false`: its one line (stdout, or stderr on failure).

@@ -23,8 +23,9 @@ use std::time::Duration;
 use tokio::signal::unix::{Signal, SignalKind};
 use tokio::sync::mpsc;
 
-/// How many source updates one frame may absorb before drawing (a burst is coalesced). Small
-/// enough that a key pressed meanwhile waits behind one batch of ~10 ms, not ~80 ms.
+/// How many source updates one frame may absorb before drawing (a burst is coalesced). Kept
+/// small so that a key pressed meanwhile waits behind one short batch (keys are taken first
+/// at the next turn of the loop).
 const BATCH: usize = 1_024;
 
 /// Something that can wrap a frame in a synchronized update (real terminals); the test

@@ -218,3 +218,33 @@ where
         tokio::time::sleep(POLL).await;
     }
 }
+
+/// The product's API-mode client for the sandbox, as the admin.
+pub fn argo_admin(sb: &Sandbox) -> shipdeck::sources::argocd::ArgoApi {
+    shipdeck::sources::argocd::ArgoApi::new(shipdeck::sources::argocd::ArgoApiOptions {
+        server: sb.url.clone(),
+        token: Some(shipdeck::secrets::Secret::new(
+            sb.world.users.token(Role::Admin),
+        )),
+        ..Default::default()
+    })
+    .expect("client")
+}
+
+/// The product's core-mode client for the sandbox's kubeconfig (its current context), with
+/// Git mirrors under `cache`.
+pub async fn core_admin(
+    sb: &Sandbox,
+    cache: &std::path::Path,
+) -> shipdeck::sources::kube::CoreArgo {
+    let kc = kube::config::Kubeconfig::read_from(sb.kubeconfig_path()).expect("kubeconfig");
+    shipdeck::sources::kube::CoreArgo::connect(shipdeck::sources::kube::CoreOptions {
+        kubeconfig: Some(kc),
+        git: Some(std::sync::Arc::new(
+            shipdeck::sources::git::GitMirrors::new(cache),
+        )),
+        ..Default::default()
+    })
+    .await
+    .expect("core mode connects")
+}
