@@ -149,7 +149,7 @@ async fn rolling_back_an_auto_sync_app_names_auto_sync_off_as_a_step() {
             .find_by_name(name)
             .first()
             .is_some_and(
-                |e| e.app.status.history.len() >= 2 && e.app.auto_sync()
+                |e| e.app().status.history.len() >= 2 && e.app().auto_sync()
             ))
         .await,
         "kafka-prod with two deployments and auto-sync:\n{}",

@@ -207,7 +207,7 @@ mod console {
                 .estate
                 .find_by_name(name)
                 .first()
-                .is_some_and(|e| e.app.auto_sync()))
+                .is_some_and(|e| e.app().auto_sync()))
                 .await
         );
         press(&mut h, KeyCode::Char(':'));
@@ -254,8 +254,8 @@ mod console {
                 .estate
                 .find_by_name(name)
                 .first()
-                .is_some_and(|e| !e.app.auto_sync()
-                    && e.app
+                .is_some_and(|e| !e.app().auto_sync()
+                    && e.app()
                         .metadata
                         .annotations
                         .contains_key("shipdeck.io/auto-sync-off-since")))

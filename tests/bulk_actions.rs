@@ -69,7 +69,7 @@ fn dev_apps(c: &Console) -> Vec<String> {
         .filter(|e| {
             e.environment.name == "dev"
                 && p.for_env(&e.environment).approval == shipdeck::model::ApprovalPolicy::None
-                && !e.app.operation_in_progress()
+                && !e.app().operation_in_progress()
         })
         .map(|e| e.id.name.clone())
         .collect();

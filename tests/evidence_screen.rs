@@ -153,7 +153,7 @@ async fn approval_screen_shows_the_build_and_the_environment_before() {
 async fn rollback_lists_the_commits_it_undoes() {
     let (sb, _dir, mut h) = harness().await;
     let entry = h.console.estate.find_by_name("cart-prod")[0].clone();
-    let history = &entry.app.status.history;
+    let history = &entry.app().status.history;
     assert!(history.len() >= 2);
     let live = history
         .last()

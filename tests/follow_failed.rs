@@ -243,7 +243,7 @@ mod console {
                 .estate
                 .find_by_name(name)
                 .first()
-                .is_some_and(|e| e.app.status.operation_state.is_some()))
+                .is_some_and(|e| e.app().status.operation_state.is_some()))
                 .await
         );
         press(&mut h, KeyCode::Char(':'));

@@ -79,11 +79,11 @@ async fn after_a_rollback_the_cursor_follows_the_entry_by_id() {
             .estate
             .apps()
             .filter(|e| {
-                let h = &e.app.status.history;
-                !e.app.auto_sync()
+                let h = &e.app().status.history;
+                !e.app().auto_sync()
                     && h.len() >= 2
                     && h[h.len() - 1].revision != h[h.len() - 2].revision
-                    && !e.app.operation_in_progress()
+                    && !e.app().operation_in_progress()
             })
             .map(|e| (e.id.name.clone(), e.environment.clone()))
             .collect();

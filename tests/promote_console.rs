@@ -162,7 +162,7 @@ async fn p_on_the_board_shows_the_commit_n_drops_it_y_pushes_it() {
             .cell("frontend", "prod")
             .next()
             .is_some_and(
-                |e| e.app.status.sync.revision.as_deref() == Some(sha.as_str())
+                |e| e.app().status.sync.revision.as_deref() == Some(sha.as_str())
             ))
         .await,
         "the console sees the new revision"

@@ -132,9 +132,9 @@ async fn roll_back_by_keys_through_approval() {
             .estate
             .apps()
             .filter(|e| {
-                !e.app.auto_sync()
-                    && e.app.status.history.len() >= 2
-                    && !e.app.operation_in_progress()
+                !e.app().auto_sync()
+                    && e.app().status.history.len() >= 2
+                    && !e.app().operation_in_progress()
             })
             .map(|e| (e.id.name.clone(), e.environment.name.clone()))
             .collect();
@@ -157,7 +157,7 @@ async fn roll_back_by_keys_through_approval() {
     assert!(s.contains(&format!("history {name}")), "{s}");
     let target = {
         let e = r.h.console.estate.find_by_name(&name)[0];
-        let h = &e.app.status.history;
+        let h = &e.app().status.history;
         h[h.len() - 2].clone()
     };
     press(&mut r.h, KeyCode::Char('j'));

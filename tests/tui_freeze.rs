@@ -158,12 +158,13 @@ async fn confirm_prune_from_the_console() {
         )
         .unwrap();
     assert!(
-        r.h.until(Duration::from_secs(30), |c| c
-            .estate
-            .find_by_name(app)
-            .first()
-            .is_some_and(|e| shipdeck::ops::prune::waiting(&e.app).is_some()))
-            .await,
+        r.h.until(Duration::from_secs(30), |c| {
+            c.estate
+                .find_by_name(app)
+                .first()
+                .is_some_and(|e| shipdeck::ops::prune::waiting(&e.app()).is_some())
+        })
+        .await,
         "the console sees the wait"
     );
     let id = r.h.console.estate.find_by_name(app)[0].id.clone();

@@ -121,11 +121,7 @@ fn estate_match(
     a: &crate::model::Application,
     m: &MetricsArgs,
 ) -> bool {
-    let e = crate::ops::estate::AppEntry::classified(
-        crate::model::AppId::new("", a.metadata.namespace.clone(), a.metadata.name.clone()),
-        a.clone(),
-        classifier,
-    );
+    let e = classifier.classify(a);
     m.service.as_ref().is_none_or(|s| *s == e.service)
         && m.environment
             .as_ref()

@@ -5,7 +5,7 @@
 
 use crate::model::text::sanitize;
 use crate::model::{Application, HistoryEntry, RolloutVerdict, WorkloadRollout};
-use crate::ops::estate::{AppEntry, compared_revision, deployed_revision};
+use crate::ops::estate::{compared_revision, deployed_revision};
 use serde::Serialize;
 use unicode_width::UnicodeWidthStr;
 
@@ -36,19 +36,26 @@ pub struct StatusRow {
 }
 
 impl StatusRow {
-    pub fn new(e: &AppEntry, policies: &crate::ops::policy::Policies) -> Self {
-        let a = &e.app;
+    /// The row of an app already classified (`status` streams rows without an estate).
+    fn of(
+        id: &crate::model::AppId,
+        environment: &crate::model::Environment,
+        service: &str,
+        cause: Option<crate::ops::estate::OutOfSyncCause>,
+        a: &Application,
+        policies: &crate::ops::policy::Policies,
+    ) -> Self {
         Self {
-            instance: clean(&e.id.instance),
-            name: clean(&e.id.name),
-            environment: clean(&e.environment.name),
-            policy: policies.for_env(&e.environment).label().to_string(),
-            service: clean(&e.service),
+            instance: clean(&id.instance),
+            name: clean(&id.name),
+            environment: clean(&environment.name),
+            policy: policies.for_env(environment).label().to_string(),
+            service: clean(service),
             sync: a.status.sync.status.to_string(),
             health: a.status.health.status.to_string(),
             revision: compared_revision(a).map(|r| clean(r.as_str())),
             deployed_revision: deployed_revision(a).map(|r| clean(r.as_str())),
-            out_of_sync: e.cause.map(|c| c.as_str().to_string()),
+            out_of_sync: cause.map(|c| c.as_str().to_string()),
             auto_sync: a.auto_sync(),
             operation: operation_phase(a),
         }
@@ -100,9 +107,13 @@ impl<'a> StatusRows<'a> {
             app.metadata.namespace.clone(),
             app.metadata.name.clone(),
         );
-        let e = AppEntry::classified(id, app, self.classifier);
-        let row = StatusRow::new(&e, self.policies);
-        self.rows.push((e.environment, e.service, e.id, row));
+        let crate::ops::classify::Classified {
+            environment,
+            service,
+        } = self.classifier.classify(&app);
+        let cause = crate::ops::estate::out_of_sync_cause(&app);
+        let row = StatusRow::of(&id, &environment, &service, cause, &app, self.policies);
+        self.rows.push((environment, service, id, row));
     }
 
     /// In board order: environment (promotion order), service, id.

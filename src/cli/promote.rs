@@ -58,7 +58,7 @@ async fn via_workflow(
     a: &PromoteArgs,
 ) -> anyhow::Result<i32> {
     use crate::model::BuildSystem;
-    let apps: Vec<_> = estate.apps().map(|e| e.app.clone()).collect();
+    let apps: Vec<_> = estate.apps().map(|e| e.app()).collect();
     let ci = room.ci(crate::connect::git(&room.config));
     ci.learn_from_apps(&apps, &room.config);
     if ci.is_empty() {

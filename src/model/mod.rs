@@ -5,11 +5,13 @@
 
 mod build;
 mod compact;
+mod packed;
 pub mod text;
 mod workload;
 
 pub use build::*;
 pub use compact::compact_for_board;
+pub use packed::Packed;
 pub use shipdeck_wire::*;
 pub use workload::*;
 

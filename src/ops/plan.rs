@@ -539,9 +539,9 @@ pub async fn compute<S: crate::sources::ArgoSource>(
     use crate::ops::policy::{self, GuardInput, Mutation};
     let entry = estate
         .apps()
-        .find(|e| e.app.metadata.name == name && e.id.instance == src.instance())
+        .find(|e| e.id.name == name && e.id.instance == src.instance())
         .ok_or_else(|| ActionError::NotFound(format!("application {name} not found")))?;
-    let app = &entry.app;
+    let app = &entry.app();
     let diff = crate::ops::actions::diff_of(src, app).await?;
     let from = deployed_revision(app).map(|r| r.0);
     let to = compared_revision(app).map(|r| r.0);
@@ -559,7 +559,7 @@ pub async fn compute<S: crate::sources::ArgoSource>(
     let prev_app = prev_env
         .as_ref()
         .and_then(|e| estate.cell(&entry.service, &e.name).next())
-        .map(|e| e.app.clone());
+        .map(|e| e.app());
     let prev_history = match &prev_app {
         Some(a) => history_images(git, a).await,
         None => None,

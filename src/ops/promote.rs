@@ -12,7 +12,7 @@ pub mod edit;
 use crate::model::AppId;
 use crate::ops::actions::Ops;
 use crate::ops::audit::AuditRecord;
-use crate::ops::estate::{Estate, deployed_revision, running_since};
+use crate::ops::estate::{Estate, running_since};
 use crate::sources::git::{GitError, GitMirrors, PushRejected, WorkClone};
 use shipdeck_wire::HealthStatus;
 
@@ -138,21 +138,21 @@ pub fn select(
     };
     let source = one(&from_name)?;
     let target = one(to)?;
-    let health = source.app.status.health.status;
+    let health = source.board.health;
     if health != HealthStatus::Healthy {
         return Err(PromoteError::Refused(format!(
             "{} in {from_name} is {health}, not Healthy: only what runs Healthy there can be promoted",
             source.id.name
         )));
     }
-    let source_images = images(&source.app);
+    let source_images = images(&source.app());
     if source_images.is_empty() {
         return Err(PromoteError::Refused(format!(
             "Argo CD reports no images for {} in {from_name}: nothing to promote",
             source.id.name
         )));
     }
-    let here = images(&target.app);
+    let here = images(&target.app());
     let moving: Vec<String> = source_images
         .iter()
         .filter(|i| !here.contains(i))
@@ -165,7 +165,8 @@ pub fn select(
             source_images.join(", ")
         )));
     }
-    let src = target.app.spec.primary_source().ok_or_else(|| {
+    let target_app = target.app();
+    let src = target_app.spec.primary_source().ok_or_else(|| {
         PromoteError::Refused(format!("{} has no source to write to", target.id.name))
     })?;
     let branch = src.target_revision.clone().unwrap_or_default();
@@ -201,8 +202,8 @@ pub fn select(
         target_app: target.id.clone(),
         images: moving,
         source_images,
-        healthy_since: running_since(&source.app),
-        source_revision: deployed_revision(&source.app).map(|r| r.0),
+        healthy_since: running_since(&source.app()),
+        source_revision: source.board.deployed.clone().map(|r| r.0),
         repo_url: src.repo_url.clone(),
         branch,
         path: src

@@ -266,7 +266,7 @@ impl Console {
             .estate
             .apps()
             .map(|e| {
-                let p = e.app.spec.project.as_str();
+                let p = &*e.board.project;
                 (
                     e.id.instance.as_str(),
                     if p.is_empty() { "default" } else { p },
@@ -673,7 +673,7 @@ impl Console {
     fn ask_lag_history(&mut self) {
         let wanted = self.estate.take_lag_wanted();
         for id in wanted {
-            let Some(len) = self.estate.get(&id).map(|e| e.app.status.history.len()) else {
+            let Some(len) = self.estate.get(&id).map(|e| e.board.history_len) else {
                 continue;
             };
             if self.lag_asked.get(&id) == Some(&len) {
@@ -775,7 +775,7 @@ impl Console {
                 let app = request
                     .app()
                     .and_then(|id| self.estate.get(id))
-                    .map(|e| e.app.clone());
+                    .map(|e| e.app());
                 Outgoing {
                     ticket,
                     request,
@@ -804,7 +804,7 @@ impl Console {
             let app = request
                 .app()
                 .and_then(|id| self.estate.get(id))
-                .map(|e| e.app.clone());
+                .map(|e| e.app());
             out.push(Outgoing {
                 ticket,
                 request,

@@ -187,37 +187,13 @@ impl Marks {
 /// beside the service the first is not the service's: the image whose repository is named
 /// as one of the app's Deployments comes first, then the first listed.
 pub fn version_of(entry: &AppEntry) -> String {
-    let images = entry
-        .app
-        .status
-        .summary
-        .as_ref()
-        .map(|s| s.images.as_slice())
-        .unwrap_or_default();
-    let repo_name = |img: &str| -> String {
-        let last = img.rsplit('/').next().unwrap_or(img);
-        let end = last.find([':', '@']).unwrap_or(last.len());
-        last[..end].to_string()
-    };
-    let own = images.iter().find(|img| {
-        let repo = repo_name(img);
-        entry
-            .app
-            .status
-            .resources
-            .iter()
-            .any(|r| r.kind == "Deployment" && r.name == repo)
-    });
-    if let Some(img) = own.or(images.first()) {
-        let last = img.rsplit('/').next().unwrap_or(img);
-        if let Some((_, tag)) = last.rsplit_once(':') {
-            return clean(tag).into_owned();
-        }
-        if let Some((_, digest)) = last.split_once('@') {
-            return clean(digest.get(..14).unwrap_or(digest)).into_owned();
-        }
+    if let Some(v) = entry.board.version.as_deref() {
+        return clean(v).into_owned();
     }
-    crate::ops::estate::deployed_revision(&entry.app)
+    entry
+        .board
+        .deployed
+        .as_ref()
         .map(|r| clean(r.short()).into_owned())
         .unwrap_or_else(|| "-".into())
 }
@@ -228,16 +204,12 @@ pub fn marks_of(ctx: &super::view::Ctx, entry: &AppEntry) -> Marks {
         awaits_approval: ctx.estate.waits_for_approval(entry, ctx.policies),
         drift: entry.cause == Some(OutOfSyncCause::Drift),
         lags: ctx.estate.lag(entry).is_some(),
-        operation: entry.app.operation_in_progress(),
-        auto_sync_off: !entry.app.auto_sync()
-            && entry
-                .app
-                .metadata
-                .annotations
-                .contains_key(crate::sources::kube::AUTO_SYNC_OFF_SINCE),
-        four_eyes: crate::ops::foureyes::request_of(&entry.app)
-            .and_then(Result::ok)
-            .is_some_and(|r| chrono::Utc::now() < r.expires),
+        operation: entry.board.operation_in_progress,
+        auto_sync_off: !entry.board.auto_sync && entry.board.auto_sync_off_marked,
+        four_eyes: entry.board.four_eyes
+            && crate::ops::foureyes::request_of(&entry.app())
+                .and_then(Result::ok)
+                .is_some_and(|r| chrono::Utc::now() < r.expires),
     }
 }
 

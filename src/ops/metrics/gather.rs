@@ -344,23 +344,28 @@ pub async fn report<S: ArgoSource>(
 ) -> super::Report {
     let mut entries: Vec<&crate::ops::estate::AppEntry> = estate.apps().collect();
     entries.sort_by(|a, b| {
-        (
-            a.service.as_str(),
-            a.environment.rank,
-            a.app.metadata.name.as_str(),
-        )
-            .cmp(&(
-                b.service.as_str(),
-                b.environment.rank,
-                b.app.metadata.name.as_str(),
-            ))
+        (a.service.as_str(), a.environment.rank, a.id.name.as_str()).cmp(&(
+            b.service.as_str(),
+            b.environment.rank,
+            b.id.name.as_str(),
+        ))
     });
-    let list: Vec<(&S, &Application, &str, &str)> = entries
+    // Each app decoded once (the estate keeps them packed).
+    let apps: Vec<(&S, Application, &str, &str)> = entries
         .iter()
         .filter_map(|e| {
             let src = backends.iter().find(|b| b.instance() == e.id.instance)?;
-            Some((src, &e.app, e.service.as_str(), e.environment.name.as_str()))
+            Some((
+                src,
+                e.app(),
+                e.service.as_str(),
+                e.environment.name.as_str(),
+            ))
         })
+        .collect();
+    let list: Vec<(&S, &Application, &str, &str)> = apps
+        .iter()
+        .map(|(s, a, sv, env)| (*s, a, *sv, *env))
         .collect();
     report_of(&list, git, audit, params).await
 }

@@ -45,11 +45,11 @@ pub struct ApplicationView {
 /// a child Argo CD shows under its parent (ReplicaSet under Deployment, Pod under
 /// ReplicaSet, StatefulSet, DaemonSet or Job, Job under CronJob), or a workload child
 /// whose parent is not on the screen (hung under the Application).
-struct TreeRow<'a> {
+struct TreeRow {
     prefix: String,
     kind: String,
     name: String,
-    managed: Option<&'a ResourceStatus>,
+    managed: Option<ResourceStatus>,
     /// The kind and name of the row's parent (None for rows under the Application).
     parent: Option<(String, String)>,
     /// Pod: phase, readiness, waiting reason; ReplicaSet: ready/desired and revision; a
@@ -155,7 +155,7 @@ fn children(workloads: &[WorkloadRollout]) -> Vec<Child> {
 /// resource its children by owner (`parentRefs` in API mode, `ownerReferences` in core
 /// mode), to any depth. A child whose parent is neither managed nor another child hangs
 /// under the Application, after the managed resources.
-fn tree_rows<'a>(res: &'a [ResourceStatus], workloads: &'a [WorkloadRollout]) -> Vec<TreeRow<'a>> {
+fn tree_rows(res: &[ResourceStatus], workloads: &[WorkloadRollout]) -> Vec<TreeRow> {
     let kids = children(workloads);
     let is = |k: &Child, kind: &str, ns: &str, name: &str| {
         k.kind == kind && k.name == name && (ns.is_empty() || k.namespace == ns)
@@ -173,13 +173,13 @@ fn tree_rows<'a>(res: &'a [ResourceStatus], workloads: &'a [WorkloadRollout]) ->
             .collect()
     };
     let mut used = vec![false; kids.len()];
-    fn walk<'a>(
+    fn walk(
         at: (&str, &str, &str),
         stem: &str,
         kids: &[Child],
         of: &dyn Fn(&str, &str, &str) -> Vec<usize>,
         used: &mut Vec<bool>,
-        rows: &mut Vec<TreeRow<'a>>,
+        rows: &mut Vec<TreeRow>,
     ) {
         let mine: Vec<usize> = of(at.0, at.1, at.2)
             .into_iter()
@@ -227,7 +227,7 @@ fn tree_rows<'a>(res: &'a [ResourceStatus], workloads: &'a [WorkloadRollout]) ->
             prefix: String::new(),
             kind: r.kind.clone(),
             name: r.name.clone(),
-            managed: Some(r),
+            managed: Some(r.clone()),
             parent: None,
             note,
         });
@@ -300,10 +300,10 @@ impl ApplicationView {
         }));
     }
 
-    fn tree<'a>(&'a self, ctx: &'a Ctx) -> Vec<TreeRow<'a>> {
+    fn tree(&self, ctx: &Ctx) -> Vec<TreeRow> {
         ctx.app(&self.id).map_or_else(Vec::new, |e| {
             tree_rows(
-                &e.app.status.resources,
+                &e.app().status.resources,
                 self.workloads.as_deref().unwrap_or(&[]),
             )
         })
@@ -331,7 +331,7 @@ impl ApplicationView {
                 .events
                 .ready()
                 .map_or(0, |e| self.shown_events(e).len()),
-            Section::History => ctx.app(&self.id).map_or(0, |e| e.app.status.history.len()),
+            Section::History => ctx.app(&self.id).map_or(0, |e| e.board.history_len),
         }
     }
 
@@ -414,7 +414,7 @@ impl ApplicationView {
                 "This application is gone from its source.",
             ))];
         };
-        let app = &e.app;
+        let app = &e.app();
         let src = app.spec.primary_source();
         let repo = src
             .map(|s| clean(&s.repo_url).into_owned())
@@ -546,7 +546,7 @@ impl ApplicationView {
         let Some(e) = ctx.app(&self.id) else {
             return Vec::new();
         };
-        if e.app.status.resources.is_empty() {
+        if e.app().status.resources.is_empty() {
             return vec![Line::from(widgets::muted(
                 theme,
                 "no managed resources reported",
@@ -585,7 +585,7 @@ impl ApplicationView {
                 .skip(offset)
                 .take(height)
                 .map(|(i, row)| {
-                    let Some(r) = row.managed else {
+                    let Some(r) = row.managed.as_ref() else {
                         let label = format!("{}{}/{}", row.prefix, row.kind, clean(&row.name));
                         let spans = vec![
                             Span::styled(pad(&label, name_w), theme.style(Role::Text)),
@@ -685,7 +685,7 @@ impl ApplicationView {
         let Some(e) = ctx.app(&self.id) else {
             return Vec::new();
         };
-        let h = &e.app.status.history;
+        let h = &e.app().status.history;
         if h.is_empty() {
             return vec![Line::from(widgets::muted(theme, "no deployments recorded"))];
         }

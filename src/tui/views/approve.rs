@@ -11,7 +11,7 @@
 use super::rollout::{WorkloadWatch, workload_lines};
 use crate::model::{AppId, BuildRun, BuildState};
 use crate::ops::diff::{AppDiff, ResourceDiff};
-use crate::ops::estate::{compared_revision, deployed_revision};
+use crate::ops::estate::compared_revision;
 use crate::ops::plan;
 use crate::ops::policy::{self, GuardInput, Mutation, Refusal};
 use crate::sources::SyncWindowsState;
@@ -201,11 +201,11 @@ impl ApproveView {
         let Some(e) = ctx.app(&self.id) else {
             return (None, None);
         };
-        let live = deployed_revision(&e.app).map(|r| r.0);
+        let live = e.board.deployed.clone().map(|r| r.0);
         let target = match self.change {
-            Change::Sync | Change::AutoSync(_) => compared_revision(&e.app).map(|r| r.0),
+            Change::Sync | Change::AutoSync(_) => compared_revision(&e.app()).map(|r| r.0),
             Change::Rollback(h) => e
-                .app
+                .app()
                 .status
                 .history
                 .iter()
@@ -233,14 +233,14 @@ impl ApproveView {
         let policy = ctx.policies.for_env(&e.environment);
         let input = GuardInput {
             mutation: self.mutation(),
-            app: &e.app,
+            app: &e.app(),
             environment: &e.environment.name,
             policy: &policy,
             read_only: ctx.read_only,
             permitted: self.permission.ready().copied(),
             windows: self.windows.ready(),
             approval,
-            disable_auto_sync: matches!(self.change, Change::Rollback(_)) && e.app.auto_sync(),
+            disable_auto_sync: matches!(self.change, Change::Rollback(_)) && e.app().auto_sync(),
             prune: false,
         };
         Ok(match approval {
@@ -270,7 +270,7 @@ impl ApproveView {
     /// step the operator confirms with the approval.
     fn turns_auto_sync_off(&self, ctx: &Ctx) -> bool {
         matches!(self.change, Change::Rollback(_))
-            && ctx.app(&self.id).is_some_and(|e| e.app.auto_sync())
+            && ctx.app(&self.id).is_some_and(|e| e.board.auto_sync)
     }
 
     /// The four-eyes request waiting on the app (from the estate's copy of it), if the
@@ -280,7 +280,7 @@ impl ApproveView {
         if !ctx.policies.for_env(&e.environment).four_eyes() {
             return None;
         }
-        let r = crate::ops::foureyes::request_of(&e.app)?.ok()?;
+        let r = crate::ops::foureyes::request_of(&e.app())?.ok()?;
         let same = match (self.change, r.action) {
             (Change::Sync, crate::ops::foureyes::RequestAction::Sync) => true,
             (Change::Rollback(h), crate::ops::foureyes::RequestAction::Rollback) => {
@@ -418,7 +418,7 @@ impl ApproveView {
                 app: self.id.clone(),
                 id,
                 approval: Some(approval),
-                disable_auto_sync: ctx.app(&self.id).is_some_and(|e| e.app.auto_sync()),
+                disable_auto_sync: ctx.app(&self.id).is_some_and(|e| e.board.auto_sync),
             },
             (_, Change::AutoSync(enabled)) => Request::AutoSync {
                 app: self.id.clone(),
@@ -428,8 +428,8 @@ impl ApproveView {
         };
         let previous_start = ctx
             .app(&self.id)
-            .and_then(|e| e.app.status.operation_state.as_ref())
-            .and_then(|o| o.started_at.clone());
+            .and_then(|e| e.app().status.operation_state)
+            .and_then(|o| o.started_at);
         let ticket = out.request(req);
         self.phase = Phase::Sent {
             ticket,
@@ -651,12 +651,14 @@ impl ApproveView {
             ))];
         };
         let prev_env = ctx.estate.previous_environment(&e.environment);
-        let prev = prev_env.and_then(|p| ctx.estate.cell(&e.service, &p.name).next());
+        let prev = prev_env
+            .and_then(|p| ctx.estate.cell(&e.service, &p.name).next())
+            .map(|x| x.app());
         let b = plan::before(
             &plan::target_images(d),
             prev_env.map(|p| plan::PreviousEnv {
                 environment: &p.name,
-                app: prev.map(|x| &x.app),
+                app: prev.as_ref(),
                 history_images: self.before_history.ready().cloned(),
             }),
         );
@@ -723,16 +725,22 @@ impl ApproveView {
         lines.push(status);
         if let Some(e) = ctx.app(&self.id) {
             let mut spans = vec![
-                widgets::sync_span(theme, e.app.status.sync.status, false),
+                widgets::sync_span(theme, e.board.sync, false),
                 Span::raw("  "),
-                widgets::health_span(theme, e.app.status.health.status, false),
+                widgets::health_span(theme, e.board.health, false),
                 Span::raw("  "),
             ];
             let ours = |op: &crate::model::OperationState| {
                 self.previous_start()
                     .is_none_or(|before| op.started_at != *before)
             };
-            if let Some(op) = e.app.status.operation_state.as_ref().filter(|op| ours(op)) {
+            if let Some(op) = e
+                .app()
+                .status
+                .operation_state
+                .as_ref()
+                .filter(|op| ours(op))
+            {
                 spans.push(widgets::muted(
                     theme,
                     format!(

@@ -29,8 +29,8 @@ pub fn filter_matches(filter: &str, e: &AppEntry) -> bool {
         e.id.name.as_str(),
         e.service.as_str(),
         e.environment.name.as_str(),
-        e.app.status.sync.status.as_str(),
-        e.app.status.health.status.as_str(),
+        e.board.sync.as_str(),
+        e.board.health.as_str(),
     ]
     .iter()
     .any(|field| field.to_lowercase().contains(&f))
@@ -133,20 +133,18 @@ impl AppsView {
         let mut entries: Vec<&AppEntry> =
             ctx.estate.apps().filter(|e| self.matches(ctx, e)).collect();
         let health_rank = |e: &AppEntry| {
-            std::cmp::Reverse(
-                crate::model::HealthStatus::Healthy.worst(e.app.status.health.status) as u8,
-            )
+            std::cmp::Reverse(crate::model::HealthStatus::Healthy.worst(e.board.health) as u8)
         };
         entries.sort_by(|a, b| {
             let by_env = a.environment.cmp(&b.environment);
             let inner = match self.sort {
                 Sort::Name => std::cmp::Ordering::Equal,
                 Sort::Sync => a
-                    .app
+                    .app()
                     .status
                     .sync
                     .status
-                    .cmp(&b.app.status.sync.status)
+                    .cmp(&b.app().status.sync.status)
                     .reverse(),
                 Sort::Health => health_rank(a).cmp(&health_rank(b)),
             };
@@ -287,7 +285,7 @@ impl AppsView {
                     name,
                     Some(Err("gated: approve it on its own (s)".into())),
                 )),
-                Some(e) if e.app.operation_in_progress() => self.bulk.push((
+                Some(e) if e.board.operation_in_progress => self.bulk.push((
                     Ticket(0),
                     name,
                     Some(Err("skipped: an operation is already running".into())),
@@ -388,9 +386,9 @@ impl View for AppsView {
             18
         };
         // A WAVE column only on estates whose apps carry sync waves.
-        let waves = self.rows.iter().any(|r| {
-            matches!(r, Row::App(id) if ctx.app(id).is_some_and(|e| app_wave(&e.app).is_some()))
-        });
+        let waves = self.rows.iter().any(
+            |r| matches!(r, Row::App(id) if ctx.app(id).is_some_and(|e| e.board.wave.is_some())),
+        );
         let wave_w = if waves { 6 } else { 0 };
         let name_w = width
             .saturating_sub(2 + env_w + sync_w + health_w + wave_w + ver_w + cause_w)
@@ -486,7 +484,7 @@ impl View for AppsView {
                             theme.style(Role::Muted),
                         ),
                     ];
-                    let (sync, health) = (e.app.status.sync.status, e.app.status.health.status);
+                    let (sync, health) = (e.board.sync, e.board.health);
                     if wide {
                         let s = widgets::sync_span(theme, sync, false);
                         spans.push(Span::styled(pad(&s.content, sync_w), s.style));
@@ -510,7 +508,7 @@ impl View for AppsView {
                         ));
                     }
                     if waves {
-                        let w = app_wave(&e.app).map_or("-".to_string(), |w| w.to_string());
+                        let w = e.board.wave.map_or("-".to_string(), |w| w.to_string());
                         spans.push(Span::styled(pad(&w, wave_w), theme.style(Role::Muted)));
                     }
                     if show_version {
@@ -676,12 +674,4 @@ impl View for AppsView {
         ]);
         v
     }
-}
-
-/// The `argocd.argoproj.io/sync-wave` of an Application (its place in an app-of-apps sync).
-pub(crate) fn app_wave(app: &shipdeck_wire::Application) -> Option<i64> {
-    app.metadata
-        .annotations
-        .get("argocd.argoproj.io/sync-wave")
-        .and_then(|w| w.trim().parse().ok())
 }

@@ -76,8 +76,8 @@ impl BoardView {
 
     fn cell_spans(ctx: &Ctx, entry: &AppEntry, extra: usize, width: usize) -> Vec<Span<'static>> {
         let theme = ctx.theme;
-        let sync = entry.app.status.sync.status;
-        let health = entry.app.status.health.status;
+        let sync = entry.board.sync;
+        let health = entry.board.health;
         let marks = widgets::marks_of(ctx, entry);
         let mark_spans = marks.spans(theme);
         let more = if extra > 0 {

@@ -261,7 +261,7 @@ fn next_stops(ctx: &Ctx, inputs: &[(String, String)]) -> (Vec<String>, Vec<(Stri
             };
             let what = if ctx.policy(env) != crate::model::ApprovalPolicy::None {
                 "waits for approval".to_string()
-            } else if e.app.auto_sync() {
+            } else if e.board.auto_sync {
                 "picks it up (auto-sync)".to_string()
             } else {
                 "needs a sync (auto-sync off)".to_string()

@@ -64,9 +64,9 @@ impl HistoryView {
         }
     }
 
-    fn entries<'a>(&self, ctx: &'a Ctx) -> Vec<&'a HistoryEntry> {
+    fn entries(&self, ctx: &Ctx) -> Vec<HistoryEntry> {
         ctx.app(&self.id)
-            .map(|e| e.app.status.history.iter().rev().collect())
+            .map(|e| e.app().status.history.into_iter().rev().collect())
             .unwrap_or_default()
     }
 
@@ -224,7 +224,7 @@ impl View for HistoryView {
         }
         if let Some(id) = self.confirm {
             lines.push(Line::default());
-            if ctx.app(&self.id).is_some_and(|e| e.app.auto_sync()) {
+            if ctx.app(&self.id).is_some_and(|e| e.board.auto_sync) {
                 lines.push(Line::from(widgets::styled(
                     theme,
                     Role::Warning,
@@ -255,11 +255,11 @@ impl View for HistoryView {
         if key.code == KeyCode::Char('y') {
             if ctx
                 .app(&self.id)
-                .is_some_and(|e| e.app.operation_in_progress())
+                .is_some_and(|e| e.board.operation_in_progress)
             {
                 out.flash(Level::Warning, "an operation is already running");
             } else {
-                let auto = ctx.app(&self.id).is_some_and(|e| e.app.auto_sync());
+                let auto = ctx.app(&self.id).is_some_and(|e| e.board.auto_sync);
                 out.request(Request::Rollback {
                     app: self.id.clone(),
                     id,

@@ -43,7 +43,7 @@ impl MetricsView {
             .apps()
             .map(|e| MetricsApp {
                 id: e.id.clone(),
-                app: e.app.clone(),
+                app: e.app(),
                 service: e.service.clone(),
                 environment: e.environment.name.clone(),
             })

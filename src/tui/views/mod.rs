@@ -78,7 +78,7 @@ pub fn start_sync(id: &AppId, ctx: &Ctx, out: &mut Outbox) {
             out.push(Box::new(approve::ApproveView::sync(id.clone())))
         }
         ApprovalPolicy::None => {
-            if entry.app.operation_in_progress() {
+            if entry.board.operation_in_progress {
                 out.flash(
                     Level::Warning,
                     format!("{}: an operation is already running", id.name),
@@ -109,7 +109,7 @@ pub fn toggle_auto_sync(id: &AppId, ctx: &Ctx, out: &mut Outbox) {
         out.flash(Level::Error, "application is gone");
         return;
     };
-    let enabled = !entry.app.auto_sync();
+    let enabled = !entry.board.auto_sync;
     let gated = matches!(
         ctx.policy(&entry.environment),
         ApprovalPolicy::Required | ApprovalPolicy::Confirm

@@ -51,7 +51,10 @@ impl PendingView {
             .estate
             .apps()
             .filter_map(|e| {
-                let r = foureyes::request_of(&e.app)?.ok()?;
+                if !e.board.four_eyes {
+                    return None;
+                }
+                let r = foureyes::request_of(&e.app())?.ok()?;
                 (now < r.expires).then(|| Row {
                     id: e.id.clone(),
                     environment: e.environment.name.clone(),

@@ -242,13 +242,13 @@ impl View for RolloutView {
         let mut lines = Vec::new();
         if let Some(e) = ctx.app(&self.id) {
             lines.push(Line::from(vec![
-                widgets::sync_span(theme, e.app.status.sync.status, false),
+                widgets::sync_span(theme, e.board.sync, false),
                 Span::raw("  "),
-                widgets::health_span(theme, e.app.status.health.status, false),
+                widgets::health_span(theme, e.board.health, false),
                 Span::raw("  "),
                 widgets::muted(
                     theme,
-                    if e.app.operation_in_progress() {
+                    if e.board.operation_in_progress {
                         "operation running"
                     } else {
                         ""
