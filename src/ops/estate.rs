@@ -668,6 +668,97 @@ mod tests {
         a
     }
 
+    /// An app with every part the board reads set, from JSON as Argo CD sends it.
+    fn rich(name: &str, project: &str) -> Application {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "argocd",
+                "labels": {"env": "prod"},
+                "annotations": {
+                    "argocd.argoproj.io/sync-wave": " 3 ",
+                    crate::ops::foureyes::ANNOTATION: "{}",
+                    crate::sources::kube::AUTO_SYNC_OFF_SINCE: "2026-01-01T00:00:00Z"}},
+            "spec": {"project": project,
+                "source": {"repoURL": "https://git/x", "path": name, "targetRevision": "main"},
+                "destination": {"server": "https://kubernetes.default.svc", "namespace": name},
+                "syncPolicy": {"automated": {"prune": true}}},
+            "operation": {"sync": {"revision": "c2"}},
+            "status": {
+                "sync": {"status": "OutOfSync", "revision": "c2",
+                         "comparedTo": {"source": {"repoURL": "https://git/x"}}},
+                "health": {"status": "Progressing", "message": "rolling"},
+                "history": [
+                    {"id": 1, "revision": "c0", "deployedAt": "2026-01-01T00:00:00Z",
+                     "source": {"repoURL": "https://git/x", "path": name, "targetRevision": "main"}},
+                    {"id": 2, "revision": "c1", "deployedAt": "2026-01-02T00:00:00Z"}],
+                "resources": [
+                    {"kind": "Deployment", "name": "web", "namespace": name, "status": "Synced"}],
+                "summary": {"images": ["reg/sidecar:9.9", "reg/web:1.2.3"]}}
+        }))
+        .expect("fixture parses")
+    }
+
+    #[test]
+    fn the_board_says_what_the_decoded_app_says_and_the_app_comes_back_whole() {
+        let a = rich("web", "shop");
+        let mut compacted = a.clone();
+        crate::model::compact_for_board(&mut compacted);
+        let e = AppEntry::new(AppId::new("i", "argocd", "web"), a.clone());
+        let back = e.app();
+        assert_eq!(
+            back, compacted,
+            "the packed app is the compacted app, whole"
+        );
+        let b = &e.board;
+        assert_eq!(b.sync, a.status.sync.status);
+        assert_eq!(b.health, a.status.health.status);
+        assert_eq!(b.operation_in_progress, a.operation_in_progress());
+        assert!(b.operation_in_progress);
+        assert_eq!(b.auto_sync, a.auto_sync());
+        assert!(b.auto_sync_off_marked && b.four_eyes);
+        assert_eq!(b.wave, Some(3));
+        assert_eq!(b.history_len, 2);
+        assert_eq!(&*b.project, "shop");
+        assert_eq!(b.deployed, deployed_revision(&a));
+        assert_eq!(b.deployed.as_ref().map(Revision::as_str), Some("c1"));
+        assert_eq!(
+            &*b.images,
+            &["reg/sidecar:9.9".into(), "reg/web:1.2.3".into()][..]
+        );
+        // The app's own image (named as its Deployment), not the first listed.
+        assert_eq!(b.version.as_deref(), Some("1.2.3"));
+    }
+
+    #[test]
+    fn projects_are_held_once_and_a_relist_packs_every_app_it_lists() {
+        let mut e = Estate::new();
+        let apps: Vec<(AppId, Application)> = (0..1500)
+            .map(|i| {
+                let name = format!("app-{i}");
+                (
+                    AppId::new("i", "argocd", name.clone()),
+                    rich(&name, if i % 2 == 0 { "shop" } else { "pay" }),
+                )
+            })
+            .collect();
+        let want: Vec<Application> = apps.iter().map(|(_, a)| a.clone()).collect();
+        e.apply(Update::Resync {
+            instance: "i".into(),
+            apps,
+        });
+        assert_eq!(e.len(), 1500);
+        for (i, w) in want.into_iter().enumerate() {
+            let mut w = w;
+            crate::model::compact_for_board(&mut w);
+            let got = e
+                .get(&AppId::new("i", "argocd", format!("app-{i}")))
+                .expect("listed");
+            assert_eq!(got.app(), w, "app-{i} comes back as listed");
+        }
+        let a = e.get(&AppId::new("i", "argocd", "app-0")).expect("listed");
+        let b = e.get(&AppId::new("i", "argocd", "app-2")).expect("listed");
+        assert!(Arc::ptr_eq(&a.board.project, &b.board.project));
+    }
+
     fn two_envs(staging: Application, prod: Application) -> (Estate, AppEntry, AppEntry) {
         let mut e = Estate::new();
         let s = AppId::new("i", "argocd", "cart-staging");
