@@ -474,3 +474,56 @@ fn without_a_terminal_the_console_says_so() {
     }
     assert!(!state.exists(), "the demo started a sandbox anyway");
 }
+
+/// The terminal goes away under a running console (the SSH session drops, the tmux server
+/// dies): the console must end, not spin on the dead terminal. The tmux server is killed
+/// with SIGKILL, so nothing but the kernel tells the console. Four consoles in turn, each
+/// while its board is live: two in the pane's session (the kernel sends SIGHUP, which races
+/// the loop's next poll of the input), and two under `setsid`, in a session of their own
+/// whose controlling terminal the pane is not, so no SIGHUP comes at all: only the dead
+/// terminal says it is gone (before the hang-up watch, such a console spun on it for good).
+fn ends_when_its_terminal_hangs_up(target: Target<'_>) {
+    let home = tempfile::tempdir().expect("tempdir");
+    for round in 0..4 {
+        let tag = format!("hup{round}");
+        let run = target.command(home.path(), &tag);
+        let run = if round % 2 == 0 {
+            run
+        } else {
+            format!("setsid -w sh -c \"{run}\"")
+        };
+        let p = Pane::start(&tag, &format!("sh -c '{run}'"));
+        p.wait("the board", 90, board_up);
+        let pid = p.shipdeck_pid();
+        let server: i32 = p.format("#{pid}").parse().expect("the server's pid");
+        kill(server, libc::SIGKILL);
+        let end = Instant::now() + Duration::from_secs(20);
+        while alive(pid) && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if alive(pid) {
+            // Leave nothing spinning behind a failed test.
+            // SAFETY: kill(2) on the pid this test found as the pane's child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("round {round}: shipdeck still runs 20 s after its terminal hung up");
+        }
+    }
+}
+
+#[test]
+fn demo_ends_when_its_terminal_hangs_up() {
+    if !have_tmux() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    ends_when_its_terminal_hangs_up(Target::Demo(dir.path()));
+}
+
+#[test]
+fn console_ends_when_its_terminal_hangs_up() {
+    if !have_tmux() {
+        return;
+    }
+    let sb = SandboxProcess::start();
+    ends_when_its_terminal_hangs_up(Target::Console(&sb.state_dir()));
+}

@@ -154,9 +154,15 @@ where
         }
         let busy = console.busy();
         tokio::select! {
-            // Keys first: under a storm of updates a pressed key never waits behind
-            // another batch (each branch is otherwise picked at random).
+            // Ending signals first: a hung-up terminal can leave the input unable to answer
+            // (see `terminal::watch_hangup`), and SIGHUP must still end the loop. Then
+            // keys: under a storm of updates a pressed key never waits behind another
+            // batch (each branch is otherwise picked at random).
             biased;
+            _ = recv(&mut signals.int) => break Ok(Exit::Signal(libc::SIGINT)),
+            _ = recv(&mut signals.quit) => break Ok(Exit::Signal(libc::SIGQUIT)),
+            _ = recv(&mut signals.term) => break Ok(Exit::Signal(libc::SIGTERM)),
+            _ = recv(&mut signals.hup) => break Ok(Exit::Signal(libc::SIGHUP)),
             ev = input.next() => match ev {
                 Some(Ok(Event::Key(k))) => dirty |= console.key(k),
                 Some(Ok(Event::Resize(..))) => {
@@ -198,10 +204,6 @@ where
                     dirty = true;
                 }
             }
-            _ = recv(&mut signals.int) => break Ok(Exit::Signal(libc::SIGINT)),
-            _ = recv(&mut signals.quit) => break Ok(Exit::Signal(libc::SIGQUIT)),
-            _ = recv(&mut signals.term) => break Ok(Exit::Signal(libc::SIGTERM)),
-            _ = recv(&mut signals.hup) => break Ok(Exit::Signal(libc::SIGHUP)),
             _ = recv(&mut signals.tstp) => {
                 terminal.backend_mut().suspend()?;
                 redraw_all(terminal)?;
