@@ -384,13 +384,16 @@ fn console_phase(
             });
         }
         // Churn stopped: the sandbox's state against what each watch folded.
+        // The truth is read again on every try: the sandbox's controller goes on
+        // reconciling after the churn (`reconciled_at` moves), so one snapshot taken when
+        // the churn stops can go stale while every watch is right.
         std::thread::sleep(Duration::from_secs(1));
-        let truth = sandbox_marks(server, &token)?;
         let (changes, achieved) = churn_stats(server);
         for ((marks, watch, fold), mode) in watchers.iter().zip(["API", "core"]) {
             let t = Instant::now();
             let mut differ = usize::MAX;
             while t.elapsed() < Duration::from_secs(60) {
+                let truth = sandbox_marks(server, &token)?;
                 let m = marks.lock().map(|m| m.clone()).unwrap_or_default();
                 differ = truth.iter().filter(|(k, v)| m.get(*k) != Some(*v)).count()
                     + m.keys().filter(|k| !truth.contains_key(*k)).count();
