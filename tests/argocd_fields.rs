@@ -1,8 +1,14 @@
 //! Asking for less: Argo CD's `fields` query parameter on the application list and stream.
-//! The sandbox projects as Argo CD's API server does (argoproj/pkg `grpc/http` forwarders:
-//! named paths kept through arrays, unknown paths dropped, a leading `-` excludes), and API
-//! mode lists and streams with the fields the board reads. The oracle for "the board's data
-//! is true" is the sandbox's own unprojected list, read raw over HTTP.
+//! The sandbox projects as Argo CD's API server does, which is two different things:
+//! - the **stream** filters by path like any JSON (argoproj/pkg `grpc/http` forwarders:
+//!   named paths kept through arrays, unknown paths dropped, a leading `-` excludes);
+//! - the **list** picks each item's fields from a fixed table
+//!   (`pkg/apiclient/application/forwarder_overwrite.go`): any other path, history
+//!   included, is dropped without a word, and an unset map is written `null`.
+//!
+//! API mode draws the board from the projected list, then reads the whole list for the
+//! rest. The oracle for "the board's data is true" is the sandbox's own unprojected list,
+//! read raw over HTTP.
 
 mod common;
 
@@ -17,11 +23,20 @@ use shipdeck::sources::argocd::{ArgoApi, ArgoApiOptions};
 use std::collections::BTreeMap;
 
 #[tokio::test]
-async fn the_sandbox_projects_the_list_and_drops_unknown_paths() {
+async fn the_sandbox_list_picks_fields_from_argo_cds_table_and_drops_the_rest() {
     let sb = sandbox().await;
     let api = Api::new(&sb, Role::Admin);
+    let (code, whole) = api.get("/api/v1/applications").await;
+    assert_eq!(code, 200, "{whole}");
+    assert!(
+        whole["items"]
+            .as_array()
+            .is_some_and(|i| i.iter().any(|a| a["status"]["history"].is_array())),
+        "the sandbox's apps have a history: {whole}"
+    );
+    // History, the uid and the items' resourceVersion are paths outside the table.
     let (code, body) = api
-        .get("/api/v1/applications?fields=metadata.resourceVersion,items.metadata.name,items.status.sync.status,items.no.such.field")
+        .get("/api/v1/applications?fields=metadata.resourceVersion,items.metadata.name,items.metadata.uid,items.metadata.resourceVersion,items.status.sync.status,items.status.history,items.no.such.field")
         .await;
     assert_eq!(code, 200, "{body}");
     assert!(body["metadata"]["resourceVersion"].is_string(), "{body}");
@@ -35,13 +50,26 @@ async fn the_sandbox_projects_the_list_and_drops_unknown_paths() {
         assert_eq!(it["status"].as_object().map(|m| m.len()), Some(1), "{it}");
         assert!(it["status"]["sync"]["status"].is_string(), "{it}");
     }
-    // Excluding: everything but the named paths.
+    // An unset map is written null, as Go writes a nil map boxed in an interface.
+    let (_, body) = api
+        .get("/api/v1/applications?fields=items.metadata.name,items.metadata.annotations")
+        .await;
+    let items = body["items"].as_array().expect("items");
+    assert!(
+        items.iter().all(|i| i["metadata"]
+            .as_object()
+            .is_some_and(|m| m.contains_key("annotations"))),
+        "{body}"
+    );
+    // Excluding: every table field but the named ones; still no history.
     let (code, body) = api
-        .get("/api/v1/applications?fields=-items.status,items.metadata.managedFields")
+        .get("/api/v1/applications?fields=-items.status.health,items.metadata.labels")
         .await;
     assert_eq!(code, 200, "{body}");
     let items = body["items"].as_array().expect("items");
-    assert!(items.iter().all(|i| i.get("status").is_none()
+    assert!(items.iter().all(|i| i["status"].get("health").is_none()
+        && i["status"].get("history").is_none()
+        && i["metadata"].get("labels").is_none()
         && i["metadata"]["name"].is_string()
         && i["spec"]["destination"].is_object()));
     assert!(body["metadata"]["resourceVersion"].is_string());
@@ -183,31 +211,65 @@ async fn api_mode_asks_for_the_board_fields_and_shows_the_truth() {
             )
         })
         .collect();
-    // Asked for less: the full objects carry the comparison's source, the projection not.
+    // The CLI's list is the whole list: everything the board and `status` show, history too.
     assert!(truth.len() > 3);
-    assert!(listed.iter().all(|a| a.status.sync.compared_to.is_none()));
     let got: BTreeMap<String, Value> = listed
         .iter()
         .map(|a| (a.metadata.name.clone(), board_view(&as_json(a))))
         .collect();
     assert_eq!(got, truth);
 
-    // The watch's first full estate (list + stream, both projected) says the same.
+    // The watch: first the projected list (no history: the table has none), then the
+    // whole apps as Details.
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
     let task = product.watch_applications(tx);
-    let apps = tokio::time::timeout(DEADLINE, async {
+    let (summary, details) = tokio::time::timeout(DEADLINE, async {
+        let mut summary = None;
+        let mut details: BTreeMap<String, Value> = BTreeMap::new();
         loop {
-            if let Some(Update::Resync { apps, .. }) = rx.recv().await {
-                return apps;
+            match rx.recv().await {
+                Some(Update::Summary { apps, .. }) => summary = Some(apps),
+                Some(Update::Details { apps }) => {
+                    for (id, a) in apps {
+                        details.insert(id.name.clone(), board_view(&as_json(&a)));
+                    }
+                }
+                Some(_) => {}
+                None => panic!("the watch ended"),
+            }
+            if let Some(s) = &summary
+                && details.len() >= s.len()
+            {
+                return (summary.unwrap_or_default(), details);
             }
         }
     })
     .await
-    .expect("a resync");
+    .expect("a summary and the details of every app");
     task.abort();
+    assert_eq!(summary.len(), truth.len());
     assert!(
-        apps.iter()
-            .all(|(_, a)| a.status.sync.compared_to.is_none())
+        summary
+            .iter()
+            .all(|(_, a)| a.status.history.is_empty() && a.status.sync.compared_to.is_none()),
+        "the projected list carries no history"
     );
-    assert_eq!(apps.len(), truth.len());
+    // What the table carries is true already; history and the sync result are not in it.
+    let less = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.as_object_mut() {
+            m.remove("history");
+            m.remove("synced");
+        }
+        v
+    };
+    let got: BTreeMap<String, Value> = summary
+        .iter()
+        .map(|(id, a)| (id.name.clone(), less(&board_view(&as_json(a)))))
+        .collect();
+    assert_eq!(
+        got,
+        truth.iter().map(|(k, v)| (k.clone(), less(v))).collect()
+    );
+    assert_eq!(details, truth, "the details are the whole apps");
 }

@@ -310,7 +310,9 @@ impl Wired {
         tokio::spawn(async move {
             while let Some(u) = updates.recv().await {
                 match &u {
-                    Update::Resync { apps, .. } => {
+                    Update::Resync { apps, .. }
+                    | Update::Summary { apps, .. }
+                    | Update::Details { apps } => {
                         ci.learn_from_apps(apps.iter().map(|(_, a)| a), &config)
                     }
                     Update::Upsert(_, app) => ci.learn_from_apps([&**app], &config),

@@ -174,6 +174,18 @@ pub enum Update {
         instance: String,
         apps: Vec<(AppId, Application)>,
     },
+    /// A Resync from Argo CD's projected list: its fixed table of fields leaves out the
+    /// history, operation messages and conditions, so the entries are marked incomplete
+    /// until [`Update::Details`] (or any change of the app) brings the whole app.
+    Summary {
+        instance: String,
+        apps: Vec<(AppId, Application)>,
+    },
+    /// Whole apps for entries still incomplete. An entry already complete keeps what it
+    /// has: a change the stream delivered is as new as these, or newer.
+    Details {
+        apps: Vec<(AppId, Application)>,
+    },
     Connection {
         source: String,
         state: Connection,

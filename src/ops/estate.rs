@@ -148,10 +148,15 @@ pub struct Board {
     pub images: Box<[Box<str>]>,
     /// The tag (or digest) of the app's own image, raw: see `tui::widgets::version_of`.
     pub version: Option<Box<str>>,
+    /// The entry holds every part of the app shipdeck reads. False while only Argo CD's
+    /// projected list has been seen ([`Update::Summary`]): its fixed table of fields has no
+    /// history, no operation message, no conditions, so `history_len`, `deployed` and the
+    /// out-of-sync cause are not known yet, and a screen that shows them says so.
+    pub complete: bool,
 }
 
 impl Board {
-    fn of(app: &Application, interner: &mut Interner) -> Self {
+    fn of(app: &Application, interner: &mut Interner, complete: bool) -> Self {
         let images: Box<[Box<str>]> = app
             .status
             .summary
@@ -181,6 +186,7 @@ impl Board {
             deployed: deployed_revision(app),
             version: own_version(app, &images),
             images,
+            complete,
         }
     }
 }
@@ -253,25 +259,32 @@ impl AppEntry {
         // The estate keeps the board's projection, whatever the source sent.
         crate::model::compact_for_board(&mut app);
         let packed = Packed::pack(&app);
-        Self::of_packed(id, &app, packed, classifier, interner)
+        Self::of_packed(id, &app, packed, classifier, interner, true)
     }
 
-    /// An entry of an app already compacted (`compact_for_board`) and packed.
+    /// An entry of an app already compacted (`compact_for_board`) and packed; `complete`
+    /// as [`Board::complete`].
     fn of_packed(
         id: AppId,
         app: &Application,
         packed: Packed,
         classifier: &Classifier,
         interner: &mut Interner,
+        complete: bool,
     ) -> Self {
         let Classified {
             environment,
             service,
         } = classifier.classify(app);
-        let cause = out_of_sync_cause(app);
+        // Without history the cause is not known: Unknown, never a guess.
+        let cause = if complete {
+            out_of_sync_cause(app)
+        } else {
+            (app.status.sync.status == SyncStatus::OutOfSync).then_some(OutOfSyncCause::Unknown)
+        };
         Self {
             id,
-            board: Board::of(app, interner),
+            board: Board::of(app, interner, complete),
             packed,
             environment,
             service,
@@ -348,18 +361,13 @@ impl Estate {
         match update {
             Update::Upsert(id, app) => self.upsert(id, *app),
             Update::Delete(id) => self.remove(&id),
-            Update::Resync { instance, apps } => {
-                let keep: BTreeSet<AppId> = apps.iter().map(|(id, _)| id.clone()).collect();
-                let gone: Vec<AppId> = self
-                    .apps
-                    .keys()
-                    .filter(|id| id.instance == instance && !keep.contains(*id))
-                    .cloned()
+            Update::Resync { instance, apps } => self.resync(&instance, apps, true),
+            Update::Summary { instance, apps } => self.resync(&instance, apps, false),
+            Update::Details { apps } => {
+                let mut apps: Vec<(AppId, Application)> = apps
+                    .into_iter()
+                    .filter(|(id, _)| self.apps.get(id).is_some_and(|e| !e.board.complete))
                     .collect();
-                for id in gone {
-                    self.remove(&id);
-                }
-                let mut apps = apps;
                 let packed = pack_all(&mut apps);
                 for ((id, app), packed) in apps.into_iter().zip(packed) {
                     let entry = AppEntry::of_packed(
@@ -368,6 +376,7 @@ impl Estate {
                         packed,
                         &self.classifier,
                         &mut self.interner,
+                        true,
                     );
                     drop(app);
                     self.insert(id, entry);
@@ -377,6 +386,39 @@ impl Estate {
                 self.connections.insert(source, state);
             }
         }
+    }
+
+    /// Every app of `instance` is in `apps`; the rest of the instance's apps are gone.
+    fn resync(&mut self, instance: &str, apps: Vec<(AppId, Application)>, complete: bool) {
+        let keep: BTreeSet<AppId> = apps.iter().map(|(id, _)| id.clone()).collect();
+        let gone: Vec<AppId> = self
+            .apps
+            .keys()
+            .filter(|id| id.instance == instance && !keep.contains(*id))
+            .cloned()
+            .collect();
+        for id in gone {
+            self.remove(&id);
+        }
+        let mut apps = apps;
+        let packed = pack_all(&mut apps);
+        for ((id, app), packed) in apps.into_iter().zip(packed) {
+            let entry = AppEntry::of_packed(
+                id.clone(),
+                &app,
+                packed,
+                &self.classifier,
+                &mut self.interner,
+                complete,
+            );
+            drop(app);
+            self.insert(id, entry);
+        }
+    }
+
+    /// How many apps still wait for their details (see [`Board::complete`]).
+    pub fn incomplete(&self) -> usize {
+        self.apps.values().filter(|e| !e.board.complete).count()
     }
 
     fn upsert(&mut self, id: AppId, app: Application) {

@@ -138,6 +138,14 @@ pub fn select(
     };
     let source = one(&from_name)?;
     let target = one(to)?;
+    for e in [source, target] {
+        if !e.board.complete {
+            return Err(PromoteError::Refused(format!(
+                "{}: what it deployed is not known yet (Argo CD's list carries no history; the whole list is being read): try again in a moment",
+                e.id.name
+            )));
+        }
+    }
     let health = source.board.health;
     if health != HealthStatus::Healthy {
         return Err(PromoteError::Refused(format!(

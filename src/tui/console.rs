@@ -650,7 +650,7 @@ impl Console {
     pub fn apply(&mut self, updates: impl IntoIterator<Item = Update>) {
         let mut relisted = false;
         for u in updates {
-            relisted |= matches!(u, Update::Resync { .. });
+            relisted |= matches!(u, Update::Resync { .. } | Update::Summary { .. });
             self.estate.apply(u);
         }
         if relisted {
@@ -673,7 +673,13 @@ impl Console {
     fn ask_lag_history(&mut self) {
         let wanted = self.estate.take_lag_wanted();
         for id in wanted {
-            let Some(len) = self.estate.get(&id).map(|e| e.board.history_len) else {
+            // An app whose history has not arrived yet is asked for once it has.
+            let Some(len) = self
+                .estate
+                .get(&id)
+                .filter(|e| e.board.complete)
+                .map(|e| e.board.history_len)
+            else {
                 continue;
             };
             if self.lag_asked.get(&id) == Some(&len) {

@@ -392,6 +392,13 @@ pub fn text<'a>(theme: &Theme, s: impl Into<String>) -> Span<'a> {
     Span::styled(s.into(), theme.style(Role::Text))
 }
 
+/// What a screen shows in place of an app's history (or anything else only the whole app
+/// carries) while only Argo CD's projected list has been read.
+pub const DETAILS_PENDING: &str =
+    "history not read yet: Argo CD's list carries none; the whole list is being read";
+/// The same, inside a sentence.
+pub const DETAILS_PENDING_SHORT: &str = "the app's history is read";
+
 pub fn muted<'a>(theme: &Theme, s: impl Into<String>) -> Span<'a> {
     Span::styled(s.into(), theme.style(Role::Muted))
 }

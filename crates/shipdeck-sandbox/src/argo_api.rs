@@ -10,6 +10,7 @@ mod actions;
 mod apps;
 mod body;
 mod health;
+mod listfields;
 mod logs;
 mod projects;
 mod resource;

@@ -267,8 +267,9 @@ impl ArgoApi {
     }
 }
 
-/// The parts of an Application the board, `status` and the estate read, as Argo CD's `fields`
-/// paths (its UI lists the same way). Left out: `metadata.managedFields`, `status.sync.comparedTo`,
+/// The parts of an Application the estate reads, as `fields` paths of the application
+/// **stream** (`/api/v1/stream/applications`), which Argo CD filters by path like any JSON
+/// (argoproj/pkg `grpc/http`). Left out: `metadata.managedFields`, `status.sync.comparedTo`,
 /// `status.operationState.syncResult.resources` and anything the model does not type; a
 /// screen that needs the whole object reads it with `get_application`.
 pub const APP_FIELDS: &[&str] = &[
@@ -302,6 +303,32 @@ pub const APP_FIELDS: &[&str] = &[
     "status.summary",
     "status.sourceType",
     "status.conditions",
+];
+
+/// What the board reads, as `fields` paths of the application **list**. The list does not
+/// filter by path: Argo CD's API server picks each item's fields from a fixed table
+/// (`forwarder_overwrite.go`) and drops every other path without a word. These are the
+/// table's fields the estate models; what the table lacks (history, operation messages,
+/// conditions, reconciledAt) arrives with the whole list read next ([`Update::Details`]).
+///
+/// [`Update::Details`]: crate::model::Update::Details
+pub const LIST_FIELDS: &[&str] = &[
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.labels",
+    "metadata.annotations",
+    "metadata.creationTimestamp",
+    "metadata.deletionTimestamp",
+    "spec",
+    "operation.sync",
+    "status.sync.status",
+    "status.sync.revision",
+    "status.health",
+    "status.operationState.phase",
+    "status.operationState.startedAt",
+    "status.operationState.finishedAt",
+    "status.resources",
+    "status.summary",
 ];
 
 fn enc(s: &str) -> String {
@@ -502,29 +529,34 @@ impl Inner {
         })
     }
 
-    /// Every application (a read: retried under the read policy).
+    /// Every application, whole (a read: retried under the read policy).
     pub(crate) async fn list(&self) -> Result<(Vec<Application>, Option<String>), SourceError> {
-        self.list_with(true).await
+        self.list_with(true, false).await
     }
 
-    /// The list a watcher starts from: one attempt, so a failure is reported as
+    /// The list a watcher starts from: projected to [`LIST_FIELDS`] (so the entries are
+    /// incomplete, see `Update::Summary`), in one attempt, so a failure is reported as
     /// `reconnecting` at once and the watcher's own backoff applies.
     pub(crate) async fn list_once(
         &self,
     ) -> Result<(Vec<Application>, Option<String>), SourceError> {
-        self.list_with(false).await
+        self.list_with(false, true).await
     }
 
-    /// `/api/v1/applications?fields=..`: the list projected to what the estate models.
-    fn list_path() -> String {
+    /// `/api/v1/applications`, projected to [`LIST_FIELDS`] or whole.
+    fn list_path(projected: bool) -> String {
+        if !projected {
+            return "/api/v1/applications".into();
+        }
         let mut fields = vec!["metadata.resourceVersion".to_string()];
-        fields.extend(APP_FIELDS.iter().map(|f| format!("items.{f}")));
+        fields.extend(LIST_FIELDS.iter().map(|f| format!("items.{f}")));
         format!("/api/v1/applications?fields={}", fields.join(","))
     }
 
     async fn list_with(
         &self,
         retrying: bool,
+        projected: bool,
     ) -> Result<(Vec<Application>, Option<String>), SourceError> {
         #[derive(Deserialize)]
         struct Meta {
@@ -539,7 +571,7 @@ impl Inner {
             metadata: Option<Meta>,
         }
         let what = "list applications";
-        let rb = self.request(Method::GET, &Self::list_path());
+        let rb = self.request(Method::GET, &Self::list_path(projected));
         let body = if retrying {
             self.send_raw(rb, what).await?
         } else {
@@ -559,7 +591,16 @@ impl Inner {
         ))
     }
 
-    /// The projected list, each app handed to `each` as it decodes (with retries, as
+    /// The whole list's body (a read: retried under the read policy).
+    pub(crate) async fn list_body(&self) -> Result<bytes::Bytes, SourceError> {
+        self.send_raw(
+            self.request(Method::GET, &Self::list_path(false)),
+            "list applications",
+        )
+        .await
+    }
+
+    /// The whole list, each app handed to `each` as it decodes (with retries, as
     /// [`Inner::list`]).
     async fn list_each(
         &self,
@@ -567,7 +608,7 @@ impl Inner {
     ) -> Result<(), SourceError> {
         let what = "list applications";
         let body = self
-            .send_raw(self.request(Method::GET, &Self::list_path()), what)
+            .send_raw(self.request(Method::GET, &Self::list_path(false)), what)
             .await?;
         listing::for_each_item(&body, each).map_err(|e| SourceError::Protocol {
             server: self.base.clone(),

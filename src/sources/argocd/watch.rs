@@ -1,5 +1,7 @@
-//! Watching applications over the API: list (a Resync), then the SSE stream
-//! `/api/v1/stream/applications` from the list's resourceVersion, parsed incrementally.
+//! Watching applications over the API: the projected list (a Summary: the board at once),
+//! then the SSE stream `/api/v1/stream/applications` from the list's resourceVersion,
+//! parsed incrementally, while the whole list is read beside it for what the projected
+//! list cannot carry (Details: history, operation messages, conditions).
 //! On any loss (error message, closed stream, silence past the keepalive interval) it
 //! reports Reconnecting, backs off (the reconnect policy of `sources::retry`, capped at a
 //! few seconds so the board converges soon after a fault clears), and starts again with a
@@ -150,7 +152,98 @@ fn id_of(inner: &Inner, app: &Application) -> AppId {
     AppId::new(&inner.instance, inner.app_ns(app), &app.metadata.name)
 }
 
-async fn run_once(inner: &Inner, tx: &mpsc::Sender<Update>, since: &mut String) -> Outcome {
+/// Apps per [`Update::Details`] message.
+const DETAILS_BATCH: usize = 1024;
+
+/// Aborts the details pass (and stops its decoding thread sending) when the stream it
+/// belongs to ends: a pass left over from an older list must not fill the entries of a
+/// newer one with older objects.
+struct DetailsGuard {
+    task: tokio::task::AbortHandle,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for DetailsGuard {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task.abort();
+    }
+}
+
+/// Read the whole list and send its apps as Details, retrying until it is read. A list
+/// that does not decode is a server's defect: it is logged and tried again later, the
+/// entries stay incomplete and the screens keep saying their details are not in.
+fn details(inner: Arc<Inner>, tx: mpsc::Sender<Update>) -> DetailsGuard {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    let task = tokio::spawn(async move {
+        let mut backoff = BackoffBuilder::build(retry::reconnect_backoff());
+        loop {
+            let wait = match inner.list_body().await {
+                Ok(body) => {
+                    let (inner, tx, stop) = (inner.clone(), tx.clone(), stopped.clone());
+                    let decoded = tokio::task::spawn_blocking(move || {
+                        send_details(&inner, &tx, &stop, &body)
+                    })
+                    .await;
+                    match decoded {
+                        Ok(Ok(())) | Err(_) => return,
+                        Ok(Err(e)) => {
+                            tracing::warn!("the whole application list does not decode: {e}");
+                            Duration::from_secs(60)
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::info!("the whole application list: {e}");
+                    backoff.next().unwrap_or(retry::RECONNECT_MAX_DELAY)
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    });
+    DetailsGuard {
+        task: task.abort_handle(),
+        stop,
+    }
+}
+
+/// Decode the whole list on a blocking thread, a batch at a time, so no `Vec` of every app
+/// is ever held.
+fn send_details(
+    inner: &Inner,
+    tx: &mpsc::Sender<Update>,
+    stop: &std::sync::atomic::AtomicBool,
+    body: &[u8],
+) -> Result<(), serde_json::Error> {
+    use std::sync::atomic::Ordering;
+    let mut batch: Vec<(AppId, Application)> = Vec::with_capacity(DETAILS_BATCH);
+    let mut gone = false;
+    let send = |batch: &mut Vec<(AppId, Application)>, gone: &mut bool| {
+        if *gone || stop.load(Ordering::Relaxed) {
+            *gone = true;
+            batch.clear();
+            return;
+        }
+        let apps = std::mem::replace(batch, Vec::with_capacity(DETAILS_BATCH));
+        *gone = tx.blocking_send(Update::Details { apps }).is_err();
+    };
+    super::listing::for_each_item(body, &mut |app| {
+        if gone {
+            return;
+        }
+        batch.push((id_of(inner, &app), app));
+        if batch.len() >= DETAILS_BATCH {
+            send(&mut batch, &mut gone);
+        }
+    })?;
+    if !batch.is_empty() {
+        send(&mut batch, &mut gone);
+    }
+    Ok(())
+}
+
+async fn run_once(inner: &Arc<Inner>, tx: &mpsc::Sender<Update>, since: &mut String) -> Outcome {
     let (apps, rv) = match inner.list_once().await {
         Ok(x) => x,
         Err(e @ crate::sources::SourceError::Unauthorized { .. }) => {
@@ -166,7 +259,7 @@ async fn run_once(inner: &Inner, tx: &mpsc::Sender<Update>, since: &mut String) 
         }
     };
     let apps: Vec<(AppId, Application)> = apps.into_iter().map(|a| (id_of(inner, &a), a)).collect();
-    let resync = Update::Resync {
+    let resync = Update::Summary {
         instance: inner.instance.clone(),
         apps,
     };
@@ -218,6 +311,8 @@ async fn run_once(inner: &Inner, tx: &mpsc::Sender<Update>, since: &mut String) 
             proved: true,
         };
     }
+    // The stream is open (events from here on are not missed): read the rest beside it.
+    let _details = details(inner.clone(), tx.clone());
     let mut stream = Box::pin(resp.bytes_stream());
     let mut parser = SseParser::new();
     let mut pending: Vec<Update> = Vec::new();

@@ -479,7 +479,14 @@ impl ApplicationView {
             ),
         ];
         if let Some(cause) = e.cause {
-            let why = crate::ops::estate::cause_words(cause, app);
+            let why = if e.board.complete {
+                crate::ops::estate::cause_words(cause, app)
+            } else {
+                format!(
+                    "out of sync; why is known once {}",
+                    widgets::DETAILS_PENDING_SHORT
+                )
+            };
             lines.push(widgets::field(
                 theme,
                 "out of sync",
@@ -685,6 +692,9 @@ impl ApplicationView {
         let Some(e) = ctx.app(&self.id) else {
             return Vec::new();
         };
+        if !e.board.complete {
+            return vec![Line::from(widgets::muted(theme, widgets::DETAILS_PENDING))];
+        }
         let h = &e.app().status.history;
         if h.is_empty() {
             return vec![Line::from(widgets::muted(theme, "no deployments recorded"))];

@@ -230,6 +230,10 @@ impl ApproveView {
         let Some(e) = ctx.app(&self.id) else {
             return Err("the application is gone".into());
         };
+        // The evidence (what runs, the history) is not known yet: nothing to approve on.
+        if !e.board.complete {
+            return Err(format!("wait: {}", crate::tui::widgets::DETAILS_PENDING));
+        }
         let policy = ctx.policies.for_env(&e.environment);
         let input = GuardInput {
             mutation: self.mutation(),
@@ -651,9 +655,14 @@ impl ApproveView {
             ))];
         };
         let prev_env = ctx.estate.previous_environment(&e.environment);
-        let prev = prev_env
-            .and_then(|p| ctx.estate.cell(&e.service, &p.name).next())
-            .map(|x| x.app());
+        let prev_entry = prev_env.and_then(|p| ctx.estate.cell(&e.service, &p.name).next());
+        if prev_entry.is_some_and(|x| !x.board.complete) {
+            return vec![Line::from(widgets::muted(
+                theme,
+                format!("  … the environment before: {}", widgets::DETAILS_PENDING),
+            ))];
+        }
+        let prev = prev_entry.map(|x| x.app());
         let b = plan::before(
             &plan::target_images(d),
             prev_env.map(|p| plan::PreviousEnv {

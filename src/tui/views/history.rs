@@ -64,8 +64,11 @@ impl HistoryView {
         }
     }
 
+    /// Newest first; none while the app's details are not in (nothing to roll back to is
+    /// offered from a history not read yet).
     fn entries(&self, ctx: &Ctx) -> Vec<HistoryEntry> {
         ctx.app(&self.id)
+            .filter(|e| e.board.complete)
             .map(|e| e.app().status.history.into_iter().rev().collect())
             .unwrap_or_default()
     }
@@ -172,7 +175,9 @@ impl View for HistoryView {
                 "ID", "REVISION", "WHEN", "BY", "STATE", "IMAGES"
             ),
         ))];
-        if entries.is_empty() {
+        if ctx.app(&self.id).is_some_and(|e| !e.board.complete) {
+            lines.push(Line::from(widgets::muted(theme, widgets::DETAILS_PENDING)));
+        } else if entries.is_empty() {
             lines.push(Line::from(widgets::muted(theme, "no deployments recorded")));
         }
         let h = area.height.saturating_sub(4) as usize;

@@ -21,6 +21,8 @@ pub struct MetricsView {
     window: chrono::Duration,
     report: Loadable<Report>,
     cursor: usize,
+    /// The figures wait for apps' details (see `Board::complete`); read once they are in.
+    waiting: bool,
 }
 
 impl MetricsView {
@@ -34,10 +36,21 @@ impl MetricsView {
             window: chrono::Duration::hours(1),
             report: Loadable::Idle,
             cursor: 0,
+            waiting: false,
         })
     }
 
     fn load(&mut self, ctx: &Ctx, out: &mut Outbox) {
+        // Figures from apps whose history has not arrived would count no deployments.
+        let pending = ctx.estate.incomplete();
+        if pending > 0 {
+            self.report = Loadable::Failed(format!(
+                "waiting for the history of {pending} apps (Argo CD's list carries none; the whole list is being read)"
+            ));
+            self.waiting = true;
+            return;
+        }
+        self.waiting = false;
         let apps: Vec<MetricsApp> = ctx
             .estate
             .apps()
@@ -122,6 +135,12 @@ impl View for MetricsView {
 
     fn open(&mut self, ctx: &Ctx, out: &mut Outbox) {
         self.load(ctx, out);
+    }
+
+    fn on_estate(&mut self, ctx: &Ctx, out: &mut Outbox) {
+        if self.waiting && ctx.estate.incomplete() == 0 {
+            self.load(ctx, out);
+        }
     }
 
     fn render(&self, ctx: &Ctx, frame: &mut Frame, area: Rect) {

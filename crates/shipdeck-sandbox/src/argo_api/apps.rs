@@ -3,6 +3,7 @@
 //! (`SetAppOperation`: refuse when one is set, clear `status.operationState`, retry on
 //! conflict); the controller runs it.
 
+use super::listfields::ListFields;
 use super::{ApiError, ApiResult, Shared, body, caller, seams, windows};
 use crate::store::{APPLICATIONS, APPPROJECTS, StoreError};
 use crate::{ARGOCD_NAMESPACE, IN_CLUSTER, World};
@@ -152,38 +153,27 @@ fn list_body(items: &[Arc<Value>], rv: &str, fields: Option<&Fields>) -> ApiResu
     let body = match fields {
         None => serde_json::to_vec(&list),
         Some(f) => {
-            // Project through a tree only for the small top level; each item is projected
-            // as it is written.
-            struct ProjectedList<'a>(&'a Fields, &'a [Arc<Value>], &'a str);
-            impl serde::Serialize for ProjectedList<'_> {
+            // Argo CD's list picks each item's fields from its fixed table (see
+            // `listfields`), item by item as it writes them; the list's own metadata is
+            // always written whole.
+            struct Each<'a>(&'a ListFields, &'a [Arc<Value>]);
+            impl serde::Serialize for Each<'_> {
                 fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                    use serde::ser::SerializeMap;
-                    let (f, items, rv) = (self.0, self.1, self.2);
-                    let mut m = s.serialize_map(None)?;
-                    let meta = json!({ "resourceVersion": rv });
-                    if f.keep("metadata").0 {
-                        m.serialize_entry("metadata", &f.project("metadata", &meta))?;
-                    }
-                    if f.keep("items").0 {
-                        struct Each<'a>(&'a Fields, &'a [Arc<Value>]);
-                        impl serde::Serialize for Each<'_> {
-                            fn serialize<S: serde::Serializer>(
-                                &self,
-                                s: S,
-                            ) -> Result<S::Ok, S::Error> {
-                                s.collect_seq(self.1.iter().map(|a| self.0.project("items", a)))
-                            }
-                        }
-                        if f.keep("items").1 {
-                            m.serialize_entry("items", &Items(items))?;
-                        } else {
-                            m.serialize_entry("items", &Each(f, items))?;
-                        }
-                    }
-                    m.end()
+                    s.collect_seq(self.1.iter().map(|a| self.0.item(a)))
                 }
             }
-            serde_json::to_vec(&ProjectedList(f, items, rv))
+            #[derive(serde::Serialize)]
+            struct Projected<'a> {
+                metadata: Meta<'a>,
+                items: Each<'a>,
+            }
+            let table = ListFields::of(f);
+            serde_json::to_vec(&Projected {
+                metadata: Meta {
+                    resource_version: rv,
+                },
+                items: Each(&table, items),
+            })
         }
     }
     .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -819,6 +809,16 @@ impl Fields {
             paths: raw.split(',').map(str::to_string).collect(),
             exclude,
         })
+    }
+
+    /// Whether `path` is named in the value as written.
+    pub fn names(&self, path: &str) -> bool {
+        self.paths.iter().any(|p| p == path)
+    }
+
+    /// Whether the value was a list of fields to leave out (a leading `-`).
+    pub fn excludes(&self) -> bool {
+        self.exclude
     }
 
     /// Whether the key at `path` stays, and whether it is named itself (then whole).
