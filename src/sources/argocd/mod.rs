@@ -8,6 +8,7 @@ mod eventlogs;
 mod foureyes;
 mod listing;
 mod projects;
+mod split;
 mod watch;
 mod workloads;
 
@@ -25,6 +26,7 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -305,6 +307,72 @@ pub const APP_FIELDS: &[&str] = &[
     "status.conditions",
 ];
 
+/// An application list being read: each chunk is split into its items as it arrives and
+/// each item decoded at once, so the apps are decoded while the rest of the list is on the
+/// wire, and neither the whole body nor every decoded app need be held at once.
+pub(crate) struct ListStream<'a> {
+    inner: &'a Inner,
+    resp: reqwest::Response,
+    split: split::Splitter,
+}
+
+impl ListStream<'_> {
+    fn protocol(&self, detail: impl fmt::Display) -> SourceError {
+        SourceError::Protocol {
+            server: self.inner.base.clone(),
+            detail: format!("list applications: {detail}"),
+        }
+    }
+
+    /// The next chunk's apps, to `each`; false once the body is all in.
+    pub(crate) async fn next(
+        &mut self,
+        each: &mut (dyn FnMut(Application) + Send),
+    ) -> Result<bool, SourceError> {
+        let chunk = self
+            .resp
+            .chunk()
+            .await
+            .map_err(|e| self.inner.transport_error("list applications", e))?;
+        let Some(chunk) = chunk else {
+            return Ok(false);
+        };
+        self.split
+            .feed(&chunk, &mut |b| {
+                each(serde_json::from_slice::<Application>(b)?);
+                Ok::<(), serde_json::Error>(())
+            })
+            .map_err(|e| match e {
+                split::SplitError::Malformed(m) => self.protocol(m),
+                split::SplitError::Item(e) => self.protocol(e),
+            })?;
+        Ok(true)
+    }
+
+    /// The body is all in: the list's resourceVersion; an error for a list cut off or not
+    /// a list (never a shorter list).
+    pub(crate) fn finish(self) -> Result<Option<String>, SourceError> {
+        #[derive(Deserialize)]
+        struct Meta {
+            #[serde(default, rename = "resourceVersion")]
+            resource_version: Option<String>,
+        }
+        let inner = self.inner;
+        let meta = self.split.finish().map_err(|m| SourceError::Protocol {
+            server: inner.base.clone(),
+            detail: format!("list applications: {m}"),
+        })?;
+        let Some(meta) = meta else {
+            return Ok(None);
+        };
+        let m: Meta = serde_json::from_slice(&meta).map_err(|e| SourceError::Protocol {
+            server: inner.base.clone(),
+            detail: format!("list applications: the list's metadata: {e}"),
+        })?;
+        Ok(m.resource_version.filter(|v| !v.is_empty()))
+    }
+}
+
 /// What the board reads, as `fields` paths of the application **list**. The list does not
 /// filter by path: Argo CD's API server picks each item's fields from a fixed table
 /// (`forwarder_overwrite.go`) and drops every other path without a word. These are the
@@ -531,33 +599,6 @@ impl Inner {
 
     /// Every application, whole (a read: retried under the read policy).
     pub(crate) async fn list(&self) -> Result<(Vec<Application>, Option<String>), SourceError> {
-        self.list_with(true, false).await
-    }
-
-    /// The list a watcher starts from: projected to [`LIST_FIELDS`] (so the entries are
-    /// incomplete, see `Update::Summary`), in one attempt, so a failure is reported as
-    /// `reconnecting` at once and the watcher's own backoff applies.
-    pub(crate) async fn list_once(
-        &self,
-    ) -> Result<(Vec<Application>, Option<String>), SourceError> {
-        self.list_with(false, true).await
-    }
-
-    /// `/api/v1/applications`, projected to [`LIST_FIELDS`] or whole.
-    fn list_path(projected: bool) -> String {
-        if !projected {
-            return "/api/v1/applications".into();
-        }
-        let mut fields = vec!["metadata.resourceVersion".to_string()];
-        fields.extend(LIST_FIELDS.iter().map(|f| format!("items.{f}")));
-        format!("/api/v1/applications?fields={}", fields.join(","))
-    }
-
-    async fn list_with(
-        &self,
-        retrying: bool,
-        projected: bool,
-    ) -> Result<(Vec<Application>, Option<String>), SourceError> {
         #[derive(Deserialize)]
         struct Meta {
             #[serde(default, rename = "resourceVersion")]
@@ -571,14 +612,9 @@ impl Inner {
             metadata: Option<Meta>,
         }
         let what = "list applications";
-        let rb = self.request(Method::GET, &Self::list_path(projected));
-        let body = if retrying {
-            self.send_raw(rb, what).await?
-        } else {
-            self.send_once(rb)
-                .await
-                .map_err(|f| self.failure_error(what, f))?
-        };
+        let body = self
+            .send_raw(self.request(Method::GET, &Self::list_path(false)), what)
+            .await?;
         let l: List = serde_json::from_slice(&body).map_err(|e| SourceError::Protocol {
             server: self.base.clone(),
             detail: format!("{what}: {e}"),
@@ -591,13 +627,39 @@ impl Inner {
         ))
     }
 
-    /// The whole list's body (a read: retried under the read policy).
-    pub(crate) async fn list_body(&self) -> Result<bytes::Bytes, SourceError> {
-        self.send_raw(
-            self.request(Method::GET, &Self::list_path(false)),
-            "list applications",
-        )
-        .await
+    /// `/api/v1/applications`, projected to [`LIST_FIELDS`] (the watcher's first list: its
+    /// entries are incomplete, see `Update::Summary`) or whole.
+    fn list_path(projected: bool) -> String {
+        if !projected {
+            return "/api/v1/applications".into();
+        }
+        let mut fields = vec!["metadata.resourceVersion".to_string()];
+        fields.extend(LIST_FIELDS.iter().map(|f| format!("items.{f}")));
+        format!("/api/v1/applications?fields={}", fields.join(","))
+    }
+
+    /// Open the list to read as it arrives ([`ListStream`]), once: projected to
+    /// [`LIST_FIELDS`] or whole.
+    pub(crate) async fn list_stream(&self, projected: bool) -> Result<ListStream<'_>, SourceError> {
+        let what = "list applications";
+        let (client, req) = self
+            .request(Method::GET, &Self::list_path(projected))
+            .build_split();
+        let req = req.map_err(|e| self.transport_error(what, e))?;
+        let resp = client
+            .execute(req)
+            .await
+            .map_err(|e| self.transport_error(what, e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let body = resp.bytes().await.unwrap_or_default();
+            return Err(self.status_error(what, status, &body));
+        }
+        Ok(ListStream {
+            inner: self,
+            resp,
+            split: split::Splitter::new(),
+        })
     }
 
     /// The whole list, each app handed to `each` as it decodes (with retries, as

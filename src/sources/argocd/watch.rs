@@ -155,44 +155,31 @@ fn id_of(inner: &Inner, app: &Application) -> AppId {
 /// Apps per [`Update::Details`] message.
 const DETAILS_BATCH: usize = 1024;
 
-/// Aborts the details pass (and stops its decoding thread sending) when the stream it
-/// belongs to ends: a pass left over from an older list must not fill the entries of a
-/// newer one with older objects.
-struct DetailsGuard {
-    task: tokio::task::AbortHandle,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-}
+/// Aborts the details pass when the stream it belongs to ends: a pass left over from an
+/// older list must not fill the entries of a newer one with older objects. (What it already
+/// sent is ahead of the next list in the channel, so the next Summary marks those entries
+/// incomplete again.)
+struct DetailsGuard(tokio::task::AbortHandle);
 
 impl Drop for DetailsGuard {
     fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.task.abort();
+        self.0.abort();
     }
 }
 
-/// Read the whole list and send its apps as Details, retrying until it is read. A list
-/// that does not decode is a server's defect: it is logged and tried again later, the
-/// entries stay incomplete and the screens keep saying their details are not in.
+/// Read the whole list as it arrives and send its apps as Details, a batch at a time,
+/// retrying until it is read. A list that does not decode is a server's defect: it is
+/// logged and tried again a minute later; the entries stay incomplete meanwhile and the
+/// screens keep saying their details are not in.
 fn details(inner: Arc<Inner>, tx: mpsc::Sender<Update>) -> DetailsGuard {
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stopped = stop.clone();
     let task = tokio::spawn(async move {
         let mut backoff = BackoffBuilder::build(retry::reconnect_backoff());
         loop {
-            let wait = match inner.list_body().await {
-                Ok(body) => {
-                    let (inner, tx, stop) = (inner.clone(), tx.clone(), stopped.clone());
-                    let decoded = tokio::task::spawn_blocking(move || {
-                        send_details(&inner, &tx, &stop, &body)
-                    })
-                    .await;
-                    match decoded {
-                        Ok(Ok(())) | Err(_) => return,
-                        Ok(Err(e)) => {
-                            tracing::warn!("the whole application list does not decode: {e}");
-                            Duration::from_secs(60)
-                        }
-                    }
+            let wait = match send_details(&inner, &tx).await {
+                Ok(()) => return,
+                Err(e @ crate::sources::SourceError::Protocol { .. }) => {
+                    tracing::warn!("the whole application list: {e}");
+                    Duration::from_secs(60)
                 }
                 Err(e) => {
                     tracing::info!("the whole application list: {e}");
@@ -202,49 +189,43 @@ fn details(inner: Arc<Inner>, tx: mpsc::Sender<Update>) -> DetailsGuard {
             tokio::time::sleep(wait).await;
         }
     });
-    DetailsGuard {
-        task: task.abort_handle(),
-        stop,
+    DetailsGuard(task.abort_handle())
+}
+
+async fn send_details(
+    inner: &Inner,
+    tx: &mpsc::Sender<Update>,
+) -> Result<(), crate::sources::SourceError> {
+    let mut list = inner.list_stream(false).await?;
+    let mut batch: Vec<(AppId, Application)> = Vec::new();
+    loop {
+        let more = list
+            .next(&mut |a| batch.push((id_of(inner, &a), a)))
+            .await?;
+        if batch.len() >= DETAILS_BATCH || (!more && !batch.is_empty()) {
+            let apps = std::mem::take(&mut batch);
+            if tx.send(Update::Details { apps }).await.is_err() {
+                return Ok(());
+            }
+        }
+        if !more {
+            return list.finish().map(drop);
+        }
     }
 }
 
-/// Decode the whole list on a blocking thread, a batch at a time, so no `Vec` of every app
-/// is ever held.
-fn send_details(
+/// The projected list as it arrives: the apps and the list's resourceVersion.
+async fn summary(
     inner: &Inner,
-    tx: &mpsc::Sender<Update>,
-    stop: &std::sync::atomic::AtomicBool,
-    body: &[u8],
-) -> Result<(), serde_json::Error> {
-    use std::sync::atomic::Ordering;
-    let mut batch: Vec<(AppId, Application)> = Vec::with_capacity(DETAILS_BATCH);
-    let mut gone = false;
-    let send = |batch: &mut Vec<(AppId, Application)>, gone: &mut bool| {
-        if *gone || stop.load(Ordering::Relaxed) {
-            *gone = true;
-            batch.clear();
-            return;
-        }
-        let apps = std::mem::replace(batch, Vec::with_capacity(DETAILS_BATCH));
-        *gone = tx.blocking_send(Update::Details { apps }).is_err();
-    };
-    super::listing::for_each_item(body, &mut |app| {
-        if gone {
-            return;
-        }
-        batch.push((id_of(inner, &app), app));
-        if batch.len() >= DETAILS_BATCH {
-            send(&mut batch, &mut gone);
-        }
-    })?;
-    if !batch.is_empty() {
-        send(&mut batch, &mut gone);
-    }
-    Ok(())
+) -> Result<(Vec<(AppId, Application)>, Option<String>), crate::sources::SourceError> {
+    let mut list = inner.list_stream(true).await?;
+    let mut apps = Vec::new();
+    while list.next(&mut |a| apps.push((id_of(inner, &a), a))).await? {}
+    Ok((apps, list.finish()?))
 }
 
 async fn run_once(inner: &Arc<Inner>, tx: &mpsc::Sender<Update>, since: &mut String) -> Outcome {
-    let (apps, rv) = match inner.list_once().await {
+    let (apps, rv) = match summary(inner).await {
         Ok(x) => x,
         Err(e @ crate::sources::SourceError::Unauthorized { .. }) => {
             return Outcome::Rejected {
@@ -258,7 +239,6 @@ async fn run_once(inner: &Arc<Inner>, tx: &mpsc::Sender<Update>, since: &mut Str
             };
         }
     };
-    let apps: Vec<(AppId, Application)> = apps.into_iter().map(|a| (id_of(inner, &a), a)).collect();
     let resync = Update::Summary {
         instance: inner.instance.clone(),
         apps,
