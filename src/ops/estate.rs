@@ -337,6 +337,8 @@ pub struct Estate {
     lag_wanted: std::cell::RefCell<BTreeSet<AppId>>,
     /// Bumped on every change; views compare it to decide whether to redraw.
     pub generation: u64,
+    /// Entries not complete (see [`Board::complete`]), counted as they come and go.
+    incomplete: usize,
 }
 
 impl Estate {
@@ -418,7 +420,7 @@ impl Estate {
 
     /// How many apps still wait for their details (see [`Board::complete`]).
     pub fn incomplete(&self) -> usize {
-        self.apps.values().filter(|e| !e.board.complete).count()
+        self.incomplete
     }
 
     fn upsert(&mut self, id: AppId, app: Application) {
@@ -431,6 +433,14 @@ impl Estate {
             && (old.environment != entry.environment || old.service != entry.service)
         {
             self.remove(&id);
+        }
+        if !entry.board.complete {
+            self.incomplete += 1;
+        }
+        if let Some(old) = self.apps.get(&id)
+            && !old.board.complete
+        {
+            self.incomplete -= 1;
         }
         if !self.apps.contains_key(&id) {
             let cell = (entry.service.clone(), entry.environment.name.clone());
@@ -448,6 +458,9 @@ impl Estate {
         let Some(old) = self.apps.remove(id) else {
             return;
         };
+        if !old.board.complete {
+            self.incomplete -= 1;
+        }
         self.history_images.remove(id);
         let cell = (old.service.clone(), old.environment.name.clone());
         if let Some(ids) = self.by_cell.get_mut(&cell) {

@@ -981,6 +981,14 @@ impl Console {
             ));
         }
         spans.push(widgets::muted(theme, format!("{} apps", self.estate.len())));
+        let pending = self.estate.incomplete();
+        if pending > 0 {
+            // The board is drawn from Argo CD's list; history arrives with the whole list.
+            spans.push(Span::styled(
+                format!(" · reading the history of {pending}"),
+                theme.style(Role::Progressing),
+            ));
+        }
         // Who the audit log and Argo CD's initiatedBy name (the same in every front end).
         spans.push(widgets::muted(
             theme,
