@@ -60,8 +60,9 @@ async fn list_and_sse_watch_recover_after_a_dropped_stream() {
 
     let (tx, mut rx) = mpsc::channel(4096);
     let task = src.watch_applications(tx);
-    let Update::Resync { apps: listed, .. } =
-        next_matching(&mut rx, "Resync", |u| matches!(u, Update::Resync { .. })).await
+    // API mode lists Argo CD's projected list first (a Summary), then fills in.
+    let Update::Summary { apps: listed, .. } =
+        next_matching(&mut rx, "Summary", |u| matches!(u, Update::Summary { .. })).await
     else {
         unreachable!()
     };
@@ -96,8 +97,8 @@ async fn list_and_sse_watch_recover_after_a_dropped_stream() {
         )
     })
     .await;
-    next_matching(&mut rx, "Resync after reconnect", |u| {
-        matches!(u, Update::Resync { .. })
+    next_matching(&mut rx, "Summary after reconnect", |u| {
+        matches!(u, Update::Summary { .. })
     })
     .await;
     annotate(&sb, &name, "two").await;

@@ -467,6 +467,7 @@ async fn a_sync_whose_answer_is_lost_is_not_sent_again() {
 #[derive(Default)]
 struct Board {
     versions: BTreeMap<String, String>,
+    incomplete: std::collections::BTreeSet<String>,
     connection: Option<Connection>,
     saw_reconnecting: Option<String>,
 }
@@ -476,15 +477,34 @@ impl Board {
         let rv = |a: &Application| a.metadata.resource_version.clone().unwrap_or_default();
         match u {
             Update::Resync { apps, .. } => {
+                self.incomplete.clear();
                 self.versions = apps
                     .iter()
                     .map(|(_, a)| (a.metadata.name.clone(), rv(a)))
                     .collect();
             }
+            // API mode: Argo CD's projected list has no resourceVersion per app; the
+            // whole apps follow as Details, which fill only what no change has since.
+            Update::Summary { apps, .. } => {
+                self.incomplete = apps.iter().map(|(id, _)| id.name.clone()).collect();
+                self.versions = apps
+                    .iter()
+                    .map(|(_, a)| (a.metadata.name.clone(), rv(a)))
+                    .collect();
+            }
+            Update::Details { apps } => {
+                for (id, a) in apps {
+                    if self.incomplete.remove(&id.name) {
+                        self.versions.insert(a.metadata.name.clone(), rv(&a));
+                    }
+                }
+            }
             Update::Upsert(_, a) => {
+                self.incomplete.remove(&a.metadata.name);
                 self.versions.insert(a.metadata.name.clone(), rv(&a));
             }
             Update::Delete(id) => {
+                self.incomplete.remove(&id.name);
                 self.versions.retain(|n, _| *n != id.name);
             }
             Update::Connection { state, .. } => {

@@ -23,6 +23,9 @@ pub struct PromoteView {
     prepared: Loadable<Prepared>,
     pushed: Loadable<String>,
     scroll: usize,
+    /// The selection failed while apps' history was still being read: chosen again as it
+    /// comes in.
+    waiting: bool,
 }
 
 impl PromoteView {
@@ -34,6 +37,7 @@ impl PromoteView {
             prepared: Loadable::Idle,
             pushed: Loadable::Idle,
             scroll: 0,
+            waiting: false,
         }
     }
 
@@ -77,11 +81,18 @@ impl View for PromoteView {
         }
         self.selection = promote::select(ctx.estate, &self.service, &self.environment, None)
             .map_err(|e| e.to_string());
+        self.waiting = self.selection.is_err() && ctx.estate.incomplete() > 0;
         if let Ok(sel) = &self.selection {
             let t = out.request(Request::PromotePrepare {
                 selection: Box::new(sel.clone()),
             });
             self.prepared = Loadable::Loading(t);
+        }
+    }
+
+    fn on_estate(&mut self, ctx: &Ctx, out: &mut Outbox) {
+        if self.waiting {
+            self.open(ctx, out);
         }
     }
 
