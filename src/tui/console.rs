@@ -649,12 +649,15 @@ impl Console {
     /// Apply a batch of source updates, then let screens react once.
     pub fn apply(&mut self, updates: impl IntoIterator<Item = Update>) {
         let mut relisted = false;
+        let mut detailed = false;
         for u in updates {
             relisted |= matches!(u, Update::Resync { .. } | Update::Summary { .. });
+            detailed |= matches!(u, Update::Details { .. });
             self.estate.apply(u);
         }
-        if relisted {
-            // A relist decoded the whole estate once more; hand what that freed back.
+        if relisted || (detailed && self.estate.incomplete() == 0) {
+            // A relist (or the last of the whole apps) decoded the whole estate once more;
+            // hand what that freed back.
             crate::memory::give_back();
         }
         // A relist may bring projects not looked at yet: look now rather than at the poll.
