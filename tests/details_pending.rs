@@ -72,9 +72,19 @@ fn until_the_whole_apps_arrive_history_is_unread_and_nothing_is_approved() {
     c.push(Box::new(ApproveView::sync(prod.clone())));
     let s = screen(&c);
     assert!(s.contains("wait: history not read yet"), "{s}");
+    // The evidence is not computed from what is missing: asked for once it is in.
+    assert!(!s.contains("no deployed revision"), "{s}");
+    let asked = |c: &mut Console| {
+        c.take_requests()
+            .into_iter()
+            .filter(|o| matches!(o.request, shipdeck::tui::request::Request::Diff { .. }))
+            .count()
+    };
+    assert_eq!(asked(&mut c), 0, "no diff asked for before the history is in");
 
     // The whole apps: the history is there, the header no longer says it is being read.
     c.apply([Update::Details { apps: apps(true) }]);
+    assert_eq!(asked(&mut c), 1, "the diff is asked for once the history is in");
     let s = screen(&c);
     assert!(!s.contains("history not read yet"), "{s}");
     assert!(!s.contains("reading the history"), "{s}");

@@ -81,6 +81,9 @@ pub struct ApproveView {
     /// What keeps the form open (a wrong name, a missing reason), shown in the form.
     form_error: Option<String>,
     watch: WorkloadWatch,
+    /// Opened while the app's history (or the environment before's) was not read yet:
+    /// the evidence is asked for once it is, not computed from what is missing.
+    deferred: bool,
 }
 
 /// A refusal in the console's words: the guard's messages tell a headless user which flag
@@ -164,6 +167,7 @@ impl ApproveView {
             commits: Loadable::Idle,
             ci: Loadable::Idle,
             before_history: Loadable::Idle,
+            deferred: false,
             permission: Loadable::Idle,
             windows: Loadable::Idle,
             name: input("type the application's name"),
@@ -213,6 +217,19 @@ impl ApproveView {
                 .and_then(|d| d.revision.clone().or_else(|| d.revisions.first().cloned())),
         };
         (live, target)
+    }
+
+    /// Whether the app and the one in the environment before are complete (their history
+    /// read; see `Board::complete`): the evidence needs both.
+    fn details_in(&self, ctx: &Ctx) -> bool {
+        let Some(e) = ctx.app(&self.id) else {
+            return true;
+        };
+        let before = ctx
+            .estate
+            .previous_environment(&e.environment)
+            .and_then(|p| ctx.estate.cell(&e.service, &p.name).next());
+        e.board.complete && before.is_none_or(|b| b.board.complete)
     }
 
     fn mutation(&self) -> Mutation {
@@ -796,6 +813,10 @@ impl View for ApproveView {
         if !matches!(self.diffs, Loadable::Idle) {
             return;
         }
+        self.deferred = !self.details_in(ctx);
+        if self.deferred {
+            return;
+        }
         let app = self.id.clone();
         self.diffs = Loadable::Loading(out.request(match self.change {
             Change::Sync | Change::AutoSync(_) => Request::Diff { app: app.clone() },
@@ -1058,7 +1079,11 @@ impl View for ApproveView {
         self.watch.accept(resp)
     }
 
-    fn on_estate(&mut self, _ctx: &Ctx, _out: &mut Outbox) {}
+    fn on_estate(&mut self, ctx: &Ctx, out: &mut Outbox) {
+        if self.deferred && self.details_in(ctx) {
+            self.open(ctx, out);
+        }
+    }
 
     fn tickets(&self) -> Vec<Ticket> {
         let mut v: Vec<Ticket> = [
