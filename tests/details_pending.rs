@@ -9,7 +9,9 @@ use ratatui::backend::TestBackend;
 use shipdeck::model::*;
 use shipdeck::ops::estate::Estate;
 use shipdeck::tui::console::{Console, Settings};
-use shipdeck::tui::views::{approve::ApproveView, history::HistoryView};
+use shipdeck::tui::views::{
+    application::ApplicationView, approve::ApproveView, history::HistoryView,
+};
 
 fn app(env: &str, history: bool) -> (AppId, Application) {
     let name = format!("cart-{env}");
@@ -64,6 +66,10 @@ fn until_the_whole_apps_arrive_history_is_unread_and_nothing_is_approved() {
     assert!(board.contains("reading the history of 3"), "{board}");
 
     let (prod, _) = app("prod", false);
+    c.push(Box::new(ApplicationView::new(prod.clone())));
+    let s = screen(&c);
+    assert!(s.contains("not read yet"), "{s}");
+    assert!(!s.contains("never deployed"), "{s}");
     c.push(Box::new(HistoryView::new(prod.clone())));
     let s = screen(&c);
     assert!(s.contains("history not read yet"), "{s}");
@@ -80,16 +86,24 @@ fn until_the_whole_apps_arrive_history_is_unread_and_nothing_is_approved() {
             .filter(|o| matches!(o.request, shipdeck::tui::request::Request::Diff { .. }))
             .count()
     };
-    assert_eq!(asked(&mut c), 0, "no diff asked for before the history is in");
+    assert_eq!(
+        asked(&mut c),
+        0,
+        "no diff asked for before the history is in"
+    );
 
     // The whole apps: the history is there, the header no longer says it is being read.
     c.apply([Update::Details { apps: apps(true) }]);
-    assert_eq!(asked(&mut c), 1, "the diff is asked for once the history is in");
+    assert_eq!(
+        asked(&mut c),
+        1,
+        "the diff is asked for once the history is in"
+    );
     let s = screen(&c);
     assert!(!s.contains("history not read yet"), "{s}");
     assert!(!s.contains("reading the history"), "{s}");
     let titles = c.screen_titles();
-    assert_eq!(titles.len(), 3, "{titles:?}");
+    assert_eq!(titles.len(), 4, "{titles:?}");
 }
 
 #[test]

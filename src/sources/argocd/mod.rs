@@ -6,7 +6,6 @@
 mod autosync;
 mod eventlogs;
 mod foureyes;
-mod listing;
 mod projects;
 mod split;
 mod watch;
@@ -514,22 +513,33 @@ impl Inner {
         client: &reqwest::Client,
         req: reqwest::Request,
     ) -> Result<bytes::Bytes, Failure> {
+        let resp = self.respond(client, req).await?;
+        resp.bytes().await.map_err(Failure::Transport)
+    }
+
+    /// One request, once: the answer of a success, its body still to read, or what went
+    /// wrong (a failure's body read).
+    async fn respond(
+        &self,
+        client: &reqwest::Client,
+        req: reqwest::Request,
+    ) -> Result<reqwest::Response, Failure> {
         let resp = client.execute(req).await.map_err(Failure::Transport)?;
         let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
         let retry_after = resp
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(retry::parse_retry_after);
         let body = resp.bytes().await.map_err(Failure::Transport)?;
-        if !status.is_success() {
-            return Err(Failure::Status {
-                status,
-                retry_after,
-                body,
-            });
-        }
-        Ok(body)
+        Err(Failure::Status {
+            status,
+            retry_after,
+            body,
+        })
     }
 
     fn failure_error(&self, what: &str, f: Failure) -> SourceError {
@@ -638,23 +648,39 @@ impl Inner {
         format!("/api/v1/applications?fields={}", fields.join(","))
     }
 
-    /// Open the list to read as it arrives ([`ListStream`]), once: projected to
-    /// [`LIST_FIELDS`] or whole.
-    pub(crate) async fn list_stream(&self, projected: bool) -> Result<ListStream<'_>, SourceError> {
+    /// Open the list to read as it arrives ([`ListStream`]), projected to [`LIST_FIELDS`]
+    /// or whole. `retrying`: opening it is retried under the read policy (a failure once
+    /// items are handed over is not: they cannot be taken back).
+    pub(crate) async fn list_stream(
+        &self,
+        projected: bool,
+        retrying: bool,
+    ) -> Result<ListStream<'_>, SourceError> {
         let what = "list applications";
         let (client, req) = self
             .request(Method::GET, &Self::list_path(projected))
             .build_split();
         let req = req.map_err(|e| self.transport_error(what, e))?;
-        let resp = client
-            .execute(req)
+        let resp = if retrying {
+            retry::read(
+                what,
+                || {
+                    let next = req.try_clone();
+                    let client = &client;
+                    async move {
+                        match next {
+                            Some(r) => self.respond(client, r).await,
+                            None => Err(Failure::Uncloneable),
+                        }
+                    }
+                },
+                Failure::transience,
+            )
             .await
-            .map_err(|e| self.transport_error(what, e))?;
-        let status = resp.status();
-        if !status.is_success() {
-            let body = resp.bytes().await.unwrap_or_default();
-            return Err(self.status_error(what, status, &body));
+        } else {
+            self.respond(&client, req).await
         }
+        .map_err(|f| self.failure_error(what, f))?;
         Ok(ListStream {
             inner: self,
             resp,
@@ -662,20 +688,16 @@ impl Inner {
         })
     }
 
-    /// The whole list, each app handed to `each` as it decodes (with retries, as
-    /// [`Inner::list`]).
+    /// The whole list, each app handed to `each` as it decodes, read as it arrives (so
+    /// `status` never holds the whole body: at 50,000 apps that is 175 MB). Opening it is
+    /// retried as [`Inner::list`]; a failure midway is an error.
     async fn list_each(
         &self,
         each: &mut (dyn FnMut(Application) + Send),
     ) -> Result<(), SourceError> {
-        let what = "list applications";
-        let body = self
-            .send_raw(self.request(Method::GET, &Self::list_path(false)), what)
-            .await?;
-        listing::for_each_item(&body, each).map_err(|e| SourceError::Protocol {
-            server: self.base.clone(),
-            detail: format!("{what}: {e}"),
-        })
+        let mut list = self.list_stream(false, true).await?;
+        while list.next(each).await? {}
+        list.finish().map(drop)
     }
 
     async fn get_app(&self, app: &Application) -> Result<Application, SourceError> {

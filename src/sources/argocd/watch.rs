@@ -196,7 +196,7 @@ async fn send_details(
     inner: &Inner,
     tx: &mpsc::Sender<Update>,
 ) -> Result<(), crate::sources::SourceError> {
-    let mut list = inner.list_stream(false).await?;
+    let mut list = inner.list_stream(false, false).await?;
     let mut batch: Vec<(AppId, Application)> = Vec::new();
     loop {
         let more = list
@@ -218,7 +218,7 @@ async fn send_details(
 async fn summary(
     inner: &Inner,
 ) -> Result<(Vec<(AppId, Application)>, Option<String>), crate::sources::SourceError> {
-    let mut list = inner.list_stream(true).await?;
+    let mut list = inner.list_stream(true, false).await?;
     let mut apps = Vec::new();
     while list.next(&mut |a| apps.push((id_of(inner, &a), a))).await? {}
     Ok((apps, list.finish()?))

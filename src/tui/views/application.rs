@@ -437,9 +437,12 @@ impl ApplicationView {
         let resolved = compared_revision(app)
             .map(|r| r.short().to_string())
             .unwrap_or_else(|| "-".into());
-        let live = deployed_revision(app)
-            .map(|r| r.short().to_string())
-            .unwrap_or_else(|| "never deployed".into());
+        let live = match deployed_revision(app) {
+            Some(r) => r.short().to_string(),
+            // The projected list has no history: not "never deployed", not known yet.
+            None if !e.board.complete => "not read yet (the history is being read)".into(),
+            None => "never deployed".into(),
+        };
         let mut lines = vec![
             Line::from(vec![
                 widgets::sync_span(theme, app.status.sync.status, false),
