@@ -366,23 +366,11 @@ impl Estate {
             Update::Resync { instance, apps } => self.resync(&instance, apps, true),
             Update::Summary { instance, apps } => self.resync(&instance, apps, false),
             Update::Details { apps } => {
-                let mut apps: Vec<(AppId, Application)> = apps
+                let apps: Vec<(AppId, Application)> = apps
                     .into_iter()
                     .filter(|(id, _)| self.apps.get(id).is_some_and(|e| !e.board.complete))
                     .collect();
-                let packed = pack_all(&mut apps);
-                for ((id, app), packed) in apps.into_iter().zip(packed) {
-                    let entry = AppEntry::of_packed(
-                        id.clone(),
-                        &app,
-                        packed,
-                        &self.classifier,
-                        &mut self.interner,
-                        true,
-                    );
-                    drop(app);
-                    self.insert(id, entry);
-                }
+                self.insert_all(apps, true);
             }
             Update::Connection { source, state } => {
                 self.connections.insert(source, state);
@@ -402,7 +390,11 @@ impl Estate {
         for id in gone {
             self.remove(&id);
         }
-        let mut apps = apps;
+        self.insert_all(apps, complete);
+    }
+
+    /// Pack `apps` (on every core) and put them in, `complete` as [`Board::complete`].
+    fn insert_all(&mut self, mut apps: Vec<(AppId, Application)>, complete: bool) {
         let packed = pack_all(&mut apps);
         for ((id, app), packed) in apps.into_iter().zip(packed) {
             let entry = AppEntry::of_packed(

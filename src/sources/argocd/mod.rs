@@ -569,14 +569,30 @@ impl Inner {
                 .await
                 .map_err(|f| self.failure_error(what, f));
         }
+        self.retried(what, &client, &req, Self::attempt)
+            .await
+            .map_err(|f| self.failure_error(what, f))
+    }
+
+    /// `once` (one attempt of `req`) under the read policy.
+    async fn retried<'a, T, Fut>(
+        &'a self,
+        what: &str,
+        client: &'a reqwest::Client,
+        req: &reqwest::Request,
+        once: impl Fn(&'a Self, &'a reqwest::Client, reqwest::Request) -> Fut,
+    ) -> Result<T, Failure>
+    where
+        Fut: Future<Output = Result<T, Failure>>,
+    {
         retry::read(
             what,
             || {
                 let next = req.try_clone();
-                let client = &client;
+                let once = &once;
                 async move {
                     match next {
-                        Some(r) => self.attempt(client, r).await,
+                        Some(r) => once(self, client, r).await,
                         None => Err(Failure::Uncloneable),
                     }
                 }
@@ -584,7 +600,6 @@ impl Inner {
             Failure::transience,
         )
         .await
-        .map_err(|f| self.failure_error(what, f))
     }
 
     /// A write sent once, its failure kept whole so the caller can tell "refused" from
@@ -662,21 +677,7 @@ impl Inner {
             .build_split();
         let req = req.map_err(|e| self.transport_error(what, e))?;
         let resp = if retrying {
-            retry::read(
-                what,
-                || {
-                    let next = req.try_clone();
-                    let client = &client;
-                    async move {
-                        match next {
-                            Some(r) => self.respond(client, r).await,
-                            None => Err(Failure::Uncloneable),
-                        }
-                    }
-                },
-                Failure::transience,
-            )
-            .await
+            self.retried(what, &client, &req, Self::respond).await
         } else {
             self.respond(&client, req).await
         }
