@@ -160,3 +160,20 @@ fn details_never_overwrite_a_change_the_stream_brought() {
         "without history the cause is unknown, not a guess"
     );
 }
+
+#[test]
+fn metrics_wait_for_the_history_and_do_not_call_it_a_failure() {
+    let mut c = Console::new(Estate::new(), Settings::default());
+    c.apply([Update::Summary {
+        instance: "argocd".into(),
+        apps: apps(false),
+    }]);
+    let view = shipdeck::tui::views::metrics::MetricsView::new(None).expect("30d");
+    c.push(Box::new(view));
+    let s = screen(&c);
+    assert!(s.contains("waiting for the history of 3 apps"), "{s}");
+    assert!(!s.contains("cannot be read"), "{s}");
+    c.apply([Update::Details { apps: apps(true) }]);
+    let s = screen(&c);
+    assert!(!s.contains("waiting for the history"), "{s}");
+}

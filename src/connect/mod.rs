@@ -310,9 +310,9 @@ impl Wired {
         tokio::spawn(async move {
             while let Some(u) = updates.recv().await {
                 match &u {
-                    Update::Resync { apps, .. }
-                    | Update::Summary { apps, .. }
-                    | Update::Details { apps } => {
+                    // Not Details: the pipeline an app names (its annotations, labels,
+                    // source) is in the Summary already; a change comes as an Upsert.
+                    Update::Resync { apps, .. } | Update::Summary { apps, .. } => {
                         ci.learn_from_apps(apps.iter().map(|(_, a)| a), &config)
                     }
                     Update::Upsert(_, app) => ci.learn_from_apps([&**app], &config),

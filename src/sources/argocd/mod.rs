@@ -316,13 +316,6 @@ pub(crate) struct ListStream<'a> {
 }
 
 impl ListStream<'_> {
-    fn protocol(&self, detail: impl fmt::Display) -> SourceError {
-        SourceError::Protocol {
-            server: self.inner.base.clone(),
-            detail: format!("list applications: {detail}"),
-        }
-    }
-
     /// The next chunk's apps, to `each`; false once the body is all in.
     pub(crate) async fn next(
         &mut self,
@@ -336,39 +329,14 @@ impl ListStream<'_> {
         let Some(chunk) = chunk else {
             return Ok(false);
         };
-        self.split
-            .feed(&chunk, &mut |b| {
-                each(serde_json::from_slice::<Application>(b)?);
-                Ok::<(), serde_json::Error>(())
-            })
-            .map_err(|e| match e {
-                split::SplitError::Malformed(m) => self.protocol(m),
-                split::SplitError::Item(e) => self.protocol(e),
-            })?;
+        self.inner.feed_list(&mut self.split, &chunk, each)?;
         Ok(true)
     }
 
     /// The body is all in: the list's resourceVersion; an error for a list cut off or not
     /// a list (never a shorter list).
     pub(crate) fn finish(self) -> Result<Option<String>, SourceError> {
-        #[derive(Deserialize)]
-        struct Meta {
-            #[serde(default, rename = "resourceVersion")]
-            resource_version: Option<String>,
-        }
-        let inner = self.inner;
-        let meta = self.split.finish().map_err(|m| SourceError::Protocol {
-            server: inner.base.clone(),
-            detail: format!("list applications: {m}"),
-        })?;
-        let Some(meta) = meta else {
-            return Ok(None);
-        };
-        let m: Meta = serde_json::from_slice(&meta).map_err(|e| SourceError::Protocol {
-            server: inner.base.clone(),
-            detail: format!("list applications: the list's metadata: {e}"),
-        })?;
-        Ok(m.resource_version.filter(|v| !v.is_empty()))
+        self.inner.end_list(self.split)
     }
 }
 
@@ -624,32 +592,57 @@ impl Inner {
 
     /// Every application, whole (a read: retried under the read policy).
     pub(crate) async fn list(&self) -> Result<(Vec<Application>, Option<String>), SourceError> {
+        let body = self
+            .send_raw(
+                self.request(Method::GET, &Self::list_path(false)),
+                "list applications",
+            )
+            .await?;
+        let mut split = split::Splitter::new();
+        let mut apps = Vec::new();
+        self.feed_list(&mut split, &body, &mut |a| apps.push(a))?;
+        Ok((apps, self.end_list(split)?))
+    }
+
+    fn list_error(&self, detail: impl fmt::Display) -> SourceError {
+        SourceError::Protocol {
+            server: self.base.clone(),
+            detail: format!("list applications: {detail}"),
+        }
+    }
+
+    /// Split the next bytes of a list into its items, each decoded and handed to `each`.
+    fn feed_list(
+        &self,
+        split: &mut split::Splitter,
+        bytes: &[u8],
+        each: &mut (dyn FnMut(Application) + Send),
+    ) -> Result<(), SourceError> {
+        split
+            .feed(bytes, &mut |b| {
+                each(serde_json::from_slice::<Application>(b)?);
+                Ok::<(), serde_json::Error>(())
+            })
+            .map_err(|e| match e {
+                split::SplitError::Malformed(m) => self.list_error(m),
+                split::SplitError::Item(e) => self.list_error(e),
+            })
+    }
+
+    /// A list's body is all in: its resourceVersion; an error for a list cut off or not a
+    /// list (never a shorter list).
+    fn end_list(&self, split: split::Splitter) -> Result<Option<String>, SourceError> {
         #[derive(Deserialize)]
         struct Meta {
             #[serde(default, rename = "resourceVersion")]
             resource_version: Option<String>,
         }
-        #[derive(Deserialize)]
-        struct List {
-            #[serde(default)]
-            items: Option<Vec<Application>>,
-            #[serde(default)]
-            metadata: Option<Meta>,
-        }
-        let what = "list applications";
-        let body = self
-            .send_raw(self.request(Method::GET, &Self::list_path(false)), what)
-            .await?;
-        let l: List = serde_json::from_slice(&body).map_err(|e| SourceError::Protocol {
-            server: self.base.clone(),
-            detail: format!("{what}: {e}"),
-        })?;
-        Ok((
-            l.items.unwrap_or_default(),
-            l.metadata
-                .and_then(|m| m.resource_version)
-                .filter(|v| !v.is_empty()),
-        ))
+        let Some(meta) = split.finish().map_err(|m| self.list_error(m))? else {
+            return Ok(None);
+        };
+        let m: Meta = serde_json::from_slice(&meta)
+            .map_err(|e| self.list_error(format!("the list's metadata: {e}")))?;
+        Ok(m.resource_version.filter(|v| !v.is_empty()))
     }
 
     /// `/api/v1/applications`, projected to [`LIST_FIELDS`] (the watcher's first list: its

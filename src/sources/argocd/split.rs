@@ -143,10 +143,14 @@ impl Splitter {
                         self.buf.extend_from_slice(&chunk[start..=i]);
                         self.capture = None;
                         match what {
-                            Capture::Item => item(&self.buf).map_err(SplitError::Item)?,
-                            Capture::Metadata => self.metadata = Some(self.buf.clone()),
+                            Capture::Item => {
+                                item(&self.buf).map_err(SplitError::Item)?;
+                                self.buf.clear();
+                            }
+                            Capture::Metadata => {
+                                self.metadata = Some(std::mem::take(&mut self.buf))
+                            }
                         }
-                        self.buf.clear();
                     }
                     if self.depth == 1 {
                         self.in_items = false;

@@ -11,7 +11,7 @@
 use super::rollout::{WorkloadWatch, workload_lines};
 use crate::model::{AppId, BuildRun, BuildState};
 use crate::ops::diff::{AppDiff, ResourceDiff};
-use crate::ops::estate::compared_revision;
+use crate::ops::estate::{AppEntry, compared_revision};
 use crate::ops::plan;
 use crate::ops::policy::{self, GuardInput, Mutation, Refusal};
 use crate::sources::SyncWindowsState;
@@ -84,6 +84,12 @@ pub struct ApproveView {
     /// Opened while the app's history (or the environment before's) was not read yet:
     /// the evidence is asked for once it is, not computed from what is missing.
     deferred: bool,
+}
+
+/// The app of the same service in the environment before `e`'s, if the estate has one.
+fn entry_before<'a>(ctx: &'a Ctx, e: &AppEntry) -> Option<&'a AppEntry> {
+    let p = ctx.estate.previous_environment(&e.environment)?;
+    ctx.estate.cell(&e.service, &p.name).next()
 }
 
 /// A refusal in the console's words: the guard's messages tell a headless user which flag
@@ -225,11 +231,7 @@ impl ApproveView {
         let Some(e) = ctx.app(&self.id) else {
             return true;
         };
-        let before = ctx
-            .estate
-            .previous_environment(&e.environment)
-            .and_then(|p| ctx.estate.cell(&e.service, &p.name).next());
-        e.board.complete && before.is_none_or(|b| b.board.complete)
+        e.board.complete && entry_before(ctx, e).is_none_or(|b| b.board.complete)
     }
 
     fn mutation(&self) -> Mutation {
@@ -672,7 +674,7 @@ impl ApproveView {
             ))];
         };
         let prev_env = ctx.estate.previous_environment(&e.environment);
-        let prev_entry = prev_env.and_then(|p| ctx.estate.cell(&e.service, &p.name).next());
+        let prev_entry = entry_before(ctx, e);
         if prev_entry.is_some_and(|x| !x.board.complete) {
             return vec![Line::from(widgets::muted(
                 theme,
@@ -842,13 +844,10 @@ impl View for ApproveView {
         };
         // Every run CI knows; `ops::plan` links the one that built the target image.
         self.ci = Loadable::Loading(out.request(Request::Runs));
-        let before = ctx.app(&self.id).and_then(|e| {
-            let p = ctx.estate.previous_environment(&e.environment)?;
-            ctx.estate
-                .cell(&e.service, &p.name)
-                .next()
-                .map(|x| x.id.clone())
-        });
+        let before = ctx
+            .app(&self.id)
+            .and_then(|e| entry_before(ctx, e))
+            .map(|x| x.id.clone());
         if let Some(b) = before {
             self.before_history = Loadable::Loading(out.request(Request::HistoryImages { app: b }));
         }

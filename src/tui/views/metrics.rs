@@ -42,15 +42,11 @@ impl MetricsView {
 
     fn load(&mut self, ctx: &Ctx, out: &mut Outbox) {
         // Figures from apps whose history has not arrived would count no deployments.
-        let pending = ctx.estate.incomplete();
-        if pending > 0 {
-            self.report = Loadable::Failed(format!(
-                "waiting for the history of {pending} apps (Argo CD's list carries none; the whole list is being read)"
-            ));
-            self.waiting = true;
+        self.waiting = ctx.estate.incomplete() > 0;
+        if self.waiting {
+            self.report = Loadable::Idle;
             return;
         }
-        self.waiting = false;
         let apps: Vec<MetricsApp> = ctx
             .estate
             .apps()
@@ -149,6 +145,14 @@ impl View for MetricsView {
         let header: String = COLUMNS.iter().map(|(h, w)| pad(h, *w + 1)).collect();
         lines.push(Line::from(widgets::muted(theme, header)));
         match &self.report {
+            // Waiting is not failing: the figures come once every app's history is in.
+            Loadable::Idle if self.waiting => lines.push(Line::from(widgets::muted(
+                theme,
+                format!(
+                    "waiting for the history of {} apps (Argo CD's list carries none; the whole list is being read)…",
+                    ctx.estate.incomplete()
+                ),
+            ))),
             Loadable::Idle | Loadable::Loading(_) => lines.push(Line::from(widgets::muted(
                 theme,
                 "reading Argo CD history, Git, events and the audit log…".to_string(),
