@@ -114,6 +114,42 @@ async fn the_sandbox_projects_the_stream_under_result() {
     assert_eq!(app["status"].as_object().map(|o| o.len()), Some(1));
 }
 
+/// One watch from its start: the projected list (Summary), then the Details of every app.
+async fn watch_once(
+    product: &ArgoApi,
+) -> (
+    Vec<(shipdeck::model::AppId, shipdeck::model::Application)>,
+    BTreeMap<String, Value>,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let task = product.watch_applications(tx);
+    let got = tokio::time::timeout(DEADLINE, async {
+        let mut summary = None;
+        let mut details: BTreeMap<String, Value> = BTreeMap::new();
+        loop {
+            match rx.recv().await {
+                Some(Update::Summary { apps, .. }) => summary = Some(apps),
+                Some(Update::Details { apps }) => {
+                    for (id, a) in apps {
+                        details.insert(id.name.clone(), board_view(&as_json(&a)));
+                    }
+                }
+                Some(_) => {}
+                None => panic!("the watch ended"),
+            }
+            if let Some(s) = &summary
+                && details.len() >= s.len()
+            {
+                return (summary.unwrap_or_default(), details);
+            }
+        }
+    })
+    .await
+    .expect("a summary and the details of every app");
+    task.abort();
+    got
+}
+
 /// What the board and `status` show of one app, read from raw JSON.
 fn board_view(a: &Value) -> Value {
     let hist: Vec<Value> = a["status"]["history"]
@@ -220,33 +256,30 @@ async fn api_mode_asks_for_the_board_fields_and_shows_the_truth() {
     assert_eq!(got, truth);
 
     // The watch: first the projected list (no history: the table has none), then the
-    // whole apps as Details.
-    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-    let task = product.watch_applications(tx);
-    let (summary, details) = tokio::time::timeout(DEADLINE, async {
-        let mut summary = None;
-        let mut details: BTreeMap<String, Value> = BTreeMap::new();
-        loop {
-            match rx.recv().await {
-                Some(Update::Summary { apps, .. }) => summary = Some(apps),
-                Some(Update::Details { apps }) => {
-                    for (id, a) in apps {
-                        details.insert(id.name.clone(), board_view(&as_json(&a)));
-                    }
-                }
-                Some(_) => {}
-                None => panic!("the watch ended"),
-            }
-            if let Some(s) = &summary
-                && details.len() >= s.len()
-            {
-                return (summary.unwrap_or_default(), details);
-            }
-        }
-    })
-    .await
-    .expect("a summary and the details of every app");
-    task.abort();
+    // whole apps as Details. The estate may move while the watch reads (the controller
+    // reconciles on its own clock), so the truth is a raw list read before and after the
+    // watch's reads with one resourceVersion: a moved estate is read again.
+    let (truth, summary, details) =
+        common::wait_for("one estate across the watch's reads", || async {
+            let (_, before) = raw.get("/api/v1/applications").await;
+            let (summary, details) = watch_once(&product).await;
+            let (_, after) = raw.get("/api/v1/applications").await;
+            (settled(&after)
+                && before["metadata"]["resourceVersion"] == after["metadata"]["resourceVersion"])
+                .then_some((after, summary, details))
+        })
+        .await;
+    let truth: BTreeMap<String, Value> = truth["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|a| {
+            (
+                a["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                board_view(a),
+            )
+        })
+        .collect();
     assert_eq!(summary.len(), truth.len());
     assert!(
         summary
