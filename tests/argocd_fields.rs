@@ -114,6 +114,21 @@ async fn the_sandbox_projects_the_stream_under_result() {
     assert_eq!(app["status"].as_object().map(|o| o.len()), Some(1));
 }
 
+/// Each app's resourceVersion in a raw list.
+fn versions(list: &Value) -> BTreeMap<String, Value> {
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            (
+                a["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                a["metadata"]["resourceVersion"].clone(),
+            )
+        })
+        .collect()
+}
+
 /// One watch from its start: the projected list (Summary), then the Details of every app.
 async fn watch_once(
     product: &ArgoApi,
@@ -258,14 +273,14 @@ async fn api_mode_asks_for_the_board_fields_and_shows_the_truth() {
     // The watch: first the projected list (no history: the table has none), then the
     // whole apps as Details. The estate may move while the watch reads (the controller
     // reconciles on its own clock), so the truth is a raw list read before and after the
-    // watch's reads with one resourceVersion: a moved estate is read again.
+    // watch's reads with every app at one resourceVersion: a moved estate is read again.
+    // (The items' own versions: the list's counts every pod and event write as well.)
     let (truth, summary, details) =
         common::wait_for("one estate across the watch's reads", || async {
             let (_, before) = raw.get("/api/v1/applications").await;
             let (summary, details) = watch_once(&product).await;
             let (_, after) = raw.get("/api/v1/applications").await;
-            (settled(&after)
-                && before["metadata"]["resourceVersion"] == after["metadata"]["resourceVersion"])
+            (settled(&after) && versions(&before) == versions(&after))
                 .then_some((after, summary, details))
         })
         .await;

@@ -304,9 +304,16 @@ async fn deployment_status_stays_within_surge_and_unavailable() {
         kube::runtime::watcher::Config::default().fields("metadata.name=frontend"),
     );
     let mut stream = Box::pin(kube::runtime::WatchStreamExt::applied_objects(watcher));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    // A watcher does nothing until polled: take its first object (the list) before the
+    // change, so the watch is open while the rollout runs and sees its steps.
+    tokio::time::timeout_at(deadline, stream.next())
+        .await
+        .expect("the watch lists in time")
+        .expect("watch open")
+        .expect("watch event");
     set_image(&sb, "shop", "frontend", "ghcr.io/acme/frontend:sha-5eed5ed").await;
     let mut observed = 0;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let d = tokio::time::timeout_at(deadline, stream.next())
             .await

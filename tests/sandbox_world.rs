@@ -63,11 +63,21 @@ fn git(sb: &Sandbox, args: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_estate_starts_as_the_demo_needs() {
     let sb = start("default", None).await;
-    let apps = sb
-        .world
-        .store
-        .list(IN_CLUSTER, APPLICATIONS, Some(ARGOCD_NAMESPACE))
-        .0;
+    // The controller's first pass may already be syncing an app with a change waiting
+    // (catalog-staging auto-syncs): read the estate once no operation runs.
+    let apps = common::wait_until("no operation running", || {
+        let apps = sb
+            .world
+            .store
+            .list(IN_CLUSTER, APPLICATIONS, Some(ARGOCD_NAMESPACE))
+            .0;
+        apps.iter()
+            .all(|a| {
+                a["operation"].is_null() && a["status"]["operationState"]["phase"] != "Running"
+            })
+            .then_some(apps)
+    })
+    .await;
     assert!(apps.len() >= 18, "apps: {}", apps.len());
     for a in &apps {
         let name = a["metadata"]["name"].as_str().unwrap();
