@@ -32,7 +32,9 @@ impl Packed {
         // should it ever, the empty blob unpacks to an error, never to a made-up app.
         let json = serde_json::to_vec(app).unwrap_or_default();
         let dict = dictionary(&json);
-        Self(lz4_flex::block::compress_prepend_size_with_dict(&json, dict).into_boxed_slice())
+        let blob = lz4_flex::block::compress_prepend_size_with_dict(&json, dict);
+        // The blob is kept; the buffers that made it are not (see `memory::long_lived`).
+        Self(crate::memory::long_lived(|| Box::from(&blob[..])))
     }
 
     /// The app as it was packed.

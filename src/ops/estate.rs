@@ -259,7 +259,7 @@ impl AppEntry {
         // The estate keeps the board's projection, whatever the source sent.
         crate::model::compact_for_board(&mut app);
         let packed = Packed::pack(&app);
-        Self::of_packed(id, &app, packed, classifier, interner, true)
+        crate::memory::long_lived(|| Self::of_packed(id, &app, packed, classifier, interner, true))
     }
 
     /// An entry of an app already compacted (`compact_for_board`) and packed; `complete`
@@ -397,14 +397,17 @@ impl Estate {
     fn insert_all(&mut self, mut apps: Vec<(AppId, Application)>, complete: bool) {
         let packed = pack_all(&mut apps);
         for ((id, app), packed) in apps.into_iter().zip(packed) {
-            let entry = AppEntry::of_packed(
-                id.clone(),
-                &app,
-                packed,
-                &self.classifier,
-                &mut self.interner,
-                complete,
-            );
+            // The entry is kept: in the long-lived heap, apart from the decoded apps.
+            let entry = crate::memory::long_lived(|| {
+                AppEntry::of_packed(
+                    id.clone(),
+                    &app,
+                    packed,
+                    &self.classifier,
+                    &mut self.interner,
+                    complete,
+                )
+            });
             drop(app);
             self.insert(id, entry);
         }
@@ -421,6 +424,12 @@ impl Estate {
     }
 
     fn insert(&mut self, id: AppId, entry: AppEntry) {
+        // The key is kept as long as the entry: a copy in the long-lived heap, not the
+        // decoded one that came with the app.
+        crate::memory::long_lived(|| self.insert_here(id.clone(), entry));
+    }
+
+    fn insert_here(&mut self, id: AppId, entry: AppEntry) {
         if let Some(old) = self.apps.get(&id)
             && (old.environment != entry.environment || old.service != entry.service)
         {
