@@ -114,19 +114,30 @@ async fn the_sandbox_projects_the_stream_under_result() {
     assert_eq!(app["status"].as_object().map(|o| o.len()), Some(1));
 }
 
-/// Each app's resourceVersion in a raw list.
-fn versions(list: &Value) -> BTreeMap<String, Value> {
-    list["items"]
-        .as_array()
+/// Each app of a raw list by name, as `f` reads it.
+fn by_name(list: &Value, f: impl Fn(&Value) -> Value) -> BTreeMap<String, Value> {
+    let items = list["items"].as_array();
+    assert!(items.is_some(), "a list: {list}");
+    items
         .into_iter()
         .flatten()
         .map(|a| {
             (
                 a["metadata"]["name"].as_str().unwrap_or("").to_string(),
-                a["metadata"]["resourceVersion"].clone(),
+                f(a),
             )
         })
         .collect()
+}
+
+/// Each app's resourceVersion in a raw list.
+fn versions(list: &Value) -> BTreeMap<String, Value> {
+    by_name(list, |a| a["metadata"]["resourceVersion"].clone())
+}
+
+/// What the board shows of each app in a raw list.
+fn board_views(list: &Value) -> BTreeMap<String, Value> {
+    by_name(list, board_view)
 }
 
 /// One watch from its start: the projected list (Summary), then the Details of every app.
@@ -251,17 +262,7 @@ async fn api_mode_asks_for_the_board_fields_and_shows_the_truth() {
     })
     .await;
     let (truth, listed) = truth;
-    let truth: BTreeMap<String, Value> = truth["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|a| {
-            (
-                a["metadata"]["name"].as_str().unwrap_or("").to_string(),
-                board_view(a),
-            )
-        })
-        .collect();
+    let truth: BTreeMap<String, Value> = board_views(&truth);
     // The CLI's list is the whole list: everything the board and `status` show, history too.
     assert!(truth.len() > 3);
     let got: BTreeMap<String, Value> = listed
@@ -284,17 +285,7 @@ async fn api_mode_asks_for_the_board_fields_and_shows_the_truth() {
                 .then_some((after, summary, details))
         })
         .await;
-    let truth: BTreeMap<String, Value> = truth["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|a| {
-            (
-                a["metadata"]["name"].as_str().unwrap_or("").to_string(),
-                board_view(a),
-            )
-        })
-        .collect();
+    let truth: BTreeMap<String, Value> = board_views(&truth);
     assert_eq!(summary.len(), truth.len());
     assert!(
         summary
