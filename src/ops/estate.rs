@@ -259,37 +259,42 @@ impl AppEntry {
         // The estate keeps the board's projection, whatever the source sent.
         crate::model::compact_for_board(&mut app);
         let packed = Packed::pack(&app);
-        crate::memory::long_lived(|| Self::of_packed(id, &app, packed, classifier, interner, true))
+        Self::of_packed(&id, &app, packed, classifier, interner, true)
     }
 
     /// An entry of an app already compacted (`compact_for_board`) and packed; `complete`
     /// as [`Board::complete`].
+    ///
+    /// The entry is kept until its app changes: it is built in the long-lived heap
+    /// (`memory::long_lived`), apart from the decoded apps around it.
     fn of_packed(
-        id: AppId,
+        id: &AppId,
         app: &Application,
         packed: Packed,
         classifier: &Classifier,
         interner: &mut Interner,
         complete: bool,
     ) -> Self {
-        let Classified {
-            environment,
-            service,
-        } = classifier.classify(app);
-        // Without history the cause is not known: Unknown, never a guess.
-        let cause = if complete {
-            out_of_sync_cause(app)
-        } else {
-            (app.status.sync.status == SyncStatus::OutOfSync).then_some(OutOfSyncCause::Unknown)
-        };
-        Self {
-            id,
-            board: Board::of(app, interner, complete),
-            packed,
-            environment,
-            service,
-            cause,
-        }
+        crate::memory::long_lived(|| {
+            let Classified {
+                environment,
+                service,
+            } = classifier.classify(app);
+            // Without history the cause is not known: Unknown, never a guess.
+            let cause = if complete {
+                out_of_sync_cause(app)
+            } else {
+                (app.status.sync.status == SyncStatus::OutOfSync).then_some(OutOfSyncCause::Unknown)
+            };
+            Self {
+                id: id.clone(),
+                board: Board::of(app, interner, complete),
+                packed,
+                environment,
+                service,
+                cause,
+            }
+        })
     }
 
     /// The app's projected object (what the source listed or streamed, less what
@@ -397,17 +402,14 @@ impl Estate {
     fn insert_all(&mut self, mut apps: Vec<(AppId, Application)>, complete: bool) {
         let packed = pack_all(&mut apps);
         for ((id, app), packed) in apps.into_iter().zip(packed) {
-            // The entry is kept: in the long-lived heap, apart from the decoded apps.
-            let entry = crate::memory::long_lived(|| {
-                AppEntry::of_packed(
-                    id.clone(),
-                    &app,
-                    packed,
-                    &self.classifier,
-                    &mut self.interner,
-                    complete,
-                )
-            });
+            let entry = AppEntry::of_packed(
+                &id,
+                &app,
+                packed,
+                &self.classifier,
+                &mut self.interner,
+                complete,
+            );
             drop(app);
             self.insert(id, entry);
         }
