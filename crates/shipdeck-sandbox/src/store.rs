@@ -346,6 +346,38 @@ impl Store {
         (items, inner.rv)
     }
 
+    /// One page of a list without a selector: at most `limit` objects after `after` (the
+    /// last key of the page before), the number left after them, and the resourceVersion.
+    /// It walks only the page (kube-apiserver serves pages from its cache the same way);
+    /// [`Store::list`] hands out the whole type, which made each page of a 50,000-app list
+    /// cost as much as the whole.
+    pub fn list_page(
+        &self,
+        cluster: &str,
+        res: ResourceType,
+        namespace: Option<&str>,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> (Vec<Arc<Value>>, usize, u64) {
+        use std::ops::Bound;
+        let inner = self.lock();
+        let key = (cluster.to_string(), res.group, res.plural);
+        let Some(map) = inner.objects.get(&key) else {
+            return (Vec::new(), 0, inner.rv);
+        };
+        let start = match (after, namespace) {
+            (Some((n, name)), _) => Bound::Excluded((n.to_string(), name.to_string())),
+            (None, Some(ns)) => Bound::Included((ns.to_string(), String::new())),
+            (None, None) => Bound::Unbounded,
+        };
+        let mut range = map
+            .range((start, Bound::Unbounded))
+            .take_while(|((n, _), _)| namespace.is_none_or(|ns| n == ns));
+        let page: Vec<Arc<Value>> = range.by_ref().take(limit).map(|(_, v)| v.clone()).collect();
+        let rest = range.count();
+        (page, rest, inner.rv)
+    }
+
     pub fn get(
         &self,
         cluster: &str,

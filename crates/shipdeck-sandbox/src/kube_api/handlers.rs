@@ -119,7 +119,15 @@ pub fn list(ctx: &Ctx, res: ResourceType, ns: Option<&str>) -> Result<Response, 
     };
     let store = &ctx.world.store;
     let stored = convert::storage(res);
-    let (items, now_rv) = store.list(&ctx.cluster, stored, ns);
+    let unfiltered = labels.is_empty() && fields.is_empty();
+    // A page with no selector walks only itself; anything else filters the whole type.
+    let (items, rest_len, now_rv) = if unfiltered && limit > 0 {
+        let after = resume.as_ref().map(|c| (c.ns.as_str(), c.name.as_str()));
+        store.list_page(&ctx.cluster, stored, ns, after, limit)
+    } else {
+        let (items, now_rv) = store.list(&ctx.cluster, stored, ns);
+        (items, 0, now_rv)
+    };
     let mut list_rv = now_rv as i64;
     if let Some(c) = &resume {
         if c.rv > 0 && (c.rv as u64) < store.compacted_rv() {
@@ -137,14 +145,19 @@ pub fn list(ctx: &Ctx, res: ResourceType, ns: Option<&str>) -> Result<Response, 
         None => true,
         Some(c) => key_of(o) > (c.ns.as_str(), c.name.as_str()),
     };
-    let matched: Vec<&Arc<Value>> = items.iter().filter(after).filter(keep).collect();
-    let (page, rest) = if limit > 0 && matched.len() > limit {
-        matched.split_at(limit)
+    let (page, rest_len): (Vec<&Arc<Value>>, usize) = if unfiltered && limit > 0 {
+        (items.iter().collect(), rest_len)
     } else {
-        (&matched[..], &[][..])
+        let matched: Vec<&Arc<Value>> = items.iter().filter(after).filter(keep).collect();
+        if limit > 0 && matched.len() > limit {
+            let rest = matched.len() - limit;
+            (matched.into_iter().take(limit).collect(), rest)
+        } else {
+            (matched, 0)
+        }
     };
     let mut meta = json!({"resourceVersion": list_rv.to_string()});
-    if let Some(last) = page.last().filter(|_| !rest.is_empty()) {
+    if let Some(last) = page.last().filter(|_| rest_len > 0) {
         let (lns, lname) = key_of(last);
         let token_rv = resume
             .as_ref()
@@ -157,7 +170,7 @@ pub fn list(ctx: &Ctx, res: ResourceType, ns: Option<&str>) -> Result<Response, 
         ));
         // Counted only when nothing filters the list, as the API server does.
         if labels.is_empty() && fields.is_empty() {
-            meta["remainingItemCount"] = json!(rest.len());
+            meta["remainingItemCount"] = json!(rest_len);
         }
     }
     let wire: Vec<std::borrow::Cow<'_, Value>> = page
