@@ -2,9 +2,15 @@ use clap::Parser;
 
 fn main() {
     let cli = shipdeck::cli::Cli::parse();
+    // The console and the CLI keep their memory small; the sandbox (gigabytes of fixtures at
+    // 50,000 apps) keeps the kernel's huge pages.
+    if !matches!(cli.command, Some(shipdeck::cli::Command::Sandbox(_))) {
+        shipdeck::memory::no_huge_pages();
+    }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(shipdeck::memory::on_park)
         .build()
     {
         Ok(rt) => rt,
