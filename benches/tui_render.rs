@@ -1,4 +1,4 @@
-//! Frame times of the console with 10,000 applications across 3 environments: the first
+//! Frame times of the console with 10,000 applications (or the count given) across 3 environments: the first
 //! board frame after the estate fills, the applications list (sorted, grouped), a burst of
 //! 5,000 updates applied then drawn, and an idle frame. Prints figures; asserts nothing
 //! (budgets are read, not enforced, in DESIGN.md "Budgets").
@@ -40,7 +40,11 @@ fn frame_ms(t: &mut Terminal<TestBackend>, c: &Console) -> f64 {
 
 fn main() {
     let envs = ["dev", "staging", "prod"];
-    let n = 10_000;
+    // `tui_render -- 50000` (or any count) for another size.
+    let n: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(10_000);
     let start = Instant::now();
     let mut updates = Vec::with_capacity(n);
     for i in 0..n {

@@ -28,6 +28,11 @@ use tokio::sync::mpsc;
 /// at the next turn of the loop).
 const BATCH: usize = 1_024;
 
+/// The shortest time between two frames that only source updates asked for. Under a storm
+/// of updates the loop would otherwise draw after every few (hundreds of frames a second);
+/// keys, answers and resizes still draw at once.
+const UPDATE_FRAME: Duration = Duration::from_millis(33);
+
 /// Something that can wrap a frame in a synchronized update (real terminals); the test
 /// backend does nothing.
 pub trait FrameSync {
@@ -139,13 +144,18 @@ where
     notices.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut updates_open = true;
     let mut dirty = true;
+    // Updates applied and not drawn yet, and when the last frame was drawn.
+    let mut updated = false;
+    let mut drawn = tokio::time::Instant::now();
     submit(console, &provider, &resp_tx, &mut tasks);
     let exit = loop {
-        if dirty {
+        if dirty || (updated && drawn.elapsed() >= UPDATE_FRAME) {
             terminal.backend_mut().begin();
             terminal.draw(|f| console.render(f))?;
             terminal.backend_mut().end();
             dirty = false;
+            updated = false;
+            drawn = tokio::time::Instant::now();
             // What the frame drew may ask for loads (history images of the cells on screen).
             submit(console, &provider, &resp_tx, &mut tasks);
         }
@@ -182,9 +192,11 @@ where
                     tracing::info!("every source stopped sending updates");
                 } else {
                     console.apply(buf.drain(..));
-                    dirty = true;
+                    updated = true;
                 }
             }
+            // The frame the updates wait for.
+            _ = tokio::time::sleep_until(drawn + UPDATE_FRAME), if updated => {}
             Some(resp) = resp_rx.recv() => {
                 let t = resp.ticket;
                 dirty |= console.respond(resp);
