@@ -342,8 +342,13 @@ pub struct Estate {
     lag_wanted: std::cell::RefCell<BTreeSet<AppId>>,
     /// Bumped on every change; views compare it to decide whether to redraw.
     pub generation: u64,
+    /// Bumped when an app comes or goes (or moves to another cell): what a view ordered by
+    /// name alone depends on. A status change bumps `generation` only.
+    pub shape: u64,
     /// Entries not complete (see [`Board::complete`]), counted as they come and go.
     incomplete: usize,
+    /// Entries with a sync wave, counted the same way.
+    waved: usize,
 }
 
 impl Estate {
@@ -415,6 +420,11 @@ impl Estate {
         }
     }
 
+    /// Whether any app carries a sync wave (kept as apps come and go: no pass over them).
+    pub fn any_wave(&self) -> bool {
+        self.waved > 0
+    }
+
     /// How many apps still wait for their details (see [`Board::complete`]).
     pub fn incomplete(&self) -> usize {
         self.incomplete
@@ -440,12 +450,19 @@ impl Estate {
         if !entry.board.complete {
             self.incomplete += 1;
         }
-        if let Some(old) = self.apps.get(&id)
-            && !old.board.complete
-        {
-            self.incomplete -= 1;
+        if entry.board.wave.is_some() {
+            self.waved += 1;
+        }
+        if let Some(old) = self.apps.get(&id) {
+            if !old.board.complete {
+                self.incomplete -= 1;
+            }
+            if old.board.wave.is_some() {
+                self.waved -= 1;
+            }
         }
         if !self.apps.contains_key(&id) {
+            self.shape += 1;
             let cell = (entry.service.clone(), entry.environment.name.clone());
             self.by_cell.entry(cell).or_default().push(id.clone());
             *self
@@ -461,8 +478,12 @@ impl Estate {
         let Some(old) = self.apps.remove(id) else {
             return;
         };
+        self.shape += 1;
         if !old.board.complete {
             self.incomplete -= 1;
+        }
+        if old.board.wave.is_some() {
+            self.waved -= 1;
         }
         self.history_images.remove(id);
         let cell = (old.service.clone(), old.environment.name.clone());

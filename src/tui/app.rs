@@ -150,6 +150,7 @@ where
     submit(console, &provider, &resp_tx, &mut tasks);
     let exit = loop {
         if dirty || (updated && drawn.elapsed() >= UPDATE_FRAME) {
+            console.react();
             terminal.backend_mut().begin();
             terminal.draw(|f| console.render(f))?;
             terminal.backend_mut().end();
@@ -191,7 +192,7 @@ where
                     updates_open = false;
                     tracing::info!("every source stopped sending updates");
                 } else {
-                    console.apply(buf.drain(..));
+                    console.fold(buf.drain(..));
                     updated = true;
                 }
             }

@@ -99,6 +99,10 @@ pub struct Console {
     freezes: Vec<crate::ops::freeze::FreezeMark>,
     freeze_ticket: Option<Ticket>,
     freeze_asked: Option<std::time::Instant>,
+    /// Updates folded in ([`Console::fold`]) that the screens have not reacted to yet, and
+    /// whether one of them was a relist.
+    unreacted: bool,
+    unreacted_relist: bool,
 }
 
 /// How often the header's freeze line is asked again.
@@ -207,6 +211,8 @@ impl Console {
             freezes: Vec::new(),
             freeze_ticket: None,
             freeze_asked: None,
+            unreacted: false,
+            unreacted_relist: false,
         };
         c.ask_freezes(true);
         c.push(Box::new(BoardView::new()));
@@ -217,6 +223,7 @@ impl Console {
     /// Background warnings (an undelivered notification): kept for `:warnings`, the first
     /// shown on the flash line.
     pub fn notice(&mut self, warnings: Vec<String>) {
+        self.react();
         let Some(first) = warnings.first() else {
             return;
         };
@@ -432,6 +439,7 @@ impl Console {
 
     /// Run a palette command (as if typed after `:`).
     pub fn command(&mut self, cmd: &str) {
+        self.react();
         self.run_command(cmd);
         self.settle();
     }
@@ -609,6 +617,7 @@ impl Console {
         if key.kind != KeyEventKind::Press {
             return false;
         }
+        self.react();
         self.flash = None;
         let ctx = ctx_of(&self.estate, &self.settings, self.now, self.tick);
         let depth = self.screens.len();
@@ -648,6 +657,15 @@ impl Console {
 
     /// Apply a batch of source updates, then let screens react once.
     pub fn apply(&mut self, updates: impl IntoIterator<Item = Update>) {
+        self.fold(updates);
+        self.react();
+    }
+
+    /// Fold a batch of source updates into the estate; the screens react at the next
+    /// [`Console::react`] (the loop's next frame or key), not once per batch: a live stream
+    /// delivers a few updates per turn of the loop, and at 50,000 apps a screen's reaction
+    /// (the applications list orders every app) costs far more than folding a few.
+    pub fn fold(&mut self, updates: impl IntoIterator<Item = Update>) {
         let mut relisted = false;
         let mut detailed = false;
         for u in updates {
@@ -660,6 +678,18 @@ impl Console {
             // hand what that freed back.
             crate::memory::give_back();
         }
+        self.unreacted = true;
+        self.unreacted_relist |= relisted;
+    }
+
+    /// Let the screens react to what [`Console::fold`] brought, once. Every entry point
+    /// that reads a screen (a key, an answer, a command, a tick) reacts first; the loop
+    /// reacts before it draws.
+    pub fn react(&mut self) {
+        if !std::mem::take(&mut self.unreacted) {
+            return;
+        }
+        let relisted = std::mem::take(&mut self.unreacted_relist);
         // A relist may bring projects not looked at yet: look now rather than at the poll.
         self.ask_freezes(relisted);
         let ctx = ctx_of(&self.estate, &self.settings, self.now, self.tick);
@@ -701,6 +731,7 @@ impl Console {
     /// Hand an answer to the screens; unclaimed errors and acknowledgements become the
     /// flash line (a bulk sync's answers belong to no screen).
     pub fn respond(&mut self, resp: Response) -> bool {
+        self.react();
         if self.freeze_ticket == Some(resp.ticket) {
             self.freeze_ticket = None;
             match resp.result {
@@ -835,6 +866,7 @@ impl Console {
     }
 
     pub fn tick(&mut self) {
+        self.react();
         self.tick = self.tick.wrapping_add(1);
         self.now = chrono::Utc::now();
         self.ask_freezes(false);

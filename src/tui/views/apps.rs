@@ -86,6 +86,9 @@ pub struct AppsView {
     /// The last bulk sync: each app's ticket and its answer once it came.
     bulk: Vec<(Ticket, String, Answer)>,
     generation: u64,
+    /// The estate's `shape` the rows were built for, and how many of the rows are apps.
+    shape: u64,
+    apps: usize,
 }
 
 impl AppsView {
@@ -102,6 +105,8 @@ impl AppsView {
             bulk_confirm: None,
             bulk: Vec::new(),
             generation: u64::MAX,
+            shape: u64::MAX,
+            apps: 0,
         }
     }
 
@@ -139,13 +144,7 @@ impl AppsView {
             let by_env = a.environment.cmp(&b.environment);
             let inner = match self.sort {
                 Sort::Name => std::cmp::Ordering::Equal,
-                Sort::Sync => a
-                    .app()
-                    .status
-                    .sync
-                    .status
-                    .cmp(&b.app().status.sync.status)
-                    .reverse(),
+                Sort::Sync => a.board.sync.cmp(&b.board.sync).reverse(),
                 Sort::Health => health_rank(a).cmp(&health_rank(b)),
             };
             by_env.then(inner).then_with(|| a.id.cmp(&b.id))
@@ -171,6 +170,12 @@ impl AppsView {
         }
         self.rows = rows;
         self.generation = ctx.estate.generation;
+        self.shape = ctx.estate.shape;
+        self.apps = self
+            .rows
+            .iter()
+            .filter(|r| matches!(r, Row::App(_)))
+            .count();
         self.selected = keep
             .and_then(|id| self.rows.iter().position(|r| *r == Row::App(id.clone())))
             .unwrap_or_else(|| self.first_app_from(0, true).unwrap_or(0));
@@ -385,23 +390,15 @@ impl View for AppsView {
         } else {
             18
         };
-        // A WAVE column only on estates whose apps carry sync waves.
-        let waves = self.rows.iter().any(
-            |r| matches!(r, Row::App(id) if ctx.app(id).is_some_and(|e| e.board.wave.is_some())),
-        );
+        // A WAVE column only on estates whose apps carry sync waves (counted by the estate:
+        // looking at every row took 15 ms a frame at 50,000 apps).
+        let waves = ctx.estate.any_wave();
         let wave_w = if waves { 6 } else { 0 };
         let name_w = width
             .saturating_sub(2 + env_w + sync_w + health_w + wave_w + ver_w + cause_w)
             .max(10);
         let mut lines = Vec::with_capacity(area.height as usize);
-        let mut status = format!(
-            "{} apps · sort: {}",
-            self.rows
-                .iter()
-                .filter(|r| matches!(r, Row::App(_)))
-                .count(),
-            self.sort.label()
-        );
+        let mut status = format!("{} apps · sort: {}", self.apps, self.sort.label());
         if !self.filter.is_empty() || self.typing {
             status.push_str(&format!(" · filter: {}", clean(&self.filter)));
             if self.typing {
@@ -649,7 +646,11 @@ impl View for AppsView {
     }
 
     fn on_estate(&mut self, ctx: &Ctx, _out: &mut Outbox) {
-        if self.generation != ctx.estate.generation {
+        // Ordered by name with no filter on status, the rows change only when apps come or
+        // go: a status change (the bulk of a busy estate's updates) is read when drawn.
+        let by_status = self.sort != Sort::Name || self.only_waiting || !self.filter.is_empty();
+        if self.shape != ctx.estate.shape || (by_status && self.generation != ctx.estate.generation)
+        {
             self.rebuild(ctx);
         }
     }
