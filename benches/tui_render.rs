@@ -1,6 +1,7 @@
-//! Frame times of the console with 10,000 applications (or the count given) across 3 environments: the first
-//! board frame after the estate fills, the applications list (sorted, grouped), a burst of
-//! 5,000 updates applied then drawn, and an idle frame. Prints figures; asserts nothing
+//! Frame times of the console with 10,000 applications (or the count given) across 3
+//! environments: the first board frame after the estate fills, 5,000 updates applied a few
+//! at a time on the board and on the applications list, the applications list (sorted,
+//! grouped), a burst of 5,000 updates applied then drawn, and an idle frame. Prints figures; asserts nothing
 //! (budgets are read, not enforced, in DESIGN.md "Budgets").
 
 use ratatui::Terminal;

@@ -585,6 +585,80 @@ fn applications_grouped_filtered_sorted() {
     snap("apps_filtered", &c);
 }
 
+/// Updates folded between frames: the applications list (ordered by name, so rebuilt only
+/// when apps come or go) shows a status change and a new app once the console reacts, as
+/// it does before a frame and before a key.
+#[test]
+fn applications_list_follows_folded_updates() {
+    let mut c = console();
+    c.command("apps");
+    let before = text(&draw(&c, 160, 48));
+    let count = |t: &str| {
+        t.lines()
+            .find_map(|l| {
+                l.split(" apps · sort")
+                    .next()
+                    .filter(|_| l.contains(" apps · sort"))
+            })
+            .and_then(|n| {
+                n.trim()
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|n| n.parse::<usize>().ok())
+            })
+    };
+    let n = count(&before).expect("the list says how many apps");
+    let degraded = app(
+        "checkout-prod",
+        "prod",
+        SyncStatus::OutOfSync,
+        HealthStatus::Degraded,
+        "checkout:v2",
+        false,
+    );
+    let added = app(
+        "aardvark-prod",
+        "prod",
+        SyncStatus::Synced,
+        HealthStatus::Healthy,
+        "aardvark:v1",
+        false,
+    );
+    c.fold(vec![
+        Update::Upsert(id("checkout-prod"), Box::new(degraded)),
+        Update::Upsert(id("aardvark-prod"), Box::new(added)),
+    ]);
+    c.react();
+    let t = text(&draw(&c, 160, 48));
+    assert_eq!(count(&t), Some(n + 1), "{t}");
+    assert!(t.contains("aardvark-prod"), "{t}");
+    let row = t
+        .lines()
+        .find(|l| l.contains("checkout-prod"))
+        .unwrap_or_default();
+    assert!(row.contains("Degraded"), "{row}");
+    // A status change alone, folded and then a key: the key reacts first.
+    let healthy = app(
+        "checkout-prod",
+        "prod",
+        SyncStatus::Synced,
+        HealthStatus::Healthy,
+        "checkout:v2",
+        false,
+    );
+    c.fold(vec![Update::Upsert(id("checkout-prod"), Box::new(healthy))]);
+    key(&mut c, KeyCode::Down);
+    let t = text(&draw(&c, 160, 48));
+    let row = t
+        .lines()
+        .find(|l| l.contains("checkout-prod"))
+        .unwrap_or_default();
+    assert!(
+        row.contains("Healthy") && !row.contains("Degraded"),
+        "{row}"
+    );
+}
+
 #[test]
 fn application_screen() {
     let mut c = console();

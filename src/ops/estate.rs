@@ -728,6 +728,40 @@ mod tests {
         a
     }
 
+    /// `shape` moves when an app comes, goes or changes cell, not on a status change; the
+    /// wave count follows replacements and removals.
+    #[test]
+    fn shape_and_waves_follow_apps_not_statuses() {
+        let mut e = Estate::new();
+        let id = |n: &str| AppId::new("i", "argocd", n);
+        let waved = |n: &str, wave: Option<&str>| {
+            let mut a = app(n, SyncStatus::Synced, "c1", "c1");
+            if let Some(w) = wave {
+                a.metadata
+                    .annotations
+                    .insert("argocd.argoproj.io/sync-wave".into(), w.into());
+            }
+            a
+        };
+        e.apply(Update::Upsert(id("web"), Box::new(waved("web", None))));
+        let (shape, generation) = (e.shape, e.generation);
+        assert!(!e.any_wave());
+        let mut changed = waved("web", Some("2"));
+        changed.status.sync.status = SyncStatus::OutOfSync;
+        e.apply(Update::Upsert(id("web"), Box::new(changed)));
+        assert_eq!(e.shape, shape, "a status change keeps the shape");
+        assert!(e.generation > generation);
+        assert!(e.any_wave());
+        e.apply(Update::Upsert(id("api"), Box::new(waved("api", Some("1")))));
+        assert!(e.shape > shape, "a new app changes the shape");
+        e.apply(Update::Upsert(id("web"), Box::new(waved("web", None))));
+        assert!(e.any_wave(), "api still has one");
+        let shape = e.shape;
+        e.apply(Update::Delete(id("api")));
+        assert!(e.shape > shape, "a removal changes the shape");
+        assert!(!e.any_wave());
+    }
+
     /// An app with a whole history: (revision, deployed at) oldest first.
     fn with_history(mut a: Application, entries: &[(&str, &str)]) -> Application {
         a.status.history = entries

@@ -849,6 +849,50 @@ mod tests {
         ));
     }
 
+    /// Pages followed from the last key of each, in one namespace and across all, give
+    /// exactly the whole list in order, with the right count left after each page.
+    #[test]
+    fn pages_walk_the_list_in_order_and_stop_at_the_namespace() {
+        let s = Store::default();
+        for (ns, name) in [
+            ("a", "x"),
+            ("shop", "b"),
+            ("shop", "a"),
+            ("shop", "c"),
+            ("z", "y"),
+        ] {
+            let mut d = deploy(name);
+            d["metadata"]["namespace"] = json!(ns);
+            s.create("c", DEPLOYMENTS, d).unwrap();
+        }
+        let names = |v: &[Arc<Value>]| -> Vec<String> {
+            v.iter()
+                .map(|o| format!("{}/{}", o["metadata"]["namespace"], o["metadata"]["name"]))
+                .collect()
+        };
+        for ns in [Some("shop"), None] {
+            let (whole, _) = s.list("c", DEPLOYMENTS, ns);
+            let mut seen = Vec::new();
+            let mut after: Option<(String, String)> = None;
+            loop {
+                let at = after.as_ref().map(|(n, m)| (n.as_str(), m.as_str()));
+                let (page, rest, _) = s.list_page("c", DEPLOYMENTS, ns, at, 2);
+                seen.extend(page.iter().cloned());
+                assert_eq!(rest, whole.len() - seen.len(), "{ns:?}");
+                let Some(last) = page.last().filter(|_| rest > 0) else {
+                    break;
+                };
+                let key = |f: &str| last["metadata"][f].as_str().unwrap_or("").to_string();
+                after = Some((key("namespace"), key("name")));
+            }
+            assert_eq!(names(&seen), names(&whole), "{ns:?}");
+        }
+        assert_eq!(
+            s.list_page("c", DEPLOYMENTS, Some("none"), None, 2).0.len(),
+            0
+        );
+    }
+
     #[test]
     fn namespace_list_and_delete() {
         let s = Store::default();

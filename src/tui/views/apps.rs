@@ -168,14 +168,10 @@ impl AppsView {
         if let Some(Row::Group(_, n)) = rows.get_mut(group_at) {
             *n = len - group_at - 1;
         }
+        self.apps = entries.len();
         self.rows = rows;
         self.generation = ctx.estate.generation;
         self.shape = ctx.estate.shape;
-        self.apps = self
-            .rows
-            .iter()
-            .filter(|r| matches!(r, Row::App(_)))
-            .count();
         self.selected = keep
             .and_then(|id| self.rows.iter().position(|r| *r == Row::App(id.clone())))
             .unwrap_or_else(|| self.first_app_from(0, true).unwrap_or(0));

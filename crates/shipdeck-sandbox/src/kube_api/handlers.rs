@@ -119,14 +119,27 @@ pub fn list(ctx: &Ctx, res: ResourceType, ns: Option<&str>) -> Result<Response, 
     };
     let store = &ctx.world.store;
     let stored = convert::storage(res);
-    let unfiltered = labels.is_empty() && fields.is_empty();
     // A page with no selector walks only itself; anything else filters the whole type.
-    let (items, rest_len, now_rv) = if unfiltered && limit > 0 {
-        let after = resume.as_ref().map(|c| (c.ns.as_str(), c.name.as_str()));
-        store.list_page(&ctx.cluster, stored, ns, after, limit)
+    let (page, rest_len, now_rv) = if labels.is_empty() && fields.is_empty() && limit > 0 {
+        let resume_at = resume.as_ref().map(|c| (c.ns.as_str(), c.name.as_str()));
+        store.list_page(&ctx.cluster, stored, ns, resume_at, limit)
     } else {
         let (items, now_rv) = store.list(&ctx.cluster, stored, ns);
-        (items, 0, now_rv)
+        let after = |o: &Arc<Value>| match &resume {
+            None => true,
+            Some(c) => key_of(o) > (c.ns.as_str(), c.name.as_str()),
+        };
+        let mut matched: Vec<Arc<Value>> = items
+            .into_iter()
+            .filter(|o| after(o) && labels.matches(o) && fields.matches(o))
+            .collect();
+        let rest = if limit > 0 {
+            matched.len().saturating_sub(limit)
+        } else {
+            0
+        };
+        matched.truncate(matched.len() - rest);
+        (matched, rest, now_rv)
     };
     let mut list_rv = now_rv as i64;
     if let Some(c) = &resume {
@@ -140,22 +153,6 @@ pub fn list(ctx: &Ctx, res: ResourceType, ns: Option<&str>) -> Result<Response, 
             list_rv = c.rv;
         }
     }
-    let keep = |o: &&Arc<Value>| labels.matches(o) && fields.matches(o);
-    let after = |o: &&Arc<Value>| match &resume {
-        None => true,
-        Some(c) => key_of(o) > (c.ns.as_str(), c.name.as_str()),
-    };
-    let (page, rest_len): (Vec<&Arc<Value>>, usize) = if unfiltered && limit > 0 {
-        (items.iter().collect(), rest_len)
-    } else {
-        let matched: Vec<&Arc<Value>> = items.iter().filter(after).filter(keep).collect();
-        if limit > 0 && matched.len() > limit {
-            let rest = matched.len() - limit;
-            (matched.into_iter().take(limit).collect(), rest)
-        } else {
-            (matched, 0)
-        }
-    };
     let mut meta = json!({"resourceVersion": list_rv.to_string()});
     if let Some(last) = page.last().filter(|_| rest_len > 0) {
         let (lns, lname) = key_of(last);
@@ -177,7 +174,7 @@ pub fn list(ctx: &Ctx, res: ResourceType, ns: Option<&str>) -> Result<Response, 
         .iter()
         .map(|o| {
             if stored == res {
-                std::borrow::Cow::Borrowed(&***o)
+                std::borrow::Cow::Borrowed(&**o)
             } else {
                 std::borrow::Cow::Owned(convert::to_wire(res, o))
             }
