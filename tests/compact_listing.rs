@@ -178,3 +178,65 @@ async fn both_modes_hold_the_compact_app_and_stream_every_app_once() {
         }
     }
 }
+
+/// The sandbox writes the application list while it sends it (no length up front, as a
+/// large answer from Argo CD's Go server), and a client that leaves midway (the details
+/// pass aborted by a reconnect) neither stops it serving nor leaves it a shorter list.
+/// Oracle: kubectl's list of the same apps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_streams_the_list_and_survives_a_client_that_leaves() {
+    let sb = common::sandbox_with(SandboxOptions {
+        apps: Some(APPS),
+        time_scale: 0.02,
+        ..Default::default()
+    })
+    .await;
+    let Some(raw) = kubectl_apps(sb.kubeconfig_path()).await else {
+        return;
+    };
+    let truth: BTreeMap<String, (Value, Value)> = raw
+        .iter()
+        .map(|v| {
+            let name = v["metadata"]["name"].as_str().unwrap_or("").to_string();
+            let sync = v["status"]["sync"]["status"].clone();
+            let health = v["status"]["health"]["status"].clone();
+            (name, (sync, health))
+        })
+        .collect();
+    assert_eq!(truth.len(), APPS);
+    let http = common::http();
+    let token = sb.world.users.token(Role::Admin);
+    let get = |path: &str| {
+        http.get(format!("{}{path}", sb.url))
+            .bearer_auth(&token)
+            .send()
+    };
+    // Leave after the first chunk of the whole list (some 4 MB at this size).
+    let mut left = get("/api/v1/applications").await.expect("the list answers");
+    assert_eq!(left.status(), 200);
+    assert_eq!(left.content_length(), None, "written as it is sent");
+    let first = left.chunk().await.expect("a first chunk").expect("bytes");
+    assert!(!first.is_empty());
+    drop(left);
+    // Then the projected list, whole, agrees with kubectl on every app.
+    let body = get("/api/v1/applications?fields=items.metadata.name,items.status.sync.status,items.status.health")
+        .await
+        .expect("the list answers")
+        .bytes()
+        .await
+        .expect("the whole body");
+    let list: Value = serde_json::from_slice(&body).expect("a whole JSON document");
+    let got: BTreeMap<String, (Value, Value)> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|v| {
+            let name = v["metadata"]["name"].as_str().unwrap_or("").to_string();
+            let sync = v["status"]["sync"]["status"].clone();
+            let health = v["status"]["health"]["status"].clone();
+            (name, (sync, health))
+        })
+        .collect();
+    // Nothing churns this estate: every app's sync and health as kubectl read them.
+    assert_eq!(got, truth);
+}

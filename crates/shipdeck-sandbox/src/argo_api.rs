@@ -17,6 +17,7 @@ mod resource;
 mod resources;
 pub(crate) mod seams;
 mod stream;
+mod streamed;
 mod windows;
 
 use crate::World;

@@ -10,7 +10,7 @@ use crate::{ARGOCD_NAMESPACE, IN_CLUSTER, World};
 use axum::Json;
 use axum::extract::{Path, Query};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::{Value, json};
 use shipdeck_wire::Application;
 use std::sync::Arc;
@@ -122,66 +122,43 @@ pub async fn list(
         world.refresh.notify_waiters();
         items = names.iter().filter_map(|n| find(&world, n)).collect();
     }
-    list_body(&items, &rv.to_string(), Fields::of(&q).as_ref())
+    Ok(list_body(items, rv.to_string(), Fields::of(&q).as_ref()))
 }
 
-/// The list serialized once, straight from the store's shared objects into the response
-/// body (no intermediate JSON tree), projected by `fields` when asked.
-fn list_body(items: &[Arc<Value>], rv: &str, fields: Option<&Fields>) -> ApiResult<Response> {
-    struct Items<'a>(&'a [Arc<Value>]);
+/// The list written as it is sent ([`streamed`]), straight from the store's shared objects
+/// (no intermediate JSON tree, no copy of any app), projected by `fields` when asked: Argo
+/// CD's list picks each item's fields from its fixed table (see `listfields`); the list's
+/// own metadata is always written whole.
+fn list_body(items: Vec<Arc<Value>>, rv: String, fields: Option<&Fields>) -> Response {
+    struct List {
+        rv: String,
+        items: Vec<Arc<Value>>,
+        table: Option<ListFields>,
+    }
+    struct Items<'a>(&'a List);
     impl serde::Serialize for Items<'_> {
         fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            s.collect_seq(self.0.iter().map(|a| a.as_ref()))
+            let l = self.0;
+            match &l.table {
+                None => s.collect_seq(l.items.iter().map(|a| a.as_ref())),
+                Some(t) => s.collect_seq(l.items.iter().map(|a| t.node(a))),
+            }
         }
     }
-    #[derive(serde::Serialize)]
-    struct Meta<'a> {
-        #[serde(rename = "resourceVersion")]
-        resource_version: &'a str,
-    }
-    #[derive(serde::Serialize)]
-    struct List<'a> {
-        metadata: Meta<'a>,
-        items: Items<'a>,
-    }
-    let list = List {
-        metadata: Meta {
-            resource_version: rv,
-        },
-        items: Items(items),
-    };
-    let body = match fields {
-        None => serde_json::to_vec(&list),
-        Some(f) => {
-            // Argo CD's list picks each item's fields from its fixed table (see
-            // `listfields`), item by item as it writes them; the list's own metadata is
-            // always written whole.
-            struct Each<'a>(&'a ListFields, &'a [Arc<Value>]);
-            impl serde::Serialize for Each<'_> {
-                fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                    s.collect_seq(self.1.iter().map(|a| self.0.item(a)))
-                }
-            }
-            #[derive(serde::Serialize)]
-            struct Projected<'a> {
-                metadata: Meta<'a>,
-                items: Each<'a>,
-            }
-            let table = ListFields::of(f);
-            serde_json::to_vec(&Projected {
-                metadata: Meta {
-                    resource_version: rv,
-                },
-                items: Each(&table, items),
-            })
+    impl serde::Serialize for List {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let mut m = s.serialize_map(Some(2))?;
+            m.serialize_entry("metadata", &json!({"resourceVersion": self.rv}))?;
+            m.serialize_entry("items", &Items(self))?;
+            m.end()
         }
     }
-    .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok((
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response())
+    super::streamed::json(List {
+        rv,
+        items,
+        table: fields.map(ListFields::of),
+    })
 }
 
 fn request_refresh(world: &World, name: &str, kind: &str) {
