@@ -63,6 +63,19 @@ pub fn init() -> Option<tracing_appender::non_blocking::WorkerGuard> {
     ok.then_some(guard)
 }
 
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Note when the process started (the first call wins), for [`uptime`].
+pub fn mark_start() {
+    STARTED.get_or_init(std::time::Instant::now);
+}
+
+/// Milliseconds since [`mark_start`] (0 when it was never called): start-up milestones in
+/// the log (`SHIPDECK_LOG=debug`) say when they were reached.
+pub fn uptime_ms() -> u128 {
+    STARTED.get().map(|s| s.elapsed().as_millis()).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 use clap::Parser;
 
 fn main() {
+    shipdeck::logging::mark_start();
     let cli = shipdeck::cli::Cli::parse();
     // The console and the CLI keep their memory small; the sandbox (gigabytes of fixtures at
     // 50,000 apps) keeps the kernel's huge pages.

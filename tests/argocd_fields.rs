@@ -154,7 +154,15 @@ async fn watch_once(
         let mut details: BTreeMap<String, Value> = BTreeMap::new();
         loop {
             match rx.recv().await {
-                Some(Update::Summary { apps, .. }) => summary = Some(apps),
+                Some(Update::Summary { apps, packed, .. }) => {
+                    // Packed as the list was read, from the bytes each app was decoded
+                    // from: each unpacks to exactly the app beside it.
+                    assert_eq!(packed.len(), apps.len(), "one packed form per app");
+                    for ((id, a), p) in apps.iter().zip(&packed) {
+                        assert_eq!(p.unpack().as_ref(), Ok(a), "{}", id.name);
+                    }
+                    summary = Some(apps)
+                }
                 Some(Update::Details { apps }) => {
                     for (id, a) in apps {
                         details.insert(id.name.clone(), board_view(&as_json(&a)));

@@ -60,6 +60,7 @@ fn until_the_whole_apps_arrive_history_is_unread_and_nothing_is_approved() {
     c.apply([Update::Summary {
         instance: "argocd".into(),
         apps: apps(false),
+        packed: Vec::new(),
     }]);
     let board = screen(&c);
     assert!(board.contains("3 apps"), "{board}");
@@ -112,6 +113,7 @@ fn the_history_screen_lists_the_deployments_once_the_details_are_in() {
     c.apply([Update::Summary {
         instance: "argocd".into(),
         apps: apps(false),
+        packed: Vec::new(),
     }]);
     let (prod, _) = app("prod", false);
     c.push(Box::new(HistoryView::new(prod)));
@@ -126,6 +128,7 @@ fn details_never_overwrite_a_change_the_stream_brought() {
     e.apply(Update::Summary {
         instance: "argocd".into(),
         apps: apps(false),
+        packed: Vec::new(),
     });
     assert_eq!(e.incomplete(), 3);
     // A change of prod arrives first (whole, from the stream), then the list's older copy.
@@ -152,6 +155,7 @@ fn details_never_overwrite_a_change_the_stream_brought() {
     e.apply(Update::Summary {
         instance: "argocd".into(),
         apps: apps(false),
+        packed: Vec::new(),
     });
     assert_eq!(e.incomplete(), 3);
     assert_eq!(
@@ -167,6 +171,7 @@ fn metrics_wait_for_the_history_and_do_not_call_it_a_failure() {
     c.apply([Update::Summary {
         instance: "argocd".into(),
         apps: apps(false),
+        packed: Vec::new(),
     }]);
     let view = shipdeck::tui::views::metrics::MetricsView::new(None).expect("30d");
     c.push(Box::new(view));

@@ -33,6 +33,19 @@ pub fn compact_for_board(app: &mut Application) {
     }
 }
 
+/// Whether [`compact_for_board`] surely leaves `app` as it is (any history entry with a
+/// source counts as not: whether it is the app's own is not looked at).
+pub fn is_compact(app: &Application) -> bool {
+    app.status.sync.compared_to.is_none()
+        && app.status.history.iter().all(|h| h.source.is_none())
+        && app
+            .status
+            .operation_state
+            .as_ref()
+            .and_then(|o| o.sync_result.as_ref())
+            .is_none_or(|r| r.resources.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,6 +71,30 @@ mod tests {
         assert_eq!(r.and_then(|r| r.revision).as_deref(), Some("abc"));
         assert_eq!(a.status.sync.revision.as_deref(), Some("abc"));
         assert_eq!(a.metadata.name, "web");
+    }
+
+    #[test]
+    fn is_compact_says_whether_compacting_would_change_the_app() {
+        let cases = [
+            serde_json::json!({"metadata": {"name": "plain"},
+                               "status": {"sync": {"status": "Synced"}}}),
+            serde_json::json!({"metadata": {"name": "compared"},
+                               "status": {"sync": {"comparedTo": {"source": {"repoURL": "x"}}}}}),
+            serde_json::json!({"metadata": {"name": "results"},
+                               "status": {"operationState": {"phase": "Succeeded", "syncResult": {
+                                   "resources": [{"kind": "Deployment", "name": "web"}]}}}}),
+            serde_json::json!({"metadata": {"name": "history"},
+                               "spec": {"source": {"repoURL": "https://git/x", "path": "web"}},
+                               "status": {"history": [{"id": 1, "revision": "a",
+                                   "source": {"repoURL": "https://git/x", "path": "web"}}]}}),
+        ];
+        for v in cases {
+            let a: Application = serde_json::from_value(v).expect("fixture parses");
+            let mut c = a.clone();
+            compact_for_board(&mut c);
+            assert_eq!(is_compact(&a), c == a, "{}", a.metadata.name);
+            assert!(is_compact(&c), "{} once compacted", a.metadata.name);
+        }
     }
 
     #[test]

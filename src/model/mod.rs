@@ -10,7 +10,7 @@ pub mod text;
 mod workload;
 
 pub use build::*;
-pub use compact::compact_for_board;
+pub use compact::{compact_for_board, is_compact};
 pub use packed::Packed;
 pub use shipdeck_wire::*;
 pub use workload::*;
@@ -180,6 +180,10 @@ pub enum Update {
     Summary {
         instance: String,
         apps: Vec<(AppId, Application)>,
+        /// Each app packed by the source as it read the list (from the bytes it decoded,
+        /// see [`Packed::of_json`]), in the order of `apps`; any other length (empty) and
+        /// the estate packs them itself.
+        packed: Vec<Packed>,
     },
     /// Whole apps for entries still incomplete. An entry already complete keeps what it
     /// has: a change the stream delivered is as new as these, or newer.

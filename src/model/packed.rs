@@ -30,9 +30,15 @@ impl Packed {
     pub fn pack(app: &Application) -> Self {
         // Serializing the wire type cannot fail (string keys only, no custom serializers);
         // should it ever, the empty blob unpacks to an error, never to a made-up app.
-        let json = serde_json::to_vec(app).unwrap_or_default();
-        let dict = dictionary(&json);
-        let blob = lz4_flex::block::compress_prepend_size_with_dict(&json, dict);
+        Self::of_json(&serde_json::to_vec(app).unwrap_or_default())
+    }
+
+    /// An app's JSON as it is, packed: for bytes that decode to exactly the app the caller
+    /// holds (its wire form, when [`crate::model::compact_for_board`] would change
+    /// nothing), so the app need not be serialized again.
+    pub fn of_json(json: &[u8]) -> Self {
+        let dict = dictionary(json);
+        let blob = lz4_flex::block::compress_prepend_size_with_dict(json, dict);
         // The blob is kept; the buffers that made it are not (see `memory::long_lived`).
         Self(crate::memory::long_lived(|| Box::from(&blob[..])))
     }
@@ -98,6 +104,16 @@ mod tests {
             let json = serde_json::to_vec(a).expect("serializes").len();
             assert!(p.len() < json, "{} packed against {json} of JSON", p.len());
         }
+    }
+
+    #[test]
+    fn wire_bytes_pack_to_the_app_they_decode_to() {
+        // As a list item arrives: keys in any order, nulls, a field the model does not type.
+        let raw = br#"{"status":{"sync":{"status":"Synced"},"unknown":[1]},"metadata":{"annotations":null,"name":"web","namespace":"argocd"},"spec":{"project":"shop"}}"#;
+        let decoded: Application = serde_json::from_slice(raw).expect("fixture parses");
+        let p = Packed::of_json(raw);
+        assert_eq!(p.unpack().as_ref(), Ok(&decoded));
+        assert_eq!(Packed::pack(&decoded).unpack(), Ok(decoded));
     }
 
     #[test]

@@ -373,8 +373,12 @@ impl Estate {
         match update {
             Update::Upsert(id, app) => self.upsert(id, *app),
             Update::Delete(id) => self.remove(&id),
-            Update::Resync { instance, apps } => self.resync(&instance, apps, true),
-            Update::Summary { instance, apps } => self.resync(&instance, apps, false),
+            Update::Resync { instance, apps } => self.resync(&instance, apps, Vec::new(), true),
+            Update::Summary {
+                instance,
+                apps,
+                packed,
+            } => self.resync(&instance, apps, packed, false),
             Update::Details { apps } => {
                 let apps: Vec<(AppId, Application)> = apps
                     .into_iter()
@@ -389,34 +393,70 @@ impl Estate {
     }
 
     /// Every app of `instance` is in `apps`; the rest of the instance's apps are gone.
-    fn resync(&mut self, instance: &str, apps: Vec<(AppId, Application)>, complete: bool) {
-        let keep: BTreeSet<AppId> = apps.iter().map(|(id, _)| id.clone()).collect();
+    fn resync(
+        &mut self,
+        instance: &str,
+        apps: Vec<(AppId, Application)>,
+        packed: Vec<Packed>,
+        complete: bool,
+    ) {
+        let keep: BTreeSet<&AppId> = apps.iter().map(|(id, _)| id).collect();
         let gone: Vec<AppId> = self
             .apps
             .keys()
             .filter(|id| id.instance == instance && !keep.contains(*id))
             .cloned()
             .collect();
+        drop(keep);
         for id in gone {
             self.remove(&id);
         }
-        self.insert_all(apps, complete);
+        self.insert_packed(apps, packed, complete);
     }
 
     /// Pack `apps` (on every core) and put them in, `complete` as [`Board::complete`].
-    fn insert_all(&mut self, mut apps: Vec<(AppId, Application)>, complete: bool) {
-        let packed = pack_all(&mut apps);
-        for ((id, app), packed) in apps.into_iter().zip(packed) {
+    fn insert_all(&mut self, apps: Vec<(AppId, Application)>, complete: bool) {
+        self.insert_packed(apps, Vec::new(), complete);
+    }
+
+    /// Put `apps` in, with `packed` as their packed forms when it holds one for each
+    /// (otherwise they are packed here, on every core).
+    fn insert_packed(
+        &mut self,
+        mut apps: Vec<(AppId, Application)>,
+        packed: Vec<Packed>,
+        complete: bool,
+    ) {
+        let packed = if packed.len() == apps.len() {
+            packed
+        } else {
+            pack_all(&mut apps)
+        };
+        for ((id, app), packed) in apps.iter().zip(packed) {
             let entry = AppEntry::of_packed(
-                &id,
-                &app,
+                id,
+                app,
                 packed,
                 &self.classifier,
                 &mut self.interner,
                 complete,
             );
-            drop(app);
             self.insert(id, entry);
+        }
+        // The decoded apps are freed on a thread of their own: at 50,000 apps that is some
+        // 80 ms of frees the first frame need not wait for. Then what they held goes back
+        // (the threads that decoded them collect when they next park).
+        if apps.len() < 1024 {
+            drop(apps);
+        } else if let Err(e) =
+            std::thread::Builder::new()
+                .name("free-apps".into())
+                .spawn(move || {
+                    drop(apps);
+                    crate::memory::give_back();
+                })
+        {
+            tracing::debug!("no thread to free the decoded apps on: {e}");
         }
     }
 
@@ -432,10 +472,10 @@ impl Estate {
 
     fn upsert(&mut self, id: AppId, app: Application) {
         let entry = AppEntry::classified(id.clone(), app, &self.classifier, &mut self.interner);
-        self.insert(id, entry);
+        self.insert(&id, entry);
     }
 
-    fn insert(&mut self, id: AppId, entry: AppEntry) {
+    fn insert(&mut self, id: &AppId, entry: AppEntry) {
         // The key is kept as long as the entry: a copy in the long-lived heap, not the
         // decoded one that came with the app.
         crate::memory::long_lived(|| self.insert_here(id.clone(), entry));

@@ -154,6 +154,9 @@ where
             terminal.backend_mut().begin();
             terminal.draw(|f| console.render(f))?;
             terminal.backend_mut().end();
+            if updated {
+                tracing::debug!(at_ms = %crate::logging::uptime_ms(), "frame drawn after updates");
+            }
             dirty = false;
             updated = false;
             drawn = tokio::time::Instant::now();
@@ -192,8 +195,12 @@ where
                     updates_open = false;
                     tracing::info!("every source stopped sending updates");
                 } else {
+                    let relist = buf.iter().any(|u| matches!(u, Update::Summary { .. } | Update::Resync { .. }));
                     console.fold(buf.drain(..));
                     updated = true;
+                    if relist {
+                        tracing::debug!(at_ms = %crate::logging::uptime_ms(), "a whole list folded");
+                    }
                 }
             }
             // The frame the updates wait for.

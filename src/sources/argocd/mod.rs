@@ -321,6 +321,14 @@ impl ListStream<'_> {
         &mut self,
         each: &mut (dyn FnMut(Application) + Send),
     ) -> Result<bool, SourceError> {
+        self.next_raw(&mut |a, _| each(a)).await
+    }
+
+    /// As [`ListStream::next`], each app with the bytes it was decoded from.
+    pub(crate) async fn next_raw(
+        &mut self,
+        each: &mut (dyn FnMut(Application, &[u8]) + Send),
+    ) -> Result<bool, SourceError> {
         let chunk = self
             .resp
             .chunk()
@@ -600,7 +608,7 @@ impl Inner {
             .await?;
         let mut split = split::Splitter::new();
         let mut apps = Vec::new();
-        self.feed_list(&mut split, &body, &mut |a| apps.push(a))?;
+        self.feed_list(&mut split, &body, &mut |a, _| apps.push(a))?;
         Ok((apps, self.end_list(split)?))
     }
 
@@ -616,11 +624,11 @@ impl Inner {
         &self,
         split: &mut split::Splitter,
         bytes: &[u8],
-        each: &mut (dyn FnMut(Application) + Send),
+        each: &mut (dyn FnMut(Application, &[u8]) + Send),
     ) -> Result<(), SourceError> {
         split
             .feed(bytes, &mut |b| {
-                each(serde_json::from_slice::<Application>(b)?);
+                each(serde_json::from_slice::<Application>(b)?, b);
                 Ok::<(), serde_json::Error>(())
             })
             .map_err(|e| match e {

@@ -8,7 +8,7 @@
 //! fresh list.
 
 use super::Inner;
-use crate::model::{AppId, Application, Connection, Update};
+use crate::model::{AppId, Application, Connection, Packed, Update, compact_for_board, is_compact};
 use crate::sources::retry;
 use crate::sources::sse::SseParser;
 use backon::BackoffBuilder;
@@ -214,18 +214,37 @@ async fn send_details(
     }
 }
 
-/// The projected list as it arrives: the apps and the list's resourceVersion.
-async fn summary(
-    inner: &Inner,
-) -> Result<(Vec<(AppId, Application)>, Option<String>), crate::sources::SourceError> {
+/// The projected list, its apps and their packed forms, and its resourceVersion.
+type Summary = (Vec<(AppId, Application)>, Vec<Packed>, Option<String>);
+
+/// The projected list as it arrives, each app packed as it decodes (while the rest is on
+/// the wire, so the console's fold need not pack 50,000 apps before the first frame): from
+/// the bytes it was decoded from when the board's compaction would not change it, which
+/// spares serializing it again.
+async fn summary(inner: &Inner) -> Result<Summary, crate::sources::SourceError> {
+    tracing::debug!(at_ms = %crate::logging::uptime_ms(), "projected list asked for");
     let mut list = inner.list_stream(true, false).await?;
+    tracing::debug!(at_ms = %crate::logging::uptime_ms(), "projected list answered");
     let mut apps = Vec::new();
-    while list.next(&mut |a| apps.push((id_of(inner, &a), a))).await? {}
-    Ok((apps, list.finish()?))
+    let mut packed = Vec::new();
+    while list
+        .next_raw(&mut |mut a, raw| {
+            packed.push(if is_compact(&a) {
+                Packed::of_json(raw)
+            } else {
+                compact_for_board(&mut a);
+                Packed::pack(&a)
+            });
+            apps.push((id_of(inner, &a), a));
+        })
+        .await?
+    {}
+    tracing::debug!(at_ms = %crate::logging::uptime_ms(), apps = apps.len(), "projected list read");
+    Ok((apps, packed, list.finish()?))
 }
 
 async fn run_once(inner: &Arc<Inner>, tx: &mpsc::Sender<Update>, since: &mut String) -> Outcome {
-    let (apps, rv) = match summary(inner).await {
+    let (apps, packed, rv) = match summary(inner).await {
         Ok(x) => x,
         Err(e @ crate::sources::SourceError::Unauthorized { .. }) => {
             return Outcome::Rejected {
@@ -242,6 +261,7 @@ async fn run_once(inner: &Arc<Inner>, tx: &mpsc::Sender<Update>, since: &mut Str
     let resync = Update::Summary {
         instance: inner.instance.clone(),
         apps,
+        packed,
     };
     if tx.send(resync).await.is_err() {
         return Outcome::Closed;

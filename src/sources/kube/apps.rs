@@ -204,6 +204,7 @@ pub(super) fn watch(inner: Arc<Inner>, tx: mpsc::Sender<Update>) -> JoinHandle<(
                 let update = match next {
                     None => break,
                     Some(Ok(Event::Init)) => {
+                        tracing::debug!(at_ms = %crate::logging::uptime_ms(), "application list begins");
                         buffer.clear();
                         None
                     }
@@ -211,10 +212,13 @@ pub(super) fn watch(inner: Arc<Inner>, tx: mpsc::Sender<Update>) -> JoinHandle<(
                         buffer.push((id_of(&inner, &o.app), o.app));
                         None
                     }
-                    Some(Ok(Event::InitDone)) => Some(Update::Resync {
-                        instance: inner.instance.clone(),
-                        apps: std::mem::take(&mut buffer),
-                    }),
+                    Some(Ok(Event::InitDone)) => {
+                        tracing::debug!(at_ms = %crate::logging::uptime_ms(), apps = buffer.len(), "application list read");
+                        Some(Update::Resync {
+                            instance: inner.instance.clone(),
+                            apps: std::mem::take(&mut buffer),
+                        })
+                    }
                     Some(Ok(Event::Apply(o))) => {
                         Some(Update::Upsert(id_of(&inner, &o.app), Box::new(o.app)))
                     }
