@@ -10,8 +10,8 @@ mod common;
 
 use serde_json::Value;
 use shipdeck::model::{Application, Update};
-use shipdeck::sandbox::SandboxOptions;
 use shipdeck::sandbox::auth::Role;
+use shipdeck::sandbox::{Sandbox, SandboxOptions};
 use shipdeck::secrets::Secret;
 use shipdeck::sources::ArgoSource;
 use shipdeck::sources::argocd::{ArgoApi, ArgoApiOptions};
@@ -81,15 +81,34 @@ async fn collect(src: &impl ArgoSource) -> Vec<Application> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn both_modes_hold_the_compact_app_and_stream_every_app_once() {
+/// A sandbox of [`APPS`] apps and kubectl's list of them (None: kubectl is not installed).
+async fn listed_sandbox() -> Option<(Sandbox, Vec<Value>)> {
     let sb = common::sandbox_with(SandboxOptions {
         apps: Some(APPS),
         time_scale: 0.02,
         ..Default::default()
     })
     .await;
-    let Some(raw) = kubectl_apps(sb.kubeconfig_path()).await else {
+    let raw = kubectl_apps(sb.kubeconfig_path()).await?;
+    Some((sb, raw))
+}
+
+/// Each app's sync and health status, by name.
+fn statuses(items: &[Value]) -> BTreeMap<String, (Value, Value)> {
+    items
+        .iter()
+        .map(|v| {
+            let name = v["metadata"]["name"].as_str().unwrap_or("").to_string();
+            let sync = v["status"]["sync"]["status"].clone();
+            let health = v["status"]["health"]["status"].clone();
+            (name, (sync, health))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_modes_hold_the_compact_app_and_stream_every_app_once() {
+    let Some((sb, raw)) = listed_sandbox().await else {
         return;
     };
     assert_eq!(raw.len(), APPS);
@@ -185,24 +204,10 @@ async fn both_modes_hold_the_compact_app_and_stream_every_app_once() {
 /// Oracle: kubectl's list of the same apps.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sandbox_streams_the_list_and_survives_a_client_that_leaves() {
-    let sb = common::sandbox_with(SandboxOptions {
-        apps: Some(APPS),
-        time_scale: 0.02,
-        ..Default::default()
-    })
-    .await;
-    let Some(raw) = kubectl_apps(sb.kubeconfig_path()).await else {
+    let Some((sb, raw)) = listed_sandbox().await else {
         return;
     };
-    let truth: BTreeMap<String, (Value, Value)> = raw
-        .iter()
-        .map(|v| {
-            let name = v["metadata"]["name"].as_str().unwrap_or("").to_string();
-            let sync = v["status"]["sync"]["status"].clone();
-            let health = v["status"]["health"]["status"].clone();
-            (name, (sync, health))
-        })
-        .collect();
+    let truth = statuses(&raw);
     assert_eq!(truth.len(), APPS);
     let http = common::http();
     let token = sb.world.users.token(Role::Admin);
@@ -226,17 +231,7 @@ async fn the_sandbox_streams_the_list_and_survives_a_client_that_leaves() {
         .await
         .expect("the whole body");
     let list: Value = serde_json::from_slice(&body).expect("a whole JSON document");
-    let got: BTreeMap<String, (Value, Value)> = list["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|v| {
-            let name = v["metadata"]["name"].as_str().unwrap_or("").to_string();
-            let sync = v["status"]["sync"]["status"].clone();
-            let health = v["status"]["health"]["status"].clone();
-            (name, (sync, health))
-        })
-        .collect();
+    let got = statuses(list["items"].as_array().expect("items"));
     // Nothing churns this estate: every app's sync and health as kubectl read them.
     assert_eq!(got, truth);
 }
