@@ -400,16 +400,24 @@ impl Estate {
         packed: Vec<Packed>,
         complete: bool,
     ) {
-        let keep: BTreeSet<&AppId> = apps.iter().map(|(id, _)| id).collect();
-        let gone: Vec<AppId> = self
-            .apps
-            .keys()
-            .filter(|id| id.instance == instance && !keep.contains(*id))
-            .cloned()
-            .collect();
-        drop(keep);
+        // The first list of an instance has nothing to compare with (a set of 50,000 keys
+        // is built for nothing otherwise).
+        let gone: Vec<AppId> = if self.apps.keys().any(|id| id.instance == instance) {
+            let keep: std::collections::HashSet<&AppId> = apps.iter().map(|(id, _)| id).collect();
+            self.apps
+                .keys()
+                .filter(|id| id.instance == instance && !keep.contains(*id))
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
         for id in gone {
             self.remove(&id);
+        }
+        if self.apps.is_empty() {
+            // The first list: room for all of it at once, not 16 doublings on the way.
+            self.apps.reserve(apps.len());
         }
         self.insert_packed(apps, packed, complete);
     }
@@ -493,25 +501,37 @@ impl Estate {
         if entry.board.wave.is_some() {
             self.waved += 1;
         }
-        if let Some(old) = self.apps.get(&id) {
-            if !old.board.complete {
-                self.incomplete -= 1;
+        // One lookup for the rest, and the counters' keys copied only when new.
+        match self.apps.entry(id) {
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                let old = o.get();
+                if !old.board.complete {
+                    self.incomplete -= 1;
+                }
+                if old.board.wave.is_some() {
+                    self.waved -= 1;
+                }
+                o.insert(Box::new(entry));
             }
-            if old.board.wave.is_some() {
-                self.waved -= 1;
+            std::collections::hash_map::Entry::Vacant(v) => {
+                self.shape += 1;
+                let cell = (entry.service.clone(), entry.environment.name.clone());
+                self.by_cell.entry(cell).or_default().push(v.key().clone());
+                match self.environments.get_mut(&entry.environment) {
+                    Some(n) => *n += 1,
+                    None => {
+                        self.environments.insert(entry.environment.clone(), 1);
+                    }
+                }
+                match self.services.get_mut(&entry.service) {
+                    Some(n) => *n += 1,
+                    None => {
+                        self.services.insert(entry.service.clone(), 1);
+                    }
+                }
+                v.insert(Box::new(entry));
             }
         }
-        if !self.apps.contains_key(&id) {
-            self.shape += 1;
-            let cell = (entry.service.clone(), entry.environment.name.clone());
-            self.by_cell.entry(cell).or_default().push(id.clone());
-            *self
-                .environments
-                .entry(entry.environment.clone())
-                .or_default() += 1;
-            *self.services.entry(entry.service.clone()).or_default() += 1;
-        }
-        self.apps.insert(id, Box::new(entry));
     }
 
     fn remove(&mut self, id: &AppId) {
