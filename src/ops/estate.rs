@@ -384,7 +384,9 @@ impl Estate {
                     .into_iter()
                     .filter(|(id, _)| self.apps.get(id).is_some_and(|e| !e.board.complete))
                     .collect();
-                self.insert_all(apps, true);
+                // A batch of the whole list read beside the stream: freed here, as any
+                // update's app (not a thread and a give-back per batch of 1,024).
+                drop(self.insert_packed(apps, Vec::new(), true));
             }
             Update::Connection { source, state } => {
                 self.connections.insert(source, state);
@@ -416,25 +418,36 @@ impl Estate {
             self.remove(&id);
         }
         if self.apps.is_empty() {
-            // The first list: room for all of it at once, not 16 doublings on the way.
+            // The first list: room for all of it at once, not grown step by step.
             self.apps.reserve(apps.len());
         }
-        self.insert_packed(apps, packed, complete);
+        let spent = self.insert_packed(apps, packed, complete);
+        // A whole list's decoded apps are freed on a thread of their own: at 50,000 apps
+        // that is 50-85 ms of frees the first frame need not wait for. Then what they held
+        // goes back (the threads that decoded them collect when they next park).
+        if spent.len() < 1024 {
+            drop(spent);
+        } else if let Err(e) =
+            std::thread::Builder::new()
+                .name("free-apps".into())
+                .spawn(move || {
+                    drop(spent);
+                    crate::memory::give_back();
+                })
+        {
+            tracing::debug!("no thread to free the decoded apps on: {e}");
+        }
     }
 
-    /// Pack `apps` (on every core) and put them in, `complete` as [`Board::complete`].
-    fn insert_all(&mut self, apps: Vec<(AppId, Application)>, complete: bool) {
-        self.insert_packed(apps, Vec::new(), complete);
-    }
-
-    /// Put `apps` in, with `packed` as their packed forms when it holds one for each
-    /// (otherwise they are packed here, on every core).
+    /// Put `apps` in, `complete` as [`Board::complete`], with `packed` as their packed
+    /// forms when it holds one for each (otherwise they are packed here, on every core).
+    /// The decoded apps are handed back for the caller to free.
     fn insert_packed(
         &mut self,
         mut apps: Vec<(AppId, Application)>,
         packed: Vec<Packed>,
         complete: bool,
-    ) {
+    ) -> Vec<(AppId, Application)> {
         let packed = if packed.len() == apps.len() {
             packed
         } else {
@@ -451,21 +464,7 @@ impl Estate {
             );
             self.insert(id, entry);
         }
-        // The decoded apps are freed on a thread of their own: at 50,000 apps that is some
-        // 80 ms of frees the first frame need not wait for. Then what they held goes back
-        // (the threads that decoded them collect when they next park).
-        if apps.len() < 1024 {
-            drop(apps);
-        } else if let Err(e) =
-            std::thread::Builder::new()
-                .name("free-apps".into())
-                .spawn(move || {
-                    drop(apps);
-                    crate::memory::give_back();
-                })
-        {
-            tracing::debug!("no thread to free the decoded apps on: {e}");
-        }
+        apps
     }
 
     /// Whether any app carries a sync wave (kept as apps come and go: no pass over them).

@@ -147,6 +147,8 @@ where
     // Updates applied and not drawn yet, and when the last frame was drawn.
     let mut updated = false;
     let mut drawn = tokio::time::Instant::now();
+    // A whole list folded and not drawn yet (a start-up milestone in the debug log).
+    let mut relist_undrawn = false;
     submit(console, &provider, &resp_tx, &mut tasks);
     let exit = loop {
         if dirty || (updated && drawn.elapsed() >= UPDATE_FRAME) {
@@ -154,8 +156,8 @@ where
             terminal.backend_mut().begin();
             terminal.draw(|f| console.render(f))?;
             terminal.backend_mut().end();
-            if updated {
-                tracing::debug!(at_ms = %crate::logging::uptime_ms(), "frame drawn after updates");
+            if std::mem::take(&mut relist_undrawn) {
+                tracing::debug!(at_ms = %crate::logging::uptime_ms(), "frame drawn after a whole list");
             }
             dirty = false;
             updated = false;
@@ -195,12 +197,8 @@ where
                     updates_open = false;
                     tracing::info!("every source stopped sending updates");
                 } else {
-                    let relist = buf.iter().any(|u| matches!(u, Update::Summary { .. } | Update::Resync { .. }));
-                    console.fold(buf.drain(..));
+                    relist_undrawn |= console.fold(buf.drain(..));
                     updated = true;
-                    if relist {
-                        tracing::debug!(at_ms = %crate::logging::uptime_ms(), "a whole list folded");
-                    }
                 }
             }
             // The frame the updates wait for.

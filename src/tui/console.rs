@@ -665,7 +665,8 @@ impl Console {
     /// [`Console::react`] (the loop's next frame or key), not once per batch: a live stream
     /// delivers a few updates per turn of the loop, and at 50,000 apps a screen's reaction
     /// (the applications list orders every app) costs far more than folding a few.
-    pub fn fold(&mut self, updates: impl IntoIterator<Item = Update>) {
+    /// True when a whole list was among them.
+    pub fn fold(&mut self, updates: impl IntoIterator<Item = Update>) -> bool {
         let mut relisted = false;
         let mut detailed = false;
         for u in updates {
@@ -678,8 +679,12 @@ impl Console {
             // hand what that freed back.
             crate::memory::give_back();
         }
+        if relisted {
+            tracing::debug!(at_ms = %crate::logging::uptime_ms(), "a whole list folded");
+        }
         self.unreacted = true;
         self.unreacted_relist |= relisted;
+        relisted
     }
 
     /// Let the screens react to what [`Console::fold`] brought, once. Every entry point
