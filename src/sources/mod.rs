@@ -16,6 +16,7 @@ pub mod jenkins;
 pub mod kube;
 pub mod retry;
 pub mod rollout;
+pub(crate) mod split;
 pub mod sse;
 pub mod syncwindow;
 

@@ -157,7 +157,7 @@ where
             terminal.draw(|f| console.render(f))?;
             terminal.backend_mut().end();
             if std::mem::take(&mut relist_undrawn) {
-                tracing::debug!(at_ms = %crate::logging::uptime_ms(), "frame drawn after a whole list");
+                tracing::debug!(at_ms = %crate::logging::uptime_ms(), cpu_ms = %crate::logging::cpu_ms(), "frame drawn after a whole list");
             }
             dirty = false;
             updated = false;

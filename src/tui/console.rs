@@ -680,7 +680,7 @@ impl Console {
             crate::memory::give_back();
         }
         if relisted {
-            tracing::debug!(at_ms = %crate::logging::uptime_ms(), "a whole list folded");
+            tracing::debug!(at_ms = %crate::logging::uptime_ms(), cpu_ms = %crate::logging::cpu_ms(), "a whole list folded");
         }
         self.unreacted = true;
         self.unreacted_relist |= relisted;

@@ -7,7 +7,6 @@ mod autosync;
 mod eventlogs;
 mod foureyes;
 mod projects;
-mod split;
 mod watch;
 mod workloads;
 
@@ -312,7 +311,7 @@ pub const APP_FIELDS: &[&str] = &[
 pub(crate) struct ListStream<'a> {
     inner: &'a Inner,
     resp: reqwest::Response,
-    split: split::Splitter,
+    split: crate::sources::split::Splitter,
 }
 
 impl ListStream<'_> {
@@ -606,7 +605,7 @@ impl Inner {
                 "list applications",
             )
             .await?;
-        let mut split = split::Splitter::new();
+        let mut split = crate::sources::split::Splitter::new();
         let mut apps = Vec::new();
         self.feed_list(&mut split, &body, &mut |a, _| apps.push(a))?;
         Ok((apps, self.end_list(split)?))
@@ -622,7 +621,7 @@ impl Inner {
     /// Split the next bytes of a list into its items, each decoded and handed to `each`.
     fn feed_list(
         &self,
-        split: &mut split::Splitter,
+        split: &mut crate::sources::split::Splitter,
         bytes: &[u8],
         each: &mut (dyn FnMut(Application, &[u8]) + Send),
     ) -> Result<(), SourceError> {
@@ -632,14 +631,17 @@ impl Inner {
                 Ok::<(), serde_json::Error>(())
             })
             .map_err(|e| match e {
-                split::SplitError::Malformed(m) => self.list_error(m),
-                split::SplitError::Item(e) => self.list_error(e),
+                crate::sources::split::SplitError::Malformed(m) => self.list_error(m),
+                crate::sources::split::SplitError::Item(e) => self.list_error(e),
             })
     }
 
     /// A list's body is all in: its resourceVersion; an error for a list cut off or not a
     /// list (never a shorter list).
-    fn end_list(&self, split: split::Splitter) -> Result<Option<String>, SourceError> {
+    fn end_list(
+        &self,
+        split: crate::sources::split::Splitter,
+    ) -> Result<Option<String>, SourceError> {
         #[derive(Deserialize)]
         struct Meta {
             #[serde(default, rename = "resourceVersion")]
@@ -686,7 +688,7 @@ impl Inner {
         Ok(ListStream {
             inner: self,
             resp,
-            split: split::Splitter::new(),
+            split: crate::sources::split::Splitter::new(),
         })
     }
 

@@ -222,9 +222,9 @@ type Summary = (Vec<(AppId, Application)>, Vec<Packed>, Option<String>);
 /// the bytes it was decoded from when the board's compaction would not change it, which
 /// spares serializing it again.
 async fn summary(inner: &Inner) -> Result<Summary, crate::sources::SourceError> {
-    tracing::debug!(at_ms = %crate::logging::uptime_ms(), "projected list asked for");
+    tracing::debug!(at_ms = %crate::logging::uptime_ms(), cpu_ms = %crate::logging::cpu_ms(), "projected list asked for");
     let mut list = inner.list_stream(true, false).await?;
-    tracing::debug!(at_ms = %crate::logging::uptime_ms(), "projected list answered");
+    tracing::debug!(at_ms = %crate::logging::uptime_ms(), cpu_ms = %crate::logging::cpu_ms(), "projected list answered");
     let mut apps = Vec::new();
     let mut packed = Vec::new();
     while list
@@ -239,7 +239,7 @@ async fn summary(inner: &Inner) -> Result<Summary, crate::sources::SourceError> 
         })
         .await?
     {}
-    tracing::debug!(at_ms = %crate::logging::uptime_ms(), apps = apps.len(), "projected list read");
+    tracing::debug!(at_ms = %crate::logging::uptime_ms(), cpu_ms = %crate::logging::cpu_ms(), apps = apps.len(), "projected list read");
     Ok((apps, packed, list.finish()?))
 }
 

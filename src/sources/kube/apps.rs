@@ -4,7 +4,7 @@
 //! conflict), auto-sync on/off, access reviews and sync windows.
 
 use super::compact::CompactApp;
-use super::{Inner, kube_err, read};
+use super::{Inner, kube_err, paged, read};
 use crate::model::{
     AppId, AppProject, Application, Connection, InitiatedBy, Operation, SyncOperation, Update,
 };
@@ -20,7 +20,6 @@ use k8s_openapi::api::authorization::v1::{
 };
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
-use kube::runtime::watcher::{self, Event, watcher};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -87,26 +86,29 @@ pub(super) async fn list(inner: &Inner) -> Result<Vec<Application>, SourceError>
     Ok(list.items.into_iter().map(|c| c.app).collect())
 }
 
-/// The list in pages of [`PAGE`] (as kubectl asks for it), each app handed to `each` as
-/// its page decodes: one page of apps in memory at a time.
+/// The list as [`paged::Lister`] reads it (pages asked for ahead), each app handed to
+/// `each` as it decodes: one page of apps in memory at a time.
 pub(super) async fn list_each(
     inner: &Inner,
     each: &mut (dyn FnMut(Application) + Send),
 ) -> Result<(), SourceError> {
-    const PAGE: u32 = 500;
-    let api = compact_api(inner, &inner.namespace);
-    let mut token: Option<String> = None;
-    loop {
-        let mut lp = kube::api::ListParams::default().limit(PAGE);
-        if let Some(t) = &token {
-            lp = lp.continue_token(t);
-        }
-        let page = read(&inner.context, "list applications", || api.list(&lp)).await?;
-        token = page.metadata.continue_.filter(|t| !t.is_empty());
-        page.items.into_iter().for_each(|c| each(c.app));
-        if token.is_none() {
-            return Ok(());
-        }
+    lister(inner, true)
+        .list(&mut |l| {
+            if let paged::Listed::App(c) = l {
+                each(c.app)
+            }
+        })
+        .await
+        .map(drop)
+        .map_err(|e| kube_err(&inner.context, "list applications", e))
+}
+
+fn lister(inner: &Inner, retrying: bool) -> paged::Lister {
+    use kube::Resource;
+    paged::Lister {
+        client: inner.client.clone(),
+        url: CompactApp::url_path(&app_resource(), Some(&inner.namespace)),
+        retrying,
     }
 }
 
@@ -135,31 +137,20 @@ pub(super) async fn request_refresh(
     Ok(())
 }
 
-fn reason_of(inner: &Inner, e: watcher::Error) -> String {
-    let mapped = match e {
-        watcher::Error::InitialListFailed(k)
-        | watcher::Error::WatchStartFailed(k)
-        | watcher::Error::WatchFailed(k) => {
-            kube_err(&inner.context, "watch applications", k).to_string()
-        }
-        watcher::Error::WatchError(s) => format!("watch applications: {} ({})", s.message, s.code),
-        other => other.to_string(),
-    };
+/// Why the list or watch stopped, in the operator's words.
+fn reason_of(inner: &Inner, e: kube::Error) -> String {
+    let mapped = kube_err(&inner.context, "watch applications", e).to_string();
     crate::model::text::sanitize(&mapped).into_owned()
 }
 
-/// A watch error that retrying will not cure: the API server refused the kubeconfig's
-/// credential (401) or it may not list/watch Applications (403). Then the connection is
-/// `failed` with what to do, not `reconnecting` forever.
-fn credential_failure(inner: &Inner, e: &watcher::Error) -> Option<String> {
-    let code = match e {
-        watcher::Error::InitialListFailed(kube::Error::Api(s))
-        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
-        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.code,
-        watcher::Error::WatchError(s) => s.code,
-        _ => return None,
+/// A list or watch error that retrying will not cure: the API server refused the
+/// kubeconfig's credential (401) or it may not list/watch Applications (403). Then the
+/// connection is `failed` with what to do, not `reconnecting` forever.
+fn credential_failure(inner: &Inner, e: &kube::Error) -> Option<String> {
+    let kube::Error::Api(s) = e else {
+        return None;
     };
-    match code {
+    match s.code {
         401 => Some(super::credential_refused(&inner.context)),
         403 => Some(super::credential_lacks(
             &inner.context,
@@ -172,9 +163,16 @@ fn credential_failure(inner: &Inner, e: &watcher::Error) -> Option<String> {
     }
 }
 
-/// Watch Applications with kube-rs' watcher. Any error (a failed list, a watch that will
-/// not start, 410 Gone, a broken stream) is reported at once as `reconnecting` with the
-/// reason, and the watcher starts over with a fresh list after the reconnect backoff of
+/// How long a watch may say nothing before it counts as dead: the server ends it after its
+/// `timeoutSeconds` (kube-rs asks for 290), and bookmarks come well within that.
+const WATCH_IDLE: std::time::Duration = std::time::Duration::from_secs(290 + 5);
+
+/// Watch Applications as kube-rs' watcher does (list, then watch from the list's
+/// resourceVersion with bookmarks, watch again from the last version seen when a stream
+/// ends or goes quiet), but with the list read by [`paged::Lister`]: pages asked for ahead
+/// and decoded as they arrive. Any error (a failed list, a watch that will not start, 410
+/// Gone, an ERROR event, a broken stream) is reported at once as `reconnecting` with the
+/// reason, and the loop starts over with a fresh list after the reconnect backoff of
 /// [`crate::sources::retry`] (capped at a few seconds, so the board converges soon after a
 /// fault clears). `connected` is reported after each complete list, never on a stale board.
 pub(super) fn watch(inner: Arc<Inner>, tx: mpsc::Sender<Update>) -> JoinHandle<()> {
@@ -189,90 +187,151 @@ pub(super) fn watch(inner: Arc<Inner>, tx: mpsc::Sender<Update>) -> JoinHandle<(
         }
         let mut since = now();
         let mut backoff = BackoffBuilder::build(retry::reconnect_backoff());
+        let lister = lister(&inner, false);
         loop {
-            let api = compact_api(&inner, &inner.namespace);
-            // No StreamBackoff: on an error this loop drops the watcher and relists itself.
-            let mut stream = watcher(api, watcher::Config::default()).boxed();
-            let mut buffer: Vec<(AppId, Application)> = Vec::new();
-            let mut listed = false;
-            let mut failed = false;
-            loop {
-                let next = tokio::select! {
-                    _ = tx.closed() => return,
-                    n = stream.next() => n,
-                };
-                let update = match next {
-                    None => break,
-                    Some(Ok(Event::Init)) => {
-                        tracing::debug!(at_ms = %crate::logging::uptime_ms(), "application list begins");
-                        buffer.clear();
-                        None
-                    }
-                    Some(Ok(Event::InitApply(o))) => {
-                        buffer.push((id_of(&inner, &o.app), o.app));
-                        None
-                    }
-                    Some(Ok(Event::InitDone)) => {
-                        tracing::debug!(at_ms = %crate::logging::uptime_ms(), apps = buffer.len(), "application list read");
-                        Some(Update::Resync {
-                            instance: inner.instance.clone(),
-                            apps: std::mem::take(&mut buffer),
-                        })
-                    }
-                    Some(Ok(Event::Apply(o))) => {
-                        Some(Update::Upsert(id_of(&inner, &o.app), Box::new(o.app)))
-                    }
-                    Some(Ok(Event::Delete(o))) => Some(Update::Delete(id_of(&inner, &o.app))),
-                    Some(Err(e)) => {
-                        let state = match credential_failure(&inner, &e) {
-                            Some(reason) => {
-                                tracing::warn!(source = %inner.instance, "application watch: {reason}");
-                                Connection::Failed { reason }
-                            }
-                            None => {
-                                let reason = reason_of(&inner, e);
-                                tracing::info!(source = %inner.instance, "application watch: {reason}");
-                                Connection::Reconnecting {
-                                    reason,
-                                    since: since.clone(),
-                                }
-                            }
-                        };
-                        failed = matches!(state, Connection::Failed { .. });
-                        if tx.send(conn(state)).await.is_err() {
-                            return;
-                        }
-                        break;
-                    }
-                };
-                let resync = matches!(update, Some(Update::Resync { .. }));
-                if let Some(u) = update {
-                    if tx.send(u).await.is_err() {
+            tracing::debug!(at_ms = %crate::logging::uptime_ms(), cpu_ms = %crate::logging::cpu_ms(), "application list begins");
+            let mut apps: Vec<(AppId, Application)> = Vec::new();
+            let mut keep = |l: paged::Listed| match l {
+                // Room for the whole list at once: 50,000 apps grown by doubling moved
+                // every app several times.
+                paged::Listed::Expect(n) => apps.reserve(n.min(1 << 20)),
+                paged::Listed::App(c) => apps.push((id_of(&inner, &c.app), c.app)),
+            };
+            let listed = tokio::select! {
+                _ = tx.closed() => return,
+                l = lister.list(&mut keep) => l,
+            };
+            let stopped = match listed {
+                Ok(rv) => {
+                    tracing::debug!(at_ms = %crate::logging::uptime_ms(), cpu_ms = %crate::logging::cpu_ms(), apps = apps.len(), "application list read");
+                    let resync = Update::Resync {
+                        instance: inner.instance.clone(),
+                        apps,
+                    };
+                    if tx.send(resync).await.is_err()
+                        || tx.send(conn(Connection::Connected)).await.is_err()
+                    {
                         return;
                     }
                     since = now();
-                }
-                if resync && !listed {
-                    listed = true;
                     backoff = BackoffBuilder::build(retry::reconnect_backoff());
-                    if tx.send(conn(Connection::Connected)).await.is_err() {
-                        return;
+                    match follow(&inner, &tx, rv, &mut since).await {
+                        Some(e) => e,
+                        None => return,
                     }
                 }
-            }
+                Err(e) => e,
+            };
+            let failed = match credential_failure(&inner, &stopped) {
+                Some(reason) => {
+                    tracing::warn!(source = %inner.instance, "application watch: {reason}");
+                    Connection::Failed { reason }
+                }
+                None => {
+                    let reason = reason_of(&inner, stopped);
+                    tracing::info!(source = %inner.instance, "application watch: {reason}");
+                    Connection::Reconnecting {
+                        reason,
+                        since: since.clone(),
+                    }
+                }
+            };
             // A refused credential is tried again now and then (an exec plugin may hand out
             // a fresh one), without hammering the API server.
-            let wait = if failed {
+            let wait = if matches!(failed, Connection::Failed { .. }) {
                 retry::RECONNECT_MAX_DELAY
             } else {
                 backoff.next().unwrap_or(retry::RECONNECT_MAX_DELAY)
             };
+            if tx.send(conn(failed)).await.is_err() {
+                return;
+            }
             tokio::select! {
                 _ = tx.closed() => return,
                 _ = tokio::time::sleep(wait) => {}
             }
         }
     })
+}
+
+/// Follow the watch from `rv` until it fails: the error (relist), or `None` once nobody
+/// listens. A stream that ends (the server's timeout) or goes quiet is watched again from
+/// the last version seen, as kube-rs' watcher does; one that ends at once, again and
+/// again, is watched again after the reconnect backoff, not in a tight loop.
+async fn follow(
+    inner: &Inner,
+    tx: &mpsc::Sender<Update>,
+    mut rv: String,
+    since: &mut String,
+) -> Option<kube::Error> {
+    use kube::core::WatchEvent;
+    let api = compact_api(inner, &inner.namespace);
+    let params = kube::api::WatchParams::default();
+    let mut quick = BackoffBuilder::build(retry::reconnect_backoff());
+    loop {
+        let opened = tokio::select! {
+            _ = tx.closed() => return None,
+            s = api.watch(&params, &rv) => s,
+        };
+        let mut stream = match opened {
+            Ok(s) => s.boxed(),
+            Err(e) => return Some(e),
+        };
+        let mut heard = false;
+        loop {
+            let next = tokio::select! {
+                _ = tx.closed() => return None,
+                n = tokio::time::timeout(WATCH_IDLE, stream.next()) => n,
+            };
+            let event = match next {
+                Ok(Some(Ok(ev))) => ev,
+                Ok(Some(Err(e))) => return Some(e),
+                // Ended, or quiet for longer than the server's own timeout: watch again.
+                Ok(None) | Err(_) => break,
+            };
+            heard = true;
+            let update = match event {
+                WatchEvent::Added(o) | WatchEvent::Modified(o) => {
+                    rv = seen_version(&o, &rv);
+                    Update::Upsert(id_of(inner, &o.app), Box::new(o.app))
+                }
+                WatchEvent::Deleted(o) => {
+                    rv = seen_version(&o, &rv);
+                    Update::Delete(id_of(inner, &o.app))
+                }
+                WatchEvent::Bookmark(b) => {
+                    if !b.metadata.resource_version.is_empty() {
+                        rv = b.metadata.resource_version;
+                    }
+                    continue;
+                }
+                // 410 Gone (the version is too old to watch from) or any other refusal.
+                WatchEvent::Error(s) => return Some(kube::Error::Api(s)),
+            };
+            if tx.send(update).await.is_err() {
+                return None;
+            }
+            *since = now();
+        }
+        if heard {
+            quick = BackoffBuilder::build(retry::reconnect_backoff());
+        } else {
+            let wait = quick.next().unwrap_or(retry::RECONNECT_MAX_DELAY);
+            tokio::select! {
+                _ = tx.closed() => return None,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
+
+fn seen_version(o: &CompactApp, last: &str) -> String {
+    use kube::Resource;
+    o.meta()
+        .resource_version
+        .clone()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| last.to_string())
 }
 
 /// Set `.operation` as Argo CD's `SetAppOperation` does: GET, refuse when an operation is

@@ -9,6 +9,7 @@ mod apps;
 mod compact;
 mod foureyes;
 pub mod kubeconfig;
+mod paged;
 mod projects;
 mod render;
 pub(crate) use render::{desired as render_desired, pair_with_live};

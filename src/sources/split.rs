@@ -1,5 +1,5 @@
-//! The application list split into its items as its bytes arrive: the body is fed chunk by
-//! chunk, and each element of the top-level `items` array is handed over as soon as its
+//! A list (Argo CD's applications, a page of a Kubernetes list) split into its items as its
+//! bytes arrive: the body is fed chunk by chunk, and each element of the top-level `items` array is handed over as soon as its
 //! closing brace is in, so apps decode while the rest of the list is still on the wire and
 //! no copy of the whole body is ever held. The top level's `metadata` (small) is kept for
 //! the list's resourceVersion; its other members are skipped.
@@ -29,6 +29,9 @@ pub(crate) struct Splitter {
     in_items: bool,
     /// A value being captured, and the depth it returns to when it ends.
     capture: Option<(Capture, usize)>,
+    /// Open braces of the item being captured, when it is an object (then only braces
+    /// and strings are tracked until it closes).
+    braces: usize,
     buf: Vec<u8>,
     metadata: Option<Vec<u8>>,
     started: bool,
@@ -54,10 +57,7 @@ impl Splitter {
                 // Skip to the next quote or backslash at once.
                 if !self.escaped {
                     let rest = &chunk[i..];
-                    let n = rest
-                        .iter()
-                        .position(|&c| c == b'"' || c == b'\\')
-                        .unwrap_or(rest.len());
+                    let n = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
                     if self.in_key {
                         self.key.extend_from_slice(&rest[..n]);
                     }
@@ -80,6 +80,37 @@ impl Splitter {
                 } else {
                     self.in_string = false;
                     self.in_key = false;
+                }
+                i += 1;
+                continue;
+            }
+            if self.braces > 0 {
+                // Inside an item that is an object: only strings and braces matter until
+                // its closing brace (brackets nest within braces in JSON, and whether the
+                // item is well formed is for its decoder to judge).
+                let Some(n) = memchr::memchr3(b'"', b'{', b'}', &chunk[i..]) else {
+                    break;
+                };
+                i += n;
+                match chunk[i] {
+                    b'"' => self.in_string = true,
+                    b'{' => self.braces += 1,
+                    _ => {
+                        self.braces -= 1;
+                        if self.braces == 0 {
+                            let start = from.take().unwrap_or(0);
+                            self.capture = None;
+                            self.depth = 2;
+                            // Whole in this chunk: handed over where it lies, not copied.
+                            if self.buf.is_empty() {
+                                item(&chunk[start..=i]).map_err(SplitError::Item)?;
+                            } else {
+                                self.buf.extend_from_slice(&chunk[start..=i]);
+                                item(&self.buf).map_err(SplitError::Item)?;
+                                self.buf.clear();
+                            }
+                        }
+                    }
                 }
                 i += 1;
                 continue;
@@ -131,6 +162,9 @@ impl Splitter {
                     } else if self.depth == 2 && self.in_items && self.capture.is_none() {
                         self.capture = Some((Capture::Item, 2));
                         from = Some(i);
+                        if b == b'{' {
+                            self.braces = 1;
+                        }
                     }
                     self.depth += 1;
                 }
@@ -169,6 +203,12 @@ impl Splitter {
             self.buf.extend_from_slice(&chunk[start..]);
         }
         Ok(())
+    }
+
+    /// The top-level `metadata`'s bytes once they are all in (before the items when the
+    /// server writes it first, as Argo CD and the Kubernetes API server do).
+    pub(crate) fn metadata(&self) -> Option<&[u8]> {
+        self.metadata.as_deref()
     }
 
     /// The body is all in: the top-level `metadata`'s bytes, if it had one; an error when
@@ -229,6 +269,19 @@ mod tests {
         );
         for n in [1, 2, 3, 7, 64, body.len()] {
             assert_eq!(split(body, n).as_ref(), Ok(&want), "chunks of {n}");
+        }
+    }
+
+    #[test]
+    fn an_item_that_is_not_an_object_is_split_as_well() {
+        let body = r#"{"items":[[1,{"a":"}"}],{"b":[{}]},"x\"y"]}"#;
+        for n in [1, 2, 5, body.len()] {
+            let (items, _) = split(body, n).unwrap_or_default();
+            assert_eq!(
+                items,
+                [r#"[1,{"a":"}"}]"#, r#"{"b":[{}]}"#],
+                "chunks of {n}"
+            );
         }
     }
 
