@@ -8,6 +8,39 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+thread_local! {
+    static FOR_BOARD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `decode` (a deserialization on this thread) as the board keeps an app: what
+/// shipdeck's `compact_for_board` drops anyway (`status.sync.comparedTo`,
+/// `status.operationState.syncResult.resources`: a third of a whole Application's bytes)
+/// is skipped by the parser, never built. Anywhere else both decode as usual.
+pub fn decoding_for_board<T>(decode: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            FOR_BOARD.set(self.0);
+        }
+    }
+    let _restore = Restore(FOR_BOARD.replace(true));
+    decode()
+}
+
+/// A field [`decoding_for_board`] skips.
+fn dropped_for_board<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    if FOR_BOARD.get() {
+        serde::de::IgnoredAny::deserialize(d)?;
+        Ok(T::default())
+    } else {
+        T::deserialize(d)
+    }
+}
+
 /// A map or list the server may write as `null`: Argo CD's projected list writes an unset
 /// map or slice so (Go boxes the nil), where a whole object leaves it out.
 fn null_as_empty<'de, D, T>(d: D) -> Result<T, D::Error>
@@ -203,7 +236,11 @@ pub struct SyncInfo {
     pub revision: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub revisions: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "dropped_for_board"
+    )]
     pub compared_to: Option<Value>,
 }
 
@@ -347,7 +384,11 @@ pub struct OperationState {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncResult {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "dropped_for_board"
+    )]
     pub resources: Vec<ResourceResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
@@ -455,4 +496,32 @@ pub struct SyncWindow {
     /// Free text (Argo CD 2.13+); shipdeck marks its freeze windows here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const APP: &str = r#"{"metadata":{"name":"web"},
+        "status":{"sync":{"status":"Synced","revision":"abc","comparedTo":{"source":{"repoURL":"r"}}},
+                  "operationState":{"phase":"Succeeded","syncResult":{"revision":"abc",
+                      "resources":[{"kind":"Deployment","name":"web","status":"Synced"}]}}}}"#;
+
+    #[test]
+    fn the_board_decode_skips_only_what_the_board_drops() {
+        let whole: Application = serde_json::from_str(APP).expect("decodes");
+        let board: Application =
+            decoding_for_board(|| serde_json::from_str(APP)).expect("decodes for the board");
+        assert!(whole.status.sync.compared_to.is_some());
+        assert_eq!(board.status.sync.compared_to, None);
+        let result = |a: &Application| a.status.operation_state.clone().and_then(|o| o.sync_result);
+        assert_eq!(result(&whole).map(|r| r.resources.len()), Some(1));
+        let kept = result(&board).expect("the sync result stays");
+        assert!(kept.resources.is_empty());
+        assert_eq!(kept.revision.as_deref(), Some("abc"));
+        assert_eq!(board.status.sync.revision.as_deref(), Some("abc"));
+        // Once the board decode is over, the next decode is whole again.
+        let again: Application = serde_json::from_str(APP).expect("decodes");
+        assert_eq!(again, whole);
+    }
 }

@@ -22,7 +22,8 @@ impl<'de> Deserialize<'de> for CompactApp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         // The wire type has no field for anything the product does not read, so
         // `managedFields` and other unknown keys are skipped by the parser, not built.
-        let mut app = Application::deserialize(d)?;
+        // What `compact_for_board` drops is not even built (`decoding_for_board`).
+        let mut app = shipdeck_wire::decoding_for_board(|| Application::deserialize(d))?;
         compact_for_board(&mut app);
         let m = &app.metadata;
         let meta = ObjectMeta {
