@@ -1,7 +1,8 @@
-//! Applications and AppProjects as custom resources: list, watch (kube-rs watcher: list,
-//! watch, bookmarks, relist after 410, backoff), get, the `.operation` writes a sync or a
-//! rollback makes (as `argocd --core` does: refuse when one is set, update with retry on
-//! conflict), auto-sync on/off, access reviews and sync windows.
+//! Applications and AppProjects as custom resources: list, watch (pages read ahead, then a
+//! watch with bookmarks; relist after 410 or any error, with backoff), get, the
+//! `.operation` writes a sync or a rollback makes (as `argocd --core` does: refuse when one
+//! is set, update with retry on conflict), auto-sync on/off, access reviews and sync
+//! windows.
 
 use super::compact::CompactApp;
 use super::{Inner, kube_err, paged, read};

@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer};
 use std::borrow::Cow;
 
 /// One Application as the watcher hands it over: the compact app and the little object
-/// metadata kube-rs' watcher reads (name, namespace, resourceVersion, uid).
+/// metadata a watch reads (name, namespace, resourceVersion, uid).
 #[derive(Debug, Clone)]
 pub(super) struct CompactApp {
     meta: ObjectMeta,
