@@ -1,5 +1,6 @@
 //! The operator's name is the same in every front end (issue 9): config `operator`, else
-//! the login name, else the Argo CD account the token belongs to; the console's header
+//! the login name, else the Argo CD account the token belongs to (in core mode the
+//! kubeconfig credential's user, as `kubectl auth whoami` says); the console's header
 //! shows it; the demo keeps its audit log under the data dir (`demo/`) and says where on
 //! quit. Headless runs use the real binary against a sandbox started here, with an
 //! environment cleared of everything but what each case gives; the account is read from
@@ -49,7 +50,7 @@ fn last_who(w: &World, app: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn headless_names_the_operator_config_then_login_then_argocd_account() {
+async fn headless_names_the_operator_config_then_login_then_the_credentials_account() {
     let w = start().await;
     let app = "cart-dev";
     // The account the token is, as the sandbox's Argo CD says.
@@ -89,6 +90,34 @@ async fn headless_names_the_operator_config_then_login_then_argocd_account() {
     .await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(last_who(&w, app), "ops-lead");
+
+    // Core mode, no config, no login name: the user of the kubeconfig's credential as the
+    // API server says, which kubectl reads independently (`kubectl auth whoami`).
+    let kubeconfig = w.var("KUBECONFIG");
+    let whoami = Command::new("kubectl")
+        .env("KUBECONFIG", &kubeconfig)
+        .args([
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ])
+        .output()
+        .expect("kubectl runs");
+    let user = String::from_utf8_lossy(&whoami.stdout).trim().to_string();
+    assert!(
+        !user.is_empty() && user != "unknown",
+        "kubectl auth whoami: {}",
+        String::from_utf8_lossy(&whoami.stderr)
+    );
+    let (code, err) = run(
+        &w,
+        &[("KUBECONFIG", &kubeconfig)],
+        &["--core", "sync", app, "--wait"],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(last_who(&w, app), user);
     w.sandbox.stop().await;
 }
 

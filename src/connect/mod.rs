@@ -153,24 +153,32 @@ pub async fn argo(
 }
 
 /// The operator's name, the same in every front end: config `operator`, else the login
-/// name, else the Argo CD account the token belongs to (`session/userinfo`, API mode),
-/// else `unknown`.
+/// name, else who the first backend's credential is: the Argo CD account the token belongs
+/// to (`session/userinfo`, API mode) or the Kubernetes user of the kubeconfig's credential
+/// (`SelfSubjectReview`, what `kubectl auth whoami` says, core mode); else `unknown`.
 pub async fn resolve_operator(ops: &mut Ops, config: &Config, backends: &[Backend]) {
     if let Some(name) = config.operator_name() {
         ops.operator = name;
         return;
     }
     for b in backends {
-        if let Backend::Api(api) = b {
-            match tokio::time::timeout(Duration::from_secs(10), api.account()).await {
-                Ok(Ok(Some(name))) => {
-                    ops.operator = crate::model::text::sanitize(&name).into_owned();
-                    return;
-                }
-                Ok(Ok(None)) => {}
-                Ok(Err(e)) => tracing::warn!("{}: account not read ({e})", b.instance()),
-                Err(_) => tracing::warn!("{}: account not read (no answer)", b.instance()),
+        let asked = match b {
+            Backend::Api(api) => tokio::time::timeout(Duration::from_secs(10), api.account()).await,
+            Backend::Core(_) => {
+                tokio::time::timeout(Duration::from_secs(10), async {
+                    b.identity().await.map(Some)
+                })
+                .await
             }
+        };
+        match asked {
+            Ok(Ok(Some(name))) => {
+                ops.operator = crate::model::text::sanitize(&name).into_owned();
+                return;
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::warn!("{}: account not read ({e})", b.instance()),
+            Err(_) => tracing::warn!("{}: account not read (no answer)", b.instance()),
         }
     }
     ops.operator = crate::ops::actions::UNKNOWN_OPERATOR.into();
