@@ -1,7 +1,7 @@
 //! A list (Argo CD's applications, a page of a Kubernetes list) split into its items as its
-//! bytes arrive: the body is fed chunk by chunk, and each element of the top-level `items` array is handed over as soon as its
-//! closing brace is in, so apps decode while the rest of the list is still on the wire and
-//! no copy of the whole body is ever held. The top level's `metadata` (small) is kept for
+//! bytes arrive: the body is fed chunk by chunk, and each element of the top-level `items`
+//! array is handed over as soon as its closing brace is in, so apps decode while the rest of
+//! the list is still on the wire and no copy of the whole body is ever held. The top level's `metadata` (small) is kept for
 //! the list's resourceVersion; its other members are skipped.
 //!
 //! It tracks only what JSON's structure needs (nesting depth, strings and their escapes,

@@ -14,7 +14,7 @@ thread_local! {
 
 /// Run `decode` (a deserialization on this thread) as the board keeps an app: what
 /// shipdeck's `compact_for_board` drops anyway (`status.sync.comparedTo`,
-/// `status.operationState.syncResult.resources`: a third of a whole Application's bytes)
+/// `status.operationState.syncResult.resources`: a quarter of a whole Application's bytes)
 /// is skipped by the parser, never built. Anywhere else both decode as usual.
 pub fn decoding_for_board<T>(decode: impl FnOnce() -> T) -> T {
     struct Restore(bool);

@@ -10,6 +10,8 @@ mod projects;
 mod watch;
 mod workloads;
 
+use crate::sources::split::{SplitError, Splitter};
+
 pub use autosync::{Route as AutoSyncRoute, TOGGLE_AUTO_SYNC_RBAC};
 
 use super::fate::SentOperation;
@@ -311,7 +313,7 @@ pub const APP_FIELDS: &[&str] = &[
 pub(crate) struct ListStream<'a> {
     inner: &'a Inner,
     resp: reqwest::Response,
-    split: crate::sources::split::Splitter,
+    split: Splitter,
 }
 
 impl ListStream<'_> {
@@ -605,7 +607,7 @@ impl Inner {
                 "list applications",
             )
             .await?;
-        let mut split = crate::sources::split::Splitter::new();
+        let mut split = Splitter::new();
         let mut apps = Vec::new();
         self.feed_list(&mut split, &body, &mut |a, _| apps.push(a))?;
         Ok((apps, self.end_list(split)?))
@@ -621,7 +623,7 @@ impl Inner {
     /// Split the next bytes of a list into its items, each decoded and handed to `each`.
     fn feed_list(
         &self,
-        split: &mut crate::sources::split::Splitter,
+        split: &mut Splitter,
         bytes: &[u8],
         each: &mut (dyn FnMut(Application, &[u8]) + Send),
     ) -> Result<(), SourceError> {
@@ -631,17 +633,14 @@ impl Inner {
                 Ok::<(), serde_json::Error>(())
             })
             .map_err(|e| match e {
-                crate::sources::split::SplitError::Malformed(m) => self.list_error(m),
-                crate::sources::split::SplitError::Item(e) => self.list_error(e),
+                SplitError::Malformed(m) => self.list_error(m),
+                SplitError::Item(e) => self.list_error(e),
             })
     }
 
     /// A list's body is all in: its resourceVersion; an error for a list cut off or not a
     /// list (never a shorter list).
-    fn end_list(
-        &self,
-        split: crate::sources::split::Splitter,
-    ) -> Result<Option<String>, SourceError> {
+    fn end_list(&self, split: Splitter) -> Result<Option<String>, SourceError> {
         #[derive(Deserialize)]
         struct Meta {
             #[serde(default, rename = "resourceVersion")]
@@ -688,7 +687,7 @@ impl Inner {
         Ok(ListStream {
             inner: self,
             resp,
-            split: crate::sources::split::Splitter::new(),
+            split: Splitter::new(),
         })
     }
 

@@ -112,8 +112,10 @@ impl Lister {
         let mut first = true;
         loop {
             let mut split = Splitter::new();
-            let mut ahead: Option<(Ahead, String)> = None;
-            let mut meta_seen = false;
+            // The page's metadata once read before its items, and the next page asked
+            // for on the strength of it.
+            let mut early: Option<ListMeta> = None;
+            let mut ahead: Option<Ahead> = None;
             loop {
                 let chunk = body.fill_buf().await.map_err(kube::Error::ReadEvents)?;
                 if chunk.is_empty() {
@@ -129,30 +131,33 @@ impl Lister {
                         SplitError::Item(e) => kube::Error::SerdeError(e),
                     })?;
                 body.as_mut().consume(n);
-                if !meta_seen && let Some(m) = split.metadata() {
-                    meta_seen = true;
+                if early.is_none()
+                    && let Some(m) = split.metadata()
+                {
                     let meta = list_meta(m)?;
                     if first && let Some(rest) = meta.remaining_item_count {
                         let rest = usize::try_from(rest).unwrap_or(0);
                         each(Listed::Expect(rest.saturating_add(PAGE as usize)));
                     }
                     if let Some(token) = continue_of(&meta) {
-                        let page = tokio::spawn(self.clone().open_once(Some(token.clone())));
-                        ahead = Some((Ahead(page), token));
+                        ahead = Some(Ahead(tokio::spawn(self.clone().open_once(Some(token)))));
                     }
+                    early = Some(meta);
                 }
             }
-            let meta = split
+            let bytes = split
                 .finish()
                 .map_err(malformed)?
                 .ok_or_else(|| malformed("a page of the list has no metadata"))?;
-            let meta = list_meta(&meta)?;
-            let token = continue_of(&meta);
+            let meta = match early {
+                Some(m) => m,
+                None => list_meta(&bytes)?,
+            };
             first = false;
-            body = match (ahead, token) {
-                (Some((a, t)), _) => self.take(a, &t).await?,
-                (None, Some(t)) => self.open(Some(t)).await?,
-                (None, None) => {
+            body = match (continue_of(&meta), ahead) {
+                (Some(t), Some(a)) => self.take(a, &t).await?,
+                (Some(t), None) => self.open(Some(t)).await?,
+                (None, _) => {
                     return meta
                         .resource_version
                         .filter(|rv| !rv.is_empty())
@@ -242,7 +247,7 @@ mod tests {
         format!("http://{addr}")
     }
 
-    async fn lister(url: &str) -> Lister {
+    fn lister(url: &str) -> Lister {
         let config = kube::Config::new(url.parse().expect("url"));
         Lister {
             client: kube::Client::try_from(config).expect("client"),
@@ -265,7 +270,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_next_page_is_asked_for_before_the_current_one_ends() {
-        let l = lister(&two_pages(true).await).await;
+        let l = lister(&two_pages(true).await);
         let (names, expect, rv) = names(&l).await.expect("the list reads");
         assert_eq!(names, ["a", "b", "c"]);
         assert_eq!(expect, [1 + PAGE as usize]);
@@ -274,7 +279,7 @@ mod tests {
 
     #[tokio::test]
     async fn metadata_after_the_items_still_reads_every_page() {
-        let l = lister(&two_pages(false).await).await;
+        let l = lister(&two_pages(false).await);
         let (names, _, rv) = names(&l).await.expect("the list reads");
         assert_eq!(names, ["a", "b", "c"]);
         assert_eq!(rv, "5");
