@@ -29,9 +29,16 @@ impl Drop for Sandbox {
 
 /// `shipdeck sandbox --state-dir D`, waited for until D/env exists.
 fn sandbox(root: &Path) -> Sandbox {
+    sandbox_with(root, &[])
+}
+
+/// The same with `extra` arguments (`--apps N`).
+fn sandbox_with(root: &Path, extra: &[&str]) -> Sandbox {
     let dir = root.join("sandbox");
     let child = Command::new(env!("CARGO_BIN_EXE_shipdeck"))
-        .args(["sandbox", "--time-scale", "0.05", "--state-dir"])
+        .args(["sandbox", "--time-scale", "0.05"])
+        .args(extra)
+        .arg("--state-dir")
         .arg(&dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -606,5 +613,79 @@ fn ci_errors_reach_the_screen_typed_with_what_to_do() {
             .status()
     });
     assert_eq!(status.as_u16(), 401);
+    keys(&s, &["q"]);
+}
+
+/// A list too large to pack before the first frame (core mode, 1,500 apps): the console
+/// shows it at once and packs it after that frame. Once packed (the debug log says so), an
+/// app's screen still says what kubectl says of it: the entries read their apps from the
+/// packed blobs swapped in for the decoded list.
+#[test]
+fn core_mode_packs_a_large_list_after_the_first_frame_and_reads_it_true() {
+    if missing("tmux") || missing("kubectl") {
+        println!("SKIP: tmux or kubectl is not installed");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let sb = sandbox_with(root.path(), &["--apps", "1500"]);
+    let config = root.path().join("config.toml");
+    std::fs::write(&config, "").unwrap();
+    let s = console(
+        &format!("shipdeck-large-core-{}", std::process::id()),
+        &sb,
+        root.path(),
+        &config,
+        "--core",
+        "export SHIPDECK_LOG=debug;",
+    );
+    wait_for(&s, "the board of 1,500 apps", 60, |t| {
+        on_board(t) && t.contains("1500 apps") && t.contains("svc-0001") && t.contains("q quit")
+    });
+    let log = root.path().join("data").join("logs").join("shipdeck.log");
+    wait_until("the list packed", 60, || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|t| t.contains("a whole list packed"))
+    });
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let drawn = text
+        .find("frame drawn after a whole list")
+        .expect("the frame is logged");
+    let packed = text
+        .find("a whole list packed")
+        .expect("the packing is logged");
+    assert!(drawn < packed, "packed after the frame:\n{text}");
+    keys(&s, &["Enter"]);
+    let screen = wait_for(&s, "the app screen", 30, |t| {
+        t.contains("app svc-0001-dev") && t.contains("target") && t.contains("live")
+    });
+    let truth = kubectl_json(&sb, &["get", "application", "svc-0001-dev", "-n", "argocd"]);
+    let src = &truth["spec"]["source"];
+    let field = |name: &str| {
+        screen
+            .lines()
+            .find(|l| l.trim_start_matches('│').starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} line:\n{screen}"))
+            .to_string()
+    };
+    let source = field("source");
+    for want in [&src["repoURL"], &src["path"]] {
+        let want = want.as_str().expect("kubectl has it");
+        assert!(source.contains(want), "{want} missing in `{source}`");
+    }
+    let target = field("target");
+    let resolved = truth["status"]["sync"]["revision"].as_str().unwrap_or("-");
+    assert!(
+        target.contains(src["targetRevision"].as_str().unwrap_or("?"))
+            && target.contains(&resolved[..7]),
+        "{target} against {resolved}"
+    );
+    let history = truth["status"]["history"].as_array().expect("history");
+    let deployed = history
+        .last()
+        .and_then(|h| h["revision"].as_str())
+        .expect("deployed revision");
+    let live = field("live");
+    assert!(live.contains(&deployed[..7]), "{live} against {deployed}");
     keys(&s, &["q"]);
 }

@@ -232,13 +232,36 @@ impl Interner {
     }
 }
 
+/// A whole list of apps as a source delivered it, shared by the entries made from it while
+/// a thread packs it (see [`Estate::pack_later`]).
+pub type ListedApps = Arc<Vec<(AppId, Application)>>;
+
+/// A list packed on its own thread, for [`Estate::packed`]: one blob per app, in the
+/// list's order.
+#[derive(Debug)]
+pub struct PackedList {
+    list: ListedApps,
+    packed: Vec<Packed>,
+}
+
+/// Where an entry's whole app is kept.
+#[derive(Debug, Clone)]
+enum Body {
+    Packed(Packed),
+    /// Still the decoded app, `at` in the list it came in, until that list is packed.
+    Listed {
+        list: ListedApps,
+        at: usize,
+    },
+}
+
 /// One application as the console sees it: the board's facts, decoded, and the whole
-/// projected object, packed.
+/// projected object, packed (or, for a moment after a large list, not packed yet).
 #[derive(Debug, Clone)]
 pub struct AppEntry {
     pub id: AppId,
     pub board: Board,
-    packed: Packed,
+    body: Body,
     pub environment: Environment,
     pub service: String,
     pub cause: Option<OutOfSyncCause>,
@@ -259,7 +282,7 @@ impl AppEntry {
         // The estate keeps the board's projection, whatever the source sent.
         crate::model::compact_for_board(&mut app);
         let packed = Packed::pack(&app);
-        Self::of_packed(&id, &app, packed, classifier, interner, true)
+        Self::of_packed(&id, &app, Body::Packed(packed), classifier, interner, true)
     }
 
     /// An entry of an app already compacted (`compact_for_board`) and packed; `complete`
@@ -270,7 +293,7 @@ impl AppEntry {
     fn of_packed(
         id: &AppId,
         app: &Application,
-        packed: Packed,
+        body: Body,
         classifier: &Classifier,
         interner: &mut Interner,
         complete: bool,
@@ -289,7 +312,7 @@ impl AppEntry {
             Self {
                 id: id.clone(),
                 board: Board::of(app, interner, complete),
-                packed,
+                body,
                 environment,
                 service,
                 cause,
@@ -302,7 +325,14 @@ impl AppEntry {
     /// (a defect: it was packed here) gives an app holding only the id and the board's
     /// statuses, with an in-progress operation so no screen offers to act on it.
     pub fn app(&self) -> Application {
-        match self.packed.unpack() {
+        let unpacked = match &self.body {
+            Body::Packed(p) => p.unpack(),
+            Body::Listed { list, at } => list
+                .get(*at)
+                .map(|(_, app)| app.clone())
+                .ok_or_else(|| "a listed application is not in its list".to_string()),
+        };
+        match unpacked {
             Ok(app) => app,
             Err(e) => {
                 tracing::error!(app = %self.id, "{e}");
@@ -349,6 +379,13 @@ pub struct Estate {
     incomplete: usize,
     /// Entries with a sync wave, counted the same way.
     waved: usize,
+    /// Where a large list's packing reports when it is done (see [`Estate::pack_later`]);
+    /// None packs every list before its entries are in.
+    packer: Option<tokio::sync::mpsc::UnboundedSender<PackedList>>,
+    /// Lists being packed, not yet handed to [`Estate::packed`].
+    packing: usize,
+    /// Lists whose packing is not started yet (see [`Estate::start_packing`]).
+    to_pack: Vec<(ListedApps, tokio::sync::mpsc::UnboundedSender<PackedList>)>,
 }
 
 impl Estate {
@@ -366,6 +403,47 @@ impl Estate {
 
     pub fn classifier(&self) -> &Classifier {
         &self.classifier
+    }
+
+    /// Pack large lists after their entries are in, not before. A relist of 50,000 apps
+    /// takes about half a second of CPU to pack, which the first frame need not wait for:
+    /// the entries are made from the decoded apps, a thread packs the list meanwhile and
+    /// sends it to `done`, and whoever owns the estate hands it to [`Estate::packed`].
+    /// Until then each entry reads its app from the list (the same app, not packed yet).
+    pub fn pack_later(&mut self, done: tokio::sync::mpsc::UnboundedSender<PackedList>) {
+        self.packer = Some(done);
+    }
+
+    /// Whether a list is being packed (see [`Estate::pack_later`]).
+    pub fn packing(&self) -> bool {
+        self.packing > 0
+    }
+
+    /// Swap a packed list's blobs in for the decoded apps of the entries still made from
+    /// it (an entry changed or removed since is not), then free the list on a thread.
+    pub fn packed(&mut self, done: PackedList) {
+        self.packing = self.packing.saturating_sub(1);
+        let PackedList { list, packed } = done;
+        if packed.len() == list.len() {
+            for ((id, _), blob) in list.iter().zip(packed) {
+                if let Some(e) = self.apps.get_mut(id)
+                    && let Body::Listed { list: of, .. } = &e.body
+                    && Arc::ptr_eq(of, &list)
+                {
+                    e.body = Body::Packed(blob);
+                }
+            }
+        } else {
+            // A defect of the packer: the entries keep reading the decoded apps.
+            tracing::error!(
+                "a packed list came back with {} of {} apps",
+                packed.len(),
+                list.len()
+            );
+        }
+        if let Some(spent) = Arc::into_inner(list) {
+            free_apart(spent);
+        }
     }
 
     pub fn apply(&mut self, update: Update) {
@@ -421,21 +499,71 @@ impl Estate {
             // The first list: room for all of it at once, not grown step by step.
             self.apps.reserve(apps.len());
         }
-        let spent = self.insert_packed(apps, packed, complete);
-        // A whole list's decoded apps are freed on a thread of their own: at 50,000 apps
-        // that is 50-85 ms of frees the first frame need not wait for. Then what they held
-        // goes back (the threads that decoded them collect when they next park).
-        if spent.len() < 1024 {
-            drop(spent);
-        } else if let Err(e) =
-            std::thread::Builder::new()
-                .name("free-apps".into())
-                .spawn(move || {
-                    drop(spent);
-                    crate::memory::give_back();
-                })
+        if packed.is_empty()
+            && apps.len() >= PACK_APART
+            && let Some(done) = self.packer.clone()
         {
-            tracing::debug!("no thread to free the decoded apps on: {e}");
+            self.insert_listed(apps, complete, done);
+            return;
+        }
+        let spent = self.insert_packed(apps, packed, complete);
+        free_apart(spent);
+    }
+
+    /// Put a large list's apps in as they are, and pack the list on a thread of its own
+    /// (see [`Estate::pack_later`]).
+    fn insert_listed(
+        &mut self,
+        mut apps: Vec<(AppId, Application)>,
+        complete: bool,
+        done: tokio::sync::mpsc::UnboundedSender<PackedList>,
+    ) {
+        for (_, a) in apps.iter_mut() {
+            crate::model::compact_for_board(a);
+        }
+        let list: ListedApps = Arc::new(apps);
+        for (at, (id, app)) in list.iter().enumerate() {
+            let body = Body::Listed {
+                list: list.clone(),
+                at,
+            };
+            let entry = AppEntry::of_packed(
+                id,
+                app,
+                body,
+                &self.classifier,
+                &mut self.interner,
+                complete,
+            );
+            self.insert(id, entry);
+        }
+        self.packing += 1;
+        self.to_pack.push((list, done));
+    }
+
+    /// Start packing the lists put in since the last call, each on a thread of its own at
+    /// a lower priority than the console's loop (see [`Estate::pack_later`]). The loop
+    /// calls this once the frame showing them is drawn, so the frame does not share the
+    /// cores with the packing.
+    pub fn start_packing(&mut self) {
+        for (list, done) in std::mem::take(&mut self.to_pack) {
+            let theirs = list.clone();
+            let spawned = std::thread::Builder::new()
+                .name("pack-apps".into())
+                .spawn(move || {
+                    lower_priority();
+                    let packed = pack_each(&theirs);
+                    // Nobody to hand it to (the console is gone): the list is freed here.
+                    let _ = done.send(PackedList {
+                        list: theirs,
+                        packed,
+                    });
+                });
+            if let Err(e) = spawned {
+                tracing::debug!("no thread to pack the list on, packing it here: {e}");
+                let packed = pack_each(&list);
+                self.packed(PackedList { list, packed });
+            }
         }
     }
 
@@ -457,7 +585,7 @@ impl Estate {
             let entry = AppEntry::of_packed(
                 id,
                 app,
-                packed,
+                Body::Packed(packed),
                 &self.classifier,
                 &mut self.interner,
                 complete,
@@ -735,6 +863,11 @@ fn pack_all(apps: &mut [(AppId, Application)]) -> Vec<Packed> {
     for (_, a) in apps.iter_mut() {
         crate::model::compact_for_board(a);
     }
+    pack_each(apps)
+}
+
+/// Pack apps already compacted, on every core.
+fn pack_each(apps: &[(AppId, Application)]) -> Vec<Packed> {
     let one = |c: &[(AppId, Application)]| -> Vec<Packed> {
         c.iter().map(|(_, a)| Packed::pack(a)).collect()
     };
@@ -756,6 +889,38 @@ fn pack_all(apps: &mut [(AppId, Application)]) -> Vec<Packed> {
     } else {
         // A worker died (a defect): pack here rather than pair apps with the wrong blobs.
         one(apps)
+    }
+}
+
+/// Lists this large are packed after their entries are in when the estate's owner asks
+/// for it ([`Estate::pack_later`]), and their decoded apps freed on a thread of their own.
+const PACK_APART: usize = 1024;
+
+/// Lower this thread's priority (nice 10; on Linux a thread's nice value is its own, and
+/// the threads it starts inherit it), for work nobody waits on.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority takes plain integers; who 0 is the calling thread on Linux.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+}
+
+/// Free a whole list's decoded apps on a thread of their own: at 50,000 apps that is 50-85
+/// ms of frees nobody need wait for. Then what they held goes back (the threads that
+/// decoded them collect when they next park).
+fn free_apart(spent: Vec<(AppId, Application)>) {
+    if spent.len() < PACK_APART {
+        return;
+    }
+    if let Err(e) = std::thread::Builder::new()
+        .name("free-apps".into())
+        .spawn(move || {
+            drop(spent);
+            crate::memory::give_back();
+        })
+    {
+        tracing::debug!("no thread to free the decoded apps on: {e}");
     }
 }
 
@@ -1086,6 +1251,100 @@ mod tests {
             out_of_sync_cause(&app("a", SyncStatus::Synced, "a", "a")),
             None
         );
+    }
+
+    /// A large list packed after its entries are in: the entries read the same apps before
+    /// and after the swap, a change meanwhile is not undone by it, and a list relisted before
+    /// its packing came back keeps the newer entries.
+    #[test]
+    fn a_large_list_is_packed_apart_and_reads_the_same() {
+        let mut e = Estate::new();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        e.pack_later(tx);
+        let id = |n: usize| AppId::new("i", "argocd", format!("app-{n}"));
+        let list = |rev: &str| -> Vec<(AppId, Application)> {
+            (0..PACK_APART + 6)
+                .map(|n| (id(n), rich(&format!("app-{n}"), rev)))
+                .collect()
+        };
+        let mut expected = list("p1");
+        for (_, a) in expected.iter_mut() {
+            crate::model::compact_for_board(a);
+        }
+        e.apply(Update::Resync {
+            instance: "i".into(),
+            apps: list("p1"),
+        });
+        assert!(e.packing());
+        assert_eq!(e.len(), PACK_APART + 6);
+        assert!(
+            rx.try_recv().is_err(),
+            "nothing is packed before it is asked to start"
+        );
+        let read = |e: &Estate, n: usize| e.get(&id(n)).expect("entry").app();
+        assert_eq!(
+            read(&e, 3),
+            expected[3].1,
+            "read from the list before packing"
+        );
+        // A change before the packing is back stays.
+        let mut changed = rich("app-5", "p1");
+        changed.status.sync.status = SyncStatus::OutOfSync;
+        e.apply(Update::Upsert(id(5), Box::new(changed.clone())));
+        e.start_packing();
+        let done = rx.blocking_recv().expect("the list comes back packed");
+        e.packed(done);
+        assert!(!e.packing());
+        for (n, (_, a)) in expected.iter().enumerate() {
+            let entry = e.get(&id(n)).expect("entry");
+            if n == 5 {
+                crate::model::compact_for_board(&mut changed);
+                assert_eq!(entry.app(), changed, "the change is not undone");
+            } else {
+                assert!(matches!(entry.body, Body::Packed(_)), "app-{n} is packed");
+                assert_eq!(&entry.app(), a, "app-{n} reads the same once packed");
+            }
+        }
+        // Relisted before the first list's packing came back: the newer entries stay.
+        e.apply(Update::Resync {
+            instance: "i".into(),
+            apps: list("p1"),
+        });
+        e.apply(Update::Resync {
+            instance: "i".into(),
+            apps: list("p2"),
+        });
+        e.start_packing();
+        let first = rx.blocking_recv().expect("first list");
+        e.packed(first);
+        assert!(e.packing(), "the second list is still out");
+        assert_eq!(e.get(&id(0)).expect("entry").app().spec.project, "p2");
+        let second = rx.blocking_recv().expect("second list");
+        e.packed(second);
+        assert!(!e.packing());
+        assert_eq!(e.get(&id(0)).expect("entry").app().spec.project, "p2");
+        assert!(matches!(
+            e.get(&id(0)).expect("entry").body,
+            Body::Packed(_)
+        ));
+    }
+
+    /// Without a packer (the CLI, headless commands) every list is packed before it is in.
+    #[test]
+    fn without_a_packer_a_large_list_is_packed_at_once() {
+        let mut e = Estate::new();
+        let apps: Vec<(AppId, Application)> = (0..PACK_APART)
+            .map(|n| {
+                let name = format!("app-{n}");
+                (AppId::new("i", "argocd", &name), rich(&name, "p"))
+            })
+            .collect();
+        e.apply(Update::Resync {
+            instance: "i".into(),
+            apps,
+        });
+        assert!(!e.packing());
+        assert!(e.apps().all(|x| matches!(x.body, Body::Packed(_))));
     }
 
     #[test]

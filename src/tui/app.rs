@@ -143,6 +143,9 @@ where
     let mut notices = tokio::time::interval(Duration::from_secs(1));
     notices.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut updates_open = true;
+    // Large lists are packed after the frame that shows them (see `Estate::pack_later`).
+    let (packed_tx, mut packed_rx) = mpsc::unbounded_channel();
+    console.estate.pack_later(packed_tx);
     let mut dirty = true;
     // Updates applied and not drawn yet, and when the last frame was drawn.
     let mut updated = false;
@@ -162,6 +165,7 @@ where
             dirty = false;
             updated = false;
             drawn = tokio::time::Instant::now();
+            console.estate.start_packing();
             // What the frame drew may ask for loads (history images of the cells on screen).
             submit(console, &provider, &resp_tx, &mut tasks);
         }
@@ -201,6 +205,7 @@ where
                     updated = true;
                 }
             }
+            Some(done) = packed_rx.recv() => console.packed(done),
             // The frame the updates wait for.
             _ = tokio::time::sleep_until(drawn + UPDATE_FRAME), if updated => {}
             Some(resp) = resp_rx.recv() => {

@@ -674,7 +674,9 @@ impl Console {
             detailed |= matches!(u, Update::Details { .. });
             self.estate.apply(u);
         }
-        if relisted || (detailed && self.estate.incomplete() == 0) {
+        // A list packed apart still holds its decoded apps: what it frees goes back when it
+        // is packed ([`Console::packed`]).
+        if (relisted && !self.estate.packing()) || (detailed && self.estate.incomplete() == 0) {
             // A relist (or the last of the whole apps) decoded the whole estate once more;
             // hand what that freed back.
             crate::memory::give_back();
@@ -685,6 +687,13 @@ impl Console {
         self.unreacted = true;
         self.unreacted_relist |= relisted;
         relisted
+    }
+
+    /// A large list packed on its own thread (see [`Estate::pack_later`]): nothing on
+    /// screen changes, the entries only hold their apps packed from now on.
+    pub fn packed(&mut self, done: crate::ops::estate::PackedList) {
+        self.estate.packed(done);
+        tracing::debug!(at_ms = %crate::logging::uptime_ms(), cpu_ms = %crate::logging::cpu_ms(), "a whole list packed");
     }
 
     /// Let the screens react to what [`Console::fold`] brought, once. Every entry point
