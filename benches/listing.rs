@@ -291,12 +291,22 @@ fn console_phase(
         |t: &str| t.contains(&marker) && t.contains("connected") && t.contains("SERVICE");
     let mut rows = Vec::new();
     let result = (|| -> anyhow::Result<()> {
-        let mut panes = Vec::new();
+        let mut panes: Vec<(&str, Pane)> = Vec::new();
         for (mode, core) in [("API", false), ("core", true)] {
             let mut firsts = Vec::new();
             let mut completes = Vec::new();
             let mut kept = None;
             for run in 0..runs() {
+                // Consoles measured before (kept for the figures below) are quiet first.
+                for (_, p) in &panes {
+                    let waited = p.settle(Duration::from_secs(180));
+                    if waited > Duration::from_secs(2) {
+                        println!(
+                            "  waited {} for the console before to go quiet",
+                            secs(waited)
+                        );
+                    }
+                }
                 let name = format!("{}{run}", if core { "core" } else { "api" });
                 let t = Instant::now();
                 let pane = Pane::start(&socket, dir, &name, bin, &env_file, core)?;
@@ -337,8 +347,19 @@ fn console_phase(
                 panes.push((mode, p));
             }
         }
-        // Settle, then RSS of the console processes.
+        // Settle (at least 3 s, and until each console and what it started is quiet), then
+        // RSS of the console processes; the keys below are then measured without a Git
+        // clone of the consoles' own sharing the cores.
         std::thread::sleep(Duration::from_secs(3));
+        for (mode, p) in &panes {
+            let waited = p.settle(Duration::from_secs(180));
+            if waited > Duration::from_secs(2) {
+                println!(
+                    "  waited {} for the {mode} console to go quiet",
+                    secs(waited)
+                );
+            }
+        }
         for (mode, p) in &panes {
             let (rss, hwm) = p.rss();
             rows.push(Row {

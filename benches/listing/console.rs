@@ -146,6 +146,48 @@ impl Pane {
         (ticks(11) + ticks(12)) / hz.max(1.0)
     }
 
+    /// CPU seconds of the console and everything it started (its session: git, for one),
+    /// children it has reaped included.
+    fn session_cpu_seconds(&self) -> f64 {
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        let mut ticks = 0.0;
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(s) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let at = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+            // session is field 6, cutime/cstime 16/17 (1-based); `rest` starts at field 3.
+            if at(3) as u32 != self.pid {
+                continue;
+            }
+            ticks += at(11) + at(12);
+            if entry.file_name().to_str() == Some(&self.pid.to_string()) {
+                ticks += at(13) + at(14);
+            }
+        }
+        ticks / hz.max(1.0)
+    }
+
+    /// Wait (at most `within`) until the console and what it started use under 5% of a
+    /// core over a second: a console that has drawn its board goes on to clone the Git
+    /// repositories its cells need, and the next console measured must not share the
+    /// cores with that. The time waited.
+    pub fn settle(&self, within: Duration) -> Duration {
+        let started = Instant::now();
+        let mut last = self.session_cpu_seconds();
+        while started.elapsed() < within {
+            std::thread::sleep(Duration::from_secs(1));
+            let now = self.session_cpu_seconds();
+            if now - last < 0.05 {
+                break;
+            }
+            last = now;
+        }
+        started.elapsed()
+    }
+
     pub fn kill(&self) {
         let _ = tmux(&self.socket)
             .args(["kill-session", "-t", &self.name])
