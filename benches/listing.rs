@@ -275,6 +275,19 @@ fn watch_marks(
 }
 
 /// First frame, RSS, key to frame under churn, no event lost, idle: both modes.
+/// Wait until each console (and what it started) is quiet, saying so when that took a while.
+fn settle_all(panes: &[(&str, Pane)]) {
+    for (mode, p) in panes {
+        let waited = p.settle(Duration::from_secs(180));
+        if waited > Duration::from_secs(2) {
+            println!(
+                "  waited {} for the {mode} console to go quiet",
+                secs(waited)
+            );
+        }
+    }
+}
+
 fn console_phase(
     apps: usize,
     bin: &str,
@@ -298,15 +311,7 @@ fn console_phase(
             let mut kept = None;
             for run in 0..runs() {
                 // Consoles measured before (kept for the figures below) are quiet first.
-                for (_, p) in &panes {
-                    let waited = p.settle(Duration::from_secs(180));
-                    if waited > Duration::from_secs(2) {
-                        println!(
-                            "  waited {} for the console before to go quiet",
-                            secs(waited)
-                        );
-                    }
-                }
+                settle_all(&panes);
                 let name = format!("{}{run}", if core { "core" } else { "api" });
                 let t = Instant::now();
                 let pane = Pane::start(&socket, dir, &name, bin, &env_file, core)?;
@@ -351,15 +356,7 @@ fn console_phase(
         // RSS of the console processes; the keys below are then measured without a Git
         // clone of the consoles' own sharing the cores.
         std::thread::sleep(Duration::from_secs(3));
-        for (mode, p) in &panes {
-            let waited = p.settle(Duration::from_secs(180));
-            if waited > Duration::from_secs(2) {
-                println!(
-                    "  waited {} for the {mode} console to go quiet",
-                    secs(waited)
-                );
-            }
-        }
+        settle_all(&panes);
         for (mode, p) in &panes {
             let (rss, hwm) = p.rss();
             rows.push(Row {
