@@ -274,7 +274,6 @@ fn watch_marks(
     (marks, watch, fold)
 }
 
-/// First frame, RSS, key to frame under churn, no event lost, idle: both modes.
 /// Wait until each console (and what it started) is quiet, saying so when that took a while.
 fn settle_all(panes: &[(&str, Pane)]) {
     for (mode, p) in panes {
@@ -288,6 +287,7 @@ fn settle_all(panes: &[(&str, Pane)]) {
     }
 }
 
+/// First frame, RSS, key to frame under churn, no event lost, idle: both modes.
 fn console_phase(
     apps: usize,
     bin: &str,
