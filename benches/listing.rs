@@ -8,8 +8,10 @@
 //! Medians of `SHIPDECK_BENCH_RUNS` (default 3) paired runs. "First full estate" is the console's store holding every
 //! app (the `Resync` the board renders from), measured in this process with the product's
 //! own sources. Peak RSS of `status` and kubectl is GNU time's `%M`. The console itself
-//! (first frame, RSS, key to frame under churn, idle) is measured as run, in tmux panes:
-//! see `listing/console.rs`. Knobs: `SHIPDECK_BENCH_RUNS` (3), `SHIPDECK_BENCH_CHURN`
+//! (first frame, RSS, key to frame under churn, idle) is measured as run, in tmux panes,
+//! one mode after the other with one console alive at a time: see `listing/console.rs`.
+//! The "floor" rows are the sandbox's own time to send what each mode reads, to a client
+//! that decodes nothing: no console can show every app sooner than that. Knobs: `SHIPDECK_BENCH_RUNS` (3), `SHIPDECK_BENCH_CHURN`
 //! (5000 changes/s), `SHIPDECK_BENCH_CHURN_SECONDS` (30), `SHIPDECK_BENCH_IDLE_SECONDS` (60).
 
 #[path = "listing/console.rs"]
@@ -274,127 +276,164 @@ fn watch_marks(
     (marks, watch, fold)
 }
 
-/// Wait until each console (and what it started) is quiet, saying so when that took a while.
-fn settle_all(panes: &[(&str, Pane)]) {
-    for (mode, p) in panes {
-        let waited = p.settle(Duration::from_secs(180));
-        if waited > Duration::from_secs(2) {
-            println!(
-                "  waited {} for the {mode} console to go quiet",
-                secs(waited)
-            );
-        }
-    }
-}
-
-/// First frame, RSS, key to frame under churn, no event lost, idle: both modes.
+/// First frame, RSS, key to frame under churn, no event lost, idle: each mode in turn,
+/// with one console alive at a time (an operator runs one; two consoles and two watchers
+/// folding 5,000 changes a second on 2 cores measure the cores, not the console).
 fn console_phase(
     apps: usize,
     bin: &str,
     dir: &Path,
     server: &str,
     curl: Duration,
+    sandbox_pid: u32,
 ) -> anyhow::Result<Vec<Row>> {
-    let env_file = dir.join("env");
-    let env = read_env(&env_file);
-    let token = env.get("ARGOCD_AUTH_TOKEN").cloned().unwrap_or_default();
     let socket = format!("shipdeck-bench-{}", std::process::id());
+    let mut rows = Vec::new();
+    let result = (|| -> anyhow::Result<()> {
+        for (mode, core) in [("API", false), ("core", true)] {
+            // The sandbox quiet first (the churn before leaves it reconciling a while).
+            let waited = console::settle_process(sandbox_pid, Duration::from_secs(180));
+            if waited > Duration::from_secs(2) {
+                println!("  waited {} for the sandbox to go quiet", secs(waited));
+            }
+            let pane = first_frames(apps, bin, dir, &socket, mode, core, curl, &mut rows)?;
+            let measured = one_console(apps, dir, server, mode, core, &pane, &mut rows);
+            pane.kill();
+            measured?;
+        }
+        Ok(())
+    })();
+    console::stop(&socket);
+    result.map(|()| rows)
+}
+
+/// `runs()` consoles of one mode started one after the other, each until it shows every
+/// app (and, API mode, every app's history); the last is kept running.
+#[allow(clippy::too_many_arguments)]
+fn first_frames(
+    apps: usize,
+    bin: &str,
+    dir: &Path,
+    socket: &str,
+    mode: &str,
+    core: bool,
+    curl: Duration,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<Pane> {
+    let env_file = dir.join("env");
     let marker = format!(" {apps} apps");
     let shows_all =
         |t: &str| t.contains(&marker) && t.contains("connected") && t.contains("SERVICE");
-    let mut rows = Vec::new();
-    let result = (|| -> anyhow::Result<()> {
-        let mut panes: Vec<(&str, Pane)> = Vec::new();
-        for (mode, core) in [("API", false), ("core", true)] {
-            let mut firsts = Vec::new();
-            let mut completes = Vec::new();
-            let mut kept = None;
-            for run in 0..runs() {
-                // Consoles measured before (kept for the figures below) are quiet first.
-                settle_all(&panes);
-                let name = format!("{}{run}", if core { "core" } else { "api" });
-                let t = Instant::now();
-                let pane = Pane::start(&socket, dir, &name, bin, &env_file, core)?;
-                if pane.wait(Duration::from_secs(600), shows_all).is_none() {
-                    anyhow::bail!("{mode} console never showed{marker}:\n{}", pane.text());
-                }
-                firsts.push(t.elapsed());
-                // API mode draws from Argo CD's projected list; the history follows.
-                let whole = |t: &str| shows_all(t) && !t.contains("reading the history");
-                if pane.wait(Duration::from_secs(600), whole).is_none() {
-                    anyhow::bail!(
-                        "{mode} console never read every app's history:\n{}",
-                        pane.text()
-                    );
-                }
-                completes.push(t.elapsed());
-                if run + 1 < runs() {
-                    pane.kill();
-                } else {
-                    kept = Some(pane);
-                }
-            }
-            rows.push(row(
-                &format!("console first frame with all apps, {mode} mode"),
-                median(firsts),
-                "curl list + JSON parse",
-                curl,
-            ));
-            if !core {
-                rows.push(row(
-                    &format!("console with every app's history, {mode} mode"),
-                    median(completes),
-                    "curl list + JSON parse",
-                    curl,
-                ));
-            }
-            if let Some(p) = kept {
-                panes.push((mode, p));
-            }
+    let mut firsts = Vec::new();
+    let mut completes = Vec::new();
+    let mut kept = None;
+    for run in 0..runs() {
+        let name = format!("{}{run}", if core { "core" } else { "api" });
+        let t = Instant::now();
+        let pane = Pane::start(socket, dir, &name, bin, &env_file, core)?;
+        if pane.wait(Duration::from_secs(600), shows_all).is_none() {
+            anyhow::bail!("{mode} console never showed{marker}:\n{}", pane.text());
         }
-        // Settle (at least 3 s, and until each console and what it started is quiet), then
-        // RSS of the console processes; the keys below are then measured without a Git
-        // clone of the consoles' own sharing the cores.
-        std::thread::sleep(Duration::from_secs(3));
-        settle_all(&panes);
-        for (mode, p) in &panes {
-            let (rss, hwm) = p.rss();
-            rows.push(Row {
-                measure: format!("console RSS after load, {mode} mode (VmRSS / VmHWM)"),
-                ours: format!("{rss:.0} / {hwm:.0} MiB"),
-                peer_name: "goal".into(),
-                // The issue's goal is 150 MB; VmRSS is in KiB, printed as MiB.
-                peer: format!("150 MB ({GOAL_MIB:.0} MiB)"),
-                ratio: format!("{:.2}x", rss / GOAL_MIB),
-            });
+        firsts.push(t.elapsed());
+        // API mode draws from Argo CD's projected list; the history follows.
+        let whole = |t: &str| shows_all(t) && !t.contains("reading the history");
+        if pane.wait(Duration::from_secs(600), whole).is_none() {
+            anyhow::bail!(
+                "{mode} console never read every app's history:\n{}",
+                pane.text()
+            );
         }
+        completes.push(t.elapsed());
+        if run + 1 < runs() {
+            pane.kill();
+        } else {
+            kept = Some(pane);
+        }
+    }
+    rows.push(row(
+        &format!("console first frame with all apps, {mode} mode"),
+        median(firsts),
+        "curl list + JSON parse",
+        curl,
+    ));
+    if !core {
+        rows.push(row(
+            &format!("console with every app's history, {mode} mode"),
+            median(completes),
+            "curl list + JSON parse",
+            curl,
+        ));
+    }
+    kept.ok_or_else(|| anyhow::anyhow!("SHIPDECK_BENCH_RUNS is 0"))
+}
 
-        // Key to frame while the sandbox churns: `?` until the help is on screen, Esc
-        // until it is gone; the product's own watchers fold every update meanwhile.
-        let per_second = env_num("SHIPDECK_BENCH_CHURN", 5000.0) as u64;
-        let churn_secs = env_num("SHIPDECK_BENCH_CHURN_SECONDS", 30.0) as u64;
-        let rt = tokio::runtime::Handle::current();
-        let api = ArgoApi::new(ArgoApiOptions {
-            server: server.to_string(),
-            token: Some(shipdeck::secrets::Secret::new(token.clone())),
-            ..Default::default()
-        })?;
-        let core = rt.block_on(CoreArgo::connect(CoreOptions {
+/// Wait until the console (and what it started) is quiet, saying so when that took a while.
+fn settle(mode: &str, p: &Pane) {
+    let waited = p.settle(Duration::from_secs(180));
+    if waited > Duration::from_secs(2) {
+        println!(
+            "  waited {} for the {mode} console to go quiet",
+            secs(waited)
+        );
+    }
+}
+
+/// The one console running: RSS once settled, key to frame while the sandbox churns, the
+/// product's own watch against the sandbox's truth once the churn stops, then idle.
+fn one_console(
+    apps: usize,
+    dir: &Path,
+    server: &str,
+    mode: &str,
+    core: bool,
+    pane: &Pane,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<()> {
+    let env = read_env(&dir.join("env"));
+    let token = env.get("ARGOCD_AUTH_TOKEN").cloned().unwrap_or_default();
+    // Settle (at least 3 s, and until the console and what it started is quiet), then RSS;
+    // the keys below are then measured without the console's own Git clones sharing the
+    // cores.
+    std::thread::sleep(Duration::from_secs(3));
+    settle(mode, pane);
+    let (rss, hwm) = pane.rss();
+    rows.push(Row {
+        measure: format!("console RSS after load, {mode} mode (VmRSS / VmHWM)"),
+        ours: format!("{rss:.0} / {hwm:.0} MiB"),
+        peer_name: "goal".into(),
+        // The issue's goal is 150 MB; VmRSS is in KiB, printed as MiB.
+        peer: format!("150 MB ({GOAL_MIB:.0} MiB)"),
+        ratio: format!("{:.2}x", rss / GOAL_MIB),
+    });
+
+    // Key to frame while the sandbox churns: `?` until the help is on screen, Esc until it
+    // is gone; the product's own watch (this mode's) folds every update meanwhile.
+    let per_second = env_num("SHIPDECK_BENCH_CHURN", 5000.0) as u64;
+    let churn_secs = env_num("SHIPDECK_BENCH_CHURN_SECONDS", 30.0) as u64;
+    let rt = tokio::runtime::Handle::current();
+    let (marks, watch, fold) = if core {
+        let src = rt.block_on(CoreArgo::connect(CoreOptions {
             kubeconfig: Some(kube::config::Kubeconfig::read_from(
                 env.get("KUBECONFIG").cloned().unwrap_or_default(),
             )?),
             ..Default::default()
         }))?;
-        let watchers = [watch_marks(&api, &rt), watch_marks(&core, &rt)];
-        // Both watchers hold the full estate before churn starts.
+        watch_marks(&src, &rt)
+    } else {
+        let src = ArgoApi::new(ArgoApiOptions {
+            server: server.to_string(),
+            token: Some(shipdeck::secrets::Secret::new(token.clone())),
+            ..Default::default()
+        })?;
+        watch_marks(&src, &rt)
+    };
+    let measured = (|| -> anyhow::Result<()> {
+        // The watch holds the full estate before churn starts.
         let loaded = Instant::now();
-        while watchers
-            .iter()
-            .any(|(m, _, _)| m.lock().map(|m| m.len()).unwrap_or(0) < apps)
-        {
+        while marks.lock().map(|m| m.len()).unwrap_or(0) < apps {
             anyhow::ensure!(
                 loaded.elapsed() < Duration::from_secs(600),
-                "watchers never loaded"
+                "the {mode} watch never loaded"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -417,99 +456,133 @@ fn console_phase(
         anyhow::ensure!(armed, "the sandbox refused churn");
         let churn_started = Instant::now();
         std::thread::sleep(Duration::from_secs(2));
-        let mut lat: Vec<(&str, Vec<Duration>)> =
-            panes.iter().map(|(m, _)| (*m, Vec::new())).collect();
+        let mut lat = Vec::new();
         let end = Duration::from_secs(churn_secs.saturating_sub(2));
         while churn_started.elapsed() < end {
-            for ((_, p), (_, v)) in panes.iter().zip(lat.iter_mut()) {
-                let t = Instant::now();
-                p.key("?");
-                if p.wait(Duration::from_secs(10), |s| s.contains("Keys on"))
-                    .is_some()
-                {
-                    v.push(t.elapsed());
-                }
-                p.key("Escape");
-                let _ = p.wait(Duration::from_secs(10), |s| !s.contains("Keys on"));
+            let t = Instant::now();
+            pane.key("?");
+            if pane
+                .wait(Duration::from_secs(10), |s| s.contains("Keys on"))
+                .is_some()
+            {
+                lat.push(t.elapsed());
             }
+            pane.key("Escape");
+            let _ = pane.wait(Duration::from_secs(10), |s| !s.contains("Keys on"));
         }
         std::thread::sleep(churn_secs_left(churn_started, churn_secs));
-        for (mode, v) in &lat {
-            rows.push(Row {
-                measure: format!(
-                    "key to frame p99 during churn, {mode} mode (p50; {} keys)",
-                    v.len()
-                ),
-                ours: format!(
-                    "{} ({})",
-                    ms(console::percentile(v, 99.0)),
-                    ms(console::percentile(v, 50.0))
-                ),
-                peer_name: "goal".into(),
-                peer: "50 ms".into(),
-                ratio: format!("{:.2}x", console::percentile(v, 99.0) / 50.0),
-            });
-        }
-        // Churn stopped: the sandbox's state against what each watch folded.
-        // The truth is read again on every try: the sandbox's controller goes on
-        // reconciling after the churn (`reconciled_at` moves), so one snapshot taken when
-        // the churn stops can go stale while every watch is right.
+        rows.push(Row {
+            measure: format!(
+                "key to frame p99 during churn, {mode} mode (p50; {} keys)",
+                lat.len()
+            ),
+            ours: format!(
+                "{} ({})",
+                ms(console::percentile(&lat, 99.0)),
+                ms(console::percentile(&lat, 50.0))
+            ),
+            peer_name: "goal".into(),
+            peer: "50 ms".into(),
+            ratio: format!("{:.2}x", console::percentile(&lat, 99.0) / 50.0),
+        });
+        // Churn stopped: the sandbox's state against what the watch folded. The truth is
+        // read again on every try: the sandbox's controller goes on reconciling after the
+        // churn (`reconciled_at` moves), so one snapshot taken when the churn stops can go
+        // stale while the watch is right.
         std::thread::sleep(Duration::from_secs(1));
         let (changes, achieved) = churn_stats(server);
-        for ((marks, watch, fold), mode) in watchers.iter().zip(["API", "core"]) {
-            let t = Instant::now();
-            let mut differ = usize::MAX;
-            while t.elapsed() < Duration::from_secs(60) {
-                let truth = sandbox_marks(server, &token)?;
-                let m = marks.lock().map(|m| m.clone()).unwrap_or_default();
-                differ = truth.iter().filter(|(k, v)| m.get(*k) != Some(*v)).count()
-                    + m.keys().filter(|k| !truth.contains_key(*k)).count();
-                if differ == 0 {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            watch.abort();
-            fold.abort();
-            rows.push(Row {
-                measure: format!("after churn, {mode} watch equals /_sandbox/truth"),
-                ours: if differ == 0 {
-                    format!("equal ({:.1} s after)", t.elapsed().as_secs_f64())
-                } else {
-                    format!("{differ} apps differ")
-                },
-                peer_name: "sandbox changes made (its own count)".into(),
-                peer: format!("{changes} ({achieved:.0}/s, asked {per_second}/s)"),
-                ratio: "-".into(),
-            });
-        }
-
-        // Idle: bytes to the terminal and CPU over the window.
-        let idle = env_num("SHIPDECK_BENCH_IDLE_SECONDS", 60.0);
-        std::thread::sleep(Duration::from_secs(5));
-        let mut before = Vec::new();
-        for (_, p) in &panes {
-            p.count_bytes()?;
-            before.push(p.cpu_seconds());
-        }
         let t = Instant::now();
-        std::thread::sleep(Duration::from_secs_f64(idle));
-        let wall = t.elapsed().as_secs_f64();
-        for ((mode, p), cpu0) in panes.iter().zip(before) {
-            let cpu = (p.cpu_seconds() - cpu0) / wall * 100.0;
-            rows.push(Row {
-                measure: format!("idle {idle:.0} s, {mode} mode: bytes to terminal, CPU"),
-                ours: format!("{} B, {cpu:.2}% of a core", p.bytes_written()),
-                peer_name: "goal".into(),
-                peer: "0 B, < 0.5%".into(),
-                ratio: "-".into(),
-            });
-            anyhow::ensure!(p.alive(), "the {mode} console exited");
+        let mut differ = usize::MAX;
+        while t.elapsed() < Duration::from_secs(60) {
+            let truth = sandbox_marks(server, &token)?;
+            let m = marks.lock().map(|m| m.clone()).unwrap_or_default();
+            differ = truth.iter().filter(|(k, v)| m.get(*k) != Some(*v)).count()
+                + m.keys().filter(|k| !truth.contains_key(*k)).count();
+            if differ == 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
+        rows.push(Row {
+            measure: format!("after churn, {mode} watch equals /_sandbox/truth"),
+            ours: if differ == 0 {
+                format!("equal ({:.1} s after)", t.elapsed().as_secs_f64())
+            } else {
+                format!("{differ} apps differ")
+            },
+            peer_name: "sandbox changes made (its own count)".into(),
+            peer: format!("{changes} ({achieved:.0}/s, asked {per_second}/s)"),
+            ratio: "-".into(),
+        });
         Ok(())
     })();
-    console::stop(&socket);
-    result.map(|()| rows)
+    watch.abort();
+    fold.abort();
+    measured?;
+
+    // Idle: bytes to the terminal and CPU over the window.
+    let idle = env_num("SHIPDECK_BENCH_IDLE_SECONDS", 60.0);
+    std::thread::sleep(Duration::from_secs(5));
+    pane.count_bytes()?;
+    let cpu0 = pane.cpu_seconds();
+    let t = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(idle));
+    let wall = t.elapsed().as_secs_f64();
+    let cpu = (pane.cpu_seconds() - cpu0) / wall * 100.0;
+    rows.push(Row {
+        measure: format!("idle {idle:.0} s, {mode} mode: bytes to terminal, CPU"),
+        ours: format!("{} B, {cpu:.2}% of a core", pane.bytes_written()),
+        peer_name: "goal".into(),
+        peer: "0 B, < 0.5%".into(),
+        ratio: "-".into(),
+    });
+    anyhow::ensure!(pane.alive(), "the {mode} console exited");
+    Ok(())
+}
+
+/// `/api/v1/applications` projected as API mode's first read asks for it (`LIST_FIELDS`).
+fn projected_list_path() -> String {
+    let mut fields = vec!["metadata.resourceVersion".to_string()];
+    fields.extend(
+        shipdeck::sources::argocd::LIST_FIELDS
+            .iter()
+            .map(|f| format!("items.{f}")),
+    );
+    format!("/api/v1/applications?fields={}", fields.join(","))
+}
+
+/// Core mode's list as the API server sends it: pages of 500 asked for one after another
+/// with the continue token, each read whole as text and not decoded (the token is found
+/// in the page's metadata by a string search). The time to read every page.
+async fn paged_list_floor(client: &kube::Client, apps: usize) -> anyhow::Result<Duration> {
+    let url = "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications";
+    let started = Instant::now();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut lp = kube::api::ListParams::default().limit(500);
+        if let Some(t) = &token {
+            lp = lp.continue_token(t);
+        }
+        let text = client
+            .request_text(kube::core::Request::new(url).list(&lp)?)
+            .await?;
+        pages += 1;
+        token = text
+            .split_once("\"continue\":\"")
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map(|(t, _)| t.to_string())
+            .filter(|t| !t.is_empty());
+        if token.is_none() {
+            break;
+        }
+    }
+    let took = started.elapsed();
+    anyhow::ensure!(
+        pages == apps.div_ceil(500),
+        "the paged list came in {pages} pages for {apps} apps"
+    );
+    Ok(took)
 }
 
 fn churn_secs_left(started: Instant, secs: u64) -> Duration {
@@ -648,6 +721,43 @@ fn main() -> anyhow::Result<()> {
         }
         anyhow::ensure!(count == (apps, apps), "first estates held {count:?} apps");
         let curl = median(curl);
+        // The server's own floors: the time it takes the sandbox to send what each mode
+        // reads, read by a client that decodes nothing. No console can draw every app sooner.
+        let mut sent_projected = Vec::new();
+        let mut sent_pages = Vec::new();
+        let kube_client = kube::Client::try_from(
+            kube::Config::from_custom_kubeconfig(
+                kube::config::Kubeconfig::read_from(&kubeconfig)?,
+                &Default::default(),
+            )
+            .await?,
+        )?;
+        for _ in 0..runs() {
+            let t = Instant::now();
+            let ok = Command::new("curl")
+                .args(["-sf", "-o", "/dev/null", "-H"])
+                .arg(format!("Authorization: Bearer {token}"))
+                .arg(format!("{server}{}", projected_list_path()))
+                .status()?
+                .success();
+            anyhow::ensure!(ok, "curl of the projected list failed");
+            sent_projected.push(t.elapsed());
+            sent_pages.push(paged_list_floor(&kube_client, apps).await?);
+        }
+        let sent_projected = median(sent_projected);
+        let sent_pages = median(sent_pages);
+        rows.push(row(
+            "floor: the sandbox sends API mode's projected list (curl, not decoded)",
+            sent_projected,
+            "curl list + JSON parse",
+            curl,
+        ));
+        rows.push(row(
+            "floor: the sandbox sends core mode's list, 500 a page (not decoded)",
+            sent_pages,
+            "curl list + JSON parse",
+            curl,
+        ));
         rows.push(row(
             "first full estate, API mode",
             median(api_first),
@@ -722,8 +832,9 @@ fn main() -> anyhow::Result<()> {
 
         // The console as run, in tmux panes (see console.rs), API and core mode.
         let curl_ms = curl;
-        let console_rows =
-            tokio::task::block_in_place(|| console_phase(apps, bin, dir.path(), &server, curl_ms))?;
+        let console_rows = tokio::task::block_in_place(|| {
+            console_phase(apps, bin, dir.path(), &server, curl_ms, sandbox.id())
+        })?;
         rows.extend(console_rows);
 
         println!();

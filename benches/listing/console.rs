@@ -1,5 +1,5 @@
 //! The console as an operator runs it: the release binary in a tmux pane (160x48) against
-//! the sandbox process, one pane in API mode and one in core mode. Everything here reads
+//! the sandbox process, in API mode or core mode, one at a time. Everything here reads
 //! the real console process: the first frame is the pane showing `N apps` (polled with
 //! `tmux capture-pane`, so a figure carries up to one poll of the rig's own latency), RSS
 //! is the process's VmRSS/VmHWM from /proc, idle bytes are what `tmux pipe-pane` copies
@@ -136,14 +136,7 @@ impl Pane {
 
     /// utime + stime, in seconds.
     pub fn cpu_seconds(&self) -> f64 {
-        let s = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
-        // Fields after the command name (which is in parentheses and may hold spaces).
-        let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        // utime is field 14, stime 15 (1-based); `rest` starts at field 3.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-        (ticks(11) + ticks(12)) / hz.max(1.0)
+        process_cpu_seconds(self.pid)
     }
 
     /// CPU seconds of the console and everything it started (its session: git, for one),
@@ -197,6 +190,35 @@ impl Pane {
     pub fn alive(&self) -> bool {
         Path::new(&format!("/proc/{}", self.pid)).exists()
     }
+}
+
+/// utime + stime of a process, in seconds.
+pub fn process_cpu_seconds(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime is field 14, stime 15 (1-based); `rest` starts at field 3.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / hz.max(1.0)
+}
+
+/// Wait (at most `within`) until a process uses under 5% of a core over a second (the
+/// sandbox, still reconciling what a churn changed, before the next console is measured
+/// against it). The time waited.
+pub fn settle_process(pid: u32, within: Duration) -> Duration {
+    let started = Instant::now();
+    let mut last = process_cpu_seconds(pid);
+    while started.elapsed() < within {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = process_cpu_seconds(pid);
+        if now - last < 0.05 {
+            break;
+        }
+        last = now;
+    }
+    started.elapsed()
 }
 
 /// Kill this bench's own tmux server (its panes and consoles with it).
