@@ -292,10 +292,7 @@ fn console_phase(
     let result = (|| -> anyhow::Result<()> {
         for (mode, core) in [("API", false), ("core", true)] {
             // The sandbox quiet first (the churn before leaves it reconciling a while).
-            let waited = console::settle_process(sandbox_pid, Duration::from_secs(180));
-            if waited > Duration::from_secs(2) {
-                println!("  waited {} for the sandbox to go quiet", secs(waited));
-            }
+            settle_sandbox(sandbox_pid);
             let pane = first_frames(apps, bin, dir, &socket, mode, core, curl, &mut rows)?;
             let measured =
                 one_console(apps, dir, server, mode, core, &pane, sandbox_pid, &mut rows);
@@ -379,6 +376,14 @@ fn settle(mode: &str, p: &Pane) {
     }
 }
 
+/// Wait until the sandbox is quiet, saying so when that took a while.
+fn settle_sandbox(pid: u32) {
+    let waited = console::settle_process(pid, Duration::from_secs(180));
+    if waited > Duration::from_secs(2) {
+        println!("  waited {} for the sandbox to go quiet", secs(waited));
+    }
+}
+
 /// The one console running: RSS once settled, key to frame while the sandbox churns, the
 /// product's own watch against the sandbox's truth after a second churn, then idle.
 #[allow(clippy::too_many_arguments)]
@@ -430,7 +435,7 @@ fn one_console(
         pane.key("Escape");
         let _ = pane.wait(Duration::from_secs(10), |s| !s.contains("Keys on"));
     }
-    std::thread::sleep(churn_secs_left(churn_started, churn_secs));
+    churn_done(server, churn_secs)?;
     let (_, achieved) = churn_stats(server);
     rows.push(Row {
         measure: format!(
@@ -451,10 +456,7 @@ fn one_console(
     // mode's, the code the console runs) beside the console, then compared with the
     // sandbox's own state. Apart from the keys: the bench's watch is a second client the
     // sandbox writes every change to, and on 2 cores it would take the console's share.
-    let waited = console::settle_process(sandbox_pid, Duration::from_secs(180));
-    if waited > Duration::from_secs(2) {
-        println!("  waited {} for the sandbox to go quiet", secs(waited));
-    }
+    settle_sandbox(sandbox_pid);
     let rt = tokio::runtime::Handle::current();
     let (marks, watch, fold) = if core {
         let src = rt.block_on(CoreArgo::connect(CoreOptions {
@@ -483,7 +485,7 @@ fn one_console(
             std::thread::sleep(Duration::from_millis(100));
         }
         churn(server, per_second, churn_secs)?;
-        std::thread::sleep(Duration::from_secs(churn_secs + 1));
+        churn_done(server, churn_secs)?;
         // Churn stopped: the sandbox's state against what the watch folded. The truth is
         // read again on every try: the sandbox's controller goes on reconciling after the
         // churn (`reconciled_at` moves), so one snapshot taken when the churn stops can go
@@ -536,17 +538,6 @@ fn one_console(
     });
     anyhow::ensure!(pane.alive(), "the {mode} console exited");
     Ok(())
-}
-
-/// `/api/v1/applications` projected as API mode's first read asks for it (`LIST_FIELDS`).
-fn projected_list_path() -> String {
-    let mut fields = vec!["metadata.resourceVersion".to_string()];
-    fields.extend(
-        shipdeck::sources::argocd::LIST_FIELDS
-            .iter()
-            .map(|f| format!("items.{f}")),
-    );
-    format!("/api/v1/applications?fields={}", fields.join(","))
 }
 
 /// Core mode's list as the API server sends it: pages of 500 asked for one after another
@@ -605,8 +596,26 @@ fn churn(server: &str, per_second: u64, seconds: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn churn_secs_left(started: Instant, secs: u64) -> Duration {
-    Duration::from_secs(secs).saturating_sub(started.elapsed())
+/// Wait until the sandbox says its churn has stopped (`churn_stats.running`), at most a
+/// minute past the `seconds` it was asked to run.
+fn churn_done(server: &str, seconds: u64) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        let running = Command::new("curl")
+            .arg("-sf")
+            .arg(format!("{server}/_sandbox/faults"))
+            .output()
+            .ok()
+            .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
+            .and_then(|v| v["churn_stats"]["running"].as_bool());
+        match running {
+            Some(false) => return Ok(()),
+            _ if started.elapsed() > Duration::from_secs(seconds + 60) => {
+                anyhow::bail!("the sandbox's churn did not stop ({running:?})")
+            }
+            _ => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -757,7 +766,10 @@ fn main() -> anyhow::Result<()> {
             let ok = Command::new("curl")
                 .args(["-sf", "-o", "/dev/null", "-H"])
                 .arg(format!("Authorization: Bearer {token}"))
-                .arg(format!("{server}{}", projected_list_path()))
+                .arg(format!(
+                    "{server}{}",
+                    shipdeck::sources::argocd::list_path(true)
+                ))
                 .status()?
                 .success();
             anyhow::ensure!(ok, "curl of the projected list failed");

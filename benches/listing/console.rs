@@ -168,17 +168,7 @@ impl Pane {
     /// repositories its cells need, and the next console measured must not share the
     /// cores with that. The time waited.
     pub fn settle(&self, within: Duration) -> Duration {
-        let started = Instant::now();
-        let mut last = self.session_cpu_seconds();
-        while started.elapsed() < within {
-            std::thread::sleep(Duration::from_secs(1));
-            let now = self.session_cpu_seconds();
-            if now - last < 0.05 {
-                break;
-            }
-            last = now;
-        }
-        started.elapsed()
+        settle_on(within, || self.session_cpu_seconds())
     }
 
     pub fn kill(&self) {
@@ -208,11 +198,17 @@ pub fn process_cpu_seconds(pid: u32) -> f64 {
 /// sandbox, still reconciling what a churn changed, before the next console is measured
 /// against it). The time waited.
 pub fn settle_process(pid: u32, within: Duration) -> Duration {
+    settle_on(within, || process_cpu_seconds(pid))
+}
+
+/// Wait (at most `within`) until `cpu` (CPU seconds used so far) grows by under 5% of a
+/// core over a second. The time waited.
+fn settle_on(within: Duration, cpu: impl Fn() -> f64) -> Duration {
     let started = Instant::now();
-    let mut last = process_cpu_seconds(pid);
+    let mut last = cpu();
     while started.elapsed() < within {
         std::thread::sleep(Duration::from_secs(1));
-        let now = process_cpu_seconds(pid);
+        let now = cpu();
         if now - last < 0.05 {
             break;
         }
