@@ -130,7 +130,10 @@ async fn first_resync(src: &impl ArgoSource) -> (Duration, Duration, usize) {
     let mut estate = Estate::new();
     let mut first = None;
     while let Some(u) = rx.recv().await {
-        let listed = matches!(u, Update::Resync { .. } | Update::Summary { .. });
+        let listed = matches!(
+            u,
+            Update::Resync { .. } | Update::Summary { last: true, .. }
+        );
         estate.apply(u);
         if listed && first.is_none() {
             first = Some(started.elapsed());
@@ -246,9 +249,12 @@ fn watch_marks(
                         m.insert(id.name, mark(&a));
                     }
                 }
-                Update::Summary { apps, .. } => {
-                    m.clear();
-                    incomplete.clear();
+                // A large list comes in parts: the first begins afresh.
+                Update::Summary { apps, first, .. } => {
+                    if first {
+                        m.clear();
+                        incomplete.clear();
+                    }
                     for (id, a) in apps {
                         incomplete.insert(id.name.clone());
                         m.insert(id.name, mark(&a));

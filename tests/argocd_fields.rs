@@ -151,17 +151,31 @@ async fn watch_once(
     let task = product.watch_applications(tx);
     let got = tokio::time::timeout(DEADLINE, async {
         let mut summary = None;
+        let mut parts = Vec::new();
         let mut details: BTreeMap<String, Value> = BTreeMap::new();
         loop {
             match rx.recv().await {
-                Some(Update::Summary { apps, packed, .. }) => {
+                Some(Update::Summary {
+                    apps,
+                    packed,
+                    first,
+                    last,
+                    ..
+                }) => {
                     // Packed as the list was read, from the bytes each app was decoded
                     // from: each unpacks to exactly the app beside it.
                     assert_eq!(packed.len(), apps.len(), "one packed form per app");
                     for ((id, a), p) in apps.iter().zip(&packed) {
                         assert_eq!(p.unpack().as_ref(), Ok(a), "{}", id.name);
                     }
-                    summary = Some(apps)
+                    // A large list comes in parts; the summary is whole at the last.
+                    if first {
+                        parts.clear();
+                    }
+                    parts.extend(apps);
+                    if last {
+                        summary = Some(std::mem::take(&mut parts));
+                    }
                 }
                 Some(Update::Details { apps }) => {
                     for (id, a) in apps {

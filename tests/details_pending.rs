@@ -61,6 +61,8 @@ fn until_the_whole_apps_arrive_history_is_unread_and_nothing_is_approved() {
         instance: "argocd".into(),
         apps: apps(false),
         packed: Vec::new(),
+        first: true,
+        last: true,
     }]);
     let board = screen(&c);
     assert!(board.contains("3 apps"), "{board}");
@@ -114,6 +116,8 @@ fn the_history_screen_lists_the_deployments_once_the_details_are_in() {
         instance: "argocd".into(),
         apps: apps(false),
         packed: Vec::new(),
+        first: true,
+        last: true,
     }]);
     let (prod, _) = app("prod", false);
     c.push(Box::new(HistoryView::new(prod)));
@@ -129,6 +133,8 @@ fn details_never_overwrite_a_change_the_stream_brought() {
         instance: "argocd".into(),
         apps: apps(false),
         packed: Vec::new(),
+        first: true,
+        last: true,
     });
     assert_eq!(e.incomplete(), 3);
     // A change of prod arrives first (whole, from the stream), then the list's older copy.
@@ -156,6 +162,8 @@ fn details_never_overwrite_a_change_the_stream_brought() {
         instance: "argocd".into(),
         apps: apps(false),
         packed: Vec::new(),
+        first: true,
+        last: true,
     });
     assert_eq!(e.incomplete(), 3);
     assert_eq!(
@@ -172,6 +180,8 @@ fn metrics_wait_for_the_history_and_do_not_call_it_a_failure() {
         instance: "argocd".into(),
         apps: apps(false),
         packed: Vec::new(),
+        first: true,
+        last: true,
     }]);
     let view = shipdeck::tui::views::metrics::MetricsView::new(None).expect("30d");
     c.push(Box::new(view));

@@ -485,12 +485,16 @@ impl Board {
             }
             // API mode: Argo CD's projected list has no resourceVersion per app; the
             // whole apps follow as Details, which fill only what no change has since.
-            Update::Summary { apps, .. } => {
-                self.incomplete = apps.iter().map(|(id, _)| id.name.clone()).collect();
-                self.versions = apps
-                    .iter()
-                    .map(|(_, a)| (a.metadata.name.clone(), rv(a)))
-                    .collect();
+            // A large list comes in parts: the first begins afresh.
+            Update::Summary { apps, first, .. } => {
+                if first {
+                    self.incomplete.clear();
+                    self.versions.clear();
+                }
+                self.incomplete
+                    .extend(apps.iter().map(|(id, _)| id.name.clone()));
+                self.versions
+                    .extend(apps.iter().map(|(_, a)| (a.metadata.name.clone(), rv(a))));
             }
             Update::Details { apps } => {
                 for (id, a) in apps {

@@ -163,6 +163,9 @@ pub enum Connection {
     },
 }
 
+/// Apps in a part of a [`Update::Summary`].
+pub const SUMMARY_PART: usize = 4096;
+
 /// A change to the estate, sent by sources and actions.
 #[derive(Debug, Clone)]
 pub enum Update {
@@ -177,6 +180,12 @@ pub enum Update {
     /// A Resync from Argo CD's projected list: its fixed table of fields leaves out the
     /// history, operation messages and conditions, so the entries are marked incomplete
     /// until [`Update::Details`] (or any change of the app) brings the whole app.
+    ///
+    /// A large list comes in parts, sent as it is read ([`SUMMARY_PART`] apps each), so
+    /// the estate takes each part in while the rest is on the wire and the decoded apps
+    /// are freed part by part: `first` begins a list (what an earlier, unfinished one sent
+    /// stays until this one ends), and once the part with `last` is in, every app of
+    /// `instance` the list did not hold is gone. A list of one part has both.
     Summary {
         instance: String,
         apps: Vec<(AppId, Application)>,
@@ -184,6 +193,8 @@ pub enum Update {
         /// see [`Packed::of_json`]), in the order of `apps`; any other length (empty) and
         /// the estate packs them itself.
         packed: Vec<Packed>,
+        first: bool,
+        last: bool,
     },
     /// Whole apps for entries still incomplete. An entry already complete keeps what it
     /// has: a change the stream delivered is as new as these, or newer.

@@ -7,7 +7,7 @@ use super::classify::{Classified, Classifier};
 use super::policy::Policies;
 use crate::model::{AppId, Application, Environment, HealthStatus, Packed, Revision, SyncStatus};
 pub use crate::model::{Connection, Update};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 /// Why an application is OutOfSync.
@@ -354,7 +354,12 @@ pub struct Estate {
     /// (old and new table both alive while it rehashes) cost bytes per slot, not an
     /// Application's worth (~2 KB) per slot.
     apps: HashMap<AppId, Box<AppEntry>>,
-    by_cell: HashMap<(String, String), Vec<AppId>>,
+    /// The apps of each board cell: service, then environment. Looked up by `&str` at
+    /// both levels, so neither an insert nor a drawn cell copies its key to look.
+    by_cell: HashMap<String, HashMap<String, Vec<AppId>>>,
+    /// Instances whose list is coming in parts, with the ids seen so far when the list
+    /// will take out what it did not hold (see [`Update::Summary`]).
+    listing: HashMap<String, Option<HashSet<AppId>>>,
     environments: BTreeMap<Environment, usize>,
     services: BTreeMap<String, usize>,
     pub connections: BTreeMap<String, Connection>,
@@ -456,7 +461,19 @@ impl Estate {
                 instance,
                 apps,
                 packed,
-            } => self.resync(&instance, apps, packed, false),
+                first: true,
+                last: true,
+            } => {
+                self.listing.remove(&instance);
+                self.resync(&instance, apps, packed, false)
+            }
+            Update::Summary {
+                instance,
+                apps,
+                packed,
+                first,
+                last,
+            } => self.summary_part(&instance, apps, packed, first, last),
             Update::Details { apps } => {
                 let apps: Vec<(AppId, Application)> = apps
                     .into_iter()
@@ -467,6 +484,11 @@ impl Estate {
                 drop(self.insert_packed(apps, Vec::new(), true));
             }
             Update::Connection { source, state } => {
+                if state != Connection::Connected {
+                    // The list it was sending in parts is abandoned: the next one begins
+                    // afresh, and until then the board is drawn as it is.
+                    self.listing.remove(&source);
+                }
                 self.connections.insert(source, state);
             }
         }
@@ -508,6 +530,45 @@ impl Estate {
         }
         let spent = self.insert_packed(apps, packed, complete);
         free_apart(spent);
+    }
+
+    /// A part of a list read in parts (see [`Update::Summary`]). The ids seen are kept
+    /// only when the instance had apps when the list began: a first list has nothing to
+    /// take out at its end.
+    fn summary_part(
+        &mut self,
+        instance: &str,
+        apps: Vec<(AppId, Application)>,
+        packed: Vec<Packed>,
+        first: bool,
+        last: bool,
+    ) {
+        if first || !self.listing.contains_key(instance) {
+            let had = self.apps.keys().any(|id| id.instance == instance);
+            self.listing
+                .insert(instance.to_string(), had.then(HashSet::new));
+        }
+        if let Some(Some(seen)) = self.listing.get_mut(instance) {
+            seen.extend(apps.iter().map(|(id, _)| id.clone()));
+        }
+        // Freed here, part by part: the next part's apps decode into the same memory.
+        drop(self.insert_packed(apps, packed, false));
+        if last && let Some(Some(seen)) = self.listing.remove(instance) {
+            let gone: Vec<AppId> = self
+                .apps
+                .keys()
+                .filter(|id| id.instance == instance && !seen.contains(*id))
+                .cloned()
+                .collect();
+            for id in gone {
+                self.remove(&id);
+            }
+        }
+    }
+
+    /// Whether a list is coming in parts and not all in (see [`Update::Summary`]).
+    pub fn listing(&self) -> bool {
+        !self.listing.is_empty()
     }
 
     /// Put a large list's apps in as they are, and pack the list on a thread of its own
@@ -700,8 +761,19 @@ impl Estate {
             }
             std::collections::hash_map::Entry::Vacant(v) => {
                 self.shape += 1;
-                let cell = (entry.service.clone(), entry.environment.name.clone());
-                self.by_cell.entry(cell).or_default().push(v.key().clone());
+                let key = v.key().clone();
+                match self.by_cell.get_mut(entry.service.as_str()) {
+                    Some(envs) => match envs.get_mut(entry.environment.name.as_str()) {
+                        Some(ids) => ids.push(key),
+                        None => {
+                            envs.insert(entry.environment.name.clone(), vec![key]);
+                        }
+                    },
+                    None => {
+                        let envs = HashMap::from([(entry.environment.name.clone(), vec![key])]);
+                        self.by_cell.insert(entry.service.clone(), envs);
+                    }
+                }
                 match self.environments.get_mut(&entry.environment) {
                     Some(n) => *n += 1,
                     None => {
@@ -731,11 +803,16 @@ impl Estate {
             self.waved -= 1;
         }
         self.history_images.remove(id);
-        let cell = (old.service.clone(), old.environment.name.clone());
-        if let Some(ids) = self.by_cell.get_mut(&cell) {
-            ids.retain(|x| x != id);
-            if ids.is_empty() {
-                self.by_cell.remove(&cell);
+        if let Some(envs) = self.by_cell.get_mut(old.service.as_str()) {
+            let env = old.environment.name.as_str();
+            if let Some(ids) = envs.get_mut(env) {
+                ids.retain(|x| x != id);
+                if ids.is_empty() {
+                    envs.remove(env);
+                }
+            }
+            if envs.is_empty() {
+                self.by_cell.remove(old.service.as_str());
             }
         }
         decrement(&mut self.environments, &old.environment);
@@ -770,7 +847,8 @@ impl Estate {
     /// Apps of one board cell.
     pub fn cell(&self, service: &str, environment: &str) -> impl Iterator<Item = &AppEntry> {
         self.by_cell
-            .get(&(service.to_string(), environment.to_string()))
+            .get(service)
+            .and_then(|envs| envs.get(environment))
             .into_iter()
             .flatten()
             .filter_map(|id| self.apps.get(id).map(|e| &**e))
@@ -1008,6 +1086,62 @@ mod tests {
             ..Default::default()
         });
         a
+    }
+
+    /// A list in parts: nothing is taken out before its last part, what it did not hold
+    /// is taken out then, the board counts as listing until then, and a list abandoned
+    /// midway (the source reconnects) leaves the estate as it was for the next to finish.
+    #[test]
+    fn a_list_in_parts_takes_out_the_missing_only_at_its_end() {
+        let mut e = Estate::new();
+        let id = |n: &str| AppId::new("i", "argocd", n);
+        let part = |names: &[&str], first: bool, last: bool| Update::Summary {
+            instance: "i".into(),
+            apps: names
+                .iter()
+                .map(|n| (id(n), app(n, SyncStatus::Synced, "c1", "c1")))
+                .collect(),
+            packed: Vec::new(),
+            first,
+            last,
+        };
+        e.apply(part(&["a", "b"], true, false));
+        assert!(e.listing(), "a first list in parts is coming");
+        e.apply(part(&["c"], false, true));
+        assert!(!e.listing());
+        assert_eq!(e.len(), 3);
+        assert!(e.get(&id("a")).is_some_and(|x| !x.board.complete));
+
+        // A relist without b: b stays until the last part, then goes.
+        e.apply(part(&["a"], true, false));
+        assert_eq!(e.len(), 3, "nothing goes before the last part");
+        e.apply(part(&["c", "d"], false, true));
+        let mut names: Vec<&str> = e.apps().map(|x| x.id.name.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["a", "c", "d"]);
+
+        // Abandoned midway: the estate stays whole, drawn as it is, and the next list
+        // begins afresh (its seen set does not carry the abandoned one's).
+        e.apply(part(&["a"], true, false));
+        e.apply(Update::Connection {
+            source: "i".into(),
+            state: Connection::Reconnecting {
+                reason: "lost".into(),
+                since: String::new(),
+            },
+        });
+        assert!(!e.listing());
+        assert_eq!(e.len(), 3);
+        e.apply(part(&["d"], true, false));
+        e.apply(part(&[], false, true));
+        let names: Vec<&str> = e.apps().map(|x| x.id.name.as_str()).collect();
+        assert_eq!(names, ["d"]);
+
+        // A single-part list ends one in parts that was under way.
+        e.apply(part(&["x"], true, false));
+        e.apply(part(&["d"], true, true));
+        assert!(!e.listing());
+        assert_eq!(e.len(), 1);
     }
 
     /// `shape` moves when an app comes, goes or changes cell, not on a status change; the

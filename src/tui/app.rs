@@ -154,7 +154,11 @@ where
     let mut relist_undrawn = false;
     submit(console, &provider, &resp_tx, &mut tasks);
     let exit = loop {
-        if dirty || (updated && drawn.elapsed() >= UPDATE_FRAME) {
+        // While a list comes in parts, updates alone draw nothing: each part would change
+        // the board's shape and redraw it whole, on the core the list's decoding needs
+        // (the parts of 50,000 apps arrive within a second). A key still draws at once.
+        let settled = !console.estate.listing();
+        if dirty || (updated && settled && drawn.elapsed() >= UPDATE_FRAME) {
             console.react();
             terminal.backend_mut().begin();
             terminal.draw(|f| console.render(f))?;
@@ -207,7 +211,7 @@ where
             }
             Some(done) = packed_rx.recv() => console.packed(done),
             // The frame the updates wait for.
-            _ = tokio::time::sleep_until(drawn + UPDATE_FRAME), if updated => {}
+            _ = tokio::time::sleep_until(drawn + UPDATE_FRAME), if updated && settled => {}
             Some(resp) = resp_rx.recv() => {
                 let t = resp.ticket;
                 dirty |= console.respond(resp);

@@ -670,7 +670,10 @@ impl Console {
         let mut relisted = false;
         let mut detailed = false;
         for u in updates {
-            relisted |= matches!(u, Update::Resync { .. } | Update::Summary { .. });
+            relisted |= matches!(
+                u,
+                Update::Resync { .. } | Update::Summary { last: true, .. }
+            );
             detailed |= matches!(u, Update::Details { .. });
             self.estate.apply(u);
         }

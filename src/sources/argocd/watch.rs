@@ -8,7 +8,9 @@
 //! fresh list.
 
 use super::Inner;
-use crate::model::{AppId, Application, Connection, Packed, Update, compact_for_board, is_compact};
+use crate::model::{
+    AppId, Application, Connection, Packed, SUMMARY_PART, Update, compact_for_board, is_compact,
+};
 use crate::sources::retry;
 use crate::sources::sse::SseParser;
 use backon::BackoffBuilder;
@@ -214,38 +216,74 @@ async fn send_details(
     }
 }
 
-/// The projected list, its apps and their packed forms, and its resourceVersion.
-type Summary = (Vec<(AppId, Application)>, Vec<Packed>, Option<String>);
-
-/// The projected list as it arrives, each app packed as it decodes (while the rest is on
-/// the wire, so the console's fold need not pack 50,000 apps before the first frame): from
-/// the bytes it was decoded from when the board's compaction would not change it, which
-/// spares serializing it again.
-async fn summary(inner: &Inner) -> Result<Summary, crate::sources::SourceError> {
+/// The projected list as it arrives, sent in parts of [`SUMMARY_PART`] apps as they decode
+/// (see [`Update::Summary`]): the console takes each part in while the rest is on the
+/// wire, and the memory of each part's decoded apps serves the next. Each app is packed
+/// as it decodes, from the bytes it was decoded from when the board's compaction would not
+/// change it, which spares serializing it again. Its resourceVersion, or None when the
+/// receiver is gone.
+async fn summary(
+    inner: &Inner,
+    tx: &mpsc::Sender<Update>,
+) -> Result<Option<Option<String>>, crate::sources::SourceError> {
     tracing::debug!(at_ms = %crate::logging::uptime_ms(), cpu_ms = %crate::logging::cpu_ms(), "projected list asked for");
     let mut list = inner.list_stream(true, false).await?;
     tracing::debug!(at_ms = %crate::logging::uptime_ms(), cpu_ms = %crate::logging::cpu_ms(), "projected list answered");
     let mut apps = Vec::new();
     let mut packed = Vec::new();
-    while list
-        .next_raw(&mut |mut a, raw| {
-            packed.push(if is_compact(&a) {
-                Packed::of_json(raw)
-            } else {
-                compact_for_board(&mut a);
-                Packed::pack(&a)
-            });
-            apps.push((id_of(inner, &a), a));
-        })
-        .await?
-    {}
-    tracing::debug!(at_ms = %crate::logging::uptime_ms(), cpu_ms = %crate::logging::cpu_ms(), apps = apps.len(), "projected list read");
-    Ok((apps, packed, list.finish()?))
+    let mut first = true;
+    let mut count = 0;
+    let instance = &inner.instance;
+    loop {
+        let more = list
+            .next_raw(&mut |mut a, raw| {
+                packed.push(if is_compact(&a) {
+                    Packed::of_json(raw)
+                } else {
+                    compact_for_board(&mut a);
+                    Packed::pack(&a)
+                });
+                apps.push((id_of(inner, &a), a));
+            })
+            .await?;
+        if !more {
+            break;
+        }
+        if apps.len() >= SUMMARY_PART {
+            count += apps.len();
+            let part = Update::Summary {
+                instance: instance.clone(),
+                apps: std::mem::take(&mut apps),
+                packed: std::mem::take(&mut packed),
+                first: std::mem::take(&mut first),
+                last: false,
+            };
+            if tx.send(part).await.is_err() {
+                return Ok(None);
+            }
+        }
+    }
+    // The last part waits for the end of the body: only then is the list known whole.
+    let rv = list.finish()?;
+    count += apps.len();
+    let last = Update::Summary {
+        instance: instance.clone(),
+        apps,
+        packed,
+        first,
+        last: true,
+    };
+    if tx.send(last).await.is_err() {
+        return Ok(None);
+    }
+    tracing::debug!(at_ms = %crate::logging::uptime_ms(), cpu_ms = %crate::logging::cpu_ms(), apps = count, "projected list read");
+    Ok(Some(rv))
 }
 
 async fn run_once(inner: &Arc<Inner>, tx: &mpsc::Sender<Update>, since: &mut String) -> Outcome {
-    let (apps, packed, rv) = match summary(inner).await {
-        Ok(x) => x,
+    let rv = match summary(inner, tx).await {
+        Ok(Some(rv)) => rv,
+        Ok(None) => return Outcome::Closed,
         Err(e @ crate::sources::SourceError::Unauthorized { .. }) => {
             return Outcome::Rejected {
                 detail: e.to_string(),
@@ -258,14 +296,6 @@ async fn run_once(inner: &Arc<Inner>, tx: &mpsc::Sender<Update>, since: &mut Str
             };
         }
     };
-    let resync = Update::Summary {
-        instance: inner.instance.clone(),
-        apps,
-        packed,
-    };
-    if tx.send(resync).await.is_err() {
-        return Outcome::Closed;
-    }
     if tx
         .send(Update::Connection {
             source: inner.instance.clone(),
