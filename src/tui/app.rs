@@ -33,6 +33,13 @@ const BATCH: usize = 1_024;
 /// keys, answers and resizes still draw at once.
 const UPDATE_FRAME: Duration = Duration::from_millis(33);
 
+/// The same while a list comes in parts (see `Estate::listing`): each part changes the
+/// board's shape and redraws it whole, on the core the list's decoding needs (the parts of
+/// 50,000 apps arrive within a second), so such frames wait longer. Never forever: a list
+/// that stalls midway must not hold back what other sources report until its request
+/// times out.
+const LISTING_FRAME: Duration = Duration::from_millis(500);
+
 /// Something that can wrap a frame in a synchronized update (real terminals); the test
 /// backend does nothing.
 pub trait FrameSync {
@@ -154,11 +161,12 @@ where
     let mut relist_undrawn = false;
     submit(console, &provider, &resp_tx, &mut tasks);
     let exit = loop {
-        // While a list comes in parts, updates alone draw nothing: each part would change
-        // the board's shape and redraw it whole, on the core the list's decoding needs
-        // (the parts of 50,000 apps arrive within a second). A key still draws at once.
-        let settled = !console.estate.listing();
-        if dirty || (updated && settled && drawn.elapsed() >= UPDATE_FRAME) {
+        let gap = if console.estate.listing() {
+            LISTING_FRAME
+        } else {
+            UPDATE_FRAME
+        };
+        if dirty || (updated && drawn.elapsed() >= gap) {
             console.react();
             terminal.backend_mut().begin();
             terminal.draw(|f| console.render(f))?;
@@ -211,7 +219,7 @@ where
             }
             Some(done) = packed_rx.recv() => console.packed(done),
             // The frame the updates wait for.
-            _ = tokio::time::sleep_until(drawn + UPDATE_FRAME), if updated && settled => {}
+            _ = tokio::time::sleep_until(drawn + gap), if updated => {}
             Some(resp) = resp_rx.recv() => {
                 let t = resp.ticket;
                 dirty |= console.respond(resp);

@@ -253,8 +253,9 @@ async fn summary(
             count += apps.len();
             let part = Update::Summary {
                 instance: instance.clone(),
-                apps: std::mem::take(&mut apps),
-                packed: std::mem::take(&mut packed),
+                // Room for the next part at once: not grown by doubling, each app ~1.9 KB.
+                apps: std::mem::replace(&mut apps, Vec::with_capacity(SUMMARY_PART)),
+                packed: std::mem::replace(&mut packed, Vec::with_capacity(SUMMARY_PART)),
                 first: std::mem::take(&mut first),
                 last: false,
             };
