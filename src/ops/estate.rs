@@ -504,18 +504,9 @@ impl Estate {
     ) {
         // The first list of an instance has nothing to compare with (a set of 50,000 keys
         // is built for nothing otherwise).
-        let gone: Vec<AppId> = if self.apps.keys().any(|id| id.instance == instance) {
-            let keep: std::collections::HashSet<&AppId> = apps.iter().map(|(id, _)| id).collect();
-            self.apps
-                .keys()
-                .filter(|id| id.instance == instance && !keep.contains(*id))
-                .cloned()
-                .collect()
-        } else {
-            Vec::new()
-        };
-        for id in gone {
-            self.remove(&id);
+        if self.apps.keys().any(|id| id.instance == instance) {
+            let keep: HashSet<&AppId> = apps.iter().map(|(id, _)| id).collect();
+            self.take_out_unlisted(instance, |id| keep.contains(id));
         }
         if self.apps.is_empty() {
             // The first list: room for all of it at once, not grown step by step.
@@ -554,15 +545,20 @@ impl Estate {
         // Freed here, part by part: the next part's apps decode into the same memory.
         drop(self.insert_packed(apps, packed, false));
         if last && let Some(Some(seen)) = self.listing.remove(instance) {
-            let gone: Vec<AppId> = self
-                .apps
-                .keys()
-                .filter(|id| id.instance == instance && !seen.contains(*id))
-                .cloned()
-                .collect();
-            for id in gone {
-                self.remove(&id);
-            }
+            self.take_out_unlisted(instance, |id| seen.contains(id));
+        }
+    }
+
+    /// Take out every app of `instance` a list did not hold.
+    fn take_out_unlisted(&mut self, instance: &str, listed: impl Fn(&AppId) -> bool) {
+        let gone: Vec<AppId> = self
+            .apps
+            .keys()
+            .filter(|id| id.instance == instance && !listed(id))
+            .cloned()
+            .collect();
+        for id in gone {
+            self.remove(&id);
         }
     }
 
