@@ -216,15 +216,17 @@ async fn send_details(
     }
 }
 
-/// The projected list as it arrives, sent in parts of [`SUMMARY_PART`] apps as they decode
-/// (see [`Update::Summary`]): the console takes each part in while the rest is on the
-/// wire, and the memory of each part's decoded apps serves the next. Each app is packed
-/// as it decodes, from the bytes it was decoded from when the board's compaction would not
-/// change it, which spares serializing it again. Its resourceVersion, or None when the
-/// receiver is gone.
+/// The projected list as it arrives, sent in parts of `part` apps ([`SUMMARY_PART`]; the
+/// last holds 1 to `part`, none when the list is empty) as they decode (see
+/// [`Update::Summary`]): the console takes each part in while the rest is on the wire, and
+/// the memory of each part's decoded apps serves the next. Each app is packed as it
+/// decodes, from the bytes it was decoded from when the board's compaction would not change
+/// it, which spares serializing it again. Its resourceVersion, or None when the receiver is
+/// gone.
 async fn summary(
     inner: &Inner,
     tx: &mpsc::Sender<Update>,
+    part: usize,
 ) -> Result<Option<Option<String>>, crate::sources::SourceError> {
     tracing::debug!(at_ms = %crate::logging::uptime_ms(), cpu_ms = %crate::logging::cpu_ms(), "projected list asked for");
     let mut list = inner.list_stream(true, false).await?;
@@ -246,22 +248,29 @@ async fn summary(
                 apps.push((id_of(inner, &a), a));
             })
             .await?;
-        if !more {
-            break;
-        }
-        if apps.len() >= SUMMARY_PART {
+        // A chunk holds any number of apps: whole parts go now, and what is left over
+        // (never more than a part, never nothing once any app came) waits for the next
+        // chunk or goes last.
+        while apps.len() > part {
+            // Room for the next part at once: not grown by doubling, each app ~1.9 KB.
+            let mut next = Vec::with_capacity(part);
+            next.extend(apps.drain(part..));
+            let mut next_packed = Vec::with_capacity(part);
+            next_packed.extend(packed.drain(part..));
             count += apps.len();
-            let part = Update::Summary {
+            let whole = Update::Summary {
                 instance: instance.clone(),
-                // Room for the next part at once: not grown by doubling, each app ~1.9 KB.
-                apps: std::mem::replace(&mut apps, Vec::with_capacity(SUMMARY_PART)),
-                packed: std::mem::replace(&mut packed, Vec::with_capacity(SUMMARY_PART)),
+                apps: std::mem::replace(&mut apps, next),
+                packed: std::mem::replace(&mut packed, next_packed),
                 first: std::mem::take(&mut first),
                 last: false,
             };
-            if tx.send(part).await.is_err() {
+            if tx.send(whole).await.is_err() {
                 return Ok(None);
             }
+        }
+        if !more {
+            break;
         }
     }
     // The last part waits for the end of the body: only then is the list known whole.
@@ -282,7 +291,7 @@ async fn summary(
 }
 
 async fn run_once(inner: &Arc<Inner>, tx: &mpsc::Sender<Update>, since: &mut String) -> Outcome {
-    let rv = match summary(inner, tx).await {
+    let rv = match summary(inner, tx, SUMMARY_PART).await {
         Ok(Some(rv)) => rv,
         Ok(None) => return Outcome::Closed,
         Err(e @ crate::sources::SourceError::Unauthorized { .. }) => {
@@ -423,5 +432,112 @@ async fn run_once(inner: &Arc<Inner>, tx: &mpsc::Sender<Update>, since: &mut Str
             };
         }
         *since = now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::estate::Estate;
+    use crate::sources::argocd::{ArgoApi, ArgoApiOptions};
+    use shipdeck_sandbox::auth::Role;
+    use shipdeck_sandbox::{Sandbox, SandboxOptions};
+
+    /// The names the server lists, read with a plain client (not the product's decoding).
+    async fn listed(sb: &Sandbox, token: &str) -> Vec<String> {
+        let body: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/api/v1/applications", sb.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("list body");
+        let mut names: Vec<String> = body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|a| a["metadata"]["name"].as_str().map(str::to_string))
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// The projected list over real HTTP from the sandbox, in parts of 2: every part but
+    /// the last is whole, `first` and `last` mark the ends, the parts hold exactly what the
+    /// server lists, and an estate folding them takes out what the list did not hold only
+    /// once the last part is in.
+    #[tokio::test]
+    async fn a_list_read_in_parts_holds_what_the_server_lists() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let sb = Sandbox::start(SandboxOptions::default())
+            .await
+            .expect("sandbox starts");
+        let token = sb.world.users.token(Role::Admin);
+        let api = ArgoApi::new(ArgoApiOptions {
+            server: sb.url.clone(),
+            token: Some(crate::secrets::Secret::new(&token)),
+            ..Default::default()
+        })
+        .expect("client");
+        let truth = listed(&sb, &token).await;
+        assert!(truth.len() >= 5, "the default estate lists {truth:?}");
+
+        let (tx, mut rx) = mpsc::channel(1024);
+        let rv = summary(&api.inner, &tx, 2).await.expect("the list");
+        drop(tx);
+        assert!(rv.is_some_and(|v| v.is_some()), "a resourceVersion");
+        let mut parts = Vec::new();
+        while let Some(u) = rx.recv().await {
+            parts.push(u);
+        }
+        assert_eq!(
+            parts.len(),
+            truth.len().div_ceil(2),
+            "parts of 2, the last 1 or 2"
+        );
+        let ghost = AppId::new(api.inner.instance.clone(), "argocd", "ghost");
+        let mut estate = Estate::new();
+        estate.apply(Update::Upsert(ghost.clone(), Box::default()));
+        let mut names = Vec::new();
+        let count = parts.len();
+        for (at, part) in parts.into_iter().enumerate() {
+            let Update::Summary {
+                apps,
+                packed,
+                first,
+                last,
+                ..
+            } = &part
+            else {
+                panic!("part {at} is not a Summary: {part:?}");
+            };
+            assert_eq!(*first, at == 0, "first only on the first part");
+            assert_eq!(*last, at + 1 == count, "last only on the last part");
+            if *last {
+                assert!((1..=2).contains(&apps.len()), "the last part holds 1 or 2");
+            } else {
+                assert_eq!(apps.len(), 2, "part {at} is whole");
+            }
+            assert_eq!(packed.len(), apps.len(), "one packed form per app");
+            names.extend(apps.iter().map(|(id, _)| id.name.clone()));
+            estate.apply(part);
+            assert_eq!(
+                estate.get(&ghost).is_some(),
+                at + 1 < count,
+                "the unlisted app stays until the last part (part {at})"
+            );
+            assert_eq!(
+                estate.listing(),
+                at + 1 < count,
+                "listing until the last part"
+            );
+        }
+        names.sort_unstable();
+        assert_eq!(names, truth);
+        let mut held: Vec<String> = estate.apps().map(|e| e.id.name.clone()).collect();
+        held.sort_unstable();
+        assert_eq!(held, truth);
     }
 }
