@@ -34,11 +34,17 @@ impl Chunks {
 
 impl Write for Chunks {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.write_all(b)?;
+        Ok(b.len())
+    }
+
+    // serde_json writes every token on its own: taken whole, without the default loop.
+    fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
         self.buf.extend_from_slice(b);
         if self.buf.len() >= CHUNK {
             self.send()?;
         }
-        Ok(b.len())
+        Ok(())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
