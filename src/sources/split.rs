@@ -7,6 +7,11 @@
 //! It tracks only what JSON's structure needs (nesting depth, strings and their escapes,
 //! the top-level keys): what is inside an item is for the item's decoder to judge, and a
 //! body that ends before the top-level object closes is an error, never a shorter list.
+//!
+//! An item that is an object is decoded where it starts, from the bytes at hand
+//! ([`decode_front`]): the decoder finds its end, so its bytes are read once, not scanned
+//! for its end and then decoded. Only an item cut by the end of a chunk is scanned (from
+//! its start, as it arrives) and decoded once its closing brace is in.
 
 /// Where a captured value goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,11 +48,15 @@ impl Splitter {
         Self::default()
     }
 
-    /// Feed the next chunk; `item` gets each complete item's bytes, in order.
+    /// Feed the next chunk. `item` is handed bytes that start where an item does, in
+    /// order: the item's own bytes, or (an object at the start of what is left of a chunk)
+    /// those and whatever follows them. It decodes the item at their front and says how
+    /// many bytes it took, or None when they end before the item does ([`decode_front`]);
+    /// None for an item's own bytes is an error.
     pub(crate) fn feed<E>(
         &mut self,
         chunk: &[u8],
-        item: &mut dyn FnMut(&[u8]) -> Result<(), E>,
+        item: &mut Decoder<'_, E>,
     ) -> Result<(), SplitError<E>> {
         let mut from = self.capture.map(|_| 0);
         let mut i = 0;
@@ -103,10 +112,10 @@ impl Splitter {
                             self.depth = 2;
                             // Whole in this chunk: handed over where it lies, not copied.
                             if self.buf.is_empty() {
-                                item(&chunk[start..=i]).map_err(SplitError::Item)?;
+                                whole(item, &chunk[start..=i])?;
                             } else {
                                 self.buf.extend_from_slice(&chunk[start..=i]);
-                                item(&self.buf).map_err(SplitError::Item)?;
+                                whole(item, &self.buf)?;
                                 self.buf.clear();
                             }
                         }
@@ -160,6 +169,22 @@ impl Splitter {
                             _ => {}
                         }
                     } else if self.depth == 2 && self.in_items && self.capture.is_none() {
+                        if b == b'{' {
+                            let rest = &chunk[i..];
+                            match item(rest).map_err(SplitError::Item)? {
+                                Some(n) if n > 0 && n <= rest.len() && rest[n - 1] == b'}' => {
+                                    i += n;
+                                    continue;
+                                }
+                                Some(_) => {
+                                    return Err(SplitError::Malformed(
+                                        "an item of the list was misread".into(),
+                                    ));
+                                }
+                                // Cut by the chunk's end: scanned as it arrives.
+                                None => {}
+                            }
+                        }
                         self.capture = Some((Capture::Item, 2));
                         from = Some(i);
                         if b == b'{' {
@@ -178,7 +203,7 @@ impl Splitter {
                         self.capture = None;
                         match what {
                             Capture::Item => {
-                                item(&self.buf).map_err(SplitError::Item)?;
+                                whole(item, &self.buf)?;
                                 self.buf.clear();
                             }
                             Capture::Metadata => {
@@ -225,10 +250,44 @@ impl Splitter {
     }
 }
 
+/// What [`Splitter::feed`] hands an item's bytes to: how many bytes the item at their
+/// front took, or None when they end before it does.
+pub(crate) type Decoder<'a, E> = dyn FnMut(&[u8]) -> Result<Option<usize>, E> + 'a;
+
 #[derive(Debug)]
 pub(crate) enum SplitError<E> {
     Malformed(String),
     Item(E),
+}
+
+/// An item's own bytes, all of them, to `item`.
+fn whole<E>(item: &mut Decoder<'_, E>, bytes: &[u8]) -> Result<(), SplitError<E>> {
+    match item(bytes).map_err(SplitError::Item)? {
+        Some(_) => Ok(()),
+        None => Err(SplitError::Malformed(
+            "an item of the list ends before it closes".into(),
+        )),
+    }
+}
+
+/// For [`Splitter::feed`]: decode a `T` from the front of `bytes` and hand it to `each`
+/// with the bytes it was decoded from; how many bytes it took, or None when `bytes` end
+/// before it does. An item that does not decode is an error.
+pub(crate) fn decode_front<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    each: &mut dyn FnMut(T, &[u8]),
+) -> Result<Option<usize>, serde_json::Error> {
+    let mut s = serde_json::Deserializer::from_slice(bytes).into_iter::<T>();
+    match s.next() {
+        Some(Ok(v)) => {
+            let n = s.byte_offset();
+            each(v, &bytes[..n.min(bytes.len())]);
+            Ok(Some(n))
+        }
+        Some(Err(e)) if e.is_eof() => Ok(None),
+        Some(Err(e)) => Err(e),
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]
@@ -240,9 +299,10 @@ mod tests {
         let mut s = Splitter::new();
         let mut items = Vec::new();
         for chunk in body.as_bytes().chunks(n.max(1)) {
-            s.feed::<()>(chunk, &mut |b| {
-                items.push(String::from_utf8_lossy(b).into_owned());
-                Ok(())
+            s.feed(chunk, &mut |b| {
+                decode_front::<serde_json::Value>(b, &mut |_, raw| {
+                    items.push(String::from_utf8_lossy(raw).into_owned())
+                })
             })
             .map_err(|e| format!("{e:?}"))?;
         }
@@ -283,6 +343,55 @@ mod tests {
                 "chunks of {n}"
             );
         }
+    }
+
+    #[test]
+    fn items_whole_in_a_chunk_are_decoded_once_where_they_lie() {
+        let body = r#"{"metadata":{},"items":[{"a":"}{"},{"b":[1,{"c":2}]},{"d":3}]}"#;
+        for n in [body.len(), 40] {
+            let mut s = Splitter::new();
+            let (mut calls, mut got) = (0, Vec::new());
+            for chunk in body.as_bytes().chunks(n) {
+                s.feed(chunk, &mut |b| {
+                    calls += 1;
+                    decode_front::<serde_json::Value>(b, &mut |v, raw| {
+                        got.push((v.to_string(), String::from_utf8_lossy(raw).into_owned()))
+                    })
+                })
+                .expect("feeds");
+            }
+            assert!(s.finish().is_ok());
+            let texts: Vec<&str> = got.iter().map(|(_, raw)| raw.as_str()).collect();
+            assert_eq!(
+                texts,
+                [r#"{"a":"}{"}"#, r#"{"b":[1,{"c":2}]}"#, r#"{"d":3}"#]
+            );
+            for (v, raw) in &got {
+                assert_eq!(v, raw, "what was decoded is the item's text");
+            }
+            // Whole: one call per item. In chunks of 40 the second item is cut: tried
+            // where it starts, then handed over once whole.
+            assert_eq!(calls, if n == body.len() { 3 } else { 4 }, "chunks of {n}");
+        }
+    }
+
+    #[test]
+    fn an_item_that_does_not_decode_is_an_error_not_a_cut() {
+        for body in [r#"{"items":[{"a":1,,"b":2}]}"#, r#"{"items":[{"a":tru}]}"#] {
+            let mut s = Splitter::new();
+            let r = s.feed(body.as_bytes(), &mut |b| {
+                decode_front::<serde_json::Value>(b, &mut |_, _| {})
+            });
+            assert!(r.is_err() || s.finish().is_err(), "{body}");
+        }
+        // A decoder that says it took bytes that are not an item's.
+        let mut s = Splitter::new();
+        let r = s.feed::<()>(br#"{"items":[{"a":1}]}"#, &mut |_| Ok(Some(3)));
+        assert!(matches!(r, Err(SplitError::Malformed(_))));
+        // One that says a whole item is cut.
+        let mut s = Splitter::new();
+        let r = s.feed::<()>(br#"{"items":[[1]]}"#, &mut |_| Ok(None));
+        assert!(matches!(r, Err(SplitError::Malformed(_))));
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod projects;
 mod watch;
 mod workloads;
 
-use crate::sources::split::{SplitError, Splitter};
+use crate::sources::split::{SplitError, Splitter, decode_front};
 
 pub use autosync::{Route as AutoSyncRoute, TOGGLE_AUTO_SYNC_RBAC};
 
@@ -640,10 +640,7 @@ impl Inner {
         each: &mut (dyn FnMut(Application, &[u8]) + Send),
     ) -> Result<(), SourceError> {
         split
-            .feed(bytes, &mut |b| {
-                each(serde_json::from_slice::<Application>(b)?, b);
-                Ok::<(), serde_json::Error>(())
-            })
+            .feed(bytes, &mut |b| decode_front::<Application>(b, each))
             .map_err(|e| match e {
                 SplitError::Malformed(m) => self.list_error(m),
                 SplitError::Item(e) => self.list_error(e),

@@ -14,7 +14,7 @@
 
 use super::compact::CompactApp;
 use crate::sources::retry;
-use crate::sources::split::{SplitError, Splitter};
+use crate::sources::split::{SplitError, Splitter, decode_front};
 use futures::{AsyncBufRead, AsyncBufReadExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
 use kube::api::ListParams;
@@ -124,7 +124,7 @@ impl Lister {
                 let n = chunk.len();
                 split
                     .feed(chunk, &mut |item| {
-                        serde_json::from_slice::<CompactApp>(item).map(|c| each(Listed::App(c)))
+                        decode_front::<CompactApp>(item, &mut |c, _| each(Listed::App(c)))
                     })
                     .map_err(|e| match e {
                         SplitError::Malformed(m) => malformed(m),
